@@ -1,0 +1,16 @@
+/*
+ * libmp.h: Python's multiprocessing for C programs on POSIX.
+ *
+ * Include this one header; it brings in every module.  The modules mirror
+ * CPython's Lib/multiprocessing: libmp/process.h is process.py,
+ * libmp/synchronize.h is synchronize.py, and so on.  docs/ has a page per
+ * module with the Python-to-C mapping.
+ */
+#ifndef LIBMP_H
+#define LIBMP_H
+
+#include "libmp/common.h"
+#include "libmp/errors.h"
+#include "libmp/heap.h"
+
+#endif /* LIBMP_H */

@@ -1,0 +1,498 @@
+/*
+ * heap.c: the shared arena every libmp object lives in (Python's heap.py).
+ *
+ * The arena is a single memfd, ftruncate'd once to a large sparse size and
+ * mapped MAP_SHARED at a fixed address before the first child exists.  Every
+ * process of the family sees it at the same address, so a pointer into it
+ * is valid everywhere.  Nothing is ever created in /dev/shm: the memfd goes
+ * away with the last process that has it open or mapped, whatever way they
+ * die.
+ *
+ * Layout: the arena is cut into 64 KiB runs.  A table with one descriptor
+ * per run follows the header.  Small blocks (up to 32 KiB) come from
+ * per-class free lists and runs carved on demand; large blocks are whole
+ * runs, taken first-fit from a list of free extents (coalesced through the
+ * run table) or from the never-used top.  Freed extents are hole-punched so
+ * their memory goes back to the system.
+ *
+ * All bookkeeping is under one robust process-shared mutex.  The writes
+ * inside it are ordered so that a process killed in the middle leaks at
+ * most the block it was handling.
+ */
+#include "internal/mp.h"
+
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define RUN_SHIFT 16
+#define RUN_SIZE ((size_t)1 << RUN_SHIFT)
+#define PAGE 4096u
+#define ARENA_MAGIC 0x6c69626d70617265ull /* "libmpare" */
+
+enum run_kind { RUN_UNUSED = 0, RUN_SMALL, RUN_LARGE, RUN_LARGE_TAIL, RUN_FREE };
+
+static const uint32_t class_size[] = {
+    16, 32, 48, 64, 128, 192, 256, 384, 512, 768, 1024, 1536,
+    2048, 3072, 4096, 6144, 8192, 12288, 16384, 32768,
+};
+#define NCLASS (sizeof class_size / sizeof class_size[0])
+#define SMALL_MAX 32768u
+
+/* A free small block: its first words while it sits on a free list. */
+struct free_block {
+    struct free_block *next;
+    uintptr_t tag; /* FREE_TAG ^ address: how a double free is seen */
+};
+#define FREE_TAG ((uintptr_t)0x5a17f4eeb10c5a17ull)
+
+/* A free extent of runs: its header lives in its first page. */
+struct free_extent {
+    struct free_extent *next;
+    struct free_extent *prev;
+};
+
+struct size_class {
+    struct free_block *free;
+    char *carve;
+    char *carve_end;
+};
+
+struct arena {
+    uint64_t magic;
+    uint64_t size;
+    uint64_t nruns;
+    uint64_t first_run;     /* first run usable for data */
+    pthread_mutex_t lock MP__ALIGNED(MP__CACHELINE);
+    uint64_t top;           /* first run never handed out */
+    struct free_extent *extents;
+    struct size_class cls[NCLASS];
+    _Atomic uint64_t next_id MP__ALIGNED(MP__CACHELINE);
+    uint64_t desc[];        /* one per run: kind | class << 8 | len << 32 */
+};
+
+static struct arena *A;
+static int arena_fd = -1;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_error;
+
+/* Fixed addresses tried in turn; far from where the kernel puts PIE images,
+ * the heap, shared libraries and stacks, and outside ASan's shadow. */
+static const uintptr_t arena_addrs[] = {
+    0x3f0000000000ull, 0x2f0000000000ull, 0x1f0000000000ull,
+};
+
+static inline uint64_t desc_make(enum run_kind k, unsigned cls, uint64_t len)
+{
+    return (uint64_t)k | (uint64_t)cls << 8 | len << 32;
+}
+static inline enum run_kind desc_kind(uint64_t d) { return (enum run_kind)(d & 0xff); }
+static inline unsigned desc_class(uint64_t d) { return (unsigned)(d >> 8 & 0xff); }
+static inline uint64_t desc_len(uint64_t d) { return d >> 32; }
+
+static inline char *run_addr(uint64_t run)
+{
+    return (char *)A + (run << RUN_SHIFT);
+}
+static inline uint64_t run_of(const void *p)
+{
+    return (uint64_t)((const char *)p - (const char *)A) >> RUN_SHIFT;
+}
+
+static size_t arena_size_wanted(void)
+{
+    const char *env = getenv("MP_ARENA_SIZE");
+    size_t gib = MP_DEFAULT_ARENA_GIB;
+    if (env != NULL && *env != '\0') {
+        char *end;
+        unsigned long long v = strtoull(env, &end, 10);
+        if (*end == '\0' && v >= 1 && v <= 4096)
+            gib = (size_t)v;
+    }
+    return gib << 30;
+}
+
+static void *map_at(int fd, uintptr_t addr, size_t size)
+{
+    void *p = mmap((void *)addr, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_NORESERVE | (addr ? MAP_FIXED_NOREPLACE : 0),
+                   fd, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (addr != 0 && (uintptr_t)p != addr) {
+        /* Old kernels ignore MAP_FIXED_NOREPLACE and treat it as a hint. */
+        munmap(p, size);
+        return NULL;
+    }
+    return p;
+}
+
+static void arena_format(struct arena *a, size_t size)
+{
+    a->size = size;
+    a->nruns = size >> RUN_SHIFT;
+    size_t meta = sizeof *a + a->nruns * sizeof(uint64_t);
+    a->first_run = (meta + RUN_SIZE - 1) >> RUN_SHIFT;
+    a->top = a->first_run;
+    atomic_store(&a->next_id, 1);
+    mp__robust_mutex_init(&a->lock);
+    a->magic = ARENA_MAGIC;
+}
+
+static void heap_create(void)
+{
+    size_t size = arena_size_wanted();
+    int fd = memfd_create("libmp-arena", MFD_CLOEXEC);
+    if (fd < 0) {
+        init_error = mp__errno();
+        return;
+    }
+    /* Keep the arena's fd out of the low numbers a program expects to own. */
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 100);
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
+    if (ftruncate(fd, (off_t)size) != 0) {
+        init_error = mp__errno();
+        close(fd);
+        return;
+    }
+    void *p = NULL;
+    for (size_t i = 0; i < sizeof arena_addrs / sizeof arena_addrs[0] && !p; i++)
+        p = map_at(fd, arena_addrs[i], size);
+    if (p == NULL)
+        p = map_at(fd, 0, size);
+    if (p == NULL) {
+        init_error = mp__errno();
+        close(fd);
+        return;
+    }
+    arena_format(p, size);
+    arena_fd = fd;
+    A = p;
+}
+
+int mp__heap_init(void)
+{
+    if (MP__LIKELY(A != NULL))
+        return 0;
+    pthread_once(&init_once, heap_create);
+    return A != NULL ? 0 : (init_error ? init_error : -ENOMEM);
+}
+
+int mp__heap_attach(int fd, void *addr, size_t size)
+{
+    if (A != NULL)
+        return (void *)A == addr ? 0 : MP_EINVAL;
+    void *p = map_at(fd, (uintptr_t)addr, size);
+    if (p == NULL)
+        return errno == EEXIST ? -EADDRINUSE : mp__errno();
+    if (((struct arena *)p)->magic != ARENA_MAGIC) {
+        munmap(p, size);
+        return MP_EINVAL;
+    }
+    arena_fd = fd;
+    A = p;
+    pthread_once(&init_once, heap_create); /* mark done: never create one */
+    return 0;
+}
+
+void mp__heap_info(int *fd, void **addr, size_t *size)
+{
+    if (fd)
+        *fd = A ? arena_fd : -1;
+    if (addr)
+        *addr = A;
+    if (size)
+        *size = A ? A->size : 0;
+}
+
+bool mp__in_arena(const void *p)
+{
+    return A != NULL && (const char *)p >= run_addr(A->first_run) &&
+           (const char *)p < (const char *)A + A->size;
+}
+
+
+uint64_t mp__heap_next_id(void)
+{
+    return atomic_fetch_add(&A->next_id, 1);
+}
+
+/* ---- large extents (whole runs) ----------------------------------------- */
+
+static void extent_unlink(struct free_extent *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        A->extents = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+}
+
+/*
+ * Record [run, run+len) as free, merged with free neighbours.  Invariant: a
+ * free extent is zero but for the links in its first bytes, and only its
+ * first and last descriptors are set; the top is all zero.
+ */
+static void extent_insert(uint64_t run, uint64_t len)
+{
+    if (run > A->first_run && desc_kind(A->desc[run - 1]) == RUN_FREE) {
+        uint64_t plen = desc_len(A->desc[run - 1]);
+        uint64_t prun = run - plen;
+        extent_unlink((struct free_extent *)run_addr(prun));
+        A->desc[run - 1] = 0;
+        A->desc[prun] = 0;
+        run = prun;
+        len += plen;
+    }
+    uint64_t next = run + len;
+    if (next < A->top && desc_kind(A->desc[next]) == RUN_FREE) {
+        uint64_t nlen = desc_len(A->desc[next]);
+        struct free_extent *ne = (struct free_extent *)run_addr(next);
+        extent_unlink(ne);
+        memset(ne, 0, sizeof *ne);
+        A->desc[next] = 0;
+        A->desc[next + nlen - 1] = 0;
+        len += nlen;
+    }
+    struct free_extent *e = (struct free_extent *)run_addr(run);
+    if (run + len == A->top) {
+        /* Merging with the top keeps the free list short. */
+        memset(e, 0, sizeof *e);
+        A->top = run;
+        return;
+    }
+    e->prev = NULL;
+    e->next = A->extents;
+    if (e->next)
+        e->next->prev = e;
+    A->extents = e;
+    A->desc[run] = desc_make(RUN_FREE, 0, len);
+    A->desc[run + len - 1] = desc_make(RUN_FREE, 0, len);
+}
+
+/* Take len runs; returns the first run or 0 when the arena is full. */
+static uint64_t extent_take(uint64_t len)
+{
+    for (struct free_extent *e = A->extents; e; e = e->next) {
+        uint64_t run = run_of(e);
+        uint64_t have = desc_len(A->desc[run]);
+        if (have < len)
+            continue;
+        extent_unlink(e);
+        A->desc[run + have - 1] = 0;
+        A->desc[run] = 0;
+        if (have > len)
+            extent_insert(run + len, have - len);
+        /* A free extent is all zero but for its first page (the links). */
+        memset(e, 0, sizeof *e);
+        return run;
+    }
+    if (A->top + len > A->nruns)
+        return 0;
+    uint64_t run = A->top;
+    A->top += len;
+    return run;
+}
+
+static void *large_alloc(size_t size)
+{
+    uint64_t len = (size + RUN_SIZE - 1) >> RUN_SHIFT;
+    uint64_t run = extent_take(len);
+    if (run == 0)
+        return NULL;
+    for (uint64_t i = 1; i < len; i++)
+        A->desc[run + i] = desc_make(RUN_LARGE_TAIL, 0, 0);
+    A->desc[run] = desc_make(RUN_LARGE, 0, len);
+    return run_addr(run);
+}
+
+static void punch(void *p, size_t len)
+{
+    off_t off = (off_t)((char *)p - (char *)A);
+#ifdef FALLOC_FL_PUNCH_HOLE
+    if (fallocate(arena_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+                  (off_t)len) == 0)
+        return;
+#endif
+    /* No hole punching: at least keep the zero invariant. */
+    memset(p, 0, len);
+}
+
+static int large_free(void *p)
+{
+    uint64_t run = run_of(p);
+    uint64_t d = A->desc[run];
+    if ((uintptr_t)p & (RUN_SIZE - 1) || desc_kind(d) != RUN_LARGE)
+        return MP_EINVAL;
+    uint64_t len = desc_len(d);
+    for (uint64_t i = 0; i < len; i++)
+        A->desc[run + i] = 0;
+    punch(p, len << RUN_SHIFT);
+    extent_insert(run, len);
+    return 0;
+}
+
+/* ---- small blocks ------------------------------------------------------- */
+
+static unsigned class_of(size_t size)
+{
+    unsigned i = 0;
+    while (class_size[i] < size)
+        i++;
+    return i;
+}
+
+static void *small_alloc(unsigned c)
+{
+    struct size_class *sc = &A->cls[c];
+    struct free_block *b = sc->free;
+    if (b != NULL) {
+        sc->free = b->next;
+        memset(b, 0, class_size[c]);
+        return b;
+    }
+    if (sc->carve == NULL || sc->carve + class_size[c] > sc->carve_end) {
+        uint64_t run = extent_take(1);
+        if (run == 0)
+            return NULL;
+        A->desc[run] = desc_make(RUN_SMALL, c, 1);
+        sc->carve = run_addr(run);
+        sc->carve_end = sc->carve + RUN_SIZE;
+    }
+    void *p = sc->carve;
+    sc->carve += class_size[c];
+    return p; /* carved memory has never been used: it is zero */
+}
+
+static int small_free(void *p, uint64_t d)
+{
+    unsigned c = desc_class(d);
+    if (c >= NCLASS)
+        return MP_EINVAL;
+    size_t off = (size_t)((char *)p - run_addr(run_of(p)));
+    if (off % class_size[c] != 0)
+        return MP_EINVAL;
+    struct free_block *b = p;
+    if (b->tag == (FREE_TAG ^ (uintptr_t)p))
+        return MP_EINVAL;
+    b->tag = FREE_TAG ^ (uintptr_t)p;
+    b->next = A->cls[c].free;
+    A->cls[c].free = b;
+    return 0;
+}
+
+/* ---- public entry points ------------------------------------------------ */
+
+void *mp__alloc(size_t size)
+{
+    if (mp__heap_init() != 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (size == 0)
+        size = 1;
+    if (size > A->size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    mp__robust_lock(&A->lock);
+    void *p = size <= SMALL_MAX ? small_alloc(class_of(size)) : large_alloc(size);
+    mp__robust_unlock(&A->lock);
+    if (p == NULL)
+        errno = ENOMEM;
+    return p;
+}
+
+int mp__free(void *p)
+{
+    if (p == NULL)
+        return 0;
+    if (!mp__in_arena(p))
+        return MP_EINVAL;
+    mp__robust_lock(&A->lock);
+    uint64_t d = A->desc[run_of(p)];
+    int r;
+    switch (desc_kind(d)) {
+    case RUN_SMALL:
+        r = small_free(p, d);
+        break;
+    case RUN_LARGE:
+        r = large_free(p);
+        break;
+    default:
+        r = MP_EINVAL;
+        break;
+    }
+    mp__robust_unlock(&A->lock);
+    return r;
+}
+
+
+size_t mp__alloc_size(const void *p)
+{
+    if (!mp__in_arena(p))
+        return 0;
+    uint64_t d = A->desc[run_of(p)];
+    if (desc_kind(d) == RUN_SMALL)
+        return class_size[desc_class(d)];
+    if (desc_kind(d) == RUN_LARGE)
+        return desc_len(d) << RUN_SHIFT;
+    return 0;
+}
+
+/* ---- objects ------------------------------------------------------------ */
+
+void *mp__obj_new(size_t size, uint32_t magic)
+{
+    mp__obj *o = mp__alloc(size < sizeof *o ? sizeof *o : size);
+    if (o == NULL)
+        return NULL;
+    o->id = mp__heap_next_id();
+    __atomic_store_n(&o->magic, magic, __ATOMIC_RELEASE);
+    return o;
+}
+
+int mp__obj_check(const void *p, uint32_t magic)
+{
+    if (MP__UNLIKELY(p == NULL || !mp__in_arena(p) || ((uintptr_t)p & 15)))
+        return MP_EINVAL;
+    const mp__obj *o = p;
+    return __atomic_load_n(&o->magic, __ATOMIC_ACQUIRE) == magic ? 0 : MP_EINVAL;
+}
+
+void mp__obj_free(void *p)
+{
+    if (p == NULL || !mp__in_arena(p))
+        return;
+    mp__obj *o = p;
+    __atomic_store_n(&o->magic, MP__MAGIC_DEAD, __ATOMIC_RELEASE);
+    mp__free(p);
+}
+
+/* ---- public API (heap.h) ------------------------------------------------ */
+
+void *mp_shared_alloc(size_t size)
+{
+    int r = mp__heap_init();
+    if (r != 0)
+        return mp__fail_null(r);
+    void *p = mp__alloc(size);
+    return p != NULL ? p : mp__fail_null(-ENOMEM);
+}
+
+int mp_shared_free(void *ptr)
+{
+    return mp__free(ptr);
+}
+
+size_t mp_shared_size(const void *ptr)
+{
+    return mp__alloc_size(ptr);
+}

@@ -1,0 +1,189 @@
+/*
+ * internal/mp.h: helpers shared by libmp's sources (mp__ prefix).
+ *
+ * Nothing here is public.  Every source file includes this header first.
+ * The symbols are hidden by the build; tests reach them by linking the
+ * static library.
+ */
+#ifndef LIBMP_INTERNAL_MP_H
+#define LIBMP_INTERNAL_MP_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <libmp.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#define MP__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MP__LIKELY(x) __builtin_expect(!!(x), 1)
+#define MP__CACHELINE 64
+#define MP__ALIGNED(n) __attribute__((aligned(n)))
+
+/* ---- errors (errors.c) ------------------------------------------------ */
+
+/* Record code as the thread's mp_last_error() and return NULL. */
+void *mp__fail_null(int code);
+
+/* -errno of the last failed system call, never 0. */
+static inline int mp__errno(void)
+{
+    return errno > 0 ? -errno : -EIO;
+}
+
+/* ---- time and deadlines (time.c) -------------------------------------- */
+
+/*
+ * A deadline is a timeout turned into an absolute CLOCK_MONOTONIC time once,
+ * at the start of a blocking call, so that retries after EINTR or spurious
+ * wake-ups never stretch the total wait.
+ */
+typedef struct mp__deadline {
+    struct timespec at; /* absolute CLOCK_MONOTONIC time */
+    bool forever;       /* MP_FOREVER or INFINITY */
+    bool nowait;        /* timeout == 0: try once */
+} mp__deadline;
+
+/* Validate timeout (see common.h) and start the clock: 0 or MP_EINVAL. */
+int mp__deadline_init(mp__deadline *d, double timeout);
+
+/* True once the deadline has passed (never for a forever deadline). */
+bool mp__deadline_expired(const mp__deadline *d);
+
+/*
+ * Time left, as a relative timespec in *left: 0 if time is left, MP_ETIMEDOUT
+ * if the deadline has passed.  Not to be called on a forever deadline.
+ */
+int mp__deadline_left(const mp__deadline *d, struct timespec *left);
+
+/* Milliseconds left for poll(2): -1 forever, 0 expired, rounded up. */
+int mp__deadline_poll_ms(const mp__deadline *d);
+
+/* CLOCK_MONOTONIC now, in seconds and in nanoseconds. */
+double mp__now(void);
+uint64_t mp__now_ns(void);
+
+/* ---- futex (futex.c) -------------------------------------------------- */
+
+/*
+ * Shared (never FUTEX_PRIVATE: the words live in memory shared between
+ * processes) futex wait and wake.
+ *
+ * mp__futex_wait sleeps while *word == expected, until woken or d expires
+ * (d NULL: forever).  Returns 0 on a wake-up or when *word already differed
+ * (callers re-check their condition: wake-ups may be spurious), MP_ETIMEDOUT
+ * when the deadline passed, and -EINTR when a signal interrupted the sleep
+ * (callers that do not give control back on signals simply loop).
+ */
+int mp__futex_wait(uint32_t *word, uint32_t expected, const mp__deadline *d);
+
+/* Wake at most n waiters (INT32_MAX for all); returns how many woke. */
+int mp__futex_wake(uint32_t *word, int n);
+
+/* ---- robust process-shared mutexes (futex.c) --------------------------- */
+
+/* Initialise a PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST mutex. */
+int mp__robust_mutex_init(pthread_mutex_t *m);
+
+/*
+ * Lock a robust mutex for libmp's own bookkeeping.  If the previous owner
+ * died holding it, the mutex is made consistent and 1 is returned so the
+ * caller can repair its data; 0 otherwise.  Never fails for a valid mutex.
+ */
+int mp__robust_lock(pthread_mutex_t *m);
+void mp__robust_unlock(pthread_mutex_t *m);
+
+/* ---- the shared arena (heap.c) ----------------------------------------- */
+
+/*
+ * The arena is one memfd, sized once to a large sparse length and mapped
+ * MAP_SHARED at the same address in every process of the family.  Memory is
+ * committed page by page as it is touched and given back with
+ * FALLOC_FL_PUNCH_HOLE when large blocks are freed.  See docs/design.md.
+ */
+
+/*
+ * Create the arena in this process if the family has none yet.  Must run
+ * before the first child is started (mp_process_start calls it), so that
+ * every child inherits it.  Thread-safe; 0 or a negative code.
+ */
+int mp__heap_init(void);
+
+/* Map an arena inherited by a spawned child: fd, address and size. */
+int mp__heap_attach(int fd, void *addr, size_t size);
+
+/* The arena's fd, address and size in this process (fd -1: no arena). */
+void mp__heap_info(int *fd, void **addr, size_t *size);
+
+/*
+ * Allocate size bytes of zeroed shared memory.  Blocks of 64 bytes or more
+ * are 64-byte aligned (no false sharing between objects), smaller ones are
+ * aligned to 16.  Returns NULL with errno set (ENOMEM) on failure.  Usable
+ * from any process of the family, concurrently.
+ */
+void *mp__alloc(size_t size);
+
+/* Free a block from mp__alloc; 0, or MP_EINVAL for a pointer that is not a
+ * live block of the arena (including a double free that can be seen). */
+int mp__free(void *p);
+
+/* True when p points into the arena. */
+bool mp__in_arena(const void *p);
+
+/* Usable size of a block from mp__alloc, 0 if p is not one. */
+size_t mp__alloc_size(const void *p);
+
+/* A fresh id, unique in the family. */
+uint64_t mp__heap_next_id(void);
+
+/* ---- shared objects ----------------------------------------------------- */
+
+/*
+ * Every public object lives in the arena and starts with this header.  The
+ * magic names the type; freeing an object overwrites it, so a later call
+ * with the stale pointer fails with MP_EINVAL instead of touching garbage
+ * (as long as the block was not reused for an object of the same type).
+ */
+typedef struct mp__obj {
+    uint32_t magic;
+    uint32_t flags;
+    uint64_t id; /* unique in the family, never reused */
+} mp__obj;
+
+#define MP__MAGIC(a, b, c, d) \
+    ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+#define MP__MAGIC_DEAD MP__MAGIC('d', 'e', 'a', 'd')
+
+/* Allocate a zeroed object of size bytes whose header says magic. */
+void *mp__obj_new(size_t size, uint32_t magic);
+
+/* 0 if p is a live object of type magic, MP_EINVAL otherwise (NULL too). */
+int mp__obj_check(const void *p, uint32_t magic);
+
+/* Mark the object dead and give its memory back. */
+void mp__obj_free(void *p);
+
+/* ---- descriptors to hand to spawned children (handles.c) --------------- */
+
+/*
+ * Each process keeps a table from fd number to the shared object that owns
+ * it.  A Connection, Listener or other fd-holding object registers its fds
+ * here; spawn and forkserver pass every registered fd to the child at the
+ * same number, so the number stored in the shared object stays right there.
+ * Under fork the table is inherited with the fds.
+ */
+int mp__fd_register(int fd, const void *owner);
+void mp__fd_unregister(int fd);
+
+/* True when fd is open in this process on behalf of owner. */
+bool mp__fd_owned(int fd, const void *owner);
+
+/* Call fn for every registered fd (used by the start methods). */
+void mp__fd_foreach(void (*fn)(int fd, const void *owner, void *ctx), void *ctx);
+
+#endif /* LIBMP_INTERNAL_MP_H */

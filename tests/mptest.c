@@ -1,0 +1,85 @@
+/* mptest.c: helpers shared by the unit tests. */
+#include "mptest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int mpt_count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own fd */
+}
+
+int mpt_count_shm(const char *prefix)
+{
+    int n = 0;
+    DIR *d = opendir("/dev/shm");
+    if (d == NULL)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (prefix == NULL || strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+int mpt_count_children(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    int n = 0, pid;
+    while (fscanf(f, "%d", &pid) == 1)
+        n++;
+    fclose(f);
+    return n;
+}
+
+int mpt_wait_status(pid_t pid)
+{
+    int st;
+    pid_t r;
+    do
+        r = waitpid(pid, &st, 0);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return -1;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return 1000 + WTERMSIG(st);
+}
+
+static int leak_fds, leak_shm;
+
+void mpt_leak_begin(void)
+{
+    leak_fds = mpt_count_fds();
+    leak_shm = mpt_count_shm(NULL);
+}
+
+void mpt_leak_end(void)
+{
+    assert_int_equal(mpt_count_children(), 0);
+    assert_int_equal(mpt_count_fds(), leak_fds);
+    assert_int_equal(mpt_count_shm(NULL), leak_shm);
+}

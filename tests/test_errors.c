@@ -1,0 +1,90 @@
+/* test_errors.c: every error code has a name and a description. */
+#include "internal/mp.h"
+#include "mptest.h"
+
+#include <string.h>
+
+static const struct {
+    int code;
+    const char *name;
+} codes[] = {
+    {MP_EEMPTY, "MP_EEMPTY"},         {MP_EFULL, "MP_EFULL"},
+    {MP_ETIMEDOUT, "MP_ETIMEDOUT"},   {MP_EEOF, "MP_EEOF"},
+    {MP_ETOOSHORT, "MP_ETOOSHORT"},   {MP_EAUTH, "MP_EAUTH"},
+    {MP_EBROKEN, "MP_EBROKEN"},       {MP_EINVAL, "MP_EINVAL"},
+    {MP_EREMOTE, "MP_EREMOTE"},       {MP_EWORKERLOST, "MP_EWORKERLOST"},
+    {MP_EOWNERDEAD, "MP_EOWNERDEAD"},
+};
+
+static void test_every_code_named(void **state)
+{
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        assert_true(codes[i].code < -4000);
+        assert_string_equal(mp_err_name(codes[i].code), codes[i].name);
+        const char *s = mp_strerror(codes[i].code);
+        assert_non_null(s);
+        assert_string_not_equal(s, "unknown error");
+        /* Every code has its own description. */
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(s, mp_strerror(codes[j].code));
+    }
+}
+
+static void test_errno_codes(void **state)
+{
+    assert_string_equal(mp_err_name(-ENOMEM), "ENOMEM");
+    assert_string_equal(mp_err_name(-EINTR), "EINTR");
+    assert_string_equal(mp_strerror(-ENOENT), strerror(ENOENT));
+    assert_string_equal(mp_err_name(0), "OK");
+    assert_string_equal(mp_strerror(0), "success");
+}
+
+static void test_unknown_codes(void **state)
+{
+    assert_string_equal(mp_err_name(-4999), "UNKNOWN");
+    assert_string_equal(mp_strerror(-4999), "unknown error");
+    assert_string_equal(mp_err_name(12345), "UNKNOWN");
+    assert_string_equal(mp_strerror(-3999), "unknown error");
+    assert_string_equal(mp_err_name(MP__ERRNO_LAST), "UNKNOWN");
+}
+
+static void test_last_error(void **state)
+{
+    assert_null(mp__fail_null(MP_EINVAL));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp__fail_null(-ENOMEM));
+    assert_int_equal(mp_last_error(), -ENOMEM);
+    assert_int_equal(errno, ENOMEM);
+}
+
+static void test_deadline(void **state)
+{
+    mp__deadline d;
+    assert_int_equal(mp__deadline_init(&d, -0.5), MP_EINVAL);
+    assert_int_equal(mp__deadline_init(&d, -2.0), MP_EINVAL);
+    assert_int_equal(mp__deadline_init(&d, 0.0 / 0.0), MP_EINVAL);
+    assert_int_equal(mp__deadline_init(&d, MP_FOREVER), 0);
+    assert_true(d.forever);
+    assert_int_equal(mp__deadline_poll_ms(&d), -1);
+    assert_int_equal(mp__deadline_init(&d, 1.0 / 0.0), 0);
+    assert_true(d.forever);
+    assert_int_equal(mp__deadline_init(&d, 0), 0);
+    assert_true(d.nowait);
+    assert_true(mp__deadline_expired(&d));
+    assert_int_equal(mp__deadline_init(&d, 10.0), 0);
+    assert_false(mp__deadline_expired(&d));
+    int ms = mp__deadline_poll_ms(&d);
+    assert_true(ms > 9000 && ms <= 10000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_code_named),
+        cmocka_unit_test(test_errno_codes),
+        cmocka_unit_test(test_unknown_codes),
+        cmocka_unit_test(test_last_error),
+        cmocka_unit_test(test_deadline),
+    };
+    return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
+}
