@@ -12,5 +12,6 @@
 #include "libmp/common.h"
 #include "libmp/errors.h"
 #include "libmp/heap.h"
+#include "libmp/process.h"
 
 #endif /* LIBMP_H */

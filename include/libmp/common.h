@@ -48,4 +48,12 @@
  */
 #define MP_FOREVER (-1.0)
 
+/*
+ * A start-method context (context.h), as Python's get_context() returns.
+ * Every constructor's options take one as .ctx; NULL means the default
+ * context (mp_set_start_method, or the MP_START_METHOD environment variable,
+ * or "fork").
+ */
+typedef struct mp_context mp_context;
+
 #endif /* LIBMP_COMMON_H */

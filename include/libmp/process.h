@@ -1,0 +1,208 @@
+/*
+ * libmp/process.h: processes, as multiprocessing.Process.
+ *
+ *   Python                                   C
+ *   p = Process(target=f, args=(a,),         p = mp_process_new(.target = f,
+ *               name='w', daemon=True)             .arg = &a, .arg_size = sizeof a,
+ *                                                  .name = "w", .daemon = true);
+ *   class W(Process): def run(self): ...     mp_process_new(.run = w_run, ...)
+ *   p.start()                                mp_process_start(p)
+ *   p.join(timeout)                          mp_process_join(p, timeout)
+ *   p.is_alive()                             mp_process_is_alive(p)
+ *   p.terminate() / kill() / interrupt()     mp_process_terminate / _kill / _interrupt
+ *   p.close()                                mp_process_close(p)
+ *   p.pid, p.name, p.daemon, p.ident         mp_process_pid / _name / _daemon
+ *   p.exitcode                               mp_process_exitcode(p, &code)
+ *   p.sentinel                               mp_process_sentinel(p)
+ *   current_process(), parent_process()      mp_current_process(), mp_parent_process()
+ *   active_children()                        mp_active_children(list, n)
+ *   cpu_count()                              mp_cpu_count()
+ *
+ * A process object lives in the shared arena, like every libmp object, so
+ * the pointer is valid in every process of the family; but as in Python,
+ * only the process that started a child may join, poll or signal it
+ * (anyone else gets MP_EINVAL).
+ */
+#ifndef LIBMP_PROCESS_H
+#define LIBMP_PROCESS_H
+
+#include <stdbool.h>
+
+#include "common.h"
+
+MP_BEGIN_DECLS
+
+typedef struct mp_process mp_process;
+
+/*
+ * The target of a process: called in the child with a pointer to the child's
+ * own copy of the argument bytes (NULL when there are none) and their size.
+ * Its return value is the child's exit code (0..255; Python's sys.exit(n)).
+ */
+typedef int (*mp_target_fn)(void *arg, size_t arg_size);
+
+/*
+ * The C form of subclassing Process and overriding run(): called in the
+ * child with the process object itself, from which the argument bytes
+ * (mp_process_arg) and the name are read.  Its return value is the exit code.
+ */
+typedef int (*mp_run_fn)(mp_process *self);
+
+typedef struct mp_process_options {
+    int reserved_;          /* keeps mp_process_new() with no options valid */
+    mp_target_fn target;    /* the function to run (or .run) */
+    mp_run_fn run;          /* instead of .target: run(self) */
+    const void *arg;        /* bytes copied to the child (may be NULL) */
+    size_t arg_size;        /* their size */
+    const char *name;       /* NULL: "Process-N" as Python names it */
+    bool daemon;            /* terminated when the parent exits */
+    mp_context *ctx;        /* start method; NULL: the default context */
+} mp_process_options;
+
+/*
+ * mp_process_new: create a process object (not started yet).
+ *
+ * Takes designated initializers for the fields of mp_process_options:
+ *     mp_process_new(.target = f, .arg = &x, .arg_size = sizeof x)
+ * Exactly one of .target and .run must be given.  The argument bytes and the
+ * name are copied.  Names longer than 255 bytes are refused.
+ *
+ * Returns the object, owned by the caller (mp_process_free), or NULL with
+ * mp_last_error() set: MP_EINVAL for no target, both target and run, a
+ * target that is not a function of a loaded module (spawn and forkserver
+ * cannot reach it), or a bad name; -ENOMEM.  Fork-safe: the object may be
+ * created before or after a fork.
+ */
+#define mp_process_new(...) \
+    mp_process_new_opts(&(const mp_process_options){.reserved_ = 0, __VA_ARGS__})
+MP_EXTERN mp_process *mp_process_new_opts(const mp_process_options *opts);
+
+/*
+ * mp_process_start: start the process (Python's start()).
+ *
+ * Returns 0; MP_EINVAL if p is NULL or freed, already started, closed, or
+ * if the calling process is daemonic (Python: "daemonic processes are not
+ * allowed to have children"); -errno if the fork or spawn failed.  Standard
+ * output and error are flushed before the child is created, as Python does.
+ */
+MP_EXTERN int mp_process_start(mp_process *p);
+
+/*
+ * mp_process_join: wait for the process to end (Python's join(timeout)).
+ *
+ * timeout  seconds (MP_FOREVER, 0, or positive; see common.h).
+ *
+ * Returns 0 when the process has ended (its exit code is then known),
+ * MP_ETIMEDOUT when it is still running at the timeout (Python returns None
+ * in both cases and the caller checks exitcode; C says which), MP_EINVAL
+ * for NULL, a process not started, a process that is not a child of the
+ * caller, the caller itself, a bad timeout, or a closed process.  Joining an
+ * ended process again returns 0 at once.  A signal interrupting the wait is
+ * retried against the same deadline.
+ */
+MP_EXTERN int mp_process_join(mp_process *p, double timeout);
+
+/*
+ * mp_process_is_alive: 1 while the process runs, 0 before start and after it
+ * ended (it is reaped here if it has ended, as Python does), or MP_EINVAL.
+ */
+MP_EXTERN int mp_process_is_alive(mp_process *p);
+
+/*
+ * mp_process_terminate / mp_process_kill / mp_process_interrupt: send
+ * SIGTERM, SIGKILL or SIGINT (Python 3.14's interrupt()).
+ *
+ * Returns 0 (also when the process has already ended and is not reaped, as
+ * Python ignores that case), MP_EINVAL for NULL, not started, closed, or not
+ * a child of the caller; -errno from kill(2) otherwise.
+ */
+MP_EXTERN int mp_process_terminate(mp_process *p);
+MP_EXTERN int mp_process_kill(mp_process *p);
+MP_EXTERN int mp_process_interrupt(mp_process *p);
+
+/*
+ * mp_process_exitcode: the exit code (Python's exitcode).
+ *
+ * code  receives the target's return value, or -N if the process was ended
+ *       by signal N (a crash in the target reports its signal, for example
+ *       -11 for SIGSEGV).
+ *
+ * Returns 0 and sets *code when the process has ended; MP_ETIMEDOUT when it
+ * has not ended yet or was never started (Python's None; *code untouched);
+ * MP_EINVAL for NULL arguments or a freed object.  Does not block; it reaps
+ * the process if it has ended.
+ */
+MP_EXTERN int mp_process_exitcode(mp_process *p, int *code);
+
+/*
+ * mp_process_close: release the process's OS resources (Python's close()):
+ * its sentinel fd.  Returns 0; MP_EINVAL if the process is still running
+ * (Python's ValueError) or p is invalid.  Afterwards every operation but
+ * mp_process_name, mp_process_daemon and mp_process_free returns MP_EINVAL.
+ */
+MP_EXTERN int mp_process_close(mp_process *p);
+
+/*
+ * mp_process_free: release the object.  A started child that is still
+ * running is not killed; it is left running and reaped by
+ * mp_active_children or at exit (its sentinel is closed).  NULL is a no-op.
+ * Afterwards the pointer is invalid; calls with it return MP_EINVAL as long
+ * as the memory has not been reused.
+ */
+MP_EXTERN void mp_process_free(mp_process *p);
+
+/*
+ * Accessors.  mp_process_pid returns the pid (0 before start, MP_EINVAL for
+ * an invalid object); mp_process_name the name (a string owned by the
+ * object, valid until mp_process_free; "" for an invalid object);
+ * mp_process_daemon 1 or 0 (MP_EINVAL for an invalid object);
+ * mp_process_set_name / mp_process_set_daemon change them before start
+ * (MP_EINVAL after start, as Python asserts); mp_process_sentinel returns an
+ * fd that becomes readable when the process ends (a pidfd where the kernel
+ * has one), owned by the object, or MP_EINVAL before start and after close.
+ * mp_process_arg gives the argument bytes (in the child: the child's copy)
+ * and their size; NULL if there are none.
+ */
+MP_EXTERN pid_t mp_process_pid(const mp_process *p);
+MP_EXTERN const char *mp_process_name(const mp_process *p);
+MP_EXTERN int mp_process_daemon(const mp_process *p);
+MP_EXTERN int mp_process_set_name(mp_process *p, const char *name);
+MP_EXTERN int mp_process_set_daemon(mp_process *p, bool daemon);
+MP_EXTERN int mp_process_sentinel(const mp_process *p);
+MP_EXTERN void *mp_process_arg(const mp_process *p, size_t *size);
+
+/*
+ * mp_current_process: the process object of the caller (Python's
+ * current_process()).  In the main program it is named "MainProcess"; in a
+ * child it is the object the parent started.  Never NULL; owned by libmp.
+ */
+MP_EXTERN mp_process *mp_current_process(void);
+
+/*
+ * mp_parent_process: the parent's process object (Python's
+ * parent_process()), or NULL in the main process.  Owned by libmp; only its
+ * pid and name may be read, and mp_process_is_alive answers whether the
+ * parent still runs.
+ */
+MP_EXTERN mp_process *mp_parent_process(void);
+
+/*
+ * mp_active_children: the children of the caller that are still running
+ * (Python's active_children()); finished children are reaped first.
+ *
+ * list  receives up to n pointers (may be NULL when n is 0).
+ *
+ * Returns the number of running children (which may exceed n: only n are
+ * stored), or MP_EINVAL for list NULL with n > 0.
+ */
+MP_EXTERN int mp_active_children(mp_process **list, size_t n);
+
+/*
+ * mp_cpu_count: the number of CPUs in the system (Python's cpu_count()),
+ * at least 1.
+ */
+MP_EXTERN int mp_cpu_count(void);
+
+MP_END_DECLS
+
+#endif /* LIBMP_PROCESS_H */
