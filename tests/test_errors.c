@@ -77,6 +77,28 @@ static void test_deadline(void **state)
     assert_true(ms > 9000 && ms <= 10000);
 }
 
+static int some_function(int x)
+{
+    return x + 1;
+}
+
+static void test_fnref(void **state)
+{
+    mp__fnref ref;
+    assert_int_equal(mp__fnref_make(&ref, (void (*)(void))some_function), 0);
+    int (*f)(int) = (int (*)(int))mp__fnref_resolve(&ref);
+    assert_ptr_equal(f, some_function);
+    assert_int_equal(f(1), 2);
+    /* A function in a shared library (the C library). */
+    assert_int_equal(mp__fnref_make(&ref, (void (*)(void))strlen), 0);
+    assert_ptr_equal(mp__fnref_resolve(&ref), (void (*)(void))strlen);
+    /* Data is in no executable segment; NULL is the empty reference. */
+    static int data;
+    assert_int_equal(mp__fnref_make(&ref, (void (*)(void))(uintptr_t)&data), MP_EINVAL);
+    assert_int_equal(mp__fnref_make(&ref, NULL), 0);
+    assert_null(mp__fnref_resolve(&ref));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -85,6 +107,7 @@ int main(void)
         cmocka_unit_test(test_unknown_codes),
         cmocka_unit_test(test_last_error),
         cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_fnref),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
 }

@@ -168,6 +168,27 @@ int mp__obj_check(const void *p, uint32_t magic);
 /* Mark the object dead and give its memory back. */
 void mp__obj_free(void *p);
 
+/* ---- function pointers across start methods (fnref.c) ----------------- */
+
+/*
+ * A function pointer in a form that is valid in every process of the family:
+ * the loaded object (hash of its path) and the offset in it.  Store this in
+ * shared objects instead of a raw pointer whenever another process may call
+ * the function (barrier actions, pool functions, process targets).
+ */
+typedef struct mp__fnref {
+    uint64_t module; /* 0 with offset 0: no function */
+    uint64_t offset;
+} mp__fnref;
+
+/* Encode fn (NULL allowed: the empty reference); MP_EINVAL if fn is in no
+ * loaded module. */
+int mp__fnref_make(mp__fnref *ref, void (*fn)(void));
+
+/* The function in this process, or NULL (empty reference, or the module is
+ * not loaded here). */
+void (*mp__fnref_resolve(const mp__fnref *ref))(void);
+
 /* ---- descriptors to hand to spawned children (handles.c) --------------- */
 
 /*
