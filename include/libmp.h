@@ -12,6 +12,7 @@
 #include "libmp/common.h"
 #include "libmp/errors.h"
 #include "libmp/heap.h"
+#include "libmp/managers.h"
 #include "libmp/process.h"
 #include "libmp/shared_memory.h"
 #include "libmp/val.h"

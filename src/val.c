@@ -162,6 +162,10 @@ bool mp__utf8_valid(const char *s, size_t n)
 
 /* ---- construction ------------------------------------------------------- */
 
+const mp_val mp__none = {.type = MP_VAL_NONE};
+const mp_val mp__true = {.type = MP_VAL_BOOL, .b = true};
+const mp_val mp__false = {.type = MP_VAL_BOOL, .b = false};
+
 mp_val *mp__val_new(mp_val_type type)
 {
     mp_val *v = calloc(1, sizeof *v);

@@ -33,6 +33,9 @@ char *mp__buf_cstr(mp__buf *b);
 
 /* ---- value internals (val.c) ----------------------------------------- */
 
+/* Static None, True and False, for replies that outlive a block. */
+extern const mp_val mp__none, mp__true, mp__false;
+
 mp_val *mp__val_new(mp_val_type type);
 mp_val *mp__val_new_bytes(mp_val_type type, const void *p, size_t n);
 

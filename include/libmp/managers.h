@@ -1,0 +1,508 @@
+/*
+ * libmp/managers.h: managers and proxies, as multiprocessing.managers.
+ *
+ *   Python                                   C
+ *   m = Manager()                            m = mp_manager_new(); mp_manager_start(m)
+ *   m = BaseManager(address, authkey)        m = mp_manager_new(.host = "0.0.0.0", .port = 50000,
+ *                                                  .authkey = "abc", .authkey_len = 3)
+ *   m.start()                                mp_manager_start(m)
+ *   m.get_server().serve_forever()           mp_manager_serve_forever(m)
+ *   m.connect()                              mp_manager_connect(m)
+ *   m.shutdown() / with m: ...               mp_manager_shutdown(m); mp_manager_free(m)
+ *   m.address                                mp_manager_address(m, ...)
+ *   BaseManager.register(typeid, callable,   mp_manager_register(m, .typeid = "Foo",
+ *                        exposed=...)              .create = foo_new, .methods = foo_methods, ...)
+ *   m.Foo(args) / m.get_queue()              mp_manager_create(m, "Foo", args)
+ *   m.dict(init), m.list(init)               mp_manager_dict(m, init), mp_manager_list(m, init)
+ *   m.Namespace()                            mp_manager_namespace(m)
+ *   m.Value('i', 5), m.Array('i', seq)       mp_manager_value(m, "i", MP_INT(5)),
+ *                                            mp_manager_array(m, "i", seq)
+ *   m.Lock(), m.RLock(), m.Semaphore(n),     mp_manager_lock(m), ... (see "Synchronisation
+ *   m.Event(), m.Queue(n), ...                 and queues" below)
+ *   d[k] = v; d[k]; d.get(k, x); del d[k]    mp_dict_set / mp_dict_getitem / mp_dict_get / mp_dict_del
+ *   k in d; len(d); d.keys() ...             mp_dict_contains / mp_dict_len / mp_dict_keys ...
+ *   l.append(x); l[i]; l[i] = x; l[a:b]      mp_list_append / mp_list_get / mp_list_set / mp_list_slice
+ *   ns.x = v; ns.x; del ns.x                 mp_namespace_set / mp_namespace_get / mp_namespace_del
+ *   proxy.method(*args)                      mp_proxy_call(p, "method", args, &result)
+ *   str(proxy), repr(proxy)                  mp_proxy_tostring(p), mp_proxy_repr(p)
+ *   RemoteError, exceptions from methods     MP_EREMOTE; mp_remote_error_type() / _message()
+ *
+ * A manager is a server process that holds objects (dicts, lists,
+ * namespaces, values, arrays, registered types, and synchronisation objects
+ * and queues) and lets other processes use them through proxies.  Values
+ * are mp_val trees (libmp/val.h), the C form of the Python objects a
+ * Python manager holds; what a call hands back is always a copy owned by
+ * the caller, so changing it does not change the manager's object (the
+ * seed's namespaces_mutable example).
+ *
+ * Where the objects are used from:
+ * - Processes of the family (the program and its children under every
+ *   start method) use the manager and proxies directly: both are objects in
+ *   the shared arena, so the pointers can be passed to children as process
+ *   arguments.  Each thread of each process talks to the server through a
+ *   request slot in shared memory of its own, opened on first use.
+ * - Other programs connect over a socket (AF_UNIX path or AF_INET
+ *   host:port) to a manager that was given an address, with the authkey
+ *   challenge of multiprocessing.connection; a wrong key is refused with
+ *   MP_EAUTH.  The wire format is libmp's own (docs/managers.md): a Python
+ *   manager cannot talk to a libmp one.
+ *
+ * Errors.  A method that fails in the server (Python's exception raised by
+ * the referent, for instance KeyError) makes the call return MP_EREMOTE;
+ * mp_remote_error_type() and mp_remote_error_message() then say what
+ * happened ("KeyError", "'x'"), as Python's re-raised exception would.  The
+ * codes that are part of an operation's normal contract pass through
+ * unchanged instead: MP_ETIMEDOUT, MP_EEMPTY, MP_EFULL, MP_EBROKEN,
+ * MP_EOWNERDEAD.  When the server has shut down or died, calls return
+ * MP_EEOF promptly (within about 50 ms of its death), never hang.
+ *
+ * Thread-safety: every function may be called from several threads and
+ * processes at once; the server runs the calls on one object one at a time.
+ */
+#ifndef LIBMP_MANAGERS_H
+#define LIBMP_MANAGERS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "common.h"
+#include "val.h"
+
+MP_BEGIN_DECLS
+
+typedef struct mp_manager mp_manager;
+typedef struct mp_proxy mp_proxy;
+
+/* ---- the manager ----------------------------------------------------------- */
+
+typedef struct mp_manager_options {
+    int reserved_;           /* keeps mp_manager_new() with no options valid */
+    mp_context *ctx;         /* start method of the server process (NULL: default) */
+    /*
+     * Address for other programs (Python's address=): give .path (AF_UNIX;
+     * "@name" is a Linux abstract name) or .host and .port (AF_INET; port 0
+     * lets the system choose: read it back with mp_manager_address).
+     * Neither: the manager serves the family only, through shared memory.
+     * For mp_manager_connect this is where the server is.
+     */
+    const char *path;
+    const char *host;
+    int port;
+    /* The key every socket client must prove it knows (Python's authkey).
+     * NULL: no challenge.  At most 256 bytes; copied. */
+    const void *authkey;
+    size_t authkey_len;
+} mp_manager_options;
+
+/*
+ * mp_manager_new: a manager object, not started yet (Python's BaseManager;
+ * Python's Manager() is mp_manager_new() then mp_manager_start()).
+ *
+ * Returns the manager, owned by the caller (mp_manager_free), or NULL with
+ * mp_last_error(): MP_EINVAL for both .path and .host, a port outside
+ * 0..65535, a path longer than 107 bytes, an authkey longer than 256 bytes
+ * or NULL with a length; -ENOMEM.  The object lives in the shared arena:
+ * pass the pointer to children to let them use the manager.
+ */
+#define mp_manager_new(...) \
+    mp_manager_new_opts(&(const mp_manager_options){.reserved_ = 0, __VA_ARGS__})
+MP_EXTERN mp_manager *mp_manager_new_opts(const mp_manager_options *opts);
+
+/*
+ * A method of a registered type, run in the server with the object that
+ * create returned, the call's arguments (a tuple, never NULL) and a place
+ * for the result.
+ *
+ * Return 0 and optionally set *result to a value allocated with the mp_val_
+ * constructors (the server sends it and frees it; NULL means None), or a
+ * negative code after calling mp_remote_raise to say what went wrong (the
+ * caller gets MP_EREMOTE, or the code itself when it is one of the codes
+ * that pass through, see above).
+ */
+typedef int (*mp_method_fn)(void *self, const mp_val *args, mp_val **result);
+
+typedef struct mp_method {
+    const char *name;        /* at most 47 bytes */
+    mp_method_fn fn;
+} mp_method;
+
+typedef struct mp_manager_type {
+    int reserved_;
+    const char *typeid;      /* the name (Python's typeid), at most 47 bytes */
+    /* Runs in the server for mp_manager_create(m, typeid, args): returns
+     * the object, or NULL after mp_remote_raise.  Returning the same
+     * pointer again gives a proxy to the same object (Python's
+     * callable=lambda: shared_obj). */
+    void *(*create)(const mp_val *args);
+    /* Runs in the server when the last proxy is freed or at shutdown
+     * (NULL: nothing is done, for shared objects the program owns). */
+    void (*destroy)(void *self);
+    const mp_method *methods; /* the exposed methods (Python's exposed=) */
+    size_t nmethods;          /* at most 48 */
+    /*
+     * What create returns (Python's proxytype=):
+     *   0 or MP_PROXY_CUSTOM  a program object served by .methods;
+     *   MP_PROXY_DICT, MP_PROXY_LIST  an allocated mp_val dict or list,
+     *       served with the dict or list methods (mp_dict_..., mp_list_...);
+     *   MP_PROXY_NAMESPACE  an allocated mp_val dict of attributes.
+     * With a builtin kind .methods must be empty.  This is how a server
+     * shares one object with every client (Python's
+     * register('get_dict', callable=lambda: shared_dict)): create returns
+     * the same value each time and destroy is NULL.
+     */
+    int kind;
+} mp_manager_type;
+
+/*
+ * mp_manager_register: register a type with the manager (Python's
+ * BaseManager.register), before mp_manager_start or
+ * mp_manager_serve_forever.  The functions are stored as module + offset,
+ * so they are found again in a server started with spawn or forkserver;
+ * they must be functions of the program or of a loaded library.
+ *
+ *     static const mp_method counter_methods[] = {{"add", counter_add}, ...};
+ *     mp_manager_register(m, .typeid = "Counter", .create = counter_new,
+ *                         .destroy = counter_free, .methods = counter_methods,
+ *                         .nmethods = 2);
+ *
+ * Returns 0; MP_EINVAL for m invalid or already started, a missing or too
+ * long typeid or method name, a typeid already registered or builtin
+ * ("dict", "list", ...), no create, too many methods or types (32), a
+ * function that is in no loaded module; -ENOMEM.
+ */
+#define mp_manager_register(m, ...) \
+    mp_manager_register_opts((m), &(const mp_manager_type){.reserved_ = 0, __VA_ARGS__})
+MP_EXTERN int mp_manager_register_opts(mp_manager *m, const mp_manager_type *type);
+
+/*
+ * mp_manager_register_comparator: name a comparison function for
+ * mp_list_sort (Python passes key= functions; C passes their name, since
+ * the sort runs in the server).  fn returns <0, 0 or >0.  Same rules as
+ * mp_manager_register.  Builtin names: "default" (mp_val_cmp), "bytes" (by
+ * the encoded bytes), "len", "casefold" (ASCII case-insensitive for str).
+ * Returns 0; MP_EINVAL (bad name, taken, too many (16), started manager);
+ * -ENOMEM.
+ */
+MP_EXTERN int mp_manager_register_comparator(mp_manager *m, const char *name,
+                                             int (*fn)(const mp_val *a, const mp_val *b));
+
+/*
+ * mp_remote_raise: in a method or create function of a registered type,
+ * say what went wrong (Python's raise inside the referent).  type is the
+ * exception's name ("ValueError"; NULL: "Error"), fmt a printf format.
+ * The caller of the proxy reads them with mp_remote_error_type and
+ * mp_remote_error_message.  Returns code, so a method can end with
+ * return mp_remote_raise(MP_EINVAL, "ValueError", "bad %d", x).
+ */
+MP_EXTERN int mp_remote_raise(int code, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * mp_manager_start: start the server in a child process (Python's start()),
+ * with the manager's start method, and wait until it serves.  The child is
+ * named "SyncManager-N" (N from the process counter, as Python does) and is
+ * daemonic: it is stopped when the program exits, and it also stops by
+ * itself when the process that started it dies.
+ *
+ * Returns 0; MP_EINVAL if m is invalid or was already started, connected
+ * or is serving; the error the server met while starting (for example
+ * -EADDRINUSE for an address that is taken); -errno from starting the
+ * process.
+ */
+MP_EXTERN int mp_manager_start(mp_manager *m);
+
+/*
+ * mp_manager_serve_forever: run the server in the calling process (Python's
+ * get_server().serve_forever()) until a client asks for a shutdown
+ * (mp_manager_shutdown from any process or program holding the manager).
+ * Processes of the family reach it through shared memory as usual;
+ * programs that connect reach it through the address.
+ *
+ * Returns 0 after the shutdown; MP_EINVAL if m is invalid or already
+ * started, serving or connected; the error met while setting up (an
+ * address in use: -EADDRINUSE).  Starts threads in the calling process
+ * while it runs; all of them have ended when it returns.
+ */
+MP_EXTERN int mp_manager_serve_forever(mp_manager *m);
+
+/*
+ * mp_manager_connect: connect to the server at the manager's address
+ * (Python's connect()), from any program.  The connection is checked at
+ * once (authkey included); afterwards each thread of each process of this
+ * family that uses the manager or its proxies opens its own connection on
+ * first use.
+ *
+ * Returns 0; MP_EINVAL if m is invalid, has no address, or is started,
+ * serving or connected already; MP_EAUTH for a wrong authkey (either way);
+ * -ECONNREFUSED, -ENOENT and other -errno of connect(2).
+ */
+MP_EXTERN int mp_manager_connect(mp_manager *m);
+
+/*
+ * mp_manager_shutdown: stop the server (Python's shutdown()).  Every object
+ * it holds is released; calls through proxies made afterwards return
+ * MP_EEOF.  If the calling process started the server, it also waits for
+ * it to end (at most 1 s, then terminates it, as Python does).
+ *
+ * Returns 0 (also when the server had already stopped or died); MP_EINVAL
+ * if m is invalid or was never started, served or connected.
+ */
+MP_EXTERN int mp_manager_shutdown(mp_manager *m);
+
+/*
+ * mp_manager_free: release the manager object.  A server this process
+ * started and that still runs is shut down first.  Proxies of the manager
+ * become invalid (MP_EINVAL).  Other processes must be done with the
+ * manager.  NULL is a no-op.
+ */
+MP_EXTERN void mp_manager_free(mp_manager *m);
+
+/*
+ * mp_manager_address: the address the server listens on (Python's address),
+ * with the port the system chose for port 0.  path receives the AF_UNIX
+ * path ("" for AF_INET) and host/port the AF_INET address; any of them may
+ * be NULL.  Returns 1 for AF_UNIX, 2 for AF_INET, 0 when the manager has no
+ * address, MP_EINVAL for an invalid m.  pathlen and hostlen are the sizes of
+ * the buffers (the text is cut to fit, always NUL-terminated).
+ */
+MP_EXTERN int mp_manager_address(const mp_manager *m, char *path, size_t pathlen,
+                                 char *host, size_t hostlen, int *port);
+
+/* mp_manager_pid: the server's pid, 0 if it is not started or runs in
+ * another program; MP_EINVAL for an invalid m. */
+MP_EXTERN pid_t mp_manager_pid(const mp_manager *m);
+
+/* ---- proxies ------------------------------------------------------------------ */
+
+typedef enum mp_proxy_kind {
+    MP_PROXY_DICT = 1,
+    MP_PROXY_LIST = 2,
+    MP_PROXY_NAMESPACE = 3,
+    MP_PROXY_VALUE = 4,
+    MP_PROXY_ARRAY = 5,
+    MP_PROXY_LOCK = 6,
+    MP_PROXY_RLOCK = 7,
+    MP_PROXY_SEMAPHORE = 8,
+    MP_PROXY_BOUNDED_SEMAPHORE = 9,
+    MP_PROXY_CONDITION = 10,
+    MP_PROXY_EVENT = 11,
+    MP_PROXY_BARRIER = 12,
+    MP_PROXY_QUEUE = 13,
+    MP_PROXY_JOINABLE_QUEUE = 14,
+    MP_PROXY_CUSTOM = 15     /* a registered type */
+} mp_proxy_kind;
+
+/*
+ * Creating objects in the manager.  Each returns a proxy owned by the
+ * caller (mp_proxy_free), which lives in the shared arena and can be passed
+ * to children; or NULL with mp_last_error(): MP_EINVAL for an invalid or
+ * unstarted manager or bad arguments; MP_EREMOTE when the server refused
+ * (mp_remote_error_message says why); MP_EEOF when the server is gone;
+ * -ENOMEM.
+ *
+ * mp_manager_dict     init: NULL, a dict, or a list of (key, value) pairs.
+ * mp_manager_list     init: NULL or a list or tuple.
+ * mp_manager_namespace  an empty Namespace.
+ * mp_manager_value    Python's m.Value(typecode, value): the typecode is
+ *                     kept for printing ("Value('i', 5)"); value any mp_val.
+ * mp_manager_array    Python's m.Array(typecode, sequence): an array.array
+ *                     of typecode 'b' 'B' 'h' 'H' 'i' 'I' 'l' 'L' 'q' 'Q'
+ *                     'f' or 'd' holding the numbers of init (a list or
+ *                     tuple); a number that does not fit is an error.
+ * mp_manager_create   any typeid: a registered one with args (a tuple, or
+ *                     NULL for none) passed to its create function, or a
+ *                     builtin one ("dict", "list", "Namespace", "Value",
+ *                     "Array", "Lock", ...) with the arguments Python's
+ *                     SyncManager takes.
+ */
+MP_EXTERN mp_proxy *mp_manager_dict(mp_manager *m, const mp_val *init);
+MP_EXTERN mp_proxy *mp_manager_list(mp_manager *m, const mp_val *init);
+MP_EXTERN mp_proxy *mp_manager_namespace(mp_manager *m);
+MP_EXTERN mp_proxy *mp_manager_value(mp_manager *m, const char *typecode, const mp_val *value);
+MP_EXTERN mp_proxy *mp_manager_array(mp_manager *m, const char *typecode, const mp_val *init);
+MP_EXTERN mp_proxy *mp_manager_create(mp_manager *m, const char *typeid, const mp_val *args);
+
+/*
+ * mp_proxy_free: drop the proxy: the server forgets the object when no
+ * proxy refers to it any more.  Exactly one process frees a proxy, after
+ * the others are done with it.  If the server is gone only the proxy is
+ * released.  NULL is a no-op.
+ */
+MP_EXTERN void mp_proxy_free(mp_proxy *p);
+
+/* mp_proxy_kind: the kind of object behind p (MP_PROXY_...), or MP_EINVAL.
+ * mp_proxy_typeid: its typeid ("dict", "Counter", ...), owned by the proxy;
+ * "" for an invalid proxy. */
+MP_EXTERN int mp_proxy_kind_of(const mp_proxy *p);
+MP_EXTERN const char *mp_proxy_typeid(const mp_proxy *p);
+
+/*
+ * mp_proxy_call: call a method of the object in the server (Python's
+ * proxy._callmethod(name, args)).
+ *
+ * method  the method's name: one of a registered type's methods, or one of
+ *         the builtin kinds' methods listed in docs/managers.md (for
+ *         example "__getitem__", "append", "acquire").
+ * args    a tuple or list of arguments (MP_TUPLE(...)), or NULL for none.
+ * result  receives the result, owned by the caller (mp_val_free); None
+ *         when the method returns nothing.  May be NULL to drop it.
+ *
+ * Returns 0; MP_EREMOTE when the method failed in the server (see above:
+ * mp_remote_error_type / _message), or an unknown method or object;
+ * MP_EINVAL for an invalid proxy, a NULL method or malformed args; MP_EEOF
+ * when the server is gone; -ENOMEM; the connection's errors for a remote
+ * manager.  A method that returns another managed object (a registered
+ * create) is not reachable this way; use mp_manager_create.
+ */
+MP_EXTERN int mp_proxy_call(mp_proxy *p, const char *method, const mp_val *args,
+                            mp_val **result);
+
+/*
+ * mp_proxy_repr / mp_proxy_tostring: the object's repr() and str(), as new
+ * strings owned by the caller (free): "{0: 0, 1: 2}", "Namespace(a=1)",
+ * "array('i', [0, 1])", "Value('i', 5)"; a registered type prints with its
+ * __repr__ / __str__ method if it has one, else "<Counter object>".  NULL
+ * with mp_last_error() on failure (codes as mp_proxy_call).
+ */
+MP_EXTERN char *mp_proxy_repr(mp_proxy *p);
+MP_EXTERN char *mp_proxy_tostring(mp_proxy *p);
+
+/*
+ * mp_remote_error_type / _message / _code: what the last call of the
+ * calling thread that returned MP_EREMOTE was told by the server: the
+ * exception's name ("KeyError", "AttributeError", "IndexError",
+ * "ValueError", "TypeError", or a registered method's own), its message
+ * (Python's str(exception), for instance "'Namespace' object has no
+ * attribute 'value'"), and the code the method failed with.  Valid until
+ * the thread's next failing call; "" and 0 when there was none.
+ */
+MP_EXTERN const char *mp_remote_error_type(void);
+MP_EXTERN const char *mp_remote_error_message(void);
+MP_EXTERN int mp_remote_error_code(void);
+
+/* ---- dict proxies (Python's DictProxy) ------------------------------------ */
+
+/*
+ * Unless said otherwise these return 0; MP_EINVAL for an invalid proxy, a
+ * proxy of another kind, NULL or malformed values, or an unhashable key
+ * (checked before anything is sent); MP_EREMOTE with "KeyError" for a
+ * missing key; MP_EEOF when the server is gone.  Values handed out (*out)
+ * are copies owned by the caller (mp_val_free).
+ *
+ * mp_dict_set          d[key] = value
+ * mp_dict_getitem      d[key]  (missing: MP_EREMOTE, KeyError)
+ * mp_dict_get          d.get(key, dflt)  (dflt NULL: None)
+ * mp_dict_del          del d[key]
+ * mp_dict_contains     key in d: 1 or 0 (or a negative code)
+ * mp_dict_len          len(d) (or a negative code)
+ * mp_dict_keys / _values / _items   lists (items: of (key, value) tuples)
+ * mp_dict_copy         the whole dict as a dict value (Python's d.copy())
+ * mp_dict_update       d.update(other): a dict or a list of pairs
+ * mp_dict_clear        d.clear()
+ * mp_dict_pop          d.pop(key, dflt)  (dflt NULL: missing is KeyError)
+ * mp_dict_popitem      d.popitem(): the last (key, value) tuple
+ *                      (empty: MP_EREMOTE, KeyError)
+ * mp_dict_setdefault   d.setdefault(key, dflt)  (dflt NULL: None)
+ */
+MP_EXTERN int mp_dict_set(mp_proxy *d, const mp_val *key, const mp_val *value);
+MP_EXTERN int mp_dict_getitem(mp_proxy *d, const mp_val *key, mp_val **out);
+MP_EXTERN int mp_dict_get(mp_proxy *d, const mp_val *key, const mp_val *dflt, mp_val **out);
+MP_EXTERN int mp_dict_del(mp_proxy *d, const mp_val *key);
+MP_EXTERN int mp_dict_contains(mp_proxy *d, const mp_val *key);
+MP_EXTERN ssize_t mp_dict_len(mp_proxy *d);
+MP_EXTERN int mp_dict_keys(mp_proxy *d, mp_val **out);
+MP_EXTERN int mp_dict_values(mp_proxy *d, mp_val **out);
+MP_EXTERN int mp_dict_items(mp_proxy *d, mp_val **out);
+MP_EXTERN int mp_dict_copy(mp_proxy *d, mp_val **out);
+MP_EXTERN int mp_dict_update(mp_proxy *d, const mp_val *other);
+MP_EXTERN int mp_dict_clear(mp_proxy *d);
+MP_EXTERN int mp_dict_pop(mp_proxy *d, const mp_val *key, const mp_val *dflt, mp_val **out);
+MP_EXTERN int mp_dict_popitem(mp_proxy *d, mp_val **out);
+MP_EXTERN int mp_dict_setdefault(mp_proxy *d, const mp_val *key, const mp_val *dflt,
+                                 mp_val **out);
+
+/* ---- list proxies (Python's ListProxy) ---------------------------------------- */
+
+/* An omitted slice bound (Python's l[:b], l[a:]). */
+#define MP_SLICE_END INT64_MIN
+
+/*
+ * Return codes as for dicts; index errors are MP_EREMOTE with "IndexError"
+ * and a missing value (remove, index) MP_EREMOTE with "ValueError".
+ * Negative indexes count from the end, as in Python.
+ *
+ * mp_list_append       l.append(x)
+ * mp_list_extend       l.extend(seq)  (a list or tuple)
+ * mp_list_insert       l.insert(i, x)  (out of range clamps, as Python)
+ * mp_list_get          l[i]
+ * mp_list_set          l[i] = x
+ * mp_list_del          del l[i]
+ * mp_list_pop          l.pop(i)  (i = -1: the last)
+ * mp_list_remove       l.remove(x)
+ * mp_list_index        l.index(x): the position, or a negative code
+ * mp_list_count        l.count(x), or a negative code
+ * mp_list_contains     x in l: 1 or 0
+ * mp_list_len          len(l)
+ * mp_list_reverse      l.reverse()
+ * mp_list_sort         l.sort(key=cmp, reverse=reverse): cmp names a
+ *                      comparator (NULL: "default"; see
+ *                      mp_manager_register_comparator); stable
+ * mp_list_slice        l[start:stop:step] as a list (bounds may be
+ *                      MP_SLICE_END; step 0 is MP_EINVAL)
+ * mp_list_set_slice    l[start:stop] = seq
+ * mp_list_del_slice    del l[start:stop]
+ * mp_list_copy         the whole list as a list value (Python's l[:])
+ */
+MP_EXTERN int mp_list_append(mp_proxy *l, const mp_val *x);
+MP_EXTERN int mp_list_extend(mp_proxy *l, const mp_val *seq);
+MP_EXTERN int mp_list_insert(mp_proxy *l, int64_t i, const mp_val *x);
+MP_EXTERN int mp_list_get(mp_proxy *l, int64_t i, mp_val **out);
+MP_EXTERN int mp_list_set(mp_proxy *l, int64_t i, const mp_val *x);
+MP_EXTERN int mp_list_del(mp_proxy *l, int64_t i);
+MP_EXTERN int mp_list_pop(mp_proxy *l, int64_t i, mp_val **out);
+MP_EXTERN int mp_list_remove(mp_proxy *l, const mp_val *x);
+MP_EXTERN ssize_t mp_list_index(mp_proxy *l, const mp_val *x);
+MP_EXTERN ssize_t mp_list_count(mp_proxy *l, const mp_val *x);
+MP_EXTERN int mp_list_contains(mp_proxy *l, const mp_val *x);
+MP_EXTERN ssize_t mp_list_len(mp_proxy *l);
+MP_EXTERN int mp_list_reverse(mp_proxy *l);
+MP_EXTERN int mp_list_sort(mp_proxy *l, const char *cmp, bool reverse);
+MP_EXTERN int mp_list_slice(mp_proxy *l, int64_t start, int64_t stop, int64_t step, mp_val **out);
+MP_EXTERN int mp_list_set_slice(mp_proxy *l, int64_t start, int64_t stop, const mp_val *seq);
+MP_EXTERN int mp_list_del_slice(mp_proxy *l, int64_t start, int64_t stop);
+MP_EXTERN int mp_list_copy(mp_proxy *l, mp_val **out);
+
+/* ---- Namespace proxies ----------------------------------------------------------- */
+
+/*
+ * name is an attribute name (a non-empty identifier not starting with an
+ * underscore, as Python's proxy only forwards those; anything else is
+ * MP_EINVAL).  Getting or deleting a missing attribute is MP_EREMOTE with
+ * "AttributeError" and the message "'Namespace' object has no attribute
+ * 'value'", as Python prints it.  mp_namespace_copy gives every attribute
+ * as a dict (Python's vars(ns)).
+ */
+MP_EXTERN int mp_namespace_set(mp_proxy *ns, const char *name, const mp_val *value);
+MP_EXTERN int mp_namespace_get(mp_proxy *ns, const char *name, mp_val **out);
+MP_EXTERN int mp_namespace_del(mp_proxy *ns, const char *name);
+MP_EXTERN int mp_namespace_copy(mp_proxy *ns, mp_val **out);
+
+/* ---- Value and Array proxies (Python's ValueProxy, ArrayProxy) ------------- */
+
+/*
+ * mp_valueproxy_get / _set: v.value and v.value = x.
+ * mp_arrayproxy_len / _get / _set / _tolist: len(a), a[i], a[i] = x (a
+ * number of the array's type; out of range for the type is MP_EREMOTE with
+ * "OverflowError", a float into an integer array "TypeError"), and
+ * a.tolist() (a[:]).  Codes as above.
+ */
+MP_EXTERN int mp_valueproxy_get(mp_proxy *v, mp_val **out);
+MP_EXTERN int mp_valueproxy_set(mp_proxy *v, const mp_val *x);
+MP_EXTERN ssize_t mp_arrayproxy_len(mp_proxy *a);
+MP_EXTERN int mp_arrayproxy_get(mp_proxy *a, int64_t i, mp_val **out);
+MP_EXTERN int mp_arrayproxy_set(mp_proxy *a, int64_t i, const mp_val *x);
+MP_EXTERN int mp_arrayproxy_tolist(mp_proxy *a, mp_val **out);
+
+MP_END_DECLS
+
+#endif /* LIBMP_MANAGERS_H */
