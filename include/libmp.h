@@ -14,6 +14,7 @@
 #include "libmp/heap.h"
 #include "libmp/process.h"
 #include "libmp/shared_memory.h"
+#include "libmp/sharedctypes.h"
 #include "libmp/synchronize.h"
 
 #endif /* LIBMP_H */
