@@ -8,6 +8,7 @@
  * mp_lock object of its own (made here, or given by the caller).
  */
 #include "internal/mp.h"
+#include "internal/sync.h"
 
 #include <float.h>
 #include <limits.h>
@@ -260,12 +261,12 @@ static int access_begin(struct ctype *c, bool *taken)
     *taken = false;
     if (c->lock == NULL)
         return 0;
-    int mine = mp_lock_is_mine(c->lock);
+    int mine = mp__lock_is_mine(c->lock);
     if (mine < 0)
         return mine; /* the given lock was freed */
     if (mine)
         return 0;
-    int r = mp_lock_acquire(c->lock, MP_FOREVER);
+    int r = mp__lock_acquire(c->lock, MP_FOREVER);
     if (r != 0 && r != MP_EOWNERDEAD)
         return r;
     *taken = true;
@@ -275,7 +276,7 @@ static int access_begin(struct ctype *c, bool *taken)
 static void access_end(struct ctype *c, bool taken)
 {
     if (taken)
-        mp_lock_release(c->lock);
+        mp__lock_release(c->lock);
 }
 
 /* Copy count items from or to the array under the lock. */
@@ -325,14 +326,14 @@ static int ctype_acquire(struct ctype *c, double timeout)
 {
     if (c == NULL || c->lock == NULL)
         return MP_EINVAL;
-    return mp_lock_acquire(c->lock, timeout);
+    return mp__lock_acquire(c->lock, timeout);
 }
 
 static int ctype_release(struct ctype *c)
 {
     if (c == NULL || c->lock == NULL)
         return MP_EINVAL;
-    return mp_lock_release(c->lock);
+    return mp__lock_release(c->lock);
 }
 
 static void *ctype_ptr_as(struct ctype *c, size_t size)

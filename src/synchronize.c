@@ -12,6 +12,7 @@
  * robust mutex, with one futex word that changes whenever its state does.
  */
 #include "internal/mp.h"
+#include "internal/sync.h"
 
 #include <limits.h>
 #include <signal.h>
@@ -165,7 +166,7 @@ static int lock_again(mp_lock *l, const mp__deadline *d)
     return MP_ETIMEDOUT;
 }
 
-int mp_lock_acquire(mp_lock *l, double timeout)
+int mp__lock_acquire(mp_lock *l, double timeout)
 {
     int r = mp__obj_check(l, LOCK_MAGIC);
     if (MP__UNLIKELY(r != 0))
@@ -191,7 +192,7 @@ static void lock_drop(mp_lock *l)
     pthread_mutex_unlock(&l->mutex);
 }
 
-int mp_lock_release(mp_lock *l)
+int mp__lock_release(mp_lock *l)
 {
     int r = mp__obj_check(l, LOCK_MAGIC);
     if (MP__UNLIKELY(r != 0))
@@ -206,6 +207,10 @@ int mp_lock_release(mp_lock *l)
     return 0;
 }
 
+/* The exported names are aliases of the hidden ones (internal/sync.h). */
+int mp_lock_acquire(mp_lock *l, double timeout) __attribute__((alias("mp__lock_acquire")));
+int mp_lock_release(mp_lock *l) __attribute__((alias("mp__lock_release")));
+
 int mp_lock_locked(const mp_lock *l)
 {
     int r = mp__obj_check(l, LOCK_MAGIC);
@@ -219,11 +224,13 @@ static bool lock_mine(const mp_lock *l)
     return atomic_load_explicit(&l->owner, memory_order_relaxed) == self_tid();
 }
 
-int mp_lock_is_mine(const mp_lock *l)
+int mp__lock_is_mine(const mp_lock *l)
 {
     int r = mp__obj_check(l, LOCK_MAGIC);
     return r != 0 ? r : lock_mine(l);
 }
+
+int mp_lock_is_mine(const mp_lock *l) __attribute__((alias("mp__lock_is_mine")));
 
 int mp_lock_count(const mp_lock *l)
 {
@@ -441,13 +448,13 @@ static int cond_check(const mp_condition *c)
 int mp_condition_acquire(mp_condition *c, double timeout)
 {
     int r = mp__obj_check(c, COND_MAGIC);
-    return r != 0 ? r : mp_lock_acquire(c->lock, timeout);
+    return r != 0 ? r : mp__lock_acquire(c->lock, timeout);
 }
 
 int mp_condition_release(mp_condition *c)
 {
     int r = mp__obj_check(c, COND_MAGIC);
-    return r != 0 ? r : mp_lock_release(c->lock);
+    return r != 0 ? r : mp__lock_release(c->lock);
 }
 
 mp_lock *mp_condition_get_lock(const mp_condition *c)
