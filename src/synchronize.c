@@ -701,6 +701,12 @@ struct mp_barrier {
     double timeout; /* default; negative: none */
     mp__fnref action;
     void *action_arg;
+    /*
+     * The thread id of the waiter that arrived with each index in the
+     * current cycle (0: none), so that waiters whose process died can be
+     * told apart and forgotten (barrier_prune).
+     */
+    pid_t slots[];
 };
 
 mp_barrier *mp_barrier_new_opts(const mp_barrier_options *opts)
@@ -719,7 +725,7 @@ mp_barrier *mp_barrier_new_opts(const mp_barrier_options *opts)
     int r = mp__heap_init();
     if (r != 0)
         return mp__fail_null(r);
-    mp_barrier *b = mp__obj_new(sizeof *b, 0);
+    mp_barrier *b = mp__obj_new(sizeof *b + (size_t)opts->parties * sizeof(pid_t), 0);
     if (b == NULL)
         return mp__fail_null(-ENOMEM);
     r = mp__robust_mutex_init(&b->mutex);
@@ -749,11 +755,28 @@ static void barrier_break(mp_barrier *b)
     barrier_changed(b);
 }
 
+/*
+ * Forget the waiters whose thread no longer exists: they will never leave
+ * and decrement the count.  Only called on the way to the broken or the
+ * resetting state, where no index is handed out until the count is 0.
+ */
+static void barrier_prune(mp_barrier *b)
+{
+    for (int i = 0; i < b->parties; i++) {
+        if (b->slots[i] != 0 && thread_gone(b->slots[i])) {
+            b->slots[i] = 0;
+            atomic_fetch_sub(&b->count, 1);
+        }
+    }
+}
+
 static void barrier_lock(mp_barrier *b)
 {
     /* A process died in the middle of an update: trust nothing. */
-    if (mp__robust_lock(&b->mutex))
+    if (mp__robust_lock(&b->mutex)) {
+        barrier_prune(b);
         barrier_break(b);
+    }
 }
 
 /*
@@ -787,6 +810,48 @@ static int barrier_release(mp_barrier *b, int index)
     return index;
 }
 
+/* After the last waiter of a drained or reset cycle left: open the next. */
+static void barrier_open_if_empty(mp_barrier *b)
+{
+    int s = atomic_load(&b->state);
+    if (atomic_load(&b->count) == 0 && (s == DRAINING || s == RESETTING)) {
+        atomic_store(&b->state, FILLING);
+        barrier_changed(b);
+    }
+}
+
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/*
+ * Python's _enter: wait while the previous cycle drains or resets.  That
+ * normally takes an instant; if it takes over a second, a waiter of that
+ * cycle may have died before leaving, so the dead are forgotten every
+ * second.  A deadline that passes here breaks the barrier.
+ */
+static int barrier_enter(mp_barrier *b, const mp__deadline *d)
+{
+    for (;;) {
+        int s = atomic_load(&b->state);
+        if (s != DRAINING && s != RESETTING)
+            return s == BROKEN ? MP_EBROKEN : 0;
+        mp__deadline slice;
+        mp__deadline_init(&slice, 1.0);
+        bool last = !d->forever && !before(&slice.at, &d->at);
+        if (barrier_sleep(b, last ? d : &slice) != MP_ETIMEDOUT)
+            continue;
+        barrier_prune(b);
+        barrier_open_if_empty(b);
+        s = atomic_load(&b->state);
+        if (last && (s == DRAINING || s == RESETTING)) {
+            barrier_break(b);
+            return MP_EBROKEN;
+        }
+    }
+}
+
 /* A waiter that is not the last: wait until the cycle ends one way or
  * another; a timeout breaks the barrier. */
 static int barrier_await(mp_barrier *b, int index, const mp__deadline *d)
@@ -811,24 +876,24 @@ int mp_barrier_wait(mp_barrier *b, double timeout)
     if (r != 0)
         return r;
     barrier_lock(b);
-    /* Wait out the end of the previous cycle (draining or resetting). */
-    while (atomic_load(&b->state) == DRAINING || atomic_load(&b->state) == RESETTING)
-        barrier_sleep(b, NULL);
-    if (atomic_load(&b->state) == BROKEN) {
+    r = barrier_enter(b, &d);
+    if (r != 0) {
+        mp__robust_unlock(&b->mutex);
+        return r;
+    }
+    int index = atomic_fetch_add(&b->count, 1);
+    if (index >= b->parties) { /* only after a death mid-update */
+        atomic_fetch_sub(&b->count, 1);
+        barrier_break(b);
         mp__robust_unlock(&b->mutex);
         return MP_EBROKEN;
     }
-    int index = atomic_fetch_add(&b->count, 1);
+    b->slots[index] = self_tid();
     int ret = index + 1 == b->parties ? barrier_release(b, index)
                                       : barrier_await(b, index, &d);
-    /* The last one out of a finished cycle opens the next one. */
-    if (atomic_fetch_sub(&b->count, 1) == 1) {
-        int s = atomic_load(&b->state);
-        if (s == DRAINING || s == RESETTING) {
-            atomic_store(&b->state, FILLING);
-            barrier_changed(b);
-        }
-    }
+    b->slots[index] = 0;
+    atomic_fetch_sub(&b->count, 1);
+    barrier_open_if_empty(b);
     mp__robust_unlock(&b->mutex);
     return ret;
 }
@@ -839,6 +904,7 @@ int mp_barrier_reset(mp_barrier *b)
     if (r != 0)
         return r;
     barrier_lock(b);
+    barrier_prune(b);
     if (atomic_load(&b->count) > 0) {
         int s = atomic_load(&b->state);
         if (s == FILLING || s == BROKEN)

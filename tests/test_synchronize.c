@@ -899,6 +899,80 @@ static void test_barrier_abort_reset_action(void **state)
     mp_shared_free(s);
 }
 
+static int barrier_wait_index(void *arg)
+{
+    struct shared *s = arg;
+    atomic_fetch_add(&s->flag, 1);
+    int r = mp_barrier_wait(s->barrier, s->timeout);
+    if (r < 0)
+        return 100;
+    __atomic_fetch_add(&s->marks[0][r], 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static void test_barrier_dead_party(void **state)
+{
+    struct shared *s = shared_new();
+    s->barrier = mp_barrier_new(.parties = 2);
+    s->timeout = 20.0;
+    /* A party is killed while it waits: it still counts as arrived. */
+    pid_t dead = fork_child(barrier_wait_index, s);
+    assert_true(wait_flag(&s->flag, 1));
+    for (int i = 0; i < 400 && mp_barrier_n_waiting(s->barrier) != 1; i++)
+        usleep(5000);
+    kill(dead, SIGKILL);
+    assert_int_equal(mpt_wait_status(dead), 1000 + SIGKILL);
+    assert_int_equal(mp_barrier_wait(s->barrier, 5.0), 1);
+    /* It never leaves the drained cycle: the next waiters forget it after
+     * a second and the barrier works again. */
+    double t0 = mp__now();
+    pid_t pid = fork_child(barrier_wait_index, s);
+    int idx = mp_barrier_wait(s->barrier, 10.0);
+    assert_true(idx == 0 || idx == 1);
+    assert_int_equal(mpt_wait_status(pid), 0);
+    assert_int_equal(s->marks[0][idx], 0);
+    assert_int_equal(s->marks[0][1 - idx], 1);
+    assert_true(mp__now() - t0 < 9.0);
+    assert_int_equal(mp_barrier_broken(s->barrier), 0);
+    mp_barrier_free(s->barrier);
+    mp_shared_free(s);
+}
+
+static int die_in_action(void *arg)
+{
+    struct shared *s = arg;
+    if (atomic_fetch_add(&s->actions, 1) == 0)
+        raise(SIGKILL);
+    return 0;
+}
+
+static void test_barrier_action_dies(void **state)
+{
+    struct shared *s = shared_new();
+    s->barrier = mp_barrier_new(.parties = 2, .action = die_in_action, .action_arg = s);
+    s->timeout = 20.0;
+    pid_t pid = fork_child(barrier_wait_index, s);
+    /* The child arrives last, runs the action and dies holding the
+     * barrier's internal lock: the parent's wait times out broken. */
+    double t0 = mp__now();
+    assert_int_equal(mp_barrier_wait(s->barrier, 1.0), MP_EBROKEN);
+    assert_true(mp__now() - t0 >= 1.0);
+    assert_int_equal(mpt_wait_status(pid), 1000 + SIGKILL);
+    assert_int_equal(mp_barrier_broken(s->barrier), 1);
+    assert_int_equal(atomic_load(&s->actions), 1);
+    /* reset() forgets the dead party; a full cycle works again. */
+    assert_int_equal(mp_barrier_reset(s->barrier), 0);
+    assert_int_equal(mp_barrier_broken(s->barrier), 0);
+    assert_int_equal(mp_barrier_n_waiting(s->barrier), 0);
+    pid = fork_child(barrier_wait_index, s);
+    int idx = mp_barrier_wait(s->barrier, 10.0);
+    assert_true(idx == 0 || idx == 1);
+    assert_int_equal(mpt_wait_status(pid), 0);
+    assert_int_equal(atomic_load(&s->actions), 2);
+    mp_barrier_free(s->barrier);
+    mp_shared_free(s);
+}
+
 /* ---- bad arguments and freed objects ------------------------------------ */
 
 static void test_bad_arguments(void **state)
@@ -1052,6 +1126,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_barrier_indexes_and_action, setup, teardown),
         cmocka_unit_test_setup_teardown(test_barrier_timeout_breaks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_barrier_abort_reset_action, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_dead_party, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_action_dies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_held_lock, setup, teardown),
     };
