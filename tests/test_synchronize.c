@@ -1097,6 +1097,45 @@ static void test_free_held_lock(void **state)
     mp_shared_free(s);
 }
 
+struct holder {
+    mp_lock *l;
+    _Atomic int held;
+    _Atomic int go;
+    int release_result;
+};
+
+static void *hold_until_go(void *arg)
+{
+    struct holder *h = arg;
+    mp_lock_acquire(h->l, MP_FOREVER);
+    atomic_store(&h->held, 1);
+    while (!atomic_load(&h->go))
+        usleep(1000);
+    h->release_result = mp_lock_release(h->l);
+    return NULL;
+}
+
+static void test_free_lock_held_by_other_thread(void **state)
+{
+    /* The object is marked freed, its memory stays (see mp_lock_free). */
+    struct holder h = {.l = mp_lock_new()};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, hold_until_go, &h), 0);
+    while (!atomic_load(&h.held))
+        usleep(1000);
+    mp_lock_free(h.l);
+    assert_int_equal(mp_lock_locked(h.l), MP_EINVAL);
+    assert_int_equal(mp_lock_acquire(h.l, 0), MP_EINVAL);
+    atomic_store(&h.go, 1);
+    pthread_join(t, NULL);
+    assert_int_equal(h.release_result, MP_EINVAL);
+    /* Other robust mutexes still work after that thread's exit. */
+    mp_lock *l = mp_lock_new();
+    assert_int_equal(mp_lock_acquire(l, 0), 0);
+    assert_int_equal(mp_lock_release(l), 0);
+    mp_lock_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1130,6 +1169,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_barrier_action_dies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_held_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_lock_held_by_other_thread, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
