@@ -1406,20 +1406,6 @@ static bool find_python(char *out, size_t n)
     return false;
 }
 
-static void interop_script(char *out, size_t n)
-{
-    const char *dir = getenv("MPT_TESTS_DIR");
-    if (dir != NULL) {
-        snprintf(out, n, "%s/connection_interop.py", dir);
-        return;
-    }
-    /* Run by hand: __FILE__ is the path the compiler was given. */
-    snprintf(out, n, "%s", __FILE__);
-    char *slash = strrchr(out, '/');
-    snprintf(slash ? slash + 1 : out, n - (size_t)(slash ? slash + 1 - out : 0),
-             "connection_interop.py");
-}
-
 typedef struct py_proc {
     pid_t pid;
     int out;            /* its standard output */
@@ -1429,8 +1415,7 @@ typedef struct py_proc {
 static void py_start(py_proc *p, const char *python, const char *mode, const char *family,
                      const char *address, const char *keyhex, const char *proto)
 {
-    char script[600];
-    interop_script(script, sizeof script);
+    const char *script = MPT_INTEROP_PY;
     int fds[2];
     assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
     fflush(NULL);
