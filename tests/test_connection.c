@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -789,6 +790,74 @@ static void test_garbage_no_unbounded_alloc(void **state)
     assert_int_equal(mpt_wait_status(pid), 0);
 }
 
+/* ---- signals interrupting blocking calls --------------------------------------------- */
+
+static volatile sig_atomic_t ticks;
+
+static void on_tick(int sig)
+{
+    (void)sig;
+    ticks++;
+}
+
+#define SLOW_MSG (8u << 20)
+
+/* Echo one big message back, reading and writing in small slow steps. */
+static int child_slow_echo(void *arg)
+{
+    struct pair *p = arg;
+    mp_connection_close(p->a);
+    void *m;
+    size_t len;
+    usleep(50 * 1000);
+    if (mp_connection_recv(p->b, &m, &len) != 0 || len != SLOW_MSG ||
+        !check_pattern(m, len, 5))
+        return 1;
+    usleep(50 * 1000);
+    int r = mp_connection_send(p->b, m, len);
+    free(m);
+    return r == 0 ? 0 : 2;
+}
+
+static void test_eintr(void **state)
+{
+    struct sigaction sa = {.sa_handler = on_tick}, old; /* no SA_RESTART */
+    sigaction(SIGALRM, &sa, &old);
+    struct itimerval it = {{0, 500}, {0, 500}}, off = {{0, 0}, {0, 0}};
+    ticks = 0;
+
+    struct pair p;
+    assert_int_equal(mp_pipe(true, &p.a, &p.b), 0);
+    pid_t pid = fork_child(child_slow_echo, &p);
+    mp_connection_close(p.b);
+    setitimer(ITIMER_REAL, &it, NULL);
+
+    double t0 = mp__now();
+    assert_int_equal(mp_connection_poll(p.a, 0.2), 0);
+    assert_true(mp__now() - t0 >= 0.2);
+    mp_waitable w = MP_WAITABLE_CONN(p.a);
+    t0 = mp__now();
+    assert_int_equal(mp_connection_wait(&w, 1, 0.1, NULL), 0);
+    assert_true(mp__now() - t0 >= 0.1);
+
+    unsigned char *msg = malloc(SLOW_MSG);
+    fill_pattern(msg, SLOW_MSG, 5);
+    assert_int_equal(mp_connection_send(p.a, msg, SLOW_MSG), 0);
+    memset(msg, 0, SLOW_MSG);
+    size_t n;
+    assert_int_equal(mp_connection_recv_bytes_into(p.a, msg, SLOW_MSG, 0, &n), 0);
+    assert_int_equal(n, SLOW_MSG);
+    assert_true(check_pattern(msg, SLOW_MSG, 5));
+    free(msg);
+
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, &old, NULL);
+    assert_true(ticks > 10);
+    assert_int_equal(mpt_wait_status(pid), 0);
+    mp_connection_free(p.a);
+    mp_connection_free(p.b);
+}
+
 /* ---- SIGPIPE ---------------------------------------------------------------------------- */
 
 static void test_no_sigpipe(void **state)
@@ -1274,6 +1343,35 @@ static void test_listener_unix_path(void **state)
     assert_int_equal(rmdir(tmpdir), 0);
 }
 
+/* A listener left open is removed at exit by the process that made it, and
+ * only by that one. */
+static int child_listener_exit(void *arg)
+{
+    const char *path = arg;
+    mp_listener *l = mp_listener_new(.path = path);
+    if (l == NULL)
+        return 1;
+    /* A forked grandchild that exits normally must not remove it. */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        exit(0);
+    if (mpt_wait_status(pid) != 0 || access(path, F_OK) != 0)
+        return 2;
+    exit(0); /* not _exit: the atexit handler runs */
+}
+
+static void test_listener_removed_at_exit(void **state)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/exit.sock", tmpdir);
+    pid_t pid = fork_child(child_listener_exit, path);
+    assert_int_equal(mpt_wait_status(pid), 0);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(rmdir(tmpdir), 0);
+}
+
 static void test_listener_abstract(void **state)
 {
     char name[64];
@@ -1684,12 +1782,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_huge_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_no_unbounded_alloc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eintr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_sigpipe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_digests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_challenge_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_challenge_pair, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_unix_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listener_removed_at_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_abstract, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_inet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_bad_options, setup, teardown),

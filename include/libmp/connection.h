@@ -198,8 +198,11 @@ MP_EXTERN int mp_connection_poll(mp_connection *c, double timeout);
 /*
  * mp_connection_fileno: the fd (Python's fileno()), owned by the connection.
  * Returns MP_EINVAL if c is invalid or closed in this process.  Use it with
- * poll(2) or epoll as Python code uses it with selectors; reading or writing
- * it directly bypasses the framing.
+ * poll(2) or epoll as Python code uses it with selectors, with one rule: a
+ * receive reads ahead (up to 4 KiB) into the connection, so after each
+ * receive check mp_connection_poll(c, 0) before sleeping on the fd again
+ * (mp_connection_poll and mp_connection_wait know about the buffer).
+ * Reading or writing the fd directly bypasses the framing.
  */
 MP_EXTERN int mp_connection_fileno(const mp_connection *c);
 
