@@ -190,7 +190,7 @@ MP_EXTERN int mp_connection_recv_bytes_into(mp_connection *c, void *buf, size_t 
  * Returns 1 when a message (or the end of the stream: the next receive then
  * returns MP_EEOF) can be received without blocking for long, 0 when nothing
  * arrived in time, MP_EINVAL for an invalid, closed or send-only c or a bad
- * timeout.  A signal interrupting the wait is retried against the same
+ * timeout, -EBADF if the fd was closed behind the connection's back.  A signal interrupting the wait is retried against the same
  * deadline.
  */
 MP_EXTERN int mp_connection_poll(mp_connection *c, double timeout);
