@@ -307,7 +307,8 @@ static mp_process **children_snapshot(size_t *n)
     mp_process **list = malloc((nchildren ? nchildren : 1) * sizeof *list);
     *n = 0;
     if (list != NULL) {
-        memcpy(list, children, nchildren * sizeof *list);
+        if (nchildren > 0)
+            memcpy(list, children, nchildren * sizeof *list);
         *n = nchildren;
     }
     pthread_mutex_unlock(&children_lock);
