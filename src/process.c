@@ -70,7 +70,9 @@ struct mp_process {
 
 /* ---- process-local state --------------------------------------------------- */
 
-static mp_process *current;      /* NULL in the main process until asked */
+/* NULL in the main process until asked; atomic because any thread may ask
+ * (and log) while another creates MainProcess. */
+static _Atomic(mp_process *) current;
 static bool is_child;            /* bootstrapped by libmp */
 static _Atomic(mp_process *) parent_proxy;
 static void *current_arg;        /* the child's private copy of its bytes */
@@ -900,7 +902,8 @@ int mp_cpu_count(void)
 /* ---- the child ----------------------------------------------------------------- */
 
 /* Close the parent's descriptors of its other children (and of its own
- * parent), inherited by fork. */
+ * parent): inherited by fork, or passed to a spawned child with every
+ * registered fd; they mean nothing here. */
 static void close_inherited(int fd, const void *owner, void *ctx)
 {
     const mp_process *p = owner;
@@ -926,10 +929,9 @@ static void child_become(mp_process *p, bool after_fork)
     mp__util_child_reset();
     mp__util_init();
     pthread_once(&atfork_once, register_atfork);
-    if (after_fork) {
-        mp__fd_foreach(close_inherited, NULL);
+    mp__fd_foreach(close_inherited, NULL);
+    if (after_fork)
         mp__run_after_forkers();
-    }
 }
 
 static int child_run(mp_process *p)

@@ -131,7 +131,9 @@ static void emit(int level, const char *fmt, va_list ap)
     va_list ap2;
     va_copy(ap2, ap);
     int n = vsnprintf(stack, sizeof stack, fmt, ap);
-    if (n >= (int)sizeof stack) {
+    if (n < 0) {
+        snprintf(stack, sizeof stack, "(bad log format: %s)", fmt);
+    } else if (n >= (int)sizeof stack) {
         size_t len = n < LOG_MAX_MSG ? (size_t)n + 1 : LOG_MAX_MSG;
         char *big = malloc(len);
         if (big != NULL) {

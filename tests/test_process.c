@@ -241,6 +241,26 @@ static void test_terminate_kill_interrupt(void **state)
     }
 }
 
+/* A child reaped behind libmp's back (SIGCHLD ignored) ends with 255. */
+static void test_reaped_elsewhere(void **state)
+{
+    for (int pipe_mode = 0; pipe_mode < 2; pipe_mode++) {
+        mp__sentinel_force_pipe = pipe_mode;
+        struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+        sigemptyset(&ign.sa_mask);
+        sigaction(SIGCHLD, &ign, &old);
+        int three = 3;
+        mp_process *p = mp_process_new(.target = ret_int, .arg = &three, .arg_size = sizeof three);
+        assert_int_equal(mp_process_start(p), 0);
+        assert_int_equal(mp_process_join(p, 30), 0);
+        int code;
+        assert_int_equal(mp_process_exitcode(p, &code), 0);
+        assert_int_equal(code, 255);
+        sigaction(SIGCHLD, &old, NULL);
+        mp_process_free(p);
+    }
+}
+
 /* ---- join ------------------------------------------------------------------ */
 
 static void test_join_timeout(void **state)
@@ -986,6 +1006,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exit_code_signals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_code_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_terminate_kill_interrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reaped_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_eintr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_misuse, setup, teardown),

@@ -119,9 +119,10 @@ void mp__child_set_own_sentinel(int fd);
  * (finalizers, daemonic children terminated, the others joined), log
  * "process exiting with exitcode N" and _exit(N).  Never returns.
  *
- * after_fork: true under fork, where the callbacks of
- * mp_register_after_fork run and the parent's descriptors of its other
- * children are closed; false in a fresh image (spawn, forkserver).
+ * The parent's descriptors of its other children (registered in the fd
+ * table with a Process object as owner) are closed.  after_fork: true
+ * under fork, where the callbacks of mp_register_after_fork run; false in
+ * a fresh image (spawn, forkserver).
  */
 _Noreturn void mp__process_bootstrap(mp_process *p, bool after_fork);
 
