@@ -14,5 +14,6 @@
 #include "libmp/heap.h"
 #include "libmp/process.h"
 #include "libmp/util.h"
+#include "libmp/shared_memory.h"
 
 #endif /* LIBMP_H */
