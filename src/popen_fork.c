@@ -175,7 +175,9 @@ static int child_poll(mp__popen *po, int *exitcode)
     }
     siginfo_t si;
     int r = child_waitid(po, &si, WEXITED | WNOHANG | WNOWAIT);
-    if (r == -ECHILD) {
+    /* ECHILD: reaped already.  ESRCH: the same, seen through a pidfd by
+     * kernels that report a reaped pidfd so. */
+    if (r == -ECHILD || r == -ESRCH) {
         if (__atomic_load_n(&po->ended, __ATOMIC_ACQUIRE)) {
             *exitcode = po->exitcode;
             return 0;

@@ -22,8 +22,9 @@
 #define LOG_STACK_MSG 1024
 #define LOG_MAX_MSG 65536
 
+/* A token, one per family: every handle designates the caller's logger. */
 struct mp_logger {
-    mp__obj hdr; /* a token: every handle designates the caller's logger */
+    mp__obj hdr;
 };
 
 static _Atomic int log_level = MP_LOG_NOTSET;
@@ -189,6 +190,11 @@ int mp_log(int level, const char *fmt, ...)
 
 /* ---- the logger handle ---------------------------------------------------- */
 
+static void *logger_make(void)
+{
+    return mp__obj_new(sizeof(struct mp_logger), LOGGER_MAGIC);
+}
+
 mp_logger *mp_get_logger(void)
 {
     mp_logger *lg = atomic_load(&logger_token);
@@ -198,14 +204,12 @@ mp_logger *mp_get_logger(void)
     if (r != 0)
         return mp__fail_null(r);
     mp__util_init();
-    mp_logger *fresh = mp__obj_new(sizeof *fresh, LOGGER_MAGIC);
-    if (fresh == NULL)
+    /* One token for the whole family, kept in the arena's root table. */
+    lg = mp__heap_root(MP__ROOT_LOGGER, logger_make);
+    if (lg == NULL)
         return mp__fail_null(-ENOMEM);
-    if (!atomic_compare_exchange_strong(&logger_token, &lg, fresh)) {
-        mp__obj_free(fresh);
-        return lg;
-    }
-    return fresh;
+    atomic_store(&logger_token, lg);
+    return lg;
 }
 
 mp_logger *mp_log_to_stderr(int level)

@@ -37,6 +37,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     mp__sentinel_force_pipe = false;
+    signal(SIGCHLD, SIG_DFL);
     mpt_leak_end();
     return 0;
 }
@@ -1034,5 +1035,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cpu_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many, setup, teardown),
     };
-    return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
+    int rc = cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
+    /* After a failed test, children may be left running: kill them rather
+     * than let the exit handler join them forever. */
+    mp_process *left[64];
+    int n = mp_active_children(left, 64);
+    for (int i = 0; i < n && i < 64; i++)
+        mp_process_kill(left[i]);
+    return rc;
 }

@@ -417,7 +417,9 @@ static void test_exit_with_children(void **state)
     int fm5 = index_of(lines, n, "[INFO/MainProcess] finalizer -5");
     int nexit = index_of(lines, n, "[INFO/n] process exiting with exitcode 0");
     assert_true(down >= 0 && f10b > down && f10a > f10b && f0 > f10a);
-    assert_true(term > f0 && jd > term && jn > term);
+    /* The daemon may be gone (and reaped) before the join loop, which then
+     * does not list it, as in Python. */
+    assert_true(term > f0 && (jd == -1 || jd > term) && jn > term);
     assert_true(fm5 > jd && fm5 > jn && fm5 > nexit);
     assert_int_equal(index_of(lines, n, "[INFO/MainProcess] finalizer cancelled"), -1);
     /* The daemon was killed by SIGTERM: it logs nothing more. */
@@ -625,5 +627,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_after_fork, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_while_forking, setup, teardown),
     };
-    return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
+    int rc = cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
+    /* After a failed test, children may be left running: kill them rather
+     * than let the exit handler join them forever. */
+    mp_process *left[64];
+    int n = mp_active_children(left, 64);
+    for (int i = 0; i < n && i < 64; i++)
+        mp_process_kill(left[i]);
+    return rc;
 }

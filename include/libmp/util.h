@@ -59,10 +59,10 @@ typedef struct mp_logger mp_logger;
 /*
  * mp_get_logger: the logger used by libmp (Python's get_logger()).
  *
- * Returns a handle owned by libmp (never freed).  Every handle designates
- * the logger of the process that uses it: a handle passed to another
- * process of the family is valid there and acts on that process's logger,
- * as a Python logger unpickles to the child's own logger.  NULL with
+ * Returns a handle owned by libmp (never freed), the same in every process
+ * of the family.  It designates the logger of the process that uses it: a
+ * handle passed to another process acts on that process's logger, as a
+ * Python logger unpickles to the child's own logger.  NULL with
  * mp_last_error() set only if the shared arena cannot be created (-ENOMEM).
  * Thread-safe and fork-safe.
  */
