@@ -473,6 +473,9 @@ static void machine_start(machine *m)
                  u.machine);
 #if defined(__clang__)
     snprintf(m->compiler, sizeof m->compiler, "clang %s", __clang_version__);
+    m->compiler[strcspn(m->compiler, "\n")] = '\0';
+    for (size_t k = strlen(m->compiler); k > 0 && m->compiler[k - 1] == ' '; k--)
+        m->compiler[k - 1] = '\0';
 #elif defined(__GNUC__)
     snprintf(m->compiler, sizeof m->compiler, "gcc %s", __VERSION__);
 #else
