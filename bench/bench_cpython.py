@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """CPython's multiprocessing doing what mpbench measures for libmp.
 
-mpbench (bench/mpbench.c) runs this script and puts its figures beside the
-libmp and raw C figures of the same id.  It can also be run alone:
+mpbench (bench/mpbench.c) runs this script once per figure and repeat
+(--repeats 1 --ids ID), between the libmp and raw C figures of the same id,
+and takes the medians itself.  It can also be run alone:
 
     python3 bench/bench_cpython.py [--duration S] [--warmup S] [--repeats N]
-                                   [--ids ID,ID,...] [--json-out FILE]
+                                   [--ids ID,ID,...] [--json-out FILE] [--quiet]
 
 and prints (or writes to FILE) one JSON object:
 
@@ -37,7 +38,7 @@ now = time.perf_counter_ns
 MSG64 = b"m" * 64
 
 
-# ---- targets run in other processes (module level, so spawn can find them) ----
+# ---- targets run in other processes (module level, so spawn can find them) ---
 
 def noop():
     pass
@@ -108,7 +109,7 @@ def _queue_produce(q, size, stop):
     put(None)
 
 
-# ---- statistics ------------------------------------------------------------------
+# ---- statistics -------------------------------------------------------------
 
 def percentile(sorted_ns, q):
     """Nearest rank: the smallest sample with at least q*n samples <= it."""
@@ -138,7 +139,7 @@ class Window:
         self.end = self.measure + int(opts.duration * 1e9)
 
 
-# ---- shapes ------------------------------------------------------------------------
+# ---- shapes -----------------------------------------------------------------
 
 def timed_loop(opts, one, min_samples=5):
     """Time each call of one() after the warm-up (at least one call)."""
@@ -230,7 +231,7 @@ def sized_rate(opts, run):
     return rate(n, now() - t0)
 
 
-# ---- the figures ---------------------------------------------------------------------
+# ---- the figures ------------------------------------------------------------
 
 FORK = mp.get_context("fork")
 
@@ -395,7 +396,7 @@ FIGURES = {
 }
 
 
-# ---- driver -------------------------------------------------------------------------------
+# ---- driver -----------------------------------------------------------------
 
 def measure(fid, fn, opts):
     reps = []
@@ -429,7 +430,9 @@ def main():
     ap.add_argument("--warmup", type=float, default=0.05)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ids", default=",".join(FIGURES))
-    ap.add_argument("--json-out")
+    ap.add_argument("--json-out", help="write the JSON here, not to stdout")
+    ap.add_argument("--quiet", action="store_true",
+                    help="no progress on stderr")
     opts = ap.parse_args()
     if opts.repeats < 1 or opts.duration <= 0 or opts.warmup < 0:
         ap.error("bad --repeats, --duration or --warmup")
@@ -443,7 +446,8 @@ def main():
                 results[fid] = measure(fid, fn, opts)
             except Exception as e:  # report it in the table, go on
                 results[fid] = {"error": "%s: %s" % (type(e).__name__, e)}
-        show(fid, results[fid])
+        if not opts.quiet:
+            show(fid, results[fid])
     out = {"python": sys.version.replace("\n", " "),
            "executable": sys.executable, "results": results}
     text = json.dumps(out, indent=1)

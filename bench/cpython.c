@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* ---- a small JSON reader ----------------------------------------------------- */
+/* ---- a small JSON reader ------------------------------------------------ */
 
 /*
  * Enough JSON for what bench_cpython.py prints: objects, arrays, strings,
@@ -190,7 +190,7 @@ static int json_parse(const char *text,
     return *j.s == '\0' ? 0 : -1;
 }
 
-/* ---- the figures ------------------------------------------------------------- */
+/* ---- the figures -------------------------------------------------------- */
 
 static py_fig *fig_get(py_run *run, const char *id)
 {
@@ -258,7 +258,7 @@ const py_fig *cpython_find(const py_run *run, const char *id)
     return NULL;
 }
 
-/* ---- running the script ---------------------------------------------------------- */
+/* ---- running the script ------------------------------------------------- */
 
 __attribute__((format(printf, 3, 4)))
 static void run_fail(py_run *out, int status, const char *fmt, ...)
@@ -343,7 +343,7 @@ void cpython_run(const char *python, const char *script,
     char *argv[] = {(char *)python, (char *)script,
                     (char *)"--duration", dur, (char *)"--warmup", warm,
                     (char *)"--repeats", reps, (char *)"--ids", (char *)ids,
-                    (char *)"--json-out", path, NULL};
+                    (char *)"--json-out", path, (char *)"--quiet", NULL};
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {

@@ -28,11 +28,11 @@ typedef struct py_run {
 
 /*
  * Run `python script --duration D --warmup W --repeats R --ids a,b,...
- * --json-out TMPFILE`, its stdout and stderr sent to our stderr (progress),
- * and parse the JSON it writes to TMPFILE.  It is killed after timeout
- * seconds.  out->status is BENCH_NA when python or the script cannot be
- * run, BENCH_ERR when it fails or writes something that is not the
- * expected JSON.
+ * --json-out TMPFILE --quiet`, with its stdout and stderr sent to our
+ * stderr, and parse the JSON it writes to TMPFILE.  It is killed after
+ * timeout seconds.  out->status is BENCH_NA when python or the script
+ * cannot be run, BENCH_ERR when it fails or writes something that is not
+ * the expected JSON.
  */
 void cpython_run(const char *python, const char *script,
                  const bench_ctx *ctx, int repeats, const char *ids,

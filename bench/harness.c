@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* ---- results -------------------------------------------------------------- */
+/* ---- results ------------------------------------------------------------ */
 
 int bench_na(bench_result *out, const char *fmt, ...)
 {
@@ -42,7 +42,7 @@ void bench_set_rate(bench_result *out, uint64_t ops, uint64_t bytes,
     out->n = ops;
 }
 
-/* ---- time ------------------------------------------------------------------ */
+/* ---- time --------------------------------------------------------------- */
 
 void bench_window_init(bench_window *w, const bench_ctx *ctx)
 {
@@ -51,7 +51,7 @@ void bench_window_init(bench_window *w, const bench_ctx *ctx)
     w->end = w->measure + (uint64_t)(ctx->duration * 1e9);
 }
 
-/* ---- latency samples --------------------------------------------------------- */
+/* ---- latency samples ---------------------------------------------------- */
 
 void bench_lat_init(bench_lat *l)
 {
@@ -136,7 +136,7 @@ int bench_lat_finish(bench_lat *l, bench_result *out)
     return BENCH_OK;
 }
 
-/* ---- spinning ----------------------------------------------------------------- */
+/* ---- spinning ----------------------------------------------------------- */
 
 void bench_poll_pause(unsigned *spins)
 {
@@ -146,7 +146,7 @@ void bench_poll_pause(unsigned *spins)
         bench_cpu_relax();
 }
 
-/* ---- processes and shared memory -------------------------------------------- */
+/* ---- processes and shared memory ---------------------------------------- */
 
 void *bench_shared_map(size_t size)
 {
@@ -249,7 +249,7 @@ static int wait_flag(const _Atomic uint32_t *flag, pid_t child,
     return BENCH_OK;
 }
 
-/* ---- one process ------------------------------------------------------------- */
+/* ---- one process -------------------------------------------------------- */
 
 int bench_run_batches(const bench_ctx *ctx, bench_batch_fn fn, void *arg,
                       uint64_t batch, uint64_t bytes_per_op,
@@ -279,7 +279,7 @@ int bench_run_batches(const bench_ctx *ctx, bench_batch_fn fn, void *arg,
     return BENCH_OK;
 }
 
-/* ---- two processes, the same loop -------------------------------------------- */
+/* ---- two processes, the same loop --------------------------------------- */
 
 struct pair_ctl {
     _Atomic uint32_t ready, go, stop;
@@ -378,7 +378,7 @@ int bench_run_pair(const bench_ctx *ctx, bench_batch_fn fn, void *arg,
     return rc;
 }
 
-/* ---- round trips -------------------------------------------------------------- */
+/* ---- round trips -------------------------------------------------------- */
 
 struct pp_child {
     const bench_pingpong_ops *ops;
@@ -428,7 +428,7 @@ int bench_run_pingpong(const bench_ctx *ctx, const bench_pingpong_ops *ops,
     return bench_lat_finish(&lat, out);
 }
 
-/* ---- producer to consumer --------------------------------------------------- */
+/* ---- producer to consumer ----------------------------------------------- */
 
 struct stream_child {
     const bench_stream_ops *ops;

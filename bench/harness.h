@@ -85,7 +85,7 @@ typedef struct bench_window {
 
 void bench_window_init(bench_window *w, const bench_ctx *ctx);
 
-/* ---- latency samples ------------------------------------------------------ */
+/* ---- latency samples ---------------------------------------------------- */
 
 typedef struct bench_lat {
     uint64_t *ns;
@@ -104,7 +104,7 @@ bool bench_lat_add(bench_lat *l, uint64_t ns);
 int bench_lat_finish(bench_lat *l, bench_result *out);
 void bench_lat_free(bench_lat *l);
 
-/* ---- spinning --------------------------------------------------------------- */
+/* ---- spinning ----------------------------------------------------------- */
 
 static inline void bench_cpu_relax(void)
 {
@@ -123,7 +123,7 @@ static inline void bench_cpu_relax(void)
  */
 void bench_poll_pause(unsigned *spins);
 
-/* ---- processes and shared memory ------------------------------------------ */
+/* ---- processes and shared memory ---------------------------------------- */
 
 /* Zeroed MAP_SHARED anonymous memory, inherited by forked children; NULL on
  * failure. */

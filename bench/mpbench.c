@@ -34,7 +34,7 @@
 #define MPBENCH_BUILDTYPE "unknown"
 #endif
 
-/* ---- the operations ------------------------------------------------------------ */
+/* ---- the operations ----------------------------------------------------- */
 
 enum kind { LAT, RATE };
 enum metric { M_P50, M_P99, M_P999, M_OPS, M_BYTES };
@@ -146,7 +146,7 @@ static const op ops[] = {
 #define NOPS (sizeof ops / sizeof ops[0])
 #define MAX_REPEATS 64
 
-/* ---- figures ------------------------------------------------------------------ */
+/* ---- figures ------------------------------------------------------------ */
 
 enum { FIG_NONE = 2 };      /* no such figure for this row: printed "-" */
 
@@ -213,7 +213,7 @@ static void figure_reduce(figure *f, const bench_result *reps, int n)
     f->med.n = total;
 }
 
-/* ---- options ------------------------------------------------------------------- */
+/* ---- options ------------------------------------------------------------ */
 
 typedef struct options {
     bool full;
@@ -356,7 +356,7 @@ static void parse_options(int argc, char **argv, options *o)
     o->py_warmup = set_warm ? warm : o->full ? 0.1 : 0.05;
 }
 
-/* ---- the machine ------------------------------------------------------------------ */
+/* ---- the machine -------------------------------------------------------- */
 
 typedef struct cpu_times {
     unsigned long long busy, total, steal;
@@ -519,7 +519,7 @@ static void machine_others(const machine *m, double *others_pct,
     *steal_pct = total > 0 ? 100.0 * steal / total : NAN;
 }
 
-/* ---- running ---------------------------------------------------------------------- */
+/* ---- running ------------------------------------------------------------ */
 
 static const char *volatile current_what = "";
 
@@ -557,50 +557,103 @@ static void fig_fail(figure *f, int status, const char *why)
 }
 
 /*
- * Measure the libmp and raw figures of one row, their repeats interleaved
- * (libmp, raw, libmp, raw, ...) so that both see the same load.
+ * CPython: bench_cpython.py is run once per row and repeat, so that its
+ * figure is measured within seconds of the libmp and raw ones, under the
+ * same load.  The first run that cannot start python marks it absent.
+ */
+typedef struct python_state {
+    const char *python;     /* NULL: --no-python */
+    const char *script;
+    bench_ctx ctx;          /* its durations */
+    int status;             /* BENCH_OK until python is found absent */
+    char why[200];
+    char version[96], executable[256];
+} python_state;
+
+static python_state pystate;
+
+static int python_figure(const op *o, bench_result *rep)
+{
+    static py_run run;
+    if (pystate.status != BENCH_OK)
+        return bench_na(rep, "%s", pystate.why);
+    double timeout = 60 + 20 * (pystate.ctx.duration + pystate.ctx.warmup);
+    cpython_run(pystate.python, pystate.script, &pystate.ctx, 1, o->id, timeout,
+                &run);
+    if (run.status == BENCH_NA) {
+        pystate.status = BENCH_NA;
+        snprintf(pystate.why, sizeof pystate.why, "%s", run.why);
+        return bench_na(rep, "%s", run.why);
+    }
+    if (run.status != BENCH_OK)
+        return bench_fail(rep, "%s", run.why);
+    if (pystate.version[0] == '\0') {
+        snprintf(pystate.version, sizeof pystate.version, "%s", run.version);
+        snprintf(pystate.executable, sizeof pystate.executable, "%s",
+                 run.executable);
+    }
+    const py_fig *f = cpython_find(&run, o->id);
+    if (f == NULL)
+        return bench_fail(rep, "bench_cpython.py gave no figure");
+    if (f->status != BENCH_OK)
+        return f->status == BENCH_NA ? bench_na(rep, "%s", f->r.why)
+                                     : bench_fail(rep, "%s", f->r.why);
+    *rep = f->r;
+    return BENCH_OK;
+}
+
+/*
+ * Measure the three figures of one row, their repeats interleaved (libmp,
+ * raw, CPython, libmp, raw, CPython, ...) so that all three see the same
+ * load.  A raw figure already measured for an earlier row is reused.
  */
 static void run_row(const op *o, const options *opt, const bench_ctx *ctx,
                     row *r)
 {
-    static bench_result lm_reps[MAX_REPEATS], raw_reps[MAX_REPEATS];
+    static bench_result reps[3][MAX_REPEATS];
     const figure *memo = o->raw ? memo_find(o->raw) : NULL;
-    bool do_lm = o->libmp != NULL, do_raw = o->raw != NULL && memo == NULL;
-    r->lm.status = do_lm ? BENCH_OK : FIG_NONE;
+    figure *fig[3] = {&r->lm, &r->raw, &r->py};
+    bool todo[3] = {o->libmp != NULL, o->raw != NULL && memo == NULL,
+                    o->python};
+    r->lm.status = o->libmp ? BENCH_OK : FIG_NONE;
     r->raw.status = o->raw ? BENCH_OK : FIG_NONE;
+    r->py.status = o->python ? BENCH_OK : FIG_NONE;
     if (memo != NULL)
         r->raw = *memo;
     unsigned limit = (unsigned)(60 + 40 * (ctx->duration + ctx->warmup));
     for (int i = 0; i < opt->repeats; i++) {
-        for (int side = 0; side < 2; side++) {
-            bool doit = side == 0 ? do_lm : do_raw;
-            figure *f = side == 0 ? &r->lm : &r->raw;
-            bench_result *rep = side == 0 ? &lm_reps[i] : &raw_reps[i];
-            if (!doit || f->status != BENCH_OK)
+        for (int side = 0; side < 3; side++) {
+            figure *f = fig[side];
+            bench_result *rep = &reps[side][i];
+            if (!todo[side] || f->status != BENCH_OK)
                 continue;
             memset(rep, 0, sizeof *rep);
             current_what = o->id;
-            alarm(limit);
-            int rc = (side == 0 ? o->libmp : o->raw)(ctx, rep);
-            alarm(0);
+            int rc;
+            if (side == 2) {
+                rc = python_figure(o, rep);
+            } else {
+                alarm(limit);
+                rc = (side == 0 ? o->libmp : o->raw)(ctx, rep);
+                alarm(0);
+            }
             if (rc != BENCH_OK)
                 fig_fail(f, rc, rep->why);
             else
                 f->reps[f->nreps++] = headline(o, rep);
         }
     }
-    if (do_lm && r->lm.status == BENCH_OK)
-        figure_reduce(&r->lm, lm_reps, r->lm.nreps);
-    if (do_raw && r->raw.status == BENCH_OK)
-        figure_reduce(&r->raw, raw_reps, r->raw.nreps);
-    if (do_raw && raw_memo_n < NOPS) {
+    for (int side = 0; side < 3; side++)
+        if (todo[side] && fig[side]->status == BENCH_OK)
+            figure_reduce(fig[side], reps[side], fig[side]->nreps);
+    if (todo[1] && raw_memo_n < NOPS) {
         raw_memo[raw_memo_n].fn = o->raw;
         raw_memo[raw_memo_n].fig = r->raw;
         raw_memo_n++;
     }
 }
 
-/* ---- formatting ------------------------------------------------------------------- */
+/* ---- formatting --------------------------------------------------------- */
 
 static void fmt_value(char *buf, size_t cap, enum metric m, double v)
 {
@@ -785,8 +838,7 @@ static void print_notes(FILE *out, const bool *sel, const row *rows)
     }
 }
 
-static void print_header(FILE *out, const options *opt, const machine *m,
-                         const py_run *py)
+static void print_header(FILE *out, const options *opt, const machine *m)
 {
     double others, steal;
     machine_others(m, &others, &steal);
@@ -801,10 +853,13 @@ static void print_header(FILE *out, const options *opt, const machine *m,
     fprintf(out, "build:   %s, %s; clocksource %s, clock_gettime %.0f ns; %s\n",
             m->compiler, MPBENCH_BUILDTYPE, m->clocksource, m->timer_ns,
             opt->pin ? "pairs pinned to cpus 0 and 1" : "nothing pinned");
-    if (py->status == BENCH_OK)
-        fprintf(out, "python:  %s (%s)\n", py->version, py->executable);
+    if (pystate.version[0] != '\0')
+        fprintf(out, "python:  %s (%s)\n", pystate.version,
+                pystate.executable);
     else
-        fprintf(out, "python:  n/a (%s)\n", py->why);
+        fprintf(out, "python:  n/a (%s)\n",
+                pystate.status != BENCH_OK ? pystate.why
+                                           : "no CPython figure selected");
     fprintf(out, "load:    loadavg %s at start, %s at end; other processes "
             "kept %.0f%% of the %ld cpus busy during the %.0f s run "
             "(steal %.1f%%)\n",
@@ -822,7 +877,7 @@ static void print_legend(FILE *out)
         "n/a: not measurable in this build (see below);\n-: no such figure.\n");
 }
 
-/* ---- JSON output ------------------------------------------------------------------ */
+/* ---- JSON output -------------------------------------------------------- */
 
 static void json_str(FILE *f, const char *s)
 {
@@ -886,7 +941,7 @@ static void json_figure(FILE *f, const char *name, const op *o,
 }
 
 static int write_json(const char *path, const options *opt, const machine *m,
-                      const py_run *py, const bool *sel, const row *rows)
+                      const bool *sel, const row *rows)
 {
     FILE *f = fopen(path, "w");
     if (f == NULL)
@@ -923,7 +978,7 @@ static int write_json(const char *path, const options *opt, const machine *m,
     fprintf(f, ", \"steal_pct\": ");
     json_num(f, steal);
     fprintf(f, ", \"python\": ");
-    json_str(f, py->status == BENCH_OK ? py->version : "n/a");
+    json_str(f, pystate.version[0] ? pystate.version : "n/a");
     fprintf(f, "},\n  \"results\": [\n");
     bool first = true;
     for (size_t i = 0; i < NOPS; i++) {
@@ -954,41 +1009,18 @@ static int write_json(const char *path, const options *opt, const machine *m,
     return fclose(f) == 0 ? 0 : -errno;
 }
 
-/* ---- main ----------------------------------------------------------------------- */
+/* ---- main --------------------------------------------------------------- */
 
 static void progress(const op *o, const row *r)
 {
-    char a[24], b[24];
+    char a[24], b[24], c[24];
     enum metric m = o->kind == LAT ? M_P50 : o->unit ? M_OPS : M_BYTES;
     fmt_cell(a, sizeof a, &r->lm, m);
     fmt_cell(b, sizeof b, &r->raw, m);
-    fprintf(stderr, "  %-22s libmp %9s   raw %9s   %s\n", o->id, a, b,
+    fmt_cell(c, sizeof c, &r->py, m);
+    fprintf(stderr, "  %-22s libmp %9s   raw %9s   CPython %9s   %s\n",
+            o->id, a, b, c,
             o->kind == LAT ? "us p50" : o->unit ? o->unit : "GB/s");
-}
-
-static void attach_python(const op *o, const py_run *py, figure *f)
-{
-    if (!o->python) {
-        f->status = FIG_NONE;
-        return;
-    }
-    if (py->status != BENCH_OK) {
-        fig_fail(f, BENCH_NA, py->why);
-        return;
-    }
-    const py_fig *p = cpython_find(py, o->id);
-    if (p == NULL) {
-        fig_fail(f, BENCH_ERR, "bench_cpython.py gave no figure");
-        return;
-    }
-    if (p->status != BENCH_OK) {
-        fig_fail(f, p->status, p->r.why);
-        return;
-    }
-    f->status = BENCH_OK;
-    f->med = p->r;
-    f->nreps = p->nreps < MAX_REPEATS ? p->nreps : MAX_REPEATS;
-    memcpy(f->reps, p->reps, (size_t)f->nreps * sizeof f->reps[0]);
 }
 
 int main(int argc, char **argv)
@@ -1025,7 +1057,18 @@ int main(int argc, char **argv)
     bench_ctx ctx = {.duration = opt.duration, .warmup = opt.warmup,
                      .pin = opt.pin, .self_exe = self};
     static row rows[NOPS];
-    fprintf(stderr, "mpbench: %zu operations, %s mode, %d repeats; C figures:\n",
+    pystate.python = opt.python;
+    pystate.script = opt.script;
+    pystate.ctx = ctx;
+    pystate.ctx.duration = opt.py_duration;
+    pystate.ctx.warmup = opt.py_warmup;
+    pystate.status = BENCH_OK;
+    if (opt.python == NULL) {
+        pystate.status = BENCH_NA;
+        snprintf(pystate.why, sizeof pystate.why, "--no-python");
+    }
+    fprintf(stderr, "mpbench: %zu operations, %s mode, %d repeats each of libmp, raw, "
+            "CPython:\n",
             nsel, opt.full ? "full" : "short", opt.repeats);
     for (size_t i = 0; i < NOPS; i++) {
         if (!sel[i])
@@ -1034,46 +1077,15 @@ int main(int argc, char **argv)
         progress(&ops[i], &rows[i]);
     }
 
-    static char ids[2048];
-    size_t nids = 0;
-    for (size_t i = 0; i < NOPS; i++)
-        if (sel[i] && ops[i].python) {
-            size_t used = strlen(ids);
-            snprintf(ids + used, sizeof ids - used, "%s%s", nids ? "," : "",
-                     ops[i].id);
-            nids++;
-        }
-    static py_run py;
-    if (opt.python == NULL) {
-        py.status = BENCH_NA;
-        snprintf(py.why, sizeof py.why, "--no-python");
-    } else if (nids == 0) {
-        py.status = BENCH_NA;
-        snprintf(py.why, sizeof py.why, "no CPython figure selected");
-    } else {
-        fprintf(stderr, "mpbench: CPython figures (%s):\n", opt.script);
-        bench_ctx pctx = ctx;
-        pctx.duration = opt.py_duration;
-        pctx.warmup = opt.py_warmup;
-        double timeout = 120 + (double)nids * opt.repeats *
-                         (opt.py_duration + opt.py_warmup + 1) * 4;
-        cpython_run(opt.python, opt.script, &pctx, opt.repeats, ids, timeout,
-                    &py);
-        if (py.status != BENCH_OK)
-            fprintf(stderr, "mpbench: CPython: %s\n", py.why);
-    }
-    for (size_t i = 0; i < NOPS; i++)
-        if (sel[i])
-            attach_python(&ops[i], &py, &rows[i].py);
     machine_end(&m);
 
     fflush(stderr);
-    print_header(stdout, &opt, &m, &py);
+    print_header(stdout, &opt, &m);
     print_table(stdout, sel, rows);
     print_legend(stdout);
     print_notes(stdout, sel, rows);
     if (opt.json != NULL) {
-        int r = write_json(opt.json, &opt, &m, &py, sel, rows);
+        int r = write_json(opt.json, &opt, &m, sel, rows);
         if (r != 0) {
             fprintf(stderr, "mpbench: cannot write %s: %s\n", opt.json,
                     strerror(-r));

@@ -21,7 +21,7 @@
 
 extern char **environ;
 
-/* ---- process start + join ---------------------------------------------------- */
+/* ---- process start + join ----------------------------------------------- */
 
 typedef int (*start_fn)(const bench_ctx *ctx, pid_t *pid);
 
@@ -87,7 +87,7 @@ int raw_posix_spawn(const bench_ctx *ctx, bench_result *out)
     return start_join_latency(ctx, start_spawn, out);
 }
 
-/* ---- process-shared mutexes and semaphores ----------------------------------- */
+/* ---- process-shared mutexes and semaphores ------------------------------ */
 
 struct shared_lock {
     pthread_mutex_t mutex;
@@ -213,7 +213,7 @@ int raw_mutex_counter(const bench_ctx *ctx, bench_result *out)
     return rc;
 }
 
-/* ---- futex ping-pong ------------------------------------------------------------ */
+/* ---- futex ping-pong ---------------------------------------------------- */
 
 /*
  * One word in shared memory carries a sequence number: the parent writes an
@@ -338,7 +338,7 @@ int raw_futex_pingpong_sleep(const bench_ctx *ctx, bench_result *out)
     return futex_pingpong(ctx, 0, out);
 }
 
-/* ---- busy-poll single-producer single-consumer ring ------------------------- */
+/* ---- busy-poll single-producer single-consumer ring --------------------- */
 
 /*
  * Fixed-size slots in shared memory; head is written only by the producer,
@@ -454,7 +454,7 @@ int raw_ring_1m(const bench_ctx *ctx, bench_result *out)
     return ring_stream(ctx, (size_t)1 << 20, 4, out);
 }
 
-/* ---- memcpy ---------------------------------------------------------------------- */
+/* ---- memcpy ------------------------------------------------------------- */
 
 struct copy {
     unsigned char *src, *dst;
@@ -498,7 +498,7 @@ int raw_memcpy_64m(const bench_ctx *ctx, bench_result *out)
     return memcpy_rate(ctx, (size_t)64 << 20, out);
 }
 
-/* ---- pipe and socketpair ping-pong ----------------------------------------------- */
+/* ---- pipe and socketpair ping-pong -------------------------------------- */
 
 #define PP_MSG 64
 
@@ -607,7 +607,7 @@ int raw_socketpair_pingpong(const bench_ctx *ctx, bench_result *out)
     return rc;
 }
 
-/* ---- malloc ------------------------------------------------------------------------ */
+/* ---- malloc ------------------------------------------------------------- */
 
 /* A store the compiler cannot drop, so that malloc+free is not elided. */
 static void *volatile malloc_sink;
