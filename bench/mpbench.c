@@ -685,13 +685,32 @@ static void fmt_ratio(char *buf, size_t cap, double r)
                            : r < 100 ? "%.1fx" : "%.0fx", r);
 }
 
-static void fmt_cell(char *buf, size_t cap, const figure *f, enum metric m)
+/* The repeats' headline values spread by more than NOISY (max / min). */
+#define NOISY 1.5
+
+static bool noisy(const figure *f)
+{
+    double lo = INFINITY, hi = 0;
+    for (int i = 0; i < f->nreps; i++) {
+        lo = fmin(lo, f->reps[i]);
+        hi = fmax(hi, f->reps[i]);
+    }
+    return f->nreps >= 2 && lo > 0 && hi / lo > NOISY;
+}
+
+/* A value, "-", "n/a" or "err"; the headline line gets "~" when noisy. */
+static void fmt_cell(char *buf, size_t cap, const figure *f, enum metric m,
+                     bool head)
 {
     switch (f->status) {
     case FIG_NONE: snprintf(buf, cap, "-"); break;
     case BENCH_NA: snprintf(buf, cap, "n/a"); break;
     case BENCH_ERR: snprintf(buf, cap, "err"); break;
-    default: fmt_value(buf, cap, m, metric_value(&f->med, m)); break;
+    default:
+        fmt_value(buf, cap, m, metric_value(&f->med, m));
+        if (head && noisy(f) && strlen(buf) + 1 < cap)
+            strcat(buf, "~");
+        break;
     }
 }
 
@@ -784,9 +803,9 @@ static void print_table(FILE *out, const bool *sel, const row *rows)
         int n = row_metrics(o, m, label);
         for (int k = 0; k < n; k++) {
             char lm[24], raw[24], py[24], rr[24], rp[24], tg[32];
-            fmt_cell(lm, sizeof lm, &r->lm, m[k]);
-            fmt_cell(raw, sizeof raw, &r->raw, m[k]);
-            fmt_cell(py, sizeof py, &r->py, m[k]);
+            fmt_cell(lm, sizeof lm, &r->lm, m[k], k == 0);
+            fmt_cell(raw, sizeof raw, &r->raw, m[k], k == 0);
+            fmt_cell(py, sizeof py, &r->py, m[k], k == 0);
             fmt_cell_ratio(rr, sizeof rr, &r->lm, &r->raw, m[k]);
             fmt_cell_ratio(rp, sizeof rp, &r->lm, &r->py, m[k]);
             bool has_tgt = o->tgt.cmp != T_NONE && o->tgt.metric == m[k];
@@ -874,7 +893,10 @@ static void print_legend(FILE *out)
         "\nlibmp/raw and libmp/Py are libmp's figure divided by the other, in "
         "the line's unit:\nfor us (latency) lower is better, for rates higher "
         "is better.  The target is checked\non the line where it is written. "
-        "n/a: not measurable in this build (see below);\n-: no such figure.\n");
+        "n/a: not measurable in this build (see below);\n-: no such figure; "
+        "~: its repeats spread by more than 1.5x (max/min of the first\n"
+        "line), the machine was busy: compare with care (--json has every "
+        "repeat).\n");
 }
 
 /* ---- JSON output -------------------------------------------------------- */
@@ -1015,9 +1037,9 @@ static void progress(const op *o, const row *r)
 {
     char a[24], b[24], c[24];
     enum metric m = o->kind == LAT ? M_P50 : o->unit ? M_OPS : M_BYTES;
-    fmt_cell(a, sizeof a, &r->lm, m);
-    fmt_cell(b, sizeof b, &r->raw, m);
-    fmt_cell(c, sizeof c, &r->py, m);
+    fmt_cell(a, sizeof a, &r->lm, m, true);
+    fmt_cell(b, sizeof b, &r->raw, m, true);
+    fmt_cell(c, sizeof c, &r->py, m, true);
     fprintf(stderr, "  %-22s libmp %9s   raw %9s   CPython %9s   %s\n",
             o->id, a, b, c,
             o->kind == LAT ? "us p50" : o->unit ? o->unit : "GB/s");
