@@ -13,6 +13,7 @@
 #include "libmp/errors.h"
 #include "libmp/heap.h"
 #include "libmp/process.h"
+#include "libmp/util.h"
 #include "libmp/shared_memory.h"
 #include "libmp/connection.h"
 
