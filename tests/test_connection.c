@@ -972,6 +972,37 @@ static void test_wait_many(void **state)
     }
 }
 
+/* A Process sentinel in the list, as Python's wait([conn, p.sentinel]). */
+static int sleepy_target(void *arg, size_t size)
+{
+    (void)arg;
+    (void)size;
+    usleep(100 * 1000);
+    return 0;
+}
+
+static void test_wait_process_sentinel(void **state)
+{
+    mp_connection *a, *b;
+    assert_int_equal(mp_pipe(true, &a, &b), 0);
+    mp_process *p = mp_process_new(.target = sleepy_target);
+    assert_non_null(p);
+    assert_int_equal(mp_process_start(p), 0);
+    mp_waitable items[2] = {MP_WAITABLE_CONN(a), MP_WAITABLE_FD(mp_process_sentinel(p))};
+    bool ready[2];
+    assert_int_equal(mp_connection_wait(items, 2, 30.0, ready), 1);
+    assert_false(ready[0]);
+    assert_true(ready[1]);
+    assert_int_equal(mp_process_join(p, 10.0), 0);
+    int code = -1;
+    assert_int_equal(mp_process_exitcode(p, &code), 0);
+    assert_int_equal(code, 0);
+    assert_int_equal(mp_process_close(p), 0);
+    mp_process_free(p);
+    mp_connection_free(a);
+    mp_connection_free(b);
+}
+
 /* ---- digests ------------------------------------------------------------------------------------ */
 
 static void hex_of(const unsigned char *p, size_t n, char *out)
@@ -1785,6 +1816,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_eintr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_sigpipe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_process_sentinel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_digests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_challenge_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_challenge_pair, setup, teardown),
