@@ -377,7 +377,7 @@ static int read_header(mp_connection *c, uint64_t *len)
     size_t got = 0;
     int r = rx_read(c, h, MP__HEADER_SMALL, &got);
     if (r == 1)
-        return got == 0 ? MP_EEOF : -EPROTO;
+        return got == 0 ? MP_EEOF : broken_stream(c, -EPROTO);
     if (r < 0)
         return r;
     r = mp__frame_decode(h, len);
@@ -386,7 +386,7 @@ static int read_header(mp_connection *c, uint64_t *len)
     if (r == 1) {
         r = rx_read(c, h + MP__HEADER_SMALL, 8, &got);
         if (r == 1)
-            return -EPROTO;
+            return broken_stream(c, -EPROTO);
         if (r < 0)
             return r;
         *len = mp__frame_decode_large(h + MP__HEADER_SMALL);

@@ -701,6 +701,7 @@ static void test_garbage_headers(void **state)
     raw_write(w, "\0\0", 2);
     close(w);
     assert_int_equal(mp_connection_recv(r, &p, &len), -EPROTO);
+    assert_int_equal(mp_connection_readable(r), 0);
     mp_connection_free(r);
 
     /* A truncated large header. */
