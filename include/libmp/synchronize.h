@@ -403,12 +403,18 @@ MP_EXTERN mp_barrier *mp_barrier_new_opts(const mp_barrier_options *opts);
  *
  * timeout  MP_FOREVER (Python's None): the barrier's own timeout, which
  *          itself may be none; otherwise as everywhere (0 tries once).
- *          A waiter that times out breaks the barrier, as in Python.
+ *          The deadline covers the whole call, including waiting for the
+ *          previous cycle to drain.  A waiter that times out breaks the
+ *          barrier, as in Python.
  *
  * Returns the arrival index, 0 .. parties-1 (each index once per cycle),
  * or MP_EBROKEN when the barrier is or becomes broken (a timeout, abort, a
  * failing action, reset while waiting, a process that died while holding
  * the barrier's internal lock); MP_EINVAL for NULL, freed, or a bad timeout.
+ * A party whose process was killed while waiting counts as arrived (as in
+ * Python); it is forgotten by reset, when the barrier breaks, and when a
+ * drain it never finishes has taken a second, so it cannot wedge the
+ * barrier for good (docs/synchronize.md).
  */
 MP_EXTERN int mp_barrier_wait(mp_barrier *b, double timeout);
 
