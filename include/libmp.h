@@ -13,5 +13,6 @@
 #include "libmp/errors.h"
 #include "libmp/heap.h"
 #include "libmp/process.h"
+#include "libmp/queues.h"
 
 #endif /* LIBMP_H */
