@@ -664,41 +664,56 @@ static void test_threads(void **state)
 
 /* ---- large messages ------------------------------------------------------ */
 
-#define GIB ((size_t)1 << 30)
+struct big_arg {
+    mp_queue *q;
+    size_t size;
+};
 
-static int child_put_gib(void *arg)
+static int child_put_big(void *arg)
 {
-    uint64_t *buf = malloc(GIB);
+    struct big_arg *a = arg;
+    uint64_t *buf = malloc(a->size);
     if (buf == NULL)
         return 2;
-    for (size_t i = 0; i < GIB / 8; i++)
+    for (size_t i = 0; i < a->size / 8; i++)
         buf[i] = i * 0x9e3779b97f4a7c15ull;
-    int rc = mp_queue_put(arg, buf, GIB, MP_FOREVER);
+    int rc = mp_queue_put(a->q, buf, a->size, MP_FOREVER);
     free(buf);
     return rc == 0 ? 0 : 1;
 }
 
-static void test_one_gib_message(void **state)
+static void big_message(size_t size)
 {
     /* Far larger than the ring: it goes through one shared block. */
     mp_queue *q = mp_queue_new(.capacity = 4096);
-    pid_t c = run_child(child_put_gib, q);
+    struct big_arg a = {q, size};
+    pid_t c = run_child(child_put_big, &a);
     /* The producer has exited before anyone reads: the message survives. */
     assert_int_equal(wait_within(c, 120), 0);
     char small[16];
     size_t len = 0;
     assert_int_equal(mp_queue_get(q, small, sizeof small, &len, 0), MP_ETOOSHORT);
-    assert_int_equal(len, GIB);
+    assert_int_equal(len, size);
     uint64_t *p = NULL;
     assert_int_equal(mp_queue_get_alloc(q, (void **)&p, &len, 0), 0);
-    assert_int_equal(len, GIB);
+    assert_int_equal(len, size);
     size_t bad = 0;
-    for (size_t i = 0; i < GIB / 8; i++)
+    for (size_t i = 0; i < size / 8; i++)
         bad += p[i] != i * 0x9e3779b97f4a7c15ull;
     assert_int_equal(bad, 0);
     free(p);
     assert_int_equal(mp_queue_empty(q), 1);
     mp_queue_free(q);
+}
+
+static void test_64_mib_message(void **state)
+{
+    big_message((size_t)64 << 20);
+}
+
+static void test_one_gib_message(void **state)
+{
+    big_message((size_t)1 << 30);
 }
 
 /* ---- SIGKILL in the middle of put and get -------------------------------- */
@@ -1065,10 +1080,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_joinable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_simple_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_messages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_one_gib_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_64_mib_message, setup, teardown),
     };
     const struct CMUnitTest slow[] = {
         cmocka_unit_test_setup_teardown(test_mpmc_1e6, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_gib_message, setup, teardown),
     };
     if (MPT_QUEUES_SLOW)
         return cmocka_run_group_tests_name("queues_slow", slow, NULL, NULL);
