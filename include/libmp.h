@@ -13,6 +13,7 @@
 #include "libmp/errors.h"
 #include "libmp/heap.h"
 #include "libmp/process.h"
+#include "libmp/shared_memory.h"
 #include "libmp/queues.h"
 
 #endif /* LIBMP_H */

@@ -71,6 +71,7 @@ struct arena {
     struct free_extent *extents;
     struct size_class cls[NCLASS];
     _Atomic uint64_t next_id MP__ALIGNED(MP__CACHELINE);
+    _Atomic(void *) roots[MP__ROOT_COUNT];
     uint64_t desc[];        /* one per run: kind | class << 8 | len << 32 */
 };
 
@@ -221,6 +222,25 @@ bool mp__in_arena(const void *p)
 uint64_t mp__heap_next_id(void)
 {
     return atomic_fetch_add(&A->next_id, 1);
+}
+
+void *mp__heap_root(enum mp__root slot, void *(*make)(void))
+{
+    if (mp__heap_init() != 0)
+        return NULL;
+    void *p = atomic_load_explicit(&A->roots[slot], memory_order_acquire);
+    if (p != NULL || make == NULL)
+        return p;
+    /* Several processes may race to make the root: one wins, the others
+     * free what they made and use the winner's. */
+    void *fresh = make();
+    if (fresh == NULL)
+        return NULL;
+    void *expected = NULL;
+    if (atomic_compare_exchange_strong(&A->roots[slot], &expected, fresh))
+        return fresh;
+    mp__obj_free(fresh);
+    return expected;
 }
 
 /* ---- large extents (whole runs) ----------------------------------------- */

@@ -138,6 +138,20 @@ bool mp__in_arena(const void *p);
 /* Usable size of a block from mp__alloc, 0 if p is not one. */
 size_t mp__alloc_size(const void *p);
 
+/*
+ * Family-wide singletons (the shared-memory tracker, the forkserver, ...):
+ * a few pointers in the arena header.  mp__heap_root returns the object in
+ * slot, making it with make() (an mp__obj_new'd object) on first use if make
+ * is not NULL; racing makers agree on one object.  NULL on failure.
+ */
+enum mp__root {
+    MP__ROOT_SHM_TRACKER,
+    MP__ROOT_FORKSERVER,
+    MP__ROOT_MANAGER,
+    MP__ROOT_COUNT = 16
+};
+void *mp__heap_root(enum mp__root slot, void *(*make)(void));
+
 /* A fresh id, unique in the family. */
 uint64_t mp__heap_next_id(void);
 
