@@ -32,10 +32,17 @@
 #define DEFAULT_CAPACITY (128u << 10)
 #define MAX_SLOT (1u << 20)
 
-#define SPIN_NS 20000u           /* busy-wait this long before sleeping */
+/* Spin (pause for SPIN_PAUSE_NS, then yielding the cpu) this long before
+ * sleeping: a futex wake-up takes tens of microseconds to be served here,
+ * and sides that sleep sooner fall into a convoy where every batch costs
+ * two wake-ups. */
+#define SPIN_NS 50000u
+#define SPIN_PAUSE_NS 2000u
 #define NOWAIT_SPIN_NS 50000u    /* a nowait call waits this long for a claim */
 #define TICK_NS 1000000u         /* a claim unchanged this long is checked */
-#define PATIENCE_NS 2000000u     /* an unbounded ring full this long overflows */
+/* An unbounded ring full this long (a consumer stalled, not merely
+ * descheduled for a moment) overflows; tests shorten it. */
+#define PATIENCE_NS 100000000u
 #define JOIN_TICK_NS 20000000u   /* join re-checks at least this often */
 #define FALLBACK_TICK_NS 10000000u /* sleep slice without membarrier */
 #define CACHE_BLOCK_MAX (64u << 20)
@@ -87,11 +94,20 @@ static inline struct slot *slot_at(const mp__ring *r, uint64_t pos, uint64_t *ba
 /* Ask for the slot PREFETCH positions ahead, for writing: in a stream of
  * messages its cache line then crosses from the other core while this one
  * works, instead of stalling the next claim. */
+#ifndef PREFETCH
 #define PREFETCH 4
+#endif
 static inline void prefetch_ahead(const mp__ring *r, uint64_t pos)
 {
     uint64_t base;
-    __builtin_prefetch(slot_at(r, pos + PREFETCH, &base), 1, 3);
+    const struct slot *s = slot_at(r, pos + PREFETCH, &base);
+#if defined(__x86_64__)
+    /* GCC drops __builtin_prefetch here; prefetchw is a hint (a no-op on
+     * CPUs without it), so asm states it directly. */
+    __asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)s));
+#else
+    __builtin_prefetch(s, 1, 3);
+#endif
 }
 
 static inline struct slot *slot_index(const mp__ring *r, uint64_t i)
@@ -212,7 +228,14 @@ static bool pid_dead(pid_t pid)
     return p != NULL && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
 
-/* ---- the test hook ------------------------------------------------------- */
+/* ---- the test hooks ------------------------------------------------------ */
+
+static uint64_t patience_ns = PATIENCE_NS;
+
+void mp__ring_set_patience(uint64_t ns)
+{
+    patience_ns = ns ? ns : PATIENCE_NS;
+}
 
 static _Atomic int stop_point;
 static int stop_fd = -1;
@@ -287,11 +310,27 @@ static inline void ev_wake(_Atomic uint32_t *ev)
 
 typedef struct waiter {
     uint64_t start;
+    uint64_t progress;
     uint32_t spins;
     uint32_t key;
     bool armed;
     bool no_spin;
 } waiter;
+
+/*
+ * The other side moved (progress is a position it advances): restart the
+ * spin budget.  A producer facing a consumer that keeps taking messages
+ * then keeps spinning instead of going to sleep, which would cost the
+ * consumer a wake-up system call for every slot it frees; against a
+ * consumer that stalls for a whole budget it still sleeps.
+ */
+static inline void waiter_progress(waiter *wt, uint64_t progress)
+{
+    if (progress != wt->progress) {
+        wt->progress = progress;
+        wt->start = 0;
+    }
+}
 
 static bool deadline_before(const mp__deadline *a, const mp__deadline *b)
 {
@@ -342,7 +381,7 @@ static int waiter_step(waiter *wt, _Atomic uint32_t *ev, const mp__deadline *d,
     if (mp__deadline_expired(d))
         return MP_ETIMEDOUT;
     if (!wt->no_spin && spent < SPIN_NS) {
-        if (spent > SPIN_NS / 2)
+        if (spent > SPIN_PAUSE_NS)
             sched_yield();
         return 0;
     }
@@ -480,8 +519,10 @@ static void recover(mp__ring *r, struct slot *s, uint64_t w)
         return;
     uint64_t n = atomic_load_explicit(&s->len, memory_order_acquire);
     void *blk = NULL;
-    if (n > r->inline_max)
+    if (n > r->inline_max) {
         memcpy(&blk, s->data, sizeof blk);
+        atomic_fetch_sub(&r->blk_bytes, (int64_t)n);
+    }
     release_slot(r, s, base);
     if (blk != NULL)
         mp__free(blk);
@@ -492,6 +533,8 @@ static void fill(mp__ring *r, struct slot *s, const void *buf, size_t len, void 
 {
     if (blk != NULL) {
         memcpy(s->data, &blk, sizeof blk);
+        /* Counted before the length shows a block: see recover(). */
+        atomic_fetch_add(&r->blk_bytes, (int64_t)len);
     } else if (len != 0) {
         if (stop_armed(MP__RING_STOP_PUT)) {
             memcpy(s->data, buf, len / 2);
@@ -522,6 +565,8 @@ static void take(mp__ring *r, struct slot *s, uint64_t base, size_t n, void *out
     }
     if (r->flags & MP__RING_JOINABLE)
         atomic_fetch_add(&r->gets, 1);
+    if (blk != NULL)
+        atomic_fetch_sub(&r->blk_bytes, (int64_t)n);
     release_slot(r, s, base);
     if (blk != NULL) {
         memcpy(out, blk, n);
@@ -636,6 +681,33 @@ static int ovf_get(mp__ring *r, struct getbuf *gb, size_t *outlen)
 
 /* ---- put and get --------------------------------------------------------- */
 
+/*
+ * The ring is full at position t.  Rather than re-reading the slot that the
+ * consumers are about to free (each read pulls the line away from them in
+ * the middle of their work), wait until the head hint shows that a batch of
+ * slots has been taken, looking at it only every few steps for the same
+ * reason.  Spins and sleeps as waiter_step decides; returns 0 when the
+ * caller should look at the ring again (a batch is free, or the waiter is
+ * armed and wants one last check before sleeping), MP_ETIMEDOUT at d.
+ */
+static int await_room(mp__ring *r, uint64_t t, waiter *wt, const mp__deadline *d,
+                      uint64_t tick_ns)
+{
+    uint64_t batch = r->nslots >= 64 ? r->nslots / 16 : 1;
+    uint64_t want = t - r->nslots + batch;
+    for (unsigned i = 0;; i++) {
+        if ((i & 15) == 0) {
+            uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+            if ((int64_t)(h - want) >= 0)
+                return 0;
+            waiter_progress(wt, h);
+        }
+        int rc = waiter_step(wt, &r->ev_put, d, tick_ns);
+        if (rc != 0 || wt->armed)
+            return rc;
+    }
+}
+
 static int ring_put(mp__ring *r, const void *buf, size_t len, void *blk,
                     const mp__deadline *d)
 {
@@ -677,13 +749,65 @@ static int ring_put(mp__ring *r, const void *buf, size_t len, void *blk,
             uint64_t now = mp__now_ns();
             if (full_since == 0)
                 full_since = now;
-            else if (now - full_since >= PATIENCE_NS)
+            else if (now - full_since >= patience_ns)
                 return ovf_put(r, buf, len, blk);
         }
         if (d->nowait && !transient)
             return MP_EFULL;
-        if (waiter_step(&wt, &r->ev_put, d, transient || !bounded ? TICK_NS : 0) != 0)
+        uint64_t tick = transient || !bounded ? TICK_NS : 0;
+        int rc = !transient && !wt.armed ? await_room(r, t, &wt, d, tick)
+                                         : waiter_step(&wt, &r->ev_put, d, tick);
+        if (rc != 0)
             return bounded ? MP_EFULL : ovf_put(r, buf, len, blk);
+    }
+}
+
+/* Bytes in blocks of the messages in the ring, counted from the slots. */
+static int64_t count_block_bytes(mp__ring *r)
+{
+    int64_t sum = 0;
+    for (uint64_t i = 0; i < r->nslots; i++) {
+        struct slot *s = slot_index(r, i);
+        uint64_t n = atomic_load_explicit(&s->len, memory_order_relaxed);
+        if (wst(atomic_load(&s->w)) != ST_FREE && n > r->inline_max)
+            sum += (int64_t)n;
+    }
+    return sum;
+}
+
+/*
+ * Soft backpressure for an unbounded ring: bytes in blocks count against
+ * the ring's capacity, so a producer that runs ahead of a consumer waits
+ * for it instead of piling up fresh blocks (page faults, then holes
+ * punched).  It never waits more than about 2 * PATIENCE_NS: an unbounded
+ * put must not block.  A message larger than the whole capacity passes
+ * when no other block is pending.  The count is a hint: a process killed
+ * between updating it and the slot makes it drift, so after waiting in
+ * vain it is recounted from the slots.
+ */
+static void pace(mp__ring *r, size_t len, const mp__deadline *d)
+{
+    uint64_t budget = r->nslots * r->slot_size;
+    waiter wt = {0};
+    uint64_t since = 0;
+    bool recounted = false;
+    for (;;) {
+        int64_t used = atomic_load(&r->blk_bytes);
+        if (used <= 0 || (uint64_t)used + len <= budget || d->nowait)
+            return;
+        uint64_t now = mp__now_ns();
+        if (since == 0) {
+            since = now;
+        } else if (now - since >= patience_ns) {
+            if (recounted)
+                return;
+            atomic_store(&r->blk_bytes, count_block_bytes(r));
+            recounted = true;
+            since = now;
+            continue;
+        }
+        if (waiter_step(&wt, &r->ev_put, d, TICK_NS) != 0)
+            return;
     }
 }
 
@@ -691,6 +815,8 @@ int mp__ring_put(mp__ring *r, const void *buf, size_t len, const mp__deadline *d
 {
     void *blk = NULL;
     if (len > r->inline_max) {
+        if (!(r->flags & MP__RING_BOUNDED))
+            pace(r, len, d);
         /* Copied before any slot is claimed: the claim stays short. */
         blk = block_get(r, len);
         if (blk == NULL)

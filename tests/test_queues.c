@@ -427,7 +427,7 @@ static int child_consume_checked(void *arg)
         if (get_int(a->q, 30.0) != i)
             return 1;
         if (i % 1000 == 0)
-            usleep(3000); /* stall: the ring fills and overflows */
+            usleep(i % 10000 == 0 ? 150000 : 3000); /* the ring fills, overflows */
     }
     return 0;
 }
@@ -596,9 +596,13 @@ static void test_mpmc_small(void **state)
     q = mp_queue_new(.maxsize = 7); /* contended, bounded, wraps a lot */
     run_mpmc(q, 5000);
     mp_queue_free(q);
-    q = mp_queue_new(.capacity = 512); /* 4 slots: overflow under contention */
+    /* 4 slots that overflow after 50 us full: ring and overflow list
+     * interleave under contention. */
+    mp__ring_set_patience(50000);
+    q = mp_queue_new(.capacity = 512);
     run_mpmc(q, 5000);
     mp_queue_free(q);
+    mp__ring_set_patience(0);
 }
 
 static void test_mpmc_1e6(void **state)

@@ -54,6 +54,7 @@ typedef struct mp__ring {
     /* Freed message blocks kept for the next large message. */
     _Atomic(void *) cache[MP__RING_CACHE] MP__ALIGNED(MP__CACHELINE);
     _Atomic uint32_t blocks_used; /* some message ever needed a block */
+    _Atomic int64_t blk_bytes;    /* bytes in blocks of ring messages */
 } mp__ring;
 
 /*
@@ -109,5 +110,9 @@ enum mp__ring_stop {
     MP__RING_STOP_GET_OVERFLOW,   /* overflow lock held, node half unlinked */
 };
 void mp__ring_stop_at(int point, int fd);
+
+/* Test hook: how long an unbounded ring must stay full before messages
+ * overflow, in this process (0: the default, 100 ms). */
+void mp__ring_set_patience(uint64_t ns);
 
 #endif /* LIBMP_INTERNAL_RING_H */
