@@ -779,18 +779,17 @@ static int64_t count_block_bytes(mp__ring *r)
  * Soft backpressure for an unbounded ring: bytes in blocks count against
  * the ring's capacity, so a producer that runs ahead of a consumer waits
  * for it instead of piling up fresh blocks (page faults, then holes
- * punched).  It never waits more than about 2 * PATIENCE_NS: an unbounded
- * put must not block.  A message larger than the whole capacity passes
- * when no other block is pending.  The count is a hint: a process killed
- * between updating it and the slot makes it drift, so after waiting in
- * vain it is recounted from the slots.
+ * punched).  It waits at most the overflow patience: an unbounded put must
+ * not block.  A message larger than the whole capacity passes when no
+ * other block is pending.  The count is a hint: a process killed between
+ * updating it and the slot makes it drift, so a producer that waited in
+ * vain recounts it from the slots.
  */
 static void pace(mp__ring *r, size_t len, const mp__deadline *d)
 {
     uint64_t budget = r->nslots * r->slot_size;
     waiter wt = {0};
     uint64_t since = 0;
-    bool recounted = false;
     for (;;) {
         int64_t used = atomic_load(&r->blk_bytes);
         if (used <= 0 || (uint64_t)used + len <= budget || d->nowait)
@@ -799,12 +798,8 @@ static void pace(mp__ring *r, size_t len, const mp__deadline *d)
         if (since == 0) {
             since = now;
         } else if (now - since >= patience_ns) {
-            if (recounted)
-                return;
             atomic_store(&r->blk_bytes, count_block_bytes(r));
-            recounted = true;
-            since = now;
-            continue;
+            return;
         }
         if (waiter_step(&wt, &r->ev_put, d, TICK_NS) != 0)
             return;

@@ -52,7 +52,7 @@ typedef struct mp_simple_queue mp_simple_queue;
 typedef struct mp_queue_options {
     int reserved_;      /* keeps mp_queue_new() with no options valid */
     long maxsize;       /* most messages held at once; <= 0: unbounded */
-    size_t capacity;    /* bytes of the ring of an unbounded queue;
+    size_t capacity;    /* bytes an unbounded queue's ring holds;
                            0: 128 KiB (see mp_queue_new) */
     size_t slot_size;   /* bytes per ring slot; 0: 128 (see mp_queue_new) */
     mp_context *ctx;    /* start-method context; unused, any value accepted */
@@ -69,11 +69,15 @@ typedef struct mp_queue_options {
  *              unbounded: put never waits for room.  A bounded queue's ring
  *              has exactly maxsize slots; their memory is reserved at once
  *              and committed as it is first used.
- *   capacity   size in bytes of the ring of an unbounded queue (default
+ *   capacity   bytes an unbounded queue holds in its ring (default
  *              128 KiB, rounded down to a power-of-two number of slots, at
- *              least 2).  When the ring is full and stays full (no consumer
- *              takes anything for a few milliseconds), further messages
- *              overflow to a list in the arena, so put still never blocks.
+ *              least 2); the bytes of messages longer than a slot count
+ *              against it too.  A put that finds it full waits for a
+ *              consumer to make room, but at most 100 ms: if no consumer
+ *              takes anything meanwhile, the message and the ones after it
+ *              overflow, in order, to a list in the arena.  So a put on an
+ *              unbounded queue never blocks for long, whatever the
+ *              consumers do.  Ignored for a bounded queue.
  *   slot_size  size of one ring slot: a multiple of 64 between 64 and
  *              1 MiB (rounded up to a multiple of 64; default 128).
  *              Messages of up to slot_size - 16 bytes are copied into the
@@ -81,9 +85,10 @@ typedef struct mp_queue_options {
  *              consumer copies out and recycles.
  *
  * Returns the queue, owned by the caller (mp_queue_free), or NULL with
- * mp_last_error() set: MP_EINVAL for a slot_size or capacity out of range,
- * -ENOMEM when the arena cannot hold the ring, or the error met creating
- * the arena.  Fork-safe; may be called before or after children start.
+ * mp_last_error() set: MP_EINVAL for a slot_size out of range, -ENOMEM
+ * when the arena cannot hold the ring (a huge maxsize or capacity), or the
+ * error met creating the arena.  Fork-safe; may be called before or after
+ * children start.
  */
 #define mp_queue_new(...) \
     mp_queue_new_opts(&(const mp_queue_options){.reserved_ = 0, __VA_ARGS__})
@@ -109,7 +114,9 @@ MP_EXTERN mp_queue *mp_joinable_queue_new_opts(const mp_queue_options *opts);
  *           0 (do not wait, like put_nowait) or positive (common.h).
  *
  * Returns 0 once the message is in the queue: it is delivered even if the
- * caller exits or is killed right after.  MP_EFULL when a bounded queue is
+ * caller exits or is killed right after.  A put on an unbounded queue does
+ * not fail for lack of room and waits at most about 100 ms (see
+ * capacity); timeout 0 never waits.  MP_EFULL when a bounded queue is
  * still full at the timeout (Python's queue.Full); MP_EINVAL for q NULL,
  * freed or not a queue, buf NULL with len > 0, a bad timeout, or a queue
  * closed by this process (mp_queue_close); -ENOMEM when the arena cannot
