@@ -757,8 +757,14 @@ static int ring_put(mp__ring *r, const void *buf, size_t len, void *blk,
         uint64_t tick = transient || !bounded ? TICK_NS : 0;
         int rc = !transient && !wt.armed ? await_room(r, t, &wt, d, tick)
                                          : waiter_step(&wt, &r->ev_put, d, tick);
-        if (rc != 0)
+        if (rc != 0) {
+            /* A short wait never reaches the stuck tick: look once. */
+            if (transient && pid_dead(wpid(w))) {
+                recover(r, s, w);
+                continue;
+            }
             return bounded ? MP_EFULL : ovf_put(r, buf, len, blk);
+        }
     }
 }
 
@@ -882,8 +888,16 @@ static int ring_get(mp__ring *r, struct getbuf *gb, size_t *outlen, const mp__de
         }
         if (d->nowait && !transient)
             return MP_EEMPTY;
-        if (waiter_step(&wt, &r->ev_get, d, transient ? TICK_NS : 0) != 0)
+        if (waiter_step(&wt, &r->ev_get, d, transient ? TICK_NS : 0) != 0) {
+            /* A short wait (get_nowait polling, say) never reaches the
+             * stuck tick: look once, or a dead claim would block forever
+             * every consumer that only polls. */
+            if (transient && pid_dead(wpid(w))) {
+                recover(r, s, w);
+                continue;
+            }
             return MP_EEMPTY;
+        }
     }
 }
 

@@ -787,6 +787,32 @@ static void test_kill_producer_mid_put(void **state)
     mp_queue_free(q);
 }
 
+static void test_kill_producer_nowait_consumers(void **state)
+{
+    /* Consumers that only poll with get_nowait still get past a dead
+     * producer's claim, and producers that only put_nowait past a dead
+     * consumer's. */
+    mp_queue *q = mp_queue_new(.maxsize = 2);
+    stop_and_kill(child_stop_in_put, q, MP__RING_STOP_PUT, 16);
+    assert_int_equal(put_int(q, 7), 0);
+    int v = -1, rc = MP_EEMPTY;
+    for (int i = 0; i < 1000 && rc == MP_EEMPTY; i++)
+        rc = mp_queue_get_nowait(q, &v, sizeof v, NULL);
+    assert_int_equal(rc, 0);
+    assert_int_equal(v, 7);
+
+    assert_int_equal(put_int(q, 8), 0);
+    assert_int_equal(put_int(q, 9), 0);
+    stop_and_kill(child_stop_in_get, q, MP__RING_STOP_GET, 0);
+    assert_int_equal(get_int(q, 0), 9);
+    rc = MP_EFULL;
+    for (int i = 0; i < 1000 && rc == MP_EFULL; i++)
+        rc = mp_queue_put_nowait(q, &(int){10}, sizeof(int));
+    assert_int_equal(rc, 0);
+    assert_int_equal(get_int(q, 0), 10);
+    mp_queue_free(q);
+}
+
 static void test_kill_producer_with_waiting_consumer(void **state)
 {
     mp_queue *q = mp_queue_new();
@@ -1077,6 +1103,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_producer_mid_put, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_producer_with_waiting_consumer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_producer_nowait_consumers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_producer_large_and_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_consumer_mid_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_in_overflow, setup, teardown),
