@@ -13,7 +13,9 @@
 #include "libmp/errors.h"
 #include "libmp/heap.h"
 #include "libmp/process.h"
+#include "libmp/util.h"
 #include "libmp/shared_memory.h"
+#include "libmp/connection.h"
 #include "libmp/queues.h"
 
 #endif /* LIBMP_H */
