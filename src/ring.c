@@ -100,13 +100,19 @@ static inline struct slot *slot_at(const mp__ring *r, uint64_t pos, uint64_t *ba
 static inline void prefetch_ahead(const mp__ring *r, uint64_t pos)
 {
     uint64_t base;
-    const struct slot *s = slot_at(r, pos + PREFETCH, &base);
+    const char *s = (const char *)slot_at(r, pos + PREFETCH, &base);
+    /* The first two lines: the state word and a 64-byte message straddle
+     * them in a slot of 128 bytes. */
 #if defined(__x86_64__)
     /* GCC drops __builtin_prefetch here; prefetchw is a hint (a no-op on
      * CPUs without it), so asm states it directly. */
-    __asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)s));
+    __asm__ __volatile__("prefetchw %0" : : "m"(*s));
+    if (r->slot_size > 64)
+        __asm__ __volatile__("prefetchw %0" : : "m"(*(s + 64)));
 #else
     __builtin_prefetch(s, 1, 3);
+    if (r->slot_size > 64)
+        __builtin_prefetch(s + 64, 1, 3);
 #endif
 }
 
