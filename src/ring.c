@@ -18,33 +18,19 @@
 #include "internal/mp.h"
 #include "internal/ring.h"
 
-#include <fcntl.h>
-#include <linux/membarrier.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define DEFAULT_SLOT 128u
 #define DEFAULT_CAPACITY (128u << 10)
 #define MAX_SLOT (1u << 20)
 
-/* Spin (pause for SPIN_PAUSE_NS, then yielding the cpu) this long before
- * sleeping: a futex wake-up takes tens of microseconds to be served here,
- * and sides that sleep sooner fall into a convoy where every batch costs
- * two wake-ups. */
-#define SPIN_NS 50000u
-#define SPIN_PAUSE_NS 2000u
-#define NOWAIT_SPIN_NS 50000u    /* a nowait call waits this long for a claim */
-#define TICK_NS 1000000u         /* a claim unchanged this long is checked */
+#define TICK_NS MP__RING_TICK_NS
 /* An unbounded ring full this long (a consumer stalled, not merely
  * descheduled for a moment) overflows; tests shorten it. */
 #define PATIENCE_NS 100000000u
 #define JOIN_TICK_NS 20000000u   /* join re-checks at least this often */
-#define FALLBACK_TICK_NS 10000000u /* sleep slice without membarrier */
 #define CACHE_BLOCK_MAX (64u << 20)
 
 /* A slot: state word, message length, then the message (inline) or the
@@ -94,9 +80,7 @@ static inline struct slot *slot_at(const mp__ring *r, uint64_t pos, uint64_t *ba
 /* Ask for the slot PREFETCH positions ahead, for writing: in a stream of
  * messages its cache line then crosses from the other core while this one
  * works, instead of stalling the next claim. */
-#ifndef PREFETCH
 #define PREFETCH 4
-#endif
 static inline void prefetch_ahead(const mp__ring *r, uint64_t pos)
 {
     uint64_t base;
@@ -148,90 +132,14 @@ static inline bool claim(struct slot *s, uint64_t *w, uint64_t nw)
                                                    memory_order_acquire);
 }
 
-/* ---- processes ----------------------------------------------------------- */
-
-/*
- * Per-process state, set up on first use and again in a forked child: the
- * pid (getpid is a system call) and whether this process is registered for
- * MEMBARRIER_CMD_GLOBAL_EXPEDITED.
- *
- * Why membarrier: a producer publishes a slot and then looks at the
- * sleepers bit; a sleeper sets the bit and then looks at the slot.  Each
- * side needs a full fence between its store and its load (Dekker), which
- * as a locked instruction on every put and get costs a third of the
- * throughput.  Instead, registered processes publish with plain release
- * stores, and a sleeper, after setting the bit, has the kernel run a full
- * barrier on every CPU running a registered process: then either the
- * producer's store is visible to the sleeper's re-check, or the producer's
- * later load sees the bit.  A process that cannot register publishes with
- * a sequentially consistent exchange instead (safe with any sleeper); a
- * sleeper that cannot issue the barrier sleeps in short slices.
- */
-static _Atomic pid_t self_pid;
-static _Atomic int fenceless; /* 1: plain publication, -1: fenced */
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void forget_process(void)
-{
-    atomic_store_explicit(&self_pid, 0, memory_order_relaxed);
-    atomic_store_explicit(&fenceless, 0, memory_order_relaxed);
-}
-
-static void register_atfork(void)
-{
-    pthread_atfork(NULL, NULL, forget_process);
-}
-
-static void process_init(void)
-{
-    pthread_once(&atfork_once, register_atfork);
-    long rc = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0);
-    atomic_store_explicit(&fenceless, rc == 0 ? 1 : -1, memory_order_relaxed);
-    atomic_store_explicit(&self_pid, getpid(), memory_order_relaxed);
-}
-
-pid_t mp__self_pid(void)
-{
-    pid_t p = atomic_load_explicit(&self_pid, memory_order_relaxed);
-    if (MP__UNLIKELY(p == 0)) {
-        process_init();
-        p = atomic_load_explicit(&self_pid, memory_order_relaxed);
-    }
-    return p;
-}
-
-/* Make a slot state visible: see above for why a plain store suffices. */
+/* Make a slot state visible; ring_wait.c says why a plain store suffices
+ * in a registered process. */
 static inline void publish(struct slot *s, uint64_t w)
 {
-    if (MP__LIKELY(atomic_load_explicit(&fenceless, memory_order_relaxed) > 0))
+    if (MP__LIKELY(atomic_load_explicit(&mp__ring_fenceless, memory_order_relaxed) > 0))
         atomic_store_explicit(&s->w, w, memory_order_release);
     else
         atomic_exchange_explicit(&s->w, w, memory_order_seq_cst);
-}
-
-/*
- * True when pid has ended: it no longer exists, or it is a zombie (kill(2)
- * still succeeds on a zombie, so /proc says which).  A pid that cannot be
- * checked is taken as alive.
- */
-static bool pid_dead(pid_t pid)
-{
-    if (pid <= 0 || pid == mp__self_pid())
-        return false;
-    if (kill(pid, 0) != 0)
-        return errno == ESRCH;
-    char path[40], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    return p != NULL && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
 
 /* ---- the test hooks ------------------------------------------------------ */
@@ -264,156 +172,6 @@ static void stop_now(void)
         (void)!write(stop_fd, &c, 1);
     for (;;)
         pause();
-}
-
-/* ---- waiting ------------------------------------------------------------- */
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
-/*
- * Event counts.  A sleeper sets bit 0 (ev_arm), re-checks its condition and
- * sleeps on the value it armed; a waker that has just made progress visible
- * with a sequentially consistent store looks at the word, and only if bit 0
- * is set bumps the count (clearing the bit) and wakes everyone.  So the
- * uncontended path costs one load, and a sleeper that died only costs one
- * spurious wake-up before the bit is clear again.
- */
-static uint32_t ev_arm(_Atomic uint32_t *ev)
-{
-    (void)mp__self_pid(); /* sets up fenceless before it is read */
-    uint32_t k = atomic_load(ev);
-    while (!(k & 1u) && !atomic_compare_exchange_weak(ev, &k, k | 1u))
-        ;
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&fenceless, memory_order_relaxed) > 0)
-        syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
-    return k | 1u;
-}
-
-static void ev_wake_slow(_Atomic uint32_t *ev, uint32_t k)
-{
-    while (k & 1u) {
-        if (atomic_compare_exchange_weak(ev, &k, k + 1u)) {
-            mp__futex_wake((uint32_t *)ev, INT32_MAX);
-            return;
-        }
-    }
-}
-
-static inline void ev_wake(_Atomic uint32_t *ev)
-{
-    uint32_t k = atomic_load(ev);
-    if (MP__UNLIKELY(k & 1u))
-        ev_wake_slow(ev, k);
-}
-
-typedef struct waiter {
-    uint64_t start;
-    uint64_t progress;
-    uint32_t spins;
-    uint32_t key;
-    bool armed;
-    bool no_spin;
-} waiter;
-
-/*
- * The other side moved (progress is a position it advances): restart the
- * spin budget.  A producer facing a consumer that keeps taking messages
- * then keeps spinning instead of going to sleep, which would cost the
- * consumer a wake-up system call for every slot it frees; against a
- * consumer that stalls for a whole budget it still sleeps.
- */
-static inline void waiter_progress(waiter *wt, uint64_t progress)
-{
-    if (progress != wt->progress) {
-        wt->progress = progress;
-        wt->start = 0;
-    }
-}
-
-static bool deadline_before(const mp__deadline *a, const mp__deadline *b)
-{
-    if (b->forever)
-        return true;
-    return a->at.tv_sec < b->at.tv_sec ||
-           (a->at.tv_sec == b->at.tv_sec && a->at.tv_nsec < b->at.tv_nsec);
-}
-
-/*
- * One step of waiting for a condition that the caller re-evaluates after
- * every step: spin for a while, then arm the event count (the caller then
- * checks once more with the waiters bit visible), then sleep until woken,
- * the deadline d, or a slice of tick_ns (0: no slice).  Returns 0 to
- * re-evaluate, MP_ETIMEDOUT when d has passed.  A nowait deadline spins at
- * most NOWAIT_SPIN_NS (only callers waiting for a claim already under way
- * use it).  Signals interrupting the sleep are absorbed.
- */
-static int waiter_step(waiter *wt, _Atomic uint32_t *ev, const mp__deadline *d,
-                       uint64_t tick_ns)
-{
-    if (wt->armed) {
-        wt->armed = false;
-        const mp__deadline *use = d;
-        mp__deadline slice;
-        if (atomic_load_explicit(&fenceless, memory_order_relaxed) < 0 &&
-            (tick_ns == 0 || tick_ns > FALLBACK_TICK_NS))
-            tick_ns = FALLBACK_TICK_NS;
-        if (tick_ns != 0 && mp__deadline_init(&slice, (double)tick_ns / 1e9) == 0 &&
-            deadline_before(&slice, d))
-            use = &slice;
-        int rc = mp__futex_wait((uint32_t *)ev, wt->key, use);
-        return rc == MP_ETIMEDOUT && use == d ? MP_ETIMEDOUT : 0;
-    }
-    if (wt->start == 0)
-        wt->start = mp__now_ns();
-    if (!wt->no_spin && (++wt->spins & 31u) != 0) {
-        cpu_relax();
-        return 0;
-    }
-    uint64_t spent = mp__now_ns() - wt->start;
-    if (d->nowait) {
-        if (spent >= NOWAIT_SPIN_NS)
-            return MP_ETIMEDOUT;
-        sched_yield();
-        return 0;
-    }
-    if (mp__deadline_expired(d))
-        return MP_ETIMEDOUT;
-    if (!wt->no_spin && spent < SPIN_NS) {
-        if (spent > SPIN_PAUSE_NS)
-            sched_yield();
-        return 0;
-    }
-    wt->key = ev_arm(ev);
-    wt->armed = true;
-    return 0;
-}
-
-/* A claim seen unchanged: is it stuck because its process died? */
-typedef struct stuck {
-    uint64_t w;
-    uint64_t since;
-} stuck;
-
-static bool stuck_dead(stuck *st, uint64_t w)
-{
-    uint64_t now = mp__now_ns();
-    if (st->w != w) {
-        st->w = w;
-        st->since = now;
-        return false;
-    }
-    if (now - st->since < TICK_NS)
-        return false;
-    st->since = now;
-    return pid_dead(wpid(w));
 }
 
 /* ---- geometry ------------------------------------------------------------ */
@@ -507,7 +265,7 @@ static void release_slot(mp__ring *r, struct slot *s, uint64_t base)
 {
     atomic_store_explicit(&s->len, 0, memory_order_relaxed);
     publish(s, wmake(base + r->nslots, ST_FREE, 0));
-    ev_wake(&r->ev_put);
+    mp__ev_wake(&r->ev_put);
 }
 
 /*
@@ -532,7 +290,7 @@ static void recover(mp__ring *r, struct slot *s, uint64_t w)
     release_slot(r, s, base);
     if (blk != NULL)
         mp__free(blk);
-    ev_wake(&r->ev_get);
+    mp__ev_wake(&r->ev_get);
 }
 
 static void fill(mp__ring *r, struct slot *s, const void *buf, size_t len, void *blk)
@@ -622,7 +380,7 @@ static int ovf_put(mp__ring *r, const void *buf, size_t len, void *blk)
     r->ovf_tail = n;
     atomic_store(&r->ovf_count, atomic_load_explicit(&r->ovf_count, memory_order_relaxed) + 1);
     mp__robust_unlock(&r->ovf_lock);
-    ev_wake(&r->ev_get);
+    mp__ev_wake(&r->ev_get);
     return 0;
 }
 
@@ -696,7 +454,7 @@ static int ovf_get(mp__ring *r, struct getbuf *gb, size_t *outlen)
  * caller should look at the ring again (a batch is free, or the waiter is
  * armed and wants one last check before sleeping), MP_ETIMEDOUT at d.
  */
-static int await_room(mp__ring *r, uint64_t t, waiter *wt, const mp__deadline *d,
+static int await_room(mp__ring *r, uint64_t t, mp__waiter *wt, const mp__deadline *d,
                       uint64_t tick_ns)
 {
     uint64_t batch = r->nslots >= 64 ? r->nslots / 16 : 1;
@@ -706,9 +464,9 @@ static int await_room(mp__ring *r, uint64_t t, waiter *wt, const mp__deadline *d
             uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
             if ((int64_t)(h - want) >= 0)
                 return 0;
-            waiter_progress(wt, h);
+            mp__waiter_progress(wt, h);
         }
-        int rc = waiter_step(wt, &r->ev_put, d, tick_ns);
+        int rc = mp__waiter_step(wt, &r->ev_put, d, tick_ns);
         if (rc != 0 || wt->armed)
             return rc;
     }
@@ -718,8 +476,8 @@ static int ring_put(mp__ring *r, const void *buf, size_t len, void *blk,
                     const mp__deadline *d)
 {
     bool bounded = r->flags & MP__RING_BOUNDED;
-    waiter wt = {0};
-    stuck st = {0};
+    mp__waiter wt = {0};
+    mp__stuck st = {0};
     uint64_t full_since = 0;
     for (;;) {
         /* Once messages overflow, later ones follow them, keeping order. */
@@ -736,7 +494,7 @@ static int ring_put(mp__ring *r, const void *buf, size_t len, void *blk,
             prefetch_ahead(r, t);
             fill(r, s, buf, len, blk);
             publish(s, wmake(base, ST_FULL, 0));
-            ev_wake(&r->ev_get);
+            mp__ev_wake(&r->ev_get);
             return 0;
         }
         if (dd >= 0) { /* taken by another producer, or a stale tail */
@@ -745,7 +503,7 @@ static int ring_put(mp__ring *r, const void *buf, size_t len, void *blk,
         }
         /* The slot still holds the previous lap's message: full here. */
         bool transient = wst(w) != ST_FULL;
-        if (transient && stuck_dead(&st, w)) {
+        if (transient && mp__stuck_dead(&st, w, wpid(w))) {
             recover(r, s, w);
             continue;
         }
@@ -762,10 +520,10 @@ static int ring_put(mp__ring *r, const void *buf, size_t len, void *blk,
             return MP_EFULL;
         uint64_t tick = transient || !bounded ? TICK_NS : 0;
         int rc = !transient && !wt.armed ? await_room(r, t, &wt, d, tick)
-                                         : waiter_step(&wt, &r->ev_put, d, tick);
+                                         : mp__waiter_step(&wt, &r->ev_put, d, tick);
         if (rc != 0) {
             /* A short wait never reaches the stuck tick: look once. */
-            if (transient && pid_dead(wpid(w))) {
+            if (transient && mp__pid_dead(wpid(w))) {
                 recover(r, s, w);
                 continue;
             }
@@ -800,7 +558,7 @@ static int64_t count_block_bytes(mp__ring *r)
 static void pace(mp__ring *r, size_t len, const mp__deadline *d)
 {
     uint64_t budget = r->nslots * r->slot_size;
-    waiter wt = {0};
+    mp__waiter wt = {0};
     uint64_t since = 0;
     for (;;) {
         int64_t used = atomic_load(&r->blk_bytes);
@@ -813,7 +571,7 @@ static void pace(mp__ring *r, size_t len, const mp__deadline *d)
             atomic_store(&r->blk_bytes, count_block_bytes(r));
             return;
         }
-        if (waiter_step(&wt, &r->ev_put, d, TICK_NS) != 0)
+        if (mp__waiter_step(&wt, &r->ev_put, d, TICK_NS) != 0)
             return;
     }
 }
@@ -838,8 +596,8 @@ int mp__ring_put(mp__ring *r, const void *buf, size_t len, const mp__deadline *d
 
 static int ring_get(mp__ring *r, struct getbuf *gb, size_t *outlen, const mp__deadline *d)
 {
-    waiter wt = {0};
-    stuck st = {0};
+    mp__waiter wt = {0};
+    mp__stuck st = {0};
     for (;;) {
         /*
          * The overflow count is read before the head slot.  Messages
@@ -882,7 +640,7 @@ static int ring_get(mp__ring *r, struct getbuf *gb, size_t *outlen, const mp__de
         if (dd == 0 && wst(w) == ST_WRITING) {
             /* A put is under way at the head: wait for it, not past it. */
             transient = true;
-            if (stuck_dead(&st, w)) {
+            if (mp__stuck_dead(&st, w, wpid(w))) {
                 recover(r, s, w);
                 continue;
             }
@@ -894,11 +652,11 @@ static int ring_get(mp__ring *r, struct getbuf *gb, size_t *outlen, const mp__de
         }
         if (d->nowait && !transient)
             return MP_EEMPTY;
-        if (waiter_step(&wt, &r->ev_get, d, transient ? TICK_NS : 0) != 0) {
+        if (mp__waiter_step(&wt, &r->ev_get, d, transient ? TICK_NS : 0) != 0) {
             /* A short wait (get_nowait polling, say) never reaches the
              * stuck tick: look once, or a dead claim would block forever
              * every consumer that only polls. */
-            if (transient && pid_dead(wpid(w))) {
+            if (transient && mp__pid_dead(wpid(w))) {
                 recover(r, s, w);
                 continue;
             }
@@ -963,7 +721,7 @@ int mp__ring_task_done(mp__ring *r)
             return MP_EINVAL;
     } while (!atomic_compare_exchange_weak(&r->dones, &done, done + 1));
     if (done + 1 == atomic_load(&r->gets))
-        ev_wake(&r->ev_join);
+        mp__ev_wake(&r->ev_join);
     return 0;
 }
 
@@ -989,7 +747,7 @@ static bool ring_idle(mp__ring *r)
         uint64_t w = atomic_load(&s->w);
         if (wst(w) == ST_FREE)
             continue;
-        if (wst(w) != ST_FULL && pid_dead(wpid(w))) {
+        if (wst(w) != ST_FULL && mp__pid_dead(wpid(w))) {
             recover(r, s, w);
             continue;
         }
@@ -1000,13 +758,13 @@ static bool ring_idle(mp__ring *r)
 
 int mp__ring_join(mp__ring *r, const mp__deadline *d)
 {
-    waiter wt = {.no_spin = true};
+    mp__waiter wt = {.no_spin = true};
     for (;;) {
         if (ring_idle(r))
             return 0;
         if (d->nowait)
             return MP_ETIMEDOUT;
-        if (waiter_step(&wt, &r->ev_join, d, JOIN_TICK_NS) != 0)
+        if (mp__waiter_step(&wt, &r->ev_join, d, JOIN_TICK_NS) != 0)
             return MP_ETIMEDOUT;
     }
 }

@@ -93,8 +93,88 @@ uint64_t mp__ring_count(mp__ring *r);
 int mp__ring_task_done(mp__ring *r);
 int mp__ring_join(mp__ring *r, const mp__deadline *d);
 
-/* The calling process's pid, cached (refreshed in a forked child). */
+/* ---- waiting (ring_wait.c) ---------------------------------------------- */
+
+#define MP__RING_TICK_NS 1000000u /* a claim unchanged this long is checked */
+
+/* The calling process's pid, cached (refreshed in a forked child).  The
+ * first call also registers the process for membarrier. */
 pid_t mp__self_pid(void);
+
+/* 1: this process publishes with plain release stores (registered for
+ * MEMBARRIER_CMD_GLOBAL_EXPEDITED); -1: with sequentially consistent
+ * exchanges; 0: not set up yet (mp__self_pid does it). */
+extern _Atomic int mp__ring_fenceless;
+
+/* True when pid has ended (gone, or a zombie); unknown counts as alive. */
+bool mp__pid_dead(pid_t pid);
+
+static inline void mp__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/*
+ * Event counts (futex words).  A sleeper sets bit 0 (mp__ev_arm), re-checks
+ * its condition and sleeps on the value returned; a waker that has just
+ * made progress visible calls mp__ev_wake, which costs one load unless bit
+ * 0 is set.
+ */
+uint32_t mp__ev_arm(_Atomic uint32_t *ev);
+void mp__ev_wake_slow(_Atomic uint32_t *ev, uint32_t k);
+
+static inline void mp__ev_wake(_Atomic uint32_t *ev)
+{
+    uint32_t k = atomic_load(ev);
+    if (MP__UNLIKELY(k & 1u))
+        mp__ev_wake_slow(ev, k);
+}
+
+/* The state of one wait; zero-initialise (no_spin: arm at once). */
+typedef struct mp__waiter {
+    uint64_t start;
+    uint64_t progress;
+    uint32_t spins;
+    uint32_t key;
+    bool armed;
+    bool no_spin;
+} mp__waiter;
+
+/*
+ * One step of waiting for a condition the caller re-evaluates after every
+ * step: spin, then arm ev, then sleep until woken, d, or a slice of tick_ns
+ * (0: none).  0 to re-evaluate, MP_ETIMEDOUT when d has passed.
+ */
+int mp__waiter_step(mp__waiter *wt, _Atomic uint32_t *ev, const mp__deadline *d,
+                    uint64_t tick_ns);
+
+/*
+ * The other side moved (progress is a position it advances): restart the
+ * spin budget.  A producer facing a consumer that keeps taking messages
+ * then keeps spinning instead of going to sleep, which would cost the
+ * consumer a wake-up system call for every slot it frees; against a
+ * consumer that stalls for a whole budget it still sleeps.
+ */
+static inline void mp__waiter_progress(mp__waiter *wt, uint64_t progress)
+{
+    if (progress != wt->progress) {
+        wt->progress = progress;
+        wt->start = 0;
+    }
+}
+
+/* A claim seen unchanged: is it stuck because its process (pid) died?
+ * Checks at most once per MP__RING_TICK_NS; zero-initialise. */
+typedef struct mp__stuck {
+    uint64_t w;
+    uint64_t since;
+} mp__stuck;
+
+bool mp__stuck_dead(mp__stuck *st, uint64_t w, pid_t pid);
 
 /*
  * Test hook: make the next put or get of this process that reaches point
