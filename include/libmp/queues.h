@@ -263,9 +263,10 @@ typedef struct mp_simple_queue_options {
 MP_EXTERN mp_simple_queue *mp_simple_queue_new_opts(const mp_simple_queue_options *opts);
 
 /*
- * mp_simple_queue_put: append a message; never waits.  Returns 0, MP_EINVAL
- * (q invalid or closed by this process, buf NULL with len > 0) or -ENOMEM,
- * as mp_queue_put.
+ * mp_simple_queue_put: append a message.  Never fails for lack of room and
+ * waits at most about 100 ms for a stalled consumer (see capacity at
+ * mp_queue_new).  Returns 0, MP_EINVAL (q invalid or closed by this
+ * process, buf NULL with len > 0) or -ENOMEM, as mp_queue_put.
  */
 MP_EXTERN int mp_simple_queue_put(mp_simple_queue *q, const void *buf, size_t len);
 
