@@ -18,5 +18,6 @@
 #include "libmp/connection.h"
 #include "libmp/sharedctypes.h"
 #include "libmp/synchronize.h"
+#include "libmp/queues.h"
 
 #endif /* LIBMP_H */
