@@ -14,7 +14,12 @@
 #include "libmp/heap.h"
 #include "libmp/managers.h"
 #include "libmp/process.h"
+#include "libmp/util.h"
 #include "libmp/shared_memory.h"
+#include "libmp/connection.h"
+#include "libmp/sharedctypes.h"
+#include "libmp/synchronize.h"
+#include "libmp/queues.h"
 #include "libmp/val.h"
 
 #endif /* LIBMP_H */

@@ -43,6 +43,7 @@ def session_members(sid):
 
 def main():
     name, prog, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    prog = os.path.abspath(prog)  # the program runs with cwd=HERE
     spec = importlib.util.spec_from_file_location(
         "check_" + name, os.path.join(HERE, "check_" + name + ".py"))
     mod = importlib.util.module_from_spec(spec)

@@ -1,0 +1,67 @@
+/*
+ * benches.h: every benchmark function of mpbench.
+ *
+ * raw_*  the operating-system mechanism, in C (raw.c);
+ * lm_*   the libmp operation (libmp_<module>.c).  A libmp module that is not
+ *        on main yet has a stub returning BENCH_NA; its comment names the API
+ *        it will call.
+ * The table in mpbench.c puts each lm_* beside its raw_* and the CPython
+ * figure of the same id (bench_cpython.py).
+ */
+#ifndef MPBENCH_BENCHES_H
+#define MPBENCH_BENCHES_H
+
+#include "harness.h"
+
+/* raw.c */
+int raw_fork_waitpid(const bench_ctx *ctx, bench_result *out);
+int raw_posix_spawn(const bench_ctx *ctx, bench_result *out);
+int raw_mutex_uncontended(const bench_ctx *ctx, bench_result *out);
+int raw_robust_mutex_uncontended(const bench_ctx *ctx, bench_result *out);
+int raw_sem_uncontended(const bench_ctx *ctx, bench_result *out);
+int raw_mutex_contended(const bench_ctx *ctx, bench_result *out);
+int raw_mutex_counter(const bench_ctx *ctx, bench_result *out);
+int raw_futex_pingpong(const bench_ctx *ctx, bench_result *out);
+int raw_futex_pingpong_sleep(const bench_ctx *ctx, bench_result *out);
+int raw_ring_64(const bench_ctx *ctx, bench_result *out);
+int raw_ring_1m(const bench_ctx *ctx, bench_result *out);
+int raw_memcpy_1m(const bench_ctx *ctx, bench_result *out);
+int raw_memcpy_64m(const bench_ctx *ctx, bench_result *out);
+int raw_pipe_pingpong(const bench_ctx *ctx, bench_result *out);
+int raw_socketpair_pingpong(const bench_ctx *ctx, bench_result *out);
+int raw_malloc_64(const bench_ctx *ctx, bench_result *out);
+int raw_malloc_64_pair(const bench_ctx *ctx, bench_result *out);
+
+/* libmp_heap.c */
+int lm_heap_alloc_64(const bench_ctx *ctx, bench_result *out);
+int lm_heap_alloc_64_pair(const bench_ctx *ctx, bench_result *out);
+
+/* libmp_process.c (stubs until src/process.c lands) */
+int lm_process_fork(const bench_ctx *ctx, bench_result *out);
+int lm_process_spawn(const bench_ctx *ctx, bench_result *out);
+int lm_process_forkserver(const bench_ctx *ctx, bench_result *out);
+
+/* libmp_sync.c (stubs until synchronize.h and sharedctypes.h land) */
+int lm_lock_uncontended(const bench_ctx *ctx, bench_result *out);
+int lm_lock_contended(const bench_ctx *ctx, bench_result *out);
+int lm_value_contended(const bench_ctx *ctx, bench_result *out);
+int lm_event_pingpong(const bench_ctx *ctx, bench_result *out);
+
+/* libmp_queues.c (stubs until queues.h lands) */
+int lm_queue_64(const bench_ctx *ctx, bench_result *out);
+int lm_queue_1m(const bench_ctx *ctx, bench_result *out);
+int lm_queue_pingpong(const bench_ctx *ctx, bench_result *out);
+
+/* libmp_connection.c (stub until connection.h lands) */
+int lm_pipe_pingpong(const bench_ctx *ctx, bench_result *out);
+
+/* libmp_pool.c (stubs until pool.h lands) */
+int lm_pool_map_cs1(const bench_ctx *ctx, bench_result *out);
+int lm_pool_map_default(const bench_ctx *ctx, bench_result *out);
+int lm_pool_apply_async(const bench_ctx *ctx, bench_result *out);
+int lm_pool_imap_unordered(const bench_ctx *ctx, bench_result *out);
+
+/* libmp_managers.c (stub until managers.h lands) */
+int lm_manager_dict(const bench_ctx *ctx, bench_result *out);
+
+#endif /* MPBENCH_BENCHES_H */

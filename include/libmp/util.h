@@ -1,0 +1,201 @@
+/*
+ * libmp/util.h: logging, exit finalizers and after-fork hooks, as
+ * multiprocessing.util.
+ *
+ *   Python                                   C
+ *   multiprocessing.SUBDEBUG, logging.DEBUG  MP_LOG_SUBDEBUG, MP_LOG_DEBUG, ...
+ *   log_to_stderr(level)                     mp_log_to_stderr(level)
+ *   get_logger()                             mp_get_logger()
+ *   logger.setLevel(l) / .level              mp_logger_set_level / _get_level
+ *   logger.getEffectiveLevel()               mp_logger_effective_level
+ *   logger.isEnabledFor(l)                   mp_logger_is_enabled_for
+ *   logger.addHandler(h)                     mp_logger_set_handler (one handler)
+ *   logger.log(l, msg, *args)                mp_logger_log(lg, l, fmt, ...)
+ *   util.debug(msg) / info / sub_warning ... mp_log(MP_LOG_DEBUG, fmt, ...)
+ *   logging.getLevelName(l)                  mp_log_level_name(l)
+ *   util.Finalize(None, f, (a,), exitpriority=n)  mp_finalize(f, a, n)
+ *   finalizer() / .cancel() / .still_active()     mp_finalizer_run / _cancel /
+ *                                                 _still_active
+ *   util.register_after_fork(obj, f)         mp_register_after_fork(f, obj)
+ *
+ * The logger is the "multiprocessing" logger of Python: one per process.
+ * log_to_stderr writes every record as
+ *     [LEVEL/ProcessName] message
+ * on standard error, in a single write(2) per record, so lines from several
+ * processes never interleave within a line.  The library logs its own life
+ * cycle with Python's wording and levels ("child process calling
+ * self.run()", "process shutting down", "process exiting with exitcode 0",
+ * ...).  The logger's settings (level, stderr handler) are per process and
+ * are inherited by children, as in Python.
+ */
+#ifndef LIBMP_UTIL_H
+#define LIBMP_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include "common.h"
+
+MP_BEGIN_DECLS
+
+/* Python's logging levels, plus the two multiprocessing adds. */
+#define MP_LOG_NOTSET 0
+#define MP_LOG_SUBDEBUG 5
+#define MP_LOG_DEBUG 10
+#define MP_LOG_INFO 20
+#define MP_LOG_SUBWARNING 25
+#define MP_LOG_WARNING 30
+#define MP_LOG_ERROR 40
+#define MP_LOG_CRITICAL 50
+
+#if defined(__GNUC__)
+#define MP__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define MP__PRINTF(f, a)
+#endif
+
+typedef struct mp_logger mp_logger;
+
+/*
+ * mp_get_logger: the logger used by libmp (Python's get_logger()).
+ *
+ * Returns a handle owned by libmp (never freed), the same in every process
+ * of the family.  It designates the logger of the process that uses it: a
+ * handle passed to another process acts on that process's logger, as a
+ * Python logger unpickles to the child's own logger.  NULL with
+ * mp_last_error() set only if the shared arena cannot be created (-ENOMEM).
+ * Thread-safe and fork-safe.
+ */
+MP_EXTERN mp_logger *mp_get_logger(void);
+
+/*
+ * mp_log_to_stderr: turn on logging to standard error (Python's
+ * log_to_stderr(level)).
+ *
+ * level  the new level of the logger, or MP_LOG_NOTSET (0) to leave it
+ *        unchanged (Python's level=None).  A negative level leaves it
+ *        unchanged too.
+ *
+ * Records at or above the logger's effective level are then written to fd 2
+ * as "[LEVEL/ProcessName] message".  Calling it again does not add a second
+ * handler (Python would print each record twice).  Returns the logger, or
+ * NULL as mp_get_logger.
+ */
+MP_EXTERN mp_logger *mp_log_to_stderr(int level);
+
+/*
+ * mp_logger_set_level / mp_logger_get_level: the logger's own level
+ * (Python's setLevel and .level).  MP_LOG_NOTSET means "not set": the
+ * effective level is then WARNING, as Python's root logger gives it.
+ * Any level >= 0 is accepted (custom levels as in Python).
+ *
+ * set_level returns 0, or MP_EINVAL for an invalid handle or a negative
+ * level; get_level returns the level, or MP_EINVAL for an invalid handle.
+ */
+MP_EXTERN int mp_logger_set_level(mp_logger *lg, int level);
+MP_EXTERN int mp_logger_get_level(const mp_logger *lg);
+
+/*
+ * mp_logger_effective_level: the level records are compared with
+ * (Python's getEffectiveLevel()): the level, or WARNING when it is NOTSET.
+ * MP_EINVAL for an invalid handle.
+ *
+ * mp_logger_is_enabled_for: 1 if a record at level would be emitted, 0 if
+ * not, MP_EINVAL for an invalid handle.
+ */
+MP_EXTERN int mp_logger_effective_level(const mp_logger *lg);
+MP_EXTERN int mp_logger_is_enabled_for(const mp_logger *lg, int level);
+
+/*
+ * A log handler (Python's logger.addHandler): called in the logging process
+ * with the record's level, the name of the current process and the
+ * formatted message (no trailing newline).  It may be called from any
+ * thread, and from a forked child, so it should not take locks that a fork
+ * can leave held.
+ */
+typedef void (*mp_log_handler_fn)(int level, const char *process_name,
+                                  const char *message, void *ctx);
+
+/*
+ * mp_logger_set_handler: install fn as the logger's handler, in addition to
+ * the stderr handler of mp_log_to_stderr; NULL removes it.  The handler and
+ * ctx are pointers of the calling process: they are inherited by forked
+ * children, but a spawned child starts without one.  Set it before other
+ * threads log.  Returns 0, or MP_EINVAL for an invalid handle.
+ */
+MP_EXTERN int mp_logger_set_handler(mp_logger *lg, mp_log_handler_fn fn,
+                                    void *ctx);
+
+/*
+ * mp_logger_log: log a printf-style message at level (Python's
+ * logger.log(level, msg, *args)).  mp_log is the same on the libmp logger,
+ * as multiprocessing.util's debug(), info(), sub_warning() ... helpers.
+ *
+ * A record below the effective level is dropped.  Otherwise it goes to the
+ * stderr handler (if mp_log_to_stderr was called) and to the handler (if
+ * one is set); with neither, records of WARNING and above are written to
+ * standard error as the bare message (Python's "last resort" handler).
+ * A message longer than 64 KiB is cut and ends with "...".
+ *
+ * Returns 0 (also when the record is dropped), or MP_EINVAL for an invalid
+ * handle, a negative level or a NULL format.  Thread-safe, and safe in a
+ * forked child of a multithreaded parent: it takes no lock and writes with
+ * write(2).
+ */
+MP_EXTERN int mp_logger_log(mp_logger *lg, int level, const char *fmt, ...)
+    MP__PRINTF(3, 4);
+MP_EXTERN int mp_log(int level, const char *fmt, ...) MP__PRINTF(2, 3);
+MP_EXTERN int mp_vlog(int level, const char *fmt, va_list ap) MP__PRINTF(2, 0);
+
+/*
+ * mp_log_level_name: the name Python prints for a level ("DEBUG",
+ * "SUBWARNING", ...), or "Level N" for any other level, written into buf
+ * (size bytes) when needed.  Returns a string that is either static or buf.
+ */
+MP_EXTERN const char *mp_log_level_name(int level, char *buf, size_t size);
+
+/*
+ * Finalizers (Python's util.Finalize with an exit priority).
+ *
+ * mp_finalize registers fn(arg) to run when the process exits normally:
+ * those with priority >= 0 run first, before daemonic children are
+ * terminated and the other children joined; the rest (negative priorities)
+ * run after.  Within a group, higher priorities run first, and among equal
+ * priorities the last registered runs first.  Each runs at most once.
+ *
+ * A finalizer belongs to the process that registered it: a child starts
+ * with none (Python clears the registry in a new process).  fn and arg are
+ * pointers of that process.
+ *
+ * Returns a finalizer id (> 0), MP_EINVAL for fn NULL, or -ENOMEM.
+ * Thread-safe.  Finalizers may register or cancel finalizers.
+ */
+MP_EXTERN int mp_finalize(void (*fn)(void *arg), void *arg, int priority);
+
+/*
+ * mp_finalizer_run: run finalizer id now, unless it already ran or was
+ * cancelled, and unregister it (Python's finalizer()).  Returns 0, or
+ * MP_EINVAL if id is not a registered finalizer of this process.
+ *
+ * mp_finalizer_cancel: unregister without running (Python's cancel()).
+ * Returns 0, or MP_EINVAL as above.
+ *
+ * mp_finalizer_still_active: 1 while id is registered, 0 otherwise.
+ */
+MP_EXTERN int mp_finalizer_run(int id);
+MP_EXTERN int mp_finalizer_cancel(int id);
+MP_EXTERN int mp_finalizer_still_active(int id);
+
+/*
+ * mp_register_after_fork: call fn(arg) in every child this process starts
+ * with the fork start method, early in the child, before the target runs
+ * (Python's util.register_after_fork).  Callbacks run in the order they
+ * were registered and stay registered in the child.  A spawned child starts
+ * from a fresh image and runs none.  Returns 0, MP_EINVAL for fn NULL, or
+ * -ENOMEM.  Thread-safe.
+ */
+MP_EXTERN int mp_register_after_fork(void (*fn)(void *arg), void *arg);
+
+MP_END_DECLS
+
+#endif /* LIBMP_UTIL_H */

@@ -1,0 +1,132 @@
+/*
+ * internal/popen.h: start methods (Python's popen_fork.py,
+ * popen_spawn_posix.py, popen_forkserver.py) behind one small interface.
+ *
+ * process.c owns the Process object and its state machine; a start method
+ * only creates the child, tells whether and how it ended, signals it, and
+ * releases what it holds.  Every start method hands its child to
+ * mp__process_bootstrap(), which runs the target and exits.
+ *
+ * The per-child state of a start method (struct mp__popen) is kept inside the
+ * shared Process object so that it needs no allocation, but it is meaningful
+ * only in the process that started the child: process.c calls these
+ * operations only there.
+ */
+#ifndef LIBMP_INTERNAL_POPEN_H
+#define LIBMP_INTERNAL_POPEN_H
+
+#include "internal/mp.h"
+
+enum mp__start_method {
+    MP__START_NONE = 0,
+    MP__START_FORK = 1,
+    MP__START_SPAWN = 2,
+    MP__START_FORKSERVER = 3,
+    MP__START_COUNT
+};
+
+/* What the sentinel fd is. */
+enum mp__sentinel_kind {
+    MP__SENTINEL_NONE = 0,
+    MP__SENTINEL_PIDFD = 1, /* pidfd_open(2): readable once the child ended */
+    MP__SENTINEL_PIPE = 2,  /* read end of a pipe the child holds open */
+};
+
+typedef struct mp__popen {
+    uint8_t method;        /* enum mp__start_method */
+    uint8_t kind;          /* enum mp__sentinel_kind */
+    int sentinel;          /* fd readable when the child has ended, or -1 */
+    int aux;               /* a second fd a start method may need, or -1 */
+    pid_t pid;             /* the child */
+    int exitcode;          /* valid once ended is set */
+    uint32_t ended;        /* set (release) once the exit status is known */
+} mp__popen;
+
+typedef struct mp__popen_ops {
+    const char *name; /* "fork", "spawn", "forkserver" */
+
+    /*
+     * Create the child that runs p, fill *po (method, sentinel, pid) and
+     * return 0, or a negative code with nothing left behind (no child, no
+     * fd).  The child calls mp__process_bootstrap(p), which never returns.
+     * Standard streams are already flushed; the arena exists.
+     */
+    int (*launch)(mp_process *p, mp__popen *po);
+
+    /*
+     * Wait until the child ends or d expires (d->nowait: do not block):
+     * 0 with *exitcode set (the exit status, or -N for signal N) once it
+     * has ended and is reaped; MP_ETIMEDOUT while it runs.  Retries EINTR
+     * against d.  Safe to call from several threads at once: each caller
+     * that returns 0 sees the same exit code.
+     */
+    int (*wait)(mp__popen *po, const mp__deadline *d, int *exitcode);
+
+    /* Send signal sig: 0, or -errno (an ended child is not an error). */
+    int (*send_signal)(mp__popen *po, int sig);
+
+    /* Release the fds of *po (the child must have ended or be abandoned). */
+    void (*close)(mp__popen *po);
+} mp__popen_ops;
+
+/* The operations of a start method, or NULL if it is not built in. */
+const mp__popen_ops *mp__popen_ops_get(int method);
+
+/*
+ * The start method of a Process created with context ctx (NULL: the
+ * default context).  Returns the method (> 0) or MP_EINVAL for a context
+ * libmp does not know.  The default is resolved when the process starts,
+ * as Python's Process._Popen consults the default context at start().
+ */
+int mp__popen_method_for(const mp_context *ctx);
+
+/* ---- the fork start method (popen_fork.c) ------------------------------- */
+
+extern const mp__popen_ops mp__popen_fork_ops;
+
+/*
+ * Helpers for start methods whose children are children of the caller
+ * (fork and spawn).
+ *
+ * mp__sentinel_pidfd_ok: whether pidfd_open(2) works here (checked once).
+ * mp__child_wait: the wait operation for a direct child, by pidfd or pid.
+ * mp__child_send_signal: by pidfd_send_signal(2) or kill(2); ESRCH is 0.
+ * mp__child_close: close the sentinel and aux fds.
+ */
+bool mp__sentinel_pidfd_ok(void);
+int mp__child_wait(mp__popen *po, const mp__deadline *d, int *exitcode);
+int mp__child_send_signal(mp__popen *po, int sig);
+void mp__child_close(mp__popen *po);
+
+/* Tests set this to force the pipe sentinel where pidfds work. */
+extern bool mp__sentinel_force_pipe;
+
+/*
+ * In the child after fork, the write end of the pipe that serves as the
+ * parent's sentinel for this process (-1 with a pidfd).  A child started
+ * from this one closes it first, so that the parent's sentinel does not
+ * wait for grandchildren.
+ */
+void mp__child_set_own_sentinel(int fd);
+
+/* ---- from process.c, for every start method ------------------------------ */
+
+/*
+ * Run p in the calling process, which is a new child: become p (current
+ * process, empty child list, fresh finalizers and name counter), log
+ * "child process calling self.run()", copy the argument bytes to private
+ * memory, run the target, flush stdout and stderr, run the exit function
+ * (finalizers, daemonic children terminated, the others joined), log
+ * "process exiting with exitcode N" and _exit(N).  Never returns.
+ *
+ * The parent's descriptors of its other children (registered in the fd
+ * table with a Process object as owner) are closed.  after_fork: true
+ * under fork, where the callbacks of mp_register_after_fork run; false in
+ * a fresh image (spawn, forkserver).
+ */
+_Noreturn void mp__process_bootstrap(mp_process *p, bool after_fork);
+
+/* The argument bytes kept in the arena (for a start method to inspect). */
+const void *mp__process_arg_shared(const mp_process *p, size_t *size);
+
+#endif /* LIBMP_INTERNAL_POPEN_H */
