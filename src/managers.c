@@ -8,6 +8,7 @@
  */
 #include "internal/managers.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -476,6 +477,69 @@ static int check_proxy(const mp_proxy *p, uint32_t kind)
     return 0;
 }
 
+/* Record an error reply as the thread's remote error; the code to return. */
+static int local_error(const struct mgr_reply *r)
+{
+    snprintf(tl.err_type, sizeof tl.err_type, "%s", r->type);
+    snprintf(tl.err_msg, sizeof tl.err_msg, "%s", r->msg);
+    tl.err_code = r->code;
+    return passes_through(r->code) ? r->code : MP_EREMOTE;
+}
+
+/*
+ * Run a method of a hosted libmp object in the calling process (family
+ * processes only: the object is in the shared arena), with the same method
+ * functions the server runs for its socket clients.
+ */
+static int call_native(mp_proxy *p, const char *method, const mp_val *tuple,
+                       const mp_val *const *argv, size_t n, mp_val **out)
+{
+    if (mp__mgr_server_gone(p->m))
+        return MP_EEOF;
+    const struct mgr_kind *k = mp__mgr_kind_by_kind(p->kind);
+    const struct mgr_method *md = NULL;
+    for (const struct mgr_method *x = k ? k->methods : NULL; x && x->name; x++)
+        if (strcmp(x->name, method) == 0)
+            md = x;
+    struct mgr_reply r;
+    memset(&r, 0, sizeof r);
+    if (md == NULL) {
+        mp__reply_error(&r, MP_EINVAL, "AttributeError", "method '%s' of '%s' object is not exposed",
+                        method, k ? k->pyname : "?");
+        return local_error(&r);
+    }
+    mp_val *args = mp__val_new(MP_VAL_TUPLE);
+    if (tuple != NULL) {
+        argv = (const mp_val *const *)tuple->seq.items;
+        n = tuple->seq.len;
+    }
+    for (size_t i = 0; args != NULL && i < n; i++) {
+        mp_val *c = mp_val_copy(argv[i]);
+        if (c == NULL || mp__val_list_push(args, c) != 0) {
+            int e = c == NULL ? mp_last_error() : -ENOMEM;
+            mp_val_free(args);
+            return e;
+        }
+    }
+    if (args == NULL)
+        return -ENOMEM;
+    struct mgr_obj o = {.id = p->oid, .kind = p->kind, .typeidx = -1, .refs = 1, .obj = p->native};
+    md->fn(NULL, &o, args, &r);
+    mp_val_free(args);
+    if (r.status == MGR_ST_ERROR) {
+        mp_val_free(r.owned);
+        return local_error(&r);
+    }
+    if (out != NULL) {
+        *out = r.owned != NULL ? r.owned : mp_val_copy(r.val != NULL ? r.val : &mp__none);
+        if (*out == NULL)
+            return -ENOMEM;
+    } else {
+        mp_val_free(r.owned);
+    }
+    return 0;
+}
+
 /* Call method on p's object with args; decode the result into *out. */
 static int call(mp_proxy *p, uint32_t kind, const char *method, const mp_val *tuple,
                 const mp_val *const *argv, size_t n, mp_val **out)
@@ -487,6 +551,8 @@ static int call(mp_proxy *p, uint32_t kind, const char *method, const mp_val *tu
         return e;
     if (method == NULL || method[0] == '\0' || strlen(method) >= MGR_NAME_MAX + 64)
         return MP_EINVAL;
+    if (p->native != NULL)
+        return call_native(p, method, tuple, argv, n, out);
     struct tl_state *t = tls();
     t->req.len = 0;
     t->req.oom = false;
@@ -977,4 +1043,262 @@ int mp_arrayproxy_set(mp_proxy *a, int64_t i, const mp_val *x)
 int mp_arrayproxy_tolist(mp_proxy *a, mp_val **out)
 {
     return need_out(out) ? MP_EINVAL : call(a, MP_PROXY_ARRAY, "tolist", NULL, NOARGS, out);
+}
+
+/* ---- hosted synchronisation objects and queues ---------------------------------------- */
+
+mp_proxy *mp_manager_lock(mp_manager *m)
+{
+    return create(m, "Lock", NULL, NOARGS);
+}
+
+mp_proxy *mp_manager_rlock(mp_manager *m)
+{
+    return create(m, "RLock", NULL, NOARGS);
+}
+
+mp_proxy *mp_manager_semaphore(mp_manager *m, int value)
+{
+    return create(m, "Semaphore", NULL, ARGS(MP_INT(value)));
+}
+
+mp_proxy *mp_manager_bounded_semaphore(mp_manager *m, int value)
+{
+    return create(m, "BoundedSemaphore", NULL, ARGS(MP_INT(value)));
+}
+
+mp_proxy *mp_manager_condition(mp_manager *m)
+{
+    return create(m, "Condition", NULL, NOARGS);
+}
+
+mp_proxy *mp_manager_event(mp_manager *m)
+{
+    return create(m, "Event", NULL, NOARGS);
+}
+
+/* A timeout as an argument: None for MP_FOREVER.  tmp holds a float. */
+static const mp_val *timeout_val(double t, mp_val *tmp)
+{
+    if (t == MP_FOREVER || isinf(t))
+        return &mp__none;
+    tmp->type = MP_VAL_FLOAT;
+    tmp->f = t;
+    return tmp;
+}
+
+static int check_timeout(double t)
+{
+    mp__deadline d;
+    return mp__deadline_init(&d, t);
+}
+
+mp_proxy *mp_manager_barrier(mp_manager *m, int parties, double timeout)
+{
+    mp_val tmp = {0};
+    if (check_timeout(timeout) != 0)
+        return mp__fail_null(MP_EINVAL);
+    return create(m, "Barrier", NULL,
+                  ARGS(MP_INT(parties), &mp__none, timeout == 0 ? &mp__none : timeout_val(timeout, &tmp)));
+}
+
+mp_proxy *mp_manager_queue(mp_manager *m, long maxsize)
+{
+    return create(m, "Queue", NULL, ARGS(MP_INT(maxsize)));
+}
+
+mp_proxy *mp_manager_joinable_queue(mp_manager *m, long maxsize)
+{
+    return create(m, "JoinableQueue", NULL, ARGS(MP_INT(maxsize)));
+}
+
+void *mp_proxy_native(const mp_proxy *p)
+{
+    return check_proxy(p, 0) == 0 ? p->native : NULL;
+}
+
+static bool kind_in(const mp_proxy *p, uint32_t a, uint32_t b, uint32_t c, uint32_t d, uint32_t e)
+{
+    if (check_proxy(p, 0) != 0)
+        return false;
+    return p->kind == a || p->kind == b || p->kind == c || p->kind == d || p->kind == e;
+}
+
+#define LOCKISH(p)                                                                      \
+    kind_in(p, MP_PROXY_LOCK, MP_PROXY_RLOCK, MP_PROXY_SEMAPHORE, MP_PROXY_BOUNDED_SEMAPHORE, \
+            MP_PROXY_CONDITION)
+#define IS(p, k) kind_in(p, k, k, k, k, k)
+#define QUEUEISH(p) kind_in(p, MP_PROXY_QUEUE, MP_PROXY_JOINABLE_QUEUE, 0, 0, 0)
+
+/* A call whose result is dropped and whose codes are returned as they are. */
+static int simple(mp_proxy *p, const char *method, const mp_val *const *argv, size_t n)
+{
+    return call(p, 0, method, NULL, argv, n, NULL);
+}
+
+int mp_proxy_acquire(mp_proxy *p, double timeout)
+{
+    mp_val tmp = {0};
+    if (!LOCKISH(p) || check_timeout(timeout) != 0)
+        return MP_EINVAL;
+    return simple(p, "acquire", ARGS(&mp__true, timeout_val(timeout, &tmp)));
+}
+
+int mp_proxy_release(mp_proxy *p)
+{
+    if (!LOCKISH(p))
+        return MP_EINVAL;
+    int e = simple(p, "release", NOARGS);
+    /* Releasing what one does not hold is the caller's mistake. */
+    return e == MP_EREMOTE && mp_remote_error_code() == MP_EINVAL ? MP_EINVAL : e;
+}
+
+static int int_call(mp_proxy *p, const char *method)
+{
+    mp_val *v;
+    int e = call(p, 0, method, NULL, NOARGS, &v);
+    return (int)int_result(e, v);
+}
+
+static int bool_call(mp_proxy *p, const char *method)
+{
+    mp_val *v;
+    int e = call(p, 0, method, NULL, NOARGS, &v);
+    return bool_result(e, v);
+}
+
+int mp_proxy_get_value(mp_proxy *p)
+{
+    if (!kind_in(p, MP_PROXY_SEMAPHORE, MP_PROXY_BOUNDED_SEMAPHORE, 0, 0, 0))
+        return MP_EINVAL;
+    return int_call(p, "get_value");
+}
+
+int mp_proxy_wait(mp_proxy *p, double timeout)
+{
+    mp_val tmp = {0};
+    if (!kind_in(p, MP_PROXY_CONDITION, MP_PROXY_EVENT, MP_PROXY_BARRIER, 0, 0) ||
+        check_timeout(timeout) != 0)
+        return MP_EINVAL;
+    mp_val *v;
+    int e = call(p, 0, "wait", NULL, ARGS(timeout_val(timeout, &tmp)), &v);
+    if (e != 0)
+        return e == MP_EREMOTE && mp_remote_error_code() == MP_EINVAL ? MP_EINVAL : e;
+    int r;
+    if (p->kind == MP_PROXY_BARRIER) {
+        r = (int)int_result(0, v);
+    } else {
+        r = mp_val_truth(v) ? 0 : MP_ETIMEDOUT;
+        mp_val_free(v);
+    }
+    return r;
+}
+
+int mp_proxy_notify(mp_proxy *p, int n)
+{
+    if (!IS(p, MP_PROXY_CONDITION) || n < 0)
+        return MP_EINVAL;
+    int e = simple(p, "notify", ARGS(MP_INT(n)));
+    return e == MP_EREMOTE && mp_remote_error_code() == MP_EINVAL ? MP_EINVAL : e;
+}
+
+int mp_proxy_notify_all(mp_proxy *p)
+{
+    if (!IS(p, MP_PROXY_CONDITION))
+        return MP_EINVAL;
+    int e = simple(p, "notify_all", NOARGS);
+    return e == MP_EREMOTE && mp_remote_error_code() == MP_EINVAL ? MP_EINVAL : e;
+}
+
+int mp_proxy_set(mp_proxy *p)
+{
+    return IS(p, MP_PROXY_EVENT) ? simple(p, "set", NOARGS) : MP_EINVAL;
+}
+
+int mp_proxy_clear(mp_proxy *p)
+{
+    return IS(p, MP_PROXY_EVENT) ? simple(p, "clear", NOARGS) : MP_EINVAL;
+}
+
+int mp_proxy_is_set(mp_proxy *p)
+{
+    return IS(p, MP_PROXY_EVENT) ? bool_call(p, "is_set") : MP_EINVAL;
+}
+
+int mp_proxy_reset(mp_proxy *p)
+{
+    return IS(p, MP_PROXY_BARRIER) ? simple(p, "reset", NOARGS) : MP_EINVAL;
+}
+
+int mp_proxy_abort(mp_proxy *p)
+{
+    return IS(p, MP_PROXY_BARRIER) ? simple(p, "abort", NOARGS) : MP_EINVAL;
+}
+
+int mp_proxy_parties(mp_proxy *p)
+{
+    return IS(p, MP_PROXY_BARRIER) ? int_call(p, "parties") : MP_EINVAL;
+}
+
+int mp_proxy_n_waiting(mp_proxy *p)
+{
+    return IS(p, MP_PROXY_BARRIER) ? int_call(p, "n_waiting") : MP_EINVAL;
+}
+
+int mp_proxy_broken(mp_proxy *p)
+{
+    return IS(p, MP_PROXY_BARRIER) ? bool_call(p, "broken") : MP_EINVAL;
+}
+
+int mp_proxy_put(mp_proxy *q, const mp_val *v, double timeout)
+{
+    mp_val tmp = {0};
+    if (!QUEUEISH(q) || v == NULL || check_timeout(timeout) != 0)
+        return MP_EINVAL;
+    return simple(q, "put", ARGS(v, &mp__true, timeout_val(timeout, &tmp)));
+}
+
+int mp_proxy_get(mp_proxy *q, double timeout, mp_val **out)
+{
+    mp_val tmp = {0};
+    if (out != NULL)
+        *out = NULL;
+    if (!QUEUEISH(q) || out == NULL || check_timeout(timeout) != 0)
+        return MP_EINVAL;
+    return call(q, 0, "get", NULL, ARGS(&mp__true, timeout_val(timeout, &tmp)), out);
+}
+
+long mp_proxy_qsize(mp_proxy *q)
+{
+    if (!QUEUEISH(q))
+        return MP_EINVAL;
+    mp_val *v;
+    int e = call(q, 0, "qsize", NULL, NOARGS, &v);
+    return (long)int_result(e, v);
+}
+
+int mp_proxy_empty(mp_proxy *q)
+{
+    return QUEUEISH(q) ? bool_call(q, "empty") : MP_EINVAL;
+}
+
+int mp_proxy_full(mp_proxy *q)
+{
+    return QUEUEISH(q) ? bool_call(q, "full") : MP_EINVAL;
+}
+
+int mp_proxy_task_done(mp_proxy *q)
+{
+    if (!IS(q, MP_PROXY_JOINABLE_QUEUE))
+        return MP_EINVAL;
+    int e = simple(q, "task_done", NOARGS);
+    return e == MP_EREMOTE && mp_remote_error_code() == MP_EINVAL ? MP_EINVAL : e;
+}
+
+int mp_proxy_join(mp_proxy *q, double timeout)
+{
+    mp_val tmp = {0};
+    if (!IS(q, MP_PROXY_JOINABLE_QUEUE) || check_timeout(timeout) != 0)
+        return MP_EINVAL;
+    return simple(q, "join", ARGS(timeout_val(timeout, &tmp)));
 }

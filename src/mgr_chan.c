@@ -20,14 +20,24 @@
  */
 #include "internal/managers.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define CLIENT_SPIN_NS 50000ull  /* a client spins this long for its reply */
-#define SERVER_SPIN_NS 200000ull /* the server spins this long after a request */
+/*
+ * Spinning: both sides poll for up to a budget, calling sched_yield every
+ * few polls.  On a machine with idle cores the other side answers within
+ * the first polls; on a loaded one the yield hands the core to the other
+ * side if it was waiting for it, which keeps round trips in microseconds
+ * where a pure spin would burn the whole time slice (measured: see
+ * docs/managers.md).
+ */
+#define POLL_MASK 7              /* yield (and look at the clock) every 8 polls */
+#define CLIENT_SPIN_NS 20000ull  /* a client polls this long for its reply */
+#define SERVER_SPIN_NS 200000ull /* the server polls this long after a request */
 #define CLIENT_NAP_MS 20         /* then checks that the server lives this often */
 #define SERVER_NAP_MS 200        /* the idle server looks around this often */
 
@@ -299,8 +309,11 @@ static int wait_reply(mp_manager *m, struct mgr_chan *ch)
         if (atomic_load_explicit(&ch->state, memory_order_acquire) == CH_DONE)
             return 0;
         cpu_relax();
-        if ((i & 63) == 63 && mp__now_ns() - start > CLIENT_SPIN_NS)
-            break;
+        if ((i & POLL_MASK) == POLL_MASK) {
+            if (mp__now_ns() - start > CLIENT_SPIN_NS)
+                break;
+            sched_yield();
+        }
     }
     for (;;) {
         atomic_store(&ch->client_waits, 1);
@@ -394,7 +407,7 @@ static int serve_chan(mp_manager *m, struct mgr_srv *s, struct mgr_chan *ch, mp_
     } else if (len > MGR_CHAN_INLINE) {
         len = 0;
     }
-    r = mp__srv_handle(s, req, len, out);
+    r = mp__srv_handle(s, req, len, out, false);
     if (big != NULL && mp__in_arena(big))
         mp__free(big);
     if (r < 0 || out->len > MGR_MSG_MAX) {
@@ -456,6 +469,9 @@ int mp__chan_serve(mp_manager *m, struct mgr_srv *s, pid_t watch)
 {
     mp__buf out = {0};
     uint64_t last = mp__now_ns();
+    /* A parent that dies is noticed by the change of parent at once (a dead
+     * process whose own parent does not reap it would still answer kill). */
+    bool by_ppid = watch > 0 && getppid() == watch;
     unsigned idle = 0;
     while (!mp__srv_stopping(s)) {
         int n = serve_pending(m, s, &out);
@@ -466,8 +482,12 @@ int mp__chan_serve(mp_manager *m, struct mgr_srv *s, pid_t watch)
             continue;
         }
         cpu_relax();
-        if ((++idle & 63) != 0 || mp__now_ns() - last < SERVER_SPIN_NS)
+        if ((++idle & POLL_MASK) != 0)
             continue;
+        if (mp__now_ns() - last < SERVER_SPIN_NS) {
+            sched_yield();
+            continue;
+        }
         uint32_t seq = atomic_load(&m->doorbell);
         atomic_store(&m->srv_sleeping, 1);
         if (!any_pending(m) && !mp__srv_stopping(s)) {
@@ -477,7 +497,7 @@ int mp__chan_serve(mp_manager *m, struct mgr_srv *s, pid_t watch)
         }
         atomic_store(&m->srv_sleeping, 0);
         last = mp__now_ns();
-        if (watch > 0 && kill(watch, 0) != 0 && errno == ESRCH)
+        if (by_ppid ? getppid() != watch : watch > 0 && kill(watch, 0) != 0 && errno == ESRCH)
             break; /* the process that started the server died */
     }
     mp__buf_free(&out);

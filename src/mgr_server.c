@@ -411,7 +411,7 @@ static const struct mgr_method *find_method(const struct mgr_kind *k, const char
 }
 
 static int do_call(struct mgr_srv *s, uint64_t oid, const char *name, size_t nlen, mp_val *args,
-                   struct mgr_reply *r)
+                   bool may_block, struct mgr_reply *r)
 {
     struct mgr_obj *o = tab_find(s, oid);
     if (o == NULL)
@@ -428,6 +428,9 @@ static int do_call(struct mgr_srv *s, uint64_t oid, const char *name, size_t nle
                                (int)(nlen > 64 ? 64 : nlen), name, k ? k->pyname : "?");
     if (!k->blocking)
         return m->fn(s, o, args, r);
+    if (!may_block)
+        return mp__reply_error(r, MP_EINVAL, "RuntimeError",
+                               "a hosted %s is used directly by processes of the family", k->pyname);
     /* A call that may block runs without the lock, with the object pinned. */
     o->pins++;
     pthread_mutex_unlock(&s->lock);
@@ -460,7 +463,8 @@ static int read_args(mp__rd *rd, mp_val **args)
     return rd->pos == rd->len ? 0 : MP_EINVAL;
 }
 
-int mp__srv_handle(struct mgr_srv *s, const uint8_t *req, size_t len, mp__buf *out)
+int mp__srv_handle(struct mgr_srv *s, const uint8_t *req, size_t len, mp__buf *out,
+                   bool may_block)
 {
     struct mgr_reply r;
     memset(&r, 0, sizeof r);
@@ -481,7 +485,7 @@ int mp__srv_handle(struct mgr_srv *s, const uint8_t *req, size_t len, mp__buf *o
         if (mp__rd_varint(&rd, &oid) != 0 || read_name(&rd, &name, &nlen) != 0 ||
             read_args(&rd, &args) != 0)
             goto malformed;
-        do_call(s, oid, name, nlen, args, &r);
+        do_call(s, oid, name, nlen, args, may_block, &r);
         break;
     case MGR_OP_CREATE:
         if (read_name(&rd, &name, &nlen) != 0 || read_args(&rd, &args) != 0)

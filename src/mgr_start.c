@@ -1,20 +1,117 @@
 /*
- * mgr_start.c: starting the server in a child process (mp_manager_start).
+ * mgr_start.c: the server as a child process (mp_manager_start), and its
+ * end (shutdown at exit, reaping).
  *
- * UNFINISHED: this waits for the process module (mp_process_new and
- * friends); until it lands mp_manager_start returns -ENOSYS and a server
- * can only run through mp_manager_serve_forever.
+ * The child is an ordinary libmp process (so every start method works: the
+ * target is found again by module + offset, the manager pointer is valid in
+ * the arena).  It is daemonic, ignores SIGINT as Python's server does (a
+ * Ctrl-C in the terminal must not kill it before its owner shuts it down),
+ * and stops by itself when its owner dies.  A finalizer of priority 0 in
+ * the owner shuts it down cleanly at exit, as Python's BaseManager does.
  */
 #include "internal/managers.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static int server_main(void *arg, size_t size)
+{
+    if (size != sizeof(mp_manager *))
+        return 2;
+    mp_manager *m;
+    memcpy(&m, arg, sizeof m);
+    signal(SIGINT, SIG_IGN);
+    return mp__mgr_serve(m, m->owner_pid) == 0 ? 0 : 1;
+}
+
+static void finalize_manager(void *arg)
+{
+    mp_manager *m = arg;
+    if (mp__obj_check(m, MP__MAGIC_MANAGER) == 0 && m->proc != NULL && m->owner_pid == getpid())
+        mp_manager_shutdown(m);
+}
+
+static void name_server(mp_process *p)
+{
+    /* Python names the server after its class and the process counter:
+     * "SyncManager-1" where a Process would be "Process-1". */
+    const char *dflt = mp_process_name(p);
+    const char *ident = strncmp(dflt, "Process-", 8) == 0 ? dflt + 8 : dflt;
+    char name[64];
+    snprintf(name, sizeof name, "SyncManager-%s", ident);
+    mp_process_set_name(p, name);
+}
 
 int mp_manager_start(mp_manager *m)
 {
     if (mp__obj_check(m, MP__MAGIC_MANAGER) != 0)
         return MP_EINVAL;
-    return -ENOSYS;
+    uint32_t st = MGR_NEW;
+    if (!atomic_compare_exchange_strong(&m->state, &st, MGR_STARTING))
+        return MP_EINVAL;
+    m->owner_pid = getpid();
+    mp_process *p = mp_process_new(.target = server_main, .arg = &m, .arg_size = sizeof m,
+                                   .daemon = true, .ctx = m->ctx);
+    int r = p != NULL ? 0 : mp_last_error();
+    if (r == 0) {
+        name_server(p);
+        m->proc = p;
+        r = mp_process_start(p);
+    }
+    if (r == 0) {
+        /* Wait until it serves, watching that it does not die first. */
+        for (;;) {
+            r = mp__mgr_wait_started(m, 0.05);
+            if (r != MP_ETIMEDOUT)
+                break;
+            if (mp_process_is_alive(p) != 1) {
+                r = mp__mgr_wait_started(m, 0);
+                if (r == MP_ETIMEDOUT)
+                    r = -ECHILD;
+                break;
+            }
+        }
+    }
+    if (r != 0) {
+        if (p != NULL && mp_process_pid(p) > 0) {
+            mp_process_kill(p);
+            mp_process_join(p, MP_FOREVER);
+        }
+        mp_process_free(p);
+        m->proc = NULL;
+        if (m->start_error == 0)
+            m->start_error = r;
+        atomic_store(&m->state, MGR_FAILED);
+        return r;
+    }
+    m->finalizer = mp_finalize(finalize_manager, m, 0);
+    return 0;
 }
 
 void mp__mgr_reap_server(mp_manager *m)
 {
-    (void)m;
+    mp_process *p = m->proc;
+    if (p == NULL || m->owner_pid != getpid())
+        return;
+    if (mp_process_join(p, 1.0) == MP_ETIMEDOUT) {
+        mp_process_terminate(p);
+        if (mp_process_join(p, 0.5) == MP_ETIMEDOUT) {
+            mp_process_kill(p);
+            mp_process_join(p, MP_FOREVER);
+        }
+    }
+    m->proc = NULL;
+    mp_process_free(p);
+    if (m->finalizer > 0) {
+        mp_finalizer_cancel(m->finalizer);
+        m->finalizer = 0;
+    }
+    uint32_t st = atomic_load(&m->state);
+    if (st == MGR_RUNNING || st == MGR_STARTING) {
+        atomic_store(&m->state, MGR_STOPPED);
+        mp__futex_wake((uint32_t *)&m->state, INT32_MAX);
+        mp__chan_wake_all(m);
+    }
 }

@@ -503,6 +503,94 @@ MP_EXTERN int mp_arrayproxy_get(mp_proxy *a, int64_t i, mp_val **out);
 MP_EXTERN int mp_arrayproxy_set(mp_proxy *a, int64_t i, const mp_val *x);
 MP_EXTERN int mp_arrayproxy_tolist(mp_proxy *a, mp_val **out);
 
+/* ---- synchronisation objects and queues --------------------------------------- */
+
+/*
+ * Python's m.Lock(), m.RLock(), m.Semaphore(value), m.BoundedSemaphore(value),
+ * m.Condition(), m.Event(), m.Barrier(parties, timeout=...), m.Queue(maxsize)
+ * and m.JoinableQueue(maxsize).  Return codes as for mp_manager_dict.
+ *
+ * The server holds a libmp object (synchronize.h, queues.h) for each.  In
+ * processes of the family the proxy uses that object directly: a blocking
+ * call blocks only the caller, a lock is held by the calling thread, and
+ * mp_proxy_native gives the object itself (an mp_lock *, mp_semaphore *,
+ * mp_condition *, mp_event *, mp_barrier * or mp_queue *) to use with its
+ * own API.  For a program connected over a socket the calls run in the
+ * server, in the thread that serves that program's connection, so they
+ * block only that program (and a lock's holder is that connection).
+ *
+ * Departures: a managed Condition always makes its own RLock, a managed
+ * Barrier takes no action (no function can be sent), and mp_manager_barrier's
+ * timeout 0 means none, as for mp_barrier_new.
+ */
+MP_EXTERN mp_proxy *mp_manager_lock(mp_manager *m);
+MP_EXTERN mp_proxy *mp_manager_rlock(mp_manager *m);
+MP_EXTERN mp_proxy *mp_manager_semaphore(mp_manager *m, int value);
+MP_EXTERN mp_proxy *mp_manager_bounded_semaphore(mp_manager *m, int value);
+MP_EXTERN mp_proxy *mp_manager_condition(mp_manager *m);
+MP_EXTERN mp_proxy *mp_manager_event(mp_manager *m);
+MP_EXTERN mp_proxy *mp_manager_barrier(mp_manager *m, int parties, double timeout);
+MP_EXTERN mp_proxy *mp_manager_queue(mp_manager *m, long maxsize);
+MP_EXTERN mp_proxy *mp_manager_joinable_queue(mp_manager *m, long maxsize);
+
+/*
+ * mp_proxy_native: the libmp object behind a hosted synchronisation object
+ * or queue, in a process of the server's family; NULL for other kinds, for
+ * a connected (remote) manager, or an invalid proxy.  Owned by the server:
+ * never free it; it is freed with the proxy or at shutdown.
+ */
+MP_EXTERN void *mp_proxy_native(const mp_proxy *p);
+
+/*
+ * The methods, on the proxy (as Python calls them on the proxy).  Each
+ * returns MP_EINVAL for a proxy of a kind that does not have the method, a
+ * bad timeout, or a NULL argument; MP_EEOF when the server is gone;
+ * MP_EREMOTE for other failures in the server.
+ *
+ * mp_proxy_acquire      Lock, RLock, Semaphore, BoundedSemaphore, Condition:
+ *                       0, MP_ETIMEDOUT (Python's False), MP_EOWNERDEAD
+ *                       (acquired; the previous holder of a lock died).
+ * mp_proxy_release      the same kinds: 0; MP_EINVAL when the caller does
+ *                       not hold it or a BoundedSemaphore would go above
+ *                       its initial value.
+ * mp_proxy_get_value    Semaphore, BoundedSemaphore: the value.
+ * mp_proxy_wait         Condition: 0 when notified, MP_ETIMEDOUT, MP_EINVAL
+ *                       when the caller does not hold its lock; Event: 0
+ *                       when set, MP_ETIMEDOUT (False); Barrier: the
+ *                       arrival index, or MP_EBROKEN.
+ * mp_proxy_notify / _notify_all   Condition (the caller holds the lock).
+ * mp_proxy_set / _clear / _is_set Event (is_set: 1 or 0).
+ * mp_proxy_reset / _abort / _parties / _n_waiting / _broken   Barrier.
+ * mp_proxy_put          Queue, JoinableQueue: put(v, timeout): 0 or MP_EFULL.
+ * mp_proxy_get          get(timeout) into *out (owned by the caller): 0 or
+ *                       MP_EEMPTY.  A message put into the native queue by
+ *                       other means than a proxy comes out as bytes.
+ * mp_proxy_qsize / _empty / _full, mp_proxy_task_done, mp_proxy_join
+ *                       (the last two: JoinableQueue; join: 0 or
+ *                       MP_ETIMEDOUT; task_done too often: MP_EINVAL).
+ */
+MP_EXTERN int mp_proxy_acquire(mp_proxy *p, double timeout);
+MP_EXTERN int mp_proxy_release(mp_proxy *p);
+MP_EXTERN int mp_proxy_get_value(mp_proxy *p);
+MP_EXTERN int mp_proxy_wait(mp_proxy *p, double timeout);
+MP_EXTERN int mp_proxy_notify(mp_proxy *p, int n);
+MP_EXTERN int mp_proxy_notify_all(mp_proxy *p);
+MP_EXTERN int mp_proxy_set(mp_proxy *p);
+MP_EXTERN int mp_proxy_clear(mp_proxy *p);
+MP_EXTERN int mp_proxy_is_set(mp_proxy *p);
+MP_EXTERN int mp_proxy_reset(mp_proxy *p);
+MP_EXTERN int mp_proxy_abort(mp_proxy *p);
+MP_EXTERN int mp_proxy_parties(mp_proxy *p);
+MP_EXTERN int mp_proxy_n_waiting(mp_proxy *p);
+MP_EXTERN int mp_proxy_broken(mp_proxy *p);
+MP_EXTERN int mp_proxy_put(mp_proxy *q, const mp_val *v, double timeout);
+MP_EXTERN int mp_proxy_get(mp_proxy *q, double timeout, mp_val **out);
+MP_EXTERN long mp_proxy_qsize(mp_proxy *q);
+MP_EXTERN int mp_proxy_empty(mp_proxy *q);
+MP_EXTERN int mp_proxy_full(mp_proxy *q);
+MP_EXTERN int mp_proxy_task_done(mp_proxy *q);
+MP_EXTERN int mp_proxy_join(mp_proxy *q, double timeout);
+
 MP_END_DECLS
 
 #endif /* LIBMP_MANAGERS_H */

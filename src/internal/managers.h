@@ -121,6 +121,7 @@ struct mp_manager {
     pid_t server_pid;
     pid_t owner_pid;             /* the process that started it */
     mp_process *proc;            /* the server child (mp_manager_start) */
+    int finalizer;               /* the owner's exit finalizer (owner only) */
     mp_context *ctx;
     pthread_mutex_t alive;       /* robust: held by the server while it serves */
     _Atomic uint32_t dead_seen;  /* a client found the server dead */
@@ -230,12 +231,15 @@ struct mgr_srv *mp__srv_new(mp_manager *m);
 void mp__srv_free(struct mgr_srv *s);
 
 /*
- * Handle one request and write the reply into out (cleared first).  Returns
+ * Handle one request and write the reply into out (cleared first).  Methods
+ * of the blocking kinds are refused unless may_block (the shared-memory
+ * dispatcher must never wait; family processes run them themselves).  Returns
  * 0, or 1 when the request was a shutdown (the reply is written too), or a
  * negative code when the reply could not even be built (-ENOMEM).
  * Thread-safe: takes the server lock itself.
  */
-int mp__srv_handle(struct mgr_srv *s, const uint8_t *req, size_t len, mp__buf *out);
+int mp__srv_handle(struct mgr_srv *s, const uint8_t *req, size_t len, mp__buf *out,
+                   bool may_block);
 
 /* True once a shutdown request has been handled. */
 bool mp__srv_stopping(struct mgr_srv *s);
