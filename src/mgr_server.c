@@ -418,7 +418,7 @@ static int do_call(struct mgr_srv *s, uint64_t oid, const char *name, size_t nle
         return mp__reply_error(r, MP_EINVAL, "KeyError",
                                "object %llu is not held by the manager (freed?)",
                                (unsigned long long)oid);
-    if (o->typeidx >= 0)
+    if (o->typeidx >= 0 && o->kind == MP_PROXY_CUSTOM)
         return call_registered(s, o, name, nlen, args, r);
     const struct mgr_kind *k = mp__mgr_kind_by_kind(o->kind);
     const struct mgr_method *m = k ? find_method(k, name, nlen) : NULL;

@@ -3,10 +3,19 @@
 #include "internal/val.h"
 #include "mptest.h"
 
+#include "internal/managers.h"
+
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -538,6 +547,1237 @@ static void test_codec_fuzz(void **state)
     }
 }
 
+/* ---- the manager: helpers ------------------------------------------------------ */
+
+static int setup(void **state)
+{
+    assert_int_equal(mp__heap_init(), 0);
+    mpt_leak_begin();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    mpt_leak_end();
+    return 0;
+}
+
+static mp_manager *started(void)
+{
+    mp_manager *m = mp_manager_new();
+    assert_non_null(m);
+    assert_int_equal(mp_manager_start(m), 0);
+    assert_true(mp_manager_pid(m) > 0);
+    return m;
+}
+
+static void stop(mp_manager *m)
+{
+    assert_int_equal(mp_manager_shutdown(m), 0);
+    mp_manager_free(m);
+}
+
+static void assert_proxy_repr(mp_proxy *p, const char *want)
+{
+    char *s = mp_proxy_repr(p);
+    if (s == NULL)
+        fail_msg("proxy repr failed: %d %s %s", mp_last_error(), mp_remote_error_type(),
+                 mp_remote_error_message());
+    if (strcmp(s, want) != 0)
+        fail_msg("proxy repr: got %s, want %s", s, want);
+    free(s);
+}
+
+static void assert_val(mp_val *v, const char *want)
+{
+    assert_non_null(v);
+    assert_repr(v, want);
+    mp_val_free(v);
+}
+
+static void assert_remote(int r, const char *type, const char *msg)
+{
+    assert_int_equal(r, MP_EREMOTE);
+    assert_string_equal(mp_remote_error_type(), type);
+    if (msg != NULL)
+        assert_string_equal(mp_remote_error_message(), msg);
+}
+
+/* ---- dict, list, Namespace, Value, Array ----------------------------------------- */
+
+static void test_mgr_dict(void **state)
+{
+    mp_manager *m = started();
+    mp_proxy *d = mp_manager_dict(m, NULL);
+    assert_non_null(d);
+    assert_int_equal(mp_proxy_kind_of(d), MP_PROXY_DICT);
+    assert_string_equal(mp_proxy_typeid(d), "dict");
+    assert_null(mp_proxy_native(d));
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(mp_dict_set(d, MP_INT(i), MP_INT(i * 2)), 0);
+    assert_proxy_repr(d, "{0: 0, 1: 2, 2: 4, 3: 6, 4: 8, 5: 10, 6: 12, 7: 14, 8: 16, 9: 18}");
+    char *s = mp_proxy_tostring(d);
+    assert_string_equal(s, "{0: 0, 1: 2, 2: 4, 3: 6, 4: 8, 5: 10, 6: 12, 7: 14, 8: 16, 9: 18}");
+    free(s);
+    mp_val *v;
+    assert_int_equal(mp_dict_getitem(d, MP_FLOAT(3.0), &v), 0);
+    assert_val(v, "6");
+    assert_remote(mp_dict_getitem(d, MP_STR("x"), &v), "KeyError", "'x'");
+    assert_null(v);
+    assert_int_equal(mp_remote_error_code(), MP_EINVAL);
+    assert_int_equal(mp_dict_get(d, MP_STR("x"), NULL, &v), 0);
+    assert_val(v, "None");
+    assert_int_equal(mp_dict_get(d, MP_STR("x"), MP_STR("dflt"), &v), 0);
+    assert_val(v, "'dflt'");
+    assert_int_equal(mp_dict_get(d, MP_INT(9), MP_STR("dflt"), &v), 0);
+    assert_val(v, "18");
+    assert_int_equal(mp_dict_contains(d, MP_INT(9)), 1);
+    assert_int_equal(mp_dict_contains(d, MP_INT(10)), 0);
+    assert_int_equal(mp_dict_len(d), 10);
+    assert_int_equal(mp_dict_del(d, MP_INT(9)), 0);
+    assert_remote(mp_dict_del(d, MP_INT(9)), "KeyError", "9");
+    assert_int_equal(mp_dict_len(d), 9);
+    assert_int_equal(mp_dict_clear(d), 0);
+    assert_int_equal(mp_dict_update(d, MP_DICT(MP_INT(1), MP_STR("1"), MP_STR("2"), MP_INT(2))), 0);
+    assert_int_equal(mp_dict_update(d, MP_LIST(MP_TUPLE(MP_FLOAT(0.25), MP_NONE))), 0);
+    assert_proxy_repr(d, "{1: '1', '2': 2, 0.25: None}");
+    assert_remote(mp_dict_update(d, MP_LIST(MP_INT(1))), "ValueError", NULL);
+    assert_remote(mp_dict_update(d, MP_LIST(MP_TUPLE(MP_EMPTY_LIST, MP_NONE))), "TypeError",
+                  "unhashable type: 'list'");
+    assert_remote(mp_dict_update(d, MP_INT(1)), "TypeError", "'int' object is not iterable");
+    assert_int_equal(mp_dict_keys(d, &v), 0);
+    assert_val(v, "[1, '2', 0.25]");
+    assert_int_equal(mp_dict_values(d, &v), 0);
+    assert_val(v, "['1', 2, None]");
+    assert_int_equal(mp_dict_items(d, &v), 0);
+    assert_val(v, "[(1, '1'), ('2', 2), (0.25, None)]");
+    assert_int_equal(mp_dict_copy(d, &v), 0);
+    assert_val(v, "{1: '1', '2': 2, 0.25: None}");
+    assert_int_equal(mp_dict_setdefault(d, MP_STR("n"), MP_LIST(MP_INT(1)), &v), 0);
+    assert_val(v, "[1]");
+    assert_int_equal(mp_dict_setdefault(d, MP_STR("n"), MP_INT(0), &v), 0);
+    assert_val(v, "[1]");
+    assert_int_equal(mp_dict_setdefault(d, MP_STR("z"), NULL, &v), 0);
+    assert_val(v, "None");
+    assert_int_equal(mp_dict_pop(d, MP_STR("z"), NULL, &v), 0);
+    assert_val(v, "None");
+    assert_remote(mp_dict_pop(d, MP_STR("z"), NULL, &v), "KeyError", "'z'");
+    assert_int_equal(mp_dict_pop(d, MP_STR("z"), MP_INT(5), &v), 0);
+    assert_val(v, "5");
+    assert_int_equal(mp_dict_popitem(d, &v), 0);
+    assert_val(v, "('n', [1])");
+    assert_int_equal(mp_dict_clear(d), 0);
+    assert_remote(mp_dict_popitem(d, &v), "KeyError", "'popitem(): dictionary is empty'");
+    /* A fetched container is a copy: changing it changes nothing remote. */
+    assert_int_equal(mp_dict_set(d, MP_STR("l"), MP_EMPTY_LIST), 0);
+    assert_int_equal(mp_dict_getitem(d, MP_STR("l"), &v), 0);
+    assert_int_equal(mp_val_list_append(v, MP_STR("local")), 0);
+    mp_val_free(v);
+    assert_int_equal(mp_dict_getitem(d, MP_STR("l"), &v), 0);
+    assert_val(v, "[]");
+    /* Checked before sending. */
+    assert_int_equal(mp_dict_set(d, MP_EMPTY_LIST, MP_NONE), MP_EINVAL);
+    assert_int_equal(mp_dict_set(d, NULL, MP_NONE), MP_EINVAL);
+    assert_int_equal(mp_dict_set(d, MP_INT(1), NULL), MP_EINVAL);
+    assert_int_equal(mp_dict_set(d, MP_INT(1), MP_STR("\xff")), MP_EINVAL);
+    assert_int_equal(mp_dict_getitem(d, MP_INT(1), NULL), MP_EINVAL);
+    assert_int_equal(mp_dict_set(NULL, MP_INT(1), MP_NONE), MP_EINVAL);
+    assert_int_equal(mp_dict_len(NULL), MP_EINVAL);
+    /* Initial contents. */
+    mp_proxy *d2 = mp_manager_dict(m, MP_DICT(MP_STR("a"), MP_INT(1)));
+    assert_proxy_repr(d2, "{'a': 1}");
+    mp_proxy *d3 = mp_manager_dict(m, MP_LIST(MP_TUPLE(MP_STR("b"), MP_INT(2))));
+    assert_proxy_repr(d3, "{'b': 2}");
+    assert_null(mp_manager_dict(m, MP_INT(3)));
+    assert_int_equal(mp_last_error(), MP_EREMOTE);
+    /* A dict function on a proxy of another kind. */
+    mp_proxy *l = mp_manager_list(m, NULL);
+    assert_int_equal(mp_dict_set(l, MP_INT(1), MP_NONE), MP_EINVAL);
+    assert_int_equal(mp_list_append(d, MP_INT(1)), MP_EINVAL);
+    /* Generic calls, and an unknown method. */
+    assert_int_equal(mp_proxy_call(d2, "get", MP_TUPLE(MP_STR("a")), &v), 0);
+    assert_val(v, "1");
+    assert_int_equal(mp_proxy_call(d2, "__len__", NULL, NULL), 0);
+    assert_remote(mp_proxy_call(d2, "nope", NULL, &v), "AttributeError",
+                  "method 'nope' of 'dict' object is not exposed");
+    assert_remote(mp_proxy_call(d2, "get", NULL, &v), "TypeError", NULL);
+    assert_int_equal(mp_proxy_call(d2, "get", MP_INT(1), &v), MP_EINVAL);
+    assert_int_equal(mp_proxy_call(d2, NULL, NULL, &v), MP_EINVAL);
+    mp_proxy_free(l);
+    mp_proxy_free(d3);
+    mp_proxy_free(d2);
+    mp_proxy_free(d);
+    mp_proxy_free(NULL);
+    stop(m);
+}
+
+static int cmp_by_abs(const mp_val *a, const mp_val *b)
+{
+    int64_t x = a->type == MP_VAL_INT ? llabs(a->i) : 0, y = b->type == MP_VAL_INT ? llabs(b->i) : 0;
+    return (x > y) - (x < y);
+}
+
+static void check_slice(mp_proxy *l, int64_t a, int64_t b, int64_t step, const char *want)
+{
+    mp_val *v;
+    int r = mp_list_slice(l, a, b, step, &v);
+    if (r != 0)
+        fail_msg("slice %lld:%lld:%lld: %d %s", (long long)a, (long long)b, (long long)step, r,
+                 mp_remote_error_message());
+    assert_val(v, want);
+}
+
+static void test_mgr_list(void **state)
+{
+    mp_manager *m = mp_manager_new();
+    assert_int_equal(mp_manager_register_comparator(m, "abs", cmp_by_abs), 0);
+    assert_int_equal(mp_manager_register_comparator(m, "abs", cmp_by_abs), MP_EINVAL);
+    assert_int_equal(mp_manager_register_comparator(m, "default", cmp_by_abs), MP_EINVAL);
+    assert_int_equal(mp_manager_register_comparator(m, "x", NULL), MP_EINVAL);
+    assert_int_equal(mp_manager_start(m), 0);
+    assert_int_equal(mp_manager_register_comparator(m, "late", cmp_by_abs), MP_EINVAL);
+    mp_val *r10 = mp_val_range(0, 10, 1);
+    mp_proxy *l = mp_manager_list(m, r10);
+    mp_val_free(r10);
+    assert_non_null(l);
+    assert_int_equal(mp_list_reverse(l), 0);
+    assert_proxy_repr(l, "[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]");
+    mp_val *v;
+    assert_int_equal(mp_list_get(l, 0, &v), 0);
+    assert_val(v, "9");
+    assert_int_equal(mp_list_get(l, -1, &v), 0);
+    assert_val(v, "0");
+    assert_int_equal(mp_list_get(l, -10, &v), 0);
+    assert_val(v, "9");
+    assert_remote(mp_list_get(l, 10, &v), "IndexError", "list index out of range");
+    assert_remote(mp_list_get(l, -11, &v), "IndexError", "list index out of range");
+    assert_int_equal(mp_list_set(l, -1, MP_STR("last")), 0);
+    assert_remote(mp_list_set(l, 10, MP_NONE), "IndexError", "list assignment index out of range");
+    assert_int_equal(mp_list_del(l, -1), 0);
+    assert_int_equal(mp_list_len(l), 9);
+    assert_int_equal(mp_list_pop(l, -1, &v), 0);
+    assert_val(v, "1");
+    assert_int_equal(mp_list_pop(l, 0, &v), 0);
+    assert_val(v, "9");
+    assert_remote(mp_list_pop(l, 100, &v), "IndexError", "pop index out of range");
+    assert_proxy_repr(l, "[8, 7, 6, 5, 4, 3, 2]");
+    assert_int_equal(mp_list_append(l, MP_INT(7)), 0);
+    assert_int_equal(mp_list_extend(l, MP_TUPLE(MP_STR("a"), MP_STR("B"))), 0);
+    assert_int_equal(mp_list_insert(l, 0, MP_FLOAT(0.5)), 0);
+    assert_int_equal(mp_list_insert(l, -1, MP_NONE), 0);
+    assert_int_equal(mp_list_insert(l, 1000, MP_TRUE), 0);
+    assert_proxy_repr(l, "[0.5, 8, 7, 6, 5, 4, 3, 2, 7, 'a', None, 'B', True]");
+    assert_int_equal(mp_list_count(l, MP_INT(7)), 2);
+    assert_int_equal(mp_list_count(l, MP_INT(1)), 1); /* True == 1 */
+    assert_int_equal(mp_list_index(l, MP_INT(7)), 2);
+    assert_int_equal(mp_list_contains(l, MP_STR("a")), 1);
+    assert_int_equal(mp_list_contains(l, MP_STR("zz")), 0);
+    assert_remote((int)mp_list_index(l, MP_STR("zz")), "ValueError", "'zz' is not in list");
+    assert_int_equal(mp_list_remove(l, MP_INT(7)), 0);
+    assert_int_equal(mp_list_index(l, MP_INT(7)), 7);
+    assert_remote(mp_list_remove(l, MP_STR("zz")), "ValueError", "list.remove(x): x not in list");
+    assert_int_equal(mp_list_remove(l, MP_NONE), 0);
+    assert_int_equal(mp_list_remove(l, MP_TRUE), 0);
+    assert_proxy_repr(l, "[0.5, 8, 6, 5, 4, 3, 2, 7, 'a', 'B']");
+    /* Sorting: the default order (numbers before str), reverse, named orders. */
+    assert_int_equal(mp_list_sort(l, NULL, false), 0);
+    assert_proxy_repr(l, "[0.5, 2, 3, 4, 5, 6, 7, 8, 'B', 'a']");
+    assert_int_equal(mp_list_sort(l, "default", true), 0);
+    assert_proxy_repr(l, "['a', 'B', 8, 7, 6, 5, 4, 3, 2, 0.5]");
+    assert_int_equal(mp_list_del_slice(l, 0, 2), 0);
+    assert_int_equal(mp_list_extend(l, MP_LIST(MP_INT(-9), MP_INT(-1))), 0);
+    assert_int_equal(mp_list_sort(l, "abs", false), 0);
+    assert_proxy_repr(l, "[0.5, -1, 2, 3, 4, 5, 6, 7, 8, -9]");
+    assert_remote(mp_list_sort(l, "nope", false), "KeyError", "no comparator named 'nope'");
+    mp_proxy *w = mp_manager_list(m, MP_LIST(MP_STR("bb"), MP_STR("a"), MP_STR("Ab"), MP_STR("c")));
+    assert_int_equal(mp_list_sort(w, "casefold", false), 0);
+    assert_proxy_repr(w, "['a', 'Ab', 'bb', 'c']");
+    assert_int_equal(mp_list_sort(w, "len", false), 0);
+    assert_proxy_repr(w, "['a', 'c', 'Ab', 'bb']"); /* stable */
+    assert_int_equal(mp_list_sort(w, "len", true), 0);
+    assert_proxy_repr(w, "['Ab', 'bb', 'a', 'c']"); /* stable in reverse too */
+    assert_int_equal(mp_list_set_slice(w, 0, MP_SLICE_END, MP_LIST(MP_INT(300), MP_INT(2), MP_INT(-1))), 0);
+    assert_int_equal(mp_list_sort(w, "bytes", false), 0);
+    assert_proxy_repr(w, "[-1, 2, 300]"); /* zigzag varints: 0x01, 0x04, 0xd8 0x04 */
+    mp_proxy_free(w);
+    /* Slices, as Python computes them. */
+    r10 = mp_val_range(0, 10, 1);
+    mp_proxy *s = mp_manager_list(m, r10);
+    mp_val_free(r10);
+    check_slice(s, 2, 5, 1, "[2, 3, 4]");
+    check_slice(s, MP_SLICE_END, 3, 1, "[0, 1, 2]");
+    check_slice(s, 7, MP_SLICE_END, 1, "[7, 8, 9]");
+    check_slice(s, -3, MP_SLICE_END, 1, "[7, 8, 9]");
+    check_slice(s, MP_SLICE_END, MP_SLICE_END, 3, "[0, 3, 6, 9]");
+    check_slice(s, MP_SLICE_END, MP_SLICE_END, -1, "[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]");
+    check_slice(s, 8, 2, -2, "[8, 6, 4]");
+    check_slice(s, -1, -4, -1, "[9, 8, 7]");
+    check_slice(s, 100, 200, 1, "[]");
+    check_slice(s, -100, 2, 1, "[0, 1]");
+    check_slice(s, 5, 2, 1, "[]");
+    check_slice(s, 100, -100, -3, "[9, 6, 3, 0]");
+    assert_int_equal(mp_list_slice(s, 0, 1, 0, &v), MP_EINVAL);
+    assert_int_equal(mp_list_set_slice(s, 2, 5, MP_LIST(MP_STR("x"))), 0);
+    assert_proxy_repr(s, "[0, 1, 'x', 5, 6, 7, 8, 9]");
+    assert_int_equal(mp_list_set_slice(s, 1, 2, MP_LIST(MP_STR("y"), MP_STR("z"), MP_STR("w"))), 0);
+    assert_proxy_repr(s, "[0, 'y', 'z', 'w', 'x', 5, 6, 7, 8, 9]");
+    assert_int_equal(mp_list_set_slice(s, MP_SLICE_END, 0, MP_TUPLE(MP_INT(-1))), 0);
+    assert_int_equal(mp_list_set_slice(s, 100, MP_SLICE_END, MP_TUPLE(MP_INT(10))), 0);
+    assert_int_equal(mp_list_del_slice(s, 2, -2), 0);
+    assert_proxy_repr(s, "[-1, 0, 9, 10]");
+    assert_int_equal(mp_list_del_slice(s, MP_SLICE_END, MP_SLICE_END), 0);
+    assert_int_equal(mp_list_len(s), 0);
+    assert_remote(mp_list_pop(s, -1, &v), "IndexError", "pop from empty list");
+    assert_int_equal(mp_list_copy(l, &v), 0);
+    assert_val(v, "[0.5, -1, 2, 3, 4, 5, 6, 7, 8, -9]");
+    assert_int_equal(mp_proxy_call(l, "__imul__", MP_TUPLE(MP_INT(0)), NULL), 0);
+    assert_int_equal(mp_list_len(l), 0);
+    assert_int_equal(mp_list_extend(l, MP_INT(1)), MP_EINVAL);
+    assert_int_equal(mp_list_append(l, NULL), MP_EINVAL);
+    assert_int_equal(mp_list_sort(l, "", false), MP_EINVAL);
+    assert_null(mp_manager_list(m, MP_INT(5)));
+    mp_proxy_free(s);
+    mp_proxy_free(l);
+    stop(m);
+}
+
+static void test_mgr_namespace_value_array(void **state)
+{
+    mp_manager *m = started();
+    mp_proxy *ns = mp_manager_namespace(m);
+    assert_non_null(ns);
+    mp_val *v;
+    assert_remote(mp_namespace_get(ns, "value", &v), "AttributeError",
+                  "'Namespace' object has no attribute 'value'");
+    assert_int_equal(mp_namespace_set(ns, "value", MP_STR("This is the value")), 0);
+    assert_int_equal(mp_namespace_get(ns, "value", &v), 0);
+    char *s = mp_val_tostring(v);
+    assert_string_equal(s, "This is the value");
+    free(s);
+    mp_val_free(v);
+    assert_int_equal(mp_namespace_set(ns, "my_list", MP_EMPTY_LIST), 0);
+    assert_int_equal(mp_namespace_set(ns, "a", MP_INT(1)), 0);
+    assert_proxy_repr(ns, "Namespace(a=1, my_list=[], value='This is the value')");
+    /* The namespaces_mutable example: a fetched list is a copy. */
+    assert_int_equal(mp_namespace_get(ns, "my_list", &v), 0);
+    assert_int_equal(mp_val_list_append(v, MP_STR("This is the value")), 0);
+    mp_val_free(v);
+    assert_int_equal(mp_namespace_get(ns, "my_list", &v), 0);
+    assert_val(v, "[]");
+    assert_int_equal(mp_namespace_del(ns, "a"), 0);
+    assert_remote(mp_namespace_del(ns, "a"), "AttributeError", "'Namespace' object has no attribute 'a'");
+    assert_int_equal(mp_namespace_copy(ns, &v), 0);
+    assert_val(v, "{'value': 'This is the value', 'my_list': []}");
+    assert_int_equal(mp_namespace_set(ns, "_private", MP_NONE), MP_EINVAL);
+    assert_int_equal(mp_namespace_set(ns, "9x", MP_NONE), MP_EINVAL);
+    assert_int_equal(mp_namespace_set(ns, "a b", MP_NONE), MP_EINVAL);
+    assert_int_equal(mp_namespace_set(ns, "", MP_NONE), MP_EINVAL);
+    assert_int_equal(mp_namespace_get(ns, NULL, &v), MP_EINVAL);
+    mp_proxy *n2 = mp_manager_create(m, "Namespace", MP_TUPLE(MP_DICT(MP_STR("x"), MP_INT(1))));
+    assert_proxy_repr(n2, "Namespace(x=1)");
+    mp_proxy_free(n2);
+    mp_proxy_free(ns);
+
+    mp_proxy *val = mp_manager_value(m, "i", MP_INT(5));
+    assert_proxy_repr(val, "Value('i', 5)");
+    assert_int_equal(mp_valueproxy_set(val, MP_INT(7)), 0);
+    assert_int_equal(mp_valueproxy_get(val, &v), 0);
+    assert_val(v, "7");
+    assert_int_equal(mp_valueproxy_set(val, NULL), MP_EINVAL);
+    assert_null(mp_manager_value(m, "", MP_INT(1)));
+    mp_proxy_free(val);
+
+    {
+        mp_val *r = mp_val_range(0, 10, 1);
+        mp_proxy *a = mp_manager_array(m, "i", r);
+        mp_val_free(r);
+        assert_non_null(a);
+        assert_int_equal(mp_arrayproxy_len(a), 10);
+        for (int i = 0; i < 10; i++) {
+            assert_int_equal(mp_arrayproxy_get(a, i, &v), 0);
+            int64_t x = v->i;
+            mp_val_free(v);
+            assert_int_equal(mp_arrayproxy_set(a, i, MP_INT(x * x)), 0);
+        }
+        assert_proxy_repr(a, "array('i', [0, 1, 4, 9, 16, 25, 36, 49, 64, 81])");
+        assert_int_equal(mp_arrayproxy_get(a, -1, &v), 0);
+        assert_val(v, "81");
+        assert_remote(mp_arrayproxy_get(a, 10, &v), "IndexError", "array index out of range");
+        assert_remote(mp_arrayproxy_set(a, 0, MP_FLOAT(1.5)), "TypeError", NULL);
+        assert_remote(mp_arrayproxy_set(a, 0, MP_INT(1LL << 31)), "OverflowError", NULL);
+        assert_int_equal(mp_arrayproxy_set(a, 0, MP_INT(-(1LL << 31))), 0);
+        assert_int_equal(mp_arrayproxy_tolist(a, &v), 0);
+        assert_val(v, "[-2147483648, 1, 4, 9, 16, 25, 36, 49, 64, 81]");
+        mp_proxy_free(a);
+    }
+    mp_proxy *f = mp_manager_array(m, "f", MP_LIST(MP_FLOAT(3.14), MP_INT(2)));
+    assert_proxy_repr(f, "array('f', [3.140000104904175, 2.0])");
+    mp_proxy_free(f);
+    mp_proxy *b = mp_manager_array(m, "B", NULL);
+    assert_proxy_repr(b, "array('B')");
+    mp_proxy_free(b);
+    assert_null(mp_manager_array(m, "B", MP_LIST(MP_INT(256))));
+    assert_string_equal(mp_remote_error_type(), "OverflowError");
+    assert_null(mp_manager_array(m, "z", NULL));
+    assert_string_equal(mp_remote_error_type(), "ValueError");
+    assert_null(mp_manager_array(m, "i", MP_INT(3)));
+    stop(m);
+}
+
+/* ---- a registered type ------------------------------------------------------------------ */
+
+struct counter {
+    int64_t n;
+};
+
+static void *counter_new(const mp_val *args)
+{
+    int64_t start = 0;
+    if (mp_val_len(args) > 1) {
+        mp_remote_raise(MP_EINVAL, "TypeError", "Counter takes at most 1 argument (%zu given)",
+                        mp_val_len(args));
+        return NULL;
+    }
+    if (mp_val_len(args) == 1 && mp_val_as_int(mp_val_item(args, 0), &start) != 0) {
+        mp_remote_raise(MP_EINVAL, "TypeError", "start must be an int");
+        return NULL;
+    }
+    struct counter *c = malloc(sizeof *c);
+    if (c != NULL)
+        c->n = start;
+    return c;
+}
+
+static void counter_free(void *self)
+{
+    free(self);
+}
+
+static int counter_add(void *self, const mp_val *args, mp_val **result)
+{
+    struct counter *c = self;
+    int64_t k = 1;
+    if (mp_val_len(args) == 1 && mp_val_as_int(mp_val_item(args, 0), &k) != 0)
+        return mp_remote_raise(MP_EINVAL, "TypeError", "add() wants an int, not %s",
+                               mp_val_type_name(mp_val_item(args, 0)));
+    if (k < 0)
+        return mp_remote_raise(-ERANGE, "ValueError", "cannot add %lld", (long long)k);
+    c->n += k;
+    *result = mp_val_int(c->n);
+    return 0;
+}
+
+static int counter_get(void *self, const mp_val *args, mp_val **result)
+{
+    *result = mp_val_int(((struct counter *)self)->n);
+    return 0;
+}
+
+static int counter_fail_plain(void *self, const mp_val *args, mp_val **result)
+{
+    return -EIO; /* no mp_remote_raise: a message is made up */
+}
+
+static int counter_timeout(void *self, const mp_val *args, mp_val **result)
+{
+    return mp_remote_raise(MP_ETIMEDOUT, "TimeoutError", "took too long");
+}
+
+static int counter_sleep(void *self, const mp_val *args, mp_val **result)
+{
+    double t = 0;
+    mp_val_as_float(mp_val_item(args, 0), &t);
+    usleep((useconds_t)(t * 1e6));
+    return 0;
+}
+
+static int counter_big(void *self, const mp_val *args, mp_val **result)
+{
+    int64_t n = 0;
+    mp_val_as_int(mp_val_item(args, 0), &n);
+    char *buf = malloc((size_t)n);
+    if (buf == NULL)
+        return -ENOMEM;
+    memset(buf, 'x', (size_t)n);
+    *result = mp_val_bytes(buf, (size_t)n);
+    free(buf);
+    return 0;
+}
+
+static const mp_method counter_methods[] = {
+    {"add", counter_add},         {"get", counter_get},     {"fail", counter_fail_plain},
+    {"timeout", counter_timeout}, {"sleep", counter_sleep}, {"big", counter_big},
+};
+
+static mp_val *the_shared_dict;
+static struct counter the_shared_counter;
+
+static void *get_shared_dict(const mp_val *args)
+{
+    if (the_shared_dict == NULL)
+        the_shared_dict = mp_val_dict();
+    return the_shared_dict;
+}
+
+static void *get_shared_counter(const mp_val *args)
+{
+    return &the_shared_counter;
+}
+
+static void register_all(mp_manager *m)
+{
+    assert_int_equal(mp_manager_register(m, .typeid = "Counter", .create = counter_new,
+                                         .destroy = counter_free, .methods = counter_methods,
+                                         .nmethods = sizeof counter_methods / sizeof counter_methods[0]),
+                     0);
+    assert_int_equal(mp_manager_register(m, .typeid = "shared_dict", .create = get_shared_dict,
+                                         .kind = MP_PROXY_DICT),
+                     0);
+    assert_int_equal(mp_manager_register(m, .typeid = "shared_counter", .create = get_shared_counter,
+                                         .methods = counter_methods, .nmethods = 2),
+                     0);
+}
+
+static void test_mgr_registered(void **state)
+{
+    mp_manager *m = mp_manager_new();
+    register_all(m);
+    /* Refused registrations. */
+    assert_int_equal(mp_manager_register(m, .typeid = "Counter", .create = counter_new), MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .typeid = "dict", .create = counter_new), MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .typeid = "Lock", .create = counter_new), MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .typeid = "NoCreate"), MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .create = counter_new), MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .typeid = "0123456789012345678901234567890123456789012345678",
+                                         .create = counter_new),
+                     MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .typeid = "X", .create = counter_new,
+                                         .kind = MP_PROXY_QUEUE),
+                     MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .typeid = "Y", .create = get_shared_dict,
+                                         .kind = MP_PROXY_DICT, .methods = counter_methods,
+                                         .nmethods = 1),
+                     MP_EINVAL);
+    static const mp_method dup[] = {{"a", counter_get}, {"a", counter_get}};
+    assert_int_equal(mp_manager_register(m, .typeid = "Dup", .create = counter_new, .methods = dup,
+                                         .nmethods = 2),
+                     MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .typeid = "Many", .create = counter_new,
+                                         .methods = counter_methods, .nmethods = 1000),
+                     MP_EINVAL);
+    assert_int_equal(mp_manager_register(NULL, .typeid = "Z", .create = counter_new), MP_EINVAL);
+    assert_int_equal(mp_manager_start(m), 0);
+    assert_int_equal(mp_manager_register(m, .typeid = "Late", .create = counter_new), MP_EINVAL);
+
+    mp_proxy *c = mp_manager_create(m, "Counter", MP_TUPLE(MP_INT(10)));
+    assert_non_null(c);
+    assert_int_equal(mp_proxy_kind_of(c), MP_PROXY_CUSTOM);
+    assert_string_equal(mp_proxy_typeid(c), "Counter");
+    mp_val *v;
+    assert_int_equal(mp_proxy_call(c, "add", MP_TUPLE(MP_INT(5)), &v), 0);
+    assert_val(v, "15");
+    assert_int_equal(mp_proxy_call(c, "add", NULL, NULL), 0);
+    assert_int_equal(mp_proxy_call(c, "get", NULL, &v), 0);
+    assert_val(v, "16");
+    assert_remote(mp_proxy_call(c, "add", MP_TUPLE(MP_STR("x")), &v), "TypeError", "add() wants an int, not str");
+    assert_int_equal(mp_remote_error_code(), MP_EINVAL);
+    assert_remote(mp_proxy_call(c, "add", MP_TUPLE(MP_INT(-1)), &v), "ValueError", "cannot add -1");
+    assert_int_equal(mp_remote_error_code(), -ERANGE);
+    assert_remote(mp_proxy_call(c, "fail", NULL, &v), "Error", NULL);
+    assert_int_equal(mp_remote_error_code(), -EIO);
+    /* Codes of a normal outcome pass through. */
+    assert_int_equal(mp_proxy_call(c, "timeout", NULL, &v), MP_ETIMEDOUT);
+    assert_remote(mp_proxy_call(c, "nope", NULL, &v), "AttributeError",
+                  "method 'nope' of 'Counter' object is not exposed");
+    assert_proxy_repr(c, "<Counter object>");
+    /* Big replies and requests go through arena blocks. */
+    assert_int_equal(mp_proxy_call(c, "big", MP_TUPLE(MP_INT(200000)), &v), 0);
+    assert_int_equal(v->type, MP_VAL_BYTES);
+    assert_int_equal(v->s.len, 200000);
+    assert_int_equal(v->s.ptr[199999], 'x');
+    assert_remote(mp_proxy_call(c, "add", MP_TUPLE(v), NULL), "TypeError", NULL);
+    mp_val_free(v);
+
+    assert_null(mp_manager_create(m, "Counter", MP_TUPLE(MP_STR("x"))));
+    assert_int_equal(mp_last_error(), MP_EREMOTE);
+    assert_string_equal(mp_remote_error_message(), "start must be an int");
+    assert_null(mp_manager_create(m, "NoSuchType", NULL));
+    assert_string_equal(mp_remote_error_type(), "KeyError");
+    assert_null(mp_manager_create(m, "Counter", MP_INT(1)));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+
+    /* A shared object: the same pointer gives the same object. */
+    mp_proxy *s1 = mp_manager_create(m, "shared_dict", NULL);
+    mp_proxy *s2 = mp_manager_create(m, "shared_dict", NULL);
+    assert_int_equal(mp_proxy_kind_of(s1), MP_PROXY_DICT);
+    assert_int_equal(mp_dict_set(s1, MP_STR("k"), MP_INT(1)), 0);
+    assert_int_equal(mp_dict_getitem(s2, MP_STR("k"), &v), 0);
+    assert_val(v, "1");
+    mp_proxy_free(s1);
+    assert_int_equal(mp_dict_len(s2), 1); /* still referenced */
+    mp_proxy_free(s2);
+    mp_proxy *s3 = mp_manager_create(m, "shared_dict", NULL);
+    assert_int_equal(mp_dict_len(s3), 1); /* destroy is NULL: the program keeps it */
+    mp_proxy_free(s3);
+    mp_proxy *k1 = mp_manager_create(m, "shared_counter", NULL);
+    mp_proxy *k2 = mp_manager_create(m, "shared_counter", NULL);
+    assert_int_equal(mp_proxy_call(k1, "add", MP_TUPLE(MP_INT(3)), NULL), 0);
+    assert_int_equal(mp_proxy_call(k2, "get", NULL, &v), 0);
+    assert_val(v, "3");
+    mp_proxy_free(k1);
+    mp_proxy_free(k2);
+    mp_proxy_free(c);
+    /* A freed proxy is refused locally. */
+    assert_int_equal(mp_proxy_call(c, "get", NULL, &v), MP_EINVAL);
+    stop(m);
+}
+
+/* ---- processes of the family ------------------------------------------------------------- */
+
+struct worker_arg {
+    mp_proxy *d;
+    mp_proxy *l;
+    mp_proxy *c;
+    int id;
+    int n;
+};
+
+static int dict_worker(void *arg, size_t size)
+{
+    struct worker_arg *w = arg;
+    for (int i = 0; i < w->n; i++) {
+        if (mp_dict_set(w->d, MP_TUPLE(MP_INT(w->id), MP_INT(i)), MP_INT(i * 2)) != 0)
+            return 1;
+        if (mp_list_append(w->l, MP_INT(w->id)) != 0)
+            return 2;
+        if (mp_proxy_call(w->c, "add", NULL, NULL) != 0)
+            return 3;
+    }
+    return 0;
+}
+
+static void test_mgr_children(void **state)
+{
+    mp_manager *m = mp_manager_new();
+    register_all(m);
+    assert_int_equal(mp_manager_start(m), 0);
+    struct worker_arg w = {.d = mp_manager_dict(m, NULL), .l = mp_manager_list(m, NULL),
+                           .c = mp_manager_create(m, "Counter", NULL), .n = 300};
+    mp_process *ps[6];
+    for (int i = 0; i < 6; i++) {
+        w.id = i;
+        ps[i] = mp_process_new(.target = dict_worker, .arg = &w, .arg_size = sizeof w);
+        assert_non_null(ps[i]);
+        assert_int_equal(mp_process_start(ps[i]), 0);
+    }
+    for (int i = 0; i < 6; i++) {
+        int code = -1;
+        assert_int_equal(mp_process_join(ps[i], MP_FOREVER), 0);
+        assert_int_equal(mp_process_exitcode(ps[i], &code), 0);
+        assert_int_equal(code, 0);
+        mp_process_free(ps[i]);
+    }
+    assert_int_equal(mp_dict_len(w.d), 6 * 300);
+    assert_int_equal(mp_list_len(w.l), 6 * 300);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(mp_list_count(w.l, MP_INT(i)), 300);
+    mp_val *v;
+    assert_int_equal(mp_proxy_call(w.c, "get", NULL, &v), 0);
+    assert_val(v, "1800");
+    assert_int_equal(mp_dict_getitem(w.d, MP_TUPLE(MP_INT(5), MP_INT(299)), &v), 0);
+    assert_val(v, "598");
+    mp_proxy_free(w.d);
+    mp_proxy_free(w.l);
+    mp_proxy_free(w.c);
+    stop(m);
+}
+
+struct thread_arg {
+    mp_proxy *d;
+    int id;
+    int n;
+    int bad;
+};
+
+static void *thread_worker(void *arg)
+{
+    struct thread_arg *t = arg;
+    for (int i = 0; i < t->n; i++) {
+        mp_val *v;
+        if (mp_dict_set(t->d, MP_INT(t->id * 100000 + i), MP_INT(i)) != 0 ||
+            mp_dict_getitem(t->d, MP_INT(t->id * 100000 + i), &v) != 0 || v->i != i)
+            t->bad++;
+        else
+            mp_val_free(v);
+    }
+    return NULL;
+}
+
+static void test_mgr_threads(void **state)
+{
+    mp_manager *m = started();
+    mp_proxy *d = mp_manager_dict(m, NULL);
+    pthread_t th[8];
+    struct thread_arg ta[8];
+    for (int i = 0; i < 8; i++) {
+        ta[i] = (struct thread_arg){.d = d, .id = i, .n = 2000};
+        assert_int_equal(pthread_create(&th[i], NULL, thread_worker, &ta[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(ta[i].bad, 0);
+    }
+    assert_int_equal(mp_dict_len(d), 8 * 2000);
+    /* The threads' channels were given back: many more threads still work. */
+    for (int round = 0; round < 40; round++) {
+        for (int i = 0; i < 8; i++) {
+            ta[i] = (struct thread_arg){.d = d, .id = 8 + round * 8 + i, .n = 20};
+            assert_int_equal(pthread_create(&th[i], NULL, thread_worker, &ta[i]), 0);
+        }
+        for (int i = 0; i < 8; i++) {
+            pthread_join(th[i], NULL);
+            assert_int_equal(ta[i].bad, 0);
+        }
+    }
+    mp_proxy_free(d);
+    stop(m);
+}
+
+/* ---- hosted synchronisation objects and queues -------------------------------------------- */
+
+struct sync_arg {
+    mp_proxy *lock, *sem, *event, *cond, *barrier, *queue, *jqueue, *counter;
+    int id;
+};
+
+static int sync_worker(void *arg, size_t size)
+{
+    struct sync_arg *a = arg;
+    /* Locked increments of a manager counter. */
+    for (int i = 0; i < 50; i++) {
+        if (mp_proxy_acquire(a->lock, MP_FOREVER) != 0)
+            return 1;
+        mp_val *v;
+        if (mp_proxy_call(a->counter, "get", NULL, &v) != 0)
+            return 2;
+        int64_t n = v->i;
+        mp_val_free(v);
+        if (mp_proxy_call(a->counter, "add", NULL, NULL) != 0)
+            return 3;
+        if (mp_proxy_call(a->counter, "get", NULL, &v) != 0 || v->i != n + 1)
+            return 4;
+        mp_val_free(v);
+        if (mp_proxy_release(a->lock) != 0)
+            return 5;
+    }
+    if (mp_proxy_wait(a->event, 10) != 0)
+        return 6;
+    int idx = mp_proxy_wait(a->barrier, 10);
+    if (idx < 0 || idx > 3)
+        return 7;
+    if (mp_proxy_put(a->queue, MP_TUPLE(MP_INT(a->id), MP_STR("done")), MP_FOREVER) != 0)
+        return 8;
+    mp_val *job;
+    if (mp_proxy_get(a->jqueue, 10, &job) != 0)
+        return 9;
+    mp_val_free(job);
+    if (mp_proxy_task_done(a->jqueue) != 0)
+        return 10;
+    return 0;
+}
+
+static void test_mgr_sync_kinds(void **state)
+{
+    mp_manager *m = mp_manager_new();
+    register_all(m);
+    assert_int_equal(mp_manager_start(m), 0);
+    struct sync_arg a = {
+        .lock = mp_manager_lock(m),
+        .sem = mp_manager_semaphore(m, 2),
+        .event = mp_manager_event(m),
+        .cond = mp_manager_condition(m),
+        .barrier = mp_manager_barrier(m, 4, 0),
+        .queue = mp_manager_queue(m, 0),
+        .jqueue = mp_manager_joinable_queue(m, 0),
+        .counter = mp_manager_create(m, "Counter", NULL),
+    };
+    assert_non_null(a.lock);
+    assert_non_null(mp_proxy_native(a.lock));
+    assert_non_null(a.barrier);
+    mp_process *ps[4];
+    for (int i = 0; i < 4; i++) {
+        a.id = i;
+        ps[i] = mp_process_new(.target = sync_worker, .arg = &a, .arg_size = sizeof a);
+        assert_int_equal(mp_process_start(ps[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(mp_proxy_put(a.jqueue, MP_INT(i), MP_FOREVER), 0);
+    usleep(20000);
+    assert_int_equal(mp_proxy_is_set(a.event), 0);
+    assert_int_equal(mp_proxy_set(a.event), 0);
+    assert_int_equal(mp_proxy_join(a.jqueue, 20), 0);
+    int got = 0;
+    for (int i = 0; i < 4; i++) {
+        mp_val *v;
+        assert_int_equal(mp_proxy_get(a.queue, 20, &v), 0);
+        got |= 1 << v->seq.items[0]->i;
+        mp_val_free(v);
+    }
+    assert_int_equal(got, 15);
+    for (int i = 0; i < 4; i++) {
+        int code = -1;
+        assert_int_equal(mp_process_join(ps[i], MP_FOREVER), 0);
+        assert_int_equal(mp_process_exitcode(ps[i], &code), 0);
+        assert_int_equal(code, 0);
+        mp_process_free(ps[i]);
+    }
+    mp_val *v;
+    assert_int_equal(mp_proxy_call(a.counter, "get", NULL, &v), 0);
+    assert_val(v, "200");
+
+    /* Each kind's own behaviour, in this process. */
+    assert_int_equal(mp_proxy_acquire(a.lock, 0), 0);
+    assert_int_equal(mp_proxy_call(a.lock, "locked", NULL, &v), 0);
+    assert_val(v, "True");
+    assert_int_equal(mp_proxy_release(a.lock), 0);
+    assert_int_equal(mp_proxy_release(a.lock), MP_EINVAL);
+    assert_int_equal(mp_proxy_acquire(a.sem, 0), 0);
+    assert_int_equal(mp_proxy_get_value(a.sem), 1);
+    assert_int_equal(mp_proxy_acquire(a.sem, 0), 0);
+    assert_int_equal(mp_proxy_acquire(a.sem, 0.05), MP_ETIMEDOUT);
+    assert_int_equal(mp_proxy_release(a.sem), 0);
+    assert_int_equal(mp_proxy_release(a.sem), 0);
+    mp_proxy *bs = mp_manager_bounded_semaphore(m, 1);
+    assert_int_equal(mp_proxy_release(bs), MP_EINVAL);
+    assert_string_equal(mp_remote_error_message(), "Semaphore released too many times");
+    mp_proxy_free(bs);
+    mp_proxy *rl = mp_manager_rlock(m);
+    assert_int_equal(mp_proxy_acquire(rl, 0), 0);
+    assert_int_equal(mp_proxy_acquire(rl, 0), 0);
+    assert_int_equal(mp_proxy_release(rl), 0);
+    assert_int_equal(mp_proxy_release(rl), 0);
+    assert_int_equal(mp_proxy_release(rl), MP_EINVAL);
+    mp_proxy_free(rl);
+    assert_int_equal(mp_proxy_wait(a.cond, 0.01), MP_EINVAL); /* lock not held */
+    assert_int_equal(mp_proxy_acquire(a.cond, MP_FOREVER), 0);
+    assert_int_equal(mp_proxy_wait(a.cond, 0.05), MP_ETIMEDOUT);
+    assert_int_equal(mp_proxy_notify(a.cond, 1), 0);
+    assert_int_equal(mp_proxy_notify_all(a.cond), 0);
+    assert_int_equal(mp_proxy_release(a.cond), 0);
+    assert_int_equal(mp_proxy_clear(a.event), 0);
+    assert_int_equal(mp_proxy_wait(a.event, 0.05), MP_ETIMEDOUT);
+    assert_int_equal(mp_proxy_parties(a.barrier), 4);
+    assert_int_equal(mp_proxy_n_waiting(a.barrier), 0);
+    assert_int_equal(mp_proxy_broken(a.barrier), 0);
+    assert_int_equal(mp_proxy_abort(a.barrier), 0);
+    assert_int_equal(mp_proxy_wait(a.barrier, 1), MP_EBROKEN);
+    assert_int_equal(mp_proxy_reset(a.barrier), 0);
+    assert_int_equal(mp_proxy_broken(a.barrier), 0);
+    assert_int_equal(mp_proxy_empty(a.queue), 1);
+    assert_int_equal(mp_proxy_get(a.queue, 0, &v), MP_EEMPTY);
+    assert_int_equal(mp_proxy_put(a.queue, MP_BYTES("\x00\x01", 2), 0), 0);
+    assert_int_equal(mp_proxy_qsize(a.queue), 1);
+    assert_int_equal(mp_proxy_full(a.queue), 0);
+    assert_int_equal(mp_proxy_get(a.queue, 0, &v), 0);
+    assert_val(v, "b'\\x00\\x01'");
+    /* Raw bytes put into the native queue come out as bytes. */
+    assert_int_equal(mp_queue_put(mp_proxy_native(a.queue), "\xff\xfe", 2, 0), 0);
+    assert_int_equal(mp_proxy_get(a.queue, 0, &v), 0);
+    assert_val(v, "b'\\xff\\xfe'");
+    mp_proxy *bq = mp_manager_queue(m, 1);
+    assert_int_equal(mp_proxy_put(bq, MP_NONE, 0), 0);
+    assert_int_equal(mp_proxy_full(bq), 1);
+    assert_int_equal(mp_proxy_put(bq, MP_NONE, 0.05), MP_EFULL);
+    mp_proxy_free(bq);
+    assert_int_equal(mp_proxy_task_done(a.jqueue), MP_EINVAL);
+    assert_int_equal(mp_proxy_join(a.jqueue, 0), 0);
+    /* Kind checks and bad arguments. */
+    assert_int_equal(mp_proxy_acquire(a.event, 0), MP_EINVAL);
+    assert_int_equal(mp_proxy_put(a.lock, MP_NONE, 0), MP_EINVAL);
+    assert_int_equal(mp_proxy_acquire(a.lock, -2), MP_EINVAL);
+    assert_int_equal(mp_proxy_wait(a.event, NAN), MP_EINVAL);
+    assert_int_equal(mp_proxy_task_done(a.queue), MP_EINVAL);
+    assert_null(mp_proxy_native(a.counter));
+    assert_null(mp_manager_semaphore(m, -1));
+    assert_null(mp_manager_barrier(m, 0, 0));
+    assert_remote(mp_proxy_call(a.lock, "nope", NULL, NULL), "AttributeError", NULL);
+    mp_proxy_free(a.lock);
+    mp_proxy_free(a.sem);
+    mp_proxy_free(a.event);
+    mp_proxy_free(a.cond);
+    mp_proxy_free(a.barrier);
+    mp_proxy_free(a.queue);
+    mp_proxy_free(a.jqueue);
+    mp_proxy_free(a.counter);
+    stop(m);
+}
+
+/* ---- over a socket, from unrelated programs ------------------------------------------------- */
+
+static int run_peer(const char *addr, const char *key, const char *mode)
+{
+    pid_t pid;
+    char *argv[] = {(char *)MPT_MGR_PEER, (char *)addr, (char *)key, (char *)mode, NULL};
+    if (posix_spawn(&pid, MPT_MGR_PEER, NULL, NULL, argv, environ) != 0)
+        return -1;
+    return mpt_wait_status(pid);
+}
+
+static void remote_round(mp_manager *m, const char *addr)
+{
+    mp_proxy *d = mp_manager_create(m, "shared_dict", NULL);
+    assert_int_equal(mp_dict_set(d, MP_STR("from_test"), MP_INT(41)), 0);
+    assert_int_equal(run_peer(addr, "secret", "use"), 0);
+    mp_val *v;
+    assert_int_equal(mp_dict_getitem(d, MP_STR("from_peer"), &v), 0);
+    assert_val(v, "42");
+    assert_int_equal(run_peer(addr, "wrong", "badkey"), 0);
+    assert_int_equal(run_peer(addr, "", "badkey"), 0);
+    assert_int_equal(run_peer(addr, "secret", "garbage"), 0);
+    /* The server is fine after all that. */
+    assert_int_equal(mp_dict_len(d), 2);
+    mp_proxy_free(d);
+}
+
+static void test_mgr_remote(void **state)
+{
+    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0, .authkey = "secret", .authkey_len = 6);
+    register_all(m);
+    assert_int_equal(mp_manager_start(m), 0);
+    char host[64];
+    int port = 0;
+    assert_int_equal(mp_manager_address(m, NULL, 0, host, sizeof host, &port), 2);
+    assert_string_equal(host, "127.0.0.1");
+    assert_true(port > 0);
+    char addr[96];
+    snprintf(addr, sizeof addr, "%s:%d", host, port);
+    remote_round(m, addr);
+
+    /* A connected manager in this program: calls go over the socket. */
+    mp_manager *c = mp_manager_new(.host = "127.0.0.1", .port = port, .authkey = "secret", .authkey_len = 6);
+    assert_int_equal(mp_manager_connect(c), 0);
+    assert_int_equal(mp_manager_connect(c), MP_EINVAL);
+    assert_int_equal(mp_manager_pid(c), 0);
+    mp_proxy *d = mp_manager_dict(c, MP_DICT(MP_INT(1), MP_STR("one")));
+    assert_proxy_repr(d, "{1: 'one'}");
+    mp_proxy *ev = mp_manager_event(c);
+    assert_null(mp_proxy_native(ev));
+    assert_int_equal(mp_proxy_wait(ev, 0.05), MP_ETIMEDOUT);
+    assert_int_equal(mp_proxy_set(ev), 0);
+    assert_int_equal(mp_proxy_wait(ev, 0.05), 0);
+    mp_proxy *q = mp_manager_queue(c, 0);
+    double t0 = mp__now();
+    mp_val *v;
+    assert_int_equal(mp_proxy_get(q, 0.3, &v), MP_EEMPTY);
+    assert_true(mp__now() - t0 >= 0.29);
+    mp_proxy *cnt = mp_manager_create(c, "Counter", MP_TUPLE(MP_INT(1)));
+    assert_int_equal(mp_proxy_call(cnt, "add", MP_TUPLE(MP_INT(1)), &v), 0);
+    assert_val(v, "2");
+    assert_int_equal(mp_proxy_call(cnt, "big", MP_TUPLE(MP_INT(300000)), &v), 0);
+    assert_int_equal(v->s.len, 300000);
+    mp_val_free(v);
+    mp_proxy_free(cnt);
+    mp_proxy_free(q);
+    mp_proxy_free(ev);
+    mp_proxy_free(d);
+    mp_manager_free(c);
+
+    /* A wrong key, and no server. */
+    mp_manager *bad = mp_manager_new(.host = "127.0.0.1", .port = port, .authkey = "nope", .authkey_len = 4);
+    assert_int_equal(mp_manager_connect(bad), MP_EAUTH);
+    mp_manager_free(bad);
+    /* A peer shuts the server down. */
+    assert_int_equal(run_peer(addr, "secret", "shutdown"), 0);
+    for (int i = 0; i < 200 && mp_manager_pid(m) != 0; i++)
+        usleep(10000);
+    assert_int_equal(mp_manager_pid(m), 0);
+    mp_proxy *late = mp_manager_dict(m, NULL);
+    assert_null(late);
+    assert_int_equal(mp_last_error(), MP_EEOF);
+    stop(m);
+
+    /* AF_UNIX, by path. */
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/mp-test-mgr-%d", (int)getpid());
+    m = mp_manager_new(.path = path, .authkey = "secret", .authkey_len = 6);
+    register_all(m);
+    assert_int_equal(mp_manager_start(m), 0);
+    char got[108];
+    assert_int_equal(mp_manager_address(m, got, sizeof got, NULL, 0, NULL), 1);
+    assert_string_equal(got, path);
+    remote_round(m, path);
+    /* The address is taken: a second server cannot start. */
+    mp_manager *m2 = mp_manager_new(.path = path);
+    assert_int_equal(mp_manager_start(m2), -EADDRINUSE);
+    assert_int_equal(mp_manager_start(m2), MP_EINVAL);
+    mp_manager_free(m2);
+    stop(m);
+    assert_int_equal(access(path, F_OK), -1);
+    mp_manager *none = mp_manager_new(.path = path);
+    assert_int_equal(mp_manager_connect(none), -ENOENT);
+    mp_manager_free(none);
+}
+
+/* ---- reliability ------------------------------------------------------------------------------ */
+
+static int busy_client(void *arg, size_t size)
+{
+    struct worker_arg *w = arg;
+    for (int i = 0;; i++) {
+        mp_dict_set(w->d, MP_INT(w->id * 1000000 + i % 100), MP_LIST(MP_INT(i), MP_STR("x")));
+        mp_val *v;
+        if (mp_dict_get(w->d, MP_INT(w->id * 1000000 + i % 100), NULL, &v) == 0)
+            mp_val_free(v);
+        if (w->c != NULL && i % 8 == 0)
+            mp_proxy_call(w->c, "sleep", MP_TUPLE(MP_FLOAT(0.002)), NULL);
+    }
+    return 0;
+}
+
+static void test_mgr_client_killed(void **state)
+{
+    mp_manager *m = mp_manager_new();
+    register_all(m);
+    assert_int_equal(mp_manager_start(m), 0);
+    struct worker_arg w = {.d = mp_manager_dict(m, NULL), .c = mp_manager_create(m, "Counter", NULL)};
+    /* More kills than channels: dead clients' channels must be reused. */
+    for (int round = 0; round < MGR_NCHAN / 4 + 8; round++) {
+        mp_process *ps[5];
+        for (int i = 0; i < 5; i++) {
+            w.id = round * 5 + i;
+            ps[i] = mp_process_new(.target = busy_client, .arg = &w, .arg_size = sizeof w);
+            assert_int_equal(mp_process_start(ps[i]), 0);
+        }
+        usleep(2000 + (useconds_t)(rnd() % 8000));
+        for (int i = 0; i < 5; i++) {
+            assert_int_equal(mp_process_kill(ps[i]), 0);
+            assert_int_equal(mp_process_join(ps[i], MP_FOREVER), 0);
+            mp_process_free(ps[i]);
+        }
+        /* Other clients (this one) are not disturbed. */
+        assert_int_equal(mp_dict_set(w.d, MP_STR("alive"), MP_INT(round)), 0);
+    }
+    mp_val *v;
+    assert_int_equal(mp_dict_getitem(w.d, MP_STR("alive"), &v), 0);
+    mp_val_free(v);
+    assert_true(mp_dict_len(w.d) > 1);
+    mp_proxy_free(w.d);
+    mp_proxy_free(w.c);
+    stop(m);
+}
+
+struct blocked_arg {
+    mp_proxy *c;
+    int result;
+    double took;
+};
+
+static void *blocked_call(void *arg)
+{
+    struct blocked_arg *b = arg;
+    double t0 = mp__now();
+    b->result = mp_proxy_call(b->c, "sleep", MP_TUPLE(MP_FLOAT(30.0)), NULL);
+    b->took = mp__now() - t0;
+    return NULL;
+}
+
+static void test_mgr_server_killed(void **state)
+{
+    /* In the family, through shared memory. */
+    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0);
+    register_all(m);
+    assert_int_equal(mp_manager_start(m), 0);
+    int port;
+    mp_manager_address(m, NULL, 0, NULL, 0, &port);
+    mp_proxy *c = mp_manager_create(m, "Counter", NULL);
+    mp_proxy *d = mp_manager_dict(m, NULL);
+    mp_manager *rm = mp_manager_new(.host = "127.0.0.1", .port = port);
+    assert_int_equal(mp_manager_connect(rm), 0);
+    mp_proxy *rc = mp_manager_create(rm, "Counter", NULL);
+    struct blocked_arg b = {.c = c}, rb = {.c = rc};
+    pthread_t th, rth;
+    assert_int_equal(pthread_create(&th, NULL, blocked_call, &b), 0);
+    assert_int_equal(pthread_create(&rth, NULL, blocked_call, &rb), 0);
+    usleep(200000);
+    assert_int_equal(kill(mp_manager_pid(m), SIGKILL), 0);
+    pthread_join(th, NULL);
+    pthread_join(rth, NULL);
+    assert_int_equal(b.result, MP_EEOF);
+    assert_true(b.took < 5);
+    assert_int_equal(rb.result, MP_EEOF);
+    assert_true(rb.took < 5);
+    /* Later calls fail at once. */
+    double t0 = mp__now();
+    assert_int_equal(mp_dict_set(d, MP_INT(1), MP_INT(1)), MP_EEOF);
+    assert_int_equal(mp_dict_len(d), MP_EEOF);
+    assert_true(mp__now() - t0 < 1);
+    assert_null(mp_manager_dict(m, NULL));
+    assert_int_equal(mp_last_error(), MP_EEOF);
+    int r = mp_dict_len(mp_manager_dict(rm, NULL));
+    assert_int_equal(r, MP_EINVAL);
+    assert_true(mp_last_error() == -ECONNREFUSED || mp_last_error() == MP_EEOF);
+    mp_proxy_free(rc);
+    mp_proxy_free(c);
+    mp_proxy_free(d);
+    mp_manager_free(rm);
+    assert_int_equal(mp_manager_shutdown(m), 0);
+    mp_manager_free(m);
+}
+
+static void test_mgr_malformed(void **state)
+{
+    /* In this process, straight into the dispatcher: never a crash. */
+    mp_manager *m = mp_manager_new();
+    register_all(m);
+    struct mgr_srv *s = mp__srv_new(m);
+    mp__buf out = {0};
+    uint8_t buf[128];
+    for (int i = 0; i < 100000; i++) {
+        size_t n = rnd() % sizeof buf;
+        for (size_t k = 0; k < n; k++)
+            buf[k] = (uint8_t)(rnd() % 4 ? rnd() % 12 : rnd());
+        int r = mp__srv_handle(s, buf, n, &out, true);
+        assert_true(r == 0 || r == 1);
+        assert_true(out.len > 0);
+        assert_true(out.p[0] <= MGR_ST_PROXY);
+    }
+    /* Valid requests with mutations, on live objects. */
+    mp__buf req = {0};
+    mp__buf_putc(&req, MGR_OP_CREATE);
+    mp__buf_varint(&req, 4);
+    mp__buf_put(&req, "list", 4);
+    mp__val_encode_buf(&req, MP_EMPTY_TUPLE);
+    assert_int_equal(mp__srv_handle(s, (uint8_t *)req.p, req.len, &out, true), 0);
+    assert_int_equal(out.p[0], MGR_ST_PROXY);
+    static const char *const methods[] = {"append", "sort", "getslice", "setslice", "insert",
+                                          "__getitem__", "pop", "index", "__imul__", "extend"};
+    for (int i = 0; i < 50000; i++) {
+        req.len = 0;
+        mp__buf_putc(&req, MGR_OP_CALL);
+        mp__buf_varint(&req, 1 + rnd() % 2);
+        const char *name = methods[rnd() % 10];
+        mp__buf_varint(&req, strlen(name));
+        mp__buf_put(&req, name, strlen(name));
+        mp_val *args = mp_val_tuple();
+        size_t na = rnd() % 4;
+        for (size_t k = 0; k < na; k++) {
+            mp_val *x = rnd() % 2 ? mp_val_int((int64_t)(rnd() % 7) - 3) : random_val(2, false);
+            mp_val_list_append(args, x);
+            mp_val_free(x);
+        }
+        mp__val_encode_buf(&req, args);
+        mp_val_free(args);
+        if (rnd() % 4 == 0)
+            req.p[rnd() % req.len] ^= (char)(1 << (rnd() % 8));
+        int r = mp__srv_handle(s, (uint8_t *)req.p, req.len, &out, true);
+        assert_true(r == 0 || r == 1);
+    }
+    /* Keep the list from growing without bound through __imul__: it did not crash. */
+    mp__buf_free(&req);
+    mp__buf_free(&out);
+    mp__srv_free(s);
+    mp_manager_free(m);
+
+    /* Through the shared-memory channel of a running server. */
+    m = started();
+    mp__buf rep = {0};
+    for (int i = 0; i < 2000; i++) {
+        size_t n = 1 + rnd() % 64;
+        for (size_t k = 0; k < n; k++)
+            buf[k] = (uint8_t)rnd();
+        if (buf[0] == MGR_OP_SHUTDOWN)
+            buf[0] = MGR_OP_CALL;
+        assert_int_equal(mp__chan_call(m, buf, n, &rep), 0);
+        assert_true(rep.len > 0);
+    }
+    assert_int_equal(mp__chan_call(m, "", 0, &rep), 0);
+    assert_int_equal(rep.p[0], MGR_ST_ERROR);
+    mp__buf_free(&rep);
+    mp_proxy *d = mp_manager_dict(m, NULL);
+    assert_non_null(d);
+    /* A hosted lock's methods are refused through the channel. */
+    mp_proxy *l = mp_manager_lock(m);
+    mp__buf r2 = {0}, q2 = {0};
+    mp__buf_putc(&q2, MGR_OP_CALL);
+    mp__buf_varint(&q2, l->oid);
+    mp__buf_varint(&q2, 7);
+    mp__buf_put(&q2, "acquire", 7);
+    mp__val_encode_buf(&q2, MP_EMPTY_TUPLE);
+    assert_int_equal(mp__chan_call(m, q2.p, q2.len, &r2), 0);
+    assert_int_equal(r2.p[0], MGR_ST_ERROR);
+    mp__buf_free(&q2);
+    mp__buf_free(&r2);
+    mp_proxy_free(l);
+    mp_proxy_free(d);
+    stop(m);
+}
+
+static void test_mgr_lifecycle(void **state)
+{
+    assert_null(mp_manager_new(.path = "/tmp/x", .host = "h"));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_manager_new(.host = "h", .port = 70000));
+    assert_null(mp_manager_new(.port = 5));
+    assert_null(mp_manager_new(.authkey_len = 3));
+    char longkey[300] = {0};
+    assert_null(mp_manager_new(.authkey = longkey, .authkey_len = sizeof longkey));
+    char longpath[200];
+    memset(longpath, 'a', sizeof longpath - 1);
+    longpath[sizeof longpath - 1] = '\0';
+    assert_null(mp_manager_new(.path = longpath));
+    assert_null(mp_manager_new_opts(NULL));
+
+    mp_manager *m = mp_manager_new();
+    assert_int_equal(mp_manager_pid(m), 0);
+    assert_null(mp_manager_dict(m, NULL)); /* not started */
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_int_equal(mp_manager_shutdown(m), MP_EINVAL);
+    assert_int_equal(mp_manager_connect(m), MP_EINVAL); /* no address */
+    assert_int_equal(mp_manager_address(m, NULL, 0, NULL, 0, NULL), 0);
+    assert_int_equal(mp_manager_start(m), 0);
+    assert_int_equal(mp_manager_start(m), MP_EINVAL);
+    assert_int_equal(mp_manager_serve_forever(m), MP_EINVAL);
+    mp_proxy *d = mp_manager_dict(m, NULL);
+    assert_int_equal(mp_manager_shutdown(m), 0);
+    assert_int_equal(mp_manager_shutdown(m), 0);
+    assert_int_equal(mp_dict_set(d, MP_INT(1), MP_INT(2)), MP_EEOF);
+    mp_proxy_free(d);
+    mp_manager_free(m);
+    assert_int_equal(mp_manager_start(m), MP_EINVAL);
+    assert_null(mp_manager_dict(m, NULL));
+    mp_manager_free(NULL);
+    assert_int_equal(mp_manager_start(NULL), MP_EINVAL);
+    assert_int_equal(mp_manager_shutdown(NULL), MP_EINVAL);
+    assert_int_equal(mp_manager_pid(NULL), MP_EINVAL);
+
+    /* Free without shutdown: the server goes away with the manager. */
+    m = started();
+    d = mp_manager_dict(m, NULL);
+    pid_t pid = mp_manager_pid(m);
+    mp_proxy_free(d);
+    mp_manager_free(m);
+    assert_int_equal(kill(pid, 0), -1);
+    /* A proxy outliving its manager is refused. */
+    m = started();
+    d = mp_manager_dict(m, NULL);
+    stop(m);
+    assert_int_equal(mp_dict_len(d), MP_EINVAL);
+    mp_proxy_free(d);
+
+    /* serve_forever in a raw child; a client in this process shuts it down. */
+    m = mp_manager_new();
+    pid = fork();
+    if (pid == 0)
+        _exit(mp_manager_serve_forever(m) == 0 ? 0 : 1);
+    assert_int_equal(mp__mgr_wait_started(m, 10), 0);
+    d = mp_manager_list(m, MP_LIST(MP_INT(1)));
+    assert_int_equal(mp_list_len(d), 1);
+    mp_proxy_free(d);
+    assert_int_equal(mp_manager_shutdown(m), 0);
+    assert_int_equal(mpt_wait_status(pid), 0);
+    mp_manager_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -551,6 +1791,18 @@ int main(void)
         cmocka_unit_test(test_codec_exact_bytes),
         cmocka_unit_test(test_codec_malformed),
         cmocka_unit_test(test_codec_fuzz),
+        cmocka_unit_test_setup_teardown(test_mgr_dict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_namespace_value_array, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_registered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_children, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_sync_kinds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_remote, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_client_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_server_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_lifecycle, setup, teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
 }
