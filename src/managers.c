@@ -154,8 +154,8 @@ int mp_manager_register_opts(mp_manager *m, const mp_manager_type *t)
         return MP_EINVAL;
     size_t tlen = strlen(t->typeid);
     int kind = t->kind ? t->kind : MP_PROXY_CUSTOM;
-    if (kind != MP_PROXY_CUSTOM && kind != MP_PROXY_DICT && kind != MP_PROXY_LIST &&
-        kind != MP_PROXY_NAMESPACE)
+    if (kind < MP_PROXY_DICT || kind > MP_PROXY_CUSTOM || kind == MP_PROXY_VALUE ||
+        kind == MP_PROXY_ARRAY)
         return MP_EINVAL;
     if (kind != MP_PROXY_CUSTOM && t->nmethods > 0)
         return MP_EINVAL;

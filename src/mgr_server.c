@@ -303,15 +303,13 @@ static int obj_register(struct mgr_srv *s, uint32_t kind, int typeidx, void *ptr
     r->status = MGR_ST_PROXY;
     r->oid = o->id;
     r->kind = kind;
-    r->native = NULL;
-    if (typeidx >= 0) {
+    const struct mgr_kind *k = mp__mgr_kind_by_kind(kind);
+    if (typeidx >= 0)
         snprintf(r->typeid, sizeof r->typeid, "%s", reg_type(s, typeidx)->typeid);
-    } else {
-        const struct mgr_kind *k = mp__mgr_kind_by_kind(kind);
+    else
         snprintf(r->typeid, sizeof r->typeid, "%s", k ? k->typeid : "?");
-        if (k != NULL && k->blocking)
-            r->native = ptr; /* a libmp object in the arena */
-    }
+    /* A hosted libmp object lives in the arena: the family uses it directly. */
+    r->native = k != NULL && k->blocking ? ptr : NULL;
     return 0;
 }
 

@@ -1052,7 +1052,7 @@ static void test_mgr_registered(void **state)
                                          .create = counter_new),
                      MP_EINVAL);
     assert_int_equal(mp_manager_register(m, .typeid = "X", .create = counter_new,
-                                         .kind = MP_PROXY_QUEUE),
+                                         .kind = MP_PROXY_ARRAY),
                      MP_EINVAL);
     assert_int_equal(mp_manager_register(m, .typeid = "Y", .create = get_shared_dict,
                                          .kind = MP_PROXY_DICT, .methods = counter_methods,

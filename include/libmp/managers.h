@@ -144,11 +144,15 @@ typedef struct mp_manager_type {
      *   0 or MP_PROXY_CUSTOM  a program object served by .methods;
      *   MP_PROXY_DICT, MP_PROXY_LIST  an allocated mp_val dict or list,
      *       served with the dict or list methods (mp_dict_..., mp_list_...);
-     *   MP_PROXY_NAMESPACE  an allocated mp_val dict of attributes.
-     * With a builtin kind .methods must be empty.  This is how a server
-     * shares one object with every client (Python's
-     * register('get_dict', callable=lambda: shared_dict)): create returns
-     * the same value each time and destroy is NULL.
+     *   MP_PROXY_NAMESPACE  an allocated mp_val dict of attributes;
+     *   MP_PROXY_LOCK, _RLOCK, _SEMAPHORE, _BOUNDED_SEMAPHORE, _CONDITION,
+     *   _EVENT, _BARRIER, _QUEUE, _JOINABLE_QUEUE  the libmp object of that
+     *       kind (mp_lock *, ..., mp_queue *), made in the server process.
+     * With a builtin kind .methods must be empty (MP_PROXY_VALUE and
+     * MP_PROXY_ARRAY are not allowed).  This is how a server shares one
+     * object with every client (Python's
+     * register('get_queue', callable=lambda: queue)): create returns the
+     * same object each time and destroy is NULL.
      */
     int kind;
 } mp_manager_type;
