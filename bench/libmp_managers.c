@@ -1,16 +1,51 @@
 /*
  * libmp_managers.c: Manager dict operations (issue 7).
  *
- * NOT AVAILABLE YET: include/libmp/managers.h is not on main.  This stub
- * returns BENCH_NA, printed as "n/a".  When it lands (git merge main):
- * start a manager and create a dict proxy before the window; then
- * bench_run_batches where one batch of n is n/2 pairs of set(key, i) +
- * get(key) from this one client, so the rate counts each call (a round
- * trip to the server) as one operation, as bench_cpython.py does.
+ * One client, as bench_cpython.py's manager_dict: a batch of n is n/2
+ * pairs of d['k'] = i and d['k'], so the rate counts each call (a round
+ * trip to the server process) as one operation.  The server is a child
+ * started by mp_manager_start; the client reaches it through its
+ * shared-memory channel (docs/managers.md).  raw: none (the nearest raw
+ * figure is the futex ping-pong, one round trip without any work).
  */
 #include "benches.h"
 
+#include <libmp.h>
+
+static int dict_batch(void *arg, uint64_t n)
+{
+    mp_proxy *d = arg;
+    for (uint64_t i = 0; i < n / 2; i++) {
+        int r = mp_dict_set(d, MP_STR("k"), MP_INT((int64_t)i));
+        if (r != 0)
+            return r;
+        mp_val *v;
+        r = mp_dict_getitem(d, MP_STR("k"), &v);
+        if (r != 0)
+            return r;
+        mp_val_free(v);
+    }
+    return 0;
+}
+
 int lm_manager_dict(const bench_ctx *ctx, bench_result *out)
 {
-    return bench_na(out, "managers.h not on main yet");
+    mp_manager *m = mp_manager_new();
+    if (m == NULL)
+        return bench_fail(out, "mp_manager_new: %s", mp_strerror(mp_last_error()));
+    int r = mp_manager_start(m);
+    if (r != 0) {
+        mp_manager_free(m);
+        return bench_fail(out, "mp_manager_start: %s", mp_strerror(r));
+    }
+    mp_proxy *d = mp_manager_dict(m, NULL);
+    int rc;
+    if (d == NULL)
+        rc = bench_fail(out, "mp_manager_dict: %s", mp_strerror(mp_last_error()));
+    else
+        rc = bench_run_batches(ctx, dict_batch, d, 1000, 0, out);
+    mp_proxy_free(d);
+    mp_manager_shutdown(m);
+    mp_manager_free(m);
+    return rc;
 }

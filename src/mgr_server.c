@@ -403,7 +403,7 @@ static int call_registered(struct mgr_srv *s, struct mgr_obj *o, const char *nam
 static const struct mgr_method *find_method(const struct mgr_kind *k, const char *name, size_t nlen)
 {
     for (const struct mgr_method *m = k->methods; m->name != NULL; m++)
-        if (strlen(m->name) == nlen && memcmp(m->name, name, nlen) == 0)
+        if (m->name[0] == name[0] && strncmp(m->name, name, nlen) == 0 && m->name[nlen] == '\0')
             return m;
     return NULL;
 }

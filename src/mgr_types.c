@@ -93,11 +93,19 @@ static mp_val *dict_of(struct mgr_obj *o)
     return o->obj;
 }
 
+/* Whether a key can be hashed; cheap for everything but tuples. */
+static bool key_ok(const mp_val *k)
+{
+    if (k->type == MP_VAL_LIST || k->type == MP_VAL_DICT)
+        return false;
+    return k->type != MP_VAL_TUPLE || mp_val_hashable(k);
+}
+
 static int dict_setitem(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     if (mp__args(r, "__setitem__", a, 2, 2) != 0)
         return r->code;
-    if (!mp_val_hashable(arg(a, 0)))
+    if (!key_ok(arg(a, 0)))
         return unhashable(r, arg(a, 0));
     int e = mp__val_dict_put(dict_of(o), steal(a, 0), steal(a, 1), true);
     if (e != 0)
@@ -108,7 +116,7 @@ static int dict_setitem(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct 
 
 static int dict_lookup(struct mgr_reply *r, const mp_val *d, const mp_val *key, long *slot)
 {
-    if (!mp_val_hashable(key))
+    if (!key_ok(key))
         return unhashable(r, key);
     *slot = mp__val_dict_find(d, key);
     return 0;
