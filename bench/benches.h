@@ -21,6 +21,7 @@ int raw_robust_mutex_uncontended(const bench_ctx *ctx, bench_result *out);
 int raw_sem_uncontended(const bench_ctx *ctx, bench_result *out);
 int raw_mutex_contended(const bench_ctx *ctx, bench_result *out);
 int raw_mutex_counter(const bench_ctx *ctx, bench_result *out);
+int raw_robust_mutex_counter(const bench_ctx *ctx, bench_result *out);
 int raw_futex_pingpong(const bench_ctx *ctx, bench_result *out);
 int raw_futex_pingpong_sleep(const bench_ctx *ctx, bench_result *out);
 int raw_ring_64(const bench_ctx *ctx, bench_result *out);

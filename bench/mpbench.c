@@ -93,6 +93,10 @@ static const op ops[] = {
      false, lm_value_contended, raw_mutex_counter, true,
      {T_REL_GE, M_OPS, 0.8},
      "lock; counter++; unlock on a pshared mutex by 2 processes (total)"},
+    {"value.vs_robust", "  Value 2 procs vs robust mutex", RATE, "incr/s",
+     false, lm_value_contended, raw_robust_mutex_counter, false, NO_TARGET,
+     "lock; counter++; unlock on a PROCESS_SHARED + ROBUST mutex by 2 "
+     "processes (total)"},
     {"event.pingpong", "Event ping-pong round trip", LAT, NULL, false,
      lm_event_pingpong, raw_futex_pingpong, true, {T_REL_LE, M_P50, 2.0},
      "futex ping-pong in shared memory (not FUTEX_PRIVATE): spin, then "
