@@ -647,6 +647,10 @@ int mp_event_is_set(const mp_event *e)
     return r != 0 ? r : (int)(atomic_load(&e->word) & 1);
 }
 
+/* How long a waiter polls before it sleeps: a set() that comes within this
+ * costs neither side a system call. */
+#define EVENT_SPIN_NS 3000u
+
 int mp_event_wait(mp_event *e, double timeout)
 {
     int r = mp__obj_check(e, EVENT_MAGIC);
@@ -661,6 +665,9 @@ int mp_event_wait(mp_event *e, double timeout)
         return 0;
     if (d.nowait)
         return MP_ETIMEDOUT;
+    /* Any change of the word is a set(), as in the sleeping loop below. */
+    if (mp__spin_while_equal((const uint32_t *)&e->word, w, EVENT_SPIN_NS))
+        return 0;
     /* Announced before sleeping; see sem_wait_slow for why this order. */
     atomic_fetch_add(&e->waiters, 1);
     int ret;

@@ -109,15 +109,6 @@ extern _Atomic int mp__ring_fenceless;
 /* True when pid has ended (gone, or a zombie); unknown counts as alive. */
 bool mp__pid_dead(pid_t pid);
 
-static inline void mp__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /*
  * Event counts (futex words).  A sleeper sets bit 0 (mp__ev_arm), re-checks
  * its condition and sleeps on the value returned; a waker that has just
