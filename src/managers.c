@@ -34,6 +34,7 @@ static void tl_destroy(void *unused)
     (void)unused;
     mp__buf_free(&tl.req);
     mp__buf_free(&tl.rep);
+    mp__chan_thread_exit();
     mp__mgr_conn_thread_exit();
 }
 
@@ -259,9 +260,12 @@ int mp__mgr_serve(mp_manager *m, pid_t watch)
      * sees MP_EEOF, then the objects are released. */
     set_state(m, MGR_STOPPED);
     mp__chan_wake_all(m);
-    mp__mgr_net_stop(net);
+    bool ended = mp__mgr_net_stop(net);
     mp__robust_unlock(&m->alive);
-    mp__srv_free(s);
+    /* A connection thread stuck in a registered method still uses the
+     * server's state: it is left allocated rather than freed under it. */
+    if (ended)
+        mp__srv_free(s);
     return 0;
 }
 

@@ -41,15 +41,6 @@
 #define CLIENT_NAP_MS 20         /* then checks that the server lives this often */
 #define SERVER_NAP_MS 200        /* the idle server looks around this often */
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* ---- who am I: pid and tid, refreshed in a fork child ---------------------- */
 
 static pid_t cur_pid;
@@ -249,6 +240,17 @@ void mp__chan_release(mp_manager *m)
     }
 }
 
+void mp__chan_thread_exit(void)
+{
+    /* Only live managers are touched: a freed one took its channels along. */
+    for (int i = 0; i < TL_SLOTS; i++) {
+        struct tl_slot *sl = &tl_slots[i];
+        if (slot_live(sl))
+            chan_give_back(sl->ch);
+        memset(sl, 0, sizeof *sl);
+    }
+}
+
 void mp__chan_free_all(mp_manager *m)
 {
     mp__chan_release(m);
@@ -308,7 +310,7 @@ static int wait_reply(mp_manager *m, struct mgr_chan *ch)
     for (unsigned i = 0;; i++) {
         if (atomic_load_explicit(&ch->state, memory_order_acquire) == CH_DONE)
             return 0;
-        cpu_relax();
+        mp__cpu_relax();
         if ((i & POLL_MASK) == POLL_MASK) {
             if (mp__now_ns() - start > CLIENT_SPIN_NS)
                 break;
@@ -481,7 +483,7 @@ int mp__chan_serve(mp_manager *m, struct mgr_srv *s, pid_t watch)
             last = mp__now_ns();
             continue;
         }
-        cpu_relax();
+        mp__cpu_relax();
         if ((++idle & POLL_MASK) != 0)
             continue;
         if (mp__now_ns() - last < SERVER_SPIN_NS) {

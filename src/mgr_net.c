@@ -79,30 +79,51 @@ static void *conn_main(void *arg)
     return NULL;
 }
 
-/* Join and free connection threads that have finished. */
-static void reap_conns(struct mgr_net *net, bool all)
+/* Join and free the connection threads that have finished. */
+static void reap_conns(struct mgr_net *net)
 {
     pthread_mutex_lock(&net->lock);
     struct net_conn **pp = &net->conns;
     while (*pp != NULL) {
         struct net_conn *nc = *pp;
-        if (!all && !atomic_load(&nc->done)) {
+        if (!atomic_load(&nc->done)) {
             pp = &nc->next;
             continue;
         }
         *pp = nc->next;
-        pthread_mutex_unlock(&net->lock);
-        if (all && !atomic_load(&nc->done)) {
-            int fd = mp_connection_fileno(nc->c);
-            if (fd >= 0)
-                shutdown(fd, SHUT_RDWR);
-        }
         pthread_join(nc->th, NULL);
         mp_connection_free(nc->c);
         free(nc);
-        pthread_mutex_lock(&net->lock);
     }
     pthread_mutex_unlock(&net->lock);
+}
+
+/*
+ * Stop every connection thread: shut their sockets down (a thread waiting
+ * for a request, or sending, returns at once), then wake the waits that are
+ * not sliced, until all have ended.  A thread still in a registered
+ * method after 5 s is given up on.
+ */
+static bool end_conns(struct mgr_net *net)
+{
+    pthread_mutex_lock(&net->lock);
+    for (struct net_conn *nc = net->conns; nc != NULL; nc = nc->next) {
+        int fd = mp_connection_fileno(nc->c);
+        if (fd >= 0)
+            shutdown(fd, SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&net->lock);
+    for (int i = 0; i < 500; i++) {
+        reap_conns(net);
+        pthread_mutex_lock(&net->lock);
+        bool empty = net->conns == NULL;
+        pthread_mutex_unlock(&net->lock);
+        if (empty)
+            return true;
+        mp__srv_interrupt(net->s);
+        usleep(10000);
+    }
+    return false;
 }
 
 static void *acceptor_main(void *arg)
@@ -116,7 +137,7 @@ static void *acceptor_main(void *arg)
             break;
         if (pf[1].revents)
             break;
-        reap_conns(net, false);
+        reap_conns(net);
         if (n <= 0 || !(pf[0].revents & POLLIN))
             continue;
         mp_connection *c;
@@ -198,19 +219,21 @@ int mp__mgr_net_start(mp_manager *m, struct mgr_srv *s, struct mgr_net **out)
     return 0;
 }
 
-void mp__mgr_net_stop(struct mgr_net *net)
+bool mp__mgr_net_stop(struct mgr_net *net)
 {
     if (net == NULL)
-        return;
+        return true;
     uint64_t one = 1;
     ssize_t w = write(net->stopfd, &one, sizeof one);
     (void)w;
     pthread_join(net->acceptor, NULL);
     mp_listener_free(net->l);
-    reap_conns(net, true);
+    if (!end_conns(net))
+        return false; /* net is left for the threads that still run */
     pthread_mutex_destroy(&net->lock);
     close(net->stopfd);
     free(net);
+    return true;
 }
 
 /* ---- client ------------------------------------------------------------------- */

@@ -1778,6 +1778,118 @@ static void test_mgr_lifecycle(void **state)
     mp_manager_free(m);
 }
 
+struct wait_arg {
+    mp_proxy *p;
+    int result;
+    int result2;
+};
+
+static void *cond_waiter(void *arg)
+{
+    struct wait_arg *w = arg;
+    w->result2 = mp_proxy_acquire(w->p, MP_FOREVER);
+    w->result = mp_proxy_wait(w->p, MP_FOREVER);
+    return NULL;
+}
+
+static void *barrier_waiter(void *arg)
+{
+    struct wait_arg *w = arg;
+    w->result = mp_proxy_wait(w->p, MP_FOREVER);
+    return NULL;
+}
+
+static void test_mgr_shutdown_wakes_remote_waiters(void **state)
+{
+    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0);
+    assert_int_equal(mp_manager_start(m), 0);
+    int port;
+    mp_manager_address(m, NULL, 0, NULL, 0, &port);
+    mp_manager *rm = mp_manager_new(.host = "127.0.0.1", .port = port);
+    assert_int_equal(mp_manager_connect(rm), 0);
+    struct wait_arg c = {.p = mp_manager_condition(rm)}, b = {.p = mp_manager_barrier(rm, 3, 0)};
+    assert_non_null(c.p);
+    assert_non_null(b.p);
+    pthread_t tc, tb;
+    assert_int_equal(pthread_create(&tc, NULL, cond_waiter, &c), 0);
+    assert_int_equal(pthread_create(&tb, NULL, barrier_waiter, &b), 0);
+    usleep(300000);
+    double t0 = mp__now();
+    assert_int_equal(mp_manager_shutdown(m), 0);
+    pthread_join(tc, NULL);
+    pthread_join(tb, NULL);
+    assert_true(mp__now() - t0 < 3);
+    assert_int_equal(c.result2, 0);
+    assert_true(c.result == 0 || c.result == MP_EEOF);
+    assert_true(b.result == MP_EBROKEN || b.result == MP_EEOF);
+    mp_proxy_free(c.p);
+    mp_proxy_free(b.p);
+    mp_manager_free(rm);
+    mp_manager_free(m);
+}
+
+static mp_queue *the_shared_queue;
+
+static void *get_shared_queue(const mp_val *args)
+{
+    if (the_shared_queue == NULL)
+        the_shared_queue = mp_queue_new();
+    return the_shared_queue;
+}
+
+static void test_mgr_registered_hosted_kind(void **state)
+{
+    mp_manager *m = mp_manager_new();
+    assert_int_equal(mp_manager_register(m, .typeid = "get_queue", .create = get_shared_queue,
+                                         .kind = MP_PROXY_QUEUE),
+                     0);
+    assert_int_equal(mp_manager_start(m), 0);
+    mp_proxy *a = mp_manager_create(m, "get_queue", NULL);
+    mp_proxy *b = mp_manager_create(m, "get_queue", NULL);
+    assert_non_null(a);
+    assert_int_equal(mp_proxy_kind_of(a), MP_PROXY_QUEUE);
+    assert_non_null(mp_proxy_native(a));
+    assert_ptr_equal(mp_proxy_native(a), mp_proxy_native(b));
+    assert_int_equal(mp_proxy_put(a, MP_STR("hello"), 0), 0);
+    mp_val *v;
+    assert_int_equal(mp_proxy_get(b, 1, &v), 0);
+    assert_val(v, "'hello'");
+    mp_proxy_free(a);
+    mp_proxy_free(b);
+    stop(m);
+}
+
+static int forgetful_owner(void *arg, size_t size)
+{
+    pid_t *server = arg;
+    mp_manager *m = mp_manager_new();
+    if (m == NULL || mp_manager_start(m) != 0)
+        return 1;
+    mp_proxy *d = mp_manager_dict(m, NULL);
+    if (d == NULL || mp_dict_set(d, MP_INT(1), MP_INT(2)) != 0)
+        return 2;
+    pid_t *shared = *(pid_t **)server;
+    *shared = mp_manager_pid(m);
+    return 0; /* no shutdown, no free: the exit finalizer stops the server */
+}
+
+static void test_mgr_exit_without_shutdown(void **state)
+{
+    pid_t *shared = mp_shared_alloc(sizeof *shared);
+    assert_non_null(shared);
+    mp_process *p = mp_process_new(.target = forgetful_owner, .arg = &shared, .arg_size = sizeof shared);
+    assert_int_equal(mp_process_start(p), 0);
+    assert_int_equal(mp_process_join(p, 30), 0);
+    int code = -1;
+    assert_int_equal(mp_process_exitcode(p, &code), 0);
+    assert_int_equal(code, 0);
+    mp_process_free(p);
+    assert_true(*shared > 0);
+    /* The server was a child of the owner, reaped by it before it exited. */
+    assert_int_equal(kill(*shared, 0), -1);
+    mp_shared_free(shared);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1803,6 +1915,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mgr_server_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_lifecycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_shutdown_wakes_remote_waiters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_registered_hosted_kind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_exit_without_shutdown, setup, teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
 }

@@ -244,6 +244,10 @@ int mp__srv_handle(struct mgr_srv *s, const uint8_t *req, size_t len, mp__buf *o
 /* True once a shutdown request has been handled. */
 bool mp__srv_stopping(struct mgr_srv *s);
 
+/* Wake the waits that are not cut into slices (Barrier: aborted;
+ * Condition: notified) so that connection threads can end. */
+void mp__srv_interrupt(struct mgr_srv *s);
+
 /* ---- transports -------------------------------------------------------------- */
 
 /* The shared-memory transport (mgr_chan.c).  The server side runs the
@@ -258,6 +262,8 @@ int mp__chan_call(mp_manager *m, const void *req, size_t len, mp__buf *reply);
 void mp__chan_wake_all(mp_manager *m);
 /* Give back the calling thread's channel of m, if it has one. */
 void mp__chan_release(mp_manager *m);
+/* Give back every channel of the exiting thread. */
+void mp__chan_thread_exit(void);
 /* Free every channel of m (the manager is being freed). */
 void mp__chan_free_all(mp_manager *m);
 
@@ -287,7 +293,9 @@ struct mgr_net;
  * threads; *net is NULL when there is no address.  Stop closes everything
  * and joins the threads. */
 int mp__mgr_net_start(mp_manager *m, struct mgr_srv *s, struct mgr_net **net);
-void mp__mgr_net_stop(struct mgr_net *net);
+/* Returns false when some connection thread would not end (it is left
+ * running, so the server state must not be freed). */
+bool mp__mgr_net_stop(struct mgr_net *net);
 
 /* Client: connect and check (mp_manager_connect), call through the calling
  * thread's connection, forget this process's connections of m, and close
