@@ -225,7 +225,11 @@ MP_EXTERN int mp_manager_start(mp_manager *m);
  * Returns 0 after the shutdown; MP_EINVAL if m is invalid or already
  * started, serving or connected; the error met while setting up (an
  * address in use: -EADDRINUSE).  Starts threads in the calling process
- * while it runs; all of them have ended when it returns.
+ * while it runs (an acceptor and one per socket connection); at shutdown
+ * their sockets are closed and their waits woken, and they have all ended
+ * when it returns, except one stuck for more than 5 s in a registered
+ * method: that one is left running and the server's memory is not freed
+ * under it.  Not async-signal-safe; call it from a thread that may block.
  */
 MP_EXTERN int mp_manager_serve_forever(mp_manager *m);
 
