@@ -228,6 +228,14 @@ static int chan_get(mp_manager *m, struct mgr_chan **out)
     return 0;
 }
 
+/* Drop the calling thread's slot for ch (the channel is no longer ours). */
+static void forget_chan(struct mgr_chan *ch)
+{
+    for (int i = 0; i < TL_SLOTS; i++)
+        if (tl_slots[i].ch == ch)
+            memset(&tl_slots[i], 0, sizeof tl_slots[i]);
+}
+
 void mp__chan_release(mp_manager *m)
 {
     pid_t pid = my_pid();
@@ -341,12 +349,19 @@ int mp__chan_call(mp_manager *m, const void *req, size_t len, mp__buf *reply)
     if (atomic_load(&m->state) != MGR_RUNNING)
         return MP_EEOF;
     struct mgr_chan *ch;
-    int r = chan_get(m, &ch);
-    if (r != 0)
-        return r;
-    if (mp__robust_lock(&ch->callmx) != 0) {
-        /* Only this thread takes callmx of its own channel; a previous owner
-         * that died here was handled when the channel was claimed. */
+    int r;
+    for (;;) {
+        r = chan_get(m, &ch);
+        if (r != 0)
+            return r;
+        /* The channel is ours only while its owner word says so: a thread
+         * wrongly taken for dead (its tid reused, say) loses it, and the
+         * check is made under callmx, which whoever takes it over holds. */
+        mp__robust_lock(&ch->callmx);
+        if (atomic_load(&ch->owner) == my_owner_word())
+            break;
+        mp__robust_unlock(&ch->callmx);
+        forget_chan(ch);
     }
     if (len <= MGR_CHAN_INLINE) {
         memcpy(ch->buf, req, len);

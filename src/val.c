@@ -1008,15 +1008,23 @@ int mp_val_list_del(mp_val *l, int64_t i)
 
 static uint64_t index_seed;
 
+/*
+ * The seed of dict indexes (so that bucket positions cannot be predicted
+ * from outside).  It must never change once a dict has used it: racing
+ * threads agree on the first one stored.
+ */
 static uint64_t seed_get(void)
 {
-    uint64_t s = __atomic_load_n(&index_seed, __ATOMIC_RELAXED);
-    if (s == 0) {
-        if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s)
-            s = mp__now_ns() ^ (uint64_t)(uintptr_t)&s;
-        s |= 1;
-        __atomic_store_n(&index_seed, s, __ATOMIC_RELAXED);
-    }
+    uint64_t s = __atomic_load_n(&index_seed, __ATOMIC_ACQUIRE);
+    if (MP__LIKELY(s != 0))
+        return s;
+    uint64_t fresh;
+    if (getrandom(&fresh, sizeof fresh, GRND_NONBLOCK) != (ssize_t)sizeof fresh)
+        fresh = mp__now_ns() ^ (uint64_t)(uintptr_t)&fresh;
+    fresh |= 1;
+    if (__atomic_compare_exchange_n(&index_seed, &s, fresh, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+        return fresh;
     return s;
 }
 
