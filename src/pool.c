@@ -43,7 +43,8 @@ typedef struct pset {
 #define PSET_TOMB ((mp__pjob *)1)
 
 struct mp__plocal {
-    pthread_mutex_t lock; /* jobs, limbo, pending, stage cache, ring pushes */
+    pthread_mutex_t lock; /* jobs, limbo, pending, ring pushes */
+    pthread_mutex_t stage_lock; /* the stage cache (taken with or without lock) */
     pthread_t handler, rh;
     bool handler_started, rh_started, joined;
     int evfd;
@@ -218,7 +219,7 @@ void *mp__pool_stage_get(struct mp_pool *pool, size_t size)
 {
     void *best = NULL;
     int bi = -1;
-    lock(pool);
+    pthread_mutex_lock(&pool->L->stage_lock);
     for (int i = 0; i < STAGE_CACHE; i++) {
         void *b = pool->L->stage[i];
         if (b != NULL && mp__alloc_size(b) >= size &&
@@ -229,7 +230,7 @@ void *mp__pool_stage_get(struct mp_pool *pool, size_t size)
     }
     if (bi >= 0)
         pool->L->stage[bi] = NULL;
-    unlock(pool);
+    pthread_mutex_unlock(&pool->L->stage_lock);
     return best != NULL ? best : mp__alloc(stage_round(size));
 }
 
@@ -241,7 +242,7 @@ void mp__pool_stage_put(struct mp_pool *pool, void *block)
     if (pool != NULL && size <= STAGE_CACHE_MAX) {
         /* Keep it in place of an empty entry, or of the smallest if that
          * is smaller. */
-        lock(pool);
+        pthread_mutex_lock(&pool->L->stage_lock);
         int victim = -1;
         for (int i = 0; i < STAGE_CACHE; i++) {
             void *b = pool->L->stage[i];
@@ -258,7 +259,7 @@ void mp__pool_stage_put(struct mp_pool *pool, void *block)
             pool->L->stage[victim] = block;
             block = old;
         }
-        unlock(pool);
+        pthread_mutex_unlock(&pool->L->stage_lock);
     }
     mp__free(block);
 }
@@ -601,8 +602,12 @@ static void worker_gone(struct mp_pool *pool, uint32_t w, pid_t pid, int exitcod
         int code = rec->init_code < 0 ? rec->init_code : MP_EWORKERLOST;
         int32_t zero = 0;
         if (MP__CAS(&pool->broken, &zero, code)) {
-            mp__warn("pool initializer failed in worker %d (%s): the pool is broken",
-                     (int)pid, mp_err_name(code));
+            if (pool->threads)
+                mp__warn("pool initializer failed in a worker thread (%s): the pool is broken",
+                         mp_err_name(code));
+            else
+                mp__warn("pool initializer failed in worker %d (%s): the pool is broken",
+                         (int)pid, mp_err_name(code));
             cancel_all(pool, code);
         }
     } else if (!(st == MP__W_EXITING && exitcode == 0)) {
@@ -1020,6 +1025,7 @@ static void plocal_free(struct mp__plocal *L)
     free(L->pfd);
     free(L->pfd_worker);
     pthread_mutex_destroy(&L->lock);
+    pthread_mutex_destroy(&L->stage_lock);
     free(L);
 }
 
@@ -1030,6 +1036,7 @@ static struct mp__plocal *plocal_new(uint32_t n)
         return NULL;
     L->evfd = -1;
     pthread_mutex_init(&L->lock, NULL);
+    pthread_mutex_init(&L->stage_lock, NULL);
     L->procs = calloc(n, sizeof *L->procs);
     L->thr = calloc(n, sizeof *L->thr);
     L->live = calloc(n, sizeof *L->live);
@@ -1058,9 +1065,9 @@ static void pool_destroy(struct mp_pool *pool)
         j = next;
     }
     L->jobs = NULL;
+    unlock(pool);
     for (int i = 0; i < STAGE_CACHE; i++)
         mp__free(L->stage[i]);
-    unlock(pool);
     plocal_free(L);
     mp__free(pool->ring);
     mp__free(pool->recs);
