@@ -1204,6 +1204,39 @@ int mp_pool_terminate(mp_pool *pool)
     return 0;
 }
 
+/*
+ * Run the input of the iterators still open to its end (Python's task
+ * handler feeds every input before join returns), keeping their results in
+ * the caller until they are taken.
+ */
+static int drain_imaps(mp_pool *pool, const mp__deadline *d)
+{
+    struct mp__plocal *L = pool->L;
+    lock(pool);
+    size_t n = 0;
+    for (mp__pjob *j = L->jobs; j != NULL; j = j->next_job)
+        n += (j->flags & MP__JF_IMAP) && j->counted_feeding;
+    mp__pjob **list = malloc((n ? n : 1) * sizeof *list);
+    size_t k = 0;
+    for (mp__pjob *j = L->jobs; list != NULL && j != NULL; j = j->next_job) {
+        if ((j->flags & MP__JF_IMAP) && j->counted_feeding) {
+            MP__ADD(&j->refs, 1);
+            list[k++] = j;
+        }
+    }
+    unlock(pool);
+    if (list == NULL)
+        return -ENOMEM;
+    int r = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (r == 0)
+            r = mp__pool_imap_drain(list[i], d);
+        mp__pool_job_release(list[i]);
+    }
+    free(list);
+    return r;
+}
+
 int mp_pool_join(mp_pool *pool, double timeout)
 {
     if (mp__pool_check_owner(pool) != 0)
@@ -1213,7 +1246,11 @@ int mp_pool_join(mp_pool *pool, double timeout)
         mp__pool_on_own_thread(pool))
         return MP_EINVAL;
     struct mp__plocal *L = pool->L;
-    int r = wait_flag(&L->handler_done, &d);
+    int r = 0;
+    if (MP__LD(&pool->state) == MP__P_CLOSE)
+        r = drain_imaps(pool, &d);
+    if (r == 0)
+        r = wait_flag(&L->handler_done, &d);
     if (r == 0)
         r = wait_flag(&L->rh_done, &d);
     if (r != 0)

@@ -16,9 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* How long a caller spins before it sleeps on a futex. */
-#define SPIN_NS 20000
-
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 
 /* The message of the last task failure returned to this thread. */
@@ -36,7 +33,7 @@ static void job_set_msg(mp__pjob *j, const char *msg)
     j->msg = strdup(msg != NULL ? msg : "");
 }
 
-static void set_message(int code, const char *msg)
+void mp__pool_set_message(int code, const char *msg)
 {
     if (code == 0)
         caller_msg[0] = '\0';
@@ -52,7 +49,7 @@ struct ref_cache {
 };
 static TLS struct ref_cache ref_cache[8];
 
-static int make_ref(mp__fnref *ref, void (*fn)(void))
+int mp__pool_make_ref(mp__fnref *ref, void (*fn)(void))
 {
     if (fn == NULL)
         return MP_EINVAL;
@@ -71,14 +68,6 @@ static int make_ref(mp__fnref *ref, void (*fn)(void))
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
 
 static uint32_t *remaining_word(mp__pjob *j)
 {
@@ -108,7 +97,7 @@ static size_t default_chunksize(const struct mp_pool *pool, size_t n)
 }
 
 /* A new job with nslots slots allocated with it (0: none). */
-static mp__pjob *job_new(uint32_t magic, uint32_t kind, uint32_t flags, size_t nslots)
+mp__pjob *mp__pool_job_new(uint32_t magic, uint32_t kind, uint32_t flags, size_t nslots)
 {
     size_t size = sizeof(mp__pjob) + nslots * sizeof(mp__pslot);
     mp__pjob *j = mp__obj_new(size, magic);
@@ -129,7 +118,7 @@ static bool slots_inline(const mp__pjob *j)
     return j->slots == (const mp__pslot *)(j + 1);
 }
 
-static int job_set_arg(mp__pjob *j, const mp_pool_call_options *o)
+int mp__pool_job_set_arg(mp__pjob *j, const mp_pool_call_options *o)
 {
     if (o->arg == NULL && o->arg_size > 0)
         return MP_EINVAL;
@@ -164,7 +153,7 @@ void mp__pool_job_free_parts(mp__pjob *j)
     mp__free(j->err_msg);
     mp__free(j->cols);
     free(j->msg);
-    free(j->im);
+    mp__pool_imap_free_state(j);
     j->err_msg = NULL;
     j->cols = NULL;
     j->msg = NULL;
@@ -187,7 +176,7 @@ void mp__pool_job_free_parts(mp__pjob *j)
 }
 
 /* Free a job that was never submitted. */
-static void job_discard(mp__pjob *j)
+void mp__pool_job_discard(mp__pjob *j)
 {
     mp__pool_job_free_parts(j);
     mp__obj_free(j);
@@ -198,14 +187,14 @@ static void job_discard(mp__pjob *j)
 /* Wait until every chunk of map job j is final: 0, MP_ETIMEDOUT, -EINTR. */
 static int wait_complete(mp__pjob *j, const mp__deadline *d)
 {
-    uint64_t spin_until = mp__now_ns() + SPIN_NS;
+    uint64_t spin_until = mp__now_ns() + MP__POOL_SPIN_NS;
     do {
         if (mp__pool_job_complete(j))
             return 0;
         if (d->nowait)
             return MP_ETIMEDOUT;
         for (int i = 0; i < 16; i++)
-            cpu_relax();
+            mp__cpu_relax();
     } while (mp__now_ns() < spin_until);
     for (;;) {
         if (mp__pool_job_complete(j))
@@ -244,7 +233,7 @@ static const char *cancel_text(int code)
 }
 
 /* The code and message of item i of a slots chunk that has no records. */
-static int slot_chunk_code(const mp__pjob *j, const mp__pslot *s, uint32_t st, char *msg,
+int mp__pool_slot_chunk_code(const mp__pjob *j, const mp__pslot *s, uint32_t st, char *msg,
                            size_t msize)
 {
     if (st == MP__CS_LOST) {
@@ -297,26 +286,16 @@ static void finish_fixed(mp__pjob *j)
 }
 
 /* Walk the output records of slot s: record i, or NULL past the end. */
-static const mp__orec *orec_at(const mp__pslot *s, size_t *off)
+const mp__orec *mp__pool_orec_at(const char *out, size_t out_len, size_t *off)
 {
-    if (s->out == NULL || *off + sizeof(mp__orec) > s->out_len)
+    if (out == NULL || *off + sizeof(mp__orec) > out_len)
         return NULL;
-    const mp__orec *h = (const mp__orec *)(s->out + *off);
+    const mp__orec *h = (const mp__orec *)(out + *off);
     *off += MP__ALIGN16(sizeof *h + h->size + h->msg_len);
     return h;
 }
 
-static const char *orec_data(const mp__orec *h)
-{
-    return (const char *)(h + 1);
-}
-
-static const char *orec_msg(const mp__orec *h)
-{
-    return h->msg_len ? orec_data(h) + h->size : "";
-}
-
-static void *dup_bytes(const void *p, size_t n)
+void *mp__pool_dup(const void *p, size_t n)
 {
     void *d = malloc(n ? n : 1);
     if (d != NULL && n > 0)
@@ -336,20 +315,20 @@ static void finish_slots(mp__pjob *j)
         size_t off = 0;
         for (uint32_t i = 0; i < s->nitems; i++) {
             size_t idx = (size_t)s->first + i;
-            const mp__orec *h = (st == MP__CS_OK || st == MP__CS_ERR) ? orec_at(s, &off) : NULL;
+            const mp__orec *h = (st == MP__CS_OK || st == MP__CS_ERR) ? mp__pool_orec_at(s->out, s->out_len, &off) : NULL;
             int code;
             const char *m;
             if (h != NULL) {
                 code = h->code;
-                m = orec_msg(h);
+                m = mp__orec_msg(h);
             } else {
-                code = slot_chunk_code(j, s, st, msg, sizeof msg);
+                code = mp__pool_slot_chunk_code(j, s, st, msg, sizeof msg);
                 m = msg;
             }
             if (j->user_bytes != NULL) {
                 j->user_bytes[idx].size = h != NULL ? h->size : 0;
                 j->user_bytes[idx].data =
-                    dup_bytes(h != NULL ? orec_data(h) : "", h != NULL ? h->size : 0);
+                    mp__pool_dup(h != NULL ? mp__orec_data(h) : "", h != NULL ? h->size : 0);
                 if (j->user_bytes[idx].data == NULL && code == 0)
                     code = -ENOMEM;
             }
@@ -389,7 +368,7 @@ int mp__pool_job_finish(mp__pjob *j)
 
 /* Stop j from writing into the caller's arrays; wait for a finish in
  * progress.  After this the job is never finished. */
-static void job_abandon(mp__pjob *j)
+void mp__pool_job_abandon(mp__pjob *j)
 {
     for (;;) {
         uint32_t f = MP__LD(&j->fin);
@@ -412,8 +391,8 @@ void mp__pool_job_result(mp__pjob *j, const void **res, size_t *size)
         *size = j->n * sizeof(mp_pool_bytes);
     } else {
         size_t off = 0;
-        const mp__orec *h = orec_at(&j->slots[0], &off);
-        *res = h != NULL ? orec_data(h) : "";
+        const mp__orec *h = mp__pool_orec_at(j->slots[0].out, j->slots[0].out_len, &off);
+        *res = h != NULL ? mp__orec_data(h) : "";
         *size = h != NULL ? h->size : 0;
     }
 }
@@ -515,9 +494,9 @@ static int fixed_stage_inputs(mp__pjob *j, const struct fixed_call *fc)
 static int fixed_prepare(mp__pjob *j, const struct fixed_call *fc)
 {
     const mp_pool_call_options *o = fc->o;
-    int r = make_ref(&j->fn, fc->fn);
+    int r = mp__pool_make_ref(&j->fn, fc->fn);
     if (r == 0)
-        r = job_set_arg(j, o);
+        r = mp__pool_job_set_arg(j, o);
     if (r != 0)
         return r;
     j->in_size = fc->in_size;
@@ -556,7 +535,7 @@ static int fixed_prepare(mp__pjob *j, const struct fixed_call *fc)
     return j->cstate != NULL ? 0 : -ENOMEM;
 }
 
-static int nwake_for(const mp_pool *pool, uint64_t chunks)
+int mp__pool_nwake(const mp_pool *pool, uint64_t chunks)
 {
     return chunks < pool->nworkers ? (int)chunks : (int)pool->nworkers;
 }
@@ -569,7 +548,7 @@ static mp__pjob *fixed_submit(const struct fixed_call *fc, uint32_t magic, int *
         *err = r;
         return NULL;
     }
-    mp__pjob *j = job_new(magic, MP__K_FIXED, fc->flags, 0);
+    mp__pjob *j = mp__pool_job_new(magic, MP__K_FIXED, fc->flags, 0);
     if (j == NULL) {
         *err = -ENOMEM;
         return NULL;
@@ -578,9 +557,9 @@ static mp__pjob *fixed_submit(const struct fixed_call *fc, uint32_t magic, int *
         job_set_callbacks(j, fc->o);
     r = fixed_prepare(j, fc);
     if (r == 0)
-        r = mp__pool_submit(fc->pool, j, j->nchunks, nwake_for(fc->pool, j->nchunks));
+        r = mp__pool_submit(fc->pool, j, j->nchunks, mp__pool_nwake(fc->pool, j->nchunks));
     if (r != 0) {
-        job_discard(j);
+        mp__pool_job_discard(j);
         *err = r;
         return NULL;
     }
@@ -596,12 +575,12 @@ static int sync_finish(mp__pjob *j)
     if (r != 0) {
         /* Interrupted: drop the tasks not started, leave the rest. */
         mp__pool_job_cancel(j, r);
-        job_abandon(j);
+        mp__pool_job_abandon(j);
         mp__pool_job_release(j);
         return r;
     }
     r = mp__pool_job_finish(j);
-    set_message(r, j->msg);
+    mp__pool_set_message(r, j->msg);
     mp__pool_job_release(j);
     return r;
 }
@@ -690,7 +669,7 @@ static int slot_in_reserve(mp__pslot *s, size_t need)
     return 0;
 }
 
-static int slot_add_bytes(mp__pslot *s, const void *data, size_t size)
+int mp__pool_slot_add_bytes(mp__pslot *s, const void *data, size_t size)
 {
     size_t rec = MP__ALIGN16(16 + size);
     if (rec < size)
@@ -707,7 +686,7 @@ static int slot_add_bytes(mp__pslot *s, const void *data, size_t size)
     return 0;
 }
 
-static int slot_add_fixed(mp__pslot *s, const void *data, size_t size)
+int mp__pool_slot_add_fixed(mp__pslot *s, const void *data, size_t size)
 {
     int r = slot_in_reserve(s, size);
     if (r != 0)
@@ -731,19 +710,19 @@ static mp__pjob *apply_submit(mp_pool *pool, mp_pool_bytes_fn f, const void *in,
         *err = r;
         return NULL;
     }
-    mp__pjob *j = job_new(magic, MP__K_SLOTS, MP__JF_BYTES, 1);
+    mp__pjob *j = mp__pool_job_new(magic, MP__K_SLOTS, MP__JF_BYTES, 1);
     if (j == NULL) {
         *err = -ENOMEM;
         return NULL;
     }
     if (async)
         job_set_callbacks(j, o);
-    r = make_ref(&j->fn, (void (*)(void))f);
+    r = mp__pool_make_ref(&j->fn, (void (*)(void))f);
     if (r == 0)
-        r = job_set_arg(j, o);
+        r = mp__pool_job_set_arg(j, o);
     mp__pslot *s = &j->slots[0];
     if (r == 0)
-        r = slot_add_bytes(s, in, in_size);
+        r = mp__pool_slot_add_bytes(s, in, in_size);
     if (r == 0) {
         s->nitems = 1;
         s->state = mp__cs(0, MP__CS_FREE);
@@ -754,7 +733,7 @@ static mp__pjob *apply_submit(mp_pool *pool, mp_pool_bytes_fn f, const void *in,
         r = mp__pool_submit(pool, j, 1, 1);
     }
     if (r != 0) {
-        job_discard(j);
+        mp__pool_job_discard(j);
         *err = r;
         return NULL;
     }
@@ -768,7 +747,7 @@ static int apply_output(mp__pjob *j, void **out, size_t *out_size)
     size_t size;
     mp__pool_job_result(j, &res, &size);
     if (out != NULL) {
-        void *d = dup_bytes(res, size);
+        void *d = mp__pool_dup(res, size);
         if (d == NULL)
             return -ENOMEM;
         *out = d;
@@ -790,12 +769,12 @@ int mp_pool_apply_opts(mp_pool *pool, mp_pool_bytes_fn f, const void *in, size_t
     r = wait_complete(j, &forever);
     if (r != 0) {
         mp__pool_job_cancel(j, r);
-        job_abandon(j);
+        mp__pool_job_abandon(j);
         mp__pool_job_release(j);
         return r;
     }
     r = mp__pool_job_finish(j);
-    set_message(r, j->msg);
+    mp__pool_set_message(r, j->msg);
     if (r == 0)
         r = apply_output(j, out, out_size);
     mp__pool_job_release(j);
@@ -828,16 +807,16 @@ static mp__pjob *bytes_submit(mp_pool *pool, mp_pool_bytes_fn f, const mp_pool_b
             return NULL;
         }
     }
-    mp__pjob *j = job_new(magic, MP__K_SLOTS, MP__JF_BYTES, 0);
+    mp__pjob *j = mp__pool_job_new(magic, MP__K_SLOTS, MP__JF_BYTES, 0);
     if (j == NULL) {
         *err = -ENOMEM;
         return NULL;
     }
     if (async)
         job_set_callbacks(j, o);
-    int r = make_ref(&j->fn, (void (*)(void))f);
+    int r = mp__pool_make_ref(&j->fn, (void (*)(void))f);
     if (r == 0)
-        r = job_set_arg(j, o);
+        r = mp__pool_job_set_arg(j, o);
     j->n = n;
     j->chunksize = o->chunksize ? o->chunksize : default_chunksize(pool, n);
     j->nchunks = n / j->chunksize + (n % j->chunksize != 0);
@@ -876,9 +855,9 @@ static mp__pjob *bytes_submit(mp_pool *pool, mp_pool_bytes_fn f, const mp_pool_b
     if (r == 0 && j->chunksize > UINT32_MAX)
         r = MP_EINVAL;
     if (r == 0)
-        r = mp__pool_submit(pool, j, j->nchunks, nwake_for(pool, j->nchunks));
+        r = mp__pool_submit(pool, j, j->nchunks, mp__pool_nwake(pool, j->nchunks));
     if (r != 0) {
-        job_discard(j);
+        mp__pool_job_discard(j);
         *err = r;
         return NULL;
     }
@@ -944,7 +923,7 @@ int mp_async_result_get(mp_async_result *res, double timeout, void **out, size_t
     if (r != 0)
         return r;
     r = j->result;
-    set_message(r, j->msg);
+    mp__pool_set_message(r, j->msg);
     if (r != 0)
         return r;
     if (j->kind == MP__K_SLOTS && j->user_bytes == NULL)
@@ -966,7 +945,7 @@ int mp_async_result_get_into(mp_async_result *res, double timeout, void *buf, si
     if (r != 0)
         return r;
     r = j->result;
-    set_message(r, j->msg);
+    mp__pool_set_message(r, j->msg);
     if (r != 0)
         return r;
     const void *data;
@@ -1016,361 +995,7 @@ void mp_async_result_free(mp_async_result *res)
     mp__pjob *j = (mp__pjob *)res;
     if (!mp__pool_job_complete(j))
         mp__pool_job_cancel(j, MP_EWORKERLOST);
-    job_abandon(j);
-    MP__ST(&j->abandoned, true);
-    mp__pool_job_release(j);
-}
-
-/* ---- imap ------------------------------------------------------------------- */
-
-static void imap_end_input(mp__pjob *j, int err)
-{
-    mp__imapst *im = j->im;
-    if (im->input_ended)
-        return;
-    im->input_ended = true;
-    im->input_err = err;
-    j->entries_done = true;
-    if (j->counted_feeding) {
-        j->counted_feeding = false;
-        mp__pool_feeding_done(j->pool);
-    }
-}
-
-/* Read up to chunksize items of the input into slot s; the count read. */
-static uint32_t imap_gather(mp__pjob *j, mp__pslot *s)
-{
-    mp__imapst *im = j->im;
-    uint32_t got = 0;
-    while (got < j->chunksize && !im->input_ended) {
-        const void *data;
-        size_t size;
-        if (im->src_next != NULL) {
-            int r = im->src_next(im->src_ctx, &data, &size);
-            if (r <= 0) {
-                imap_end_input(j, r < 0 ? r : 0);
-                break;
-            }
-            if ((!(j->flags & MP__JF_BYTES) && size != j->in_size) ||
-                (data == NULL && size > 0)) {
-                imap_end_input(j, MP_EINVAL);
-                break;
-            }
-        } else if (im->in_index >= im->src_n) {
-            imap_end_input(j, 0);
-            break;
-        } else if (j->flags & MP__JF_BYTES) {
-            data = im->src_bytes[im->in_index].data;
-            size = im->src_bytes[im->in_index].size;
-        } else {
-            data = im->src_fixed + im->in_index * j->in_size;
-            size = j->in_size;
-        }
-        int r = (j->flags & MP__JF_BYTES) ? slot_add_bytes(s, data, size)
-                                          : slot_add_fixed(s, data, size);
-        if (r != 0) {
-            imap_end_input(j, r);
-            break;
-        }
-        im->in_index++;
-        got++;
-    }
-    return got;
-}
-
-/*
- * Feed chunks into the free slots of the window and publish them, once at
- * least a quarter of the window is free (so that the workers get batches,
- * not one chunk per call).
- */
-static void imap_feed(mp__pjob *j)
-{
-    mp__imapst *im = j->im;
-    struct mp_pool *pool = j->pool;
-    uint64_t start = im->fed;
-    uint64_t base = (j->flags & MP__JF_UNORDERED) ? im->low : im->taken;
-    if (im->input_ended || (im->fed - base) * 4 > j->nslots * 3)
-        return;
-    while (!im->input_ended && im->fed - base < j->nslots) {
-        if (pool == NULL || MP__LD(&pool->state) == MP__P_TERMINATE) {
-            imap_end_input(j, MP_EWORKERLOST);
-            break;
-        }
-        if (MP__LD(&pool->broken) != 0) {
-            imap_end_input(j, MP__LD(&pool->broken));
-            break;
-        }
-        mp__pslot *s = &j->slots[im->fed % j->nslots];
-        s->in = NULL;
-        s->in_len = 0;
-        s->first = im->in_index;
-        s->out = NULL;
-        s->out_len = 0;
-        s->chunk_code = s->lost_exit = 0;
-        s->lost_pid = 0;
-        uint32_t got = imap_gather(j, s);
-        if (got == 0)
-            break;
-        s->nitems = got;
-        MP__ST(&s->state, mp__cs(im->fed, MP__CS_FREE));
-        im->fed++;
-    }
-    if (im->fed > start) {
-        MP__ST(&j->nchunks, im->fed);
-        if (mp__pool_push(pool, j, im->fed, nwake_for(pool, im->fed - start)) != 0) {
-            mp__pool_job_cancel(j, MP_EWORKERLOST);
-            imap_end_input(j, MP_EWORKERLOST);
-        }
-    }
-}
-
-static mp__pjob *imap_submit(mp_pool *pool, void (*fn)(void), uint32_t flags, const void *in,
-                             size_t in_size, size_t n, size_t out_size,
-                             const mp_pool_call_options *o, int *err)
-{
-    if (o == NULL || mp__pool_check_owner(pool) != 0 || fn == NULL ||
-        o->callback != NULL || o->error_callback != NULL || o->status != NULL ||
-        (in == NULL) == (o->next_input == NULL) || (in == NULL && n > 0) ||
-        o->chunksize > UINT32_MAX || (!(flags & MP__JF_BYTES) && in_size == 0)) {
-        *err = MP_EINVAL;
-        return NULL;
-    }
-    size_t window = o->window ? o->window : 16 * (size_t)pool->nworkers;
-    if (window < 64 && o->window == 0)
-        window = 64;
-    if (window < 2 || window > (1u << 20)) {
-        *err = MP_EINVAL;
-        return NULL;
-    }
-    mp__pjob *j = job_new(MP__JOB_IMAP, MP__K_SLOTS, flags | MP__JF_IMAP, 0);
-    if (j == NULL) {
-        *err = -ENOMEM;
-        return NULL;
-    }
-    int r = make_ref(&j->fn, fn);
-    if (r == 0)
-        r = job_set_arg(j, o);
-    j->in_size = in_size;
-    j->out_size = out_size;
-    j->chunksize = o->chunksize ? o->chunksize : 1;
-    j->im = calloc(1, sizeof *j->im);
-    if (r == 0 && j->im == NULL)
-        r = -ENOMEM;
-    if (r == 0) {
-        mp__imapst *im = j->im;
-        im->cur = -1;
-        im->src_n = n;
-        im->src_next = o->next_input;
-        im->src_ctx = o->next_ctx;
-        if (flags & MP__JF_BYTES)
-            im->src_bytes = in;
-        else
-            im->src_fixed = in;
-        j->slots = mp__alloc(window * sizeof(mp__pslot));
-        j->nslots = window;
-        if (j->slots == NULL)
-            r = -ENOMEM;
-    }
-    if (r == 0)
-        r = mp__pool_submit(pool, j, 0, 0);
-    if (r != 0) {
-        job_discard(j);
-        *err = r;
-        return NULL;
-    }
-    imap_feed(j);
-    return j;
-}
-
-mp_imap *mp_pool_imap_opts(mp_pool *pool, mp_pool_fn f, const void *in, size_t in_size,
-                           size_t n, size_t out_size, bool unordered,
-                           const mp_pool_call_options *o)
-{
-    int r;
-    mp__pjob *j = imap_submit(pool, (void (*)(void))f, unordered ? MP__JF_UNORDERED : 0, in,
-                              in_size, n, out_size, o, &r);
-    return j != NULL ? (mp_imap *)j : mp__fail_null(r);
-}
-
-mp_imap *mp_pool_imap_bytes_opts(mp_pool *pool, mp_pool_bytes_fn f, const mp_pool_bytes *in,
-                                 size_t n, bool unordered, const mp_pool_call_options *o)
-{
-    int r;
-    if (in != NULL)
-        for (size_t i = 0; i < n; i++)
-            if (in[i].data == NULL && in[i].size > 0)
-                return mp__fail_null(MP_EINVAL);
-    mp__pjob *j = imap_submit(pool, (void (*)(void))f,
-                              MP__JF_BYTES | (unordered ? MP__JF_UNORDERED : 0), in, 0, n, 0,
-                              o, &r);
-    return j != NULL ? (mp_imap *)j : mp__fail_null(r);
-}
-
-/* Slot of chunk k if it is final (ready to be returned), else NULL. */
-static mp__pslot *imap_ready(mp__pjob *j, uint64_t k)
-{
-    mp__pslot *s = &j->slots[k % j->nslots];
-    uint64_t v = MP__LD(&s->state);
-    return mp__cs_k(v) == k && mp__cs_final(mp__cs_st(v)) ? s : NULL;
-}
-
-/* Has chunk k been taken? */
-static bool imap_taken(mp__pjob *j, uint64_t k)
-{
-    uint64_t v = MP__LD(&j->slots[k % j->nslots].state);
-    return v == mp__cs(k, MP__CS_TAKEN);
-}
-
-/* Return the next item of chunk k (slot s): its code; the chunk is taken
- * after its last item. */
-static int imap_deliver(mp__pjob *j, uint64_t k, mp__pslot *s, void *fixed_out, void **data,
-                        size_t *size, size_t *index)
-{
-    mp__imapst *im = j->im;
-    uint32_t st = mp__cs_st(MP__LD(&s->state));
-    const mp__orec *h = NULL;
-    if (st == MP__CS_OK || st == MP__CS_ERR)
-        h = orec_at(s, &im->deliver_off);
-    char msg[MP__POOL_MSG];
-    int code;
-    if (h != NULL) {
-        code = h->code;
-        snprintf(msg, sizeof msg, "%s", orec_msg(h));
-    } else {
-        code = slot_chunk_code(j, s, st, msg, sizeof msg);
-    }
-    if (index != NULL)
-        *index = (size_t)s->first + im->item_pos;
-    if (code == 0) {
-        const char *src = h != NULL ? orec_data(h) : "";
-        size_t n = h != NULL ? h->size : 0;
-        if (fixed_out != NULL)
-            memcpy(fixed_out, src, n < j->out_size ? n : j->out_size);
-        if (data != NULL) {
-            *data = dup_bytes(src, n);
-            if (*data == NULL)
-                code = -ENOMEM;
-        }
-        if (size != NULL)
-            *size = n;
-    }
-    set_message(code, msg);
-    if (++im->item_pos == s->nitems) {
-        if (s->out != NULL && s->out != s->out_inline)
-            mp__free(s->out);
-        s->out = NULL;
-        im->item_pos = 0;
-        im->deliver_off = 0;
-        MP__ST(&s->state, mp__cs(k, MP__CS_TAKEN));
-        if (j->flags & MP__JF_UNORDERED) {
-            im->cur = -1;
-            while (im->low < im->fed && imap_taken(j, im->low))
-                im->low++;
-        } else {
-            im->taken++;
-        }
-    }
-    return code;
-}
-
-/* Find the chunk whose items come next: its number, or -1 for none yet. */
-static int64_t imap_pick(mp__pjob *j)
-{
-    mp__imapst *im = j->im;
-    if (!(j->flags & MP__JF_UNORDERED))
-        return im->taken < im->fed && imap_ready(j, im->taken) ? (int64_t)im->taken : -1;
-    if (im->cur >= 0)
-        return im->cur;
-    for (uint64_t k = im->low; k < im->fed; k++) {
-        if (!imap_taken(j, k) && imap_ready(j, k)) {
-            im->cur = (int64_t)k;
-            return im->cur;
-        }
-    }
-    return -1;
-}
-
-static bool imap_exhausted(const mp__pjob *j)
-{
-    const mp__imapst *im = j->im;
-    uint64_t done = (j->flags & MP__JF_UNORDERED) ? im->low : im->taken;
-    return im->input_ended && done == im->fed;
-}
-
-static int imap_next(mp__pjob *j, double timeout, void *fixed_out, void **data, size_t *size,
-                     size_t *index)
-{
-    mp__imapst *im = j->im;
-    mp__deadline d;
-    if (mp__deadline_init(&d, timeout) != 0)
-        return MP_EINVAL;
-    uint64_t spin_until = 0;
-    for (;;) {
-        imap_feed(j);
-        int64_t k = imap_pick(j);
-        if (k >= 0)
-            return imap_deliver(j, (uint64_t)k, &j->slots[(uint64_t)k % j->nslots], fixed_out,
-                                data, size, index);
-        if (imap_exhausted(j)) {
-            if (im->input_err != 0 && !im->input_err_told) {
-                im->input_err_told = true;
-                set_message(im->input_err, "the input failed");
-                return im->input_err;
-            }
-            return MP_EEOF;
-        }
-        if (d.nowait)
-            return MP_ETIMEDOUT;
-        if (spin_until == 0)
-            spin_until = mp__now_ns() + SPIN_NS;
-        if (mp__now_ns() < spin_until) {
-            for (int i = 0; i < 16; i++)
-                cpu_relax();
-            continue;
-        }
-        MP__ADD(&j->waiters, 1);
-        uint32_t seq = MP__LD(&j->wake_seq);
-        int r = 0;
-        if (imap_pick(j) < 0)
-            r = mp__futex_wait(&j->wake_seq, seq, &d);
-        MP__SUB(&j->waiters, 1);
-        if ((r == MP_ETIMEDOUT || r == -EINTR) && imap_pick(j) < 0)
-            return r;
-    }
-}
-
-static int imap_check(mp_imap *it)
-{
-    mp__pjob *j = (mp__pjob *)it;
-    if (mp__obj_check(j, MP__JOB_IMAP) != 0)
-        return MP_EINVAL;
-    if (j->pool != NULL && j->pool->creator != mp__pool_self())
-        return MP_EINVAL;
-    return 0;
-}
-
-int mp_imap_next(mp_imap *it, double timeout, void *out, size_t *index)
-{
-    if (imap_check(it) != 0 || (((mp__pjob *)it)->flags & MP__JF_BYTES))
-        return MP_EINVAL;
-    return imap_next((mp__pjob *)it, timeout, out, NULL, NULL, index);
-}
-
-int mp_imap_next_bytes(mp_imap *it, double timeout, void **data, size_t *size, size_t *index)
-{
-    if (imap_check(it) != 0)
-        return MP_EINVAL;
-    return imap_next((mp__pjob *)it, timeout, NULL, data, size, index);
-}
-
-void mp_imap_free(mp_imap *it)
-{
-    if (imap_check(it) != 0)
-        return;
-    mp__pjob *j = (mp__pjob *)it;
-    imap_end_input(j, 0);
-    mp__pool_job_cancel(j, MP_EWORKERLOST);
-    job_abandon(j);
+    mp__pool_job_abandon(j);
     MP__ST(&j->abandoned, true);
     mp__pool_job_release(j);
 }

@@ -104,6 +104,28 @@ typedef struct mp__orec {
 
 #define MP__ALIGN16(x) (((x) + 15) & ~(size_t)15)
 
+static inline const char *mp__orec_data(const mp__orec *h)
+{
+    return (const char *)(h + 1);
+}
+
+static inline const char *mp__orec_msg(const mp__orec *h)
+{
+    return h->msg_len ? mp__orec_data(h) + h->size : "";
+}
+
+/* How long a caller spins on a result before it sleeps on a futex. */
+#define MP__POOL_SPIN_NS 20000
+
+static inline void mp__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /*
  * One chunk of a slots job.  For an imap the slot of chunk k is k % nslots
  * and is refilled once the caller took chunk k's results.  The inputs are
@@ -135,8 +157,20 @@ typedef struct mp__pcol {
     size_t size;
 } mp__pcol;
 
+/* A chunk's results kept in the caller (an imap drained by join). */
+typedef struct mp__spill {
+    uint64_t first;        /* index of its first item */
+    uint32_t nitems;
+    uint32_t st;           /* its final state */
+    int32_t chunk_code, lost_exit;
+    pid_t lost_pid;
+    char *out;             /* malloc'd copy of the output records */
+    size_t out_len;
+} mp__spill;
+
 /* The feeding and taking state of an imap (malloc'd: caller only). */
 typedef struct mp__imapst {
+    pthread_mutex_t lock;  /* next, drain and free may come from several threads */
     uint64_t fed;          /* chunks fed */
     uint64_t taken;        /* ordered: chunks taken */
     uint64_t low;          /* unordered: lowest chunk not taken */
@@ -151,6 +185,8 @@ typedef struct mp__imapst {
     size_t src_n;
     mp_pool_next_fn src_next;
     void *src_ctx;
+    mp__spill *spill;      /* drained chunks, returned before anything else */
+    size_t nspill, spill_head, capspill;
 } mp__imapst;
 
 typedef struct mp__pjob {
@@ -371,5 +407,49 @@ void mp__pool_job_result(mp__pjob *j, const void **res, size_t *size);
 
 /* The message text for a lost worker. */
 void mp__pool_lost_message(char *buf, size_t size, pid_t pid, int exitcode);
+
+/* Set the calling thread's mp_pool_error_message ("" when code is 0). */
+void mp__pool_set_message(int code, const char *msg);
+
+/* A function reference, cached per thread. */
+int mp__pool_make_ref(mp__fnref *ref, void (*fn)(void));
+
+/* A new job (magic, kind, flags) with nslots slots allocated with it. */
+mp__pjob *mp__pool_job_new(uint32_t magic, uint32_t kind, uint32_t flags, size_t nslots);
+
+/* Copy the call's .arg bytes into the job. */
+int mp__pool_job_set_arg(mp__pjob *j, const mp_pool_call_options *o);
+
+/* Free a job that was never submitted. */
+void mp__pool_job_discard(mp__pjob *j);
+
+/* Never finish j again (its arrays are not written after this returns). */
+void mp__pool_job_abandon(mp__pjob *j);
+
+/* The code and message of the items of a chunk without output records. */
+int mp__pool_slot_chunk_code(const mp__pjob *j, const mp__pslot *s, uint32_t st, char *msg,
+                             size_t msize);
+
+/* The next output record of a chunk's outputs at *off, or NULL. */
+const mp__orec *mp__pool_orec_at(const char *out, size_t out_len, size_t *off);
+
+/* A malloc'd copy of n bytes (1 byte for n == 0), or NULL. */
+void *mp__pool_dup(const void *p, size_t n);
+
+/* Append one input record to slot s. */
+int mp__pool_slot_add_bytes(mp__pslot *s, const void *data, size_t size);
+int mp__pool_slot_add_fixed(mp__pslot *s, const void *data, size_t size);
+
+/* How many workers to wake for chunks new chunks. */
+int mp__pool_nwake(const struct mp_pool *pool, uint64_t chunks);
+
+/* ---- pool_imap.c ------------------------------------------------------------- */
+
+/* In mp_pool_join, after close: run the open iterators' input to its end,
+ * keeping their results in the caller (Python's task thread feeds all). */
+int mp__pool_imap_drain(mp__pjob *j, const mp__deadline *d);
+
+/* The caller-side state of an imap, freed with the job. */
+void mp__pool_imap_free_state(mp__pjob *j);
 
 #endif /* LIBMP_INTERNAL_POOL_H */
