@@ -46,15 +46,6 @@ static void (*resolve(const mp__fnref *r))(void)
     return fn;
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 static inline uint32_t *remaining_word(mp__pjob *j)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -481,7 +472,7 @@ static bool idle(struct mp_pool *pool, mp__wrec *rec, uint32_t state)
         do {
             for (int i = 0; i < 32 && !found; i++) {
                 found = has_work(pool) || MP__LDR(&pool->state) != state;
-                cpu_relax();
+                mp__cpu_relax();
             }
         } while (!found && mp__now_ns() < until);
         MP__ADD(&pool->sleepers, 1);

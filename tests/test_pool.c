@@ -4,7 +4,7 @@
  * Tasks run in worker processes: they report only through their results
  * and through counters in shared memory (mp_shared_alloc).  Every test runs
  * in the leak fixture: no fd, child or /dev/shm entry may be left.  The
- * tests named *_slow run only with the argument "slow" (suite "slow").
+ * tests named *_slow are built by test_pool_slow.c (suite "slow").
  */
 #include "internal/mp.h"
 #include "mptest.h"
@@ -1369,7 +1369,7 @@ static void test_big_map_slow(void **state)
     finish_pool(p);
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_new_bad_args, setup, teardown),
@@ -1411,7 +1411,11 @@ int main(int argc, char **argv)
     };
     if (getenv("MPT_FILTER") != NULL)
         cmocka_set_test_filter(getenv("MPT_FILTER"));
-    if (argc > 1 && strcmp(argv[1], "slow") == 0)
-        return cmocka_run_group_tests_name("pool_slow", slow, NULL, NULL);
+#ifdef MPT_POOL_SLOW
+    (void)tests;
+    return cmocka_run_group_tests_name("pool_slow", slow, NULL, NULL);
+#else
+    (void)slow;
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
+#endif
 }

@@ -117,14 +117,6 @@ static inline const char *mp__orec_msg(const mp__orec *h)
 /* How long a caller spins on a result before it sleeps on a futex. */
 #define MP__POOL_SPIN_NS 20000
 
-static inline void mp__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
 
 /*
  * One chunk of a slots job.  For an imap the slot of chunk k is k % nslots
