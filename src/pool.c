@@ -24,6 +24,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -672,6 +673,13 @@ static int worker_process_main(void *arg, size_t size)
     memcpy(&ws, arg, sizeof ws);
     /* The pool owns the workers' lifetime: Ctrl-C goes to the caller. */
     signal(SIGINT, SIG_IGN);
+    /*
+     * A replacement worker is forked by the pool's thread while the
+     * caller's threads may be writing to stdout: whatever the buffers held
+     * at the fork is the caller's to print, not ours.
+     */
+    __fpurge(stdout);
+    __fpurge(stderr);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (kill(ws.pool->creator, 0) != 0)
         return 1;

@@ -7,6 +7,7 @@
  * tests named *_slow are built by test_pool_slow.c (suite "slow").
  */
 #include "internal/mp.h"
+#include "internal/pool.h"
 #include "mptest.h"
 
 #include <math.h>
@@ -1265,6 +1266,60 @@ static void test_exit_terminates(void **state)
         assert_true(kill((pid_t)pids[i], 0) != 0);
 }
 
+/* A process whose pool is running is SIGKILLed: the workers go too
+ * (PR_SET_PDEATHSIG), none is left behind. */
+static int pool_then_hang(void *arg, size_t size)
+{
+    int fd = *(int *)arg;
+    mp_pool *p = mp_pool_new(.processes = 2);
+    if (p == NULL)
+        return 2;
+    int64_t in[2] = {50, 50}, pids[2];
+    if (mp_pool_map(p, nap, in, 8, 2, pids, 8, .chunksize = 1) != 0)
+        return 3;
+    if (write(fd, pids, sizeof pids) != sizeof pids)
+        return 4;
+    for (;;)
+        pause();
+}
+
+/* Alive and not a zombie. */
+static bool process_alive(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp != NULL && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+}
+
+static void test_creator_killed(void **state)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    mp_process *proc = mp_process_new(.target = pool_then_hang, .arg = &fds[1],
+                                      .arg_size = sizeof fds[1]);
+    assert_int_equal(mp_process_start(proc), 0);
+    close(fds[1]);
+    int64_t pids[2];
+    assert_int_equal(read(fds[0], pids, sizeof pids), (ssize_t)sizeof pids);
+    close(fds[0]);
+    assert_true(process_alive((pid_t)pids[0]) && process_alive((pid_t)pids[1]));
+    assert_int_equal(mp_process_kill(proc), 0);
+    assert_int_equal(mp_process_join(proc, 10), 0);
+    mp_process_free(proc);
+    double t0 = now();
+    while ((process_alive((pid_t)pids[0]) || process_alive((pid_t)pids[1])) && now() - t0 < 5)
+        sleep_s(0.01);
+    assert_false(process_alive((pid_t)pids[0]));
+    assert_false(process_alive((pid_t)pids[1]));
+}
+
 /* ---- slow: stress ----------------------------------------------------------------- */
 
 /* Kills its worker on every 97th item. */
@@ -1322,7 +1377,7 @@ static void test_many_deaths_slow(void **state)
 
 static void test_terminate_repeatedly_slow(void **state)
 {
-    for (int round = 0; round < 20; round++) {
+    for (int round = 0; round < 100; round++) {
         mp_pool *p = make_pool(round % 2 == 1, 3);
         size_t n = 20000;
         int64_t *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
@@ -1333,7 +1388,7 @@ static void test_terminate_repeatedly_slow(void **state)
         int64_t v;
         for (int k = 0; k < 100; k++)
             assert_int_equal(mp_imap_next(it, MP_FOREVER, &v, NULL), 0);
-        sleep_s(0.001 * round);
+        sleep_s(0.0002 * round);
         assert_int_equal(mp_pool_terminate(p), 0);
         int g = mp_async_result_get(r, 10, NULL, NULL);
         assert_true(g == 0 || g == MP_EWORKERLOST);
@@ -1350,6 +1405,157 @@ static void test_terminate_repeatedly_slow(void **state)
         free(out);
         assert_int_equal(mpt_count_children(), 0);
     }
+}
+
+/* Spins about us microseconds. */
+static int busy(const void *in, size_t in_size, void *out, size_t out_size, void *arg)
+{
+    int64_t x = *(const int64_t *)in;
+    uint64_t until = mp__now_ns() + 2000;
+    while (mp__now_ns() < until)
+        ;
+    *(int64_t *)out = x * 7 + 1;
+    return 0;
+}
+
+static int busy_bytes(const void *in, size_t n, mp_pool_out *out, void *arg)
+{
+    uint64_t until = mp__now_ns() + 2000;
+    while (mp__now_ns() < until)
+        ;
+    return mp_pool_out_write(out, in, n);
+}
+
+struct killer_ctx {
+    mp_pool *pool;
+    volatile int stop;
+    unsigned seed;
+    int kills;
+};
+
+/* SIGKILL a random worker every 1 to 4 ms, at whatever point it is. */
+static void *random_killer(void *arg)
+{
+    struct killer_ctx *k = arg;
+    while (!k->stop) {
+        sleep_s(0.001 * (1 + rand_r(&k->seed) % 4));
+        uint32_t w = (uint32_t)rand_r(&k->seed) % k->pool->nworkers;
+        pid_t pid = __atomic_load_n(&k->pool->recs[w].pid, __ATOMIC_ACQUIRE);
+        if (pid > 0 && kill(pid, SIGKILL) == 0)
+            k->kills++;
+    }
+    return NULL;
+}
+
+static void test_random_kills_slow(void **state)
+{
+    mp_pool *p = make_pool(false, 3);
+    struct killer_ctx k = {.pool = p, .seed = 12345};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, random_killer, &k), 0);
+    size_t n = 100000;
+    int64_t *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
+    int *st = malloc(n * sizeof *st);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (int64_t)i;
+    size_t lost = 0;
+    static const size_t css[] = {1, 7, 0};
+    for (int round = 0; round < 3; round++) {
+        int r = mp_pool_map(p, busy, in, 8, n, out, 8, .chunksize = css[round], .status = st);
+        assert_true(r == 0 || r == MP_EWORKERLOST);
+        for (size_t i = 0; i < n; i++) {
+            if (st[i] == 0)
+                assert_int_equal(out[i], in[i] * 7 + 1);
+            else
+                assert_int_equal(st[i], MP_EWORKERLOST), lost++;
+        }
+    }
+    /* apply_async and imap under the same fire. */
+    enum { N = 20000 };
+    mp_async_result **rs = malloc(N * sizeof *rs);
+    for (int i = 0; i < N; i++) {
+        rs[i] = mp_pool_apply_async(p, busy_bytes, &i, sizeof i);
+        assert_non_null(rs[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        int v = -1;
+        int r = mp_async_result_get_into(rs[i], 60, &v, sizeof v, NULL);
+        assert_true(r == 0 || r == MP_EWORKERLOST);
+        if (r == 0)
+            assert_int_equal(v, i);
+        mp_async_result_free(rs[i]);
+    }
+    free(rs);
+    mp_imap *it = mp_pool_imap_unordered(p, busy, in, 8, 50000, 8, .chunksize = 3);
+    size_t got = 0;
+    int64_t v;
+    size_t idx;
+    int r;
+    while ((r = mp_imap_next(it, 60, &v, &idx)) != MP_EEOF) {
+        assert_true(r == 0 || r == MP_EWORKERLOST);
+        if (r == 0)
+            assert_int_equal(v, (int64_t)idx * 7 + 1);
+        got++;
+    }
+    assert_int_equal(got, 50000);
+    mp_imap_free(it);
+    k.stop = 1;
+    pthread_join(t, NULL);
+    print_message("random kills: %d workers killed, %zu map items lost\n", k.kills, lost);
+    assert_true(k.kills > 10);
+    /* Still a working pool. */
+    assert_int_equal(mp_pool_map(p, sq, in, 8, 1000, out, 8), 0);
+    free(in);
+    free(out);
+    free(st);
+    finish_pool(p);
+}
+
+static void test_long_imap_slow(void **state)
+{
+    mp_pool *p = make_pool(false, 2);
+    struct gen g = {.limit = 3000000, .fail_at = -1};
+    mp_imap *it = mp_pool_imap_unordered(p, sq, NULL, sizeof(int64_t), 0, sizeof(int64_t),
+                                         .next_input = gen_next, .next_ctx = &g,
+                                         .chunksize = 16, .window = 32);
+    int64_t v, sum = 0;
+    size_t idx;
+    while (mp_imap_next(it, MP_FOREVER, &v, &idx) == 0) {
+        g.consumed++;
+        sum += v - (int64_t)idx * (int64_t)idx;
+    }
+    mp_imap_free(it);
+    assert_int_equal(g.consumed, g.limit);
+    assert_int_equal(sum, 0);
+    assert_true(g.max_ahead <= 32 * 16 + 16);
+    finish_pool(p);
+}
+
+static void apply_flood(bool threads)
+{
+    mp_pool *p = make_pool(threads, 2);
+    struct counters c = {0};
+    enum { N = 1000000 };
+    mp_async_result **rs = malloc(N * sizeof *rs);
+    for (uint64_t i = 0; i < N; i++)
+        rs[i] = mp_pool_apply_async(p, echo_bytes, &i, sizeof i, .callback = count_cb,
+                                    .cb_arg = &c);
+    for (uint64_t i = 0; i < N; i++) {
+        uint64_t v;
+        assert_int_equal(mp_async_result_get_into(rs[i], MP_FOREVER, &v, sizeof v, NULL), 0);
+        assert_int_equal(v, i);
+        mp_async_result_free(rs[i]);
+    }
+    free(rs);
+    finish_pool(p);
+    assert_int_equal(c.ok, N);
+    assert_int_equal(c.sum, (uint64_t)N * (N - 1) / 2);
+}
+
+static void test_apply_flood_slow(void **state)
+{
+    apply_flood(false);
+    apply_flood(true);
 }
 
 static void test_big_map_slow(void **state)
@@ -1403,11 +1609,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigint_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_process_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_terminates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_creator_killed, setup, teardown),
     };
     const struct CMUnitTest slow[] = {
         cmocka_unit_test_setup_teardown(test_many_deaths_slow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_terminate_repeatedly_slow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_map_slow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_kills_slow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_imap_slow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_flood_slow, setup, teardown),
     };
     if (getenv("MPT_FILTER") != NULL)
         cmocka_set_test_filter(getenv("MPT_FILTER"));
