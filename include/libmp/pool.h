@@ -270,11 +270,21 @@ typedef struct mp_pool_call_options {
     void *cb_arg;               /* passed to the callbacks */
     mp_pool_next_fn next_input; /* imap: a lazy input (then in is NULL) */
     void *next_ctx;
-    size_t window;              /* imap: chunks in flight; 0: 4 per worker, >= 8 */
+    size_t window;              /* imap: chunks in flight; 0: 16 per worker, >= 64 */
+    int reserved_end_;          /* keeps the option list valid when empty */
 } mp_pool_call_options;
 
-#define MP__POOL_CALL_OPTS(...) \
-    (&(const mp_pool_call_options){.reserved_ = 0, __VA_ARGS__})
+/*
+ * The call macros take their last positional argument and the options in
+ * one variadic list (ISO C11 wants at least one argument there) and split
+ * them: MP__POOL_LAST gives the argument, MP__POOL_OPTS the options.
+ */
+#define MP__POOL_LAST(...) MP__POOL_LAST_(__VA_ARGS__, 0)
+#define MP__POOL_LAST_(last, ...) last
+#define MP__POOL_REST_(last, ...) __VA_ARGS__
+#define MP__POOL_OPTS(...)                                         \
+    (&(const mp_pool_call_options){.reserved_ = 0,                 \
+                                   MP__POOL_REST_(__VA_ARGS__, .reserved_end_ = 0)})
 
 /* ---- map over fixed-size items ------------------------------------------------ */
 
@@ -303,8 +313,9 @@ typedef struct mp_pool_call_options {
  * then dropped, and tasks already running finish in the background (when
  * out is shared memory used in place, they may still write to it).
  */
-#define mp_pool_map(pool, f, in, in_size, n, out, out_size, ...) \
-    mp_pool_map_opts(pool, f, in, in_size, n, out, out_size, MP__POOL_CALL_OPTS(__VA_ARGS__))
+#define mp_pool_map(pool, f, in, in_size, n, out, /* out_size, options */...) \
+    mp_pool_map_opts(pool, f, in, in_size, n, out, MP__POOL_LAST(__VA_ARGS__),   \
+                     MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN int mp_pool_map_opts(mp_pool *pool, mp_pool_fn f, const void *in,
                                size_t in_size, size_t n, void *out,
                                size_t out_size, const mp_pool_call_options *o);
@@ -322,8 +333,9 @@ MP_EXTERN int mp_pool_map_opts(mp_pool *pool, mp_pool_fn f, const void *in,
  * Returns the result, owned by the caller (mp_async_result_free), or NULL
  * with mp_last_error() set as mp_pool_map's errors.
  */
-#define mp_pool_map_async(pool, f, in, in_size, n, out, out_size, ...) \
-    mp_pool_map_async_opts(pool, f, in, in_size, n, out, out_size, MP__POOL_CALL_OPTS(__VA_ARGS__))
+#define mp_pool_map_async(pool, f, in, in_size, n, out, /* out_size, options */...) \
+    mp_pool_map_async_opts(pool, f, in, in_size, n, out, MP__POOL_LAST(__VA_ARGS__),   \
+                           MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN mp_async_result *mp_pool_map_async_opts(mp_pool *pool, mp_pool_fn f,
                                                   const void *in, size_t in_size,
                                                   size_t n, void *out, size_t out_size,
@@ -335,14 +347,16 @@ MP_EXTERN mp_async_result *mp_pool_map_async_opts(mp_pool *pool, mp_pool_fn f,
  * of column j being sizes[j] bytes.  Everything else as mp_pool_map.
  * mp_pool_starmap_async is to it what mp_pool_map_async is to mp_pool_map.
  */
-#define mp_pool_starmap(pool, f, ncols, cols, sizes, n, out, out_size, ...) \
-    mp_pool_starmap_opts(pool, f, ncols, cols, sizes, n, out, out_size, MP__POOL_CALL_OPTS(__VA_ARGS__))
+#define mp_pool_starmap(pool, f, ncols, cols, sizes, n, out, /* out_size, options */...) \
+    mp_pool_starmap_opts(pool, f, ncols, cols, sizes, n, out, MP__POOL_LAST(__VA_ARGS__),   \
+                         MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN int mp_pool_starmap_opts(mp_pool *pool, mp_pool_star_fn f, size_t ncols,
                                    const void *const *cols, const size_t *sizes,
                                    size_t n, void *out, size_t out_size,
                                    const mp_pool_call_options *o);
-#define mp_pool_starmap_async(pool, f, ncols, cols, sizes, n, out, out_size, ...) \
-    mp_pool_starmap_async_opts(pool, f, ncols, cols, sizes, n, out, out_size, MP__POOL_CALL_OPTS(__VA_ARGS__))
+#define mp_pool_starmap_async(pool, f, ncols, cols, sizes, n, out, /* out_size, options */...) \
+    mp_pool_starmap_async_opts(pool, f, ncols, cols, sizes, n, out,                             \
+                               MP__POOL_LAST(__VA_ARGS__), MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN mp_async_result *mp_pool_starmap_async_opts(
     mp_pool *pool, mp_pool_star_fn f, size_t ncols, const void *const *cols,
     const size_t *sizes, size_t n, void *out, size_t out_size,
@@ -363,8 +377,9 @@ MP_EXTERN mp_async_result *mp_pool_starmap_async_opts(
  * MP_EWORKERLOST if the worker died, -EINTR as mp_pool_map, MP_EINVAL
  * (invalid or closed pool, bad arguments), -ENOMEM.
  */
-#define mp_pool_apply(pool, f, in, in_size, out, out_size, ...) \
-    mp_pool_apply_opts(pool, f, in, in_size, out, out_size, MP__POOL_CALL_OPTS(__VA_ARGS__))
+#define mp_pool_apply(pool, f, in, in_size, out, /* out_size, options */...) \
+    mp_pool_apply_opts(pool, f, in, in_size, out, MP__POOL_LAST(__VA_ARGS__),   \
+                       MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN int mp_pool_apply_opts(mp_pool *pool, mp_pool_bytes_fn f, const void *in,
                                  size_t in_size, void **out, size_t *out_size,
                                  const mp_pool_call_options *o);
@@ -377,8 +392,9 @@ MP_EXTERN int mp_pool_apply_opts(mp_pool *pool, mp_pool_bytes_fn f, const void *
  * caller, or NULL with mp_last_error() set as mp_pool_apply's errors.
  * No system call is made when the workers are busy.
  */
-#define mp_pool_apply_async(pool, f, in, in_size, ...) \
-    mp_pool_apply_async_opts(pool, f, in, in_size, MP__POOL_CALL_OPTS(__VA_ARGS__))
+#define mp_pool_apply_async(pool, f, in, /* in_size, options */...)          \
+    mp_pool_apply_async_opts(pool, f, in, MP__POOL_LAST(__VA_ARGS__), \
+                             MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN mp_async_result *mp_pool_apply_async_opts(mp_pool *pool, mp_pool_bytes_fn f,
                                                     const void *in, size_t in_size,
                                                     const mp_pool_call_options *o);
@@ -391,8 +407,8 @@ MP_EXTERN mp_async_result *mp_pool_apply_async_opts(mp_pool *pool, mp_pool_bytes
  * Returns as mp_pool_map.  On failure other than an item's code, out is
  * untouched.
  */
-#define mp_pool_map_bytes(pool, f, in, n, out, ...) \
-    mp_pool_map_bytes_opts(pool, f, in, n, out, MP__POOL_CALL_OPTS(__VA_ARGS__))
+#define mp_pool_map_bytes(pool, f, in, n, /* out, options */...) \
+    mp_pool_map_bytes_opts(pool, f, in, n, MP__POOL_LAST(__VA_ARGS__), MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN int mp_pool_map_bytes_opts(mp_pool *pool, mp_pool_bytes_fn f,
                                      const mp_pool_bytes *in, size_t n,
                                      mp_pool_bytes *out,
@@ -403,8 +419,9 @@ MP_EXTERN int mp_pool_map_bytes_opts(mp_pool *pool, mp_pool_bytes_fn f,
  * stay valid until the result is ready or freed; it is filled when the
  * result becomes ready.
  */
-#define mp_pool_map_bytes_async(pool, f, in, n, out, ...) \
-    mp_pool_map_bytes_async_opts(pool, f, in, n, out, MP__POOL_CALL_OPTS(__VA_ARGS__))
+#define mp_pool_map_bytes_async(pool, f, in, n, /* out, options */...)            \
+    mp_pool_map_bytes_async_opts(pool, f, in, n, MP__POOL_LAST(__VA_ARGS__), \
+                                 MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN mp_async_result *mp_pool_map_bytes_async_opts(
     mp_pool *pool, mp_pool_bytes_fn f, const mp_pool_bytes *in, size_t n,
     mp_pool_bytes *out, const mp_pool_call_options *o);
@@ -483,10 +500,12 @@ MP_EXTERN void mp_async_result_free(mp_async_result *r);
  * (Python's imap_unordered()); mp_imap_next's index says which input each
  * result belongs to.
  */
-#define mp_pool_imap(pool, f, in, in_size, n, out_size, ...) \
-    mp_pool_imap_opts(pool, f, in, in_size, n, out_size, false, MP__POOL_CALL_OPTS(__VA_ARGS__))
-#define mp_pool_imap_unordered(pool, f, in, in_size, n, out_size, ...) \
-    mp_pool_imap_opts(pool, f, in, in_size, n, out_size, true, MP__POOL_CALL_OPTS(__VA_ARGS__))
+#define mp_pool_imap(pool, f, in, in_size, n, /* out_size, options */...)       \
+    mp_pool_imap_opts(pool, f, in, in_size, n, MP__POOL_LAST(__VA_ARGS__), false, \
+                      MP__POOL_OPTS(__VA_ARGS__))
+#define mp_pool_imap_unordered(pool, f, in, in_size, n, /* out_size, options */...) \
+    mp_pool_imap_opts(pool, f, in, in_size, n, MP__POOL_LAST(__VA_ARGS__), true,     \
+                      MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN mp_imap *mp_pool_imap_opts(mp_pool *pool, mp_pool_fn f, const void *in,
                                      size_t in_size, size_t n, size_t out_size,
                                      bool unordered, const mp_pool_call_options *o);
@@ -496,10 +515,12 @@ MP_EXTERN mp_imap *mp_pool_imap_opts(mp_pool *pool, mp_pool_fn f, const void *in
  * strings (in: n entries, or NULL with .next_input), results taken with
  * mp_imap_next_bytes.
  */
-#define mp_pool_imap_bytes(pool, f, in, n, ...) \
-    mp_pool_imap_bytes_opts(pool, f, in, n, false, MP__POOL_CALL_OPTS(__VA_ARGS__))
-#define mp_pool_imap_bytes_unordered(pool, f, in, n, ...) \
-    mp_pool_imap_bytes_opts(pool, f, in, n, true, MP__POOL_CALL_OPTS(__VA_ARGS__))
+#define mp_pool_imap_bytes(pool, f, in, /* n, options */...)                        \
+    mp_pool_imap_bytes_opts(pool, f, in, MP__POOL_LAST(__VA_ARGS__), false, \
+                            MP__POOL_OPTS(__VA_ARGS__))
+#define mp_pool_imap_bytes_unordered(pool, f, in, /* n, options */...)             \
+    mp_pool_imap_bytes_opts(pool, f, in, MP__POOL_LAST(__VA_ARGS__), true, \
+                            MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN mp_imap *mp_pool_imap_bytes_opts(mp_pool *pool, mp_pool_bytes_fn f,
                                            const mp_pool_bytes *in, size_t n,
                                            bool unordered,
