@@ -226,6 +226,40 @@ static void test_chunksize_rule(void **state)
     }
 }
 
+/* A task that tries to make a pool: workers are daemonic processes, which
+ * may not have children (Python's AssertionError). */
+static int nested_pool(const void *in, size_t n, mp_pool_out *out, void *arg)
+{
+    mp_pool *p = mp_pool_new(.processes = 1);
+    int code = p == NULL ? mp_last_error() : 0;
+    mp_pool_free(p);
+    /* A thread pool is fine in a worker. */
+    mp_pool *t = mp_thread_pool_new(.processes = 1);
+    int tcode = t == NULL ? mp_last_error() : 0;
+    mp_pool_free(t);
+    int codes[2] = {code, tcode};
+    return mp_pool_out_write(out, codes, sizeof codes);
+}
+
+static void test_new_in_worker_and_ctx(void **state)
+{
+    assert_null(mp_pool_new(.ctx = (mp_context *)(uintptr_t)0x1000));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    mp_pool *p = make_pool(false, 1);
+    int codes[2] = {1, 1};
+    size_t len;
+    mp_async_result *r = mp_pool_apply_async(p, nested_pool, NULL, 0);
+    assert_int_equal(mp_async_result_get_into(r, MP_FOREVER, codes, sizeof codes, &len), 0);
+    mp_async_result_free(r);
+    assert_int_equal(codes[0], MP_EINVAL);
+    assert_int_equal(codes[1], 0);
+    finish_pool(p);
+    /* The task-side API outside a task, and with bad arguments. */
+    mp_pool_set_error("not in a task");
+    assert_int_equal(mp_pool_out_write(NULL, "x", 1), MP_EINVAL);
+    assert_null(mp_pool_out_reserve(NULL, 1));
+}
+
 /* ---- map ------------------------------------------------------------------ */
 
 static void check_map_serial(mp_pool *p)
@@ -526,6 +560,37 @@ static void test_apply_async(void **state)
     finish_pool(p);
     p = make_pool(true, 3);
     check_apply_async(p);
+    finish_pool(p);
+}
+
+/* A callback that calls join and free on its own pool: both refused. */
+struct self_ctx {
+    mp_pool *pool;
+    int join_code;
+    int called;
+};
+
+static void self_cb(const void *res, size_t size, void *arg)
+{
+    struct self_ctx *c = arg;
+    c->join_code = mp_pool_join(c->pool, 0);
+    mp_pool_free(c->pool); /* a no-op on the pool's own thread */
+    /* New work from a callback is fine (Python allows it). */
+    mp_async_result *r = mp_pool_apply_async(c->pool, echo_bytes, "x", 1);
+    mp_async_result_free(r);
+    c->called++;
+}
+
+static void test_callback_self(void **state)
+{
+    mp_pool *p = make_pool(false, 2);
+    struct self_ctx c = {.pool = p, .join_code = 1};
+    mp_async_result *r = mp_pool_apply_async(p, echo_bytes, "y", 1, .callback = self_cb,
+                                             .cb_arg = &c);
+    assert_int_equal(mp_async_result_get(r, MP_FOREVER, NULL, NULL), 0);
+    mp_async_result_free(r);
+    assert_int_equal(c.called, 1);
+    assert_int_equal(c.join_code, MP_EINVAL);
     finish_pool(p);
 }
 
@@ -1580,6 +1645,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_new_bad_args, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunksize_rule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_in_worker_and_ctx, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_callback_self, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_serial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_serial_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_shared_and_arg, setup, teardown),

@@ -224,6 +224,10 @@ MP_EXTERN int mp_pool_terminate(mp_pool *pool);
 /*
  * mp_pool_join: wait for the workers to exit and for the pending callbacks
  * to run (Python's join()), after mp_pool_close or mp_pool_terminate.
+ * After close, the imap iterators still open are run to the end of their
+ * input first (Python's task thread feeds every input before join
+ * returns): their results are kept until taken, so memory is no longer
+ * bounded by the window for them.
  *
  * timeout  seconds (MP_FOREVER, 0, or positive; see common.h).
  *
@@ -582,10 +586,12 @@ MP_EXTERN void *mp_pool_out_reserve(mp_pool_out *out, size_t n);
 /* ---- in the caller ------------------------------------------------------------- */
 
 /*
- * mp_pool_error_message: the message of the last task failure that a pool
- * call returned to the calling thread (map, apply, get, next): the text the
- * task gave mp_pool_set_error, or a description of a lost worker, or "".
- * The string belongs to the thread and changes with its next pool call.
+ * mp_pool_error_message: the message of the task failure that the calling
+ * thread's last map, apply, get or next returned: the text the task gave
+ * mp_pool_set_error, a description of the lost worker (pid and signal or
+ * exit code), of a cancelled task, or "" when the task gave none.  Those
+ * calls set it to "" when they succeed.  The string belongs to the thread
+ * and changes with its next such call.
  */
 MP_EXTERN const char *mp_pool_error_message(void);
 
