@@ -10,4 +10,11 @@ for ex in simple names exitcode daemon_join; do
         ran=1
     fi
 done
+# The README's demo: the word counts of this repository's documentation,
+# mapped and reduced by a worker Pool (examples/mapreduce_wordcount.c).
+if [ -x "$b/examples/mapreduce_wordcount" ]; then
+    echo "== examples/mapreduce_wordcount docs/*.md"
+    "$b/examples/mapreduce_wordcount" docs/*.md
+    ran=1
+fi
 [ $ran = 1 ] || echo "demo: no example built yet"
