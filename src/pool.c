@@ -1,15 +1,6 @@
 /*
- * pool.c: the pool object, its two threads in the creating process and the
- * life of jobs (Python's Pool.__init__, _handle_workers, _handle_results,
- * close, terminate, join).
- *
- * The worker handler thread starts the workers, watches them (the pidfd
- * sentinel of each worker process, or an eventfd that exiting worker
- * threads write), replaces those that exit or die, accounts for the chunk a
- * dead worker owned, and carries out terminate.  The result handler thread
- * runs callbacks: workers hand it completed callback jobs through a small
- * single-producer ring in their record, and it sleeps on a futex.  Both
- * block every signal.
+ * pool.c: the pool object and the life of jobs (Python's Pool.__init__,
+ * close, terminate, join); its two threads are in pool_threads.c.
  *
  * Jobs are reclaimed once (a) the caller and the result thread dropped
  * them, (b) the ring head has passed their last entry, and (c) no worker's
@@ -17,57 +8,15 @@
  * every pool call and the handler thread retry.
  */
 #include "internal/pool.h"
-#include "internal/util.h"
 
-#include <fcntl.h>
-#include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
-#define STAGE_CACHE 4
-#define STAGE_CACHE_MAX ((size_t)256 << 20)
-
-/* A set of job pointers (the result thread's pending callback jobs). */
-typedef struct pset {
-    mp__pjob **slot;
-    size_t cap, n, used; /* used counts tombstones too */
-} pset;
-
-#define PSET_TOMB ((mp__pjob *)1)
-
-struct mp__plocal {
-    pthread_mutex_t lock; /* jobs, limbo, pending, ring pushes */
-    pthread_mutex_t stage_lock; /* the stage cache (taken with or without lock) */
-    pthread_t handler, rh;
-    bool handler_started, rh_started, joined;
-    int evfd;
-    int fin_id;
-    uint32_t started;      /* futex: the first workers are up (or failed) */
-    int start_error;
-    uint32_t handler_done; /* futex */
-    uint32_t rh_done;      /* futex */
-    mp__pjob *jobs;        /* every job not yet freed */
-    mp__pjob **limbo;
-    size_t nlimbo, caplimbo;
-    pset pending;
-    void *stage[STAGE_CACHE];
-    /* Workers, indexed like pool->recs (handler thread only). */
-    mp_process **procs;
-    pthread_t *thr;
-    bool *live;
-    uint32_t *thr_exited;
-    struct pollfd *pfd;
-    uint32_t *pfd_worker;
-    unsigned start_failures;
-};
+#define MP__POOL_STAGE_CACHE_MAX ((size_t)256 << 20)
 
 /* ---- the pointer set ---------------------------------------------------------- */
 
@@ -78,7 +27,7 @@ static size_t pset_hash(const mp__pjob *j, size_t cap)
     return (size_t)(x >> 20) & (cap - 1);
 }
 
-static bool pset_contains(const pset *s, const mp__pjob *j)
+static bool pset_contains(const mp__pset *s, const mp__pjob *j)
 {
     if (s->cap == 0)
         return false;
@@ -90,14 +39,14 @@ static bool pset_contains(const pset *s, const mp__pjob *j)
     }
 }
 
-static int pset_add(pset *s, mp__pjob *j);
+static int pset_add(mp__pset *s, mp__pjob *j);
 
-static int pset_grow(pset *s)
+static int pset_grow(mp__pset *s)
 {
     size_t cap = s->cap ? s->cap * 2 : 64;
     if (s->n * 4 < s->cap)
         cap = s->cap; /* mostly tombstones: rehash at the same size */
-    pset old = *s;
+    mp__pset old = *s;
     s->slot = calloc(cap, sizeof *s->slot);
     if (s->slot == NULL) {
         *s = old;
@@ -106,18 +55,18 @@ static int pset_grow(pset *s)
     s->cap = cap;
     s->n = s->used = 0;
     for (size_t i = 0; i < old.cap; i++)
-        if (old.slot[i] != NULL && old.slot[i] != PSET_TOMB)
+        if (old.slot[i] != NULL && old.slot[i] != MP__PSET_TOMB)
             pset_add(s, old.slot[i]);
     free(old.slot);
     return 0;
 }
 
-static int pset_add(pset *s, mp__pjob *j)
+static int pset_add(mp__pset *s, mp__pjob *j)
 {
     if ((s->used + 1) * 2 > s->cap && pset_grow(s) != 0)
         return -ENOMEM;
     size_t i = pset_hash(j, s->cap);
-    while (s->slot[i] != NULL && s->slot[i] != PSET_TOMB)
+    while (s->slot[i] != NULL && s->slot[i] != MP__PSET_TOMB)
         i = (i + 1) & (s->cap - 1);
     if (s->slot[i] == NULL)
         s->used++;
@@ -126,13 +75,13 @@ static int pset_add(pset *s, mp__pjob *j)
     return 0;
 }
 
-static void pset_remove(pset *s, const mp__pjob *j)
+static void pset_remove(mp__pset *s, const mp__pjob *j)
 {
     if (s->cap == 0)
         return;
     for (size_t i = pset_hash(j, s->cap);; i = (i + 1) & (s->cap - 1)) {
         if (s->slot[i] == j) {
-            s->slot[i] = PSET_TOMB;
+            s->slot[i] = MP__PSET_TOMB;
             s->n--;
             return;
         }
@@ -143,17 +92,27 @@ static void pset_remove(pset *s, const mp__pjob *j)
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-static void lock(struct mp_pool *pool)
+void mp__pool_lock(struct mp_pool *pool)
 {
     pthread_mutex_lock(&pool->L->lock);
 }
 
-static void unlock(struct mp_pool *pool)
+void mp__pool_unlock(struct mp_pool *pool)
 {
     pthread_mutex_unlock(&pool->L->lock);
 }
 
-static void poke_handler(struct mp_pool *pool)
+static void lock(struct mp_pool *pool)
+{
+    mp__pool_lock(pool);
+}
+
+static void unlock(struct mp_pool *pool)
+{
+    mp__pool_unlock(pool);
+}
+
+void mp__pool_poke(struct mp_pool *pool)
 {
     uint64_t one = 1;
     ssize_t r = write(pool->L->evfd, &one, sizeof one);
@@ -221,7 +180,7 @@ void *mp__pool_stage_get(struct mp_pool *pool, size_t size)
     void *best = NULL;
     int bi = -1;
     pthread_mutex_lock(&pool->L->stage_lock);
-    for (int i = 0; i < STAGE_CACHE; i++) {
+    for (int i = 0; i < MP__POOL_STAGE_CACHE; i++) {
         void *b = pool->L->stage[i];
         if (b != NULL && mp__alloc_size(b) >= size &&
             (best == NULL || mp__alloc_size(b) < mp__alloc_size(best))) {
@@ -240,12 +199,12 @@ void mp__pool_stage_put(struct mp_pool *pool, void *block)
     if (block == NULL)
         return;
     size_t size = mp__alloc_size(block);
-    if (pool != NULL && size <= STAGE_CACHE_MAX) {
+    if (pool != NULL && size <= MP__POOL_STAGE_CACHE_MAX) {
         /* Keep it in place of an empty entry, or of the smallest if that
          * is smaller. */
         pthread_mutex_lock(&pool->L->stage_lock);
         int victim = -1;
-        for (int i = 0; i < STAGE_CACHE; i++) {
+        for (int i = 0; i < MP__POOL_STAGE_CACHE; i++) {
             void *b = pool->L->stage[i];
             if (b == NULL) {
                 victim = i;
@@ -504,7 +463,7 @@ bool mp__pool_job_complete(mp__pjob *j)
     return true;
 }
 
-static void cancel_all(struct mp_pool *pool, int code)
+void mp__pool_cancel_all(struct mp_pool *pool, int code)
 {
     lock(pool);
     for (mp__pjob *j = pool->L->jobs; j != NULL; j = j->next_job)
@@ -520,270 +479,12 @@ void mp__pool_feeding_done(struct mp_pool *pool)
         return;
     MP__SUB(&pool->feeding, 1);
     mp__pool_wake_workers(pool, INT32_MAX);
-    poke_handler(pool);
+    mp__pool_poke(pool);
 }
 
-/* ---- a dead worker --------------------------------------------------------------- */
+/* ---- for the pool's threads ------------------------------------------------------ */
 
-void mp__pool_lost_message(char *buf, size_t size, pid_t pid, int exitcode)
-{
-    if (exitcode < 0) {
-        const char *name = sigabbrev_np(-exitcode);
-        snprintf(buf, size,
-                 "worker process %d was killed by signal %d (SIG%s) while running the task",
-                 (int)pid, -exitcode, name != NULL ? name : "?");
-    } else {
-        snprintf(buf, size,
-                 "worker process %d exited with code %d while running the task",
-                 (int)pid, exitcode);
-    }
-}
-
-static uint32_t *remaining_word(mp__pjob *j)
-{
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return (uint32_t *)&j->remaining;
-#else
-    return (uint32_t *)&j->remaining + 1;
-#endif
-}
-
-/*
- * Account for the chunk worker w owned when it died (handler thread, after
- * the worker was reaped: its memory writes are all visible and final).
- */
-static void worker_lost(struct mp_pool *pool, uint32_t w, pid_t pid, int exitcode)
-{
-    mp__wrec *rec = &pool->recs[w];
-    mp__pjob *j = rec->cur_job;
-    if (j == NULL || MP__LD(&rec->hazard) != j)
-        return;
-    uint64_t c = rec->cur_chunk;
-    uint64_t *sw = mp__chunk_state(j, c);
-    uint64_t v = MP__LD(sw);
-    if (v == mp__cs(c, MP__CS_OWNED + w)) {
-        char msg[MP__POOL_MSG];
-        mp__pool_lost_message(msg, sizeof msg, pid, exitcode);
-        if (j->kind == MP__K_FIXED) {
-            size_t lo = (size_t)c * j->chunksize;
-            size_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
-            if (j->status != NULL)
-                for (size_t i = lo; i < hi; i++)
-                    j->status[i] = MP_EWORKERLOST;
-            mp__pool_record_error(pool, j, lo, MP_EWORKERLOST, msg);
-        } else {
-            mp__pslot *s = &j->slots[c % j->nslots];
-            if (rec->out_block != NULL)
-                mp__free(rec->out_block);
-            s->out = NULL;
-            s->out_len = 0;
-            s->lost_pid = pid;
-            s->lost_exit = exitcode;
-        }
-        rec->out_block = NULL;
-        MP__ST(sw, mp__cs(c, MP__CS_LOST));
-        mp__pool_chunk_counted(pool, j, NULL);
-    } else if (mp__cs_k(v) == c && mp__cs_final(mp__cs_st(v))) {
-        /* Died after finishing the chunk, perhaps before counting it. */
-        MP__ST(&j->dirty, 1);
-        MP__ADD(&j->wake_seq, 1);
-        mp__futex_wake(&j->wake_seq, INT32_MAX);
-        mp__futex_wake(remaining_word(j), INT32_MAX);
-        MP__ST(&pool->rh_rescan, 1);
-        mp__pool_wake_rh(pool);
-    }
-}
-
-/* A worker ended: account for it and empty its slot. */
-static void worker_gone(struct mp_pool *pool, uint32_t w, pid_t pid, int exitcode)
-{
-    mp__wrec *rec = &pool->recs[w];
-    uint32_t st = MP__LD(&rec->state);
-    if (st == MP__W_INITFAIL) {
-        int code = rec->init_code < 0 ? rec->init_code : MP_EWORKERLOST;
-        int32_t zero = 0;
-        if (MP__CAS(&pool->broken, &zero, code)) {
-            if (pool->threads)
-                mp__warn("pool initializer failed in a worker thread (%s): the pool is broken",
-                         mp_err_name(code));
-            else
-                mp__warn("pool initializer failed in worker %d (%s): the pool is broken",
-                         (int)pid, mp_err_name(code));
-            cancel_all(pool, code);
-        }
-    } else if (!(st == MP__W_EXITING && exitcode == 0)) {
-        if (MP__LD(&pool->state) != MP__P_TERMINATE)
-            mp__debug("pool worker %d ended with exit code %d", (int)pid, exitcode);
-        worker_lost(pool, w, pid, exitcode);
-    }
-    if (rec->out_block != NULL && rec->cur_job == NULL) {
-        mp__free(rec->out_block);
-        rec->out_block = NULL;
-    }
-    rec->cur_job = NULL;
-    rec->pid = 0;
-    rec->tasks = 0;
-    MP__ST(&rec->hazard, NULL);
-    MP__ST(&rec->state, MP__W_EMPTY);
-    pool->L->live[w] = false;
-}
-
-/* ---- starting workers ----------------------------------------------------------- */
-
-struct wstart {
-    struct mp_pool *pool;
-    uint32_t w;
-};
-
-static int run_initializer(struct mp_pool *pool, mp__wrec *rec)
-{
-    if (pool->init.module == 0 && pool->init.offset == 0)
-        return 0;
-    mp_pool_init_fn init = (mp_pool_init_fn)mp__fnref_resolve(&pool->init);
-    if (init == NULL)
-        return MP_EINVAL;
-    void *copy = NULL;
-    if (pool->initarg_size > 0) {
-        copy = malloc(pool->initarg_size);
-        if (copy == NULL)
-            return -ENOMEM;
-        memcpy(copy, pool->initarg, pool->initarg_size);
-    }
-    int r = init(copy, pool->initarg_size);
-    free(copy);
-    return r < 0 ? r : 0;
-}
-
-static int worker_body(struct mp_pool *pool, uint32_t w)
-{
-    mp__wrec *rec = &pool->recs[w];
-    int r = run_initializer(pool, rec);
-    if (r != 0) {
-        rec->init_code = r;
-        MP__ST(&rec->state, MP__W_INITFAIL);
-        return 1;
-    }
-    MP__ST(&rec->state, MP__W_READY);
-    return mp__pool_worker_run(pool, w);
-}
-
-static int worker_process_main(void *arg, size_t size)
-{
-    struct wstart ws;
-    memcpy(&ws, arg, sizeof ws);
-    /* The pool owns the workers' lifetime: Ctrl-C goes to the caller. */
-    signal(SIGINT, SIG_IGN);
-    /*
-     * A replacement worker is forked by the pool's thread while the
-     * caller's threads may be writing to stdout: whatever the buffers held
-     * at the fork is the caller's to print, not ours.
-     */
-    __fpurge(stdout);
-    __fpurge(stderr);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (kill(ws.pool->creator, 0) != 0)
-        return 1;
-    ws.pool->recs[ws.w].pid = getpid();
-    return worker_body(ws.pool, ws.w);
-}
-
-static void *worker_thread_main(void *arg)
-{
-    struct wstart ws = *(struct wstart *)arg;
-    free(arg);
-    worker_body(ws.pool, ws.w);
-    MP__ST(&ws.pool->L->thr_exited[ws.w], 1);
-    poke_handler(ws.pool);
-    return NULL;
-}
-
-/* Create a thread with every signal blocked. */
-static int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int r = pthread_create(t, NULL, fn, arg);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return -r;
-}
-
-static int start_worker(struct mp_pool *pool, uint32_t w)
-{
-    struct mp__plocal *L = pool->L;
-    mp__wrec *rec = &pool->recs[w];
-    rec->cur_job = NULL;
-    rec->out_block = NULL;
-    rec->tasks = 0;
-    rec->init_code = 0;
-    MP__ST(&rec->hazard, NULL);
-    MP__ST(&rec->state, MP__W_STARTING);
-    if (pool->threads) {
-        struct wstart *ws = malloc(sizeof *ws);
-        if (ws == NULL)
-            return -ENOMEM;
-        ws->pool = pool;
-        ws->w = w;
-        MP__ST(&L->thr_exited[w], 0);
-        int r = thread_start(&L->thr[w], worker_thread_main, ws);
-        if (r != 0) {
-            free(ws);
-            MP__ST(&rec->state, MP__W_EMPTY);
-            return r;
-        }
-        L->live[w] = true;
-        return 0;
-    }
-    struct wstart ws = {pool, w};
-    mp_process *p = mp_process_new(.target = worker_process_main, .arg = &ws,
-                                   .arg_size = sizeof ws, .daemon = true, .ctx = pool->ctx);
-    if (p == NULL) {
-        MP__ST(&rec->state, MP__W_EMPTY);
-        return mp_last_error();
-    }
-    const char *name = mp_process_name(p);
-    const char *num = strchr(name, '-');
-    char buf[96];
-    snprintf(buf, sizeof buf, "PoolWorker%s", num != NULL ? num : "");
-    mp_process_set_name(p, buf);
-    int r = mp_process_start(p);
-    if (r != 0) {
-        mp_process_free(p);
-        MP__ST(&rec->state, MP__W_EMPTY);
-        return r;
-    }
-    L->procs[w] = p;
-    L->live[w] = true;
-    return 0;
-}
-
-/* Reap worker w if it has ended; true when it had. */
-static bool reap_worker(struct mp_pool *pool, uint32_t w, bool block)
-{
-    struct mp__plocal *L = pool->L;
-    if (pool->threads) {
-        if (!block && !MP__LD(&L->thr_exited[w]))
-            return false;
-        pthread_join(L->thr[w], NULL);
-        worker_gone(pool, w, 0, 0);
-        return true;
-    }
-    mp_process *p = L->procs[w];
-    if (mp_process_join(p, block ? MP_FOREVER : 0) != 0)
-        return false;
-    int code = 0;
-    mp_process_exitcode(p, &code);
-    pid_t pid = mp_process_pid(p);
-    worker_gone(pool, w, pid, code);
-    mp_process_free(p);
-    L->procs[w] = NULL;
-    return true;
-}
-
-/* ---- the worker handler thread --------------------------------------------------- */
-
-/* Is there queued work, or work still to come from an imap? */
-static bool work_left(struct mp_pool *pool)
+bool mp__pool_work_left(struct mp_pool *pool)
 {
     lock(pool);
     advance_head(pool);
@@ -792,228 +493,46 @@ static bool work_left(struct mp_pool *pool)
     return left;
 }
 
-static unsigned count_live(struct mp_pool *pool)
+bool mp__pool_reclaim(struct mp_pool *pool)
 {
-    unsigned n = 0;
-    for (uint32_t w = 0; w < pool->nworkers; w++)
-        n += pool->L->live[w];
-    return n;
-}
-
-/* Start workers in the empty slots; false if some could not start. */
-static bool replenish(struct mp_pool *pool)
-{
-    struct mp__plocal *L = pool->L;
-    bool ok = true;
-    for (uint32_t w = 0; w < pool->nworkers; w++) {
-        if (L->live[w])
-            continue;
-        int r = start_worker(pool, w);
-        if (r != 0) {
-            ok = false;
-            if (++L->start_failures >= 50 || count_live(pool) == 0) {
-                /* No worker can run the queued tasks: fail them. */
-                int32_t zero = 0;
-                if (MP__CAS(&pool->broken, &zero, r)) {
-                    mp__warn("pool cannot start workers (%s)", mp_err_name(r));
-                    cancel_all(pool, r);
-                }
-            }
-            break;
-        }
-        L->start_failures = 0;
-    }
-    return ok;
-}
-
-static void handler_wait(struct mp_pool *pool, int timeout_ms)
-{
-    struct mp__plocal *L = pool->L;
-    nfds_t n = 0;
-    L->pfd[n].fd = L->evfd;
-    L->pfd[n].events = POLLIN;
-    n++;
-    if (!pool->threads) {
-        for (uint32_t w = 0; w < pool->nworkers; w++) {
-            if (!L->live[w])
-                continue;
-            L->pfd[n].fd = mp_process_sentinel(L->procs[w]);
-            L->pfd[n].events = POLLIN;
-            L->pfd_worker[n] = w;
-            n++;
-        }
-    }
-    if (poll(L->pfd, n, timeout_ms) > 0 && (L->pfd[0].revents & POLLIN)) {
-        uint64_t v;
-        ssize_t r = read(L->evfd, &v, sizeof v);
-        (void)r;
-    }
-}
-
-static void handler_terminate(struct mp_pool *pool)
-{
-    struct mp__plocal *L = pool->L;
-    if (!pool->threads)
-        for (uint32_t w = 0; w < pool->nworkers; w++)
-            if (L->live[w])
-                mp_process_kill(L->procs[w]);
-    mp__pool_wake_workers(pool, INT32_MAX);
-    for (uint32_t w = 0; w < pool->nworkers; w++)
-        if (L->live[w])
-            reap_worker(pool, w, true);
-    cancel_all(pool, MP_EWORKERLOST);
-}
-
-static void *handler_main(void *arg)
-{
-    struct mp_pool *pool = arg;
-    struct mp__plocal *L = pool->L;
-    for (uint32_t w = 0; w < pool->nworkers && L->start_error == 0; w++)
-        L->start_error = start_worker(pool, w);
-    MP__ST(&L->started, 1);
-    mp__futex_wake(&L->started, INT32_MAX);
-    if (L->start_error != 0) {
-        /* pool_new terminates the pool: wait for that. */
-        while (MP__LD(&pool->state) != MP__P_TERMINATE)
-            handler_wait(pool, 100);
-    }
-    bool retry = false;
-    for (;;) {
-        uint32_t state = MP__LD(&pool->state);
-        if (state == MP__P_TERMINATE)
-            break;
-        lock(pool);
-        bool limbo = L->nlimbo > 0;
-        unlock(pool);
-        handler_wait(pool, retry || limbo ? 100 : -1);
-        for (uint32_t w = 0; w < pool->nworkers; w++)
-            if (L->live[w])
-                reap_worker(pool, w, false);
-        lock(pool);
-        reclaim_limbo_locked(pool, false);
-        unlock(pool);
-        state = MP__LD(&pool->state);
-        if (state == MP__P_TERMINATE)
-            break;
-        retry = false;
-        bool left = work_left(pool);
-        if (MP__LD(&pool->broken) == 0 && (state == MP__P_RUN || left))
-            retry = !replenish(pool);
-        if (state == MP__P_CLOSE && !left && count_live(pool) == 0)
-            break;
-        if (MP__LD(&pool->broken) != 0 && state == MP__P_CLOSE && count_live(pool) == 0)
-            break;
-    }
-    handler_terminate(pool);
-    MP__ST(&L->handler_done, 1);
-    mp__futex_wake(&L->handler_done, INT32_MAX);
-    MP__ST(&pool->rh_rescan, 1);
-    mp__pool_wake_rh(pool);
-    return NULL;
-}
-
-/* ---- the result handler thread ------------------------------------------------------ */
-
-/* Finish j if it is a pending callback job that is complete. */
-static void rh_consider(struct mp_pool *pool, mp__pjob *j)
-{
-    struct mp__plocal *L = pool->L;
     lock(pool);
-    bool pending = pset_contains(&L->pending, j);
-    unlock(pool);
-    if (!pending || !mp__pool_job_complete(j))
-        return;
-    lock(pool);
-    pset_remove(&L->pending, j);
-    j->rh_pending = false;
-    unlock(pool);
-    int r = mp__pool_job_finish(j);
-    if (MP__LD(&j->fin) == 2) {
-        if (r == 0 && j->cb != NULL) {
-            const void *res;
-            size_t size;
-            mp__pool_job_result(j, &res, &size);
-            j->cb(res, size, j->cb_arg);
-        } else if (r != 0 && j->ecb != NULL) {
-            j->ecb(r, j->msg != NULL ? j->msg : "", j->cb_arg);
-        }
-    }
-    MP__ST(&j->ready, 1);
-    mp__futex_wake(&j->ready, INT32_MAX);
-    mp__pool_job_release(j);
-}
-
-static void rh_rescan(struct mp_pool *pool)
-{
-    struct mp__plocal *L = pool->L;
-    lock(pool);
-    size_t n = 0;
-    mp__pjob **list = malloc((L->pending.n ? L->pending.n : 1) * sizeof *list);
-    if (list != NULL)
-        for (size_t i = 0; i < L->pending.cap; i++)
-            if (L->pending.slot[i] != NULL && L->pending.slot[i] != PSET_TOMB)
-                list[n++] = L->pending.slot[i];
-    unlock(pool);
-    if (list == NULL) {
-        MP__ST(&pool->rh_rescan, 1); /* try again later */
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        rh_consider(pool, list[i]);
-    free(list);
-}
-
-static bool rh_has_hints(struct mp_pool *pool)
-{
-    for (uint32_t w = 0; w < pool->nworkers; w++) {
-        mp__wrec *rec = &pool->recs[w];
-        if (MP__LDA(&rec->hint_tail) != MP__LDR(&rec->hint_head))
-            return true;
-    }
-    return MP__LD(&pool->rh_rescan) != 0;
-}
-
-static bool rh_finished(struct mp_pool *pool)
-{
-    if (!MP__LD(&pool->L->handler_done))
-        return false;
-    lock(pool);
-    bool empty = pool->L->pending.n == 0;
+    reclaim_limbo_locked(pool, false);
+    bool empty = pool->L->nlimbo == 0;
     unlock(pool);
     return empty;
 }
 
-static void *rh_main(void *arg)
+bool mp__pool_pending_take(struct mp_pool *pool, mp__pjob *j)
 {
-    struct mp_pool *pool = arg;
-    for (;;) {
-        for (uint32_t w = 0; w < pool->nworkers; w++) {
-            mp__wrec *rec = &pool->recs[w];
-            uint64_t h = MP__LDR(&rec->hint_head);
-            uint64_t t = MP__LDA(&rec->hint_tail);
-            while (h < t) {
-                mp__pjob *j = (mp__pjob *)rec->hints[h & (MP__POOL_HINT_CAP - 1)];
-                MP__STR(&rec->hint_head, ++h);
-                rh_consider(pool, j);
-            }
-        }
-        if (MP__XCHG(&pool->rh_rescan, 0))
-            rh_rescan(pool);
-        if (rh_finished(pool)) {
-            /* The handler is done: every job is final now. */
-            if (!MP__LD(&pool->rh_rescan))
-                break;
-            continue;
-        }
-        MP__ST(&pool->rh_sleeping, 1);
-        uint32_t seq = MP__LD(&pool->rh_seq);
-        if (!rh_has_hints(pool) && !rh_finished(pool))
-            mp__futex_wait(&pool->rh_seq, seq, NULL);
-        MP__ST(&pool->rh_sleeping, 0);
+    lock(pool);
+    bool in = pset_contains(&pool->L->pending, j);
+    if (in) {
+        pset_remove(&pool->L->pending, j);
+        j->rh_pending = false;
     }
-    MP__ST(&pool->L->rh_done, 1);
-    mp__futex_wake(&pool->L->rh_done, INT32_MAX);
-    return NULL;
+    unlock(pool);
+    return in;
+}
+
+mp__pjob **mp__pool_pending_list(struct mp_pool *pool, size_t *n)
+{
+    mp__pset *s = &pool->L->pending;
+    lock(pool);
+    mp__pjob **list = malloc((s->n ? s->n : 1) * sizeof *list);
+    *n = 0;
+    for (size_t i = 0; list != NULL && i < s->cap; i++)
+        if (s->slot[i] != NULL && s->slot[i] != MP__PSET_TOMB)
+            list[(*n)++] = s->slot[i];
+    unlock(pool);
+    return list;
+}
+
+bool mp__pool_pending_empty(struct mp_pool *pool)
+{
+    lock(pool);
+    bool empty = pool->L->pending.n == 0;
+    unlock(pool);
+    return empty;
 }
 
 /* ---- construction ---------------------------------------------------------------- */
@@ -1074,7 +593,7 @@ static void pool_destroy(struct mp_pool *pool)
     }
     L->jobs = NULL;
     unlock(pool);
-    for (int i = 0; i < STAGE_CACHE; i++)
+    for (int i = 0; i < MP__POOL_STAGE_CACHE; i++)
         mp__free(L->stage[i]);
     plocal_free(L);
     mp__free(pool->ring);
@@ -1141,10 +660,10 @@ static mp_pool *pool_create(const mp_pool_options *o, bool threads)
     mp_current_process(); /* the exit function and the process state */
 
     struct mp__plocal *L = pool->L;
-    r = thread_start(&L->rh, rh_main, pool);
+    r = mp__pool_thread_start(&L->rh, mp__pool_rh_main, pool);
     if (r == 0) {
         L->rh_started = true;
-        r = thread_start(&L->handler, handler_main, pool);
+        r = mp__pool_thread_start(&L->handler, mp__pool_handler_main, pool);
     }
     if (r == 0) {
         L->handler_started = true;
@@ -1192,7 +711,7 @@ int mp_pool_close(mp_pool *pool)
     if (!MP__CAS(&pool->state, &run, MP__P_CLOSE) && run == MP__P_TERMINATE)
         return MP_EINVAL;
     mp__pool_wake_workers(pool, INT32_MAX);
-    poke_handler(pool);
+    mp__pool_poke(pool);
     return 0;
 }
 
@@ -1202,7 +721,7 @@ int mp_pool_terminate(mp_pool *pool)
         return MP_EINVAL;
     MP__ST(&pool->state, MP__P_TERMINATE);
     mp__pool_wake_workers(pool, INT32_MAX);
-    poke_handler(pool);
+    mp__pool_poke(pool);
     if (pool->L->handler_started && !pthread_equal(pthread_self(), pool->L->handler)) {
         mp__deadline forever;
         mp__deadline_init(&forever, MP_FOREVER);

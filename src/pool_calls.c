@@ -1,6 +1,7 @@
 /*
  * pool_calls.c: the calls of a pool, on the caller's side: map, starmap,
- * apply, map_bytes (and their async forms), imap, async results.
+ * apply, map_bytes (and their async forms), and async results.  imap is
+ * in pool_imap.c.
  *
  * A call becomes a job (internal/pool.h).  Fixed-size maps give the
  * workers the input and output arrays themselves (in the arena: the
@@ -16,10 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define TLS __thread __attribute__((tls_model("initial-exec")))
-
 /* The message of the last task failure returned to this thread. */
-static TLS char caller_msg[MP__POOL_MSG];
+static MP__TLS char caller_msg[MP__POOL_MSG];
 
 const char *mp_pool_error_message(void)
 {
@@ -47,7 +46,7 @@ struct ref_cache {
     void (*fn)(void);
     mp__fnref ref;
 };
-static TLS struct ref_cache ref_cache[8];
+static MP__TLS struct ref_cache ref_cache[8];
 
 int mp__pool_make_ref(mp__fnref *ref, void (*fn)(void))
 {
@@ -67,16 +66,6 @@ int mp__pool_make_ref(mp__fnref *ref, void (*fn)(void))
 }
 
 /* ---- helpers -------------------------------------------------------------- */
-
-
-static uint32_t *remaining_word(mp__pjob *j)
-{
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return (uint32_t *)&j->remaining;
-#else
-    return (uint32_t *)&j->remaining + 1;
-#endif
-}
 
 static bool mul_ok(size_t a, size_t b, size_t *out)
 {
@@ -203,7 +192,7 @@ static int wait_complete(mp__pjob *j, const mp__deadline *d)
         uint64_t v = MP__LD(&j->remaining);
         int r = 0;
         if (v != 0 && !mp__pool_job_complete(j))
-            r = mp__futex_wait(remaining_word(j), (uint32_t)v, d);
+            r = mp__futex_wait(mp__job_remaining_word(j), (uint32_t)v, d);
         MP__SUB(&j->waiters, 1);
         if (r == MP_ETIMEDOUT || r == -EINTR)
             return mp__pool_job_complete(j) ? 0 : r;

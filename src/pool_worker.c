@@ -18,18 +18,16 @@
 /* How long one idle worker spins before it sleeps. */
 #define SPIN_NS 50000
 
-#define TLS __thread __attribute__((tls_model("initial-exec")))
-
 /* The message of the running task (mp_pool_set_error), per thread. */
-static TLS char task_msg[MP__POOL_MSG];
-static TLS bool in_task;
+static MP__TLS char task_msg[MP__POOL_MSG];
+static MP__TLS bool in_task;
 
 /* Resolved task functions: dl_iterate_phdr is far too slow per chunk. */
 struct fn_cache {
     uint64_t module, offset;
     void (*fn)(void);
 };
-static TLS struct fn_cache fn_cache[8];
+static MP__TLS struct fn_cache fn_cache[8];
 
 static void (*resolve(const mp__fnref *r))(void)
 {
@@ -44,15 +42,6 @@ static void (*resolve(const mp__fnref *r))(void)
         e->fn = fn;
     }
     return fn;
-}
-
-static inline uint32_t *remaining_word(mp__pjob *j)
-{
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return (uint32_t *)&j->remaining;
-#else
-    return (uint32_t *)&j->remaining + 1;
-#endif
 }
 
 /* ---- the task-side API ----------------------------------------------------- */
@@ -184,7 +173,7 @@ void mp__pool_chunk_counted(struct mp_pool *pool, mp__pjob *j, mp__wrec *hint_re
      */
     if (left == 0 || MP__LD(&j->dirty)) {
         if (MP__LD(&j->waiters) > 0)
-            mp__futex_wake(remaining_word(j), INT32_MAX);
+            mp__futex_wake(mp__job_remaining_word(j), INT32_MAX);
         if (j->flags & MP__JF_CALLBACK)
             hint(pool, j, hint_rec);
     }

@@ -1255,7 +1255,7 @@ static void check_sigint(bool threads)
     signal(SIGINT, SIG_DFL);
     t0 = now();
     finish_pool(p);
-    assert_true(now() - t0 < 5);
+    assert_true(now() - t0 < 30); /* the running tasks end; slow under valgrind */
 }
 
 static void test_sigint(void **state)

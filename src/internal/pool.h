@@ -22,7 +22,11 @@
 
 #include "internal/mp.h"
 
+#include <poll.h>
 #include <pthread.h>
+
+/* Thread-local storage in libmp itself (loaded with the program). */
+#define MP__TLS __thread __attribute__((tls_model("initial-exec")))
 
 /* Atomics on plain fields (the arena's objects are plain structs). */
 #define MP__LD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
@@ -313,6 +317,48 @@ struct mp_pool {
     struct mp__plocal *L;
 };
 
+/* ---- the creating process's state --------------------------------------------- */
+
+#define MP__POOL_STAGE_CACHE 4
+
+/* A set of job pointers (the result thread's pending callback jobs). */
+typedef struct mp__pset {
+    mp__pjob **slot;
+    size_t cap, n, used; /* used counts tombstones too */
+} mp__pset;
+
+#define MP__PSET_TOMB ((mp__pjob *)1)
+
+/*
+ * The pool's state in its creating process (malloc'd there, pointed to by
+ * pool->L, meaningless anywhere else).
+ */
+struct mp__plocal {
+    pthread_mutex_t lock; /* jobs, limbo, pending, ring pushes */
+    pthread_mutex_t stage_lock; /* the stage cache (taken with or without lock) */
+    pthread_t handler, rh;
+    bool handler_started, rh_started, joined;
+    int evfd;
+    int fin_id;
+    uint32_t started;      /* futex: the first workers are up (or failed) */
+    int start_error;
+    uint32_t handler_done; /* futex */
+    uint32_t rh_done;      /* futex */
+    mp__pjob *jobs;        /* every job not yet freed */
+    mp__pjob **limbo;
+    size_t nlimbo, caplimbo;
+    mp__pset pending;
+    void *stage[MP__POOL_STAGE_CACHE];
+    /* Workers, indexed like pool->recs (handler thread only). */
+    mp_process **procs;
+    pthread_t *thr;
+    bool *live;
+    uint32_t *thr_exited;
+    struct pollfd *pfd;
+    uint32_t *pfd_worker;
+    unsigned start_failures;
+};
+
 /* ---- pool_worker.c: the worker side -------------------------------------------- */
 
 /* Run worker w of pool until it must exit; returns its exit code. */
@@ -322,6 +368,16 @@ int mp__pool_worker_run(struct mp_pool *pool, uint32_t w);
 static inline uint64_t *mp__chunk_state(mp__pjob *j, uint64_t c)
 {
     return j->kind == MP__K_FIXED ? &j->cstate[c] : &j->slots[c % j->nslots].state;
+}
+
+/* The futex word of j->remaining: its low 32 bits. */
+static inline uint32_t *mp__job_remaining_word(mp__pjob *j)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (uint32_t *)&j->remaining;
+#else
+    return (uint32_t *)&j->remaining + 1;
+#endif
 }
 
 /* The state word value of chunk c when FREE. */
@@ -385,6 +441,37 @@ pid_t mp__pool_self(void);
 
 /* True on a thread of the pool (callbacks run there). */
 bool mp__pool_on_own_thread(const struct mp_pool *pool);
+
+/* The pool's lock (jobs, limbo, pending set, ring pushes). */
+void mp__pool_lock(struct mp_pool *pool);
+void mp__pool_unlock(struct mp_pool *pool);
+
+/* Wake the worker handler thread. */
+void mp__pool_poke(struct mp_pool *pool);
+
+/* Cancel the FREE chunks of every job with code, then have the result
+ * thread rescan. */
+void mp__pool_cancel_all(struct mp_pool *pool, int code);
+
+/* Is there queued work, or work still to come from an imap? */
+bool mp__pool_work_left(struct mp_pool *pool);
+
+/* Free what the limbo can give back; true when it is empty afterwards. */
+bool mp__pool_reclaim(struct mp_pool *pool);
+
+/* The pending callback jobs: take j out if it is in (true), or copy them
+ * all out (malloc'd, *n entries; NULL when out of memory). */
+bool mp__pool_pending_take(struct mp_pool *pool, mp__pjob *j);
+mp__pjob **mp__pool_pending_list(struct mp_pool *pool, size_t *n);
+bool mp__pool_pending_empty(struct mp_pool *pool);
+
+/* ---- pool_threads.c: the worker handler and result handler threads ----------- */
+
+void *mp__pool_handler_main(void *arg);
+void *mp__pool_rh_main(void *arg);
+
+/* Create a thread with every signal blocked: 0 or -errno. */
+int mp__pool_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* ---- pool_calls.c ------------------------------------------------------------ */
 
