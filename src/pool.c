@@ -502,6 +502,14 @@ bool mp__pool_reclaim(struct mp_pool *pool)
     return empty;
 }
 
+bool mp__pool_pending_has(struct mp_pool *pool, const mp__pjob *j)
+{
+    lock(pool);
+    bool in = pset_contains(&pool->L->pending, j);
+    unlock(pool);
+    return in;
+}
+
 bool mp__pool_pending_take(struct mp_pool *pool, mp__pjob *j)
 {
     lock(pool);

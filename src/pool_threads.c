@@ -391,8 +391,11 @@ void *mp__pool_handler_main(void *arg)
 /* Finish j if it is a pending callback job that is complete. */
 static void rh_consider(struct mp_pool *pool, mp__pjob *j)
 {
-    if (!mp__pool_job_complete(j) || !mp__pool_pending_take(pool, j))
+    /* A hint may name a job finished and freed long ago: only a job still
+     * pending (which the result thread alone takes out) may be read. */
+    if (!mp__pool_pending_has(pool, j) || !mp__pool_job_complete(j))
         return;
+    mp__pool_pending_take(pool, j);
     int r = mp__pool_job_finish(j);
     if (MP__LD(&j->fin) == 2) {
         if (r == 0 && j->cb != NULL) {

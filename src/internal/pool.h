@@ -459,8 +459,10 @@ bool mp__pool_work_left(struct mp_pool *pool);
 /* Free what the limbo can give back; true when it is empty afterwards. */
 bool mp__pool_reclaim(struct mp_pool *pool);
 
-/* The pending callback jobs: take j out if it is in (true), or copy them
- * all out (malloc'd, *n entries; NULL when out of memory). */
+/* The pending callback jobs (only the result thread takes jobs out): is j
+ * one; take j out if it is in (true); or copy them all out (malloc'd, *n
+ * entries; NULL when out of memory). */
+bool mp__pool_pending_has(struct mp_pool *pool, const mp__pjob *j);
 bool mp__pool_pending_take(struct mp_pool *pool, mp__pjob *j);
 mp__pjob **mp__pool_pending_list(struct mp_pool *pool, size_t *n);
 bool mp__pool_pending_empty(struct mp_pool *pool);
