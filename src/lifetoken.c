@@ -48,6 +48,7 @@ struct table {
 
 __thread uint32_t mp__token_cache __attribute__((tls_model("initial-exec")));
 _Atomic bool mp__token_no_waitv;
+uint32_t mp__token_limit = (uint32_t)CHUNK * MAX_CHUNKS;
 
 /* The table's address is the same in every process of the family. */
 static struct table *table_cache;
@@ -182,18 +183,20 @@ int mp__token_claim(uint32_t *out)
     if (t == NULL)
         return -ENOMEM;
     uint32_t token = 0;
+    uint32_t limit = mp__token_limit < (uint32_t)CHUNK * MAX_CHUNKS
+                         ? mp__token_limit : (uint32_t)CHUNK * MAX_CHUNKS;
     int n = 0;
     while (n < MAX_CHUNKS && atomic_load(&t->chunks[n]) != NULL)
         n++;
     /* Every existing slot once, from the hint on; then new chunks. */
-    uint32_t total = (uint32_t)n * CHUNK;
+    uint32_t total = (uint32_t)n * CHUNK < limit ? (uint32_t)n * CHUNK : limit;
     uint32_t start = total ? atomic_load(&t->hint) % total : 0;
     for (uint32_t k = 0; k < total && token == 0; k++)
         token = slot_try((start + k) % total);
-    for (int i = n; i < MAX_CHUNKS && token == 0; i++) {
+    for (int i = n; (uint32_t)i * CHUNK < limit && token == 0; i++) {
         if (chunk_get(t, i) == NULL)
             return -ENOMEM;
-        for (uint32_t k = 0; k < CHUNK && token == 0; k++)
+        for (uint32_t k = 0; k < CHUNK && i * CHUNK + k < limit && token == 0; k++)
             token = slot_try((uint32_t)i * CHUNK + k);
     }
     if (token == 0)

@@ -482,6 +482,63 @@ static void test_token_reused_slot_is_not_owner(void **state)
     mp_lock_free(c.lock);
 }
 
+struct sitter {
+    mp_lock *lock;
+    _Atomic int done;
+    _Atomic int go;
+    int result;
+};
+
+static void *sit(void *arg)
+{
+    struct sitter *s = arg;
+    s->result = mp_lock_acquire(s->lock, 0);
+    atomic_store(&s->done, 1);
+    if (s->result == 0) {
+        while (!atomic_load(&s->go))
+            usleep(1000);
+        mp_lock_release(s->lock);
+    }
+    return NULL;
+}
+
+static void test_token_table_full(void **state)
+{
+    /* With the table cut down to 4 slots, at most 4 live threads (this one
+     * included, if its slot is among them) hold tokens: a fifth new thread
+     * gets -EAGAIN. */
+    enum { N = 5 };
+    uint32_t saved = mp__token_limit;
+    mp__token_limit = 4;
+    struct sitter s[N];
+    pthread_t t[N];
+    int full = 0;
+    for (int i = 0; i < N; i++) {
+        s[i] = (struct sitter){.lock = mp_lock_new()};
+        assert_int_equal(pthread_create(&t[i], NULL, sit, &s[i]), 0);
+        while (!atomic_load(&s[i].done))
+            usleep(1000);
+        if (s[i].result == -EAGAIN)
+            full++;
+        else
+            assert_int_equal(s[i].result, 0);
+    }
+    assert_true(full >= 1);
+    for (int i = 0; i < N; i++) {
+        atomic_store(&s[i].go, 1);
+        pthread_join(t[i], NULL);
+    }
+    /* Slots given back by the exits serve new threads. */
+    struct sitter again = {.lock = s[0].lock, .go = 1};
+    pthread_t ta;
+    assert_int_equal(pthread_create(&ta, NULL, sit, &again), 0);
+    pthread_join(ta, NULL);
+    assert_int_equal(again.result, 0);
+    mp__token_limit = saved;
+    for (int i = 0; i < N; i++)
+        mp_lock_free(s[i].lock);
+}
+
 /* ---- waiters asleep when the holder goes -------------------------------- */
 
 static int blocked_acquire_report(void *arg)
@@ -1469,6 +1526,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_owner_thread_exits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_recycling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_reused_slot_is_not_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_table_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_waiters_holder_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiter_holder_thread_exits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_waitv_fallback, setup, teardown),

@@ -61,6 +61,10 @@ int mp__token_wait(uint32_t *word, uint32_t expected, uint32_t holder,
  * kernels without it (ENOSYS).  Also set when the kernel says ENOSYS. */
 extern _Atomic bool mp__token_no_waitv;
 
+/* Tests lower this to fill the table: claims look at slots below it only
+ * (process-local; 32768, the whole table, by default). */
+extern uint32_t mp__token_limit;
+
 /* The length of one slice of the sliced sleep, in nanoseconds. */
 #define MP__TOKEN_SLICE_NS 50000000L
 
