@@ -1623,6 +1623,33 @@ static void test_apply_flood_slow(void **state)
     apply_flood(true);
 }
 
+/* More tasks than the ring holds (65536 entries): apply_async waits for
+ * the workers to move on, and every result arrives. */
+static void test_ring_full_slow(void **state)
+{
+    mp_pool *p = make_pool(false, 1);
+    enum { N = 70000 };
+    mp_async_result **rs = malloc(N * sizeof *rs);
+    rs[0] = mp_pool_apply_async(p, echo_bytes, "nap02", 5);
+    double t0 = now();
+    for (uint64_t i = 1; i < N; i++) {
+        rs[i] = mp_pool_apply_async(p, echo_bytes, &i, sizeof i);
+        assert_non_null(rs[i]);
+    }
+    /* The first task held the only worker for 0.2 s while the ring filled. */
+    assert_true(now() - t0 >= 0.1);
+    for (uint64_t i = 0; i < N; i++) {
+        uint64_t v = 0;
+        size_t len;
+        assert_int_equal(mp_async_result_get_into(rs[i], MP_FOREVER, &v, sizeof v, &len), 0);
+        if (i > 0)
+            assert_int_equal(v, i);
+        mp_async_result_free(rs[i]);
+    }
+    free(rs);
+    finish_pool(p);
+}
+
 static void test_big_map_slow(void **state)
 {
     mp_pool *p = make_pool(false, 2);
@@ -1685,6 +1712,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_random_kills_slow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_imap_slow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_flood_slow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_full_slow, setup, teardown),
     };
     if (getenv("MPT_FILTER") != NULL)
         cmocka_set_test_filter(getenv("MPT_FILTER"));
