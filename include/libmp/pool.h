@@ -66,8 +66,9 @@
  * arena like every libmp object, so the pointers stay valid in every
  * process; but, as Python says of its Pool, only the process that created
  * the pool may use the pool and the results it returned (others get
- * MP_EINVAL).  Task functions and initializers run in the workers and use
- * only the worker-side functions (mp_pool_set_error, mp_pool_out_*).
+ * MP_EINVAL): a task may use every other libmp object, but not the pool
+ * it runs in.  In a task, mp_pool_set_error and mp_pool_out_* are the
+ * pool's functions to call.
  *
  * docs/pool.md describes the design and the departures from Python.
  */
@@ -475,9 +476,10 @@ MP_EXTERN int mp_async_result_successful(mp_async_result *r);
 /*
  * mp_async_result_free: release the result.  A result not yet complete is
  * abandoned: its tasks not started are dropped, those running finish in
- * the background, and its callbacks are not called.  Its output arrays are
- * not written after this call returns.  NULL is a no-op; so is a call from
- * another process.
+ * the background, and its callbacks are not called (one already running
+ * finishes).  Its output arrays are not written after this call returns,
+ * except shared memory used in place, which tasks already running may
+ * still write.  NULL is a no-op; so is a call from another process.
  */
 MP_EXTERN void mp_async_result_free(mp_async_result *r);
 
