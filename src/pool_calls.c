@@ -218,7 +218,7 @@ static const char *cancel_text(int code)
         return "the call was interrupted before the task ran";
     if (code == MP_EWORKERLOST)
         return "the pool was terminated before the task ran";
-    return "the pool is broken: a worker initializer failed";
+    return "the pool is broken: its workers cannot start (initializer)";
 }
 
 /* The code and message of item i of a slots chunk that has no records. */

@@ -83,23 +83,40 @@ static void worker_lost(struct mp_pool *pool, uint32_t w, pid_t pid, int exitcod
     }
 }
 
+/* No worker can start: fail every pending and later task with code. */
+static void pool_break(struct mp_pool *pool, int code, pid_t pid, const char *why)
+{
+    int32_t zero = 0;
+    if (!MP__CAS(&pool->broken, &zero, code))
+        return;
+    if (pool->threads)
+        mp__warn("pool initializer %s in a worker thread (%s): the pool is broken", why,
+                 mp_err_name(code));
+    else
+        mp__warn("pool initializer %s in worker %d (%s): the pool is broken", why, (int)pid,
+                 mp_err_name(code));
+    mp__pool_cancel_all(pool, code);
+}
+
 /* A worker ended: account for it and empty its slot. */
 static void worker_gone(struct mp_pool *pool, uint32_t w, pid_t pid, int exitcode)
 {
     mp__wrec *rec = &pool->recs[w];
     uint32_t st = MP__LD(&rec->state);
+    /*
+     * A worker that crashes before its initializer returned (not one
+     * killed from outside) would be restarted forever, as Python does:
+     * three in a row break the pool instead.
+     */
+    if (st == MP__W_STARTING && exitcode != -SIGKILL && exitcode != -SIGTERM &&
+        MP__LD(&pool->state) != MP__P_TERMINATE) {
+        if (++pool->L->init_crashes >= 3)
+            pool_break(pool, MP_EWORKERLOST, pid, "crashed");
+    } else if (st != MP__W_STARTING) {
+        pool->L->init_crashes = 0;
+    }
     if (st == MP__W_INITFAIL) {
-        int code = rec->init_code < 0 ? rec->init_code : MP_EWORKERLOST;
-        int32_t zero = 0;
-        if (MP__CAS(&pool->broken, &zero, code)) {
-            if (pool->threads)
-                mp__warn("pool initializer failed in a worker thread (%s): the pool is broken",
-                         mp_err_name(code));
-            else
-                mp__warn("pool initializer failed in worker %d (%s): the pool is broken",
-                         (int)pid, mp_err_name(code));
-            mp__pool_cancel_all(pool, code);
-        }
+        pool_break(pool, rec->init_code < 0 ? rec->init_code : MP_EWORKERLOST, pid, "failed");
     } else if (!(st == MP__W_EXITING && exitcode == 0)) {
         if (MP__LD(&pool->state) != MP__P_TERMINATE)
             mp__debug("pool worker %d ended with exit code %d", (int)pid, exitcode);

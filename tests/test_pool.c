@@ -1023,6 +1023,26 @@ static void test_initializer_fails(void **state)
     }
 }
 
+static int init_crash(void *arg, size_t size)
+{
+    abort();
+}
+
+/* An initializer that crashes: Python restarts workers forever; the pool
+ * breaks after three crashes in a row and fails the tasks. */
+static void test_initializer_crashes(void **state)
+{
+    mp_pool *p = mp_pool_new(.processes = 2, .initializer = init_crash);
+    assert_non_null(p);
+    int64_t in[4] = {1, 2, 3, 4}, out[4];
+    double t0 = now();
+    int r = mp_pool_map(p, sq, in, 8, 4, out, 8);
+    assert_true(r == MP_EWORKERLOST || r == MP_EINVAL);
+    assert_true(now() - t0 < 10);
+    assert_int_equal(mp_pool_map(p, sq, in, 8, 4, out, 8), MP_EWORKERLOST);
+    finish_pool(p);
+}
+
 static void test_worker_killed_map(void **state)
 {
     mp_pool *p = make_pool(false, 2);
@@ -1692,6 +1712,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_initializer_once_per_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_maxtasksperchild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_initializer_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_initializer_crashes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_killed_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_killed_async, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_crash, setup, teardown),

@@ -176,7 +176,9 @@ typedef struct mp_pool_options {
  * would be numbered); each ignores SIGINT (the pool owns their lifetime)
  * and runs the initializer once.  When an initializer fails (returns a
  * negative code) the pool is broken: every pending and later task fails
- * with that code instead of restarting workers forever (Python loops).
+ * with that code instead of restarting workers forever (Python loops);
+ * so is a pool whose workers crash in the initializer three times in a row
+ * (the tasks then fail with MP_EWORKERLOST).
  * A worker that has run maxtasksperchild tasks exits and is replaced; so is
  * a worker that dies (its task then fails with MP_EWORKERLOST).
  *

@@ -357,6 +357,7 @@ struct mp__plocal {
     struct pollfd *pfd;
     uint32_t *pfd_worker;
     unsigned start_failures;
+    unsigned init_crashes; /* workers in a row that died in their initializer */
 };
 
 /* ---- pool_worker.c: the worker side -------------------------------------------- */
