@@ -375,7 +375,7 @@ int mp__pool_submit(struct mp_pool *pool, mp__pjob *j, uint64_t hi, int nwake)
     }
     if (j->flags & MP__JF_IMAP) {
         MP__ADD(&pool->feeding, 1);
-        j->counted_feeding = true;
+        MP__ST(&j->counted_feeding, true);
     }
     unlock(pool);
     if (hi > 0)
@@ -750,11 +750,11 @@ static int drain_imaps(mp_pool *pool, const mp__deadline *d)
     lock(pool);
     size_t n = 0;
     for (mp__pjob *j = L->jobs; j != NULL; j = j->next_job)
-        n += (j->flags & MP__JF_IMAP) && j->counted_feeding;
+        n += (j->flags & MP__JF_IMAP) && MP__LD(&j->counted_feeding);
     mp__pjob **list = malloc((n ? n : 1) * sizeof *list);
     size_t k = 0;
     for (mp__pjob *j = L->jobs; list != NULL && j != NULL; j = j->next_job) {
-        if ((j->flags & MP__JF_IMAP) && j->counted_feeding) {
+        if ((j->flags & MP__JF_IMAP) && MP__LD(&j->counted_feeding)) {
             MP__ADD(&j->refs, 1);
             list[k++] = j;
         }

@@ -57,8 +57,8 @@ static void end_input(mp__pjob *j, int err)
     im->input_ended = true;
     im->input_err = err;
     j->entries_done = true;
-    if (j->counted_feeding) {
-        j->counted_feeding = false;
+    if (MP__LD(&j->counted_feeding)) {
+        MP__ST(&j->counted_feeding, false);
         mp__pool_feeding_done(j->pool);
     }
 }
