@@ -20,6 +20,7 @@
 #include "libmp/sharedctypes.h"
 #include "libmp/synchronize.h"
 #include "libmp/queues.h"
+#include "libmp/pool.h"
 #include "libmp/val.h"
 
 #endif /* LIBMP_H */
