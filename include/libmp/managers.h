@@ -58,6 +58,9 @@
  *
  * Thread-safety: every function may be called from several threads and
  * processes at once; the server runs the calls on one object one at a time.
+ * Fork-safety: a child forked at any moment (outside a call of the forking
+ * thread) opens channels and connections of its own on first use; it never
+ * uses its parent's.
  */
 #ifndef LIBMP_MANAGERS_H
 #define LIBMP_MANAGERS_H
@@ -100,8 +103,8 @@ typedef struct mp_manager_options {
  *
  * Returns the manager, owned by the caller (mp_manager_free), or NULL with
  * mp_last_error(): MP_EINVAL for both .path and .host, a port outside
- * 0..65535, a path longer than 107 bytes, an authkey longer than 256 bytes
- * or NULL with a length; -ENOMEM.  The object lives in the shared arena:
+ * 0..65535 or without a host, an empty path or one longer than 107 bytes,
+ * an authkey longer than 256 bytes or NULL with a length; -ENOMEM.  The object lives in the shared arena:
  * pass the pointer to children to let them use the manager.
  */
 #define mp_manager_new(...) \
