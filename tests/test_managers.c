@@ -1890,6 +1890,77 @@ static void test_mgr_exit_without_shutdown(void **state)
     mp_shared_free(shared);
 }
 
+struct hold_arg {
+    mp_proxy *d;
+    pthread_barrier_t *go;
+    int result;
+};
+
+static void *holding_thread(void *arg)
+{
+    struct hold_arg *h = arg;
+    h->result = (int)mp_dict_len(h->d);
+    pthread_barrier_wait(h->go); /* keep the channel until all have called */
+    return NULL;
+}
+
+static void test_mgr_limits(void **state)
+{
+    /* More threads at once than channels: the last ones get -EAGAIN. */
+    mp_manager *m = started();
+    mp_proxy *d = mp_manager_dict(m, NULL);
+    assert_int_equal(mp_dict_len(d), 0); /* this thread holds one channel */
+    enum { N = MGR_NCHAN + 3 };
+    static struct hold_arg h[N];
+    static pthread_t th[N];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, N + 1);
+    for (int i = 0; i < N; i++) {
+        h[i] = (struct hold_arg){.d = d, .go = &go, .result = 1};
+        assert_int_equal(pthread_create(&th[i], NULL, holding_thread, &h[i]), 0);
+    }
+    /* Wait until every thread has called. */
+    for (int t = 0; t < 10000; t++) {
+        int done = 0;
+        for (int i = 0; i < N; i++)
+            done += __atomic_load_n(&h[i].result, __ATOMIC_RELAXED) != 1;
+        if (done == N)
+            break;
+        usleep(1000);
+    }
+    pthread_barrier_wait(&go);
+    int ok = 0, again = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        ok += h[i].result == 0;
+        again += h[i].result == -EAGAIN;
+    }
+    pthread_barrier_destroy(&go);
+    assert_int_equal(ok, MGR_NCHAN - 1);
+    assert_int_equal(again, N - (MGR_NCHAN - 1));
+    /* The threads are gone: their channels work for the next ones. */
+    assert_int_equal(mp_dict_len(d), 0);
+    mp_proxy_free(d);
+    stop(m);
+
+    /* Registration limits. */
+    m = mp_manager_new();
+    for (int i = 0; i < 32; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "T%d", i);
+        assert_int_equal(mp_manager_register(m, .typeid = name, .create = counter_new), 0);
+    }
+    assert_int_equal(mp_manager_register(m, .typeid = "T32", .create = counter_new), MP_EINVAL);
+    for (int i = 0; i < 16; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "c%d", i);
+        assert_int_equal(mp_manager_register_comparator(m, name, cmp_by_abs), 0);
+    }
+    assert_int_equal(mp_manager_register_comparator(m, "c16", cmp_by_abs), MP_EINVAL);
+    assert_int_equal(mp_manager_register_comparator(NULL, "x", cmp_by_abs), MP_EINVAL);
+    mp_manager_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1918,6 +1989,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mgr_shutdown_wakes_remote_waiters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_registered_hosted_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_exit_without_shutdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_limits, setup, teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
 }
