@@ -1,164 +1,16 @@
 /*
- * val.c: typed values (libmp/val.h): construction, containers, Python's
- * equality, hashing and ordering.
+ * val.c: typed values (libmp/val.h): construction, lists, copying, and
+ * Python's equality, hashing and ordering.  Dicts are in val_dict.c.
  *
  * An allocated str or bytes value is one malloc block: the node and then
  * the bytes and a NUL.  A list or tuple holds a malloc'd array of item
- * pointers.  A dict is CPython's compact dict in miniature: an array of
- * (key, value) slots in insertion order, where a removed entry leaves a
- * hole (key NULL) until the next compaction, and a separate open-addressing
- * index from hash to slot.
+ * pointers.
  */
 #include "internal/val.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-
-/* ---- the byte buffer ---------------------------------------------------- */
-
-bool mp__buf_reserve(mp__buf *b, size_t more)
-{
-    if (b->oom)
-        return false;
-    if (b->cap - b->len > more)
-        return true;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap - b->len <= more) {
-        if (cap > SIZE_MAX / 2) {
-            b->oom = true;
-            return false;
-        }
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (p == NULL) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-void mp__buf_put(mp__buf *b, const void *p, size_t n)
-{
-    if (n == 0 || !mp__buf_reserve(b, n))
-        return;
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-}
-
-void mp__buf_putc(mp__buf *b, char c)
-{
-    if (!mp__buf_reserve(b, 1))
-        return;
-    b->p[b->len++] = c;
-}
-
-void mp__buf_puts(mp__buf *b, const char *s)
-{
-    mp__buf_put(b, s, strlen(s));
-}
-
-void mp__buf_printf(mp__buf *b, const char *fmt, ...)
-{
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof tmp) {
-        mp__buf_put(b, tmp, (size_t)n);
-        return;
-    }
-    if (!mp__buf_reserve(b, (size_t)n + 1))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void mp__buf_varint(mp__buf *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    do {
-        uint8_t byte = v & 0x7f;
-        v >>= 7;
-        tmp[n++] = byte | (v ? 0x80 : 0);
-    } while (v);
-    mp__buf_put(b, tmp, n);
-}
-
-void mp__buf_free(mp__buf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-    b->oom = false;
-}
-
-char *mp__buf_cstr(mp__buf *b)
-{
-    mp__buf_putc(b, '\0');
-    if (b->oom) {
-        mp__buf_free(b);
-        return NULL;
-    }
-    char *s = b->p;
-    b->p = NULL;
-    b->len = b->cap = 0;
-    return s;
-}
-
-/* ---- UTF-8 -------------------------------------------------------------- */
-
-bool mp__utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        uint32_t cp, min;
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1;
-            cp = c & 0x1f;
-            min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2;
-            cp = c & 0x0f;
-            min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3;
-            cp = c & 0x07;
-            min = 0x10000;
-        } else {
-            return false;
-        }
-        if (n - i <= need)
-            return false;
-        for (size_t k = 1; k <= need; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (p[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += need + 1;
-    }
-    return true;
-}
 
 /* ---- construction ------------------------------------------------------- */
 
@@ -290,22 +142,6 @@ mp_val *mp_val_range(int64_t start, int64_t stop, int64_t step)
 
 /* ---- freeing ------------------------------------------------------------ */
 
-struct dindex {
-    size_t nb;       /* buckets, a power of two */
-    size_t used;     /* buckets not empty: live entries and removed marks */
-    uint32_t *b;     /* 0 empty, 1 removed, slot + 2 */
-    uint64_t *h;     /* hash of each slot */
-};
-
-static void dindex_free(struct dindex *ix)
-{
-    if (ix == NULL)
-        return;
-    free(ix->b);
-    free(ix->h);
-    free(ix);
-}
-
 void mp__val_clear(mp_val *v)
 {
     switch (v->type) {
@@ -323,7 +159,7 @@ void mp__val_clear(mp_val *v)
             mp_val_free(v->dict.kv_[2 * i + 1]);
         }
         free(v->dict.kv_);
-        dindex_free(v->dict.index_);
+        mp__val_dindex_free(v->dict.index_);
         memset(&v->dict, 0, sizeof v->dict);
         break;
     default:
@@ -346,31 +182,21 @@ void mp_val_free(mp_val *v)
 
 /* ---- hashing -------------------------------------------------------------- */
 
-static inline uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
-
 static uint64_t hash_bytes(const char *p, size_t n, uint64_t seed)
 {
     uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ull);
     while (n >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
-        h = (h ^ mix64(w)) * 0x100000001b3ull;
+        h = (h ^ mp__mix64(w)) * 0x100000001b3ull;
         h = h << 29 | h >> 35;
         p += 8;
         n -= 8;
     }
     uint64_t w = 0;
     memcpy(&w, p, n);
-    h ^= mix64(w ^ n);
-    return mix64(h);
+    h ^= mp__mix64(w ^ n);
+    return mp__mix64(h);
 }
 
 /* True when f is integral and fits an int64 (then *out is that integer). */
@@ -394,18 +220,18 @@ static int hash_rec(const mp_val *v, uint64_t *out, int depth)
         *out = 0x6e6f6e65ull;
         return 0;
     case MP_VAL_BOOL:
-        *out = mix64((uint64_t)v->b);
+        *out = mp__mix64((uint64_t)v->b);
         return 0;
     case MP_VAL_INT:
-        *out = mix64((uint64_t)v->i);
+        *out = mp__mix64((uint64_t)v->i);
         return 0;
     case MP_VAL_FLOAT:
         if (float_as_int(v->f, &i)) {
-            *out = mix64((uint64_t)i);
+            *out = mp__mix64((uint64_t)i);
         } else {
             uint64_t bits;
             memcpy(&bits, &v->f, 8);
-            *out = mix64(bits ^ 0x666c6f6174ull);
+            *out = mp__mix64(bits ^ 0x666c6f6174ull);
         }
         return 0;
     case MP_VAL_STR:
@@ -421,7 +247,7 @@ static int hash_rec(const mp_val *v, uint64_t *out, int depth)
             int r = hash_rec(v->seq.items[k], &hi, depth + 1);
             if (r != 0)
                 return r;
-            h = mix64(h * 31 + hi);
+            h = mp__mix64(h * 31 + hi);
         }
         *out = h;
         return 0;
@@ -892,6 +718,11 @@ static int copy_rec(const mp_val *v, mp_val **out, int depth)
     return 0;
 }
 
+int mp__val_copy_depth(const mp_val *v, mp_val **out, int depth)
+{
+    return copy_rec(v, out, depth);
+}
+
 mp_val *mp_val_copy(const mp_val *v)
 {
     mp_val *c;
@@ -1004,282 +835,3 @@ int mp_val_list_del(mp_val *l, int64_t i)
     return 0;
 }
 
-/* ---- dicts ------------------------------------------------------------------ */
-
-static uint64_t index_seed;
-
-/*
- * The seed of dict indexes (so that bucket positions cannot be predicted
- * from outside).  It must never change once a dict has used it: racing
- * threads agree on the first one stored.
- */
-static uint64_t seed_get(void)
-{
-    uint64_t s = __atomic_load_n(&index_seed, __ATOMIC_ACQUIRE);
-    if (MP__LIKELY(s != 0))
-        return s;
-    uint64_t fresh;
-    if (getrandom(&fresh, sizeof fresh, GRND_NONBLOCK) != (ssize_t)sizeof fresh)
-        fresh = mp__now_ns() ^ (uint64_t)(uintptr_t)&fresh;
-    fresh |= 1;
-    if (__atomic_compare_exchange_n(&index_seed, &s, fresh, false, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_ACQUIRE))
-        return fresh;
-    return s;
-}
-
-static inline size_t bucket_of(uint64_t h, size_t nb)
-{
-    return (size_t)(mix64(h ^ seed_get()) & (nb - 1));
-}
-
-/* Rebuild the index for the slots as they are (after a compaction). */
-static int dindex_build(mp_val *d, size_t cap)
-{
-    struct dindex *ix = d->dict.index_;
-    size_t nb = 8;
-    while (nb < cap * 2)
-        nb *= 2;
-    uint32_t *b = calloc(nb, sizeof *b);
-    if (b == NULL)
-        return -ENOMEM;
-    uint64_t *h = ix ? ix->h : NULL;
-    uint64_t *nh = realloc(h, cap * sizeof *nh);
-    if (nh == NULL) {
-        free(b);
-        return -ENOMEM;
-    }
-    if (ix == NULL) {
-        ix = calloc(1, sizeof *ix);
-        if (ix == NULL) {
-            free(b);
-            free(nh);
-            return -ENOMEM;
-        }
-        d->dict.index_ = ix;
-        /* Slots came from elsewhere (a literal never reaches here). */
-        for (size_t s = 0; s < d->dict.slots_; s++)
-            hash_rec(d->dict.kv_[2 * s], &nh[s], 0);
-    }
-    free(ix->b);
-    ix->b = b;
-    ix->h = nh;
-    ix->nb = nb;
-    ix->used = d->dict.slots_;
-    for (size_t s = 0; s < d->dict.slots_; s++) {
-        size_t j = bucket_of(nh[s], nb);
-        while (b[j] != 0)
-            j = (j + 1) & (nb - 1);
-        b[j] = (uint32_t)(s + 2);
-    }
-    return 0;
-}
-
-/* Make room for one more slot: compact away holes, grow when needed. */
-static int dict_make_room(mp_val *d)
-{
-    const struct dindex *cur = d->dict.index_;
-    if (cur != NULL && d->dict.slots_ < d->dict.cap_ && cur->used < cur->nb / 4 * 3)
-        return 0;
-    size_t count = d->dict.count;
-    size_t cap = d->dict.cap_ ? d->dict.cap_ : 4;
-    while (cap < (count + 1) * 3 / 2 + 1)
-        cap *= 2;
-    if (cap > UINT32_MAX - 2)
-        return -ENOMEM;
-    struct dindex *ix = d->dict.index_;
-    /* Compact the slots in place, keeping the order. */
-    size_t n = 0;
-    for (size_t s = 0; s < d->dict.slots_; s++) {
-        if (d->dict.kv_[2 * s] == NULL)
-            continue;
-        d->dict.kv_[2 * n] = d->dict.kv_[2 * s];
-        d->dict.kv_[2 * n + 1] = d->dict.kv_[2 * s + 1];
-        if (ix)
-            ix->h[n] = ix->h[s];
-        n++;
-    }
-    d->dict.slots_ = n;
-    if (cap != d->dict.cap_) {
-        mp_val **kv = realloc(d->dict.kv_, cap * 2 * sizeof *kv);
-        if (kv == NULL)
-            return -ENOMEM;
-        d->dict.kv_ = kv;
-        d->dict.cap_ = cap;
-    }
-    return dindex_build(d, d->dict.cap_);
-}
-
-/* Find a key whose hash is h; -1 if absent.  Works on literals too. */
-static long dict_find_h(const mp_val *d, const mp_val *key, uint64_t h)
-{
-    const struct dindex *ix = d->dict.index_;
-    if (ix == NULL) {
-        for (size_t s = 0; s < d->dict.slots_; s++) {
-            const mp_val *k = d->dict.kv_[2 * s];
-            if (k != NULL && mp_val_eq(k, key))
-                return (long)s;
-        }
-        return -1;
-    }
-    size_t j = bucket_of(h, ix->nb);
-    for (;;) {
-        uint32_t e = ix->b[j];
-        if (e == 0)
-            return -1;
-        if (e >= 2) {
-            size_t s = e - 2;
-            if (ix->h[s] == h && mp_val_eq(d->dict.kv_[2 * s], key))
-                return (long)s;
-        }
-        j = (j + 1) & (ix->nb - 1);
-    }
-}
-
-long mp__val_dict_find(const mp_val *d, const mp_val *key)
-{
-    uint64_t h;
-    if (d == NULL || d->type != MP_VAL_DICT || hash_rec(key, &h, 0) != 0)
-        return -1;
-    return dict_find_h(d, key, h);
-}
-
-int mp__val_dict_put(mp_val *d, mp_val *key, mp_val *value, bool replace)
-{
-    uint64_t h;
-    if (hash_rec(key, &h, 0) != 0) {
-        mp_val_free(key);
-        mp_val_free(value);
-        return MP_EINVAL;
-    }
-    long s = dict_find_h(d, key, h);
-    if (s >= 0) {
-        if (!replace)
-            return 1;
-        mp_val_free(key);
-        mp_val_free(d->dict.kv_[2 * s + 1]);
-        d->dict.kv_[2 * s + 1] = value;
-        return 0;
-    }
-    if (dict_make_room(d) != 0) {
-        mp_val_free(key);
-        mp_val_free(value);
-        return -ENOMEM;
-    }
-    struct dindex *ix = d->dict.index_;
-    size_t slot = d->dict.slots_++;
-    d->dict.kv_[2 * slot] = key;
-    d->dict.kv_[2 * slot + 1] = value;
-    ix->h[slot] = h;
-    size_t j = bucket_of(h, ix->nb);
-    while (ix->b[j] >= 2)
-        j = (j + 1) & (ix->nb - 1);
-    if (ix->b[j] == 0)
-        ix->used++;
-    ix->b[j] = (uint32_t)(slot + 2);
-    d->dict.count++;
-    return 0;
-}
-
-mp_val *mp__val_dict_slot_value(const mp_val *d, size_t slot)
-{
-    return d->dict.kv_[2 * slot + 1];
-}
-
-mp_val *mp__val_dict_slot_key(const mp_val *d, size_t slot)
-{
-    return d->dict.kv_[2 * slot];
-}
-
-void mp__val_dict_slot_set(mp_val *d, size_t slot, mp_val *value)
-{
-    mp_val_free(d->dict.kv_[2 * slot + 1]);
-    d->dict.kv_[2 * slot + 1] = value;
-}
-
-void mp__val_dict_remove_slot(mp_val *d, size_t slot, mp_val **key, mp_val **value)
-{
-    struct dindex *ix = d->dict.index_;
-    if (ix != NULL) {
-        size_t j = bucket_of(ix->h[slot], ix->nb);
-        while (ix->b[j] != slot + 2)
-            j = (j + 1) & (ix->nb - 1);
-        ix->b[j] = 1; /* removed: keeps the probe chains intact */
-    }
-    mp_val *k = d->dict.kv_[2 * slot], *v = d->dict.kv_[2 * slot + 1];
-    d->dict.kv_[2 * slot] = NULL;
-    d->dict.kv_[2 * slot + 1] = NULL;
-    d->dict.count--;
-    if (key)
-        *key = k;
-    else
-        mp_val_free(k);
-    if (value)
-        *value = v;
-    else
-        mp_val_free(v);
-    /* Trailing holes are dropped, so their slot numbers are reused: safe,
-     * because a removed bucket never names a slot. */
-    while (d->dict.slots_ > 0 && d->dict.kv_[2 * (d->dict.slots_ - 1)] == NULL)
-        d->dict.slots_--;
-}
-
-void mp__val_dict_clear(mp_val *d)
-{
-    mp__val_clear(d);
-}
-
-static bool is_owned_dict(const mp_val *d)
-{
-    return d != NULL && d->alloc_ && d->type == MP_VAL_DICT;
-}
-
-int mp_val_dict_set(mp_val *d, const mp_val *key, const mp_val *value)
-{
-    if (!is_owned_dict(d) || !mp_val_hashable(key))
-        return MP_EINVAL;
-    mp_val *k, *v;
-    int r = copy_rec(key, &k, 1);
-    if (r != 0)
-        return r;
-    r = copy_rec(value, &v, 1);
-    if (r != 0) {
-        mp_val_free(k);
-        return r;
-    }
-    return mp__val_dict_put(d, k, v, true);
-}
-
-const mp_val *mp_val_dict_get(const mp_val *d, const mp_val *key)
-{
-    long s = mp__val_dict_find(d, key);
-    return s < 0 ? NULL : d->dict.kv_[2 * s + 1];
-}
-
-int mp_val_dict_del(mp_val *d, const mp_val *key)
-{
-    if (!is_owned_dict(d) || !mp_val_hashable(key))
-        return MP_EINVAL;
-    long s = mp__val_dict_find(d, key);
-    if (s < 0)
-        return -ENOENT;
-    mp__val_dict_remove_slot(d, (size_t)s, NULL, NULL);
-    return 0;
-}
-
-bool mp_val_dict_next(const mp_val *d, size_t *pos, const mp_val **key, const mp_val **value)
-{
-    if (d == NULL || d->type != MP_VAL_DICT || pos == NULL)
-        return false;
-    while (*pos < d->dict.slots_) {
-        size_t s = (*pos)++;
-        if (d->dict.kv_[2 * s] == NULL)
-            continue;
-        if (key)
-            *key = d->dict.kv_[2 * s];
-        if (value)
-            *value = d->dict.kv_[2 * s + 1];
-        return true;
-    }
-    return false;
-}

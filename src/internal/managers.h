@@ -13,6 +13,7 @@
 #include "internal/val.h"
 
 #include <stdatomic.h>
+#include <string.h>
 
 #include <libmp/managers.h>
 
@@ -281,6 +282,30 @@ int mp__mgr_wait_started(mp_manager *m, double timeout);
 
 /* Wait for (and reap) a server child this process started; no-op otherwise. */
 void mp__mgr_reap_server(mp_manager *m);
+
+/* ---- calls (managers.c) -------------------------------------------------------- */
+
+/* An argument list for mp__mgr_call / mp__mgr_create: ARGS(a, b), NOARGS. */
+#define ARGS(...) (const mp_val *const[]){__VA_ARGS__}, MP__NARGS(__VA_ARGS__)
+#define NOARGS NULL, 0
+
+/* A typeid, method or comparator name that fits the registry. */
+static inline bool mp__mgr_name_ok(const char *name)
+{
+    return name != NULL && name[0] != '\0' && strlen(name) < MGR_NAME_MAX;
+}
+
+/* 0 when p is a live proxy (of kind, unless kind is 0), else MP_EINVAL. */
+int mp__mgr_check_proxy(const mp_proxy *p, uint32_t kind);
+
+/* Call method on p's object with the arguments (a tuple, or argv[0..n)),
+ * the result decoded into *out (if out is not NULL). */
+int mp__mgr_call(mp_proxy *p, uint32_t kind, const char *method, const mp_val *tuple,
+                 const mp_val *const *argv, size_t n, mp_val **out);
+
+/* Create an object of typeid in the server and a proxy for it. */
+mp_proxy *mp__mgr_create(mp_manager *m, const char *typeid, const mp_val *tuple,
+                         const mp_val *const *argv, size_t n);
 
 /* Send a request through whichever transport m uses; the reply lands in rep. */
 int mp__mgr_transport(mp_manager *m, const mp__buf *req, mp__buf *rep);

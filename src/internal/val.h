@@ -84,6 +84,23 @@ void mp__val_dict_clear(mp_val *d);
 /* Release what a container holds and make it empty (the node stays). */
 void mp__val_clear(mp_val *v);
 
+/* A 64-bit mixer (splitmix64's finaliser), for hashes. */
+static inline uint64_t mp__mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+
+/* Deep copy of v, which sits at nesting depth depth (val.c). */
+int mp__val_copy_depth(const mp_val *v, mp_val **out, int depth);
+
+/* Free a dict's index (val_dict.c). */
+void mp__val_dindex_free(void *ix);
+
 /* Append repr(v) (or str(v) when as_str) to b; 0 or MP_EINVAL. */
 int mp__val_repr_buf(mp__buf *b, const mp_val *v, bool as_str);
 
