@@ -15,5 +15,6 @@
 #include "libmp/process.h"
 #include "libmp/util.h"
 #include "libmp/shared_memory.h"
+#include "libmp/context.h"
 
 #endif /* LIBMP_H */

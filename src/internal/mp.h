@@ -149,6 +149,7 @@ enum mp__root {
     MP__ROOT_FORKSERVER,
     MP__ROOT_MANAGER,
     MP__ROOT_LOGGER,
+    MP__ROOT_CONTEXT,
     MP__ROOT_COUNT = 16
 };
 void *mp__heap_root(enum mp__root slot, void *(*make)(void));
