@@ -65,11 +65,27 @@ struct mp__forkserver {
     char dir[DIR_MAX];
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     int alive_w; /* at this number in every process that may use it */
+    pid_t pid;   /* the server, once it runs */
 };
 
 const uint8_t *mp__forkserver_token(const struct mp__forkserver *fs)
 {
     return fs->token;
+}
+
+const char *mp__forkserver_dir(const struct mp__forkserver *fs)
+{
+    return fs->dir;
+}
+
+void mp__forkserver_started(struct mp__forkserver *fs, pid_t pid)
+{
+    __atomic_store_n(&fs->pid, pid, __ATOMIC_RELEASE);
+}
+
+pid_t mp__forkserver_pid(const struct mp__forkserver *fs)
+{
+    return __atomic_load_n(&fs->pid, __ATOMIC_ACQUIRE);
 }
 
 /* ======================================================================

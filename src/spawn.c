@@ -381,8 +381,8 @@ static int await_answer(int sock)
     }
     int32_t code;
     int r = mp__read_full(sock, &code, sizeof code);
-    if (r == MP_EEOF)
-        return -ECHILD;
+    if (r == MP_EEOF || r == -ECONNRESET)
+        return -ECHILD; /* it ended without answering */
     if (r != 0)
         return r;
     return code > 0 ? MP_EINVAL : code;
@@ -605,6 +605,7 @@ static _Noreturn void spawn_child(int sock)
         if (pid < 0)
             child_fail(sock, mp__errno());
         if (pid > 0) {
+            mp__forkserver_started((struct mp__forkserver *)(uintptr_t)pr.object, pid);
             child_answer(sock);
             _exit(0);
         }

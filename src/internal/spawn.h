@@ -144,4 +144,11 @@ struct mp__fs_reply {
 /* The token of fs, to send in requests. */
 const uint8_t *mp__forkserver_token(const struct mp__forkserver *fs);
 
+/* In the spawned process, once it has forked the server: its pid. */
+void mp__forkserver_started(struct mp__forkserver *fs, pid_t pid);
+
+/* For tests: the server's private directory, and its pid. */
+const char *mp__forkserver_dir(const struct mp__forkserver *fs);
+pid_t mp__forkserver_pid(const struct mp__forkserver *fs);
+
 #endif /* LIBMP_INTERNAL_SPAWN_H */
