@@ -48,6 +48,11 @@ fi
 setup build --werror
 meson test -C build --print-errorlogs --num-processes 2
 
+if command -v clang >/dev/null 2>&1; then
+    echo "build.sh: the library, tests and examples with clang (build only)"
+    CC=clang setup build-clang --werror
+fi
+
 if [ "${MP_SKIP_SANITIZE:-0}" != 1 ]; then
     echo "build.sh: the suite again under AddressSanitizer + UndefinedBehaviorSanitizer"
     setup build-asan --werror -Db_sanitize=address,undefined -Db_lundef=false \

@@ -335,6 +335,17 @@ def pipe_rtt(opts):
                     lambda: w1.send_bytes(b"q"))
 
 
+def pipe_rtt_duplex(opts):
+    # One duplex Pipe(), Python's default (a socketpair).
+    a, b = FORK.Pipe()
+
+    def one():
+        a.send_bytes(MSG64)
+        a.recv_bytes()
+    return pingpong(FORK, opts, _pipe_serve, (b, b), one,
+                    lambda: a.send_bytes(b"q"))
+
+
 def pool_figure(run):
     def bench(opts):
         with FORK.Pool(os.cpu_count()) as pool:
@@ -388,6 +399,7 @@ FIGURES = {
     "queue.1MiB": queue_stream(1 << 20, 4),
     "queue.pingpong": queue_pingpong,
     "pipe.rtt": pipe_rtt,
+    "pipe.rtt_duplex": pipe_rtt_duplex,
     "pool.map_cs1": pool_figure(_map_cs1),
     "pool.map_default": pool_figure(_map_default),
     "pool.apply_async": pool_figure(_apply_async),

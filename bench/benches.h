@@ -21,6 +21,7 @@ int raw_robust_mutex_uncontended(const bench_ctx *ctx, bench_result *out);
 int raw_sem_uncontended(const bench_ctx *ctx, bench_result *out);
 int raw_mutex_contended(const bench_ctx *ctx, bench_result *out);
 int raw_mutex_counter(const bench_ctx *ctx, bench_result *out);
+int raw_robust_mutex_counter(const bench_ctx *ctx, bench_result *out);
 int raw_futex_pingpong(const bench_ctx *ctx, bench_result *out);
 int raw_futex_pingpong_sleep(const bench_ctx *ctx, bench_result *out);
 int raw_ring_64(const bench_ctx *ctx, bench_result *out);
@@ -41,19 +42,20 @@ int lm_process_fork(const bench_ctx *ctx, bench_result *out);
 int lm_process_spawn(const bench_ctx *ctx, bench_result *out);
 int lm_process_forkserver(const bench_ctx *ctx, bench_result *out);
 
-/* libmp_sync.c (stubs until synchronize.h and sharedctypes.h land) */
+/* libmp_sync.c */
 int lm_lock_uncontended(const bench_ctx *ctx, bench_result *out);
 int lm_lock_contended(const bench_ctx *ctx, bench_result *out);
 int lm_value_contended(const bench_ctx *ctx, bench_result *out);
 int lm_event_pingpong(const bench_ctx *ctx, bench_result *out);
 
-/* libmp_queues.c (stubs until queues.h lands) */
+/* libmp_queues.c */
 int lm_queue_64(const bench_ctx *ctx, bench_result *out);
 int lm_queue_1m(const bench_ctx *ctx, bench_result *out);
 int lm_queue_pingpong(const bench_ctx *ctx, bench_result *out);
 
-/* libmp_connection.c (stub until connection.h lands) */
+/* libmp_connection.c */
 int lm_pipe_pingpong(const bench_ctx *ctx, bench_result *out);
+int lm_pipe_duplex_pingpong(const bench_ctx *ctx, bench_result *out);
 
 /* libmp_pool.c (stubs until pool.h lands) */
 int lm_pool_map_cs1(const bench_ctx *ctx, bench_result *out);

@@ -77,6 +77,15 @@ static const op ops[] = {
      false, lm_lock_uncontended, raw_mutex_uncontended, true,
      {T_REL_GE, M_OPS, 0.9},
      "pthread_mutex_lock+unlock, PTHREAD_PROCESS_SHARED, in shared memory"},
+    /*
+     * The same libmp Lock beside a robust mutex, what it is built on (owner
+     * death recovery needs one); the target above is against a plain one.
+     */
+    {"lock.vs_robust", "  Lock 1 process vs robust mutex", RATE,
+     "ops/s", false, lm_lock_uncontended, raw_robust_mutex_uncontended, false,
+     NO_TARGET,
+     "pthread_mutex_lock+unlock, PROCESS_SHARED + ROBUST, 1 process (what "
+     "libmp's Lock is built on)"},
     {"lock.contended", "Lock acquire+release, 2 procs", RATE, "ops/s", false,
      lm_lock_contended, raw_mutex_contended, true, NO_TARGET,
      "the same mutex, both processes looping at once (total of both)"},
@@ -84,13 +93,14 @@ static const op ops[] = {
      false, lm_value_contended, raw_mutex_counter, true,
      {T_REL_GE, M_OPS, 0.8},
      "lock; counter++; unlock on a pshared mutex by 2 processes (total)"},
+    {"value.vs_robust", "  Value 2 procs vs robust mutex", RATE, "incr/s",
+     false, lm_value_contended, raw_robust_mutex_counter, false, NO_TARGET,
+     "lock; counter++; unlock on a PROCESS_SHARED + ROBUST mutex by 2 "
+     "processes (total)"},
     {"event.pingpong", "Event ping-pong round trip", LAT, NULL, false,
      lm_event_pingpong, raw_futex_pingpong, true, {T_REL_LE, M_P50, 2.0},
      "futex ping-pong in shared memory (not FUTEX_PRIVATE): spin, then "
      "FUTEX_WAIT; FUTEX_WAKE only when the peer sleeps"},
-    {"ref.robust_mutex", "  ref: robust pshared mutex", RATE, "ops/s", false,
-     NULL, raw_robust_mutex_uncontended, false, NO_TARGET,
-     "pthread_mutex_lock+unlock, PROCESS_SHARED + ROBUST, 1 process"},
     {"ref.sem", "  ref: sem_wait+sem_post pshared", RATE, "ops/s", false,
      NULL, raw_sem_uncontended, false, NO_TARGET,
      "sem_init(pshared = 1) semaphore of value 1, wait+post, 1 process"},
@@ -110,12 +120,14 @@ static const op ops[] = {
     {"queue.pingpong", "Queue ping-pong round trip, 64 B", LAT, NULL, false,
      lm_queue_pingpong, raw_futex_pingpong, true, {T_ABS_LE, M_P50, 1e-6},
      "futex ping-pong, as for event.pingpong"},
-    {"pipe.rtt", "Pipe round trip, 64 B", LAT, NULL, false, lm_pipe_pingpong,
-     raw_pipe_pingpong, true, {T_REL_LE, M_P50, 1.1},
-     "two pipe(2)s, write+read of 64 B each way"},
-    {"ref.socketpair", "  ref: socketpair round trip 64 B", LAT, NULL, false,
-     NULL, raw_socketpair_pingpong, false, NO_TARGET,
-     "one AF_UNIX SOCK_STREAM socketpair (what a duplex Pipe uses)"},
+    {"pipe.rtt", "Pipe round trip 64 B, 2 one-way", LAT, NULL, false,
+     lm_pipe_pingpong, raw_pipe_pingpong, true, {T_REL_LE, M_P50, 1.1},
+     "two pipe(2)s, write+read of 64 B each way (Pipe(duplex=False) x 2)"},
+    {"pipe.rtt_duplex", "Pipe round trip 64 B, duplex", LAT, NULL, false,
+     lm_pipe_duplex_pingpong, raw_socketpair_pingpong, true,
+     {T_REL_LE, M_P50, 1.1},
+     "one AF_UNIX SOCK_STREAM socketpair, write+read of 64 B each way "
+     "(what a duplex Pipe(), Python's default, uses)"},
     {"ref.memcpy_1MiB", "  ref: memcpy 1 MiB (in cache)", RATE, NULL, true,
      NULL, raw_memcpy_1m, false, NO_TARGET,
      "memcpy of a 1 MiB buffer to another, 1 process"},

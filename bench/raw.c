@@ -198,9 +198,9 @@ int raw_mutex_contended(const bench_ctx *ctx, bench_result *out)
     return rc;
 }
 
-int raw_mutex_counter(const bench_ctx *ctx, bench_result *out)
+static int mutex_counter(const bench_ctx *ctx, bool robust, bench_result *out)
 {
-    struct shared_lock *s = shared_lock_new(false, out);
+    struct shared_lock *s = shared_lock_new(robust, out);
     if (s == NULL)
         return BENCH_ERR;
     uint64_t total = 0;
@@ -211,6 +211,16 @@ int raw_mutex_counter(const bench_ctx *ctx, bench_result *out)
                         (unsigned long long)total);
     shared_lock_free(s);
     return rc;
+}
+
+int raw_mutex_counter(const bench_ctx *ctx, bench_result *out)
+{
+    return mutex_counter(ctx, false, out);
+}
+
+int raw_robust_mutex_counter(const bench_ctx *ctx, bench_result *out)
+{
+    return mutex_counter(ctx, true, out);
 }
 
 /* ---- futex ping-pong ---------------------------------------------------- */

@@ -15,6 +15,10 @@
 #include "libmp/process.h"
 #include "libmp/util.h"
 #include "libmp/shared_memory.h"
+#include "libmp/connection.h"
+#include "libmp/sharedctypes.h"
+#include "libmp/synchronize.h"
+#include "libmp/queues.h"
 #include "libmp/context.h"
 
 #endif /* LIBMP_H */

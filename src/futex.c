@@ -34,6 +34,28 @@ int mp__futex_wait(uint32_t *word, uint32_t expected, const mp__deadline *d)
     }
 }
 
+bool mp__spin_while_equal(const uint32_t *word, uint32_t expected, uint64_t spin_ns)
+{
+    static int ncpu;
+    if (ncpu == 0)
+        ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu <= 1)
+        return false;
+    uint64_t start = 0;
+    for (unsigned i = 1;; i++) {
+        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != expected)
+            return true;
+        if ((i & 31u) == 0) {
+            uint64_t now = mp__now_ns();
+            if (start == 0)
+                start = now;
+            else if (now - start > spin_ns)
+                return false;
+        }
+        mp__cpu_relax();
+    }
+}
+
 int mp__futex_wake(uint32_t *word, int n)
 {
     long r = syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);

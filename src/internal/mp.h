@@ -85,6 +85,25 @@ int mp__futex_wait(uint32_t *word, uint32_t expected, const mp__deadline *d);
 /* Wake at most n waiters (INT32_MAX for all); returns how many woke. */
 int mp__futex_wake(uint32_t *word, int n);
 
+/* One pause of a spin-wait loop. */
+static inline void mp__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/*
+ * Poll *word for up to spin_ns nanoseconds while it equals expected, before
+ * a caller commits to a futex sleep: a wake-up served from a spin costs no
+ * system call on either side.  Returns true when the word changed.  Returns
+ * false at once on a machine with one CPU, where spinning only delays the
+ * process that would change the word.
+ */
+bool mp__spin_while_equal(const uint32_t *word, uint32_t expected, uint64_t spin_ns);
+
 /* ---- robust process-shared mutexes (futex.c) --------------------------- */
 
 /* Initialise a PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST mutex. */

@@ -1,0 +1,965 @@
+/*
+ * synchronize.c: Lock, RLock, Semaphore, Condition, Event and Barrier shared
+ * between processes (Python's multiprocessing/synchronize.py).
+ *
+ * Every object lives in the shared arena.  Locks are process-shared robust
+ * pthread mutexes, so the kernel hands a lock whose holder died to the next
+ * acquirer (EOWNERDEAD).  Semaphores and events are shared futex words:
+ * uncontended, one atomic instruction and no system call; a wake-up system
+ * call only when a waiter has announced itself.  A condition keeps a FIFO
+ * list of waiter records in the arena, each with a futex word of its own.
+ * The barrier is a small state machine (Python's threading.Barrier) under a
+ * robust mutex, with one futex word that changes whenever its state does.
+ */
+#include "internal/mp.h"
+#include "internal/sync.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define LOCK_MAGIC MP__MAGIC('l', 'o', 'c', 'k')
+#define SEM_MAGIC MP__MAGIC('s', 'e', 'm', 'a')
+#define COND_MAGIC MP__MAGIC('c', 'o', 'n', 'd')
+#define EVENT_MAGIC MP__MAGIC('e', 'v', 'n', 't')
+#define BARRIER_MAGIC MP__MAGIC('b', 'a', 'r', 'r')
+
+/* ---- the calling thread's kernel id ------------------------------------- */
+
+/*
+ * A lock's holder is recorded as its kernel thread id, unique among the
+ * live threads of every process of the family.  gettid is a system call,
+ * so each thread caches its id; a forked child's only thread has a new id,
+ * and the pthread_atfork handler forgets the cached one.
+ */
+static __thread pid_t cached_tid __attribute__((tls_model("initial-exec")));
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void forget_tid(void)
+{
+    cached_tid = 0;
+}
+
+static void install_atfork(void)
+{
+    pthread_atfork(NULL, NULL, forget_tid);
+}
+
+static pid_t tid_slow(void)
+{
+    pthread_once(&atfork_once, install_atfork);
+    cached_tid = (pid_t)syscall(SYS_gettid);
+    return cached_tid;
+}
+
+static inline pid_t self_tid(void)
+{
+    pid_t t = cached_tid;
+    return MP__LIKELY(t != 0) ? t : tid_slow();
+}
+
+/* True when no thread with this id exists any more (a zombie still does). */
+static bool thread_gone(pid_t tid)
+{
+    return kill(tid, 0) != 0 && errno == ESRCH;
+}
+
+/* ==== Lock and RLock ===================================================== */
+
+enum lock_kind { KIND_LOCK = 0, KIND_RLOCK = 1 };
+
+struct mp_lock {
+    mp__obj hdr;
+    pthread_mutex_t mutex; /* robust, process-shared */
+    /*
+     * The holder's thread id, 0 when free.  Written only by the holder, right
+     * after taking the mutex and right before giving it back, so a thread
+     * that reads its own id here holds the lock.
+     */
+    _Atomic pid_t owner;
+    uint32_t count; /* recursion level; touched only by the holder */
+    uint32_t kind;
+};
+
+static mp_lock *lock_create(enum lock_kind kind)
+{
+    int r = mp__heap_init();
+    if (r != 0)
+        return mp__fail_null(r);
+    mp_lock *l = mp__obj_new(sizeof *l, 0);
+    if (l == NULL)
+        return mp__fail_null(-ENOMEM);
+    r = mp__robust_mutex_init(&l->mutex);
+    if (r != 0) {
+        mp__obj_free(l);
+        return mp__fail_null(r);
+    }
+    l->kind = kind;
+    __atomic_store_n(&l->hdr.magic, LOCK_MAGIC, __ATOMIC_RELEASE);
+    return l;
+}
+
+mp_lock *mp_lock_new_opts(const mp_lock_options *opts)
+{
+    return lock_create(KIND_LOCK);
+}
+
+mp_rlock *mp_rlock_new_opts(const mp_lock_options *opts)
+{
+    return lock_create(KIND_RLOCK);
+}
+
+/* Map a pthread mutex result to ours, recording the new holder. */
+static int lock_took(mp_lock *l, int rc, pid_t me)
+{
+    int ret = 0;
+    switch (rc) {
+    case 0:
+        break;
+    case EOWNERDEAD:
+        /* The holder died: the mutex is ours, make it usable again. */
+        pthread_mutex_consistent(&l->mutex);
+        ret = MP_EOWNERDEAD;
+        break;
+    case EBUSY:
+    case ETIMEDOUT:
+        return MP_ETIMEDOUT;
+    default:
+        return -rc;
+    }
+    atomic_store_explicit(&l->owner, me, memory_order_relaxed);
+    l->count = 1;
+    return ret;
+}
+
+/* Take a lock the caller does not hold; d NULL blocks. */
+static int lock_take(mp_lock *l, const mp__deadline *d, pid_t me)
+{
+    int rc;
+    if (d == NULL || d->forever)
+        rc = pthread_mutex_lock(&l->mutex);
+    else if (d->nowait)
+        rc = pthread_mutex_trylock(&l->mutex);
+    else
+        rc = pthread_mutex_clocklock(&l->mutex, CLOCK_MONOTONIC, &d->at);
+    return lock_took(l, rc, me);
+}
+
+/* The caller already holds l: recursion for an RLock, else a wait that can
+ * only end with the timeout. */
+static int lock_again(mp_lock *l, const mp__deadline *d)
+{
+    if (l->kind == KIND_RLOCK) {
+        if (l->count == UINT32_MAX)
+            return -EAGAIN;
+        l->count++;
+        return 0;
+    }
+    if (d == NULL || d->forever)
+        return -EDEADLK;
+    if (!d->nowait) {
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &d->at, NULL) == EINTR)
+            ;
+    }
+    return MP_ETIMEDOUT;
+}
+
+int mp__lock_acquire(mp_lock *l, double timeout)
+{
+    int r = mp__obj_check(l, LOCK_MAGIC);
+    if (MP__UNLIKELY(r != 0))
+        return r;
+    mp__deadline d, *dp = NULL;
+    if (timeout != MP_FOREVER) {
+        r = mp__deadline_init(&d, timeout);
+        if (r != 0)
+            return r;
+        dp = &d;
+    }
+    pid_t me = self_tid();
+    if (MP__UNLIKELY(atomic_load_explicit(&l->owner, memory_order_relaxed) == me))
+        return lock_again(l, dp);
+    return lock_take(l, dp, me);
+}
+
+/* Give the mutex back; the caller holds l at level 1. */
+static void lock_drop(mp_lock *l)
+{
+    l->count = 0;
+    atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&l->mutex);
+}
+
+int mp__lock_release(mp_lock *l)
+{
+    int r = mp__obj_check(l, LOCK_MAGIC);
+    if (MP__UNLIKELY(r != 0))
+        return r;
+    if (atomic_load_explicit(&l->owner, memory_order_relaxed) != self_tid())
+        return MP_EINVAL;
+    if (l->count > 1) {
+        l->count--;
+        return 0;
+    }
+    lock_drop(l);
+    return 0;
+}
+
+/* The exported names are aliases of the hidden ones (internal/sync.h). */
+int mp_lock_acquire(mp_lock *l, double timeout) __attribute__((alias("mp__lock_acquire")));
+int mp_lock_release(mp_lock *l) __attribute__((alias("mp__lock_release")));
+
+int mp_lock_locked(const mp_lock *l)
+{
+    int r = mp__obj_check(l, LOCK_MAGIC);
+    if (r != 0)
+        return r;
+    return atomic_load_explicit(&l->owner, memory_order_relaxed) != 0;
+}
+
+static bool lock_mine(const mp_lock *l)
+{
+    return atomic_load_explicit(&l->owner, memory_order_relaxed) == self_tid();
+}
+
+int mp__lock_is_mine(const mp_lock *l)
+{
+    int r = mp__obj_check(l, LOCK_MAGIC);
+    return r != 0 ? r : lock_mine(l);
+}
+
+int mp_lock_is_mine(const mp_lock *l) __attribute__((alias("mp__lock_is_mine")));
+
+int mp_lock_count(const mp_lock *l)
+{
+    int r = mp__obj_check(l, LOCK_MAGIC);
+    if (r != 0)
+        return r;
+    if (!lock_mine(l))
+        return 0;
+    return l->count > INT_MAX ? INT_MAX : (int)l->count;
+}
+
+void mp_lock_free(mp_lock *l)
+{
+    if (mp__obj_check(l, LOCK_MAGIC) != 0)
+        return;
+    pid_t owner = atomic_load_explicit(&l->owner, memory_order_relaxed);
+    if (owner == self_tid()) {
+        lock_drop(l);
+    } else if (owner != 0 && !thread_gone(owner)) {
+        /*
+         * The holder's thread links this mutex in its robust list (glibc
+         * keeps the links inside the mutex).  Giving the memory back would
+         * let the next block allocated here be overwritten when that thread
+         * locks or unlocks another robust mutex, so the block is leaked.
+         */
+        __atomic_store_n(&l->hdr.magic, MP__MAGIC_DEAD, __ATOMIC_RELEASE);
+        return;
+    }
+    pthread_mutex_destroy(&l->mutex);
+    mp__obj_free(l);
+}
+
+/* ==== Semaphore and BoundedSemaphore ===================================== */
+
+struct mp_semaphore {
+    mp__obj hdr;
+    _Atomic uint32_t value;   /* the futex word */
+    _Atomic uint32_t waiters; /* threads asleep (or about to sleep) on it */
+    uint32_t max;             /* release refuses to go above this */
+    bool bounded;
+};
+
+static mp_semaphore *sem_create(const mp_semaphore_options *opts, bool bounded)
+{
+    int value = opts ? opts->value : 0;
+    if (value < 0)
+        return mp__fail_null(MP_EINVAL);
+    int r = mp__heap_init();
+    if (r != 0)
+        return mp__fail_null(r);
+    mp_semaphore *s = mp__obj_new(sizeof *s, 0);
+    if (s == NULL)
+        return mp__fail_null(-ENOMEM);
+    atomic_init(&s->value, (uint32_t)value);
+    s->max = bounded ? (uint32_t)value : (uint32_t)INT32_MAX;
+    s->bounded = bounded;
+    __atomic_store_n(&s->hdr.magic, SEM_MAGIC, __ATOMIC_RELEASE);
+    return s;
+}
+
+mp_semaphore *mp_semaphore_new_opts(const mp_semaphore_options *opts)
+{
+    return sem_create(opts, false);
+}
+
+mp_bounded_semaphore *mp_bounded_semaphore_new_opts(const mp_semaphore_options *opts)
+{
+    return sem_create(opts, true);
+}
+
+static bool sem_trydown(mp_semaphore *s)
+{
+    uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
+    while (v > 0) {
+        if (atomic_compare_exchange_weak_explicit(&s->value, &v, v - 1,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+static int sem_wait_slow(mp_semaphore *s, const mp__deadline *d)
+{
+    /*
+     * Announce the waiter before the last look at the value: a release
+     * increments the value and then reads the count (both sequentially
+     * consistent), so either it sees this waiter and wakes it, or the
+     * futex sees the new value and does not sleep.
+     */
+    atomic_fetch_add(&s->waiters, 1);
+    int ret;
+    for (;;) {
+        if (sem_trydown(s)) {
+            ret = 0;
+            break;
+        }
+        int r = mp__futex_wait((uint32_t *)&s->value, 0, d);
+        if (r == MP_ETIMEDOUT) {
+            /* A wake-up meant for us may have raced the timeout: never
+             * leave a unit unclaimed while another waiter sleeps. */
+            ret = sem_trydown(s) ? 0 : MP_ETIMEDOUT;
+            break;
+        }
+    }
+    atomic_fetch_sub(&s->waiters, 1);
+    return ret;
+}
+
+int mp_semaphore_acquire(mp_semaphore *s, double timeout)
+{
+    int r = mp__obj_check(s, SEM_MAGIC);
+    if (MP__UNLIKELY(r != 0))
+        return r;
+    mp__deadline d;
+    r = mp__deadline_init(&d, timeout);
+    if (r != 0)
+        return r;
+    if (MP__LIKELY(sem_trydown(s)))
+        return 0;
+    if (d.nowait)
+        return MP_ETIMEDOUT;
+    return sem_wait_slow(s, &d);
+}
+
+int mp_semaphore_release(mp_semaphore *s)
+{
+    int r = mp__obj_check(s, SEM_MAGIC);
+    if (MP__UNLIKELY(r != 0))
+        return r;
+    uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
+    do {
+        if (v >= s->max)
+            return s->bounded ? MP_EINVAL : -EOVERFLOW;
+    } while (!atomic_compare_exchange_weak(&s->value, &v, v + 1));
+    if (atomic_load(&s->waiters) != 0)
+        mp__futex_wake((uint32_t *)&s->value, 1);
+    return 0;
+}
+
+int mp_semaphore_get_value(const mp_semaphore *s)
+{
+    int r = mp__obj_check(s, SEM_MAGIC);
+    return r != 0 ? r : (int)atomic_load(&s->value);
+}
+
+int mp_semaphore_locked(const mp_semaphore *s)
+{
+    int r = mp__obj_check(s, SEM_MAGIC);
+    return r != 0 ? r : atomic_load(&s->value) == 0;
+}
+
+void mp_semaphore_free(mp_semaphore *s)
+{
+    if (mp__obj_check(s, SEM_MAGIC) == 0)
+        mp__obj_free(s);
+}
+
+/* ==== Condition ========================================================== */
+
+/*
+ * A waiter record, in the arena so that the notifier (another process) can
+ * reach it.  The list is only touched with the condition's lock held: the
+ * waiter links itself in before releasing the lock, a notifier unlinks the
+ * records it wakes, and a waiter that timed out unlinks itself after taking
+ * the lock back.  The waiter frees its record, also with the lock held, so
+ * a notifier never touches a freed record.
+ */
+struct waiter {
+    struct waiter *next;
+    struct waiter *prev;
+    _Atomic uint32_t woken; /* futex word: 0 waiting, 1 notified */
+    pid_t tid;
+};
+
+struct mp_condition {
+    mp__obj hdr;
+    mp_lock *lock;
+    bool own_lock;
+    struct waiter *head;
+    struct waiter *tail;
+};
+
+mp_condition *mp_condition_new_opts(const mp_condition_options *opts)
+{
+    mp_lock *lock = opts ? opts->lock : NULL;
+    if (lock != NULL && mp__obj_check(lock, LOCK_MAGIC) != 0)
+        return mp__fail_null(MP_EINVAL);
+    int r = mp__heap_init();
+    if (r != 0)
+        return mp__fail_null(r);
+    mp_condition *c = mp__obj_new(sizeof *c, 0);
+    if (c == NULL)
+        return mp__fail_null(-ENOMEM);
+    if (lock == NULL) {
+        lock = mp_rlock_new();
+        if (lock == NULL) {
+            mp__obj_free(c);
+            return mp__fail_null(-ENOMEM);
+        }
+        c->own_lock = true;
+    }
+    c->lock = lock;
+    __atomic_store_n(&c->hdr.magic, COND_MAGIC, __ATOMIC_RELEASE);
+    return c;
+}
+
+/* 0 when c is a live condition whose lock is live too. */
+static int cond_check(const mp_condition *c)
+{
+    int r = mp__obj_check(c, COND_MAGIC);
+    return r != 0 ? r : mp__obj_check(c->lock, LOCK_MAGIC);
+}
+
+int mp_condition_acquire(mp_condition *c, double timeout)
+{
+    int r = mp__obj_check(c, COND_MAGIC);
+    return r != 0 ? r : mp__lock_acquire(c->lock, timeout);
+}
+
+int mp_condition_release(mp_condition *c)
+{
+    int r = mp__obj_check(c, COND_MAGIC);
+    return r != 0 ? r : mp__lock_release(c->lock);
+}
+
+mp_lock *mp_condition_get_lock(const mp_condition *c)
+{
+    return mp__obj_check(c, COND_MAGIC) == 0 ? c->lock : NULL;
+}
+
+static void waiter_unlink(mp_condition *c, struct waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        c->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        c->tail = w->prev;
+    w->next = w->prev = NULL;
+}
+
+/* The wait itself; the caller holds c->lock and has checked c. */
+static int cond_wait(mp_condition *c, const mp__deadline *d)
+{
+    mp_lock *l = c->lock;
+    struct waiter *w = mp__alloc(sizeof *w);
+    if (w == NULL)
+        return -ENOMEM;
+    pid_t me = self_tid();
+    w->tid = me;
+    w->prev = c->tail;
+    if (c->tail)
+        c->tail->next = w;
+    else
+        c->head = w;
+    c->tail = w;
+
+    uint32_t level = l->count;
+    lock_drop(l);
+    while (atomic_load_explicit(&w->woken, memory_order_acquire) == 0) {
+        if (mp__futex_wait((uint32_t *)&w->woken, 0, d) == MP_ETIMEDOUT)
+            break;
+    }
+    int took = lock_take(l, NULL, me);
+    if (took != 0 && took != MP_EOWNERDEAD)
+        return took; /* not held again: the record cannot be touched */
+    l->count = level;
+
+    int ret = 0;
+    if (atomic_load_explicit(&w->woken, memory_order_acquire) == 0) {
+        waiter_unlink(c, w);
+        ret = MP_ETIMEDOUT;
+    }
+    mp__free(w);
+    return took == MP_EOWNERDEAD ? MP_EOWNERDEAD : ret;
+}
+
+int mp_condition_wait(mp_condition *c, double timeout)
+{
+    int r = cond_check(c);
+    if (r != 0)
+        return r;
+    mp__deadline d;
+    r = mp__deadline_init(&d, timeout);
+    if (r != 0)
+        return r;
+    if (!lock_mine(c->lock))
+        return MP_EINVAL;
+    return cond_wait(c, &d);
+}
+
+int mp_condition_wait_for(mp_condition *c, mp_predicate_fn pred, void *arg,
+                          double timeout)
+{
+    int r = cond_check(c);
+    if (r != 0)
+        return r;
+    mp__deadline d;
+    r = mp__deadline_init(&d, timeout);
+    if (r != 0)
+        return r;
+    if (pred == NULL || !lock_mine(c->lock))
+        return MP_EINVAL;
+    while (!pred(arg)) {
+        r = cond_wait(c, &d);
+        if (r == MP_ETIMEDOUT)
+            return pred(arg) ? 0 : MP_ETIMEDOUT;
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+int mp_condition_notify(mp_condition *c, int n)
+{
+    int r = cond_check(c);
+    if (r != 0)
+        return r;
+    if (n < 0 || !lock_mine(c->lock))
+        return MP_EINVAL;
+    int woken = 0;
+    while (woken < n && c->head != NULL) {
+        struct waiter *w = c->head;
+        waiter_unlink(c, w);
+        if (thread_gone(w->tid)) {
+            /* Its process was killed while waiting: nobody frees it. */
+            mp__free(w);
+            continue;
+        }
+        atomic_store_explicit(&w->woken, 1, memory_order_release);
+        mp__futex_wake((uint32_t *)&w->woken, 1);
+        woken++;
+    }
+    return woken;
+}
+
+int mp_condition_notify_all(mp_condition *c)
+{
+    return mp_condition_notify(c, INT_MAX);
+}
+
+void mp_condition_free(mp_condition *c)
+{
+    if (mp__obj_check(c, COND_MAGIC) != 0)
+        return;
+    /* Records left behind by waiters that died. */
+    while (c->head != NULL) {
+        struct waiter *w = c->head;
+        c->head = w->next;
+        mp__free(w);
+    }
+    if (c->own_lock)
+        mp_lock_free(c->lock);
+    mp__obj_free(c);
+}
+
+/* ==== Event ============================================================== */
+
+/*
+ * The word is (number of times the event was set) << 1 | (is set).  A
+ * waiter that saw the flag clear sleeps until the word changes: any change
+ * from a clear word is a set, even if a clear followed before the waiter
+ * woke up.
+ */
+struct mp_event {
+    mp__obj hdr;
+    _Atomic uint32_t word;
+    _Atomic uint32_t waiters;
+};
+
+mp_event *mp_event_new_opts(const mp_event_options *opts)
+{
+    int r = mp__heap_init();
+    if (r != 0)
+        return mp__fail_null(r);
+    mp_event *e = mp__obj_new(sizeof *e, EVENT_MAGIC);
+    return e != NULL ? e : mp__fail_null(-ENOMEM);
+}
+
+int mp_event_set(mp_event *e)
+{
+    int r = mp__obj_check(e, EVENT_MAGIC);
+    if (r != 0)
+        return r;
+    uint32_t w = atomic_load_explicit(&e->word, memory_order_relaxed);
+    do {
+        if (w & 1)
+            return 0;
+    } while (!atomic_compare_exchange_weak(&e->word, &w, (w + 2) | 1));
+    if (atomic_load(&e->waiters) != 0)
+        mp__futex_wake((uint32_t *)&e->word, INT32_MAX);
+    return 0;
+}
+
+int mp_event_clear(mp_event *e)
+{
+    int r = mp__obj_check(e, EVENT_MAGIC);
+    if (r != 0)
+        return r;
+    uint32_t w = atomic_load_explicit(&e->word, memory_order_relaxed);
+    do {
+        if (!(w & 1))
+            return 0;
+    } while (!atomic_compare_exchange_weak(&e->word, &w, w & ~1u));
+    return 0;
+}
+
+int mp_event_is_set(const mp_event *e)
+{
+    int r = mp__obj_check(e, EVENT_MAGIC);
+    return r != 0 ? r : (int)(atomic_load(&e->word) & 1);
+}
+
+/* How long a waiter polls before it sleeps: a set() that comes within this
+ * costs neither side a system call. */
+#define EVENT_SPIN_NS 3000u
+
+int mp_event_wait(mp_event *e, double timeout)
+{
+    int r = mp__obj_check(e, EVENT_MAGIC);
+    if (r != 0)
+        return r;
+    mp__deadline d;
+    r = mp__deadline_init(&d, timeout);
+    if (r != 0)
+        return r;
+    uint32_t w = atomic_load_explicit(&e->word, memory_order_acquire);
+    if (w & 1)
+        return 0;
+    if (d.nowait)
+        return MP_ETIMEDOUT;
+    /* Any change of the word is a set(), as in the sleeping loop below. */
+    if (mp__spin_while_equal((const uint32_t *)&e->word, w, EVENT_SPIN_NS))
+        return 0;
+    /* Announced before sleeping; see sem_wait_slow for why this order. */
+    atomic_fetch_add(&e->waiters, 1);
+    int ret;
+    for (;;) {
+        r = mp__futex_wait((uint32_t *)&e->word, w, &d);
+        if (atomic_load(&e->word) != w) {
+            ret = 0;
+            break;
+        }
+        if (r == MP_ETIMEDOUT) {
+            ret = MP_ETIMEDOUT;
+            break;
+        }
+    }
+    atomic_fetch_sub(&e->waiters, 1);
+    return ret;
+}
+
+void mp_event_free(mp_event *e)
+{
+    if (mp__obj_check(e, EVENT_MAGIC) == 0)
+        mp__obj_free(e);
+}
+
+/* ==== Barrier ============================================================ */
+
+/* Python's threading.Barrier states. */
+enum { FILLING = 0, DRAINING = 1, RESETTING = -1, BROKEN = -2 };
+
+struct mp_barrier {
+    mp__obj hdr;
+    pthread_mutex_t mutex; /* robust, process-shared: guards what follows */
+    _Atomic uint32_t seq;  /* futex word, bumped on every state change */
+    uint32_t sleepers;     /* waiters asleep on seq */
+    _Atomic int32_t state;
+    _Atomic int32_t count; /* waiters in the current cycle */
+    int32_t parties;
+    double timeout; /* default; negative: none */
+    mp__fnref action;
+    void *action_arg;
+    /*
+     * The thread id of the waiter that arrived with each index in the
+     * current cycle (0: none), so that waiters whose process died can be
+     * told apart and forgotten (barrier_prune).
+     */
+    pid_t slots[];
+};
+
+mp_barrier *mp_barrier_new_opts(const mp_barrier_options *opts)
+{
+    if (opts == NULL || opts->parties < 1)
+        return mp__fail_null(MP_EINVAL);
+    double timeout = opts->timeout;
+    mp__deadline probe;
+    if (mp__deadline_init(&probe, timeout) != 0)
+        return mp__fail_null(MP_EINVAL);
+    if (timeout == 0)
+        timeout = MP_FOREVER;
+    mp__fnref action;
+    if (mp__fnref_make(&action, (void (*)(void))opts->action) != 0)
+        return mp__fail_null(MP_EINVAL);
+    int r = mp__heap_init();
+    if (r != 0)
+        return mp__fail_null(r);
+    mp_barrier *b = mp__obj_new(sizeof *b + (size_t)opts->parties * sizeof(pid_t), 0);
+    if (b == NULL)
+        return mp__fail_null(-ENOMEM);
+    r = mp__robust_mutex_init(&b->mutex);
+    if (r != 0) {
+        mp__obj_free(b);
+        return mp__fail_null(r);
+    }
+    b->parties = opts->parties;
+    b->timeout = timeout;
+    b->action = action;
+    b->action_arg = opts->action_arg;
+    __atomic_store_n(&b->hdr.magic, BARRIER_MAGIC, __ATOMIC_RELEASE);
+    return b;
+}
+
+/* Wake everybody who sleeps on the barrier; the mutex is held. */
+static void barrier_changed(mp_barrier *b)
+{
+    atomic_fetch_add(&b->seq, 1);
+    if (b->sleepers != 0)
+        mp__futex_wake((uint32_t *)&b->seq, INT32_MAX);
+}
+
+static void barrier_break(mp_barrier *b)
+{
+    atomic_store(&b->state, BROKEN);
+    barrier_changed(b);
+}
+
+/*
+ * Forget the waiters whose thread no longer exists: they will never leave
+ * and decrement the count.  Only called on the way to the broken or the
+ * resetting state, where no index is handed out until the count is 0.
+ */
+static void barrier_prune(mp_barrier *b)
+{
+    for (int i = 0; i < b->parties; i++) {
+        if (b->slots[i] != 0 && thread_gone(b->slots[i])) {
+            b->slots[i] = 0;
+            atomic_fetch_sub(&b->count, 1);
+        }
+    }
+}
+
+static void barrier_lock(mp_barrier *b)
+{
+    /* A process died in the middle of an update: trust nothing. */
+    if (mp__robust_lock(&b->mutex)) {
+        barrier_prune(b);
+        barrier_break(b);
+    }
+}
+
+/*
+ * Sleep until the state changes or d expires (d NULL: forever); the mutex
+ * is held on entry and on return.  The word is read with the mutex held,
+ * and every change bumps it with the mutex held, so no change is missed.
+ */
+static int barrier_sleep(mp_barrier *b, const mp__deadline *d)
+{
+    uint32_t seen = atomic_load(&b->seq);
+    b->sleepers++;
+    mp__robust_unlock(&b->mutex);
+    int r = mp__futex_wait((uint32_t *)&b->seq, seen, d);
+    barrier_lock(b);
+    b->sleepers--;
+    return r == MP_ETIMEDOUT ? MP_ETIMEDOUT : 0;
+}
+
+/* The last arrival: run the action, then release the others. */
+static int barrier_release(mp_barrier *b, int index)
+{
+    if (b->action.module != 0 || b->action.offset != 0) {
+        mp_barrier_action_fn fn = (mp_barrier_action_fn)mp__fnref_resolve(&b->action);
+        if (fn == NULL || fn(b->action_arg) != 0) {
+            barrier_break(b);
+            return MP_EBROKEN;
+        }
+    }
+    atomic_store(&b->state, DRAINING);
+    barrier_changed(b);
+    return index;
+}
+
+/* After the last waiter of a drained or reset cycle left: open the next. */
+static void barrier_open_if_empty(mp_barrier *b)
+{
+    int s = atomic_load(&b->state);
+    if (atomic_load(&b->count) == 0 && (s == DRAINING || s == RESETTING)) {
+        atomic_store(&b->state, FILLING);
+        barrier_changed(b);
+    }
+}
+
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/*
+ * Python's _enter: wait while the previous cycle drains or resets.  That
+ * normally takes an instant; if it takes over a second, a waiter of that
+ * cycle may have died before leaving, so the dead are forgotten every
+ * second.  A deadline that passes here breaks the barrier.
+ */
+static int barrier_enter(mp_barrier *b, const mp__deadline *d)
+{
+    for (;;) {
+        int s = atomic_load(&b->state);
+        if (s != DRAINING && s != RESETTING)
+            return s == BROKEN ? MP_EBROKEN : 0;
+        mp__deadline slice;
+        mp__deadline_init(&slice, 1.0);
+        bool last = !d->forever && !before(&slice.at, &d->at);
+        if (barrier_sleep(b, last ? d : &slice) != MP_ETIMEDOUT)
+            continue;
+        barrier_prune(b);
+        barrier_open_if_empty(b);
+        s = atomic_load(&b->state);
+        if (last && (s == DRAINING || s == RESETTING)) {
+            barrier_break(b);
+            return MP_EBROKEN;
+        }
+    }
+}
+
+/* A waiter that is not the last: wait until the cycle ends one way or
+ * another; a timeout breaks the barrier. */
+static int barrier_await(mp_barrier *b, int index, const mp__deadline *d)
+{
+    while (atomic_load(&b->state) == FILLING) {
+        if (barrier_sleep(b, d) == MP_ETIMEDOUT &&
+            atomic_load(&b->state) == FILLING) {
+            barrier_break(b);
+            break;
+        }
+    }
+    return atomic_load(&b->state) < 0 ? MP_EBROKEN : index;
+}
+
+int mp_barrier_wait(mp_barrier *b, double timeout)
+{
+    int r = mp__obj_check(b, BARRIER_MAGIC);
+    if (r != 0)
+        return r;
+    mp__deadline d;
+    r = mp__deadline_init(&d, timeout == MP_FOREVER ? b->timeout : timeout);
+    if (r != 0)
+        return r;
+    barrier_lock(b);
+    r = barrier_enter(b, &d);
+    if (r != 0) {
+        mp__robust_unlock(&b->mutex);
+        return r;
+    }
+    int index = atomic_fetch_add(&b->count, 1);
+    if (index >= b->parties) { /* only after a death mid-update */
+        atomic_fetch_sub(&b->count, 1);
+        barrier_break(b);
+        mp__robust_unlock(&b->mutex);
+        return MP_EBROKEN;
+    }
+    b->slots[index] = self_tid();
+    int ret = index + 1 == b->parties ? barrier_release(b, index)
+                                      : barrier_await(b, index, &d);
+    b->slots[index] = 0;
+    atomic_fetch_sub(&b->count, 1);
+    barrier_open_if_empty(b);
+    mp__robust_unlock(&b->mutex);
+    return ret;
+}
+
+int mp_barrier_reset(mp_barrier *b)
+{
+    int r = mp__obj_check(b, BARRIER_MAGIC);
+    if (r != 0)
+        return r;
+    barrier_lock(b);
+    barrier_prune(b);
+    if (atomic_load(&b->count) > 0) {
+        int s = atomic_load(&b->state);
+        if (s == FILLING || s == BROKEN)
+            atomic_store(&b->state, RESETTING);
+    } else {
+        atomic_store(&b->state, FILLING);
+    }
+    barrier_changed(b);
+    mp__robust_unlock(&b->mutex);
+    return 0;
+}
+
+int mp_barrier_abort(mp_barrier *b)
+{
+    int r = mp__obj_check(b, BARRIER_MAGIC);
+    if (r != 0)
+        return r;
+    barrier_lock(b);
+    barrier_break(b);
+    mp__robust_unlock(&b->mutex);
+    return 0;
+}
+
+/* The getters read without the mutex, so that an action may call them. */
+int mp_barrier_parties(const mp_barrier *b)
+{
+    int r = mp__obj_check(b, BARRIER_MAGIC);
+    return r != 0 ? r : b->parties;
+}
+
+int mp_barrier_n_waiting(const mp_barrier *b)
+{
+    int r = mp__obj_check(b, BARRIER_MAGIC);
+    if (r != 0)
+        return r;
+    return atomic_load(&b->state) == FILLING ? atomic_load(&b->count) : 0;
+}
+
+int mp_barrier_broken(const mp_barrier *b)
+{
+    int r = mp__obj_check(b, BARRIER_MAGIC);
+    return r != 0 ? r : atomic_load(&b->state) == BROKEN;
+}
+
+void mp_barrier_free(mp_barrier *b)
+{
+    if (mp__obj_check(b, BARRIER_MAGIC) != 0)
+        return;
+    pthread_mutex_destroy(&b->mutex);
+    mp__obj_free(b);
+}

@@ -1,0 +1,1123 @@
+/* test_queues.c: Queue, JoinableQueue, SimpleQueue and the shared ring. */
+#include "internal/mp.h"
+#include "internal/ring.h"
+#include "mptest.h"
+
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int setup(void **state)
+{
+    assert_int_equal(mp__heap_init(), 0);
+    mpt_leak_begin();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    mpt_leak_end();
+    return 0;
+}
+
+/* Run fn(arg) in a forked child, which exits with fn's return value.  The
+ * child never calls a cmocka assert. */
+static pid_t run_child(int (*fn)(void *), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fn(arg));
+    assert_true(pid > 0);
+    return pid;
+}
+
+/* Wait for pid at most seconds; kill it and return -1 if it is still running. */
+static int wait_within(pid_t pid, double seconds)
+{
+    double end = mp__now() + seconds;
+    int st;
+    while (mp__now() < end) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
+        usleep(2000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+static void fill_pattern(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(i * 31u + seed);
+}
+
+static bool check_pattern(const unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (unsigned char)(i * 31u + seed))
+            return false;
+    return true;
+}
+
+static int put_int(mp_queue *q, int v)
+{
+    return mp_queue_put(q, &v, sizeof v, MP_FOREVER);
+}
+
+/* The next int in q (within timeout), or -1000 - error code. */
+static int get_int(mp_queue *q, double timeout)
+{
+    int v = 0;
+    size_t len = 0;
+    int rc = mp_queue_get(q, &v, sizeof v, &len, timeout);
+    if (rc != 0)
+        return -1000 + rc;
+    return len == sizeof v ? v : -999;
+}
+
+/* ---- basics -------------------------------------------------------------- */
+
+static void test_fifo_and_size(void **state)
+{
+    mp_queue *q = mp_queue_new();
+    assert_non_null(q);
+    assert_int_equal(mp_queue_qsize(q), 0);
+    assert_int_equal(mp_queue_empty(q), 1);
+    assert_int_equal(mp_queue_full(q), 0);
+    for (int i = 0; i < 3000; i++) /* more than a ring's worth */
+        assert_int_equal(put_int(q, i), 0);
+    assert_int_equal(mp_queue_qsize(q), 3000);
+    assert_int_equal(mp_queue_empty(q), 0);
+    assert_int_equal(mp_queue_full(q), 0);
+    for (int i = 0; i < 3000; i++)
+        assert_int_equal(get_int(q, MP_FOREVER), i);
+    assert_int_equal(mp_queue_qsize(q), 0);
+    int v;
+    assert_int_equal(mp_queue_get_nowait(q, &v, sizeof v, NULL), MP_EEMPTY);
+    assert_int_equal(mp_queue_get(q, &v, sizeof v, NULL, 0), MP_EEMPTY);
+    assert_int_equal(mp_queue_put_nowait(q, &v, sizeof v), 0);
+    assert_int_equal(mp_queue_get_nowait(q, &v, sizeof v, NULL), 0);
+    mp_queue_free(q);
+}
+
+static void test_message_sizes(void **state)
+{
+    static const size_t sizes[] = {0,    1,    47,    48,      111,     112,
+                                   113,  1000, 4096,  65536,   1 << 20, 3 << 20,
+                                   8191, 200,  33000, 1 << 16};
+    const size_t n = sizeof sizes / sizeof sizes[0];
+    mp_queue *q = mp_queue_new();
+    assert_non_null(q);
+    unsigned char *buf = malloc(3 << 20);
+    for (size_t i = 0; i < n; i++) {
+        fill_pattern(buf, sizes[i], (unsigned)i);
+        assert_int_equal(mp_queue_put(q, buf, sizes[i], MP_FOREVER), 0);
+    }
+    assert_int_equal(mp_queue_qsize(q), n);
+    /* Half into a caller buffer, half allocated. */
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 12345;
+        if (i % 2 == 0) {
+            memset(buf, 0, 3 << 20);
+            assert_int_equal(mp_queue_get(q, buf, 3 << 20, &len, MP_FOREVER), 0);
+            assert_int_equal(len, sizes[i]);
+            assert_true(check_pattern(buf, len, (unsigned)i));
+        } else {
+            void *p = NULL;
+            assert_int_equal(mp_queue_get_alloc(q, &p, &len, MP_FOREVER), 0);
+            assert_non_null(p);
+            assert_int_equal(len, sizes[i]);
+            assert_true(check_pattern(p, len, (unsigned)i));
+            free(p);
+        }
+    }
+    free(buf);
+    mp_queue_free(q);
+}
+
+static void test_slot_sizes(void **state)
+{
+    static const size_t slots[] = {64, 100, 128, 4096, 1 << 20};
+    for (size_t s = 0; s < sizeof slots / sizeof slots[0]; s++) {
+        mp_queue *q = mp_queue_new(.slot_size = slots[s], .capacity = 1 << 20);
+        assert_non_null(q);
+        unsigned char buf[5000], out[5000];
+        for (unsigned i = 0; i < 200; i++) {
+            size_t len = (i * 37) % sizeof buf;
+            fill_pattern(buf, len, i);
+            assert_int_equal(mp_queue_put(q, buf, len, MP_FOREVER), 0);
+            size_t got = 0;
+            assert_int_equal(mp_queue_get(q, out, sizeof out, &got, MP_FOREVER), 0);
+            assert_int_equal(got, len);
+            assert_true(check_pattern(out, got, i));
+        }
+        mp_queue_free(q);
+    }
+}
+
+static void test_zero_length(void **state)
+{
+    mp_queue *q = mp_queue_new();
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(mp_queue_put(q, NULL, 0, MP_FOREVER), 0);
+    int v = 5;
+    assert_int_equal(mp_queue_put(q, &v, 0, MP_FOREVER), 0);
+    assert_int_equal(mp_queue_qsize(q), 4);
+    size_t len = 99;
+    assert_int_equal(mp_queue_get(q, NULL, 0, &len, MP_FOREVER), 0);
+    assert_int_equal(len, 0);
+    len = 99;
+    assert_int_equal(mp_queue_get(q, &v, sizeof v, &len, MP_FOREVER), 0);
+    assert_int_equal(len, 0);
+    void *p = NULL;
+    assert_int_equal(mp_queue_get_alloc(q, &p, &len, MP_FOREVER), 0);
+    assert_non_null(p);
+    assert_int_equal(len, 0);
+    free(p);
+    assert_int_equal(mp_queue_get(q, NULL, 0, NULL, 0), 0);
+    assert_int_equal(mp_queue_empty(q), 1);
+    mp_queue_free(q);
+}
+
+static void test_too_short_keeps_message(void **state)
+{
+    mp_queue *q = mp_queue_new();
+    unsigned char big[500], small[10], out[500];
+    fill_pattern(big, sizeof big, 7);
+    assert_int_equal(mp_queue_put(q, big, 100, MP_FOREVER), 0); /* inline */
+    assert_int_equal(mp_queue_put(q, big, 500, MP_FOREVER), 0); /* block */
+    size_t len = 0;
+    assert_int_equal(mp_queue_get(q, small, sizeof small, &len, 0), MP_ETOOSHORT);
+    assert_int_equal(len, 100);
+    assert_int_equal(mp_queue_get(q, small, sizeof small, NULL, MP_FOREVER), MP_ETOOSHORT);
+    assert_int_equal(mp_queue_get(q, NULL, 0, &len, 0), MP_ETOOSHORT);
+    assert_int_equal(mp_queue_qsize(q), 2);
+    assert_int_equal(mp_queue_get(q, out, 100, &len, 0), 0);
+    assert_int_equal(len, 100);
+    assert_true(check_pattern(out, 100, 7));
+    assert_int_equal(mp_queue_get(q, out, 499, &len, 0), MP_ETOOSHORT);
+    assert_int_equal(len, 500);
+    assert_int_equal(mp_queue_get(q, out, 500, &len, 0), 0);
+    assert_true(check_pattern(out, 500, 7));
+    mp_queue_free(q);
+}
+
+static void test_bad_input(void **state)
+{
+    int v = 0;
+    size_t len;
+    void *p = NULL;
+    /* NULL everywhere. */
+    assert_int_equal(mp_queue_put(NULL, &v, 1, 0), MP_EINVAL);
+    assert_int_equal(mp_queue_put_nowait(NULL, &v, 1), MP_EINVAL);
+    assert_int_equal(mp_queue_get(NULL, &v, 1, &len, 0), MP_EINVAL);
+    assert_int_equal(mp_queue_get_nowait(NULL, &v, 1, &len), MP_EINVAL);
+    assert_int_equal(mp_queue_get_alloc(NULL, &p, &len, 0), MP_EINVAL);
+    assert_int_equal(mp_queue_qsize(NULL), MP_EINVAL);
+    assert_int_equal(mp_queue_empty(NULL), MP_EINVAL);
+    assert_int_equal(mp_queue_full(NULL), MP_EINVAL);
+    assert_int_equal(mp_queue_close(NULL), MP_EINVAL);
+    assert_int_equal(mp_queue_join_thread(NULL), MP_EINVAL);
+    assert_int_equal(mp_queue_cancel_join_thread(NULL), MP_EINVAL);
+    assert_int_equal(mp_queue_task_done(NULL), MP_EINVAL);
+    assert_int_equal(mp_queue_join(NULL, 0), MP_EINVAL);
+    mp_queue_free(NULL);
+    assert_int_equal(mp_simple_queue_put(NULL, &v, 1), MP_EINVAL);
+    assert_int_equal(mp_simple_queue_get(NULL, &v, 1, &len), MP_EINVAL);
+    assert_int_equal(mp_simple_queue_get_alloc(NULL, &p, &len), MP_EINVAL);
+    assert_int_equal(mp_simple_queue_empty(NULL), MP_EINVAL);
+    assert_int_equal(mp_simple_queue_close(NULL), MP_EINVAL);
+    mp_simple_queue_free(NULL);
+    assert_null(mp_queue_new_opts(NULL));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_joinable_queue_new_opts(NULL));
+    assert_null(mp_simple_queue_new_opts(NULL));
+
+    /* Bad buffers and timeouts. */
+    mp_queue *q = mp_queue_new();
+    assert_non_null(q);
+    assert_int_equal(mp_queue_put(q, NULL, 5, 0), MP_EINVAL);
+    assert_int_equal(mp_queue_put_nowait(q, NULL, 5), MP_EINVAL);
+    assert_int_equal(mp_queue_get(q, NULL, 5, &len, 0), MP_EINVAL);
+    assert_int_equal(mp_queue_get_alloc(q, NULL, &len, 0), MP_EINVAL);
+    assert_int_equal(mp_queue_put(q, &v, 1, -2.0), MP_EINVAL);
+    assert_int_equal(mp_queue_put(q, &v, 1, NAN), MP_EINVAL);
+    assert_int_equal(mp_queue_get(q, &v, 1, &len, -0.5), MP_EINVAL);
+    assert_int_equal(mp_queue_get(q, &v, 1, &len, NAN), MP_EINVAL);
+    assert_int_equal(mp_queue_get_alloc(q, &p, &len, -3.0), MP_EINVAL);
+    assert_int_equal(mp_queue_qsize(q), 0); /* nothing slipped in */
+    /* A plain Queue is not joinable. */
+    assert_int_equal(mp_queue_task_done(q), MP_EINVAL);
+    assert_int_equal(mp_queue_join(q, 0), MP_EINVAL);
+
+    /* Wrong kinds of object. */
+    mp_simple_queue *s = mp_simple_queue_new();
+    assert_non_null(s);
+    assert_int_equal(mp_queue_put((mp_queue *)s, &v, 1, 0), MP_EINVAL);
+    assert_int_equal(mp_simple_queue_put((mp_simple_queue *)q, &v, 1), MP_EINVAL);
+    char *m = malloc(4096);
+    memset(m, 0, 4096);
+    assert_int_equal(mp_queue_put((mp_queue *)m, &v, 1, 0), MP_EINVAL);
+    assert_int_equal(mp_queue_qsize((mp_queue *)m), MP_EINVAL);
+    free(m);
+
+    /* Joinable timeouts. */
+    mp_queue *j = mp_joinable_queue_new();
+    assert_int_equal(mp_queue_join(j, -7.0), MP_EINVAL);
+    assert_int_equal(mp_queue_join(j, NAN), MP_EINVAL);
+    mp_queue_free(j);
+
+    /* Freed objects. */
+    mp_queue_free(q);
+    assert_int_equal(mp_queue_put(q, &v, 1, 0), MP_EINVAL);
+    assert_int_equal(mp_queue_get(q, &v, 1, &len, 0), MP_EINVAL);
+    assert_int_equal(mp_queue_qsize(q), MP_EINVAL);
+    mp_queue_free(q); /* stale pointer: ignored */
+    mp_simple_queue_free(s);
+    assert_int_equal(mp_simple_queue_put(s, &v, 1), MP_EINVAL);
+    assert_int_equal(mp_simple_queue_empty(s), MP_EINVAL);
+
+    /* Options out of range. */
+    assert_null(mp_queue_new(.slot_size = 32));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_queue_new(.slot_size = (2u << 20)));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_simple_queue_new(.slot_size = 1));
+    assert_null(mp_queue_new(.maxsize = 1L << 50));
+    assert_int_equal(mp_last_error(), -ENOMEM);
+    q = mp_queue_new(.slot_size = 100, .capacity = 1, .maxsize = -5, .ctx = NULL);
+    assert_non_null(q); /* rounded up; tiny capacity gives 2 slots */
+    assert_int_equal(mp_queue_full(q), 0);
+    mp_queue_free(q);
+}
+
+/* ---- bounded queues and timeouts ------------------------------------------ */
+
+static void test_maxsize_and_timeouts(void **state)
+{
+    mp_queue *q = mp_queue_new(.maxsize = 3);
+    assert_non_null(q);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(put_int(q, i), 0);
+    assert_int_equal(mp_queue_qsize(q), 3);
+    assert_int_equal(mp_queue_full(q), 1);
+    int v = 9;
+    assert_int_equal(mp_queue_put_nowait(q, &v, sizeof v), MP_EFULL);
+    assert_int_equal(mp_queue_put(q, &v, sizeof v, 0), MP_EFULL);
+    double t0 = mp__now();
+    assert_int_equal(mp_queue_put(q, &v, sizeof v, 0.2), MP_EFULL);
+    double dt = mp__now() - t0;
+    assert_true(dt >= 0.2);
+    assert_true(dt < 5.0);
+    assert_int_equal(mp_queue_qsize(q), 3);
+    assert_int_equal(get_int(q, 0), 0);
+    assert_int_equal(mp_queue_full(q), 0);
+    assert_int_equal(mp_queue_put_nowait(q, &v, sizeof v), 0);
+    assert_int_equal(get_int(q, 0), 1);
+    assert_int_equal(get_int(q, 0), 2);
+    assert_int_equal(get_int(q, 0), 9);
+    t0 = mp__now();
+    assert_int_equal(get_int(q, 0.2), -1000 + MP_EEMPTY);
+    dt = mp__now() - t0;
+    assert_true(dt >= 0.2);
+    assert_true(dt < 5.0);
+    /* Many laps of a ring whose size is not a power of two. */
+    for (int i = 0; i < 5000; i++) {
+        assert_int_equal(put_int(q, i), 0);
+        assert_int_equal(put_int(q, -i), 0);
+        assert_int_equal(get_int(q, 0), i);
+        assert_int_equal(get_int(q, 0), -i);
+    }
+    mp_queue_free(q);
+
+    q = mp_queue_new(.maxsize = 1);
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(put_int(q, i), 0);
+        assert_int_equal(mp_queue_put_nowait(q, &v, sizeof v), MP_EFULL);
+        assert_int_equal(get_int(q, 0), i);
+    }
+    mp_queue_free(q);
+}
+
+static int child_get_42(void *arg)
+{
+    int v = get_int(arg, 20.0);
+    return v == 42 ? 0 : 1;
+}
+
+static int child_put_blocked(void *arg)
+{
+    /* The queue is full: this put waits until the parent makes room. */
+    int v = 43;
+    return mp_queue_put(arg, &v, sizeof v, 20.0) == 0 ? 0 : 1;
+}
+
+static void test_blocking_wakeups(void **state)
+{
+    mp_queue *q = mp_queue_new(.maxsize = 1);
+    pid_t c = run_child(child_get_42, q);
+    usleep(100000); /* let it sleep in get */
+    assert_int_equal(put_int(q, 42), 0);
+    assert_int_equal(wait_within(c, 20), 0);
+
+    assert_int_equal(put_int(q, 1), 0);
+    c = run_child(child_put_blocked, q);
+    usleep(100000);
+    assert_int_equal(get_int(q, 0), 1);
+    assert_int_equal(wait_within(c, 20), 0);
+    assert_int_equal(get_int(q, 5.0), 43);
+    mp_queue_free(q);
+}
+
+/* ---- no feeder thread: put == in the queue -------------------------------- */
+
+struct produce_arg {
+    mp_queue *q;
+    int first, n;
+};
+
+static int child_produce(void *arg)
+{
+    struct produce_arg *a = arg;
+    for (int i = a->first; i < a->first + a->n; i++)
+        if (put_int(a->q, i) != 0)
+            return 1;
+    return 0;
+}
+
+static int child_put_then_die(void *arg)
+{
+    put_int(arg, 77);
+    raise(SIGKILL);
+    return 0;
+}
+
+static void test_producer_exit_and_join_before_drain(void **state)
+{
+    /* A tiny ring: most messages overflow, and put still never blocks. */
+    mp_queue *q = mp_queue_new(.capacity = 1024);
+    struct produce_arg a = {q, 0, 20000};
+    pid_t c = run_child(child_produce, &a);
+    /* Python's trap: joining a producer before draining.  Here it works. */
+    assert_int_equal(wait_within(c, 60), 0);
+    assert_int_equal(mp_queue_qsize(q), 20000);
+    for (int i = 0; i < 20000; i++)
+        assert_int_equal(get_int(q, 0), i);
+    assert_int_equal(mp_queue_empty(q), 1);
+
+    /* A message put just before the producer is killed is delivered. */
+    c = run_child(child_put_then_die, q);
+    assert_int_equal(wait_within(c, 20), 1000 + SIGKILL);
+    assert_int_equal(get_int(q, 0), 77);
+    mp_queue_free(q);
+}
+
+static int child_consume_checked(void *arg)
+{
+    struct produce_arg *a = arg;
+    for (int i = a->first; i < a->first + a->n; i++) {
+        if (get_int(a->q, 30.0) != i)
+            return 1;
+        if (i % 1000 == 0)
+            usleep(i % 10000 == 0 ? 150000 : 3000); /* the ring fills, overflows */
+    }
+    return 0;
+}
+
+static void test_overflow_order_with_slow_consumer(void **state)
+{
+    mp_queue *q = mp_queue_new(.capacity = 1024);
+    struct produce_arg a = {q, 0, 30000};
+    pid_t c = run_child(child_consume_checked, &a);
+    unsigned char big[300];
+    for (int i = 0; i < 30000; i++)
+        assert_int_equal(put_int(q, i), 0);
+    assert_int_equal(wait_within(c, 60), 0);
+    /* Large messages and a too-short buffer through the overflow list. */
+    for (int i = 0; i < 40; i++) {
+        fill_pattern(big, sizeof big, (unsigned)i);
+        assert_int_equal(mp_queue_put_nowait(q, big, sizeof big), 0);
+    }
+    size_t len = 0;
+    for (int i = 0; i < 40; i++) {
+        unsigned char out[300];
+        assert_int_equal(mp_queue_get(q, out, 10, &len, 0), MP_ETOOSHORT);
+        assert_int_equal(len, 300);
+        assert_int_equal(mp_queue_get(q, out, sizeof out, &len, 0), 0);
+        assert_true(check_pattern(out, 300, (unsigned)i));
+    }
+    mp_queue_free(q);
+}
+
+/* ---- many producers, many consumers ------------------------------------- */
+
+struct msg {
+    uint32_t producer;
+    uint32_t size;
+    uint64_t seq;
+    uint64_t check;
+};
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x;
+}
+
+#define NPROD 4
+#define NCONS 4
+
+struct mpmc_arg {
+    mp_queue *q;
+    int id;
+    long n;
+    int fd;
+};
+
+struct mpmc_result {
+    int error;
+    uint64_t count[NPROD];
+    uint64_t sum[NPROD];
+    uint64_t sumsq[NPROD];
+};
+
+static int mpmc_producer(void *arg)
+{
+    struct mpmc_arg *a = arg;
+    unsigned char buf[1024];
+    for (long i = 0; i < a->n; i++) {
+        struct msg m = {(uint32_t)a->id, sizeof m, (uint64_t)i, mix((uint64_t)a->id << 40 | (uint64_t)i)};
+        if (i % 97 == 5)
+            m.size = 300 + (uint32_t)(i % 700); /* through a block */
+        else if (i % 13 == 1)
+            m.size = 100;
+        memcpy(buf, &m, sizeof m);
+        fill_pattern(buf + sizeof m, m.size - sizeof m, (unsigned)i);
+        if (mp_queue_put(a->q, buf, m.size, MP_FOREVER) != 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int mpmc_consumer(void *arg)
+{
+    struct mpmc_arg *a = arg;
+    struct mpmc_result res;
+    memset(&res, 0, sizeof res);
+    int64_t last[NPROD] = {-1, -1, -1, -1};
+    unsigned char buf[1024];
+    for (;;) {
+        size_t len = 0;
+        if (mp_queue_get(a->q, buf, sizeof buf, &len, 60.0) != 0) {
+            res.error = 1;
+            break;
+        }
+        if (len == 0) /* poison pill */
+            break;
+        struct msg m;
+        memcpy(&m, buf, sizeof m);
+        if (len != m.size || m.producer >= NPROD ||
+            m.check != mix((uint64_t)m.producer << 40 | m.seq) ||
+            !check_pattern(buf + sizeof m, len - sizeof m, (unsigned)m.seq)) {
+            res.error = 2;
+            break;
+        }
+        /* Each producer's messages arrive in order. */
+        if ((int64_t)m.seq <= last[m.producer]) {
+            res.error = 3;
+            break;
+        }
+        last[m.producer] = (int64_t)m.seq;
+        res.count[m.producer]++;
+        res.sum[m.producer] += m.seq;
+        res.sumsq[m.producer] += m.seq * m.seq;
+    }
+    return write(a->fd, &res, sizeof res) == sizeof res ? 0 : 1;
+}
+
+static void run_mpmc(mp_queue *q, long n)
+{
+    int fds[NCONS][2];
+    pid_t cons[NCONS], prod[NPROD];
+    struct mpmc_arg ca[NCONS], pa[NPROD];
+    for (int i = 0; i < NCONS; i++) {
+        assert_int_equal(pipe(fds[i]), 0);
+        ca[i] = (struct mpmc_arg){q, i, n, fds[i][1]};
+        cons[i] = run_child(mpmc_consumer, &ca[i]);
+        close(fds[i][1]);
+    }
+    for (int i = 0; i < NPROD; i++) {
+        pa[i] = (struct mpmc_arg){q, i, n, -1};
+        prod[i] = run_child(mpmc_producer, &pa[i]);
+    }
+    for (int i = 0; i < NPROD; i++)
+        assert_int_equal(wait_within(prod[i], 600), 0);
+    for (int i = 0; i < NCONS; i++)
+        assert_int_equal(mp_queue_put(q, NULL, 0, MP_FOREVER), 0);
+    struct mpmc_result total;
+    memset(&total, 0, sizeof total);
+    for (int i = 0; i < NCONS; i++) {
+        struct mpmc_result r;
+        assert_int_equal(read(fds[i][0], &r, sizeof r), sizeof r);
+        close(fds[i][0]);
+        assert_int_equal(r.error, 0);
+        for (int p = 0; p < NPROD; p++) {
+            total.count[p] += r.count[p];
+            total.sum[p] += r.sum[p];
+            total.sumsq[p] += r.sumsq[p];
+        }
+        assert_int_equal(wait_within(cons[i], 60), 0);
+    }
+    /* Nothing lost, nothing duplicated. */
+    uint64_t un = (uint64_t)n;
+    for (int p = 0; p < NPROD; p++) {
+        assert_int_equal(total.count[p], un);
+        assert_int_equal(total.sum[p], un * (un - 1) / 2);
+        assert_int_equal(total.sumsq[p], (un - 1) * un * (2 * un - 1) / 6);
+    }
+    assert_int_equal(mp_queue_qsize(q), 0);
+}
+
+static void test_mpmc_small(void **state)
+{
+    mp_queue *q = mp_queue_new();
+    run_mpmc(q, 20000);
+    mp_queue_free(q);
+    q = mp_queue_new(.maxsize = 7); /* contended, bounded, wraps a lot */
+    run_mpmc(q, 5000);
+    mp_queue_free(q);
+    /* 4 slots that overflow after 50 us full: ring and overflow list
+     * interleave under contention. */
+    mp__ring_set_patience(50000);
+    q = mp_queue_new(.capacity = 512);
+    run_mpmc(q, 5000);
+    mp_queue_free(q);
+    mp__ring_set_patience(0);
+}
+
+static void test_mpmc_1e6(void **state)
+{
+    mp_queue *q = mp_queue_new();
+    run_mpmc(q, 1000000);
+    mp_queue_free(q);
+}
+
+/* ---- threads of one process ---------------------------------------------- */
+
+struct thread_arg {
+    mp_queue *q;
+    int id;
+    long sum;
+};
+
+static void *thread_producer(void *arg)
+{
+    struct thread_arg *a = arg;
+    for (int i = 1; i <= 20000; i++)
+        if (put_int(a->q, i) != 0)
+            a->sum = -1;
+    return NULL;
+}
+
+static void *thread_consumer(void *arg)
+{
+    struct thread_arg *a = arg;
+    for (;;) {
+        int v = get_int(a->q, 30.0);
+        if (v == 0)
+            break;
+        if (v < 0) {
+            a->sum = -1;
+            break;
+        }
+        a->sum += v;
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    mp_queue *q = mp_queue_new(.maxsize = 16);
+    pthread_t t[4];
+    struct thread_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (struct thread_arg){q, i, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, i < 2 ? thread_producer : thread_consumer, &a[i]), 0);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(put_int(q, 0), 0);
+    assert_int_equal(put_int(q, 0), 0);
+    for (int i = 2; i < 4; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(a[0].sum, 0);
+    assert_int_equal(a[1].sum, 0);
+    assert_int_equal(a[2].sum + a[3].sum, 2L * 20000 * 20001 / 2);
+    mp_queue_free(q);
+}
+
+/* ---- large messages ------------------------------------------------------ */
+
+struct big_arg {
+    mp_queue *q;
+    size_t size;
+};
+
+static int child_put_big(void *arg)
+{
+    struct big_arg *a = arg;
+    uint64_t *buf = malloc(a->size);
+    if (buf == NULL)
+        return 2;
+    for (size_t i = 0; i < a->size / 8; i++)
+        buf[i] = i * 0x9e3779b97f4a7c15ull;
+    int rc = mp_queue_put(a->q, buf, a->size, MP_FOREVER);
+    free(buf);
+    return rc == 0 ? 0 : 1;
+}
+
+static void big_message(size_t size)
+{
+    /* Far larger than the ring: it goes through one shared block. */
+    mp_queue *q = mp_queue_new(.capacity = 4096);
+    struct big_arg a = {q, size};
+    pid_t c = run_child(child_put_big, &a);
+    /* The producer has exited before anyone reads: the message survives. */
+    assert_int_equal(wait_within(c, 120), 0);
+    char small[16];
+    size_t len = 0;
+    assert_int_equal(mp_queue_get(q, small, sizeof small, &len, 0), MP_ETOOSHORT);
+    assert_int_equal(len, size);
+    uint64_t *p = NULL;
+    assert_int_equal(mp_queue_get_alloc(q, (void **)&p, &len, 0), 0);
+    assert_int_equal(len, size);
+    size_t bad = 0;
+    for (size_t i = 0; i < size / 8; i++)
+        bad += p[i] != i * 0x9e3779b97f4a7c15ull;
+    assert_int_equal(bad, 0);
+    free(p);
+    assert_int_equal(mp_queue_empty(q), 1);
+    mp_queue_free(q);
+}
+
+static void test_64_mib_message(void **state)
+{
+    big_message((size_t)64 << 20);
+}
+
+static void test_one_gib_message(void **state)
+{
+    big_message((size_t)1 << 30);
+}
+
+/* ---- SIGKILL in the middle of put and get -------------------------------- */
+
+struct stop_arg {
+    mp_queue *q;
+    int point;
+    int fd;
+    size_t len;
+};
+
+static int child_stop_in_put(void *arg)
+{
+    struct stop_arg *a = arg;
+    unsigned char *buf = malloc(a->len ? a->len : 1);
+    memset(buf, 0xee, a->len);
+    mp__ring_stop_at(a->point, a->fd);
+    mp_queue_put(a->q, buf, a->len, MP_FOREVER);
+    return 99; /* never reached: the hook stops the put */
+}
+
+static int child_stop_in_get(void *arg)
+{
+    struct stop_arg *a = arg;
+    void *p;
+    size_t len;
+    mp__ring_stop_at(a->point, a->fd);
+    mp_queue_get_alloc(a->q, &p, &len, 30.0);
+    return 99;
+}
+
+/* Start fn, wait until it has stopped at its hook, and SIGKILL it there. */
+static void stop_and_kill(int (*fn)(void *), mp_queue *q, int point, size_t len)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    struct stop_arg a = {q, point, fds[1], len};
+    pid_t c = run_child(fn, &a);
+    close(fds[1]);
+    struct pollfd pfd = {fds[0], POLLIN, 0};
+    assert_int_equal(poll(&pfd, 1, 20000), 1);
+    char ch;
+    assert_int_equal(read(fds[0], &ch, 1), 1);
+    close(fds[0]);
+    kill(c, SIGKILL);
+    assert_int_equal(mpt_wait_status(c), 1000 + SIGKILL);
+}
+
+static void test_kill_producer_mid_put(void **state)
+{
+    mp_queue *q = mp_queue_new();
+    assert_int_equal(put_int(q, 1), 0);
+    stop_and_kill(child_stop_in_put, q, MP__RING_STOP_PUT, 64);
+    assert_int_equal(put_int(q, 2), 0);
+    /* The dead put is dropped whole; nobody waits on it for long. */
+    double t0 = mp__now();
+    assert_int_equal(get_int(q, 10.0), 1);
+    assert_int_equal(get_int(q, 10.0), 2);
+    assert_true(mp__now() - t0 < 5.0);
+    assert_int_equal(get_int(q, 0), -1000 + MP_EEMPTY);
+    assert_int_equal(mp_queue_qsize(q), 0);
+    /* The queue keeps working for many laps. */
+    for (int i = 0; i < 3000; i++) {
+        assert_int_equal(put_int(q, i), 0);
+        assert_int_equal(get_int(q, 0), i);
+    }
+    mp_queue_free(q);
+}
+
+static void test_kill_producer_nowait_consumers(void **state)
+{
+    /* Consumers that only poll with get_nowait still get past a dead
+     * producer's claim, and producers that only put_nowait past a dead
+     * consumer's. */
+    mp_queue *q = mp_queue_new(.maxsize = 2);
+    stop_and_kill(child_stop_in_put, q, MP__RING_STOP_PUT, 16);
+    assert_int_equal(put_int(q, 7), 0);
+    int v = -1, rc = MP_EEMPTY;
+    for (int i = 0; i < 1000 && rc == MP_EEMPTY; i++)
+        rc = mp_queue_get_nowait(q, &v, sizeof v, NULL);
+    assert_int_equal(rc, 0);
+    assert_int_equal(v, 7);
+
+    assert_int_equal(put_int(q, 8), 0);
+    assert_int_equal(put_int(q, 9), 0);
+    stop_and_kill(child_stop_in_get, q, MP__RING_STOP_GET, 0);
+    assert_int_equal(get_int(q, 0), 9);
+    rc = MP_EFULL;
+    for (int i = 0; i < 1000 && rc == MP_EFULL; i++)
+        rc = mp_queue_put_nowait(q, &(int){10}, sizeof(int));
+    assert_int_equal(rc, 0);
+    assert_int_equal(get_int(q, 0), 10);
+    mp_queue_free(q);
+}
+
+static void test_kill_producer_with_waiting_consumer(void **state)
+{
+    mp_queue *q = mp_queue_new();
+    pid_t c = run_child(child_get_42, q); /* blocked in get */
+    usleep(50000);
+    stop_and_kill(child_stop_in_put, q, MP__RING_STOP_PUT, 20);
+    assert_int_equal(put_int(q, 42), 0);
+    assert_int_equal(wait_within(c, 20), 0);
+    mp_queue_free(q);
+}
+
+static void test_kill_producer_large_and_bounded(void **state)
+{
+    /* A block attached by the dead producer; a bounded ring that wraps
+     * onto the dead claim, so producers must take it over. */
+    mp_queue *q = mp_queue_new(.maxsize = 2);
+    stop_and_kill(child_stop_in_put, q, MP__RING_STOP_PUT_LARGE, 1 << 20);
+    assert_int_equal(put_int(q, 1), 0);
+    assert_int_equal(mp_queue_put(q, &(int){2}, sizeof(int), 10.0), 0);
+    assert_int_equal(get_int(q, 10.0), 1);
+    assert_int_equal(get_int(q, 10.0), 2);
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(put_int(q, i), 0);
+        assert_int_equal(get_int(q, 10.0), i);
+    }
+    stop_and_kill(child_stop_in_put, q, MP__RING_STOP_PUT, 8);
+    assert_int_equal(put_int(q, 5), 0);
+    assert_int_equal(mp_queue_put(q, &(int){6}, sizeof(int), 10.0), 0);
+    assert_int_equal(get_int(q, 10.0), 5);
+    assert_int_equal(get_int(q, 10.0), 6);
+    mp_queue_free(q);
+}
+
+static void test_kill_consumer_mid_get(void **state)
+{
+    mp_queue *q = mp_queue_new(.maxsize = 2);
+    assert_int_equal(put_int(q, 1), 0);
+    assert_int_equal(put_int(q, 2), 0);
+    stop_and_kill(child_stop_in_get, q, MP__RING_STOP_GET, 0);
+    /* Message 1 died with its consumer; 2 is intact. */
+    assert_int_equal(get_int(q, 10.0), 2);
+    /* The dead consumer's slot comes round again and is taken over. */
+    assert_int_equal(mp_queue_put(q, &(int){3}, sizeof(int), 10.0), 0);
+    assert_int_equal(mp_queue_put(q, &(int){4}, sizeof(int), 10.0), 0);
+    assert_int_equal(get_int(q, 10.0), 3);
+    assert_int_equal(get_int(q, 10.0), 4);
+    assert_int_equal(mp_queue_qsize(q), 0);
+
+    /* The same with a message that travels through a block. */
+    unsigned char big[5000];
+    fill_pattern(big, sizeof big, 3);
+    assert_int_equal(mp_queue_put(q, big, sizeof big, 0), 0);
+    assert_int_equal(mp_queue_put(q, big, sizeof big, 0), 0);
+    stop_and_kill(child_stop_in_get, q, MP__RING_STOP_GET, 0);
+    unsigned char out[5000];
+    size_t len = 0;
+    assert_int_equal(mp_queue_get(q, out, sizeof out, &len, 10.0), 0);
+    assert_true(len == sizeof big && check_pattern(out, len, 3));
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(mp_queue_put(q, big, sizeof big, 10.0), 0);
+        assert_int_equal(mp_queue_get(q, out, sizeof out, &len, 10.0), 0);
+        assert_true(len == sizeof big && check_pattern(out, len, 3));
+    }
+    mp_queue_free(q);
+}
+
+static void test_kill_in_overflow(void **state)
+{
+    mp_queue *q = mp_queue_new(.capacity = 256); /* 2 slots */
+    for (int i = 1; i <= 3; i++) /* 3 overflows at once: nowait */
+        assert_int_equal(mp_queue_put_nowait(q, &i, sizeof i), 0);
+    assert_int_equal(mp_queue_qsize(q), 3);
+    /* Killed holding the overflow lock, its node linked but the list's
+     * tail not yet updated: the next locker repairs the list. */
+    stop_and_kill(child_stop_in_put, q, MP__RING_STOP_PUT_OVERFLOW, sizeof(int));
+    assert_int_equal(put_int(q, 5), 0);
+    assert_int_equal(get_int(q, 10.0), 1);
+    assert_int_equal(get_int(q, 10.0), 2);
+    assert_int_equal(get_int(q, 10.0), 3);
+    int v = get_int(q, 10.0); /* the dead producer's message, linked whole */
+    assert_int_equal(v, (int)0xeeeeeeee);
+    assert_int_equal(get_int(q, 10.0), 5);
+    assert_int_equal(get_int(q, 0), -1000 + MP_EEMPTY);
+
+    /* Killed holding the lock in the middle of unlinking. */
+    for (int i = 1; i <= 4; i++)
+        assert_int_equal(mp_queue_put_nowait(q, &i, sizeof i), 0);
+    assert_int_equal(get_int(q, 0), 1);
+    assert_int_equal(get_int(q, 0), 2);
+    stop_and_kill(child_stop_in_get, q, MP__RING_STOP_GET_OVERFLOW, 0);
+    assert_int_equal(get_int(q, 10.0), 4);
+    assert_int_equal(mp_queue_qsize(q), 0);
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(put_int(q, i), 0);
+        assert_int_equal(get_int(q, 0), i);
+    }
+    mp_queue_free(q);
+}
+
+/* ---- close --------------------------------------------------------------- */
+
+static int child_use_after_parent_close(void *arg)
+{
+    mp_queue *q = arg;
+    /* Forked after the parent closed: open here, as in Python. */
+    if (get_int(q, 5.0) != 1)
+        return 1;
+    return put_int(q, 2) == 0 ? 0 : 2;
+}
+
+static void test_close(void **state)
+{
+    mp_queue *q = mp_queue_new();
+    assert_int_equal(mp_queue_join_thread(q), MP_EINVAL); /* not closed */
+    assert_int_equal(mp_queue_cancel_join_thread(q), 0);
+    assert_int_equal(put_int(q, 1), 0);
+    assert_int_equal(mp_queue_close(q), 0);
+    assert_int_equal(mp_queue_close(q), 0);
+    assert_int_equal(mp_queue_join_thread(q), 0);
+    int v = 0;
+    void *p;
+    assert_int_equal(put_int(q, 3), MP_EINVAL);
+    assert_int_equal(mp_queue_put_nowait(q, &v, sizeof v), MP_EINVAL);
+    assert_int_equal(mp_queue_get(q, &v, sizeof v, NULL, 0), MP_EINVAL);
+    assert_int_equal(mp_queue_get_nowait(q, &v, sizeof v, NULL), MP_EINVAL);
+    assert_int_equal(mp_queue_get_alloc(q, &p, NULL, 0), MP_EINVAL);
+    assert_int_equal(mp_queue_qsize(q), 1);
+    pid_t c = run_child(child_use_after_parent_close, q);
+    assert_int_equal(wait_within(c, 20), 0);
+    assert_int_equal(mp_queue_qsize(q), 1);
+    assert_int_equal(mp_queue_empty(q), 0);
+    mp_queue_free(q);
+
+    /* Many queues closed: the process-local record grows. */
+    mp_queue *qs[200];
+    for (int i = 0; i < 200; i++) {
+        qs[i] = mp_queue_new(.capacity = 256);
+        assert_int_equal(mp_queue_close(qs[i]), 0);
+    }
+    mp_queue *open = mp_queue_new();
+    assert_int_equal(put_int(open, 5), 0);
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(put_int(qs[i], 1), MP_EINVAL);
+        mp_queue_free(qs[i]);
+    }
+    assert_int_equal(get_int(open, 0), 5);
+    mp_queue_free(open);
+}
+
+/* ---- JoinableQueue ------------------------------------------------------- */
+
+static int child_consume_two_tasks(void *arg)
+{
+    mp_queue *q = arg;
+    for (int i = 0; i < 2; i++)
+        if (get_int(q, 10.0) < 0)
+            return 1;
+    usleep(50000);
+    for (int i = 0; i < 2; i++)
+        if (mp_queue_task_done(q) != 0)
+            return 2;
+    return 0;
+}
+
+static void test_joinable(void **state)
+{
+    mp_queue *q = mp_joinable_queue_new();
+    assert_non_null(q);
+    assert_int_equal(mp_queue_join(q, 0), 0);
+    assert_int_equal(mp_queue_join(q, MP_FOREVER), 0);
+    assert_int_equal(mp_queue_task_done(q), MP_EINVAL);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(put_int(q, i), 0);
+    double t0 = mp__now();
+    assert_int_equal(mp_queue_join(q, 0.1), MP_ETIMEDOUT);
+    assert_true(mp__now() - t0 >= 0.1);
+    assert_int_equal(mp_queue_join(q, 0), MP_ETIMEDOUT);
+    assert_int_equal(get_int(q, 0), 0);
+    assert_int_equal(mp_queue_task_done(q), 0);
+    assert_int_equal(mp_queue_task_done(q), MP_EINVAL); /* over-call */
+    assert_int_equal(mp_queue_join(q, 0), MP_ETIMEDOUT);
+    pid_t c = run_child(child_consume_two_tasks, q);
+    t0 = mp__now();
+    assert_int_equal(mp_queue_join(q, 20.0), 0);
+    assert_true(mp__now() - t0 >= 0.04);
+    assert_int_equal(wait_within(c, 20), 0);
+    assert_int_equal(mp_queue_task_done(q), MP_EINVAL);
+    /* Through the overflow list and after a consumer killed mid-get. */
+    mp_queue *o = mp_joinable_queue_new(.capacity = 256);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(mp_queue_put_nowait(o, &i, sizeof i), 0);
+    stop_and_kill(child_stop_in_get, o, MP__RING_STOP_GET, 0);
+    for (int i = 1; i < 6; i++) {
+        assert_int_equal(get_int(o, 10.0), i);
+        assert_int_equal(mp_queue_join(o, 0), MP_ETIMEDOUT);
+        assert_int_equal(mp_queue_task_done(o), 0);
+    }
+    /* The task that died with its consumer does not hold join up. */
+    assert_int_equal(mp_queue_join(o, 10.0), 0);
+    mp_queue_free(o);
+    mp_queue_free(q);
+}
+
+/* ---- SimpleQueue --------------------------------------------------------- */
+
+static int child_simple_echo(void *arg)
+{
+    mp_simple_queue *s = arg;
+    char buf[32];
+    size_t len = 0;
+    if (mp_simple_queue_get(s, buf, sizeof buf, &len) != 0)
+        return 1;
+    return mp_simple_queue_put(s, buf, len) == 0 ? 0 : 2;
+}
+
+static void test_simple_queue(void **state)
+{
+    mp_simple_queue *s = mp_simple_queue_new();
+    assert_non_null(s);
+    assert_int_equal(mp_simple_queue_empty(s), 1);
+    assert_int_equal(mp_simple_queue_put(s, "hello", 6), 0);
+    assert_int_equal(mp_simple_queue_empty(s), 0);
+    pid_t c = run_child(child_simple_echo, s);
+    assert_int_equal(wait_within(c, 20), 0);
+    char buf[8];
+    size_t len = 0;
+    assert_int_equal(mp_simple_queue_get(s, buf, 2, &len), MP_ETOOSHORT);
+    assert_int_equal(len, 6);
+    void *p = NULL;
+    assert_int_equal(mp_simple_queue_get_alloc(s, &p, &len), 0);
+    assert_int_equal(len, 6);
+    assert_string_equal(p, "hello");
+    free(p);
+    assert_int_equal(mp_simple_queue_put(s, NULL, 0), 0);
+    assert_int_equal(mp_simple_queue_get(s, NULL, 0, &len), 0);
+    assert_int_equal(len, 0);
+    assert_int_equal(mp_simple_queue_put(s, NULL, 3), MP_EINVAL);
+    assert_int_equal(mp_simple_queue_get(s, NULL, 3, &len), MP_EINVAL);
+    assert_int_equal(mp_simple_queue_get_alloc(s, NULL, &len), MP_EINVAL);
+    for (int i = 0; i < 5000; i++) /* never blocks */
+        assert_int_equal(mp_simple_queue_put(s, &i, sizeof i), 0);
+    for (int i = 0; i < 5000; i++) {
+        int v = -1;
+        assert_int_equal(mp_simple_queue_get(s, &v, sizeof v, &len), 0);
+        assert_int_equal(v, i);
+    }
+    assert_int_equal(mp_simple_queue_close(s), 0);
+    assert_int_equal(mp_simple_queue_close(s), 0);
+    assert_int_equal(mp_simple_queue_put(s, "x", 1), MP_EINVAL);
+    assert_int_equal(mp_simple_queue_get(s, buf, sizeof buf, &len), MP_EINVAL);
+    assert_int_equal(mp_simple_queue_get_alloc(s, &p, &len), MP_EINVAL);
+    assert_int_equal(mp_simple_queue_empty(s), MP_EINVAL);
+    mp_simple_queue_free(s);
+}
+
+static void test_free_with_messages(void **state)
+{
+    /* Inline, block and overflowing messages are all released. */
+    mp_queue *q = mp_queue_new(.capacity = 256);
+    unsigned char big[100000];
+    fill_pattern(big, sizeof big, 1);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(mp_queue_put_nowait(q, big, i % 2 ? sizeof big : 10), 0);
+    mp_queue_free(q);
+    q = mp_queue_new(.maxsize = 1000000); /* reserved, barely touched */
+    assert_int_equal(put_int(q, 1), 0);
+    mp_queue_free(q);
+}
+
+#ifndef MPT_QUEUES_SLOW
+#define MPT_QUEUES_SLOW 0
+#endif
+
+int main(void)
+{
+    const struct CMUnitTest unit[] = {
+        cmocka_unit_test_setup_teardown(test_fifo_and_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_message_sizes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slot_sizes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zero_length, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_short_keeps_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_maxsize_and_timeouts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blocking_wakeups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_producer_exit_and_join_before_drain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overflow_order_with_slow_consumer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mpmc_small, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_producer_mid_put, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_producer_with_waiting_consumer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_producer_nowait_consumers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_producer_large_and_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_consumer_mid_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_in_overflow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_joinable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_simple_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_with_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_64_mib_message, setup, teardown),
+    };
+    const struct CMUnitTest slow[] = {
+        cmocka_unit_test_setup_teardown(test_mpmc_1e6, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_gib_message, setup, teardown),
+    };
+    if (MPT_QUEUES_SLOW)
+        return cmocka_run_group_tests_name("queues_slow", slow, NULL, NULL);
+    return cmocka_run_group_tests_name("queues", unit, NULL, NULL);
+}

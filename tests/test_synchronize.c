@@ -1,0 +1,1175 @@
+/* test_synchronize.c: Lock, RLock, Semaphore, Condition, Event, Barrier. */
+#include "internal/mp.h"
+#include "mptest.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Children report through their exit status: 0 is success, anything else
+ * names the check that failed. */
+typedef int (*child_fn)(void *arg);
+
+static pid_t fork_child(child_fn fn, void *arg)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fn(arg));
+    assert_true(pid > 0);
+    return pid;
+}
+
+/* Wait until *flag >= v (another process sets it); false after 20 s. */
+static bool wait_flag(_Atomic int *flag, int v)
+{
+    for (int i = 0; i < 20000; i++) {
+        if (atomic_load(flag) >= v)
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+/* A block of shared scratch memory for one test. */
+struct shared {
+    _Atomic int flag;
+    _Atomic int flag2;
+    _Atomic int holders;
+    _Atomic int max_holders;
+    _Atomic int actions;
+    _Atomic int woken;
+    volatile long counter;
+    int order[64];
+    int norder;
+    int marks[64][8];
+    mp_lock *lock;
+    mp_lock *rlock;
+    mp_semaphore *sem;
+    mp_condition *cond;
+    mp_event *event;
+    mp_barrier *barrier;
+    double timeout;
+    int iterations;
+    int id;
+};
+
+static struct shared *shared_new(void)
+{
+    struct shared *s = mp_shared_alloc(sizeof *s);
+    assert_non_null(s);
+    return s;
+}
+
+static int setup(void **state)
+{
+    assert_int_equal(mp__heap_init(), 0);
+    mpt_leak_begin();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    mpt_leak_end();
+    return 0;
+}
+
+/* ---- Lock --------------------------------------------------------------- */
+
+static void test_lock_basic(void **state)
+{
+    mp_lock *l = mp_lock_new();
+    assert_non_null(l);
+    assert_int_equal(mp_lock_locked(l), 0);
+    assert_int_equal(mp_lock_is_mine(l), 0);
+    assert_int_equal(mp_lock_count(l), 0);
+    assert_int_equal(mp_lock_release(l), MP_EINVAL); /* not held */
+    assert_int_equal(mp_lock_acquire(l, MP_FOREVER), 0);
+    assert_int_equal(mp_lock_locked(l), 1);
+    assert_int_equal(mp_lock_is_mine(l), 1);
+    assert_int_equal(mp_lock_count(l), 1);
+    /* Not recursive: a second acquire by the holder. */
+    assert_int_equal(mp_lock_acquire(l, 0), MP_ETIMEDOUT);
+    assert_int_equal(mp_lock_acquire(l, MP_FOREVER), -EDEADLK);
+    assert_int_equal(mp_lock_release(l), 0);
+    assert_int_equal(mp_lock_release(l), MP_EINVAL);
+    assert_int_equal(mp_lock_locked(l), 0);
+    assert_int_equal(mp_lock_acquire(l, 0), 0);
+    assert_int_equal(mp_lock_release(l), 0);
+    assert_int_equal(mp_lock_acquire(l, 1.5), 0);
+    assert_int_equal(mp_lock_release(l), 0);
+    assert_int_equal(mp_lock_acquire(l, INFINITY), 0);
+    assert_int_equal(mp_lock_release(l), 0);
+    mp_lock_free(l);
+}
+
+static void test_lock_self_timeout(void **state)
+{
+    mp_lock *l = mp_lock_new();
+    assert_int_equal(mp_lock_acquire(l, MP_FOREVER), 0);
+    double t0 = mp__now();
+    assert_int_equal(mp_lock_acquire(l, 0.2), MP_ETIMEDOUT);
+    double dt = mp__now() - t0;
+    assert_true(dt >= 0.2);
+    assert_true(dt < 5.0);
+    assert_int_equal(mp_lock_release(l), 0);
+    mp_lock_free(l);
+}
+
+static int hold_until_flag2(void *arg)
+{
+    struct shared *s = arg;
+    if (mp_lock_acquire(s->lock, MP_FOREVER) != 0)
+        return 1;
+    atomic_store(&s->flag, 1);
+    if (!wait_flag(&s->flag2, 1))
+        return 2;
+    return mp_lock_release(s->lock) == 0 ? 0 : 3;
+}
+
+static void test_lock_timeout_across_processes(void **state)
+{
+    struct shared *s = shared_new();
+    s->lock = mp_lock_new();
+    pid_t pid = fork_child(hold_until_flag2, s);
+    assert_true(wait_flag(&s->flag, 1));
+    assert_int_equal(mp_lock_locked(s->lock), 1);
+    assert_int_equal(mp_lock_is_mine(s->lock), 0);
+    assert_int_equal(mp_lock_acquire(s->lock, 0), MP_ETIMEDOUT);
+    double t0 = mp__now();
+    assert_int_equal(mp_lock_acquire(s->lock, 0.3), MP_ETIMEDOUT);
+    double dt = mp__now() - t0;
+    assert_true(dt >= 0.3);
+    assert_true(dt < 5.3);
+    /* Releasing another process's lock is refused. */
+    assert_int_equal(mp_lock_release(s->lock), MP_EINVAL);
+    atomic_store(&s->flag2, 1);
+    assert_int_equal(mp_lock_acquire(s->lock, 10.0), 0);
+    assert_int_equal(mpt_wait_status(pid), 0);
+    assert_int_equal(mp_lock_release(s->lock), 0);
+    mp_lock_free(s->lock);
+    mp_shared_free(s);
+}
+
+static int count_under_lock(void *arg)
+{
+    struct shared *s = arg;
+    for (int i = 0; i < s->iterations; i++) {
+        if (mp_lock_acquire(s->lock, MP_FOREVER) != 0)
+            return 1;
+        /* A read-modify-write that loses updates without the lock. */
+        long v = s->counter;
+        if (i % 64 == 0)
+            sched_yield();
+        s->counter = v + 1;
+        if (mp_lock_release(s->lock) != 0)
+            return 2;
+    }
+    return 0;
+}
+
+static void counter_run(mp_lock *l)
+{
+    enum { N = 4, M = 20000 };
+    struct shared *s = shared_new();
+    s->lock = l;
+    s->iterations = M;
+    pid_t pids[N];
+    for (int i = 0; i < N; i++)
+        pids[i] = fork_child(count_under_lock, s);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(mpt_wait_status(pids[i]), 0);
+    assert_int_equal(s->counter, (long)N * M);
+    mp_lock_free(l);
+    mp_shared_free(s);
+}
+
+static void test_lock_counter(void **state)
+{
+    counter_run(mp_lock_new());
+}
+
+static void test_rlock_counter(void **state)
+{
+    counter_run(mp_rlock_new());
+}
+
+static void *release_in_thread(void *arg)
+{
+    return (void *)(intptr_t)mp_lock_release(arg);
+}
+
+static void test_release_by_other_thread(void **state)
+{
+    mp_lock *locks[2] = {mp_lock_new(), mp_rlock_new()};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(mp_lock_acquire(locks[i], MP_FOREVER), 0);
+        pthread_t t;
+        void *ret;
+        assert_int_equal(pthread_create(&t, NULL, release_in_thread, locks[i]), 0);
+        pthread_join(t, &ret);
+        assert_int_equal((int)(intptr_t)ret, MP_EINVAL);
+        assert_int_equal(mp_lock_is_mine(locks[i]), 1);
+        assert_int_equal(mp_lock_release(locks[i]), 0);
+        mp_lock_free(locks[i]);
+    }
+}
+
+static int release_not_mine(void *arg)
+{
+    struct shared *s = arg;
+    /* Inherited across fork: the parent's thread holds it, not this one. */
+    if (mp_lock_is_mine(s->lock) != 0 || mp_lock_locked(s->lock) != 1)
+        return 1;
+    if (mp_lock_release(s->lock) != MP_EINVAL)
+        return 2;
+    if (mp_lock_acquire(s->lock, 0) != MP_ETIMEDOUT)
+        return 3;
+    if (mp_lock_release(s->rlock) != MP_EINVAL)
+        return 4;
+    if (mp_lock_acquire(s->rlock, 0.05) != MP_ETIMEDOUT)
+        return 5;
+    return 0;
+}
+
+static void test_release_by_other_process(void **state)
+{
+    struct shared *s = shared_new();
+    s->lock = mp_lock_new();
+    s->rlock = mp_rlock_new();
+    assert_int_equal(mp_lock_acquire(s->lock, MP_FOREVER), 0);
+    assert_int_equal(mp_lock_acquire(s->rlock, MP_FOREVER), 0);
+    pid_t pid = fork_child(release_not_mine, s);
+    assert_int_equal(mpt_wait_status(pid), 0);
+    assert_int_equal(mp_lock_release(s->lock), 0);
+    assert_int_equal(mp_lock_release(s->rlock), 0);
+    mp_lock_free(s->lock);
+    mp_lock_free(s->rlock);
+    mp_shared_free(s);
+}
+
+static void test_rlock_recursion(void **state)
+{
+    mp_rlock *r = mp_rlock_new();
+    assert_non_null(r);
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(mp_rlock_acquire(r, i == 2 ? 0 : MP_FOREVER), 0);
+        assert_int_equal(mp_rlock_count(r), i);
+    }
+    assert_int_equal(mp_rlock_locked(r), 1);
+    for (int i = 3; i >= 1; i--) {
+        assert_int_equal(mp_rlock_release(r), 0);
+        assert_int_equal(mp_rlock_count(r), i - 1);
+    }
+    assert_int_equal(mp_rlock_locked(r), 0);
+    assert_int_equal(mp_rlock_release(r), MP_EINVAL);
+    mp_rlock_free(r);
+}
+
+/* ---- owner death -------------------------------------------------------- */
+
+static int hold_and_hang(void *arg)
+{
+    struct shared *s = arg;
+    if (mp_lock_acquire(s->lock, MP_FOREVER) != 0)
+        return 1;
+    if (mp_lock_acquire(s->rlock, MP_FOREVER) != 0 ||
+        mp_lock_acquire(s->rlock, MP_FOREVER) != 0)
+        return 2;
+    atomic_store(&s->flag, 1);
+    for (;;)
+        pause();
+}
+
+static int acquire_ok(void *arg)
+{
+    struct shared *s = arg;
+    if (mp_lock_acquire(s->lock, 5.0) != 0 || mp_lock_release(s->lock) != 0)
+        return 1;
+    if (mp_lock_acquire(s->rlock, 5.0) != 0 || mp_lock_release(s->rlock) != 0)
+        return 2;
+    return 0;
+}
+
+static void owner_death_run(bool reap_first)
+{
+    struct shared *s = shared_new();
+    s->lock = mp_lock_new();
+    s->rlock = mp_rlock_new();
+    pid_t pid = fork_child(hold_and_hang, s);
+    assert_true(wait_flag(&s->flag, 1));
+    assert_int_equal(mp_lock_acquire(s->lock, 0), MP_ETIMEDOUT);
+    kill(pid, SIGKILL);
+    if (reap_first)
+        assert_int_equal(mpt_wait_status(pid), 1000 + SIGKILL);
+    /* Not reaped yet: the kernel released the robust mutexes at exit. */
+    assert_int_equal(mp_lock_acquire(s->lock, 10.0), MP_EOWNERDEAD);
+    assert_int_equal(mp_lock_is_mine(s->lock), 1);
+    assert_int_equal(mp_lock_acquire(s->rlock, MP_FOREVER), MP_EOWNERDEAD);
+    assert_int_equal(mp_lock_count(s->rlock), 1);
+    if (!reap_first)
+        assert_int_equal(mpt_wait_status(pid), 1000 + SIGKILL);
+    /* The locks keep working, here and in another process. */
+    assert_int_equal(mp_lock_release(s->lock), 0);
+    assert_int_equal(mp_lock_release(s->rlock), 0);
+    assert_int_equal(mp_lock_acquire(s->lock, 0), 0);
+    assert_int_equal(mp_lock_release(s->lock), 0);
+    pid = fork_child(acquire_ok, s);
+    assert_int_equal(mpt_wait_status(pid), 0);
+    assert_int_equal(mp_lock_acquire(s->rlock, 0), 0);
+    assert_int_equal(mp_lock_release(s->rlock), 0);
+    mp_lock_free(s->lock);
+    mp_lock_free(s->rlock);
+    mp_shared_free(s);
+}
+
+static void test_owner_killed(void **state)
+{
+    owner_death_run(false);
+}
+
+static void test_owner_killed_and_reaped(void **state)
+{
+    owner_death_run(true);
+}
+
+static int blocked_acquire(void *arg)
+{
+    struct shared *s = arg;
+    atomic_store(&s->flag2, 1);
+    int r = mp_lock_acquire(s->lock, 20.0);
+    if (r != MP_EOWNERDEAD)
+        return 1;
+    return mp_lock_release(s->lock) == 0 ? 0 : 2;
+}
+
+static void test_owner_killed_while_waited_on(void **state)
+{
+    struct shared *s = shared_new();
+    s->lock = mp_lock_new();
+    s->rlock = mp_rlock_new();
+    pid_t holder = fork_child(hold_and_hang, s);
+    assert_true(wait_flag(&s->flag, 1));
+    pid_t waiter = fork_child(blocked_acquire, s);
+    assert_true(wait_flag(&s->flag2, 1));
+    usleep(50000);
+    kill(holder, SIGKILL);
+    assert_int_equal(mpt_wait_status(waiter), 0);
+    assert_int_equal(mpt_wait_status(holder), 1000 + SIGKILL);
+    assert_int_equal(mp_lock_acquire(s->lock, 0), 0);
+    assert_int_equal(mp_lock_release(s->lock), 0);
+    mp_lock_free(s->lock);
+    mp_lock_free(s->rlock);
+    mp_shared_free(s);
+}
+
+static void *hold_and_exit(void *arg)
+{
+    return (void *)(intptr_t)mp_lock_acquire(arg, MP_FOREVER);
+}
+
+static void test_owner_thread_exits(void **state)
+{
+    mp_lock *l = mp_lock_new();
+    pthread_t t;
+    void *ret;
+    assert_int_equal(pthread_create(&t, NULL, hold_and_exit, l), 0);
+    pthread_join(t, &ret);
+    assert_int_equal((int)(intptr_t)ret, 0);
+    assert_int_equal(mp_lock_acquire(l, 5.0), MP_EOWNERDEAD);
+    assert_int_equal(mp_lock_release(l), 0);
+    mp_lock_free(l);
+}
+
+/* ---- Semaphore ---------------------------------------------------------- */
+
+static int use_semaphore(void *arg)
+{
+    struct shared *s = arg;
+    for (int i = 0; i < s->iterations; i++) {
+        if (mp_semaphore_acquire(s->sem, MP_FOREVER) != 0)
+            return 1;
+        int h = atomic_fetch_add(&s->holders, 1) + 1;
+        int m = atomic_load(&s->max_holders);
+        while (h > m && !atomic_compare_exchange_weak(&s->max_holders, &m, h))
+            ;
+        usleep(200);
+        atomic_fetch_sub(&s->holders, 1);
+        if (mp_semaphore_release(s->sem) != 0)
+            return 2;
+    }
+    return 0;
+}
+
+static void test_semaphore_limit(void **state)
+{
+    enum { N = 8 };
+    struct shared *s = shared_new();
+    s->sem = mp_semaphore_new(.value = 3);
+    s->iterations = 200;
+    pid_t pids[N];
+    for (int i = 0; i < N; i++)
+        pids[i] = fork_child(use_semaphore, s);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(mpt_wait_status(pids[i]), 0);
+    assert_true(atomic_load(&s->max_holders) <= 3);
+    assert_true(atomic_load(&s->max_holders) >= 1);
+    assert_int_equal(mp_semaphore_get_value(s->sem), 3);
+    mp_semaphore_free(s->sem);
+    mp_shared_free(s);
+}
+
+static void test_semaphore_basic(void **state)
+{
+    mp_semaphore *s = mp_semaphore_new();
+    assert_non_null(s);
+    assert_int_equal(mp_semaphore_get_value(s), 0);
+    assert_int_equal(mp_semaphore_locked(s), 1);
+    assert_int_equal(mp_semaphore_acquire(s, 0), MP_ETIMEDOUT);
+    double t0 = mp__now();
+    assert_int_equal(mp_semaphore_acquire(s, 0.2), MP_ETIMEDOUT);
+    double dt = mp__now() - t0;
+    assert_true(dt >= 0.2);
+    assert_true(dt < 5.2);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(mp_semaphore_release(s), 0);
+    assert_int_equal(mp_semaphore_get_value(s), 5);
+    assert_int_equal(mp_semaphore_locked(s), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(mp_semaphore_acquire(s, 0), 0);
+    assert_int_equal(mp_semaphore_acquire(s, 0), MP_ETIMEDOUT);
+    mp_semaphore_free(s);
+
+    s = mp_semaphore_new(.value = INT32_MAX);
+    assert_int_equal(mp_semaphore_release(s), -EOVERFLOW);
+    mp_semaphore_free(s);
+}
+
+static void test_bounded_semaphore(void **state)
+{
+    mp_bounded_semaphore *s = mp_bounded_semaphore_new(.value = 2);
+    assert_non_null(s);
+    assert_int_equal(mp_bounded_semaphore_release(s), MP_EINVAL);
+    assert_int_equal(mp_bounded_semaphore_get_value(s), 2);
+    assert_int_equal(mp_bounded_semaphore_acquire(s, 0), 0);
+    assert_int_equal(mp_bounded_semaphore_release(s), 0);
+    assert_int_equal(mp_bounded_semaphore_release(s), MP_EINVAL);
+    assert_int_equal(mp_bounded_semaphore_get_value(s), 2);
+    mp_bounded_semaphore_free(s);
+    s = mp_bounded_semaphore_new(.value = 0);
+    assert_int_equal(mp_semaphore_release(s), MP_EINVAL);
+    mp_semaphore_free(s);
+}
+
+static int sem_waiter(void *arg)
+{
+    struct shared *s = arg;
+    atomic_store(&s->flag, 1);
+    return mp_semaphore_acquire(s->sem, 20.0) == 0 ? 0 : 1;
+}
+
+static void test_semaphore_wakes_other_process(void **state)
+{
+    struct shared *s = shared_new();
+    s->sem = mp_semaphore_new(.value = 0);
+    pid_t pids[3];
+    for (int i = 0; i < 3; i++)
+        pids[i] = fork_child(sem_waiter, s);
+    assert_true(wait_flag(&s->flag, 1));
+    usleep(50000);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(mp_semaphore_release(s->sem), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(mpt_wait_status(pids[i]), 0);
+    assert_int_equal(mp_semaphore_get_value(s->sem), 0);
+    mp_semaphore_free(s->sem);
+    mp_shared_free(s);
+}
+
+/* ---- Condition ---------------------------------------------------------- */
+
+/* Wait on the condition, then record the waiter's id in wake order. */
+static int cond_waiter(void *arg)
+{
+    struct shared *s = arg;
+    int id = s->id;
+    if (mp_condition_acquire(s->cond, MP_FOREVER) != 0)
+        return 1;
+    atomic_fetch_add(&s->flag, 1); /* under the lock, then waiting */
+    int r = mp_condition_wait(s->cond, 20.0);
+    if (r != 0)
+        return 2;
+    s->order[s->norder++] = id;
+    atomic_fetch_add(&s->woken, 1);
+    return mp_condition_release(s->cond) == 0 ? 0 : 3;
+}
+
+/* Start n waiters one after the other, each queued before the next. */
+static void start_waiters(struct shared *s, pid_t *pids, int n)
+{
+    for (int i = 0; i < n; i++) {
+        s->id = i;
+        pids[i] = fork_child(cond_waiter, s);
+        assert_true(wait_flag(&s->flag, i + 1));
+        /* It counted itself under the lock; once we get the lock it is in
+         * the queue. */
+        assert_int_equal(mp_condition_acquire(s->cond, MP_FOREVER), 0);
+        assert_int_equal(mp_condition_release(s->cond), 0);
+    }
+}
+
+static void test_condition_order(void **state)
+{
+    enum { N = 5 };
+    struct shared *s = shared_new();
+    s->cond = mp_condition_new();
+    pid_t pids[N];
+    start_waiters(s, pids, N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(mp_condition_acquire(s->cond, MP_FOREVER), 0);
+        assert_int_equal(mp_condition_notify(s->cond, 1), 1);
+        assert_int_equal(mp_condition_release(s->cond), 0);
+        assert_true(wait_flag(&s->woken, i + 1));
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(mpt_wait_status(pids[i]), 0);
+    assert_int_equal(s->norder, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(s->order[i], i);
+    mp_condition_free(s->cond);
+    mp_shared_free(s);
+}
+
+static void test_condition_notify_counts(void **state)
+{
+    enum { N = 5 };
+    struct shared *s = shared_new();
+    s->lock = mp_lock_new();
+    s->cond = mp_condition_new(.lock = s->lock);
+    assert_ptr_equal(mp_condition_get_lock(s->cond), s->lock);
+    pid_t pids[N];
+    start_waiters(s, pids, N);
+    assert_int_equal(mp_condition_acquire(s->cond, MP_FOREVER), 0);
+    assert_int_equal(mp_condition_notify(s->cond, 0), 0);
+    assert_int_equal(mp_condition_notify(s->cond, 2), 2);
+    assert_int_equal(mp_condition_release(s->cond), 0);
+    assert_true(wait_flag(&s->woken, 2));
+    usleep(100000);
+    assert_int_equal(atomic_load(&s->woken), 2);
+    assert_int_equal(mp_condition_acquire(s->cond, MP_FOREVER), 0);
+    assert_int_equal(mp_condition_notify_all(s->cond), 3);
+    assert_int_equal(mp_condition_notify_all(s->cond), 0);
+    assert_int_equal(mp_condition_release(s->cond), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(mpt_wait_status(pids[i]), 0);
+    assert_int_equal(atomic_load(&s->woken), N);
+    mp_condition_free(s->cond);
+    mp_lock_free(s->lock);
+    mp_shared_free(s);
+}
+
+static void test_condition_timeout_and_misuse(void **state)
+{
+    mp_condition *c = mp_condition_new();
+    assert_non_null(c);
+    /* Not holding the lock. */
+    assert_int_equal(mp_condition_wait(c, 0.1), MP_EINVAL);
+    assert_int_equal(mp_condition_notify(c, 1), MP_EINVAL);
+    assert_int_equal(mp_condition_notify_all(c), MP_EINVAL);
+    assert_int_equal(mp_condition_release(c), MP_EINVAL);
+    /* The own lock is an RLock: levels are restored after the wait. */
+    assert_int_equal(mp_condition_acquire(c, MP_FOREVER), 0);
+    assert_int_equal(mp_condition_acquire(c, MP_FOREVER), 0);
+    assert_int_equal(mp_lock_count(mp_condition_get_lock(c)), 2);
+    assert_int_equal(mp_condition_notify(c, -1), MP_EINVAL);
+    assert_int_equal(mp_condition_wait(c, -2.0), MP_EINVAL);
+    assert_int_equal(mp_condition_wait(c, NAN), MP_EINVAL);
+    assert_int_equal(mp_condition_wait_for(c, NULL, NULL, 0), MP_EINVAL);
+    double t0 = mp__now();
+    assert_int_equal(mp_condition_wait(c, 0.2), MP_ETIMEDOUT);
+    double dt = mp__now() - t0;
+    assert_true(dt >= 0.2);
+    assert_true(dt < 5.2);
+    assert_int_equal(mp_lock_count(mp_condition_get_lock(c)), 2);
+    assert_int_equal(mp_condition_wait(c, 0), MP_ETIMEDOUT);
+    /* Nobody is left queued by the timed-out waits. */
+    assert_int_equal(mp_condition_notify_all(c), 0);
+    assert_int_equal(mp_condition_release(c), 0);
+    assert_int_equal(mp_condition_release(c), 0);
+    assert_int_equal(mp_condition_release(c), MP_EINVAL);
+    mp_condition_free(c);
+}
+
+static bool counter_reached(void *arg)
+{
+    struct shared *s = arg;
+    return s->counter >= 3;
+}
+
+static int bump_counter(void *arg)
+{
+    struct shared *s = arg;
+    for (int i = 0; i < 3; i++) {
+        usleep(20000);
+        if (mp_condition_acquire(s->cond, MP_FOREVER) != 0)
+            return 1;
+        s->counter++;
+        if (mp_condition_notify_all(s->cond) < 0)
+            return 2;
+        if (mp_condition_release(s->cond) != 0)
+            return 3;
+    }
+    return 0;
+}
+
+static void test_condition_wait_for(void **state)
+{
+    struct shared *s = shared_new();
+    s->cond = mp_condition_new();
+    assert_int_equal(mp_condition_acquire(s->cond, MP_FOREVER), 0);
+    /* False until the timeout. */
+    double t0 = mp__now();
+    assert_int_equal(mp_condition_wait_for(s->cond, counter_reached, s, 0.2), MP_ETIMEDOUT);
+    assert_true(mp__now() - t0 >= 0.2);
+    assert_int_equal(mp_condition_wait_for(s->cond, counter_reached, s, 0), MP_ETIMEDOUT);
+    pid_t pid = fork_child(bump_counter, s);
+    assert_int_equal(mp_condition_wait_for(s->cond, counter_reached, s, 20.0), 0);
+    assert_int_equal(s->counter, 3);
+    assert_int_equal(mp_lock_count(mp_condition_get_lock(s->cond)), 1);
+    /* Already true: no wait at all. */
+    assert_int_equal(mp_condition_wait_for(s->cond, counter_reached, s, 0), 0);
+    assert_int_equal(mp_condition_release(s->cond), 0);
+    assert_int_equal(mpt_wait_status(pid), 0);
+    mp_condition_free(s->cond);
+    mp_shared_free(s);
+}
+
+static int cond_wait_forever(void *arg)
+{
+    struct shared *s = arg;
+    if (mp_condition_acquire(s->cond, MP_FOREVER) != 0)
+        return 1;
+    atomic_fetch_add(&s->flag, 1);
+    mp_condition_wait(s->cond, MP_FOREVER);
+    return 2;
+}
+
+static void test_condition_dead_waiter_skipped(void **state)
+{
+    struct shared *s = shared_new();
+    s->cond = mp_condition_new();
+    pid_t dead = fork_child(cond_wait_forever, s);
+    assert_true(wait_flag(&s->flag, 1));
+    assert_int_equal(mp_condition_acquire(s->cond, MP_FOREVER), 0);
+    assert_int_equal(mp_condition_release(s->cond), 0);
+    kill(dead, SIGKILL);
+    assert_int_equal(mpt_wait_status(dead), 1000 + SIGKILL);
+    /* A live waiter queued behind the dead one gets the notify. */
+    pid_t live;
+    s->id = 7;
+    live = fork_child(cond_waiter, s);
+    assert_true(wait_flag(&s->flag, 2));
+    assert_int_equal(mp_condition_acquire(s->cond, MP_FOREVER), 0);
+    assert_int_equal(mp_condition_notify(s->cond, 1), 1);
+    assert_int_equal(mp_condition_release(s->cond), 0);
+    assert_int_equal(mpt_wait_status(live), 0);
+    assert_int_equal(s->order[0], 7);
+    mp_condition_free(s->cond);
+    mp_shared_free(s);
+}
+
+/* ---- Event -------------------------------------------------------------- */
+
+static int event_waiter(void *arg)
+{
+    struct shared *s = arg;
+    atomic_fetch_add(&s->flag, 1);
+    if (mp_event_wait(s->event, 0.1) != MP_ETIMEDOUT)
+        return 1;
+    if (mp_event_is_set(s->event) != 0)
+        return 2;
+    atomic_fetch_add(&s->flag2, 1);
+    if (mp_event_wait(s->event, MP_FOREVER) != 0)
+        return 3;
+    return 0;
+}
+
+static void test_event_across_processes(void **state)
+{
+    enum { N = 3 };
+    struct shared *s = shared_new();
+    s->event = mp_event_new();
+    assert_non_null(s->event);
+    assert_int_equal(mp_event_is_set(s->event), 0);
+    pid_t pids[N];
+    for (int i = 0; i < N; i++)
+        pids[i] = fork_child(event_waiter, s);
+    assert_true(wait_flag(&s->flag2, N));
+    usleep(50000);
+    assert_int_equal(mp_event_set(s->event), 0);
+    assert_int_equal(mp_event_set(s->event), 0);
+    assert_int_equal(mp_event_is_set(s->event), 1);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(mpt_wait_status(pids[i]), 0);
+    assert_int_equal(mp_event_wait(s->event, 0), 0);
+    assert_int_equal(mp_event_clear(s->event), 0);
+    assert_int_equal(mp_event_clear(s->event), 0);
+    assert_int_equal(mp_event_is_set(s->event), 0);
+    assert_int_equal(mp_event_wait(s->event, 0), MP_ETIMEDOUT);
+    double t0 = mp__now();
+    assert_int_equal(mp_event_wait(s->event, 0.2), MP_ETIMEDOUT);
+    double dt = mp__now() - t0;
+    assert_true(dt >= 0.2);
+    assert_true(dt < 5.2);
+    mp_event_free(s->event);
+    mp_shared_free(s);
+}
+
+static int event_wait_once(void *arg)
+{
+    struct shared *s = arg;
+    atomic_fetch_add(&s->flag, 1);
+    return mp_event_wait(s->event, 20.0) == 0 ? 0 : 1;
+}
+
+static void test_event_set_then_clear(void **state)
+{
+    /* A set immediately followed by a clear still releases the waiters. */
+    struct shared *s = shared_new();
+    s->event = mp_event_new();
+    pid_t pids[2];
+    for (int i = 0; i < 2; i++)
+        pids[i] = fork_child(event_wait_once, s);
+    assert_true(wait_flag(&s->flag, 2));
+    usleep(50000);
+    assert_int_equal(mp_event_set(s->event), 0);
+    assert_int_equal(mp_event_clear(s->event), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(mpt_wait_status(pids[i]), 0);
+    mp_event_free(s->event);
+    mp_shared_free(s);
+}
+
+/* ---- Barrier ------------------------------------------------------------ */
+
+static int count_action(void *arg)
+{
+    struct shared *s = arg;
+    atomic_fetch_add(&s->actions, 1);
+    return 0;
+}
+
+static int failing_action(void *arg)
+{
+    return -1;
+}
+
+static int barrier_cycles(void *arg)
+{
+    struct shared *s = arg;
+    for (int cycle = 0; cycle < s->iterations; cycle++) {
+        int idx = mp_barrier_wait(s->barrier, 20.0);
+        if (idx < 0 || idx >= 4)
+            return 1;
+        /* Every arrival index is marked once per cycle. */
+        __atomic_fetch_add(&s->marks[cycle][idx], 1, __ATOMIC_SEQ_CST);
+        if (atomic_load(&s->actions) < cycle + 1)
+            return 2; /* released before the action ran */
+    }
+    return 0;
+}
+
+static void test_barrier_indexes_and_action(void **state)
+{
+    enum { N = 4, CYCLES = 20 };
+    struct shared *s = shared_new();
+    s->barrier = mp_barrier_new(.parties = N, .action = count_action, .action_arg = s);
+    assert_non_null(s->barrier);
+    assert_int_equal(mp_barrier_parties(s->barrier), N);
+    s->iterations = CYCLES;
+    pid_t pids[N];
+    for (int i = 0; i < N; i++)
+        pids[i] = fork_child(barrier_cycles, s);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(mpt_wait_status(pids[i]), 0);
+    assert_int_equal(atomic_load(&s->actions), CYCLES);
+    for (int c = 0; c < CYCLES; c++)
+        for (int i = 0; i < N; i++)
+            assert_int_equal(s->marks[c][i], 1);
+    assert_int_equal(mp_barrier_n_waiting(s->barrier), 0);
+    assert_int_equal(mp_barrier_broken(s->barrier), 0);
+    mp_barrier_free(s->barrier);
+    mp_shared_free(s);
+}
+
+static int barrier_wait_expect(void *arg)
+{
+    struct shared *s = arg;
+    atomic_fetch_add(&s->flag, 1);
+    int r = mp_barrier_wait(s->barrier, s->timeout);
+    return r == MP_EBROKEN ? 0 : 10 + (r < 0 ? 0 : r);
+}
+
+static void test_barrier_timeout_breaks(void **state)
+{
+    struct shared *s = shared_new();
+    s->barrier = mp_barrier_new(.parties = 3);
+    s->timeout = 20.0;
+    pid_t pid = fork_child(barrier_wait_expect, s);
+    assert_true(wait_flag(&s->flag, 1));
+    for (int i = 0; i < 200 && mp_barrier_n_waiting(s->barrier) != 1; i++)
+        usleep(5000);
+    assert_int_equal(mp_barrier_n_waiting(s->barrier), 1);
+    double t0 = mp__now();
+    assert_int_equal(mp_barrier_wait(s->barrier, 0.2), MP_EBROKEN);
+    double dt = mp__now() - t0;
+    assert_true(dt >= 0.2);
+    assert_true(dt < 5.2);
+    assert_int_equal(mpt_wait_status(pid), 0);
+    assert_int_equal(mp_barrier_broken(s->barrier), 1);
+    assert_int_equal(mp_barrier_n_waiting(s->barrier), 0);
+    assert_int_equal(mp_barrier_wait(s->barrier, 0), MP_EBROKEN);
+    assert_int_equal(mp_barrier_reset(s->barrier), 0);
+    assert_int_equal(mp_barrier_broken(s->barrier), 0);
+    mp_barrier_free(s->barrier);
+
+    /* The default timeout given at creation. */
+    s->barrier = mp_barrier_new(.parties = 2, .timeout = 0.2);
+    t0 = mp__now();
+    assert_int_equal(mp_barrier_wait(s->barrier, MP_FOREVER), MP_EBROKEN);
+    assert_true(mp__now() - t0 >= 0.2);
+    assert_int_equal(mp_barrier_broken(s->barrier), 1);
+    mp_barrier_free(s->barrier);
+
+    /* parties = 1: every wait completes a cycle at once. */
+    s->barrier = mp_barrier_new(.parties = 1, .action = count_action, .action_arg = s);
+    atomic_store(&s->actions, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(mp_barrier_wait(s->barrier, 0), 0);
+    assert_int_equal(atomic_load(&s->actions), 3);
+    mp_barrier_free(s->barrier);
+    mp_shared_free(s);
+}
+
+static void test_barrier_abort_reset_action(void **state)
+{
+    struct shared *s = shared_new();
+    s->barrier = mp_barrier_new(.parties = 3);
+    s->timeout = MP_FOREVER;
+    pid_t pids[2];
+    for (int i = 0; i < 2; i++)
+        pids[i] = fork_child(barrier_wait_expect, s);
+    for (int i = 0; i < 400 && mp_barrier_n_waiting(s->barrier) != 2; i++)
+        usleep(5000);
+    assert_int_equal(mp_barrier_n_waiting(s->barrier), 2);
+    assert_int_equal(mp_barrier_abort(s->barrier), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(mpt_wait_status(pids[i]), 0);
+    assert_int_equal(mp_barrier_broken(s->barrier), 1);
+    assert_int_equal(mp_barrier_reset(s->barrier), 0);
+    assert_int_equal(mp_barrier_broken(s->barrier), 0);
+
+    /* reset() while processes wait: they get MP_EBROKEN, the barrier is
+     * usable again afterwards. */
+    atomic_store(&s->flag, 0);
+    for (int i = 0; i < 2; i++)
+        pids[i] = fork_child(barrier_wait_expect, s);
+    for (int i = 0; i < 400 && mp_barrier_n_waiting(s->barrier) != 2; i++)
+        usleep(5000);
+    assert_int_equal(mp_barrier_n_waiting(s->barrier), 2);
+    assert_int_equal(mp_barrier_reset(s->barrier), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(mpt_wait_status(pids[i]), 0);
+    assert_int_equal(mp_barrier_broken(s->barrier), 0);
+    mp_barrier_free(s->barrier);
+
+    /* A failing action breaks the barrier for everybody. */
+    s->barrier = mp_barrier_new(.parties = 2, .action = failing_action);
+    atomic_store(&s->flag, 0);
+    pids[0] = fork_child(barrier_wait_expect, s);
+    assert_int_equal(mp_barrier_wait(s->barrier, 20.0), MP_EBROKEN);
+    assert_int_equal(mpt_wait_status(pids[0]), 0);
+    assert_int_equal(mp_barrier_broken(s->barrier), 1);
+    mp_barrier_free(s->barrier);
+    mp_shared_free(s);
+}
+
+static int barrier_wait_index(void *arg)
+{
+    struct shared *s = arg;
+    atomic_fetch_add(&s->flag, 1);
+    int r = mp_barrier_wait(s->barrier, s->timeout);
+    if (r < 0)
+        return 100;
+    __atomic_fetch_add(&s->marks[0][r], 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static void test_barrier_dead_party(void **state)
+{
+    struct shared *s = shared_new();
+    s->barrier = mp_barrier_new(.parties = 2);
+    s->timeout = 20.0;
+    /* A party is killed while it waits: it still counts as arrived. */
+    pid_t dead = fork_child(barrier_wait_index, s);
+    assert_true(wait_flag(&s->flag, 1));
+    for (int i = 0; i < 400 && mp_barrier_n_waiting(s->barrier) != 1; i++)
+        usleep(5000);
+    kill(dead, SIGKILL);
+    assert_int_equal(mpt_wait_status(dead), 1000 + SIGKILL);
+    assert_int_equal(mp_barrier_wait(s->barrier, 5.0), 1);
+    /* It never leaves the drained cycle: the next waiters forget it after
+     * a second and the barrier works again. */
+    double t0 = mp__now();
+    pid_t pid = fork_child(barrier_wait_index, s);
+    int idx = mp_barrier_wait(s->barrier, 10.0);
+    assert_true(idx == 0 || idx == 1);
+    assert_int_equal(mpt_wait_status(pid), 0);
+    assert_int_equal(s->marks[0][idx], 0);
+    assert_int_equal(s->marks[0][1 - idx], 1);
+    assert_true(mp__now() - t0 < 9.0);
+    assert_int_equal(mp_barrier_broken(s->barrier), 0);
+    mp_barrier_free(s->barrier);
+    mp_shared_free(s);
+}
+
+static int die_in_action(void *arg)
+{
+    struct shared *s = arg;
+    if (atomic_fetch_add(&s->actions, 1) == 0)
+        raise(SIGKILL);
+    return 0;
+}
+
+static void test_barrier_action_dies(void **state)
+{
+    struct shared *s = shared_new();
+    s->barrier = mp_barrier_new(.parties = 2, .action = die_in_action, .action_arg = s);
+    s->timeout = 20.0;
+    pid_t pid = fork_child(barrier_wait_index, s);
+    /* The child arrives last, runs the action and dies holding the
+     * barrier's internal lock: the parent's wait times out broken. */
+    double t0 = mp__now();
+    assert_int_equal(mp_barrier_wait(s->barrier, 1.0), MP_EBROKEN);
+    assert_true(mp__now() - t0 >= 1.0);
+    assert_int_equal(mpt_wait_status(pid), 1000 + SIGKILL);
+    assert_int_equal(mp_barrier_broken(s->barrier), 1);
+    assert_int_equal(atomic_load(&s->actions), 1);
+    /* reset() forgets the dead party; a full cycle works again. */
+    assert_int_equal(mp_barrier_reset(s->barrier), 0);
+    assert_int_equal(mp_barrier_broken(s->barrier), 0);
+    assert_int_equal(mp_barrier_n_waiting(s->barrier), 0);
+    pid = fork_child(barrier_wait_index, s);
+    int idx = mp_barrier_wait(s->barrier, 10.0);
+    assert_true(idx == 0 || idx == 1);
+    assert_int_equal(mpt_wait_status(pid), 0);
+    assert_int_equal(atomic_load(&s->actions), 2);
+    mp_barrier_free(s->barrier);
+    mp_shared_free(s);
+}
+
+/* ---- bad arguments and freed objects ------------------------------------ */
+
+static void test_bad_arguments(void **state)
+{
+    assert_int_equal(mp_lock_acquire(NULL, 0), MP_EINVAL);
+    assert_int_equal(mp_lock_release(NULL), MP_EINVAL);
+    assert_int_equal(mp_lock_locked(NULL), MP_EINVAL);
+    assert_int_equal(mp_lock_is_mine(NULL), MP_EINVAL);
+    assert_int_equal(mp_lock_count(NULL), MP_EINVAL);
+    mp_lock_free(NULL);
+    assert_int_equal(mp_semaphore_acquire(NULL, 0), MP_EINVAL);
+    assert_int_equal(mp_semaphore_release(NULL), MP_EINVAL);
+    assert_int_equal(mp_semaphore_get_value(NULL), MP_EINVAL);
+    assert_int_equal(mp_semaphore_locked(NULL), MP_EINVAL);
+    mp_semaphore_free(NULL);
+    assert_int_equal(mp_condition_acquire(NULL, 0), MP_EINVAL);
+    assert_int_equal(mp_condition_release(NULL), MP_EINVAL);
+    assert_int_equal(mp_condition_wait(NULL, 0), MP_EINVAL);
+    assert_int_equal(mp_condition_wait_for(NULL, counter_reached, NULL, 0), MP_EINVAL);
+    assert_int_equal(mp_condition_notify(NULL, 1), MP_EINVAL);
+    assert_int_equal(mp_condition_notify_all(NULL), MP_EINVAL);
+    assert_null(mp_condition_get_lock(NULL));
+    mp_condition_free(NULL);
+    assert_int_equal(mp_event_set(NULL), MP_EINVAL);
+    assert_int_equal(mp_event_clear(NULL), MP_EINVAL);
+    assert_int_equal(mp_event_is_set(NULL), MP_EINVAL);
+    assert_int_equal(mp_event_wait(NULL, 0), MP_EINVAL);
+    mp_event_free(NULL);
+    assert_int_equal(mp_barrier_wait(NULL, 0), MP_EINVAL);
+    assert_int_equal(mp_barrier_reset(NULL), MP_EINVAL);
+    assert_int_equal(mp_barrier_abort(NULL), MP_EINVAL);
+    assert_int_equal(mp_barrier_parties(NULL), MP_EINVAL);
+    assert_int_equal(mp_barrier_n_waiting(NULL), MP_EINVAL);
+    assert_int_equal(mp_barrier_broken(NULL), MP_EINVAL);
+    mp_barrier_free(NULL);
+
+    /* Objects of the wrong type and memory outside the arena. */
+    mp_event *e = mp_event_new();
+    int local;
+    assert_int_equal(mp_lock_acquire((mp_lock *)e, 0), MP_EINVAL);
+    assert_int_equal(mp_semaphore_release((mp_semaphore *)e), MP_EINVAL);
+    assert_int_equal(mp_event_set((mp_event *)&local), MP_EINVAL);
+
+    /* Bad timeouts. */
+    mp_lock *l = mp_lock_new();
+    mp_semaphore *s = mp_semaphore_new(.value = 1);
+    mp_barrier *b = mp_barrier_new(.parties = 2);
+    assert_int_equal(mp_lock_acquire(l, -0.5), MP_EINVAL);
+    assert_int_equal(mp_lock_acquire(l, NAN), MP_EINVAL);
+    assert_int_equal(mp_semaphore_acquire(s, -3), MP_EINVAL);
+    assert_int_equal(mp_event_wait(e, NAN), MP_EINVAL);
+    assert_int_equal(mp_barrier_wait(b, -2), MP_EINVAL);
+    assert_int_equal(mp_lock_locked(l), 0);
+    assert_int_equal(mp_semaphore_get_value(s), 1);
+    assert_int_equal(mp_barrier_n_waiting(b), 0);
+
+    /* Bad options. */
+    assert_null(mp_semaphore_new(.value = -1));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_bounded_semaphore_new(.value = -1));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_barrier_new());
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_barrier_new(.parties = 0));
+    assert_null(mp_barrier_new(.parties = 2, .timeout = -5));
+    assert_null(mp_barrier_new(.parties = 2, .timeout = NAN));
+    assert_null(mp_barrier_new(.parties = 2, .action = (mp_barrier_action_fn)(uintptr_t)16));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_condition_new(.lock = (mp_lock *)e));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+
+    /* Freed objects. */
+    mp_condition *c = mp_condition_new(.lock = l);
+    mp_lock *r = mp_rlock_new();
+    mp_lock_free(l);
+    mp_lock_free(r);
+    mp_semaphore_free(s);
+    mp_event_free(e);
+    mp_barrier_free(b);
+    assert_int_equal(mp_lock_acquire(l, 0), MP_EINVAL);
+    assert_int_equal(mp_lock_release(r), MP_EINVAL);
+    assert_int_equal(mp_lock_locked(l), MP_EINVAL);
+    assert_int_equal(mp_semaphore_acquire(s, 0), MP_EINVAL);
+    assert_int_equal(mp_semaphore_get_value(s), MP_EINVAL);
+    assert_int_equal(mp_event_set(e), MP_EINVAL);
+    assert_int_equal(mp_event_wait(e, 0), MP_EINVAL);
+    assert_int_equal(mp_barrier_wait(b, 0), MP_EINVAL);
+    assert_int_equal(mp_barrier_parties(b), MP_EINVAL);
+    /* A condition whose lock was freed. */
+    assert_int_equal(mp_condition_wait(c, 0), MP_EINVAL);
+    assert_int_equal(mp_condition_notify(c, 1), MP_EINVAL);
+    assert_int_equal(mp_condition_acquire(c, 0), MP_EINVAL);
+    mp_condition_free(c);
+    assert_int_equal(mp_condition_notify(c, 1), MP_EINVAL);
+    /* Double frees are ignored. */
+    mp_lock_free(l);
+    mp_semaphore_free(s);
+    mp_event_free(e);
+    mp_barrier_free(b);
+    mp_condition_free(c);
+}
+
+static void test_free_held_lock(void **state)
+{
+    /* Held by the caller: released, then freed. */
+    mp_lock *l = mp_rlock_new();
+    assert_int_equal(mp_lock_acquire(l, 0), 0);
+    assert_int_equal(mp_lock_acquire(l, 0), 0);
+    mp_lock_free(l);
+    assert_int_equal(mp_lock_acquire(l, 0), MP_EINVAL);
+    /* Held by a process that died: freed normally. */
+    struct shared *s = shared_new();
+    s->lock = mp_lock_new();
+    s->rlock = mp_rlock_new();
+    pid_t pid = fork_child(hold_and_hang, s);
+    assert_true(wait_flag(&s->flag, 1));
+    kill(pid, SIGKILL);
+    assert_int_equal(mpt_wait_status(pid), 1000 + SIGKILL);
+    mp_lock_free(s->lock);
+    mp_lock_free(s->rlock);
+    assert_int_equal(mp_lock_locked(s->lock), MP_EINVAL);
+    mp_shared_free(s);
+}
+
+struct holder {
+    mp_lock *l;
+    _Atomic int held;
+    _Atomic int go;
+    int release_result;
+};
+
+static void *hold_until_go(void *arg)
+{
+    struct holder *h = arg;
+    mp_lock_acquire(h->l, MP_FOREVER);
+    atomic_store(&h->held, 1);
+    while (!atomic_load(&h->go))
+        usleep(1000);
+    h->release_result = mp_lock_release(h->l);
+    return NULL;
+}
+
+static void test_free_lock_held_by_other_thread(void **state)
+{
+    /* The object is marked freed, its memory stays (see mp_lock_free). */
+    struct holder h = {.l = mp_lock_new()};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, hold_until_go, &h), 0);
+    while (!atomic_load(&h.held))
+        usleep(1000);
+    mp_lock_free(h.l);
+    assert_int_equal(mp_lock_locked(h.l), MP_EINVAL);
+    assert_int_equal(mp_lock_acquire(h.l, 0), MP_EINVAL);
+    atomic_store(&h.go, 1);
+    pthread_join(t, NULL);
+    assert_int_equal(h.release_result, MP_EINVAL);
+    /* Other robust mutexes still work after that thread's exit. */
+    mp_lock *l = mp_lock_new();
+    assert_int_equal(mp_lock_acquire(l, 0), 0);
+    assert_int_equal(mp_lock_release(l), 0);
+    mp_lock_free(l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_lock_basic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_self_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_timeout_across_processes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_counter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rlock_counter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_by_other_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_by_other_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rlock_recursion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owner_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owner_killed_and_reaped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owner_killed_while_waited_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owner_thread_exits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_semaphore_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_semaphore_basic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bounded_semaphore, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_semaphore_wakes_other_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_condition_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_condition_notify_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_condition_timeout_and_misuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_condition_wait_for, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_condition_dead_waiter_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_across_processes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_set_then_clear, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_indexes_and_action, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_timeout_breaks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_abort_reset_action, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_dead_party, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_action_dies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_held_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_lock_held_by_other_thread, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
