@@ -9,10 +9,10 @@
  *
  * Rendezvous: a Unix stream socket in a private directory (mkdtemp, mode
  * 0700; the socket 0600), created and bound by the starting process and
- * handed to the server.  Every request carries a 32-byte random token kept
- * in the server object in the shared arena, so only the program family can
- * talk to the server (the connection module's authkey challenge is not on
- * main yet; the token is the "random token" form of that check).
+ * handed to the server.  Every connection starts with the connection
+ * module's authkey challenge, both ways (as CPython 3.14's forkserver
+ * does), with a 32-byte random key kept in the server object in the shared
+ * arena, so that only the program family can talk to the server.
  *
  * Lifetime: the starting process keeps the write end of an "alive" pipe,
  * registered in its fd table, so that every child it starts (by any method)
@@ -20,8 +20,8 @@
  * socket and directory) when the last write end is closed, that is when
  * the program and all of its children have ended.
  *
- * A request (popen_forkserver.c) is one connection: the header, the table
- * of fds, and the fds themselves (SCM_RIGHTS, in batches).  The server
+ * A request (popen_forkserver.c) is one connection: the challenges, the
+ * header, the table of fds, and the fds themselves (SCM_RIGHTS, in batches).  The server
  * forks; the child puts each fd at the number it had in the requester,
  * closes everything else of the server's, and runs the process bootstrap.
  * The server answers with the pid and a pidfd of the child, keeps the
@@ -31,6 +31,7 @@
  * EOF, if the server died).
  */
 #include "internal/mp.h"
+#include "internal/conn.h"
 #include "internal/popen.h"
 #include "internal/spawn.h"
 #include "internal/util.h"
@@ -68,9 +69,29 @@ struct mp__forkserver {
     pid_t pid;   /* the server, once it runs */
 };
 
-const uint8_t *mp__forkserver_token(const struct mp__forkserver *fs)
+int mp__forkserver_auth(int fd, const struct mp__forkserver *fs, bool server)
 {
-    return fs->token;
+    /* A Connection over fd for the challenges only, then detached (the fd
+     * stays open, as CPython's _detach()). */
+    int err = 0;
+    mp_connection *c = mp__connection_wrap(fd, true, true, true, &err);
+    if (c == NULL)
+        return err;
+    int r = server ? mp_deliver_challenge(c, fs->token, sizeof fs->token)
+                   : mp_answer_challenge(c, fs->token, sizeof fs->token);
+    if (r == 0)
+        r = server ? mp_answer_challenge(c, fs->token, sizeof fs->token)
+                   : mp_deliver_challenge(c, fs->token, sizeof fs->token);
+    mp__fd_unregister(fd);
+    mp__obj_free(c);
+    /* The Connection reads ahead: the client must not send its request
+     * until the server's last read of the handshake is done, or part of it
+     * (and the fds it carries) would vanish into that read's buffer.  The
+     * server says "go" with one byte. */
+    char go = 'g';
+    if (r == 0)
+        r = server ? mp__write_full(fd, &go, 1) : mp__read_full(fd, &go, 1);
+    return r == MP_EEOF ? MP_EAUTH : r;
 }
 
 const char *mp__forkserver_dir(const struct mp__forkserver *fs)
@@ -274,22 +295,14 @@ static int request_check(const struct mp__fs_request *rq, const struct mp__fs_fd
     return parents <= 1 ? 0 : MP_EINVAL;
 }
 
-static bool token_ok(const struct mp__forkserver *fs, const uint8_t *t)
-{
-    uint8_t diff = 0;
-    for (size_t i = 0; i < MP__FS_TOKEN_LEN; i++)
-        diff |= (uint8_t)(fs->token[i] ^ t[i]);
-    return diff == 0;
-}
-
 /* One request on conn.  Returns with conn closed or kept in s->w. */
 static void serve_request(struct server *s, int conn)
 {
     struct timeval tv = {REQUEST_TIMEOUT_S, 0};
     setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     struct mp__fs_request rq;
-    if (mp__read_full(conn, &rq, sizeof rq) != 0 || rq.magic != MP__FS_MAGIC ||
-        !token_ok(s->fs, rq.token)) {
+    if (mp__forkserver_auth(conn, s->fs, true) != 0 ||
+        mp__read_full(conn, &rq, sizeof rq) != 0 || rq.magic != MP__FS_MAGIC) {
         close(conn); /* not one of ours: no answer */
         return;
     }

@@ -95,7 +95,7 @@ static int recv_reply(int sock, struct mp__fs_reply *rep, int *pidfd)
 }
 
 /* Send the request for p on sock; 0 or a negative code. */
-static int send_request(int sock, struct mp__forkserver *fs, mp_process *p)
+static int send_request(int sock, mp_process *p)
 {
     static const int stdio[] = {0, 1, 2};
     struct mp__fs_fd *e = NULL;
@@ -128,7 +128,6 @@ static int send_request(int sock, struct mp__forkserver *fs, mp_process *p)
         .nfds = (int32_t)n,
         .requester = getpid(),
     };
-    memcpy(rq.token, mp__forkserver_token(fs), sizeof rq.token);
     int level;
     bool to_stderr;
     mp__log_state_get(&level, &to_stderr);
@@ -162,7 +161,9 @@ static int fs_launch(mp_process *p, mp__popen *po)
     }
     if (sock < 0)
         return sock;
-    r = send_request(sock, fs, p);
+    r = mp__forkserver_auth(sock, fs, false);
+    if (r == 0)
+        r = send_request(sock, p);
     struct mp__fs_reply rep;
     int pidfd = -1;
     if (r == 0)

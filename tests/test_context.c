@@ -430,6 +430,11 @@ struct handles {
     mp_context *ctx;           /* a context */
     const char *method;        /* a string in the arena */
     int fd;                    /* a registered pipe */
+    mp_queue *queue;
+    mp_lock *lock;
+    mp_event *event;
+    mp_value *value;
+    mp_connection *conn;       /* an fd-holding object: one end of a Pipe */
 };
 
 static int use_handles(void *arg, size_t n)
@@ -443,6 +448,16 @@ static int use_handles(void *arg, size_t n)
     CHECK(strcmp(mp_process_name(h->parent), "MainProcess") == 0);
     CHECK(strcmp(mp_context_get_start_method(h->ctx), h->method) == 0);
     CHECK(write(h->fd, "h", 1) == 1);
+    /* The parent holds the lock: the child sees it taken, then free. */
+    CHECK(mp_lock_acquire(h->lock, 0) == MP_ETIMEDOUT);
+    mp_event_set(h->event);
+    CHECK(mp_lock_acquire(h->lock, 30) == 0);
+    int v = 0;
+    CHECK(MP_VALUE_GET(h->value, &v) == 0);
+    CHECK(MP_VALUE_SET(h->value, int, v + 10) == 0);
+    CHECK(mp_lock_release(h->lock) == 0);
+    CHECK(mp_queue_put(h->queue, h->method, strlen(h->method) + 1, 30) == 0);
+    CHECK(mp_connection_send(h->conn, h->method, strlen(h->method)) == 0);
     /* The child may create tracked segments too (the tracker's pipe came
      * with the fds). */
     mp_shared_memory *mine = mp_shared_memory_new(.create = true, .size = 64);
@@ -464,14 +479,43 @@ static void test_handle_rule(void **state)
     strcpy(mp_shared_memory_buf(h.shm), "from parent");
     h.parent = mp_current_process();
     h.fd = pfd[1];
+    h.queue = mp_queue_new();
+    h.lock = mp_lock_new();
+    h.event = mp_event_new();
+    h.value = mp_value_new(.typecode = 'i', .value = 5);
+    mp_connection *mine;
+    assert_int_equal(mp_pipe(false, &mine, &h.conn), 0);
+    assert_true(h.queue && h.lock && h.event && h.value);
     for (int i = 0; i < NMETHODS; i++) {
         h.ctx = ctx_of(methods[i]);
         char *name = mp_shared_alloc(16);
         strcpy(name, methods[i]);
         h.method = name;
-        assert_int_equal(run_code(mp_process_new(.target = use_handles, .arg = &h, .arg_size = sizeof h,
-                                                 .ctx = h.ctx)), 0);
+        assert_int_equal(mp_lock_acquire(h.lock, 0), 0);
+        mp_process *p = mp_process_new(.target = use_handles, .arg = &h, .arg_size = sizeof h,
+                                       .ctx = h.ctx);
+        assert_int_equal(mp_process_start(p), 0);
+        assert_int_equal(mp_event_wait(h.event, 30), 0);
+        mp_event_clear(h.event);
+        assert_int_equal(mp_lock_release(h.lock), 0);
+        assert_int_equal(mp_process_join(p, 30), 0);
+        int code = -1;
+        assert_int_equal(mp_process_exitcode(p, &code), 0);
+        assert_int_equal(code, 0);
+        mp_process_free(p);
         assert_int_equal(*h.counter, i + 1);
+        int v = 0;
+        assert_int_equal(MP_VALUE_GET(h.value, &v), 0);
+        assert_int_equal(v, 5 + 10 * (i + 1));
+        char got[16];
+        size_t len = 0;
+        assert_int_equal(mp_queue_get(h.queue, got, sizeof got, &len, 30), 0);
+        assert_string_equal(got, methods[i]);
+        void *msg = NULL;
+        assert_int_equal(mp_connection_recv(mine, &msg, &len), 0);
+        assert_int_equal(len, strlen(methods[i]));
+        assert_memory_equal(msg, methods[i], len);
+        free(msg);
         assert_string_equal((char *)mp_shared_memory_buf(h.shm) + 32, methods[i]);
         char c;
         assert_int_equal(read(pfd[0], &c, 1), 1);
@@ -480,6 +524,12 @@ static void test_handle_rule(void **state)
     assert_int_equal(mp_shared_memory_unlink(h.shm), 0);
     mp_shared_memory_free(h.shm);
     mp_shared_free(h.counter);
+    mp_queue_free(h.queue);
+    mp_lock_free(h.lock);
+    mp_event_free(h.event);
+    mp_value_free(h.value);
+    mp_connection_free(mine);
+    mp_connection_free(h.conn);
     mpt_close(pfd[0]);
     mpt_close(pfd[1]);
 }
@@ -666,14 +716,25 @@ static void test_forkserver_restart(void **state)
     assert_int_equal(stat(sock, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
 
-    /* A connection without the token gets no answer, and nothing starts. */
-    int c = mp__forkserver_connect(fs);
-    assert_true(c >= 0);
+    /* A client without the key is turned away, and so is one that skips
+     * the challenge. */
+    mp_connection *c = mp_client(.path = sock, .authkey = "wrong", .authkey_len = 5);
+    assert_null(c);
+    assert_int_equal(mp_last_error(), MP_EAUTH);
+    int raw = mp__forkserver_connect(fs);
+    assert_true(raw >= 0);
     struct mp__fs_request rq = {.magic = MP__FS_MAGIC, .version = MP__FS_VERSION};
-    assert_int_equal(mp__write_full(c, &rq, sizeof rq), 0);
-    char byte;
-    assert_int_equal(read(c, &byte, 1), 0);
-    close(c);
+    assert_int_equal(mp__write_full(raw, &rq, sizeof rq), 0);
+    char buf[256];
+    ssize_t k;
+    while ((k = read(raw, buf, sizeof buf)) > 0) /* the challenge, then EOF */
+        ;
+    assert_int_equal(k, 0);
+    close(raw);
+    /* The key itself works. */
+    raw = mp__forkserver_connect(fs);
+    assert_int_equal(mp__forkserver_auth(raw, fs, false), 0);
+    close(raw);
 
     /* Killed, it is replaced at the next start. */
     assert_int_equal(kill(server, SIGKILL), 0);
@@ -776,6 +837,7 @@ static void test_forkserver_lifetime(void **state)
 struct stress {
     atomic_bool stop;
     pthread_mutex_t lock;
+    mp_lock *shared_lock;
     long counter;
 };
 
@@ -794,6 +856,8 @@ static void *churn(void *arg)
         pthread_mutex_lock(&s->lock);
         s->counter++;
         pthread_mutex_unlock(&s->lock);
+        if (mp_lock_acquire(s->shared_lock, MP_FOREVER) == 0)
+            mp_lock_release(s->shared_lock);
         mp_shared_free(a);
         free(b);
     }
@@ -802,7 +866,8 @@ static void *churn(void *arg)
 
 static void test_threads_running(void **state)
 {
-    struct stress s = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct stress s = {.lock = PTHREAD_MUTEX_INITIALIZER, .shared_lock = mp_lock_new()};
+    assert_non_null(s.shared_lock);
     mp_context *c[2] = {ctx_of("spawn"), ctx_of("forkserver")};
     for (int round = 0; round < 3; round++) {
         atomic_store(&s.stop, false);
@@ -826,6 +891,7 @@ static void test_threads_running(void **state)
             pthread_join(t[i], NULL);
     }
     assert_true(s.counter > 0);
+    mp_lock_free(s.shared_lock);
 }
 
 /* ---- scenarios (a fresh program each) ------------------------------------------- */

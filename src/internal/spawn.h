@@ -126,7 +126,6 @@ struct mp__fs_fd {
 struct mp__fs_request {
     uint32_t magic;
     uint32_t version;
-    uint8_t token[MP__FS_TOKEN_LEN];
     uint64_t process; /* the mp_process to run */
     int32_t nfds;     /* entries following, then the fds themselves */
     int32_t log_level;
@@ -141,8 +140,12 @@ struct mp__fs_reply {
     int32_t pad_;
 };
 
-/* The token of fs, to send in requests. */
-const uint8_t *mp__forkserver_token(const struct mp__forkserver *fs);
+/*
+ * The authkey challenges on a new connection to fs, both ways (the server
+ * delivers first): 0, MP_EAUTH when the other side has another key, or the
+ * connection's errors.
+ */
+int mp__forkserver_auth(int fd, const struct mp__forkserver *fs, bool server);
 
 /* In the spawned process, once it has forked the server: its pid. */
 void mp__forkserver_started(struct mp__forkserver *fs, pid_t pid);
