@@ -115,7 +115,14 @@ pid_t mp__forkserver_pid(const struct mp__forkserver *fs)
 
 struct waiting {
     pid_t pid;
-    int conn;
+    int status_fd; /* the server's end of the child's sentinel */
+};
+
+/* A channel, and a pidfd of the process at its other end (-1 if none):
+ * the parent of the children it asks for. */
+struct client {
+    int fd;
+    int pidfd;
 };
 
 struct server {
@@ -127,53 +134,63 @@ struct server {
     char comm[16]; /* the program's name, given back to the children */
     struct waiting *w;
     size_t nw, capw;
+    struct client *clients; /* authenticated channels */
+    size_t nclients, capclients;
 };
 
-static int tell(int conn, int code, pid_t pid, int pidfd)
+/* ---- fds over a Unix socket ----------------------------------------------- */
+
+int mp__send_with_fds(int sock, const void *buf, size_t len, const int *fds, size_t n)
 {
-    struct mp__fs_reply rep = {.code = code, .pid = pid, .has_pidfd = pidfd >= 0};
-    struct iovec iov = {&rep, sizeof rep};
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(MP__FS_FDS_PER_MSG * sizeof(int))];
         struct cmsghdr align;
     } u;
+    char zero = 0;
+    struct iovec iov = {len > 0 ? (void *)buf : &zero, len > 0 ? len : 1};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (pidfd >= 0) {
+    if (n > MP__FS_FDS_PER_MSG)
+        return MP_EINVAL;
+    if (n > 0) {
         memset(&u, 0, sizeof u);
         m.msg_control = u.buf;
-        m.msg_controllen = sizeof u.buf;
+        m.msg_controllen = CMSG_SPACE(n * sizeof(int));
         struct cmsghdr *c = CMSG_FIRSTHDR(&m);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
+        c->cmsg_len = CMSG_LEN(n * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, n * sizeof(int));
     }
-    ssize_t n;
+    ssize_t w;
     do
-        n = sendmsg(conn, &m, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n == (ssize_t)sizeof rep ? 0 : -EPIPE;
+        w = sendmsg(sock, &m, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w <= 0)
+        return w < 0 ? mp__errno() : -EIO;
+    /* The fds went with the first byte; the rest is plain data. */
+    if (len > 0 && (size_t)w < len)
+        return mp__write_full(sock, (const char *)buf + w, len - (size_t)w);
+    return 0;
 }
 
-/* Receive nfds fds in batches; fds[] gets them (-1 where none came). */
-static int recv_fds(int conn, int *fds, size_t nfds)
+int mp__recv_with_fds(int sock, void *buf, size_t len, int *fds, size_t max, size_t *got)
 {
-    size_t got = 0;
-    while (got < nfds) {
-        char byte;
-        struct iovec iov = {&byte, 1};
+    char zero;
+    size_t done = 0;
+    size_t want = len > 0 ? len : 1;
+    while (done < want) {
         union {
             char buf[CMSG_SPACE(MP__FS_FDS_PER_MSG * sizeof(int))];
             struct cmsghdr align;
         } u;
+        struct iovec iov = {len > 0 ? (char *)buf + done : &zero, want - done};
         struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
                            .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-        ssize_t n = recvmsg(conn, &m, MSG_CMSG_CLOEXEC);
-        if (n < 0 && errno == EINTR)
+        ssize_t r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+        if (r < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            return n == 0 ? MP_EEOF : mp__errno();
-        size_t batch = 0;
+        if (r <= 0)
+            return r == 0 ? MP_EEOF : mp__errno();
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
             if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
                 continue;
@@ -181,26 +198,41 @@ static int recv_fds(int conn, int *fds, size_t nfds)
             for (size_t i = 0; i < k; i++) {
                 int fd;
                 memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                if (got < nfds)
-                    fds[got++] = fd;
+                if (*got < max)
+                    fds[(*got)++] = fd;
                 else
-                    close(fd);
-                batch++;
+                    close(fd); /* more than announced */
             }
         }
-        if (batch == 0 || (m.msg_flags & MSG_CTRUNC))
+        if (m.msg_flags & MSG_CTRUNC)
             return MP_EINVAL;
+        done += (size_t)r;
     }
     return 0;
 }
 
+/* Answer a request: the code, and for a started child its pid, the
+ * client's end of its sentinel and its pidfd (if any). */
+static int tell(int conn, int code, pid_t pid, int sentinel, int pidfd)
+{
+    struct mp__fs_reply rep = {.code = code, .pid = pid, .has_pidfd = pidfd >= 0};
+    int fds[2];
+    size_t n = 0;
+    if (sentinel >= 0)
+        fds[n++] = sentinel;
+    if (pidfd >= 0)
+        fds[n++] = pidfd;
+    return mp__send_with_fds(conn, &rep, sizeof rep, fds, n);
+}
+
 /*
- * In the forked child: put the fds at their numbers, close everything else
- * the server had open (its socket, pipe, signalfd, other children's
- * connections), keeping the arena's fd.  Returns the parent's pidfd (at
- * some free number) or -1.
+ * In the forked child: put the fds at their numbers, keep the arena's fd
+ * and the requester's pidfd (moved to the lowest free number; returned, or
+ * -1), and close everything else the server had open (its socket, pipe,
+ * signalfd, the channels, the children's status sockets).
  */
-static int child_place_fds(const struct mp__fs_fd *e, int *fds, size_t nfds, int arena_fd)
+static int child_place_fds(const struct mp__fs_fd *e, int *fds, size_t nfds, int arena_fd,
+                           int parent)
 {
     int base = arena_fd + 1;
     for (size_t i = 0; i < nfds; i++)
@@ -209,7 +241,8 @@ static int child_place_fds(const struct mp__fs_fd *e, int *fds, size_t nfds, int
     /* Copies above every target first, so that no dup below can overwrite
      * an fd still to be placed; then everything below is closed. */
     int arena_tmp = fcntl(arena_fd, F_DUPFD_CLOEXEC, base);
-    if (arena_tmp < 0)
+    int parent_tmp = parent >= 0 ? fcntl(parent, F_DUPFD_CLOEXEC, base) : -1;
+    if (arena_tmp < 0 || (parent >= 0 && parent_tmp < 0))
         _exit(127);
     for (size_t i = 0; i < nfds; i++) {
         fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, base);
@@ -219,21 +252,16 @@ static int child_place_fds(const struct mp__fs_fd *e, int *fds, size_t nfds, int
     mp__close_fds(0, (unsigned)base - 1);
     if (dup3(arena_tmp, arena_fd, O_CLOEXEC) < 0)
         _exit(127);
-    int parent_tmp = -1;
     for (size_t i = 0; i < nfds; i++) {
-        if (e[i].flags & MP__FS_FD_PARENT) {
-            parent_tmp = fds[i];
-            continue;
-        }
         int flags = (e[i].flags & MP__FS_FD_CLOEXEC) ? O_CLOEXEC : 0;
         if (dup3(fds[i], e[i].target, flags) < 0)
             _exit(127);
     }
     /* Once every target is in place: the lowest free number. */
-    int parent = parent_tmp >= 0 ? fcntl(parent_tmp, F_DUPFD_CLOEXEC, 3) : -1;
+    parent = parent_tmp >= 0 ? fcntl(parent_tmp, F_DUPFD_CLOEXEC, 3) : -1;
     /* Everything from base up goes (the copies, the server's fds), but for
-     * the parent's pidfd if it landed there.  The fds below base that are
-     * open now are exactly the targets and the arena's. */
+     * the pidfd if it landed there.  Below base, only the targets, the
+     * arena's fd and the pidfd are open now. */
     if (parent >= base) {
         mp__close_fds((unsigned)base, (unsigned)parent - 1);
         mp__close_fds((unsigned)parent + 1, ~0u);
@@ -244,7 +272,8 @@ static int child_place_fds(const struct mp__fs_fd *e, int *fds, size_t nfds, int
 }
 
 static _Noreturn void serve_child(struct server *s, const struct mp__fs_request *rq,
-                                  const struct mp__fs_fd *e, int *fds, size_t nfds)
+                                  const struct mp__fs_fd *e, int *fds, size_t nfds,
+                                  int parent)
 {
     int arena_fd;
     mp__heap_info(&arena_fd, NULL, NULL);
@@ -252,16 +281,16 @@ static _Noreturn void serve_child(struct server *s, const struct mp__fs_request 
     signal(SIGCHLD, SIG_DFL);
     sigprocmask(SIG_SETMASK, &s->old_mask, NULL);
     prctl(PR_SET_NAME, s->comm);
-    int parent = child_place_fds(e, fds, nfds, arena_fd);
+    parent = child_place_fds(e, fds, nfds, arena_fd, parent);
     for (size_t i = 0; i < nfds; i++)
-        if ((e[i].flags & MP__FS_FD_REGISTER) && !(e[i].flags & MP__FS_FD_PARENT))
+        if (e[i].flags & MP__FS_FD_REGISTER)
             mp__fd_register(e[i].target, (const void *)(uintptr_t)e[i].owner);
     mp__log_state_set(rq->log_level, rq->log_stderr != 0);
     mp__process_set_parent_pidfd(parent);
     mp__process_bootstrap((mp_process *)(uintptr_t)rq->process, true);
 }
 
-static int waiting_add(struct server *s, pid_t pid, int conn)
+static int waiting_add(struct server *s, pid_t pid, int status_fd)
 {
     if (s->nw == s->capw) {
         size_t cap = s->capw ? s->capw * 2 : 16;
@@ -271,7 +300,7 @@ static int waiting_add(struct server *s, pid_t pid, int conn)
         s->w = w;
         s->capw = cap;
     }
-    s->w[s->nw++] = (struct waiting){pid, conn};
+    s->w[s->nw++] = (struct waiting){pid, status_fd};
     return 0;
 }
 
@@ -282,81 +311,167 @@ static int request_check(const struct mp__fs_request *rq, const struct mp__fs_fd
     if (mp__process_check_target((const mp_process *)(uintptr_t)rq->process) != 0)
         return MP_EINVAL;
     int prev = -1;
-    size_t parents = 0;
     for (size_t i = 0; i < nfds; i++) {
-        if (e[i].flags & MP__FS_FD_PARENT) {
-            parents++;
-            continue;
-        }
         if (e[i].target <= prev || e[i].target == arena_fd)
             return MP_EINVAL; /* negative, unsorted, repeated, or the arena's */
         prev = e[i].target;
     }
-    return parents <= 1 ? 0 : MP_EINVAL;
+    return 0;
 }
 
-/* One request on conn.  Returns with conn closed or kept in s->w. */
-static void serve_request(struct server *s, int conn)
+/* Fork the child of a checked request; its pid, or -errno. */
+static pid_t fork_child(struct server *s, const struct mp__fs_request *rq,
+                        const struct mp__fs_fd *e, int *fds, size_t nfds, int parent)
 {
-    struct timeval tv = {REQUEST_TIMEOUT_S, 0};
-    setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    /* Every signal blocked across the fork: one sent to the child before it
+     * has restored the default dispositions (the server ignores SIGINT)
+     * stays pending instead of being lost. */
+    sigset_t all, server_mask;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &server_mask);
+    pid_t pid = fork();
+    if (pid == 0)
+        serve_child(s, rq, e, fds, nfds, parent);
+    int r = pid < 0 ? mp__errno() : pid;
+    sigprocmask(SIG_SETMASK, &server_mask, NULL);
+    return r;
+}
+
+/*
+ * One request on a client's channel.  Returns 0 to keep the channel, or a
+ * negative code to drop it (EOF, or a stream that cannot be trusted).  A
+ * request that is well formed but cannot be served is answered with its
+ * error and the channel is kept.
+ */
+static int serve_request(struct server *s, const struct client *cl)
+{
+    int conn = cl->fd;
     struct mp__fs_request rq;
-    if (mp__forkserver_auth(conn, s->fs, true) != 0 ||
-        mp__read_full(conn, &rq, sizeof rq) != 0 || rq.magic != MP__FS_MAGIC) {
-        close(conn); /* not one of ours: no answer */
-        return;
+    int *fds = malloc(MP__FS_FDS_PER_MSG * sizeof *fds);
+    size_t got = 0;
+    if (fds == NULL)
+        return -ENOMEM;
+    int r = mp__recv_with_fds(conn, &rq, sizeof rq, fds, MP__FS_FDS_PER_MSG, &got);
+    if (r == 0 && (rq.magic != MP__FS_MAGIC || rq.version != MP__FS_VERSION ||
+                   rq.nfds < 0 || rq.nfds > MP__FS_MAX_FDS || got > (size_t)rq.nfds))
+        r = -EPROTO;
+    size_t nfds = r == 0 ? (size_t)rq.nfds : 0;
+    struct mp__fs_fd *e = NULL;
+    if (r == 0 && nfds > MP__FS_FDS_PER_MSG) {
+        int *more = realloc(fds, nfds * sizeof *fds);
+        if (more == NULL)
+            r = -ENOMEM;
+        else
+            fds = more;
     }
-    if (rq.version != MP__FS_VERSION || rq.nfds < 0 || rq.nfds > MP__FS_MAX_FDS) {
-        tell(conn, MP_EINVAL, 0, -1);
-        close(conn);
-        return;
+    if (r == 0) {
+        e = malloc((nfds ? nfds : 1) * sizeof *e);
+        r = e == NULL ? -ENOMEM : 0;
     }
-    size_t nfds = (size_t)rq.nfds;
-    struct mp__fs_fd *e = malloc((nfds ? nfds : 1) * sizeof *e);
-    int *fds = malloc((nfds ? nfds : 1) * sizeof *fds);
-    int r = e != NULL && fds != NULL ? 0 : -ENOMEM;
-    for (size_t i = 0; fds != NULL && i < nfds; i++)
-        fds[i] = -1;
     if (r == 0 && nfds > 0)
         r = mp__read_full(conn, e, nfds * sizeof *e);
-    if (r == 0)
-        r = recv_fds(conn, fds, nfds);
+    while (r == 0 && got < nfds)
+        r = mp__recv_with_fds(conn, NULL, 0, fds, nfds, &got);
+    if (r != 0) {
+        for (size_t i = 0; i < got; i++)
+            close(fds[i]);
+        free(fds);
+        free(e);
+        return r;
+    }
+
     int arena_fd;
     mp__heap_info(&arena_fd, NULL, NULL);
-    if (r == 0)
-        r = request_check(&rq, e, nfds, arena_fd);
+    r = request_check(&rq, e, nfds, arena_fd);
+    int sp[2] = {-1, -1};
+    if (r == 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
+        r = mp__errno();
     pid_t pid = -1;
     if (r == 0) {
-        /* Every signal blocked across the fork: one sent to the child
-         * before it has restored the default dispositions (the server
-         * ignores SIGINT) stays pending instead of being lost. */
-        sigset_t all, server_mask;
-        sigfillset(&all);
-        sigprocmask(SIG_SETMASK, &all, &server_mask);
-        pid = fork();
-        if (pid == 0)
-            serve_child(s, &rq, e, fds, nfds);
+        pid = fork_child(s, &rq, e, fds, nfds, cl->pidfd);
         if (pid < 0)
-            r = mp__errno();
-        sigprocmask(SIG_SETMASK, &server_mask, NULL);
+            r = pid;
     }
-    for (size_t i = 0; fds != NULL && i < nfds; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
+    for (size_t i = 0; i < got; i++)
+        close(fds[i]);
     free(fds);
     free(e);
     if (r != 0) {
-        tell(conn, r, 0, -1);
-        close(conn);
-        return;
+        if (sp[0] >= 0) {
+            close(sp[0]);
+            close(sp[1]);
+        }
+        return tell(conn, r, 0, -1, -1) == 0 ? 0 : -EPIPE;
     }
     /* The child is ours until we reap it, so this pidfd names it. */
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    tell(conn, 0, pid, pidfd);
+    r = tell(conn, 0, pid, sp[1], pidfd);
+    close(sp[1]);
     if (pidfd >= 0)
         close(pidfd);
-    if (waiting_add(s, pid, conn) != 0)
-        close(conn); /* the requester sees EOF: exit code 255 */
+    if (waiting_add(s, pid, sp[0]) != 0)
+        close(sp[0]); /* the requester reads EOF: exit code 255 */
+    return r == 0 ? 0 : -EPIPE;
+}
+
+static int client_add(struct server *s, int fd, int pidfd)
+{
+    if (s->nclients == s->capclients) {
+        size_t cap = s->capclients ? s->capclients * 2 : 16;
+        struct client *c = realloc(s->clients, cap * sizeof *c);
+        if (c == NULL)
+            return -ENOMEM;
+        s->clients = c;
+        s->capclients = cap;
+    }
+    s->clients[s->nclients++] = (struct client){fd, pidfd};
+    return 0;
+}
+
+/*
+ * A pidfd of the process at the other end of conn, for its children's
+ * mp_parent_process().  The pid comes from SO_PEERCRED; it names the
+ * client for sure if the connection is still up once the pidfd is open
+ * (had the client died and its pid been reused, its end would be closed).
+ */
+static int peer_pidfd(int conn)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (!mp__sentinel_pidfd_ok() ||
+        getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.pid <= 0)
+        return -1;
+    int fd = (int)syscall(SYS_pidfd_open, cred.pid, 0);
+    if (fd < 0)
+        return -1;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    struct pollfd p = {.fd = conn, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* A new connection: authenticated, it becomes a channel. */
+static void accept_client(struct server *s)
+{
+    int conn = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (conn < 0)
+        return;
+    /* A client that stalls mid-message cannot hold the server forever. */
+    struct timeval tv = {REQUEST_TIMEOUT_S, 0};
+    setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (mp__forkserver_auth(conn, s->fs, true) != 0) {
+        close(conn); /* not one of ours */
+        return;
+    }
+    int pidfd = peer_pidfd(conn);
+    if (client_add(s, conn, pidfd) != 0) {
+        close(conn);
+        if (pidfd >= 0)
+            close(pidfd);
+    }
 }
 
 /* Reap every ended child and report its status to its requester. */
@@ -371,8 +486,8 @@ static void reap_children(struct server *s)
         for (size_t i = 0; i < s->nw; i++) {
             if (s->w[i].pid != pid)
                 continue;
-            mp__write_full(s->w[i].conn, &code, sizeof code);
-            close(s->w[i].conn);
+            mp__write_full(s->w[i].status_fd, &code, sizeof code);
+            close(s->w[i].status_fd);
             s->w[i] = s->w[--s->nw];
             break;
         }
@@ -409,13 +524,23 @@ _Noreturn void mp__forkserver_main(struct mp__forkserver *fs, int listen_fd,
         fn();
     mp__flush_std_streams();
 
+    struct pollfd *p = NULL;
+    size_t capp = 0;
     for (;;) {
-        struct pollfd p[3] = {
-            {.fd = s.alive_fd, .events = POLLIN},
-            {.fd = s.sig_fd, .events = POLLIN},
-            {.fd = s.listen_fd, .events = POLLIN},
-        };
-        int n = poll(p, 3, -1);
+        size_t np = 3 + s.nclients;
+        if (np > capp) {
+            struct pollfd *q = realloc(p, np * 2 * sizeof *q);
+            if (q == NULL)
+                break;
+            p = q;
+            capp = np * 2;
+        }
+        p[0] = (struct pollfd){.fd = s.alive_fd, .events = POLLIN};
+        p[1] = (struct pollfd){.fd = s.sig_fd, .events = POLLIN};
+        p[2] = (struct pollfd){.fd = s.listen_fd, .events = POLLIN};
+        for (size_t i = 0; i < s.nclients; i++)
+            p[3 + i] = (struct pollfd){.fd = s.clients[i].fd, .events = POLLIN};
+        int n = poll(p, (nfds_t)np, -1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -427,11 +552,20 @@ _Noreturn void mp__forkserver_main(struct mp__forkserver *fs, int listen_fd,
             drain(s.sig_fd);
             reap_children(&s);
         }
-        if (p[2].revents & POLLIN) {
-            int conn = accept4(s.listen_fd, NULL, NULL, SOCK_CLOEXEC);
-            if (conn >= 0)
-                serve_request(&s, conn);
+        /* Channels from the end, so that dropping one (moving the last
+         * into its place) leaves the ones still to visit in place. */
+        for (size_t i = np - 3; i-- > 0;) {
+            if (!p[3 + i].revents)
+                continue;
+            if (serve_request(&s, &s.clients[i]) != 0) {
+                close(s.clients[i].fd);
+                if (s.clients[i].pidfd >= 0)
+                    close(s.clients[i].pidfd);
+                s.clients[i] = s.clients[--s.nclients];
+            }
         }
+        if (p[2].revents & POLLIN)
+            accept_client(&s);
     }
     unlink(fs->path);
     rmdir(fs->dir);
@@ -615,10 +749,4 @@ int mp__forkserver_connect(struct mp__forkserver *fs)
         return r;
     }
     return fd;
-}
-
-int mp_forkserver_ensure_running(void)
-{
-    struct mp__forkserver *fs = NULL;
-    return mp__forkserver_get(&fs, false);
 }

@@ -2,18 +2,25 @@
  * popen_forkserver.c: the forkserver start method (Python's
  * popen_forkserver.py and forkserver.connect_to_new_process).
  *
- * Starting a process is one connection to the caller's server (forkserver.c
- * has the protocol): the request names the process object (it is in the
- * arena, with its target and argument bytes) and carries every fd the
- * child must have at the same number: the fds of the fd table, the
- * caller's stdin, stdout and stderr (Python's forkserver children keep the
- * server's; libmp gives them the requester's, as fork and spawn do), and a
- * pidfd of the caller for the child's mp_parent_process().  The server
- * answers with the pid and a pidfd of the child.
+ * Each process that starts forkserver children keeps one channel to its
+ * server: a connection authenticated once (forkserver.c has the protocol),
+ * used by one request at a time (a mutex; it is held around fork, and a
+ * forked child drops its parent's channel).  A request names the process
+ * object (it is in the arena, with its target and argument bytes) and
+ * carries every fd the child must have at the same number: the fds of the
+ * fd table and the caller's stdin, stdout and stderr (Python's forkserver
+ * children keep the server's; libmp gives them the requester's, as fork and
+ * spawn do).  (The server gives each child a pidfd of the process at the
+ * other end of the channel, for its mp_parent_process().)
+ * The server answers with the pid, the child's sentinel and a pidfd of the
+ * child.
  *
- * The connection is the sentinel: the server writes the exit status there
- * when it reaps the child.  Signals go through the pidfd (kill(2) by pid on
- * kernels without pidfds).
+ * The sentinel is the child's pidfd, readable once the child has ended;
+ * the exit code then comes from a status socket the server writes to when
+ * it has reaped the child (EOF if the server died: 255, as in Python), so
+ * that join returns once the child is gone, reaped, as with fork.  Without
+ * pidfds the status socket itself is the sentinel.  Signals go through the
+ * pidfd (kill(2) by pid on kernels without pidfds).
  */
 #include "internal/mp.h"
 #include "internal/popen.h"
@@ -36,66 +43,88 @@
 #define SYS_pidfd_send_signal 424
 #endif
 
-/* The fds themselves, in batches of one byte each with SCM_RIGHTS. */
-static int send_fds(int sock, const int *fds, size_t n)
+/* ---- the channel ------------------------------------------------------------- */
+
+static pthread_mutex_t chan_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t chan_once = PTHREAD_ONCE_INIT;
+static int chan_fd = -1;
+static struct mp__forkserver *chan_fs;
+
+static void chan_atfork_prepare(void)
 {
-    for (size_t done = 0; done < n;) {
-        size_t k = n - done < MP__FS_FDS_PER_MSG ? n - done : MP__FS_FDS_PER_MSG;
-        union {
-            char buf[CMSG_SPACE(MP__FS_FDS_PER_MSG * sizeof(int))];
-            struct cmsghdr align;
-        } u;
-        memset(&u, 0, sizeof u);
-        char byte = 0;
-        struct iovec iov = {&byte, 1};
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
-                           .msg_control = u.buf, .msg_controllen = CMSG_SPACE(k * sizeof(int))};
-        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(k * sizeof(int));
-        memcpy(CMSG_DATA(c), fds + done, k * sizeof(int));
-        ssize_t w = sendmsg(sock, &m, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w != 1)
-            return w < 0 ? mp__errno() : -EIO;
-        done += k;
+    pthread_mutex_lock(&chan_lock);
+}
+
+static void chan_atfork_parent(void)
+{
+    pthread_mutex_unlock(&chan_lock);
+}
+
+/* A forked child must not talk on its parent's channel: requests and
+ * answers of two processes would mix. */
+static void chan_atfork_child(void)
+{
+    if (chan_fd >= 0)
+        close(chan_fd);
+    chan_fd = -1;
+    chan_fs = NULL;
+    pthread_mutex_unlock(&chan_lock);
+}
+
+static void chan_register(void)
+{
+    pthread_atfork(chan_atfork_prepare, chan_atfork_parent, chan_atfork_child);
+}
+
+static void chan_drop(void)
+{
+    if (chan_fd >= 0)
+        close(chan_fd);
+    chan_fd = -1;
+    chan_fs = NULL;
+}
+
+/* Open the channel to the caller's server (chan_lock held). */
+static int chan_open(bool restart)
+{
+    struct mp__forkserver *fs = chan_fs;
+    chan_drop();
+    int r = mp__forkserver_get(&fs, restart);
+    if (r != 0)
+        return r;
+    int sock = mp__forkserver_connect(fs);
+    if ((sock == -ECONNREFUSED || sock == -ENOENT) && !restart) {
+        /* The server is gone (killed): start another one. */
+        r = mp__forkserver_get(&fs, true);
+        if (r != 0)
+            return r;
+        sock = mp__forkserver_connect(fs);
     }
+    if (sock < 0)
+        return sock;
+    r = mp__forkserver_auth(sock, fs, false);
+    if (r != 0) {
+        close(sock);
+        return r;
+    }
+    chan_fd = sock;
+    chan_fs = fs;
     return 0;
 }
 
-/* The server's answer, with the child's pidfd if it sent one. */
-static int recv_reply(int sock, struct mp__fs_reply *rep, int *pidfd)
+int mp_forkserver_ensure_running(void)
 {
-    *pidfd = -1;
-    for (;;) {
-        union {
-            char buf[CMSG_SPACE(sizeof(int))];
-            struct cmsghdr align;
-        } u;
-        struct iovec iov = {rep, sizeof *rep};
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
-                           .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-        ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); n > 0 && c; c = CMSG_NXTHDR(&m, c))
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-                c->cmsg_len >= CMSG_LEN(sizeof(int)))
-                memcpy(pidfd, CMSG_DATA(c), sizeof(int));
-        if (n == (ssize_t)sizeof *rep)
-            return 0;
-        if (*pidfd >= 0)
-            close(*pidfd);
-        *pidfd = -1;
-        /* EOF before an answer: the server refused the token, or died. */
-        return n < 0 ? mp__errno() : MP_EAUTH;
-    }
+    pthread_once(&chan_once, chan_register);
+    pthread_mutex_lock(&chan_lock);
+    int r = chan_fd >= 0 ? 0 : chan_open(false);
+    pthread_mutex_unlock(&chan_lock);
+    return r;
 }
 
-/* Send the request for p on sock; 0 or a negative code. */
-static int send_request(int sock, mp_process *p)
+/* ---- one request ---------------------------------------------------------------- */
+
+/* The table of fds and the fds themselves for p's child. */
+static int request_fds(struct mp__fs_fd **out, int **fds_out, size_t *n_out)
 {
     static const int stdio[] = {0, 1, 2};
     struct mp__fs_fd *e = NULL;
@@ -103,24 +132,33 @@ static int send_request(int sock, mp_process *p)
     int r = mp__fds_to_pass(true, stdio, 3, &e, &n);
     if (r != 0)
         return r;
-    int self = mp__sentinel_pidfd_ok() ? (int)syscall(SYS_pidfd_open, getpid(), 0) : -1;
-    struct mp__fs_fd *all = realloc(e, (n + 1) * sizeof *e);
-    int *fds = malloc((n + 1) * sizeof *fds);
-    if (all == NULL || fds == NULL) {
-        free(all != NULL ? all : e);
-        free(fds);
-        if (self >= 0)
-            close(self);
+    int *fds = malloc((n ? n : 1) * sizeof *fds);
+    if (fds == NULL) {
+        free(e);
         return -ENOMEM;
     }
-    e = all;
     for (size_t i = 0; i < n; i++)
         fds[i] = e[i].target;
-    if (self >= 0) {
-        e[n] = (struct mp__fs_fd){.target = -1, .flags = MP__FS_FD_PARENT, .owner = 0};
-        fds[n++] = self;
-    }
+    *out = e;
+    *fds_out = fds;
+    *n_out = n;
+    return 0;
+}
 
+/*
+ * Send the request on the channel and read the answer.  Returns 0 with the
+ * reply (and, for a started child, its sentinel and pidfd), a negative code
+ * the server answered (the channel is fine), or -EPIPE when the channel
+ * broke (the server died, or the stream went wrong).
+ */
+static int exchange(mp_process *p, struct mp__fs_reply *rep, int *sentinel, int *pidfd)
+{
+    struct mp__fs_fd *e;
+    int *fds;
+    size_t n;
+    int r = request_fds(&e, &fds, &n);
+    if (r != 0)
+        return r;
     struct mp__fs_request rq = {
         .magic = MP__FS_MAGIC,
         .version = MP__FS_VERSION,
@@ -133,56 +171,79 @@ static int send_request(int sock, mp_process *p)
     mp__log_state_get(&level, &to_stderr);
     rq.log_level = level;
     rq.log_stderr = to_stderr;
-    r = mp__write_full(sock, &rq, sizeof rq);
-    if (r == 0 && n > 0)
-        r = mp__write_full(sock, e, n * sizeof *e);
-    if (r == 0)
-        r = send_fds(sock, fds, n);
-    if (self >= 0)
-        close(self);
+    /* The header and the table in one message with the first fds, then
+     * the other fds. */
+    size_t first = n < MP__FS_FDS_PER_MSG ? n : MP__FS_FDS_PER_MSG;
+    char *msg = malloc(sizeof rq + n * sizeof *e);
+    if (msg == NULL) {
+        free(fds);
+        free(e);
+        return -ENOMEM;
+    }
+    memcpy(msg, &rq, sizeof rq);
+    if (n > 0)
+        memcpy(msg + sizeof rq, e, n * sizeof *e);
+    r = mp__send_with_fds(chan_fd, msg, sizeof rq + n * sizeof *e, fds, first);
+    free(msg);
+    for (size_t done = first; r == 0 && done < n;) {
+        size_t k = n - done < MP__FS_FDS_PER_MSG ? n - done : MP__FS_FDS_PER_MSG;
+        r = mp__send_with_fds(chan_fd, NULL, 0, fds + done, k);
+        done += k;
+    }
     free(fds);
     free(e);
-    return r;
+    if (r != 0)
+        return -EPIPE;
+
+    int got_fds[2];
+    size_t got = 0;
+    r = mp__recv_with_fds(chan_fd, rep, sizeof *rep, got_fds, 2, &got);
+    if (r == 0 && rep->code == 0 && (rep->pid <= 0 || got != 1u + (rep->has_pidfd != 0)))
+        r = -EPROTO;
+    if (r != 0 || rep->code != 0) {
+        for (size_t i = 0; i < got; i++)
+            close(got_fds[i]);
+        if (r != 0)
+            return -EPIPE;
+        return rep->code < 0 ? rep->code : MP_EINVAL;
+    }
+    *sentinel = got_fds[0];
+    *pidfd = got > 1 ? got_fds[1] : -1;
+    return 0;
 }
 
 static int fs_launch(mp_process *p, mp__popen *po)
 {
-    struct mp__forkserver *fs = NULL;
-    int r = mp__forkserver_get(&fs, false);
+    pthread_once(&chan_once, chan_register);
+    pthread_mutex_lock(&chan_lock);
+    struct mp__fs_reply rep;
+    int sentinel = -1, pidfd = -1;
+    int r = chan_fd >= 0 ? 0 : chan_open(false);
+    if (r == 0)
+        r = exchange(p, &rep, &sentinel, &pidfd);
+    if (r == -EPIPE) {
+        /* The channel broke (the server died?): once more on a fresh
+         * channel, with a new server if the old one refuses it. */
+        r = chan_open(false);
+        if (r == 0)
+            r = exchange(p, &rep, &sentinel, &pidfd);
+        if (r == -EPIPE)
+            chan_drop();
+    }
+    pthread_mutex_unlock(&chan_lock);
     if (r != 0)
         return r;
-    int sock = mp__forkserver_connect(fs);
-    if (sock == -ECONNREFUSED || sock == -ENOENT) {
-        /* The server is gone (killed): start another one. */
-        r = mp__forkserver_get(&fs, true);
-        if (r != 0)
-            return r;
-        sock = mp__forkserver_connect(fs);
-    }
-    if (sock < 0)
-        return sock;
-    r = mp__forkserver_auth(sock, fs, false);
-    if (r == 0)
-        r = send_request(sock, p);
-    struct mp__fs_reply rep;
-    int pidfd = -1;
-    if (r == 0)
-        r = recv_reply(sock, &rep, &pidfd);
-    if (r == 0 && rep.code != 0)
-        r = rep.code < 0 ? rep.code : MP_EINVAL;
-    if (r == 0 && rep.pid <= 0)
-        r = -EPROTO;
-    if (r != 0) {
-        if (pidfd >= 0)
-            close(pidfd);
-        close(sock);
-        return r == -EPIPE || r == -ECONNRESET ? MP_EAUTH : r;
-    }
     po->method = MP__START_FORKSERVER;
-    po->kind = MP__SENTINEL_NONE;
     po->pid = rep.pid;
-    po->sentinel = sock;
-    po->aux = pidfd;
+    if (pidfd >= 0) {
+        po->kind = MP__SENTINEL_PIDFD;
+        po->sentinel = pidfd;
+        po->aux = sentinel; /* the status socket */
+    } else {
+        po->kind = MP__SENTINEL_NONE;
+        po->sentinel = sentinel;
+        po->aux = -1;
+    }
     return 0;
 }
 
@@ -202,16 +263,19 @@ static void read_status(mp__popen *po)
         return;
     }
     if (!__atomic_load_n(&po->ended, __ATOMIC_ACQUIRE)) {
+        bool pidfd = po->kind == MP__SENTINEL_PIDFD;
+        int status = pidfd ? po->aux : po->sentinel;
         int32_t code;
         ssize_t n;
         do
-            n = recv(po->sentinel, &code, sizeof code, MSG_WAITALL);
+            n = recv(status, &code, sizeof code, MSG_WAITALL);
         while (n < 0 && errno == EINTR);
         /* EOF without a status: the server died (Python reports 255). */
         po->exitcode = n == (ssize_t)sizeof code ? code : 255;
-        /* The sentinel stays readable from now on, as a pidfd does, even
-         * before the server's close arrives. */
-        shutdown(po->sentinel, SHUT_RD);
+        /* A socket sentinel stays readable from now on, as a pidfd does,
+         * even before the server's close arrives. */
+        if (!pidfd)
+            shutdown(status, SHUT_RD);
         __atomic_store_n(&po->ended, 1, __ATOMIC_RELEASE);
     }
     __atomic_store_n(&po->busy, 0, __ATOMIC_RELEASE);
@@ -243,8 +307,8 @@ static int fs_send_signal(mp__popen *po, int sig)
     if (__atomic_load_n(&po->ended, __ATOMIC_ACQUIRE))
         return 0;
     int r;
-    if (po->aux >= 0)
-        r = (int)syscall(SYS_pidfd_send_signal, po->aux, sig, NULL, 0);
+    if (po->kind == MP__SENTINEL_PIDFD)
+        r = (int)syscall(SYS_pidfd_send_signal, po->sentinel, sig, NULL, 0);
     else
         r = kill(po->pid, sig);
     if (r == 0 || errno == ESRCH)

@@ -333,6 +333,11 @@ static mp_process **children_snapshot(size_t *n)
 
 void mp__process_exit_children(void)
 {
+    pthread_mutex_lock(&children_lock);
+    size_t any = nchildren;
+    pthread_mutex_unlock(&children_lock);
+    if (any == 0)
+        return; /* the common case in a child: nothing to allocate */
     size_t n;
     mp_process **list = children_snapshot(&n);
     if (list == NULL)

@@ -155,9 +155,13 @@ MP_EXTERN int mp_set_forkserver_preload(void (*fn)(void));
  * that can use it (the one that started it, its children, their children)
  * has ended.
  *
- * Returns 0, or the error met starting the server (-errno; -EADDRINUSE,
- * -ENOEXEC as for a spawned process).  The caller then holds one more file
- * descriptor (the server's "alive" pipe), kept until it exits.
+ * Also connects the caller to it (each process that starts forkserver
+ * children keeps one authenticated connection).
+ *
+ * Returns 0, or the error met starting or reaching the server (-errno;
+ * -EADDRINUSE, -ENOEXEC as for a spawned process; MP_EAUTH).  The caller
+ * then holds two more file descriptors (the server's "alive" pipe and the
+ * connection), kept until it exits; a forked child holds the first only.
  */
 MP_EXTERN int mp_forkserver_ensure_running(void);
 

@@ -114,7 +114,6 @@ int mp__forkserver_connect(struct mp__forkserver *fs);
 enum {
     MP__FS_FD_CLOEXEC = 1u,  /* set FD_CLOEXEC in the child */
     MP__FS_FD_REGISTER = 2u, /* register with owner in the child */
-    MP__FS_FD_PARENT = 4u,   /* the requester's pidfd: not placed at a number */
 };
 
 struct mp__fs_fd {
@@ -133,12 +132,28 @@ struct mp__fs_request {
     int32_t requester;
 };
 
+/* With a started child come its sentinel (the client's end of a socket
+ * pair whose other end the server writes the exit status to), then its
+ * pidfd if has_pidfd. */
 struct mp__fs_reply {
     int32_t code; /* 0, or a negative code (nothing was started) */
     int32_t pid;
     int32_t has_pidfd;
     int32_t pad_;
 };
+
+/*
+ * sendmsg buf (len 0: one zero byte) with n <= MP__FS_FDS_PER_MSG fds
+ * attached; the whole buffer is sent.  0 or a negative code.
+ */
+int mp__send_with_fds(int sock, const void *buf, size_t len, const int *fds, size_t n);
+
+/*
+ * Receive exactly len bytes (0: one byte) into buf, adding the fds that come
+ * with them to fds[*got] (FD_CLOEXEC set; beyond max they are closed).
+ * 0, MP_EEOF, MP_EINVAL (fds cut short), or -errno.
+ */
+int mp__recv_with_fds(int sock, void *buf, size_t len, int *fds, size_t max, size_t *got);
 
 /*
  * The authkey challenges on a new connection to fs, both ways (the server
