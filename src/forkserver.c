@@ -136,7 +136,13 @@ struct server {
     size_t nw, capw;
     struct client *clients; /* authenticated channels */
     size_t nclients, capclients;
+    struct pollfd *poll;
+    size_t cappoll;
 };
+
+/* Static, so that its buffers stay reachable (for leak checkers) in the
+ * children, which leave the server's loop at a fork. */
+static struct server server;
 
 /* ---- fds over a Unix socket ----------------------------------------------- */
 
@@ -285,6 +291,9 @@ static _Noreturn void serve_child(struct server *s, const struct mp__fs_request 
     for (size_t i = 0; i < nfds; i++)
         if (e[i].flags & MP__FS_FD_REGISTER)
             mp__fd_register(e[i].target, (const void *)(uintptr_t)e[i].owner);
+    /* The server's buffers for this request are the child's now. */
+    free(fds);
+    free((void *)e);
     mp__log_state_set(rq->log_level, rq->log_stderr != 0);
     mp__process_set_parent_pidfd(parent);
     mp__process_bootstrap((mp_process *)(uintptr_t)rq->process, true);
@@ -504,8 +513,9 @@ static void drain(int fd)
 _Noreturn void mp__forkserver_main(struct mp__forkserver *fs, int listen_fd,
                                    int alive_fd, const mp__fnref *preload)
 {
-    struct server s = {.fs = fs, .listen_fd = listen_fd, .alive_fd = alive_fd};
-    prctl(PR_GET_NAME, s.comm);
+    struct server *sv = &server;
+    *sv = (struct server){.fs = fs, .listen_fd = listen_fd, .alive_fd = alive_fd};
+    prctl(PR_GET_NAME, sv->comm);
     prctl(PR_SET_NAME, "mp-forkserver");
     /* Ctrl-C in a terminal reaches the whole foreground group: the server
      * leaves the program to decide, as Python's does. */
@@ -513,10 +523,10 @@ _Noreturn void mp__forkserver_main(struct mp__forkserver *fs, int listen_fd,
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, &s.old_mask);
-    sigdelset(&s.old_mask, SIGCHLD);
-    s.sig_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (s.sig_fd < 0)
+    sigprocmask(SIG_BLOCK, &chld, &sv->old_mask);
+    sigdelset(&sv->old_mask, SIGCHLD);
+    sv->sig_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sv->sig_fd < 0)
         _exit(1);
 
     void (*fn)(void) = mp__fnref_resolve(preload);
@@ -524,22 +534,21 @@ _Noreturn void mp__forkserver_main(struct mp__forkserver *fs, int listen_fd,
         fn();
     mp__flush_std_streams();
 
-    struct pollfd *p = NULL;
-    size_t capp = 0;
     for (;;) {
-        size_t np = 3 + s.nclients;
-        if (np > capp) {
-            struct pollfd *q = realloc(p, np * 2 * sizeof *q);
+        size_t np = 3 + sv->nclients;
+        if (np > sv->cappoll) {
+            struct pollfd *q = realloc(sv->poll, np * 2 * sizeof *q);
             if (q == NULL)
                 break;
-            p = q;
-            capp = np * 2;
+            sv->poll = q;
+            sv->cappoll = np * 2;
         }
-        p[0] = (struct pollfd){.fd = s.alive_fd, .events = POLLIN};
-        p[1] = (struct pollfd){.fd = s.sig_fd, .events = POLLIN};
-        p[2] = (struct pollfd){.fd = s.listen_fd, .events = POLLIN};
-        for (size_t i = 0; i < s.nclients; i++)
-            p[3 + i] = (struct pollfd){.fd = s.clients[i].fd, .events = POLLIN};
+        struct pollfd *p = sv->poll;
+        p[0] = (struct pollfd){.fd = sv->alive_fd, .events = POLLIN};
+        p[1] = (struct pollfd){.fd = sv->sig_fd, .events = POLLIN};
+        p[2] = (struct pollfd){.fd = sv->listen_fd, .events = POLLIN};
+        for (size_t i = 0; i < sv->nclients; i++)
+            p[3 + i] = (struct pollfd){.fd = sv->clients[i].fd, .events = POLLIN};
         int n = poll(p, (nfds_t)np, -1);
         if (n < 0) {
             if (errno == EINTR)
@@ -549,23 +558,23 @@ _Noreturn void mp__forkserver_main(struct mp__forkserver *fs, int listen_fd,
         if (p[0].revents)
             break; /* every holder of the alive pipe has gone */
         if (p[1].revents) {
-            drain(s.sig_fd);
-            reap_children(&s);
+            drain(sv->sig_fd);
+            reap_children(sv);
         }
         /* Channels from the end, so that dropping one (moving the last
          * into its place) leaves the ones still to visit in place. */
         for (size_t i = np - 3; i-- > 0;) {
             if (!p[3 + i].revents)
                 continue;
-            if (serve_request(&s, &s.clients[i]) != 0) {
-                close(s.clients[i].fd);
-                if (s.clients[i].pidfd >= 0)
-                    close(s.clients[i].pidfd);
-                s.clients[i] = s.clients[--s.nclients];
+            if (serve_request(sv, &sv->clients[i]) != 0) {
+                close(sv->clients[i].fd);
+                if (sv->clients[i].pidfd >= 0)
+                    close(sv->clients[i].pidfd);
+                sv->clients[i] = sv->clients[--sv->nclients];
             }
         }
         if (p[2].revents & POLLIN)
-            accept_client(&s);
+            accept_client(sv);
     }
     unlink(fs->path);
     rmdir(fs->dir);
