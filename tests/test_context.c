@@ -892,12 +892,12 @@ static void test_threads_running(void **state)
     struct stress s = {.lock = PTHREAD_MUTEX_INITIALIZER, .shared_lock = mp_lock_new()};
     assert_non_null(s.shared_lock);
     mp_context *c[2] = {ctx_of("spawn"), ctx_of("forkserver")};
-    for (int round = 0; round < 3; round++) {
+    for (int round = 0; round < 5; round++) {
         atomic_store(&s.stop, false);
         pthread_t t[8];
         for (int i = 0; i < 8; i++)
             assert_int_equal(pthread_create(&t[i], NULL, churn, &s), 0);
-        for (int i = 0; i < 16; i++) {
+        for (int i = 0; i < 20; i++) {
             int v = i;
             mp_process *p = mp_process_new(.target = ret_arg, .arg = &v, .arg_size = sizeof v,
                                            .ctx = c[i & 1]);
