@@ -19,6 +19,7 @@
 #include "libmp/sharedctypes.h"
 #include "libmp/synchronize.h"
 #include "libmp/queues.h"
+#include "libmp/pool.h"
 #include "libmp/context.h"
 
 #endif /* LIBMP_H */

@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -203,14 +204,28 @@ static int wait_fd(int fd, short events)
     return 0;
 }
 
-/* Write every byte of iov[0..cnt), resuming after EINTR and partial writes. */
-static int write_all(const mp_connection *c, struct iovec *iov, int cnt)
+/*
+ * pwritev2's RWF_NOSIGNAL (Linux 6.14): a write to a pipe whose reader is
+ * gone fails with EPIPE without raising SIGPIPE, as MSG_NOSIGNAL does for
+ * sockets.  Older kernels reject the flag with EOPNOTSUPP before writing
+ * anything, and then the signal mask is used instead.
+ */
+#ifndef RWF_NOSIGNAL
+#define RWF_NOSIGNAL 0x00000100
+#endif
+_Atomic int mp__conn_rwf_nosignal = 1; /* 0 once the kernel refused it */
+
+/* Write every byte of iov[0..cnt), resuming after EINTR and partial writes.
+ * nosignal: write a pipe with RWF_NOSIGNAL. */
+static int write_all(const mp_connection *c, struct iovec *iov, int cnt, bool nosignal)
 {
     while (cnt > 0) {
         ssize_t n;
         if (c->is_socket) {
             struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
             n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+        } else if (nosignal) {
+            n = pwritev2(c->fd, iov, cnt, -1, RWF_NOSIGNAL);
         } else {
             n = writev(c->fd, iov, cnt);
         }
@@ -249,6 +264,12 @@ static int write_all(const mp_connection *c, struct iovec *iov, int cnt)
  */
 static int write_all_nosigpipe(const mp_connection *c, struct iovec *iov, int cnt)
 {
+    if (atomic_load_explicit(&mp__conn_rwf_nosignal, memory_order_relaxed)) {
+        int r = write_all(c, iov, cnt, true);
+        if (r != -EOPNOTSUPP)
+            return r;
+        atomic_store_explicit(&mp__conn_rwf_nosignal, 0, memory_order_relaxed);
+    }
     sigset_t pipe_set, old;
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
@@ -260,7 +281,7 @@ static int write_all_nosigpipe(const mp_connection *c, struct iovec *iov, int cn
         sigpending(&pending);
         was_pending = sigismember(&pending, SIGPIPE);
     }
-    int r = write_all(c, iov, cnt);
+    int r = write_all(c, iov, cnt, false);
     if (r == -EPIPE && !was_pending) {
         const struct timespec zero = {0, 0};
         while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
@@ -448,7 +469,7 @@ int mp_connection_send_bytes(mp_connection *c, const void *buf, size_t len,
         iov[1] = (struct iovec){.iov_base = (char *)buf + offset, .iov_len = size};
         cnt = 2;
     }
-    return c->is_socket ? write_all(c, iov, cnt) : write_all_nosigpipe(c, iov, cnt);
+    return c->is_socket ? write_all(c, iov, cnt, false) : write_all_nosigpipe(c, iov, cnt);
 }
 
 int mp_connection_send(mp_connection *c, const void *buf, size_t len)

@@ -1,5 +1,6 @@
 /* test_synchronize.c: Lock, RLock, Semaphore, Condition, Event, Barrier. */
 #include "internal/mp.h"
+#include "internal/lifetoken.h"
 #include "mptest.h"
 
 #include <math.h>
@@ -384,6 +385,378 @@ static void test_owner_thread_exits(void **state)
     assert_int_equal(mp_lock_acquire(l, 5.0), MP_EOWNERDEAD);
     assert_int_equal(mp_lock_release(l), 0);
     mp_lock_free(l);
+}
+
+/* ---- life tokens -------------------------------------------------------- */
+
+/* The slot index of a token (internal/lifetoken.h: index << 16 | gen). */
+#define TOKEN_SLOT(t) ((t) >> 16)
+
+struct churn {
+    mp_lock *lock;
+    _Atomic int failures;
+    uint32_t token;
+};
+
+static void *churn_thread(void *arg)
+{
+    struct churn *c = arg;
+    for (int i = 0; i < 10; i++) {
+        int r = mp_lock_acquire(c->lock, 20.0);
+        if (r != 0 && r != MP_EOWNERDEAD)
+            atomic_fetch_add(&c->failures, 1);
+        else if (mp_lock_release(c->lock) != 0)
+            atomic_fetch_add(&c->failures, 1);
+    }
+    c->token = mp__token_cache;
+    return NULL;
+}
+
+static void test_token_recycling(void **state)
+{
+    /* Threads one after the other, each with a token unlike the last. */
+    struct churn c = {.lock = mp_lock_new()};
+    uint32_t prev = 0;
+    for (int i = 0; i < 300; i++) {
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, churn_thread, &c), 0);
+        pthread_join(t, NULL);
+        assert_int_not_equal(c.token, 0);
+        assert_int_not_equal(c.token, prev);
+        prev = c.token;
+    }
+    assert_int_equal(atomic_load(&c.failures), 0);
+    /* Many at once, in rounds: the table does not grow past the most
+     * threads alive at one time (plus this one). */
+    enum { ROUNDS = 20, N = 24 };
+    uint32_t max_slot = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        pthread_t t[N];
+        struct churn cs[N];
+        for (int i = 0; i < N; i++) {
+            cs[i] = (struct churn){.lock = c.lock};
+            assert_int_equal(pthread_create(&t[i], NULL, churn_thread, &cs[i]), 0);
+        }
+        for (int i = 0; i < N; i++) {
+            pthread_join(t[i], NULL);
+            assert_int_equal(atomic_load(&cs[i].failures), 0);
+            if (TOKEN_SLOT(cs[i].token) > max_slot)
+                max_slot = TOKEN_SLOT(cs[i].token);
+        }
+    }
+    /* Claims go round the table from where the last one stopped; 480
+     * threads, at most 25 alive at once, never need a second chunk of 256
+     * slots. */
+    assert_true(max_slot < 256);
+    mp_lock_free(c.lock);
+}
+
+static void *take_and_exit(void *arg)
+{
+    struct churn *c = arg;
+    c->token = mp__token_cache;
+    int r = mp_lock_acquire(c->lock, MP_FOREVER);
+    c->token = mp__token_cache;
+    return (void *)(intptr_t)r;
+}
+
+static void test_token_reused_slot_is_not_owner(void **state)
+{
+    /* A thread exits holding the lock; the next thread most likely gets the
+     * same slot back, with a new generation, and must not be the owner. */
+    struct churn c = {.lock = mp_lock_new()};
+    pthread_t t;
+    void *ret;
+    assert_int_equal(pthread_create(&t, NULL, take_and_exit, &c), 0);
+    pthread_join(t, &ret);
+    assert_int_equal((int)(intptr_t)ret, 0);
+    uint32_t dead = c.token;
+    struct churn c2 = {.lock = c.lock};
+    assert_int_equal(pthread_create(&t, NULL, take_and_exit, &c2), 0);
+    pthread_join(t, &ret);
+    assert_int_equal((int)(intptr_t)ret, MP_EOWNERDEAD);
+    assert_int_not_equal(c2.token, dead);
+    /* c2's thread exited holding it too. */
+    assert_int_equal(mp_lock_acquire(c.lock, 0), MP_EOWNERDEAD);
+    assert_int_equal(mp_lock_release(c.lock), 0);
+    mp_lock_free(c.lock);
+}
+
+struct sitter {
+    mp_lock *lock;
+    _Atomic int done;
+    _Atomic int go;
+    int result;
+};
+
+static void *sit(void *arg)
+{
+    struct sitter *s = arg;
+    s->result = mp_lock_acquire(s->lock, 0);
+    atomic_store(&s->done, 1);
+    if (s->result == 0) {
+        while (!atomic_load(&s->go))
+            usleep(1000);
+        mp_lock_release(s->lock);
+    }
+    return NULL;
+}
+
+static void test_token_table_full(void **state)
+{
+    /* With the table cut down to 4 slots, at most 4 live threads (this one
+     * included, if its slot is among them) hold tokens: a fifth new thread
+     * gets -EAGAIN. */
+    enum { N = 5 };
+    uint32_t saved = mp__token_limit;
+    mp__token_limit = 4;
+    struct sitter s[N];
+    pthread_t t[N];
+    int full = 0;
+    for (int i = 0; i < N; i++) {
+        s[i] = (struct sitter){.lock = mp_lock_new()};
+        assert_int_equal(pthread_create(&t[i], NULL, sit, &s[i]), 0);
+        while (!atomic_load(&s[i].done))
+            usleep(1000);
+        if (s[i].result == -EAGAIN)
+            full++;
+        else
+            assert_int_equal(s[i].result, 0);
+    }
+    assert_true(full >= 1);
+    for (int i = 0; i < N; i++) {
+        atomic_store(&s[i].go, 1);
+        pthread_join(t[i], NULL);
+    }
+    /* Slots given back by the exits serve new threads. */
+    struct sitter again = {.lock = s[0].lock, .go = 1};
+    pthread_t ta;
+    assert_int_equal(pthread_create(&ta, NULL, sit, &again), 0);
+    pthread_join(ta, NULL);
+    assert_int_equal(again.result, 0);
+    mp__token_limit = saved;
+    for (int i = 0; i < N; i++)
+        mp_lock_free(s[i].lock);
+}
+
+/* ---- waiters asleep when the holder goes -------------------------------- */
+
+static int blocked_acquire_report(void *arg)
+{
+    struct shared *s = arg;
+    atomic_fetch_add(&s->flag2, 1);
+    double t0 = mp__now();
+    int r = mp_lock_acquire(s->lock, 30.0);
+    if (mp__now() - t0 > 15.0)
+        return 10;
+    if (r == MP_EOWNERDEAD)
+        atomic_fetch_add(&s->actions, 1);
+    else if (r != 0)
+        return 1;
+    /* A read-modify-write: two holders at once would lose a count. */
+    long v = s->counter;
+    usleep(1000);
+    s->counter = v + 1;
+    return mp_lock_release(s->lock) == 0 ? 0 : 2;
+}
+
+/* Several waiters asleep (processes) when the holder is killed: one gets
+ * MP_EOWNERDEAD, all get the lock, none sleeps forever. */
+static void many_waiters_holder_killed(void)
+{
+    enum { W = 4 };
+    struct shared *s = shared_new();
+    s->lock = mp_lock_new();
+    s->rlock = mp_rlock_new();
+    pid_t holder = fork_child(hold_and_hang, s);
+    assert_true(wait_flag(&s->flag, 1));
+    pid_t w[W];
+    for (int i = 0; i < W; i++)
+        w[i] = fork_child(blocked_acquire_report, s);
+    assert_true(wait_flag(&s->flag2, W));
+    usleep(200000); /* let them fall asleep */
+    kill(holder, SIGKILL);
+    for (int i = 0; i < W; i++)
+        assert_int_equal(mpt_wait_status(w[i]), 0);
+    assert_int_equal(mpt_wait_status(holder), 1000 + SIGKILL);
+    assert_int_equal(atomic_load(&s->actions), 1);
+    assert_int_equal(s->counter, W);
+    assert_int_equal(mp_lock_acquire(s->lock, 0), 0);
+    assert_int_equal(mp_lock_release(s->lock), 0);
+    mp_lock_free(s->lock);
+    mp_lock_free(s->rlock);
+    mp_shared_free(s);
+}
+
+static void test_many_waiters_holder_killed(void **state)
+{
+    many_waiters_holder_killed();
+}
+
+struct exiter {
+    mp_lock *lock;
+    _Atomic int held;
+    _Atomic int go;
+};
+
+static void *hold_then_exit(void *arg)
+{
+    struct exiter *e = arg;
+    if (mp_lock_acquire(e->lock, MP_FOREVER) != 0)
+        return NULL;
+    atomic_store(&e->held, 1);
+    while (!atomic_load(&e->go))
+        usleep(1000);
+    return NULL; /* without releasing */
+}
+
+/* A waiter asleep (another process) when the holder thread exits normally
+ * without unlocking. */
+static void waiter_holder_thread_exits(void)
+{
+    struct shared *s = shared_new();
+    s->lock = mp_lock_new();
+    struct exiter e = {.lock = s->lock};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, hold_then_exit, &e), 0);
+    while (!atomic_load(&e.held))
+        usleep(1000);
+    pid_t w[2];
+    for (int i = 0; i < 2; i++)
+        w[i] = fork_child(blocked_acquire_report, s);
+    assert_true(wait_flag(&s->flag2, 2));
+    usleep(200000);
+    atomic_store(&e.go, 1);
+    pthread_join(t, NULL);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(mpt_wait_status(w[i]), 0);
+    assert_int_equal(atomic_load(&s->actions), 1);
+    assert_int_equal(s->counter, 2);
+    mp_lock_free(s->lock);
+    mp_shared_free(s);
+}
+
+static void test_waiter_holder_thread_exits(void **state)
+{
+    waiter_holder_thread_exits();
+}
+
+/* The same two with the sleep that replaces FUTEX_WAITV where the kernel
+ * lacks it (ENOSYS): slices, looking at the holder between them. */
+static void test_no_waitv_fallback(void **state)
+{
+    atomic_store(&mp__token_no_waitv, true);
+    double t0 = mp__now();
+    many_waiters_holder_killed();
+    waiter_holder_thread_exits();
+    test_owner_killed_while_waited_on(state);
+    test_lock_timeout_across_processes(state);
+    counter_run(mp_lock_new());
+    atomic_store(&mp__token_no_waitv, false);
+    assert_true(mp__now() - t0 < 60.0);
+}
+
+/* ---- fork ---------------------------------------------------------------- */
+
+static int child_token(void *arg)
+{
+    struct shared *s = arg;
+    uint32_t parent = (uint32_t)s->id;
+    /* The parent's thread holds s->lock: not this process's. */
+    if (mp_lock_is_mine(s->lock) != 0)
+        return 1;
+    if (mp_lock_acquire(s->lock, 0) != MP_ETIMEDOUT)
+        return 2;
+    if (mp__token_cache == 0 || mp__token_cache == parent)
+        return 3;
+    /* Exit holding a lock: the parent gets MP_EOWNERDEAD. */
+    if (mp_lock_acquire(s->rlock, 0) != 0)
+        return 4;
+    return 0;
+}
+
+static void *fork_from_thread(void *arg)
+{
+    struct shared *s = arg;
+    if (mp_lock_acquire(s->lock, MP_FOREVER) != 0)
+        return (void *)1;
+    s->id = (int)mp__token_cache;
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(child_token(s));
+    intptr_t st = mpt_wait_status(pid);
+    mp_lock_release(s->lock);
+    return (void *)st;
+}
+
+static void test_fork_child_tokens(void **state)
+{
+    struct shared *s = shared_new();
+    s->lock = mp_lock_new();
+    s->rlock = mp_rlock_new();
+    /* From the main thread. */
+    assert_int_equal(mp_lock_acquire(s->lock, MP_FOREVER), 0);
+    s->id = (int)mp__token_cache;
+    pid_t pid = fork_child(child_token, s);
+    assert_int_equal(mpt_wait_status(pid), 0);
+    assert_int_equal(mp_lock_is_mine(s->lock), 1);
+    assert_int_equal(mp_lock_release(s->lock), 0);
+    assert_int_equal(mp_lock_acquire(s->rlock, 5.0), MP_EOWNERDEAD);
+    assert_int_equal(mp_lock_release(s->rlock), 0);
+    /* From another thread: the child's exit must not give that thread's
+     * slot back. */
+    pthread_t t;
+    void *ret;
+    assert_int_equal(pthread_create(&t, NULL, fork_from_thread, s), 0);
+    pthread_join(t, &ret);
+    assert_int_equal((int)(intptr_t)ret, 0);
+    assert_int_equal(mp_lock_acquire(s->lock, 0), 0);
+    assert_int_equal(mp_lock_release(s->lock), 0);
+    assert_int_equal(mp_lock_acquire(s->rlock, 5.0), MP_EOWNERDEAD);
+    assert_int_equal(mp_lock_release(s->rlock), 0);
+    mp_lock_free(s->lock);
+    mp_lock_free(s->rlock);
+    mp_shared_free(s);
+}
+
+/* ---- threads and processes contending ----------------------------------- */
+
+static void *count_thread(void *arg)
+{
+    return (void *)(intptr_t)count_under_lock(arg);
+}
+
+static int count_threads(void *arg)
+{
+    pthread_t t[3];
+    int bad = 0;
+    for (int i = 0; i < 3; i++)
+        if (pthread_create(&t[i], NULL, count_thread, arg) != 0)
+            return 9;
+    for (int i = 0; i < 3; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        bad |= (int)(intptr_t)r;
+    }
+    return bad;
+}
+
+static void test_lock_counter_threads(void **state)
+{
+    enum { P = 3, M = 5000 };
+    for (int k = 0; k < 2; k++) {
+        struct shared *s = shared_new();
+        s->lock = k ? mp_rlock_new() : mp_lock_new();
+        s->iterations = M;
+        pid_t pids[P];
+        for (int i = 0; i < P; i++)
+            pids[i] = fork_child(count_threads, s);
+        for (int i = 0; i < P; i++)
+            assert_int_equal(mpt_wait_status(pids[i]), 0);
+        assert_int_equal(s->counter, (long)P * 3 * M);
+        mp_lock_free(s->lock);
+        mp_shared_free(s);
+    }
 }
 
 /* ---- Semaphore ---------------------------------------------------------- */
@@ -1151,6 +1524,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_owner_killed_and_reaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_owner_killed_while_waited_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_owner_thread_exits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_recycling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_reused_slot_is_not_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_table_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_waiters_holder_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waiter_holder_thread_exits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_waitv_fallback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fork_child_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_counter_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_semaphore_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_semaphore_basic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded_semaphore, setup, teardown),

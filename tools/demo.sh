@@ -1,13 +1,9 @@
 #!/bin/sh
-# demo.sh BUILD_DIR: run the demo programs from a build directory.
+# demo.sh BUILD_DIR: the README's demo, the word counts of this repository's
+# documentation, mapped and reduced by a worker Pool
+# (examples/mapreduce_wordcount.c, the port of the seed's SimpleMapReduce).
 set -eu
 b=${1:-build}
-ran=0
-for ex in simple names exitcode daemon_join; do
-    if [ -x "$b/examples/$ex" ]; then
-        echo "== examples/$ex"
-        "$b/examples/$ex"
-        ran=1
-    fi
-done
-[ $ran = 1 ] || echo "demo: no example built yet"
+cd "$(dirname "$0")/.."
+echo "== $b/examples/mapreduce_wordcount docs/*.md"
+exec "$b/examples/mapreduce_wordcount" docs/*.md

@@ -112,7 +112,13 @@ MP_EXTERN mp_rlock *mp_rlock_new_opts(const mp_lock_options *opts);
  *                   with MP_FOREVER: Python would hang forever.  With a
  *                   finite timeout the call waits and returns MP_ETIMEDOUT,
  *                   as in Python;
- *   -EAGAIN         an RLock's recursion level would pass UINT32_MAX;
+ *   -EAGAIN         an RLock's recursion level would pass UINT32_MAX; or
+ *                   this is the calling thread's first acquire and 32768
+ *                   threads of the family that took libmp locks are alive
+ *                   (each holds one life token until it exits: see
+ *                   docs/synchronize.md);
+ *   -ENOMEM         the calling thread's first acquire found no arena
+ *                   memory for its life token;
  *   MP_EINVAL       l is NULL or freed, or the timeout is invalid.
  * Uncontended, acquire and release each cost one atomic instruction and no
  * system call.  Thread-safe; usable from every process of the family.
@@ -150,9 +156,9 @@ MP_EXTERN int mp_lock_count(const mp_lock *l);
 /*
  * mp_lock_free: release the object.  NULL and already freed locks are
  * ignored.  If the calling thread holds the lock it is released first.  If
- * another thread holds it, the object is marked freed (every later call
- * returns MP_EINVAL) but its few bytes are not given back, since the holder
- * still references them in its list of held robust mutexes.
+ * another thread holds it, the object is freed all the same: that thread's
+ * later calls with it return MP_EINVAL (as long as the memory was not
+ * reused for another lock).  No thread may be waiting on it.
  */
 MP_EXTERN void mp_lock_free(mp_lock *l);
 

@@ -116,4 +116,8 @@ struct mp_connection {
 mp_connection *mp__connection_wrap(int fd, bool readable, bool writable,
                                    bool is_socket, int *err);
 
+/* 1 while pipes are written with pwritev2's RWF_NOSIGNAL; 0 after the
+ * kernel refused it (tests set 0 to exercise the signal-mask fallback). */
+extern _Atomic int mp__conn_rwf_nosignal;
+
 #endif /* LIBMP_INTERNAL_CONN_H */
