@@ -22,5 +22,6 @@
 #include "libmp/queues.h"
 #include "libmp/pool.h"
 #include "libmp/val.h"
+#include "libmp/context.h"
 
 #endif /* LIBMP_H */

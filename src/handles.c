@@ -17,6 +17,9 @@
 
 typedef _Atomic(const void *) slot;
 static _Atomic(slot *) chunks[NCHUNKS];
+/* One past the highest chunk installed: mp__fd_foreach stops there (and
+ * does not read, in a new child, pages of the table nobody used). */
+static atomic_uint chunks_used;
 
 static slot *slot_for(int fd, bool create)
 {
@@ -33,6 +36,9 @@ static slot *slot_for(int fd, bool create)
         slot *expected = NULL;
         if (atomic_compare_exchange_strong(&chunks[c], &expected, fresh)) {
             chunk = fresh;
+            unsigned used = atomic_load(&chunks_used);
+            while (used < c + 1 && !atomic_compare_exchange_weak(&chunks_used, &used, c + 1))
+                ;
         } else {
             free(fresh);
             chunk = expected;
@@ -66,7 +72,8 @@ bool mp__fd_owned(int fd, const void *owner)
 
 void mp__fd_foreach(void (*fn)(int fd, const void *owner, void *ctx), void *ctx)
 {
-    for (unsigned c = 0; c < NCHUNKS; c++) {
+    unsigned used = atomic_load_explicit(&chunks_used, memory_order_acquire);
+    for (unsigned c = 0; c < used; c++) {
         slot *chunk = atomic_load_explicit(&chunks[c], memory_order_acquire);
         if (chunk == NULL)
             continue;

@@ -145,6 +145,8 @@ static void arena_format(struct arena *a, size_t size)
 
 static void heap_create(void)
 {
+    if (A != NULL)
+        return; /* attached (mp__heap_attach): there is one already */
     size_t size = arena_size_wanted();
     int fd = memfd_create("libmp-arena", MFD_CLOEXEC);
     if (fd < 0) {

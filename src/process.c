@@ -14,6 +14,7 @@
  */
 #include "internal/mp.h"
 #include "internal/popen.h"
+#include "internal/spawn.h"
 #include "internal/util.h"
 
 #include <limits.h>
@@ -47,6 +48,7 @@ enum {
     F_MAIN = 1u << 2,   /* the MainProcess object */
     F_PARENT = 1u << 3, /* a child's view of its parent */
     F_RUN = 1u << 4,    /* .run (self) rather than .target (arg bytes) */
+    F_INDIRECT = 1u << 5, /* a parent that is not the kernel's parent */
 };
 
 struct mp_process {
@@ -78,6 +80,15 @@ static _Atomic(mp_process *) parent_proxy;
 static void *current_arg;        /* the child's private copy of its bytes */
 static size_t current_arg_size;
 static atomic_uint name_counter; /* Python's _process_counter */
+
+/*
+ * The parent's pidfd handed over by a start method whose children are not
+ * children of their parent process (forkserver): parent_fd_next is set
+ * before the bootstrap, which moves it to parent_fd (-2: none given, judge
+ * the parent by getppid()); mp_parent_process() adopts parent_fd.
+ */
+static int parent_fd_next = -2;
+static int parent_fd = -2;
 
 /*
  * The children this process started and has not reaped (Python's
@@ -245,11 +256,14 @@ static int proc_poll(mp_process *p)
     return proc_wait(p, &d);
 }
 
-/* Close the sentinel in this process if this process holds it. */
+/* Close the sentinel (and the start method's second fd) in this process
+ * if this process holds it. */
 static void close_sentinel(mp_process *p)
 {
     if (p->po.sentinel >= 0 && mp__fd_owned(p->po.sentinel, p)) {
         mp__fd_unregister(p->po.sentinel);
+        if (p->po.aux >= 0 && mp__fd_owned(p->po.aux, p))
+            mp__fd_unregister(p->po.aux);
         const mp__popen_ops *ops = ops_of(p);
         if (ops != NULL)
             ops->close(&p->po);
@@ -319,6 +333,11 @@ static mp_process **children_snapshot(size_t *n)
 
 void mp__process_exit_children(void)
 {
+    pthread_mutex_lock(&children_lock);
+    size_t any = nchildren;
+    pthread_mutex_unlock(&children_lock);
+    if (any == 0)
+        return; /* the common case in a child: nothing to allocate */
     size_t n;
     mp_process **list = children_snapshot(&n);
     if (list == NULL)
@@ -424,14 +443,23 @@ static mp_process *parent_proxy_create(void)
     pp->po.sentinel = -1;
     pp->po.aux = -1;
     copy_name(pp->name, current->parent_name);
-    int fd = mp__sentinel_pidfd_ok() ? (int)syscall(SYS_pidfd_open, ppid, 0) : -1;
-    /* The pidfd names the parent only if we were not reparented before
-     * it was opened (the pid may have been reused since). */
-    if (getppid() != ppid) {
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-        pp->state = ST_ENDED;
+    int fd;
+    if (parent_fd != -2) {
+        /* Handed over by the start method: the parent is not our parent
+         * in the kernel's eyes, and the fd (if any) names it for sure. */
+        fd = parent_fd;
+        parent_fd = -2;
+        pp->flags |= F_INDIRECT; /* no getppid() test */
+    } else {
+        fd = mp__sentinel_pidfd_ok() ? (int)syscall(SYS_pidfd_open, ppid, 0) : -1;
+        /* The pidfd names the parent only if we were not reparented before
+         * it was opened (the pid may have been reused since). */
+        if (getppid() != ppid) {
+            if (fd >= 0)
+                close(fd);
+            fd = -1;
+            pp->state = ST_ENDED;
+        }
     }
     if (fd >= 0 && mp__fd_register(fd, pp) != 0) {
         close(fd);
@@ -467,6 +495,14 @@ mp_process *mp_parent_process(void)
     return fresh;
 }
 
+/* Without a pidfd, whether the parent has ended. */
+static bool parent_gone(const mp_process *pp)
+{
+    if (pp->flags & F_INDIRECT)
+        return kill(pp->po.pid, 0) != 0 && errno == ESRCH;
+    return getppid() != pp->po.pid;
+}
+
 /* Wait until the parent ends or d expires: 0 ended, MP_ETIMEDOUT. */
 static int parent_wait(mp_process *pp, const mp__deadline *d)
 {
@@ -474,8 +510,10 @@ static int parent_wait(mp_process *pp, const mp__deadline *d)
         if (load_u32(&pp->state) == ST_ENDED)
             return 0;
         int fd = pp->po.sentinel;
-        /* Without a pidfd: the parent is gone once we are reparented. */
-        if (fd < 0 && getppid() != pp->po.pid) {
+        /* Without a pidfd: the parent is gone once we are reparented (or,
+         * for a child of the forkserver, once its pid is gone; a reused
+         * pid fools this, which only kernels without pidfds risk). */
+        if (fd < 0 && parent_gone(pp)) {
             store_u32(&pp->state, ST_ENDED);
             return 0;
         }
@@ -491,7 +529,7 @@ static int parent_wait(mp_process *pp, const mp__deadline *d)
         if (n < 0 && errno != EINTR)
             return mp__errno();
         if (n == 0 && (d->nowait || mp__deadline_expired(d))) {
-            if (fd < 0 && getppid() != pp->po.pid)
+            if (fd < 0 && parent_gone(pp))
                 continue;
             return MP_ETIMEDOUT;
         }
@@ -519,7 +557,7 @@ mp_process *mp_process_new_opts(const mp_process_options *o)
     if (mp__fnref_make(&target, (void (*)(void))o->target) != 0 ||
         mp__fnref_make(&run, (void (*)(void))o->run) != 0)
         return mp__fail_null(MP_EINVAL);
-    int r = mp__popen_method_for(o->ctx);
+    int r = mp__context_check(o->ctx);
     if (r < 0)
         return mp__fail_null(r);
     r = mp__heap_init();
@@ -623,11 +661,17 @@ int mp_process_start(mp_process *p)
         store_u32(&p->state, ST_INITIAL);
         return r;
     }
+    /* Registered, so that a forked child closes them and spawned ones do
+     * not get them. */
     r = mp__fd_register(p->po.sentinel, p);
+    if (r == 0 && p->po.aux >= 0)
+        r = mp__fd_register(p->po.aux, p);
     if (r == 0)
         r = children_add(p);
     if (r != 0) {
         mp__fd_unregister(p->po.sentinel);
+        if (p->po.aux >= 0)
+            mp__fd_unregister(p->po.aux);
         start_abandon(p);
         return r;
     }
@@ -841,6 +885,20 @@ const void *mp__process_arg_shared(const mp_process *p, size_t *size)
     return p->arg;
 }
 
+int mp__process_check_target(const mp_process *p)
+{
+    if (check(p) != 0)
+        return MP_EINVAL;
+    const mp__fnref *ref = (p->flags & F_RUN) ? &p->run : &p->target;
+    return mp__fnref_resolve(ref) != NULL ? 0 : MP_EINVAL;
+}
+
+bool mp__process_fd_owner(const void *owner)
+{
+    uint32_t m = magic_of(owner);
+    return m == PROCESS_MAGIC || m == ORPHAN_MAGIC || m == RELEASING_MAGIC;
+}
+
 static const char *status_text(const mp_process *p, char *buf, size_t size)
 {
     if (p == current || (p->flags & (F_MAIN | F_PARENT)))
@@ -914,10 +972,22 @@ static void close_inherited(int fd, const void *owner, void *ctx)
     }
 }
 
+void mp__process_set_parent_pidfd(int fd)
+{
+    parent_fd_next = fd;
+}
+
 static void child_become(mp_process *p, bool after_fork)
 {
+    /* A parent pidfd this process was handed and never adopted is not
+     * the new child's parent. */
+    if (parent_fd >= 0)
+        close(parent_fd);
+    parent_fd = parent_fd_next;
+    parent_fd_next = -2;
     current = p;
     is_child = true;
+    mp__context_force(p->po.method);
     atomic_store(&name_counter, 0);
     atomic_store(&parent_proxy, NULL); /* the inherited one is the parent's */
     pthread_mutex_init(&children_lock, NULL);

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -455,8 +456,12 @@ bool mp__util_exiting(void)
 
 void mp__flush_std_streams(void)
 {
-    fflush(stdout);
-    fflush(stderr);
+    /* Only when something is buffered: a flush takes the stream's lock,
+     * a write that costs a copy-on-write fault right after a fork. */
+    if (__fpending(stdout) > 0)
+        fflush(stdout);
+    if (__fpending(stderr) > 0)
+        fflush(stderr);
 }
 
 void mp__exit_function(void)

@@ -1,4 +1,5 @@
 /* mptest.c: helpers shared by the unit tests. */
+#include "internal/mp.h"
 #include "mptest.h"
 
 #include <dirent.h>
@@ -80,6 +81,8 @@ static int count_our_shm(void)
 
 void mpt_leak_begin(void)
 {
+    if (strcmp(mpt_method(), "forkserver") == 0)
+        assert_int_equal(mp_forkserver_ensure_running(), 0);
     leak_fds = mpt_count_fds();
     leak_shm = count_our_shm();
 }
@@ -89,4 +92,43 @@ void mpt_leak_end(void)
     assert_int_equal(mpt_count_children(), 0);
     assert_int_equal(mpt_count_fds(), leak_fds);
     assert_int_equal(count_our_shm(), leak_shm);
+}
+
+const char *mpt_method(void)
+{
+    const char *m = getenv("MP_START_METHOD");
+    return m != NULL && *m != '\0' ? m : "fork";
+}
+
+int mpt_forking(void)
+{
+    return strcmp(mpt_method(), "fork") == 0;
+}
+
+static void *pass_owner(void)
+{
+    static void *owner;
+    if (owner == NULL)
+        owner = mp_shared_alloc(64);
+    return owner;
+}
+
+void mpt_pass_fd(int fd)
+{
+    assert_int_equal(mp__fd_register(fd, pass_owner()), 0);
+}
+
+int mpt_pipe(int pfd[2])
+{
+    if (pipe(pfd) != 0)
+        return -1;
+    mpt_pass_fd(pfd[0]);
+    mpt_pass_fd(pfd[1]);
+    return 0;
+}
+
+void mpt_close(int fd)
+{
+    mp__fd_unregister(fd);
+    close(fd);
 }

@@ -35,4 +35,26 @@ int mpt_wait_status(pid_t pid);
 void mpt_leak_begin(void);
 void mpt_leak_end(void);
 
+/*
+ * Start methods.  The suites run the process-level tests under each start
+ * method by setting MP_START_METHOD; mpt_method() is that method ("fork"
+ * when unset), and mpt_forking() is true under fork.  Under forkserver,
+ * mpt_leak_begin() starts the server first, so that its one fd (kept until
+ * the test program exits) does not count as a leak.
+ */
+const char *mpt_method(void);
+int mpt_forking(void);
+
+/*
+ * A raw fd handed to a child as argument bytes reaches it under fork only:
+ * spawn and forkserver pass only the fds that libmp objects own (Python
+ * passes only what the child needs).  mpt_pass_fd registers fd as owned by
+ * a test object, so that every start method passes it, at the same number;
+ * mpt_pipe makes a pipe whose two ends are passed; mpt_close unregisters
+ * and closes.
+ */
+void mpt_pass_fd(int fd);
+int mpt_pipe(int pfd[2]);
+void mpt_close(int fd);
+
 #endif

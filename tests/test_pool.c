@@ -1332,15 +1332,15 @@ static int exit_with_pool(void *arg, size_t size)
 static void test_exit_terminates(void **state)
 {
     int fds[2];
-    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(mpt_pipe(fds), 0);
     mp_process *proc = mp_process_new(.target = exit_with_pool, .arg = &fds[1],
                                       .arg_size = sizeof fds[1]);
     double t0 = now();
     assert_int_equal(mp_process_start(proc), 0);
-    close(fds[1]);
+    mpt_close(fds[1]);
     int64_t pids[2];
     assert_int_equal(read(fds[0], pids, sizeof pids), (ssize_t)sizeof pids);
-    close(fds[0]);
+    mpt_close(fds[0]);
     assert_int_equal(mp_process_join(proc, 20), 0);
     assert_true(now() - t0 < 8);
     int code = -1;
@@ -1386,14 +1386,14 @@ static bool process_alive(pid_t pid)
 static void test_creator_killed(void **state)
 {
     int fds[2];
-    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(mpt_pipe(fds), 0);
     mp_process *proc = mp_process_new(.target = pool_then_hang, .arg = &fds[1],
                                       .arg_size = sizeof fds[1]);
     assert_int_equal(mp_process_start(proc), 0);
-    close(fds[1]);
+    mpt_close(fds[1]);
     int64_t pids[2];
     assert_int_equal(read(fds[0], pids, sizeof pids), (ssize_t)sizeof pids);
-    close(fds[0]);
+    mpt_close(fds[0]);
     assert_true(process_alive((pid_t)pids[0]) && process_alive((pid_t)pids[1]));
     assert_int_equal(mp_process_kill(proc), 0);
     assert_int_equal(mp_process_join(proc, 10), 0);

@@ -99,14 +99,26 @@ MP_EXTERN mp_process *mp_process_new_opts(const mp_process_options *opts);
 /*
  * mp_process_start: start the process (Python's start()).
  *
+ * The start method is .ctx's (context.h), or the default method for .ctx
+ * NULL (which this fixes, as Python's start() does).
+ *
  * Returns 0; MP_EINVAL if p is NULL or freed, already started, closed,
  * created by another process (Python: "can only start a process object
  * created by current process"), or if the calling process is daemonic
- * (Python: "daemonic processes are not allowed to have children");
- * -errno if the fork or spawn failed.  Standard output and error (the
- * stdio streams) are flushed before the child is created, as Python does.
- * Finished children are reaped first (Python's _cleanup()).  Thread-safe:
- * of two threads starting the same object, one gets MP_EINVAL.
+ * (Python: "daemonic processes are not allowed to have children"), or for
+ * .ctx NULL when MP_START_METHOD names no method; -errno if the fork or
+ * spawn failed.  Under spawn and forkserver also (docs/context.md):
+ * MP_EINVAL when the target is not in the child's image (a function of a
+ * library loaded with dlopen); -EADDRINUSE when the arena's address is
+ * taken in the spawned image; -ENOEXEC when mp_set_executable names another
+ * build or a program that never answers (60 s); -ECHILD when the spawned
+ * program ended before answering; MP_EAUTH when the forkserver refused the
+ * connection.  After any error nothing was started and p can be started
+ * again.  Standard output and error (the stdio streams) are flushed before
+ * the child is created, as Python does.  Finished children are reaped first
+ * (Python's _cleanup()).  Thread-safe: of two threads starting the same
+ * object, one gets MP_EINVAL.  Threads running in the caller are safe with
+ * spawn and forkserver; with fork the child holds only the calling thread.
  */
 MP_EXTERN int mp_process_start(mp_process *p);
 

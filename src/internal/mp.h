@@ -169,6 +169,7 @@ enum mp__root {
     MP__ROOT_MANAGER,
     MP__ROOT_LOGGER,
     MP__ROOT_LIFE_TOKENS, /* lifetoken.c: the owners of Locks */
+    MP__ROOT_CONTEXT,
     MP__ROOT_COUNT = 16
 };
 void *mp__heap_root(enum mp__root slot, void *(*make)(void));

@@ -40,6 +40,7 @@ typedef struct mp__popen {
     pid_t pid;             /* the child */
     int exitcode;          /* valid once ended is set */
     uint32_t ended;        /* set (release) once the exit status is known */
+    uint32_t busy;         /* forkserver: a thread is reading the status */
 } mp__popen;
 
 typedef struct mp__popen_ops {
@@ -74,15 +75,21 @@ const mp__popen_ops *mp__popen_ops_get(int method);
 
 /*
  * The start method of a Process created with context ctx (NULL: the
- * default context).  Returns the method (> 0) or MP_EINVAL for a context
- * libmp does not know.  The default is resolved when the process starts,
- * as Python's Process._Popen consults the default context at start().
+ * default context, which this fixes, as Python's Process._Popen consults
+ * and fixes the default context at start()).  Returns the method (> 0) or
+ * MP_EINVAL for a context libmp does not know, or for NULL when
+ * MP_START_METHOD names no method.  In context.c.
  */
 int mp__popen_method_for(const mp_context *ctx);
 
 /* ---- the fork start method (popen_fork.c) ------------------------------- */
 
 extern const mp__popen_ops mp__popen_fork_ops;
+
+/* ---- spawn (popen_spawn.c) and forkserver (popen_forkserver.c) ----------- */
+
+extern const mp__popen_ops mp__popen_spawn_ops;
+extern const mp__popen_ops mp__popen_forkserver_ops;
 
 /*
  * Helpers for start methods whose children are children of the caller
@@ -128,5 +135,29 @@ _Noreturn void mp__process_bootstrap(mp_process *p, bool after_fork);
 
 /* The argument bytes kept in the arena (for a start method to inspect). */
 const void *mp__process_arg_shared(const mp_process *p, size_t *size);
+
+/*
+ * 0 if p is a live process object whose target (or run function) resolves
+ * in the calling process, MP_EINVAL otherwise.  A spawned child and the
+ * forkserver check it before they take the process on, so that a target in
+ * a library the parent loaded with dlopen makes mp_process_start fail
+ * rather than the child.
+ */
+int mp__process_check_target(const mp_process *p);
+
+/*
+ * True when owner (an entry of the fd table) is a Process object: its fds
+ * (sentinels) mean something only in the process that holds them and are
+ * never passed to a spawned or forkserver child.
+ */
+bool mp__process_fd_owner(const void *owner);
+
+/*
+ * In a child that is not a direct child of its parent process (forkserver),
+ * before mp__process_bootstrap: fd is a pidfd of the parent (or -1 if the
+ * kernel has none), which mp_parent_process() adopts; the child does not
+ * judge its parent by getppid().  Used by the next bootstrap only.
+ */
+void mp__process_set_parent_pidfd(int fd);
 
 #endif /* LIBMP_INTERNAL_POPEN_H */

@@ -23,6 +23,9 @@ echo "1. shared: cc consumer.c \$(pkg-config --cflags --libs libmp)"
 $cc -Wall -Wextra -Werror -o "$tmp/consumer" "$here/consumer.c" $(pc --cflags) $(pc --libs)
 libdir=$(pc --variable=libdir)
 LD_LIBRARY_PATH="$libdir" "$tmp/consumer"
+for m in spawn forkserver; do
+    MP_START_METHOD=$m LD_LIBRARY_PATH="$libdir" "$tmp/consumer"
+done
 if LD_LIBRARY_PATH="$libdir" ldd "$tmp/consumer" | grep -q 'libmp\.so'; then :; else
     echo "the shared build did not link libmp.so" >&2; exit 1
 fi
@@ -31,6 +34,11 @@ echo "2. static: cc -static consumer.c \$(pkg-config --static --libs libmp)"
 $cc -Wall -Wextra -Werror -static -o "$tmp/consumer-static" "$here/consumer.c" \
     $(pc --cflags) $(pc --static --libs)
 "$tmp/consumer-static"
+# Spawned children and the forkserver of a fully static program: libmp's
+# constructor comes from libmp.a.
+for m in spawn forkserver; do
+    MP_START_METHOD=$m "$tmp/consumer-static"
+done
 
 echo "3. <gmp.h> with <libmp.h>"
 $cc -Wall -Wextra -Werror -o "$tmp/with-gmp" "$here/with_gmp.c" $(pc --cflags) $(pc --libs) -lgmp

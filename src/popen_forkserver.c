@@ -1,0 +1,325 @@
+/*
+ * popen_forkserver.c: the forkserver start method (Python's
+ * popen_forkserver.py and forkserver.connect_to_new_process).
+ *
+ * Each process that starts forkserver children keeps one channel to its
+ * server: a connection authenticated once (forkserver.c has the protocol),
+ * used by one request at a time (a mutex; it is held around fork, and a
+ * forked child drops its parent's channel).  A request names the process
+ * object (it is in the arena, with its target and argument bytes) and
+ * carries every fd the child must have at the same number: the fds of the
+ * fd table and the caller's stdin, stdout and stderr (Python's forkserver
+ * children keep the server's; libmp gives them the requester's, as fork and
+ * spawn do).  (The server gives each child a pidfd of the process at the
+ * other end of the channel, for its mp_parent_process().)
+ * The server answers with the pid, the child's sentinel and a pidfd of the
+ * child.
+ *
+ * The sentinel is the child's pidfd, readable once the child has ended;
+ * the exit code then comes from a status socket the server writes to when
+ * it has reaped the child (EOF if the server died: 255, as in Python), so
+ * that join returns once the child is gone, reaped, as with fork.  Without
+ * pidfds the status socket itself is the sentinel.  Signals go through the
+ * pidfd (kill(2) by pid on kernels without pidfds).
+ */
+#include "internal/mp.h"
+#include "internal/popen.h"
+#include "internal/spawn.h"
+#include "internal/util.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+/* ---- the channel ------------------------------------------------------------- */
+
+static pthread_mutex_t chan_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t chan_once = PTHREAD_ONCE_INIT;
+static int chan_fd = -1;
+static struct mp__forkserver *chan_fs;
+
+static void chan_atfork_prepare(void)
+{
+    pthread_mutex_lock(&chan_lock);
+}
+
+static void chan_atfork_parent(void)
+{
+    pthread_mutex_unlock(&chan_lock);
+}
+
+/* A forked child must not talk on its parent's channel: requests and
+ * answers of two processes would mix. */
+static void chan_atfork_child(void)
+{
+    if (chan_fd >= 0)
+        close(chan_fd);
+    chan_fd = -1;
+    chan_fs = NULL;
+    pthread_mutex_unlock(&chan_lock);
+}
+
+static void chan_register(void)
+{
+    pthread_atfork(chan_atfork_prepare, chan_atfork_parent, chan_atfork_child);
+}
+
+static void chan_drop(void)
+{
+    if (chan_fd >= 0)
+        close(chan_fd);
+    chan_fd = -1;
+    chan_fs = NULL;
+}
+
+/* Open the channel to the caller's server (chan_lock held). */
+static int chan_open(bool restart)
+{
+    struct mp__forkserver *fs = chan_fs;
+    chan_drop();
+    int r = mp__forkserver_get(&fs, restart);
+    if (r != 0)
+        return r;
+    int sock = mp__forkserver_connect(fs);
+    if ((sock == -ECONNREFUSED || sock == -ENOENT) && !restart) {
+        /* The server is gone (killed): start another one. */
+        r = mp__forkserver_get(&fs, true);
+        if (r != 0)
+            return r;
+        sock = mp__forkserver_connect(fs);
+    }
+    if (sock < 0)
+        return sock;
+    r = mp__forkserver_auth(sock, fs, false);
+    if (r != 0) {
+        close(sock);
+        return r;
+    }
+    chan_fd = sock;
+    chan_fs = fs;
+    return 0;
+}
+
+int mp_forkserver_ensure_running(void)
+{
+    pthread_once(&chan_once, chan_register);
+    pthread_mutex_lock(&chan_lock);
+    int r = chan_fd >= 0 ? 0 : chan_open(false);
+    pthread_mutex_unlock(&chan_lock);
+    return r;
+}
+
+/* ---- one request ---------------------------------------------------------------- */
+
+/* The table of fds and the fds themselves for p's child. */
+static int request_fds(struct mp__fs_fd **out, int **fds_out, size_t *n_out)
+{
+    static const int stdio[] = {0, 1, 2};
+    struct mp__fs_fd *e = NULL;
+    size_t n = 0;
+    int r = mp__fds_to_pass(true, stdio, 3, &e, &n);
+    if (r != 0)
+        return r;
+    int *fds = malloc((n ? n : 1) * sizeof *fds);
+    if (fds == NULL) {
+        free(e);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        fds[i] = e[i].target;
+    *out = e;
+    *fds_out = fds;
+    *n_out = n;
+    return 0;
+}
+
+/*
+ * Send the request on the channel and read the answer.  Returns 0 with the
+ * reply (and, for a started child, its sentinel and pidfd), a negative code
+ * the server answered (the channel is fine), or -EPIPE when the channel
+ * broke (the server died, or the stream went wrong).
+ */
+static int exchange(mp_process *p, struct mp__fs_reply *rep, int *sentinel, int *pidfd)
+{
+    struct mp__fs_fd *e;
+    int *fds;
+    size_t n;
+    int r = request_fds(&e, &fds, &n);
+    if (r != 0)
+        return r;
+    struct mp__fs_request rq = {
+        .magic = MP__FS_MAGIC,
+        .version = MP__FS_VERSION,
+        .process = (uint64_t)(uintptr_t)p,
+        .nfds = (int32_t)n,
+        .requester = getpid(),
+    };
+    int level;
+    bool to_stderr;
+    mp__log_state_get(&level, &to_stderr);
+    rq.log_level = level;
+    rq.log_stderr = to_stderr;
+    /* The header and the table in one message with the first fds, then
+     * the other fds. */
+    size_t first = n < MP__FS_FDS_PER_MSG ? n : MP__FS_FDS_PER_MSG;
+    char *msg = malloc(sizeof rq + n * sizeof *e);
+    if (msg == NULL) {
+        free(fds);
+        free(e);
+        return -ENOMEM;
+    }
+    memcpy(msg, &rq, sizeof rq);
+    if (n > 0)
+        memcpy(msg + sizeof rq, e, n * sizeof *e);
+    r = mp__send_with_fds(chan_fd, msg, sizeof rq + n * sizeof *e, fds, first);
+    free(msg);
+    for (size_t done = first; r == 0 && done < n;) {
+        size_t k = n - done < MP__FS_FDS_PER_MSG ? n - done : MP__FS_FDS_PER_MSG;
+        r = mp__send_with_fds(chan_fd, NULL, 0, fds + done, k);
+        done += k;
+    }
+    free(fds);
+    free(e);
+    if (r != 0)
+        return -EPIPE;
+
+    int got_fds[2];
+    size_t got = 0;
+    r = mp__recv_with_fds(chan_fd, rep, sizeof *rep, got_fds, 2, &got);
+    if (r == 0 && rep->code == 0 && (rep->pid <= 0 || got != 1u + (rep->has_pidfd != 0)))
+        r = -EPROTO;
+    if (r != 0 || rep->code != 0) {
+        for (size_t i = 0; i < got; i++)
+            close(got_fds[i]);
+        if (r != 0)
+            return -EPIPE;
+        return rep->code < 0 ? rep->code : MP_EINVAL;
+    }
+    *sentinel = got_fds[0];
+    *pidfd = got > 1 ? got_fds[1] : -1;
+    return 0;
+}
+
+static int fs_launch(mp_process *p, mp__popen *po)
+{
+    pthread_once(&chan_once, chan_register);
+    pthread_mutex_lock(&chan_lock);
+    struct mp__fs_reply rep;
+    int sentinel = -1, pidfd = -1;
+    int r = chan_fd >= 0 ? 0 : chan_open(false);
+    if (r == 0)
+        r = exchange(p, &rep, &sentinel, &pidfd);
+    if (r == -EPIPE) {
+        /* The channel broke (the server died?): once more on a fresh
+         * channel, with a new server if the old one refuses it. */
+        r = chan_open(false);
+        if (r == 0)
+            r = exchange(p, &rep, &sentinel, &pidfd);
+        if (r == -EPIPE)
+            chan_drop();
+    }
+    pthread_mutex_unlock(&chan_lock);
+    if (r != 0)
+        return r;
+    po->method = MP__START_FORKSERVER;
+    po->pid = rep.pid;
+    if (pidfd >= 0) {
+        po->kind = MP__SENTINEL_PIDFD;
+        po->sentinel = pidfd;
+        po->aux = sentinel; /* the status socket */
+    } else {
+        po->kind = MP__SENTINEL_NONE;
+        po->sentinel = sentinel;
+        po->aux = -1;
+    }
+    return 0;
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Read the status the server wrote; another thread may be doing it. */
+static void read_status(mp__popen *po)
+{
+    uint32_t idle = 0;
+    if (!__atomic_compare_exchange_n(&po->busy, &idle, 1, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        pause_ms(1);
+        return;
+    }
+    if (!__atomic_load_n(&po->ended, __ATOMIC_ACQUIRE)) {
+        bool pidfd = po->kind == MP__SENTINEL_PIDFD;
+        int status = pidfd ? po->aux : po->sentinel;
+        int32_t code;
+        ssize_t n;
+        do
+            n = recv(status, &code, sizeof code, MSG_WAITALL);
+        while (n < 0 && errno == EINTR);
+        /* EOF without a status: the server died (Python reports 255). */
+        po->exitcode = n == (ssize_t)sizeof code ? code : 255;
+        /* A socket sentinel stays readable from now on, as a pidfd does,
+         * even before the server's close arrives. */
+        if (!pidfd)
+            shutdown(status, SHUT_RD);
+        __atomic_store_n(&po->ended, 1, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&po->busy, 0, __ATOMIC_RELEASE);
+}
+
+static int fs_wait(mp__popen *po, const mp__deadline *d, int *exitcode)
+{
+    for (;;) {
+        if (__atomic_load_n(&po->ended, __ATOMIC_ACQUIRE)) {
+            *exitcode = po->exitcode;
+            return 0;
+        }
+        int ms = d->nowait ? 0 : mp__deadline_poll_ms(d);
+        struct pollfd pfd = {.fd = po->sentinel, .events = POLLIN};
+        int n = poll(&pfd, 1, ms);
+        if (n < 0 && errno != EINTR)
+            return mp__errno();
+        if (n > 0) {
+            read_status(po);
+            continue;
+        }
+        if (n == 0 && (d->nowait || mp__deadline_expired(d)))
+            return MP_ETIMEDOUT;
+    }
+}
+
+static int fs_send_signal(mp__popen *po, int sig)
+{
+    if (__atomic_load_n(&po->ended, __ATOMIC_ACQUIRE))
+        return 0;
+    int r;
+    if (po->kind == MP__SENTINEL_PIDFD)
+        r = (int)syscall(SYS_pidfd_send_signal, po->sentinel, sig, NULL, 0);
+    else
+        r = kill(po->pid, sig);
+    if (r == 0 || errno == ESRCH)
+        return 0;
+    return mp__errno();
+}
+
+const mp__popen_ops mp__popen_forkserver_ops = {
+    .name = "forkserver",
+    .launch = fs_launch,
+    .wait = fs_wait,
+    .send_signal = fs_send_signal,
+    .close = mp__child_close,
+};

@@ -1,0 +1,643 @@
+/*
+ * spawn.c: starting a fresh image of the running program and taking it over
+ * before main() runs (Python's spawn.py and the spawning half of
+ * popen_spawn_posix.py).  Both the spawn start method and the forkserver
+ * (which is itself spawned) use it.
+ *
+ * The parent:
+ *   1. makes a socketpair, the "preparation channel";
+ *   2. posix_spawns the executable (/proc/self/exe or mp_set_executable's
+ *      path) with the parent's argv and environment plus LIBMP_SPAWN_FD=<n>,
+ *      the number of the child's end of the channel.  Every fd the child
+ *      needs (the arena's memfd, the fds of the fd table, the channel) is
+ *      passed at the same number with posix_spawn_file_actions_adddup2(fd,
+ *      fd), which clears FD_CLOEXEC in the child (POSIX 2024, glibc 2.29);
+ *      since all of them are distinct open fds of the parent, no two of the
+ *      actions can collide.  Every other fd above 2 is closed, as Python
+ *      closes the fds it does not pass;
+ *   3. writes the preparation message (struct prep, then one struct
+ *      mp__fs_fd per fd) and waits for the child's answer: an int32, 0 when
+ *      the child is ready, or the error that stopped it.
+ *
+ * The child (spawn_ctor, a constructor, so before main): if LIBMP_SPAWN_FD
+ * is set, it removes it from the environment at once (so that programs the
+ * child starts are not taken for libmp children), reads the message,
+ * checks that it is the same build as the parent (GNU build-id), maps the
+ * arena at the parent's address, restores FD_CLOEXEC where the parent had
+ * it, registers the fds in its fd table with their owners, copies the log
+ * settings, answers, and runs the process (mp__process_bootstrap, which
+ * exits) or becomes the forkserver.  main() never runs.
+ *
+ * The constructor is in this file, which process.c pulls in through the
+ * table of start methods, so it is linked into every program that uses
+ * processes, also statically with libmp.a.
+ */
+#include "internal/mp.h"
+#include "internal/popen.h"
+#include "internal/spawn.h"
+#include "internal/util.h"
+
+#include <dirent.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define ENV_NAME "LIBMP_SPAWN_FD"
+#define PREP_MAGIC 0x6d707370u /* "mpsp" */
+#define PREP_VERSION 1u
+#define HANDSHAKE_MS 60000
+#define BUILD_ID_MAX 64
+#define SPAWN_TRIES 3
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
+#define DUP2_SAME_FD_CLEARS_CLOEXEC 1
+#else
+#define DUP2_SAME_FD_CLEARS_CLOEXEC 0
+#endif
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+struct prep {
+    uint32_t magic;
+    uint32_t version;
+    int32_t kind;
+    int32_t nfds;
+    uint64_t arena_addr;
+    uint64_t arena_size;
+    int32_t arena_fd;
+    int32_t sentinel_w;
+    int32_t log_level;
+    int32_t log_stderr;
+    int32_t method;
+    int32_t listen_fd;
+    int32_t alive_fd;
+    uint32_t build_id_len;
+    uint8_t build_id[BUILD_ID_MAX];
+    uint64_t object;
+    mp__fnref preload;
+    char comm[16]; /* the parent's name in the kernel (prctl PR_GET_NAME) */
+};
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+int mp__read_full(int fd, void *buf, size_t n)
+{
+    char *p = buf;
+    while (n > 0) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return mp__errno();
+        }
+        if (r == 0)
+            return MP_EEOF;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+int mp__write_full(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        /* send() with MSG_NOSIGNAL: a peer that died is an error, not a
+         * SIGPIPE that kills the caller. */
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == ENOTSOCK)
+            w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return mp__errno();
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+void mp__close_fds(unsigned lo, unsigned hi)
+{
+    if (lo > hi)
+        return;
+    if (syscall(SYS_close_range, lo, hi, 0u) == 0)
+        return;
+    /* Before Linux 5.9: the open ones, from /proc/self/fd. */
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL) {
+        long max = sysconf(_SC_OPEN_MAX);
+        unsigned top = max > 0 && (unsigned long)max - 1 < hi ? (unsigned)max - 1 : hi;
+        for (unsigned fd = lo; fd <= top; fd++)
+            close((int)fd);
+        return;
+    }
+    int self = dirfd(d);
+    int *list = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        unsigned long fd = strtoul(e->d_name, &end, 10);
+        if (*end != '\0' || e->d_name[0] == '.' || (int)fd == self || fd < lo || fd > hi)
+            continue;
+        if (n == cap) {
+            int *l = realloc(list, (cap ? cap * 2 : 64) * sizeof *l);
+            if (l == NULL)
+                break;
+            list = l;
+            cap = cap ? cap * 2 : 64;
+        }
+        list[n++] = (int)fd;
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++)
+        close(list[i]);
+    free(list);
+}
+
+/* ---- the program's identity ----------------------------------------------- */
+
+struct build_id {
+    uint8_t id[BUILD_ID_MAX];
+    size_t len;
+};
+
+static int build_id_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    struct build_id *b = data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        size_t align = ph->p_align == 8 ? 8 : 4;
+        const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
+        const char *end = p + ph->p_memsz;
+        while ((size_t)(end - p) >= sizeof(ElfW(Nhdr))) {
+            const ElfW(Nhdr) *n = (const void *)p;
+            const char *name = p + sizeof *n;
+            const char *desc = name + ((n->n_namesz + align - 1) & ~(align - 1));
+            const char *next = desc + ((n->n_descsz + align - 1) & ~(align - 1));
+            if (next > end || next <= p)
+                break;
+            if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
+                memcmp(name, "GNU", 4) == 0) {
+                b->len = n->n_descsz < BUILD_ID_MAX ? n->n_descsz : BUILD_ID_MAX;
+                memcpy(b->id, desc, b->len);
+                return 1;
+            }
+            p = next;
+        }
+    }
+    return 1; /* the first object is the main program: stop there */
+}
+
+static struct build_id main_build_id;
+static pthread_once_t build_id_once = PTHREAD_ONCE_INIT;
+
+static void build_id_find(void)
+{
+    dl_iterate_phdr(build_id_cb, &main_build_id);
+}
+
+size_t mp__build_id(uint8_t *out, size_t cap)
+{
+    pthread_once(&build_id_once, build_id_find);
+    size_t n = main_build_id.len < cap ? main_build_id.len : cap;
+    memcpy(out, main_build_id.id, n);
+    return n;
+}
+
+/* ---- the parent --------------------------------------------------------------- */
+
+struct fdlist {
+    struct mp__fs_fd *v;
+    size_t n, cap;
+    int err;
+};
+
+static void fdlist_add(struct fdlist *l, int fd, uint32_t flags, const void *owner)
+{
+    if (fd < 0 || l->err != 0)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        struct mp__fs_fd *v = realloc(l->v, cap * sizeof *v);
+        if (v == NULL) {
+            l->err = -ENOMEM;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = (struct mp__fs_fd){fd, flags, (uint64_t)(uintptr_t)owner};
+}
+
+static void collect_registered(int fd, const void *owner, void *ctx)
+{
+    if (!mp__process_fd_owner(owner))
+        fdlist_add(ctx, fd, MP__FS_FD_REGISTER, owner);
+}
+
+static int fd_cmp(const void *a, const void *b)
+{
+    const struct mp__fs_fd *x = a, *y = b;
+    return (x->target > y->target) - (x->target < y->target);
+}
+
+/*
+ * Sort by number, drop duplicates and fds that are not open (a registered
+ * fd another thread closed meanwhile), and note which have FD_CLOEXEC.
+ */
+static void fdlist_settle(struct fdlist *l)
+{
+    qsort(l->v, l->n, sizeof *l->v, fd_cmp);
+    size_t out = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (out > 0 && l->v[out - 1].target == l->v[i].target)
+            continue;
+        int fl = fcntl(l->v[i].target, F_GETFD);
+        if (fl < 0)
+            continue;
+        l->v[out] = l->v[i];
+        if (fl & FD_CLOEXEC)
+            l->v[out].flags |= MP__FS_FD_CLOEXEC;
+        out++;
+    }
+    l->n = out;
+}
+
+static bool fdlist_has(const struct fdlist *l, int fd)
+{
+    struct mp__fs_fd key = {.target = fd};
+    return bsearch(&key, l->v, l->n, sizeof *l->v, fd_cmp) != NULL;
+}
+
+/* Close in the child every fd above 2 that is not passed. */
+static int add_closes(posix_spawn_file_actions_t *fa, const struct fdlist *l)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return 0; /* no /proc: only FD_CLOEXEC protects the child */
+    int self = dirfd(d);
+    int r = 0;
+    struct dirent *e;
+    while (r == 0 && (e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end != '\0' || e->d_name[0] == '.' || fd <= 2 || fd == self)
+            continue;
+        if (!fdlist_has(l, (int)fd))
+            r = -posix_spawn_file_actions_addclose(fa, (int)fd);
+    }
+    closedir(d);
+    return r;
+}
+
+/* The dup2 actions; without the same-fd rule, through temporary copies
+ * (closed at exec by their FD_CLOEXEC), listed in tmp for the caller. */
+static int add_dup2s(posix_spawn_file_actions_t *fa, const struct fdlist *l, int *tmp)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        int fd = l->v[i].target;
+        int src = fd;
+        if (!DUP2_SAME_FD_CLEARS_CLOEXEC) {
+            src = tmp[i] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+            if (src < 0)
+                return mp__errno();
+        }
+        int r = posix_spawn_file_actions_adddup2(fa, src, fd);
+        if (r != 0)
+            return -r;
+    }
+    return 0;
+}
+
+/* The environment plus LIBMP_SPAWN_FD=fd (any old value dropped). */
+static char **make_env(char *entry)
+{
+    size_t n = 0;
+    for (char **e = environ; e && *e; e++)
+        n++;
+    char **env = malloc((n + 2) * sizeof *env);
+    if (env == NULL)
+        return NULL;
+    size_t k = 0;
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, ENV_NAME "=", sizeof ENV_NAME) != 0)
+            env[k++] = *e;
+    env[k++] = entry;
+    env[k] = NULL;
+    return env;
+}
+
+static char **saved_argv;
+
+char **mp__saved_argv(void)
+{
+    return saved_argv;
+}
+
+/* Reap a child that failed its start (it may still run: it did not
+ * answer, or it is a program that ignores the channel). */
+static void reap(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/* Wait for the child's answer: its code, -ECHILD if it ended first,
+ * -ENOEXEC if it did not answer in time. */
+static int await_answer(int sock)
+{
+    mp__deadline d;
+    mp__deadline_init(&d, HANDSHAKE_MS / 1000.0);
+    for (;;) {
+        struct pollfd pfd = {.fd = sock, .events = POLLIN};
+        int n = poll(&pfd, 1, mp__deadline_poll_ms(&d));
+        if (n > 0)
+            break;
+        if (n < 0 && errno != EINTR)
+            return mp__errno();
+        if (mp__deadline_expired(&d))
+            return -ENOEXEC;
+    }
+    int32_t code;
+    int r = mp__read_full(sock, &code, sizeof code);
+    if (r == MP_EEOF || r == -ECONNRESET)
+        return -ECHILD; /* it ended without answering */
+    if (r != 0)
+        return r;
+    return code > 0 ? MP_EINVAL : code;
+}
+
+static int prep_fill(struct prep *pr, const mp__spawn_req *req, size_t nfds)
+{
+    memset(pr, 0, sizeof *pr);
+    pr->magic = PREP_MAGIC;
+    pr->version = PREP_VERSION;
+    pr->kind = req->kind;
+    pr->nfds = (int32_t)nfds;
+    void *addr;
+    size_t size;
+    int afd;
+    mp__heap_info(&afd, &addr, &size);
+    if (afd < 0)
+        return MP_EINVAL;
+    pr->arena_addr = (uint64_t)(uintptr_t)addr;
+    pr->arena_size = size;
+    pr->arena_fd = afd;
+    pr->sentinel_w = req->sentinel_w;
+    int level;
+    bool to_stderr;
+    mp__log_state_get(&level, &to_stderr);
+    pr->log_level = level;
+    pr->log_stderr = to_stderr;
+    pr->method = req->method;
+    pr->listen_fd = req->listen_fd;
+    pr->alive_fd = req->alive_fd;
+    pr->build_id_len = (uint32_t)mp__build_id(pr->build_id, BUILD_ID_MAX);
+    pr->object = (uint64_t)(uintptr_t)req->object;
+    if (req->kind == MP__SPAWN_FORKSERVER)
+        mp__forkserver_preload(&pr->preload);
+    prctl(PR_GET_NAME, pr->comm);
+    return 0;
+}
+
+int mp__fds_to_pass(bool registered, const int *extra, size_t nextra,
+                    struct mp__fs_fd **out, size_t *n)
+{
+    struct fdlist l = {0};
+    if (registered)
+        mp__fd_foreach(collect_registered, &l);
+    for (size_t i = 0; i < nextra; i++)
+        fdlist_add(&l, extra[i], 0, NULL);
+    if (l.err != 0) {
+        free(l.v);
+        return l.err;
+    }
+    fdlist_settle(&l);
+    *out = l.v;
+    *n = l.n;
+    return 0;
+}
+
+/* One posix_spawn: -EBADF means an fd went away meanwhile (try again). */
+static int spawn_once(const mp__spawn_req *req, int child_end, pid_t *pid,
+                      struct fdlist *l)
+{
+    int afd;
+    mp__heap_info(&afd, NULL, NULL);
+    int extra[] = {afd, child_end, req->sentinel_w, req->listen_fd, req->alive_fd};
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+    int r = mp__fds_to_pass(req->pass_registered, extra, sizeof extra / sizeof extra[0],
+                            &l->v, &l->n);
+    if (r != 0)
+        return r;
+
+    char exe[PATH_MAX];
+    mp__spawn_executable(exe);
+    char entry[sizeof ENV_NAME + 16];
+    snprintf(entry, sizeof entry, ENV_NAME "=%d", child_end);
+    char **env = make_env(entry);
+    int *tmp = malloc((l->n ? l->n : 1) * sizeof *tmp);
+    if (env == NULL || tmp == NULL) {
+        free(env);
+        free(tmp);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < l->n; i++)
+        tmp[i] = -1;
+    char *fallback_argv[] = {exe, NULL};
+    char **argv = saved_argv != NULL && saved_argv[0] != NULL ? saved_argv : fallback_argv;
+
+    posix_spawn_file_actions_t fa;
+    r = -posix_spawn_file_actions_init(&fa);
+    if (r == 0) {
+        r = add_closes(&fa, l);
+        if (r == 0)
+            r = add_dup2s(&fa, l, tmp);
+        if (r == 0)
+            r = -posix_spawn(pid, exe, &fa, NULL, argv, env);
+        posix_spawn_file_actions_destroy(&fa);
+    }
+    for (size_t i = 0; i < l->n; i++)
+        if (tmp[i] >= 0)
+            close(tmp[i]);
+    free(tmp);
+    free(env);
+    return r;
+}
+
+int mp__spawn_start(const mp__spawn_req *req, pid_t *pid)
+{
+    int r = mp__heap_init();
+    if (r != 0)
+        return r;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return mp__errno();
+    struct fdlist l = {0};
+    for (int i = 0; i < SPAWN_TRIES; i++) {
+        r = spawn_once(req, sv[1], pid, &l);
+        if (r != -EBADF)
+            break;
+    }
+    close(sv[1]);
+    if (r != 0) {
+        free(l.v);
+        close(sv[0]);
+        return r;
+    }
+    struct prep pr;
+    r = prep_fill(&pr, req, l.n);
+    if (r == 0)
+        r = mp__write_full(sv[0], &pr, sizeof pr);
+    if (r == 0 && l.n > 0)
+        r = mp__write_full(sv[0], l.v, l.n * sizeof *l.v);
+    free(l.v);
+    if (r == 0)
+        r = await_answer(sv[0]);
+    else if (r == -EPIPE || r == -ECONNRESET)
+        r = -ECHILD;
+    close(sv[0]);
+    if (r != 0)
+        reap(*pid);
+    return r;
+}
+
+/* ---- the child ------------------------------------------------------------------ */
+
+static _Noreturn void child_fail(int sock, int code)
+{
+    int32_t c = code;
+    mp__write_full(sock, &c, sizeof c);
+    _exit(127);
+}
+
+static void child_answer(int sock)
+{
+    int32_t ok = 0;
+    mp__write_full(sock, &ok, sizeof ok);
+    close(sock);
+}
+
+static _Noreturn void spawn_child(int sock)
+{
+    struct prep pr;
+    if (mp__read_full(sock, &pr, sizeof pr) != 0 || pr.magic != PREP_MAGIC)
+        _exit(127); /* not a libmp parent: nobody to tell */
+    if (pr.version != PREP_VERSION || pr.nfds < 0 || pr.nfds > MP__FS_MAX_FDS)
+        child_fail(sock, -ENOEXEC);
+    size_t nfds = (size_t)pr.nfds;
+    struct mp__fs_fd *fds = malloc((nfds ? nfds : 1) * sizeof *fds);
+    if (fds == NULL)
+        child_fail(sock, -ENOMEM);
+    if (nfds > 0 && mp__read_full(sock, fds, nfds * sizeof *fds) != 0)
+        _exit(127);
+
+    uint8_t id[BUILD_ID_MAX];
+    size_t idlen = mp__build_id(id, sizeof id);
+    if (idlen != pr.build_id_len || memcmp(id, pr.build_id, idlen) != 0)
+        child_fail(sock, -ENOEXEC);
+    for (size_t i = 0; i < nfds; i++)
+        if (fcntl(fds[i].target, F_GETFD) < 0)
+            child_fail(sock, -EBADF);
+
+    int afd;
+    mp__heap_info(&afd, NULL, NULL);
+    if (afd >= 0) /* a constructor of the program used libmp already */
+        child_fail(sock, -EADDRINUSE);
+    int r = mp__heap_attach(pr.arena_fd, (void *)(uintptr_t)pr.arena_addr,
+                            (size_t)pr.arena_size);
+    if (r != 0)
+        child_fail(sock, r);
+    for (size_t i = 0; i < nfds; i++) {
+        const struct mp__fs_fd *e = &fds[i];
+        if (e->flags & MP__FS_FD_CLOEXEC)
+            fcntl(e->target, F_SETFD, FD_CLOEXEC);
+        if ((e->flags & MP__FS_FD_REGISTER) &&
+            mp__fd_register(e->target, (const void *)(uintptr_t)e->owner) != 0)
+            child_fail(sock, -ENOMEM);
+    }
+    free(fds);
+    fcntl(sock, F_SETFD, FD_CLOEXEC);
+    /* Executed as /proc/self/exe, the kernel named us "exe". */
+    pr.comm[sizeof pr.comm - 1] = '\0';
+    prctl(PR_SET_NAME, pr.comm);
+    mp__log_state_set(pr.log_level, pr.log_stderr != 0);
+    mp__context_force(pr.method);
+
+    if (pr.kind == MP__SPAWN_PROCESS) {
+        mp_process *p = (mp_process *)(uintptr_t)pr.object;
+        r = mp__process_check_target(p);
+        if (r != 0)
+            child_fail(sock, r);
+        if (pr.sentinel_w >= 0)
+            mp__child_set_own_sentinel(pr.sentinel_w);
+        child_answer(sock);
+        mp__process_bootstrap(p, false);
+    }
+    if (pr.kind == MP__SPAWN_FORKSERVER) {
+        /* The server is a grandchild: nobody has to reap it, and it is no
+         * child of the program (it ends after the program, and a program
+         * that counts or waits for its children does not see it). */
+        pid_t pid = fork();
+        if (pid < 0)
+            child_fail(sock, mp__errno());
+        if (pid > 0) {
+            mp__forkserver_started((struct mp__forkserver *)(uintptr_t)pr.object, pid);
+            child_answer(sock);
+            _exit(0);
+        }
+        close(sock);
+        mp__forkserver_main((struct mp__forkserver *)(uintptr_t)pr.object,
+                            pr.listen_fd, pr.alive_fd, &pr.preload);
+    }
+    child_fail(sock, MP_EINVAL);
+}
+
+/*
+ * Runs in every program that links the process module, before main (and,
+ * linked statically, after the program's own constructors).  glibc hands
+ * constructors argc, argv and envp; the argv is kept for the children this
+ * program spawns.
+ */
+#ifdef __GLIBC__
+__attribute__((constructor)) static void spawn_ctor(int argc, char **argv, char **envp)
+{
+    saved_argv = argv;
+#else
+__attribute__((constructor)) static void spawn_ctor(void)
+{
+#endif
+    const char *v = getenv(ENV_NAME);
+    if (v == NULL)
+        return;
+    char *end;
+    long fd = strtol(v, &end, 10);
+    bool ok = *end == '\0' && fd > 2 && fd < INT_MAX;
+    unsetenv(ENV_NAME);
+    if (!ok || fcntl((int)fd, F_GETFD) < 0)
+        return; /* not ours after all: let main run */
+    spawn_child((int)fd);
+}
