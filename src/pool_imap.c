@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+void (*mp__pool_test_before_last_publish)(struct mp_pool *pool);
+
 /* A chunk about to be returned: in a slot or in the spill. */
 struct view {
     uint64_t first;
@@ -57,7 +59,18 @@ static void end_input(mp__pjob *j, int err)
     im->input_ended = true;
     im->input_err = err;
     j->entries_done = true;
-    if (MP__LD(&j->counted_feeding)) {
+}
+
+/*
+ * The input has ended and its last chunks are published: the pool may stop
+ * waiting for this iterator.  This must not happen in end_input, which runs
+ * while the last chunks are still being gathered: a closed pool whose
+ * workers saw no feeder and an empty queue in between would let them exit,
+ * and join return, with those chunks never run (issue #6).
+ */
+static void stop_feeding(mp__pjob *j)
+{
+    if (j->im->input_ended && MP__LD(&j->counted_feeding)) {
         MP__ST(&j->counted_feeding, false);
         mp__pool_feeding_done(j->pool);
     }
@@ -142,12 +155,15 @@ static void feed(mp__pjob *j)
         im->fed++;
     }
     if (im->fed > start) {
+        if (MP__UNLIKELY(im->input_ended && mp__pool_test_before_last_publish != NULL))
+            mp__pool_test_before_last_publish(pool);
         MP__ST(&j->nchunks, im->fed);
         if (mp__pool_push(pool, j, im->fed, mp__pool_nwake(pool, im->fed - start)) != 0) {
             mp__pool_job_cancel(j, MP_EWORKERLOST);
             end_input(j, MP_EWORKERLOST);
         }
     }
+    stop_feeding(j);
 }
 
 /* ---- results in the slots -------------------------------------------------------- */
@@ -549,6 +565,7 @@ void mp_imap_free(mp_imap *it)
     mp__pjob *j = (mp__pjob *)it;
     im_lock(j);
     end_input(j, 0);
+    stop_feeding(j);
     im_unlock(j);
     mp__pool_job_cancel(j, MP_EWORKERLOST);
     mp__pool_job_abandon(j);

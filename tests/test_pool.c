@@ -881,50 +881,75 @@ static void test_imap_lazy_input(void **state)
     finish_pool(p);
 }
 
-/* Python: it = imap(...); close(); join(); list(it) works, because join
- * returns once every task ran.  The pool keeps the results meanwhile. */
+/*
+ * Python: it = imap(...); close(); join(); list(it) works, because join
+ * returns once every task ran.  The pool keeps the results meanwhile: none
+ * may need waiting for after join.
+ */
+static void imap_after_join(bool threads, bool unordered)
+{
+    mp_pool *p = make_pool(threads, 2);
+    struct gen g = {.limit = 3000, .fail_at = -1};
+    mp_pool_call_options o = {.next_input = gen_next, .next_ctx = &g, .window = 8,
+                              .chunksize = 3};
+    mp_imap *it = mp_pool_imap_opts(p, sq, NULL, sizeof(int64_t), 0, sizeof(int64_t),
+                                    unordered, &o);
+    assert_non_null(it);
+    int64_t v;
+    size_t idx;
+    /* Take a few, leaving a chunk half returned. */
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(mp_imap_next(it, MP_FOREVER, &v, &idx), 0);
+        if (!unordered)
+            assert_int_equal(idx, (size_t)i);
+    }
+    assert_int_equal(mp_pool_close(p), 0);
+    assert_int_equal(mp_pool_join(p, MP_FOREVER), 0);
+    assert_int_equal(g.produced, 3000);
+    char *seen = calloc(3000, 1);
+    size_t got = 4;
+    while (mp_imap_next(it, 0, &v, &idx) == 0) {
+        if (!unordered)
+            assert_int_equal(idx, got);
+        assert_false(seen[idx]);
+        seen[idx] = 1;
+        assert_int_equal(v, (int64_t)(idx * idx));
+        got++;
+    }
+    assert_int_equal(got, 3000);
+    assert_int_equal(mp_imap_next(it, 0, &v, &idx), MP_EEOF);
+    free(seen);
+    mp_imap_free(it);
+    mp_pool_free(p);
+}
+
 static void test_imap_after_join(void **state)
 {
-    for (int t = 0; t < 4; t++) {
-        mp_pool *p = make_pool(t >= 2, 2);
-        struct gen g = {.limit = 3000, .fail_at = -1};
-        bool unordered = t % 2 == 1;
-        mp_pool_call_options o = {.next_input = gen_next, .next_ctx = &g, .window = 8,
-                                  .chunksize = 3};
-        mp_imap *it = mp_pool_imap_opts(p, sq, NULL, sizeof(int64_t), 0, sizeof(int64_t),
-                                        unordered, &o);
-        assert_non_null(it);
-        int64_t v;
-        size_t idx;
-        /* Take a few, leaving a chunk half returned. */
-        for (int i = 0; i < 4; i++) {
-            assert_int_equal(mp_imap_next(it, MP_FOREVER, &v, &idx), 0);
-            if (!unordered)
-                assert_int_equal(idx, (size_t)i);
-        }
-        assert_int_equal(mp_pool_close(p), 0);
-        assert_int_equal(mp_pool_join(p, MP_FOREVER), 0);
-        assert_int_equal(g.produced, 3000);
-        char *seen = calloc(3000, 1);
-        size_t got = 4;
-        /* Python's join() leaves every result in the iterator.  Ours has
-         * been seen once (under forkserver) to return with the last chunk
-         * not yet handed to the iterator: wait for it rather than fail,
-         * until that race is fixed (issue #6 note). */
-        while (mp_imap_next(it, got < 3000 ? 10.0 : 0, &v, &idx) == 0) {
-            if (!unordered)
-                assert_int_equal(idx, got);
-            assert_false(seen[idx]);
-            seen[idx] = 1;
-            assert_int_equal(v, (int64_t)(idx * idx));
-            got++;
-        }
-        assert_int_equal(got, 3000);
-        assert_int_equal(mp_imap_next(it, 0, &v, &idx), MP_EEOF);
-        free(seen);
-        mp_imap_free(it);
-        mp_pool_free(p);
+    for (int t = 0; t < 4; t++)
+        imap_after_join(t >= 2, t % 2 == 1);
+}
+
+/*
+ * Issue #6: join drained the iterator's input, and the iterator told the
+ * pool its input had ended before it published the last chunks.  If the
+ * worker handler then found the queue empty, the workers exited at their
+ * next nap's end (1 s), and join returned with the last chunk never run.
+ * The hook holds the iterator in that gap, poking the handler, for longer
+ * than a nap.
+ */
+static void hold_before_publish(struct mp_pool *pool)
+{
+    for (int i = 0; i < 25; i++) {
+        mp__pool_poke(pool);
+        usleep(100 * 1000);
     }
+}
+
+static void test_imap_join_late_publish(void **state)
+{
+    mp__pool_test_before_last_publish = hold_before_publish;
+    imap_after_join(false, false);
+    mp__pool_test_before_last_publish = NULL;
 }
 
 static void test_imap_timeout(void **state)
@@ -1713,6 +1738,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_imap_lazy_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_imap_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_imap_after_join, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_imap_join_late_publish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_initializer_once_per_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_maxtasksperchild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_initializer_fails, setup, teardown),

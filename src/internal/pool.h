@@ -534,4 +534,9 @@ int mp__pool_imap_drain(mp__pjob *j, const mp__deadline *d);
 /* The caller-side state of an imap, freed with the job. */
 void mp__pool_imap_free_state(mp__pjob *j);
 
+/* Tests only: called (when set) by an iterator between reading the end of
+ * its input and publishing its last chunks, to hold open the window of the
+ * race fixed for issue #6. */
+extern void (*mp__pool_test_before_last_publish)(struct mp_pool *pool);
+
 #endif /* LIBMP_INTERNAL_POOL_H */
