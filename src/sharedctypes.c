@@ -25,7 +25,7 @@ struct ctype {
     uint8_t itemsize;
     char typecode;
     bool own_lock;
-    uint64_t data[]; /* the items */
+    _Alignas(64) uint64_t data[]; /* the items */
 };
 
 size_t mp_typecode_size(char typecode)

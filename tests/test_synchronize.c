@@ -205,18 +205,26 @@ static void *release_in_thread(void *arg)
     return (void *)(intptr_t)mp_lock_release(arg);
 }
 
+/* Case 2: an RLock held twice, whose recursion count a stranger's release
+ * must not touch either. */
 static void test_release_by_other_thread(void **state)
 {
-    mp_lock *locks[2] = {mp_lock_new(), mp_rlock_new()};
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(mp_lock_acquire(locks[i], MP_FOREVER), 0);
+    mp_lock *locks[3] = {mp_lock_new(), mp_rlock_new(), mp_rlock_new()};
+    for (int i = 0; i < 3; i++) {
+        int levels = i == 2 ? 2 : 1;
+        for (int k = 0; k < levels; k++)
+            assert_int_equal(mp_lock_acquire(locks[i], MP_FOREVER), 0);
         pthread_t t;
         void *ret;
         assert_int_equal(pthread_create(&t, NULL, release_in_thread, locks[i]), 0);
         pthread_join(t, &ret);
         assert_int_equal((int)(intptr_t)ret, MP_EINVAL);
         assert_int_equal(mp_lock_is_mine(locks[i]), 1);
-        assert_int_equal(mp_lock_release(locks[i]), 0);
+        assert_int_equal(mp_lock_count(locks[i]), levels);
+        for (int k = 0; k < levels; k++)
+            assert_int_equal(mp_lock_release(locks[i]), 0);
+        assert_int_equal(mp_lock_locked(locks[i]), 0);
+        assert_int_equal(mp_lock_release(locks[i]), MP_EINVAL);
         mp_lock_free(locks[i]);
     }
 }
