@@ -76,6 +76,8 @@ struct arena {
 };
 
 static struct arena *A;
+
+uintptr_t mp__arena_lo, mp__arena_len;
 static int arena_fd = -1;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_error;
@@ -98,6 +100,15 @@ static inline char *run_addr(uint64_t run)
 {
     return (char *)A + (run << RUN_SHIFT);
 }
+/* Publish where objects may live, for mp__obj_check (internal/mp.h). */
+static void set_arena(struct arena *a)
+{
+    uintptr_t lo = (uintptr_t)a + ((uintptr_t)a->first_run << RUN_SHIFT);
+    mp__arena_len = (uintptr_t)a + a->size - lo;
+    mp__arena_lo = lo;
+    A = a;
+}
+
 static inline uint64_t run_of(const void *p)
 {
     return (uint64_t)((const char *)p - (const char *)A) >> RUN_SHIFT;
@@ -176,7 +187,7 @@ static void heap_create(void)
     }
     arena_format(p, size);
     arena_fd = fd;
-    A = p;
+    set_arena(p);
 }
 
 int mp__heap_init(void)
@@ -199,7 +210,7 @@ int mp__heap_attach(int fd, void *addr, size_t size)
         return MP_EINVAL;
     }
     arena_fd = fd;
-    A = p;
+    set_arena(p);
     pthread_once(&init_once, heap_create); /* mark done: never create one */
     return 0;
 }
@@ -479,14 +490,6 @@ void *mp__obj_new(size_t size, uint32_t magic)
     o->id = mp__heap_next_id();
     __atomic_store_n(&o->magic, magic, __ATOMIC_RELEASE);
     return o;
-}
-
-int mp__obj_check(const void *p, uint32_t magic)
-{
-    if (MP__UNLIKELY(p == NULL || !mp__in_arena(p) || ((uintptr_t)p & 15)))
-        return MP_EINVAL;
-    const mp__obj *o = p;
-    return __atomic_load_n(&o->magic, __ATOMIC_ACQUIRE) == magic ? 0 : MP_EINVAL;
 }
 
 void mp__obj_free(void *p)

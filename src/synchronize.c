@@ -110,32 +110,9 @@ static inline void lock_set_extra(mp_lock *l, uint32_t n)
     atomic_store_explicit(&l->extra, n, memory_order_relaxed);
 }
 
-/*
- * mp__obj_check for locks, inlined on the fast paths: the same checks (in
- * the arena, aligned, the magic) against the arena's bounds cached here.
- * The arena never moves and has the same address in every process of the
- * family; before this process has one, the out-of-line check answers.
- */
-static uintptr_t arena_lo, arena_len;
-
-static int __attribute__((noinline)) lock_check_slow(const mp_lock *l)
-{
-    void *addr;
-    size_t size;
-    mp__heap_info(NULL, &addr, &size);
-    if (addr != NULL) {
-        arena_len = size;
-        arena_lo = (uintptr_t)addr;
-    }
-    return mp__obj_check(l, LOCK_MAGIC);
-}
-
 static inline int lock_check(const mp_lock *l)
 {
-    uintptr_t off = (uintptr_t)l - arena_lo;
-    if (MP__UNLIKELY(arena_lo == 0 || off >= arena_len || (off & 15)))
-        return lock_check_slow(l);
-    return __atomic_load_n(&l->hdr.magic, __ATOMIC_ACQUIRE) == LOCK_MAGIC ? 0 : MP_EINVAL;
+    return mp__obj_check(l, LOCK_MAGIC);
 }
 
 static const mp__deadline lock_forever = {.forever = true};

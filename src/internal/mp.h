@@ -198,8 +198,24 @@ typedef struct mp__obj {
 /* Allocate a zeroed object of size bytes whose header says magic. */
 void *mp__obj_new(size_t size, uint32_t magic);
 
-/* 0 if p is a live object of type magic, MP_EINVAL otherwise (NULL too). */
-int mp__obj_check(const void *p, uint32_t magic);
+/* Where objects may be: [mp__arena_lo, mp__arena_lo + mp__arena_len), set
+ * once when this process maps the arena (0 and 0 before: nothing is). */
+extern uintptr_t mp__arena_lo, mp__arena_len;
+
+/*
+ * 0 if p is a live object of type magic, MP_EINVAL otherwise (NULL too).
+ * Inline, as it runs on every call of every object: two bounds loads that
+ * never change, the alignment, and the magic (which is on the object's first
+ * cache line: keep what other processes write often off that line).
+ */
+static inline int mp__obj_check(const void *p, uint32_t magic)
+{
+    uintptr_t off = (uintptr_t)p - mp__arena_lo;
+    if (MP__UNLIKELY(off >= mp__arena_len || (off & 15)))
+        return MP_EINVAL;
+    const mp__obj *o = p;
+    return __atomic_load_n(&o->magic, __ATOMIC_ACQUIRE) == magic ? 0 : MP_EINVAL;
+}
 
 /* Mark the object dead and give its memory back. */
 void mp__obj_free(void *p);
