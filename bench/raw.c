@@ -228,8 +228,9 @@ int raw_robust_mutex_counter(const bench_ctx *ctx, bench_result *out)
 /*
  * One word in shared memory carries a sequence number: the parent writes an
  * odd value (ping), the child answers with the next even value (pong).
- * A waiter polls the word up to `spin` times, then announces itself in its
- * `sleeping` flag and sleeps in FUTEX_WAIT (shared, never FUTEX_PRIVATE).
+ * A waiter polls the word for up to `spin_ns` nanoseconds, then announces
+ * itself in its `sleeping` flag and sleeps in FUTEX_WAIT (shared, never
+ * FUTEX_PRIVATE).
  * The writer stores the word and calls FUTEX_WAKE only when the peer
  * announced itself, so with spinning the common round trip makes no system
  * call; with spin 0 every wait sleeps and every store wakes.
@@ -239,7 +240,7 @@ int raw_robust_mutex_counter(const bench_ctx *ctx, bench_result *out)
 struct futex_pp {
     _Alignas(64) _Atomic uint32_t word;
     _Alignas(64) _Atomic uint32_t sleeping[2];   /* [0] parent, [1] child */
-    unsigned spin;
+    uint64_t spin_ns;
     uint32_t seq;                                /* parent's last ping */
 };
 
@@ -257,10 +258,13 @@ static void futex_wake_word(_Atomic uint32_t *w)
 static uint32_t futex_wait_change(struct futex_pp *f, int me, uint32_t old)
 {
     uint32_t v;
-    for (unsigned i = 0; i < f->spin; i++) {
+    uint64_t start = f->spin_ns ? bench_ns() : 0;
+    for (unsigned i = 1; f->spin_ns != 0; i++) {
         v = atomic_load_explicit(&f->word, memory_order_acquire);
         if (v != old)
             return v;
+        if ((i & 31u) == 0 && bench_ns() - start > f->spin_ns)
+            break;
         bench_cpu_relax();
     }
     for (;;) {
@@ -282,7 +286,7 @@ static uint32_t futex_wait_change(struct futex_pp *f, int me, uint32_t old)
 static void futex_post(struct futex_pp *f, int peer, uint32_t v)
 {
     atomic_store(&f->word, v);
-    if (f->spin == 0 || atomic_load(&f->sleeping[peer]))
+    if (f->spin_ns == 0 || atomic_load(&f->sleeping[peer]))
         futex_wake_word(&f->word);
 }
 
@@ -317,30 +321,33 @@ static int futex_quit(void *arg)
     return 0;
 }
 
-static int futex_pingpong(const bench_ctx *ctx, unsigned spin,
+static int futex_pingpong(const bench_ctx *ctx, uint64_t spin_ns,
                           bench_result *out)
 {
     static const bench_pingpong_ops ops = {futex_serve, futex_ping, futex_quit};
     struct futex_pp *f = bench_shared_map(sizeof *f);
     if (f == NULL)
         return bench_fail(out, "mmap: %s", strerror(errno));
-    f->spin = spin;
+    f->spin_ns = spin_ns;
     int rc = bench_run_pingpong(ctx, &ops, f, out);
     bench_shared_unmap(f, sizeof *f);
     return rc;
 }
 
 /*
- * Polls before sleeping: about 3 us here (a pause is about 15 ns), ten
+ * Polls before sleeping for 3 us, the budget libmp's Event spins for: ten
  * times a round trip between two running cores, yet short enough that two
  * processes sharing one core (the scheduler's choice on a loaded 2-core
- * machine) lose little before one sleeps and lets the other run.
+ * machine) lose little before one sleeps and lets the other run.  The
+ * budget is time, not a count of pauses: a pause took about 15 ns on the
+ * machine of the first runs and far less on a later one, where 200 pauses
+ * ended before the reply came and every raw round trip slept (60 us).
  */
-#define FUTEX_SPIN 200
+#define FUTEX_SPIN_NS 3000
 
 int raw_futex_pingpong(const bench_ctx *ctx, bench_result *out)
 {
-    return futex_pingpong(ctx, FUTEX_SPIN, out);
+    return futex_pingpong(ctx, FUTEX_SPIN_NS, out);
 }
 
 int raw_futex_pingpong_sleep(const bench_ctx *ctx, bench_result *out)

@@ -717,9 +717,36 @@ int mp_event_is_set(const mp_event *e)
     return r != 0 ? r : (int)(atomic_load(&e->word) & 1);
 }
 
-/* How long a waiter polls before it sleeps: a set() that comes within this
- * costs neither side a system call. */
+/*
+ * How long a waiter polls before it sleeps: a set() that comes within this
+ * costs neither side a system call.  The budget adapts per thread.  A sleep
+ * that a set() ended soon (within EVENT_SPIN_MAX_NS) means a longer poll
+ * would have caught it: the next wait polls for twice the whole wait.  That
+ * breaks a trap two threads ping-ponging through Events fall into on a
+ * machine where waking a sleeper is slow (60 us on a virtual CPU that halts
+ * when idle): each side's short poll ends before the other wakes, so each
+ * sleeps in turn, and every round trip costs two wake-ups for good.  A
+ * sleep longer than the maximum (an Event set rarely) leaves the short
+ * poll, and every wait that the poll catches halves the budget back.
+ */
 #define EVENT_SPIN_NS 3000u
+#define EVENT_SPIN_MAX_NS 200000u
+
+static __thread uint32_t event_spin_ns = EVENT_SPIN_NS;
+
+static void event_spin_caught(void)
+{
+    uint32_t n = event_spin_ns / 2;
+    event_spin_ns = n > EVENT_SPIN_NS ? n : EVENT_SPIN_NS;
+}
+
+static void event_spin_slept(uint64_t waited_ns)
+{
+    event_spin_ns = waited_ns < EVENT_SPIN_MAX_NS / 2 ? (uint32_t)waited_ns * 2
+                                                      : EVENT_SPIN_NS;
+    if (event_spin_ns < EVENT_SPIN_NS)
+        event_spin_ns = EVENT_SPIN_NS;
+}
 
 int mp_event_wait(mp_event *e, double timeout)
 {
@@ -736,8 +763,19 @@ int mp_event_wait(mp_event *e, double timeout)
     if (d.nowait)
         return MP_ETIMEDOUT;
     /* Any change of the word is a set(), as in the sleeping loop below. */
-    if (mp__spin_while_equal((const uint32_t *)&e->word, w, EVENT_SPIN_NS))
+    uint64_t t0 = mp__now_ns();
+    uint64_t spin = event_spin_ns;
+    if (!d.forever) {
+        /* The poll never runs past the deadline. */
+        uint64_t at = (uint64_t)d.at.tv_sec * 1000000000u + (uint64_t)d.at.tv_nsec;
+        uint64_t left = at > t0 ? at - t0 : 0;
+        if (spin > left)
+            spin = left;
+    }
+    if (mp__spin_while_equal((const uint32_t *)&e->word, w, spin)) {
+        event_spin_caught();
         return 0;
+    }
     /* Announced before sleeping; see sem_wait_slow for why this order. */
     atomic_fetch_add(&e->waiters, 1);
     int ret;
@@ -753,6 +791,8 @@ int mp_event_wait(mp_event *e, double timeout)
         }
     }
     atomic_fetch_sub(&e->waiters, 1);
+    if (ret == 0)
+        event_spin_slept(mp__now_ns() - t0);
     return ret;
 }
 
