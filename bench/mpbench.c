@@ -78,14 +78,16 @@ static const op ops[] = {
      {T_REL_GE, M_OPS, 0.9},
      "pthread_mutex_lock+unlock, PTHREAD_PROCESS_SHARED, in shared memory"},
     /*
-     * The same libmp Lock beside a robust mutex, what it is built on (owner
-     * death recovery needs one); the target above is against a plain one.
+     * The same libmp Lock beside a robust mutex, the other way to recover
+     * from a holder's death (libmp uses one robust mutex per thread, its
+     * life token, instead of one per lock); the target above is against a
+     * plain one.
      */
     {"lock.vs_robust", "  Lock 1 process vs robust mutex", RATE,
      "ops/s", false, lm_lock_uncontended, raw_robust_mutex_uncontended, false,
      NO_TARGET,
-     "pthread_mutex_lock+unlock, PROCESS_SHARED + ROBUST, 1 process (what "
-     "libmp's Lock is built on)"},
+     "pthread_mutex_lock+unlock, PROCESS_SHARED + ROBUST, 1 process (the "
+     "usual owner-death-safe mutex)"},
     {"lock.contended", "Lock acquire+release, 2 procs", RATE, "ops/s", false,
      lm_lock_contended, raw_mutex_contended, true, NO_TARGET,
      "the same mutex, both processes looping at once (total of both)"},
