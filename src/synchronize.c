@@ -732,7 +732,7 @@ int mp_event_is_set(const mp_event *e)
 #define EVENT_SPIN_NS 3000u
 #define EVENT_SPIN_MAX_NS 200000u
 
-static __thread uint32_t event_spin_ns = EVENT_SPIN_NS;
+static __thread uint32_t event_spin_ns __attribute__((tls_model("initial-exec"))) = EVENT_SPIN_NS;
 
 static void event_spin_caught(void)
 {
