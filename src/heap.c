@@ -227,8 +227,7 @@ void mp__heap_info(int *fd, void **addr, size_t *size)
 
 bool mp__in_arena(const void *p)
 {
-    return A != NULL && (const char *)p >= run_addr(A->first_run) &&
-           (const char *)p < (const char *)A + A->size;
+    return (uintptr_t)p - mp__arena_lo < mp__arena_len;
 }
 
 
