@@ -491,6 +491,15 @@ void *mp__obj_new(size_t size, uint32_t magic)
     return o;
 }
 
+void *mp__obj_create(size_t size, uint32_t magic)
+{
+    int r = mp__heap_init();
+    if (r != 0)
+        return mp__fail_null(r);
+    void *o = mp__obj_new(size, magic);
+    return o != NULL ? o : mp__fail_null(-ENOMEM);
+}
+
 void mp__obj_free(void *p)
 {
     if (p == NULL || !mp__in_arena(p))

@@ -107,13 +107,10 @@ mp_manager *mp_manager_new_opts(const mp_manager_options *opts)
 {
     if (opts == NULL)
         return mp__fail_null(MP_EINVAL);
-    int r = mp__heap_init();
-    if (r != 0)
-        return mp__fail_null(r);
-    mp_manager *m = mp__obj_new(sizeof *m, MP__MAGIC_MANAGER);
+    mp_manager *m = mp__obj_create(sizeof *m, MP__MAGIC_MANAGER);
     if (m == NULL)
-        return mp__fail_null(-ENOMEM);
-    r = copy_address(m, opts);
+        return NULL;
+    int r = copy_address(m, opts);
     if (r == 0)
         r = mp__robust_mutex_init(&m->alive);
     if (r != 0) {

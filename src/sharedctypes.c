@@ -172,12 +172,9 @@ static struct ctype *ctype_make(const struct make *m)
         return mp__fail_null(MP_EINVAL);
     if (m->lock != NULL && mp_lock_locked(m->lock) < 0)
         return mp__fail_null(MP_EINVAL);
-    int r = mp__heap_init();
-    if (r != 0)
-        return mp__fail_null(r);
-    struct ctype *c = mp__obj_new(sizeof *c + m->len * itemsize, 0);
+    struct ctype *c = mp__obj_create(sizeof *c + m->len * itemsize, 0);
     if (c == NULL)
-        return mp__fail_null(-ENOMEM);
+        return NULL;
     c->len = m->len;
     c->itemsize = (uint8_t)itemsize;
     c->typecode = m->typecode;

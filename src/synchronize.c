@@ -119,12 +119,9 @@ static const mp__deadline lock_forever = {.forever = true};
 
 static mp_lock *lock_create(enum lock_kind kind)
 {
-    int r = mp__heap_init();
-    if (r != 0)
-        return mp__fail_null(r);
-    mp_lock *l = mp__obj_new(sizeof *l, 0);
+    mp_lock *l = mp__obj_create(sizeof *l, 0);
     if (l == NULL)
-        return mp__fail_null(-ENOMEM);
+        return NULL;
     l->kind = kind;
     __atomic_store_n(&l->hdr.magic, LOCK_MAGIC, __ATOMIC_RELEASE);
     return l;
@@ -349,12 +346,9 @@ static mp_semaphore *sem_create(const mp_semaphore_options *opts, bool bounded)
     int value = opts ? opts->value : 0;
     if (value < 0)
         return mp__fail_null(MP_EINVAL);
-    int r = mp__heap_init();
-    if (r != 0)
-        return mp__fail_null(r);
-    mp_semaphore *s = mp__obj_new(sizeof *s, 0);
+    mp_semaphore *s = mp__obj_create(sizeof *s, 0);
     if (s == NULL)
-        return mp__fail_null(-ENOMEM);
+        return NULL;
     atomic_init(&s->value, (uint32_t)value);
     s->max = bounded ? (uint32_t)value : (uint32_t)INT32_MAX;
     s->bounded = bounded;
@@ -490,12 +484,9 @@ mp_condition *mp_condition_new_opts(const mp_condition_options *opts)
     mp_lock *lock = opts ? opts->lock : NULL;
     if (lock != NULL && mp__obj_check(lock, LOCK_MAGIC) != 0)
         return mp__fail_null(MP_EINVAL);
-    int r = mp__heap_init();
-    if (r != 0)
-        return mp__fail_null(r);
-    mp_condition *c = mp__obj_new(sizeof *c, 0);
+    mp_condition *c = mp__obj_create(sizeof *c, 0);
     if (c == NULL)
-        return mp__fail_null(-ENOMEM);
+        return NULL;
     if (lock == NULL) {
         lock = mp_rlock_new();
         if (lock == NULL) {
@@ -676,11 +667,7 @@ struct mp_event {
 
 mp_event *mp_event_new_opts(const mp_event_options *opts)
 {
-    int r = mp__heap_init();
-    if (r != 0)
-        return mp__fail_null(r);
-    mp_event *e = mp__obj_new(sizeof *e, EVENT_MAGIC);
-    return e != NULL ? e : mp__fail_null(-ENOMEM);
+    return mp__obj_create(sizeof(mp_event), EVENT_MAGIC);
 }
 
 int mp_event_set(mp_event *e)
@@ -839,13 +826,10 @@ mp_barrier *mp_barrier_new_opts(const mp_barrier_options *opts)
     mp__fnref action;
     if (mp__fnref_make(&action, (void (*)(void))opts->action) != 0)
         return mp__fail_null(MP_EINVAL);
-    int r = mp__heap_init();
-    if (r != 0)
-        return mp__fail_null(r);
-    mp_barrier *b = mp__obj_new(sizeof *b + (size_t)opts->parties * sizeof(pid_t), 0);
+    mp_barrier *b = mp__obj_create(sizeof *b + (size_t)opts->parties * sizeof(pid_t), 0);
     if (b == NULL)
-        return mp__fail_null(-ENOMEM);
-    r = mp__robust_mutex_init(&b->mutex);
+        return NULL;
+    int r = mp__robust_mutex_init(&b->mutex);
     if (r != 0) {
         mp__obj_free(b);
         return mp__fail_null(r);

@@ -198,6 +198,10 @@ typedef struct mp__obj {
 /* Allocate a zeroed object of size bytes whose header says magic. */
 void *mp__obj_new(size_t size, uint32_t magic);
 
+/* mp__heap_init, then mp__obj_new: the object, or NULL with the calling
+ * thread's last error set (the arena's error, or -ENOMEM). */
+void *mp__obj_create(size_t size, uint32_t magic);
+
 /* Where objects may be: [mp__arena_lo, mp__arena_lo + mp__arena_len), set
  * once when this process maps the arena (0 and 0 before: nothing is). */
 extern uintptr_t mp__arena_lo, mp__arena_len;
