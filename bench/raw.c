@@ -228,9 +228,14 @@ int raw_robust_mutex_counter(const bench_ctx *ctx, bench_result *out)
 /*
  * One word in shared memory carries a sequence number: the parent writes an
  * odd value (ping), the child answers with the next even value (pong).
- * A waiter polls the word for up to `spin_ns` nanoseconds, then announces
- * itself in its `sleeping` flag and sleeps in FUTEX_WAIT (shared, never
- * FUTEX_PRIVATE).
+ * A waiter polls the word for a while, then announces itself in its
+ * `sleeping` flag and sleeps in FUTEX_WAIT (shared, never FUTEX_PRIVATE).
+ * The poll is libmp's Event rule written out by hand (docs/synchronize.md):
+ * `spin_ns` at first; after a sleep that ended within 200 us, twice that
+ * wait; halved back after each poll that succeeds.  With a fixed 3 us poll
+ * the pair fell, in about half the runs on a machine whose idle CPUs take
+ * 30-60 us to wake, into sleeping on every round trip (p50 35-60 us), and
+ * the ratio to libmp's Event meant nothing.
  * The writer stores the word and calls FUTEX_WAKE only when the peer
  * announced itself, so with spinning the common round trip makes no system
  * call; with spin 0 every wait sleeps and every store wakes.
@@ -254,16 +259,25 @@ static void futex_wake_word(_Atomic uint32_t *w)
     syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
+#define FUTEX_POLL_MAX_NS 200000u
+
+/* This process's poll budget (each side of the pair is its own process). */
+static uint64_t futex_poll_ns;
+
 /* Wait until the word is no longer `old`; return its new value. */
 static uint32_t futex_wait_change(struct futex_pp *f, int me, uint32_t old)
 {
     uint32_t v;
     uint64_t start = f->spin_ns ? bench_ns() : 0;
+    if (futex_poll_ns < f->spin_ns)
+        futex_poll_ns = f->spin_ns;
     for (unsigned i = 1; f->spin_ns != 0; i++) {
         v = atomic_load_explicit(&f->word, memory_order_acquire);
-        if (v != old)
+        if (v != old) {
+            futex_poll_ns /= 2;
             return v;
-        if ((i & 31u) == 0 && bench_ns() - start > f->spin_ns)
+        }
+        if ((i & 31u) == 0 && bench_ns() - start > futex_poll_ns)
             break;
         bench_cpu_relax();
     }
@@ -279,8 +293,13 @@ static uint32_t futex_wait_change(struct futex_pp *f, int me, uint32_t old)
         atomic_store(&f->sleeping[me], 0);
         v = atomic_load(&f->word);
         if (v != old)
-            return v;
+            break;
     }
+    if (f->spin_ns != 0) {
+        uint64_t waited = bench_ns() - start;
+        futex_poll_ns = waited < FUTEX_POLL_MAX_NS / 2 ? 2 * waited : f->spin_ns;
+    }
+    return v;
 }
 
 static void futex_post(struct futex_pp *f, int peer, uint32_t v)
@@ -335,7 +354,8 @@ static int futex_pingpong(const bench_ctx *ctx, uint64_t spin_ns,
 }
 
 /*
- * Polls before sleeping for 3 us, the budget libmp's Event spins for: ten
+ * Polls before sleeping for 3 us at first, the budget libmp's Event starts
+ * with (it then adapts, as described above): ten
  * times a round trip between two running cores, yet short enough that two
  * processes sharing one core (the scheduler's choice on a loaded 2-core
  * machine) lose little before one sleeps and lets the other run.  The

@@ -750,12 +750,12 @@ int mp_event_wait(mp_event *e, double timeout)
     if (d.nowait)
         return MP_ETIMEDOUT;
     /* Any change of the word is a set(), as in the sleeping loop below. */
-    uint64_t t0 = mp__now_ns();
     uint64_t spin = event_spin_ns;
     if (!d.forever) {
         /* The poll never runs past the deadline. */
+        uint64_t now = mp__now_ns();
         uint64_t at = (uint64_t)d.at.tv_sec * 1000000000u + (uint64_t)d.at.tv_nsec;
-        uint64_t left = at > t0 ? at - t0 : 0;
+        uint64_t left = at > now ? at - now : 0;
         if (spin > left)
             spin = left;
     }
@@ -765,6 +765,7 @@ int mp_event_wait(mp_event *e, double timeout)
     }
     /* Announced before sleeping; see sem_wait_slow for why this order. */
     atomic_fetch_add(&e->waiters, 1);
+    uint64_t slept_from = mp__now_ns();
     int ret;
     for (;;) {
         r = mp__futex_wait((uint32_t *)&e->word, w, &d);
@@ -779,7 +780,7 @@ int mp_event_wait(mp_event *e, double timeout)
     }
     atomic_fetch_sub(&e->waiters, 1);
     if (ret == 0)
-        event_spin_slept(mp__now_ns() - t0);
+        event_spin_slept(spin + (mp__now_ns() - slept_from));
     return ret;
 }
 
