@@ -555,8 +555,28 @@ static mp__pjob *fixed_submit(const struct fixed_call *fc, uint32_t magic, int *
     return j;
 }
 
-/* Wait for a job inside a blocking call, finish it and drop it. */
-static int sync_finish(mp__pjob *j)
+/* Copy the result of apply job j: malloc'd, or into buf. */
+static int apply_output(mp__pjob *j, void **out, size_t *out_size)
+{
+    const void *res;
+    size_t size;
+    mp__pool_job_result(j, &res, &size);
+    if (out != NULL) {
+        void *d = mp__pool_dup(res, size);
+        if (d == NULL)
+            return -ENOMEM;
+        *out = d;
+    }
+    if (out_size != NULL)
+        *out_size = size;
+    return 0;
+}
+
+/*
+ * Wait for a job inside a blocking call, finish it and drop it.  With out or
+ * out_size (apply jobs only), also hand back its result as apply_output.
+ */
+static int sync_finish(mp__pjob *j, void **out, size_t *out_size)
 {
     mp__deadline forever;
     mp__deadline_init(&forever, MP_FOREVER);
@@ -570,6 +590,8 @@ static int sync_finish(mp__pjob *j)
     }
     r = mp__pool_job_finish(j);
     mp__pool_set_message(r, j->msg);
+    if (r == 0 && (out != NULL || out_size != NULL))
+        r = apply_output(j, out, out_size);
     mp__pool_job_release(j);
     return r;
 }
@@ -586,7 +608,7 @@ int mp_pool_map_opts(mp_pool *pool, mp_pool_fn f, const void *in, size_t in_size
     if (n == 0)
         return MP__LD(&pool->state) == MP__P_RUN ? 0 : MP_EINVAL;
     mp__pjob *j = fixed_submit(&fc, MP__JOB_SYNC, &r);
-    return j != NULL ? sync_finish(j) : r;
+    return j != NULL ? sync_finish(j, NULL, NULL) : r;
 }
 
 mp_async_result *mp_pool_map_async_opts(mp_pool *pool, mp_pool_fn f, const void *in,
@@ -614,7 +636,7 @@ int mp_pool_starmap_opts(mp_pool *pool, mp_pool_star_fn f, size_t ncols,
     if (n == 0)
         return MP__LD(&pool->state) == MP__P_RUN ? 0 : MP_EINVAL;
     mp__pjob *j = fixed_submit(&fc, MP__JOB_SYNC, &r);
-    return j != NULL ? sync_finish(j) : r;
+    return j != NULL ? sync_finish(j, NULL, NULL) : r;
 }
 
 mp_async_result *mp_pool_starmap_async_opts(mp_pool *pool, mp_pool_star_fn f, size_t ncols,
@@ -729,45 +751,12 @@ static mp__pjob *apply_submit(mp_pool *pool, mp_pool_bytes_fn f, const void *in,
     return j;
 }
 
-/* Copy the result of apply job j: malloc'd, or into buf. */
-static int apply_output(mp__pjob *j, void **out, size_t *out_size)
-{
-    const void *res;
-    size_t size;
-    mp__pool_job_result(j, &res, &size);
-    if (out != NULL) {
-        void *d = mp__pool_dup(res, size);
-        if (d == NULL)
-            return -ENOMEM;
-        *out = d;
-    }
-    if (out_size != NULL)
-        *out_size = size;
-    return 0;
-}
-
 int mp_pool_apply_opts(mp_pool *pool, mp_pool_bytes_fn f, const void *in, size_t in_size,
                        void **out, size_t *out_size, const mp_pool_call_options *o)
 {
     int r;
     mp__pjob *j = apply_submit(pool, f, in, in_size, o, false, MP__JOB_SYNC, &r);
-    if (j == NULL)
-        return r;
-    mp__deadline forever;
-    mp__deadline_init(&forever, MP_FOREVER);
-    r = wait_complete(j, &forever);
-    if (r != 0) {
-        mp__pool_job_cancel(j, r);
-        mp__pool_job_abandon(j);
-        mp__pool_job_release(j);
-        return r;
-    }
-    r = mp__pool_job_finish(j);
-    mp__pool_set_message(r, j->msg);
-    if (r == 0)
-        r = apply_output(j, out, out_size);
-    mp__pool_job_release(j);
-    return r;
+    return j != NULL ? sync_finish(j, out, out_size) : r;
 }
 
 mp_async_result *mp_pool_apply_async_opts(mp_pool *pool, mp_pool_bytes_fn f, const void *in,
@@ -864,7 +853,7 @@ int mp_pool_map_bytes_opts(mp_pool *pool, mp_pool_bytes_fn f, const mp_pool_byte
         mp__pool_job_release(j);
         return 0;
     }
-    return sync_finish(j);
+    return sync_finish(j, NULL, NULL);
 }
 
 mp_async_result *mp_pool_map_bytes_async_opts(mp_pool *pool, mp_pool_bytes_fn f,

@@ -302,24 +302,10 @@ static int fs_wait(mp__popen *po, const mp__deadline *d, int *exitcode)
     }
 }
 
-static int fs_send_signal(mp__popen *po, int sig)
-{
-    if (__atomic_load_n(&po->ended, __ATOMIC_ACQUIRE))
-        return 0;
-    int r;
-    if (po->kind == MP__SENTINEL_PIDFD)
-        r = (int)syscall(SYS_pidfd_send_signal, po->sentinel, sig, NULL, 0);
-    else
-        r = kill(po->pid, sig);
-    if (r == 0 || errno == ESRCH)
-        return 0;
-    return mp__errno();
-}
-
 const mp__popen_ops mp__popen_forkserver_ops = {
     .name = "forkserver",
     .launch = fs_launch,
     .wait = fs_wait,
-    .send_signal = fs_send_signal,
+    .send_signal = mp__child_send_signal,
     .close = mp__child_close,
 };
