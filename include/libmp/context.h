@@ -134,6 +134,33 @@ MP_EXTERN int mp_get_all_start_methods(const char **list, size_t n);
 MP_EXTERN int mp_set_executable(const char *path);
 
 /*
+ * mp_spawn_main: call it first thing in main, unconditionally:
+ *
+ *   int main(int argc, char **argv) { mp_spawn_main(argc, argv); ... }
+ *
+ * In a child that libmp's spawn or forkserver start method started, it
+ * takes the process over (maps the shared arena, runs the target, or
+ * becomes the forkserver) and never returns; everywhere else it records
+ * that this program has a start-up hook and returns 0.  A spawned child
+ * is recognised by an authenticated hand-over (a socket from its parent, a
+ * random token), never by an environment variable alone.
+ *
+ * A dynamically linked program does not need it: libmp takes a spawned
+ * child over on its own once every constructor of the program has run,
+ * just before main (docs/context.md, "How spawn works").  It is needed in
+ * a fully static program (cc -static ... libmp.a), where nothing runs
+ * between the constructors and main; without it mp_process_start under
+ * spawn and forkserver returns MP_ESPAWNMAIN.  Calling it in any other
+ * program is harmless.
+ *
+ * argc, argv  main's; argv is kept (not copied) as the argument vector of
+ *             the children this program spawns (Python's sys.argv).
+ *
+ * Returns 0 (or does not return).  Call it before any thread starts.
+ */
+MP_EXTERN int mp_spawn_main(int argc, char **argv);
+
+/*
  * mp_set_forkserver_preload: a function the forkserver runs once when it
  * starts, before it forks any child (the C form of Python's
  * set_forkserver_preload(module_names): whatever it loads or initialises
