@@ -34,10 +34,14 @@ echo "2. static: cc -static consumer.c \$(pkg-config --static --libs libmp)"
 $cc -Wall -Wextra -Werror -static -o "$tmp/consumer-static" "$here/consumer.c" \
     $(pc --cflags) $(pc --static --libs)
 "$tmp/consumer-static"
-# Spawned children and the forkserver of a fully static program: libmp's
-# constructor comes from libmp.a.
+# Spawned children and the forkserver of a fully static program: main calls
+# mp_spawn_main.  Without it, spawn and forkserver refuse with MP_ESPAWNMAIN.
+$cc -Wall -Wextra -Werror -static -DCONSUMER_NO_SPAWN_MAIN -o "$tmp/consumer-nomain" \
+    "$here/consumer.c" $(pc --cflags) $(pc --static --libs)
+"$tmp/consumer-nomain"
 for m in spawn forkserver; do
     MP_START_METHOD=$m "$tmp/consumer-static"
+    MP_START_METHOD=$m "$tmp/consumer-nomain" | grep -q 'consumer refused: MP_ESPAWNMAIN'
 done
 
 echo "3. <gmp.h> with <libmp.h>"
