@@ -819,27 +819,56 @@ static int read_prep(int sock, struct prep *pr)
     return mp__read_full(sock, pr, sizeof *pr);
 }
 
-void mp__spawn_child_boot(void)
+/*
+ * The hand-over variable, taken out of the environment by a constructor
+ * (before the program's own: libmp.so's run first, being a dependency, and
+ * in a program linked with libmp.a its priority puts it first), so
+ * that neither the program's constructors nor the programs they start see
+ * it.  The channel's fd is then also closed at exec, if it is a socket from
+ * the parent the variable names.  Nothing is read here: the child is taken
+ * over later, once every constructor has run.
+ */
+static struct {
+    bool set;
+    int fd;
+    pid_t parent;
+    uint8_t token[TOKEN_LEN];
+} handover;
+
+/* Whether fd is a socket that parent made (SO_PEERCRED). */
+static bool socket_of(int fd, pid_t parent)
+{
+    struct stat st;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+           getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid == parent;
+}
+
+__attribute__((constructor(101))) static void handover_take(void)
 {
     const char *v = getenv(ENV_NAME);
     if (v == NULL)
         return;
-    int fd;
-    pid_t parent;
-    uint8_t token[TOKEN_LEN];
-    bool ok = parse_entry(v, &fd, &parent, token);
+    handover.set = parse_entry(v, &handover.fd, &handover.parent, handover.token);
     unsetenv(ENV_NAME);
-    if (!ok)
-        return; /* not ours: let main run */
+    if (handover.set && socket_of(handover.fd, handover.parent) &&
+        getppid() == handover.parent)
+        fcntl(handover.fd, F_SETFD, FD_CLOEXEC);
+}
+
+void mp__spawn_child_boot(void)
+{
+    if (!handover.set)
+        return;
+    handover.set = false;
+    int fd = handover.fd;
+    pid_t parent = handover.parent;
     /* Only a socket that the process named in the variable made, and only
      * if that process is ours: a stray variable naming an unrelated fd (a
      * pipe, a file, another program's socket) never takes us over and is
      * never read from. */
-    struct stat st;
-    struct ucred cred;
-    socklen_t len = sizeof cred;
-    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
-        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.pid != parent)
+    if (!socket_of(fd, parent))
         return;
     if (getppid() != parent)
         _exit(127); /* spawned by libmp, but the parent died meanwhile */
@@ -851,7 +880,7 @@ void mp__spawn_child_boot(void)
         return;
     uint8_t diff = 0;
     for (size_t i = 0; i < TOKEN_LEN; i++)
-        diff |= (uint8_t)(pr.token[i] ^ token[i]);
+        diff |= (uint8_t)(pr.token[i] ^ handover.token[i]);
     if (diff != 0)
         return;
     spawn_child(fd, &pr);
