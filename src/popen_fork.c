@@ -227,7 +227,7 @@ int mp__child_send_signal(mp__popen *po, int sig)
 {
     if (__atomic_load_n(&po->ended, __ATOMIC_ACQUIRE))
         return 0;
-    int r;
+    int r = -1;
     if (po->kind == MP__SENTINEL_PIDFD)
         r = (int)syscall(SYS_pidfd_send_signal, po->sentinel, sig, NULL, 0);
     /* Without pidfds, or with a pidfd but not the call (valgrind before

@@ -4,22 +4,29 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 int mpt_count_fds(void)
 {
+    /* Only those below the soft limit: valgrind keeps its own fds (more
+     * of them while it reads a library's debug information) above it. */
+    struct rlimit rl;
+    long limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                     ? (long)rl.rlim_cur : LONG_MAX;
     int n = 0;
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL)
         return -1;
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
+        if (e->d_name[0] != '.' && strtol(e->d_name, NULL, 10) < limit)
             n++;
     closedir(d);
     return n - 1; /* the directory's own fd */
