@@ -1140,7 +1140,7 @@ static int scenario_stray(void)
 
 static int scenario_fdlimit(void)
 {
-    if (dup2(0, 200) != 200)
+    if (dup2(0, 200) != 200 || dup2(0, 150) != 150)
         return 40;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -1163,7 +1163,30 @@ static int scenario_fdlimit(void)
         mp_process_free(p);
     }
     /* The fd above the limit stayed the parent's only. */
-    return fcntl(200, F_GETFD) >= 0 ? 0 : 49;
+    if (fcntl(200, F_GETFD) < 0)
+        return 49;
+    /* An fd that must reach a spawned child at its number, above the
+     * limit: glibc's file actions cannot name it; refused, not retried. */
+    void *owner = mp_shared_alloc(16);
+    if (owner == NULL || mp__fd_register(150, owner) != 0)
+        return 52;
+    int v = 1;
+    mp_process *p = mp_process_new(.target = ret_arg, .arg = &v, .arg_size = sizeof v,
+                                   .ctx = mp_get_context("spawn"));
+    int r = p == NULL ? mp_last_error() : mp_process_start(p);
+    if (r != -EBADF) {
+        fprintf(stderr, "fdlimit: passing fd 150: %s\n", mp_err_name(r));
+        return 50;
+    }
+    mp__fd_unregister(150);
+    close(150);
+    mp_shared_free(owner);
+    int code = -1;
+    if (mp_process_start(p) != 0 || mp_process_join(p, 60) != 0 ||
+        mp_process_exitcode(p, &code) != 0 || code != 1)
+        return 51;
+    mp_process_free(p);
+    return 0;
 }
 
 int main(int argc, char **argv)
