@@ -22,9 +22,11 @@
  *
  *   "fork"        the child is a fork(2) of the caller (the default).
  *   "spawn"       the child is a fresh image of the running program, started
- *                 with posix_spawn(3); libmp takes it over before main()
- *                 runs, maps the shared arena at the same address, and runs
- *                 the target.  main() never runs in the child.
+ *                 with posix_spawn(3); libmp takes it over once the
+ *                 program's constructors have run, before main(), maps the
+ *                 shared arena at the same address, and runs the target.
+ *                 main() never runs in the child.  A fully static program
+ *                 calls mp_spawn_main() at the top of main() for this.
  *   "forkserver"  the child is forked by a small single-threaded server
  *                 process, itself spawned on first use, so a program with
  *                 threads running can start processes safely.
