@@ -130,7 +130,6 @@ struct server {
     int listen_fd;
     int alive_fd;
     int sig_fd;
-    sigset_t old_mask;
     char comm[16]; /* the program's name, given back to the children */
     struct waiting *w;
     size_t nw, capw;
@@ -277,15 +276,54 @@ static int child_place_fds(const struct mp__fs_fd *e, int *fds, size_t nfds, int
     return parent;
 }
 
+/*
+ * The dispositions a child starts with: the server's reset to the default,
+ * but for the signals its requester ignores (as a spawned child keeps
+ * them through exec).  Every signal stays blocked: the bootstrap sets the
+ * child's mask once it is ready to run the target.
+ */
+static void child_signals(uint64_t ignored)
+{
+    for (int sig = 1; sig <= 64 && sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        bool ign = (ignored >> (sig - 1)) & 1;
+        if (ign || sig == SIGINT || sig == SIGCHLD)
+            signal(sig, ign ? SIG_IGN : SIG_DFL);
+    }
+}
+
+/*
+ * At the server's start, whoever started it (a Pool's thread blocks every
+ * signal, a program may ignore some): no signal blocked but SIGCHLD (read
+ * through the signalfd), every disposition the default but SIGINT's.
+ */
+static int server_signals(struct server *sv)
+{
+    for (int sig = 1; sig <= 64 && sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &sa) == 0 &&
+            sa.sa_handler == SIG_IGN)
+            signal(sig, SIG_DFL);
+    }
+    /* Ctrl-C in a terminal reaches the whole foreground group: the server
+     * leaves the program to decide, as Python's does. */
+    signal(SIGINT, SIG_IGN);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_SETMASK, &chld, NULL);
+    sv->sig_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    return sv->sig_fd < 0 ? mp__errno() : 0;
+}
+
 static _Noreturn void serve_child(struct server *s, const struct mp__fs_request *rq,
                                   const struct mp__fs_fd *e, int *fds, size_t nfds,
                                   int parent)
 {
     int arena_fd;
     mp__heap_info(&arena_fd, NULL, NULL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGCHLD, SIG_DFL);
-    sigprocmask(SIG_SETMASK, &s->old_mask, NULL);
+    child_signals(rq->sig_ign);
     prctl(PR_SET_NAME, s->comm);
     parent = child_place_fds(e, fds, nfds, arena_fd, parent);
     for (size_t i = 0; i < nfds; i++)
@@ -334,7 +372,8 @@ static pid_t fork_child(struct server *s, const struct mp__fs_request *rq,
 {
     /* Every signal blocked across the fork: one sent to the child before it
      * has restored the default dispositions (the server ignores SIGINT)
-     * stays pending instead of being lost. */
+     * stays pending instead of being lost, until the bootstrap gives the
+     * child its own mask. */
     sigset_t all, server_mask;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &server_mask);
@@ -517,16 +556,7 @@ _Noreturn void mp__forkserver_main(struct mp__forkserver *fs, int listen_fd,
     *sv = (struct server){.fs = fs, .listen_fd = listen_fd, .alive_fd = alive_fd};
     prctl(PR_GET_NAME, sv->comm);
     prctl(PR_SET_NAME, "mp-forkserver");
-    /* Ctrl-C in a terminal reaches the whole foreground group: the server
-     * leaves the program to decide, as Python's does. */
-    signal(SIGINT, SIG_IGN);
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, &sv->old_mask);
-    sigdelset(&sv->old_mask, SIGCHLD);
-    sv->sig_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sv->sig_fd < 0)
+    if (server_signals(sv) != 0)
         _exit(1);
 
     void (*fn)(void) = mp__fnref_resolve(preload);

@@ -123,6 +123,19 @@ int mp_forkserver_ensure_running(void)
 
 /* ---- one request ---------------------------------------------------------------- */
 
+/* The signals this process ignores, which its forkserver children ignore
+ * too (a spawned child keeps them through exec). */
+static uint64_t ignored_signals(void)
+{
+    uint64_t bits = 0;
+    for (int sig = 1; sig <= 64 && sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+            bits |= UINT64_C(1) << (sig - 1);
+    }
+    return bits;
+}
+
 /* The table of fds and the fds themselves for p's child. */
 static int request_fds(struct mp__fs_fd **out, int **fds_out, size_t *n_out)
 {
@@ -165,6 +178,7 @@ static int exchange(mp_process *p, struct mp__fs_reply *rep, int *sentinel, int 
         .process = (uint64_t)(uintptr_t)p,
         .nfds = (int32_t)n,
         .requester = getpid(),
+        .sig_ign = ignored_signals(),
     };
     int level;
     bool to_stderr;

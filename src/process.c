@@ -49,6 +49,7 @@ enum {
     F_PARENT = 1u << 3, /* a child's view of its parent */
     F_RUN = 1u << 4,    /* .run (self) rather than .target (arg bytes) */
     F_INDIRECT = 1u << 5, /* a parent that is not the kernel's parent */
+    F_SIGMASK = 1u << 6,  /* sig_block was given (mp__process_set_sigmask) */
 };
 
 struct mp_process {
@@ -65,6 +66,7 @@ struct mp_process {
     /* Start-method state: meaningful only in the creator. */
     mp__popen po;
     pid_t parent_pid; /* the starter, for the child's parent_process() */
+    uint64_t sig_block; /* the child's signal mask: bit n-1 for signal n */
     char identity[IDENTITY_LEN]; /* Python's _identity: "2:1" */
     char parent_name[NAME_MAX_LEN + 1];
     char name[NAME_MAX_LEN + 1];
@@ -648,6 +650,8 @@ int mp_process_start(mp_process *p)
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return MP_EINVAL;
     p->parent_pid = getpid();
+    if (!(load_u32(&p->flags) & F_SIGMASK))
+        p->sig_block = mp__sigmask_capture();
     copy_name(p->parent_name, mp__process_current_name());
     memset(&p->po, 0, sizeof p->po);
     p->po.sentinel = p->po.aux = -1;
@@ -972,6 +976,38 @@ static void close_inherited(int fd, const void *owner, void *ctx)
     }
 }
 
+/* ---- signal masks ------------------------------------------------------------ */
+
+uint64_t mp__sigmask_capture(void)
+{
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    uint64_t bits = 0;
+    for (int sig = 1; sig <= 64 && sig < NSIG; sig++)
+        if (sigismember(&cur, sig) == 1)
+            bits |= UINT64_C(1) << (sig - 1);
+    return bits;
+}
+
+void mp__sigmask_apply(uint64_t bits)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig = 1; sig <= 64 && sig < NSIG; sig++)
+        if (bits & (UINT64_C(1) << (sig - 1)))
+            sigaddset(&set, sig); /* glibc refuses its own two: fine */
+    pthread_sigmask(SIG_SETMASK, &set, NULL);
+}
+
+int mp__process_set_sigmask(mp_process *p, uint64_t bits)
+{
+    if (check(p) != 0 || load_u32(&p->state) != ST_INITIAL || !owned(p))
+        return MP_EINVAL;
+    p->sig_block = bits;
+    __atomic_or_fetch(&p->flags, F_SIGMASK, __ATOMIC_ACQ_REL);
+    return 0;
+}
+
 void mp__process_set_parent_pidfd(int fd)
 {
     parent_fd_next = fd;
@@ -1002,6 +1038,9 @@ static void child_become(mp_process *p, bool after_fork)
     mp__fd_foreach(close_inherited, NULL);
     if (after_fork)
         mp__run_after_forkers();
+    /* Last: until here the child runs with the mask of the thread that
+     * made it (every signal blocked, for a pool's or the forkserver's). */
+    mp__sigmask_apply(p->sig_block);
 }
 
 static int child_run(mp_process *p)
