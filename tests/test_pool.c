@@ -1411,6 +1411,33 @@ static void test_worker_mask(void **state)
     finish_pool(p);
 }
 
+/* With no fd left, mp_pool_new says so (it used to report -ENOMEM). */
+static void test_new_emfile(void **state)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (mpt_fds_exhaust(0) != 0)
+            _exit(2);
+        mp_pool *p = mp_pool_new(.processes = 1);
+        int err = mp_last_error();
+        mpt_fds_restore();
+        if (p != NULL)
+            _exit(3);
+        if (err != -EMFILE)
+            _exit(4);
+        /* And with fds again it works. */
+        p = mp_pool_new(.processes = 1);
+        int64_t in = 3, out = 0;
+        if (p == NULL || mp_pool_map(p, sq, &in, 8, 1, &out, 8) != 0 || out != 9)
+            _exit(5);
+        mp_pool_close(p);
+        mp_pool_join(p, MP_FOREVER);
+        mp_pool_free(p);
+        _exit(0);
+    }
+    assert_int_equal(mpt_wait_status(pid), 0);
+}
+
 /* ---- the pool belongs to its creator --------------------------------------------- */
 
 static void test_other_process_refused(void **state)
@@ -1849,6 +1876,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_task_sigterm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_sigalrm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_mask, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_emfile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_process_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_terminates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_creator_killed, setup, teardown),

@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +241,58 @@ static void test_terminate_kill_interrupt(void **state)
         assert_int_equal(fns[i](p), 0);
         mp_process_free(p);
     }
+}
+
+/* Checks that the child's mask is the bits in arg, that it ignores SIGUSR2
+ * and that SIGTERM has its default disposition. */
+static int check_signals(void *arg, size_t n)
+{
+    uint64_t want;
+    CHECK(n == sizeof want);
+    memcpy(&want, arg, sizeof want);
+    CHECK(mp__sigmask_capture() == want);
+    struct sigaction sa;
+    CHECK(sigaction(SIGUSR2, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN);
+    CHECK(sigaction(SIGTERM, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL);
+    return 0;
+}
+
+static void *start_check_signals(void *arg)
+{
+    uint64_t want = mp__sigmask_capture();
+    mp_process *p = mp_process_new(.target = check_signals, .arg = &want,
+                                   .arg_size = sizeof want);
+    int code = -1;
+    if (p != NULL && mp_process_start(p) == 0 && mp_process_join(p, 60) == 0)
+        mp_process_exitcode(p, &code);
+    mp_process_free(p);
+    *(int *)arg = code;
+    return NULL;
+}
+
+/* A child runs with the mask of the thread that started it and ignores
+ * what its parent ignores, under every start method (a forkserver child
+ * used to get the mask of whatever thread had started the server). */
+static void test_signal_mask(void **state)
+{
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    signal(SIGUSR2, SIG_IGN);
+    int code = -1;
+    start_check_signals(&code);
+    assert_int_equal(code, 0);
+    /* From a thread that blocks everything but SIGTERM. */
+    sigfillset(&set);
+    sigdelset(&set, SIGTERM);
+    pthread_sigmask(SIG_SETMASK, &set, NULL);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, start_check_signals, &code), 0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_join(t, NULL);
+    signal(SIGUSR2, SIG_DFL);
+    assert_int_equal(code, 0);
 }
 
 /* A child reaped behind libmp's back (SIGCHLD ignored) ends with 255. */
@@ -1016,6 +1069,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exit_code_signals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_code_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_terminate_kill_interrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signal_mask, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reaped_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_eintr, setup, teardown),

@@ -167,6 +167,10 @@ int mp__forkserver_auth(int fd, const struct mp__forkserver *fs, bool server);
 /* In the spawned process, once it has forked the server: its pid. */
 void mp__forkserver_started(struct mp__forkserver *fs, pid_t pid);
 
+/* Tests set this to skip the check that a forkserver start has the fds
+ * for its answer, to exercise the answer that cannot be received. */
+extern bool mp__fs_no_fd_check;
+
 /* For tests: the server's private directory, and its pid. */
 const char *mp__forkserver_dir(const struct mp__forkserver *fs);
 pid_t mp__forkserver_pid(const struct mp__forkserver *fs);
