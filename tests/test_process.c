@@ -789,6 +789,89 @@ static int start_and_leave(void *arg, size_t n)
     return 0; /* the exit function deals with g */
 }
 
+/* Start a daemonic grandchild, report its pid, and wait to be killed. */
+static int start_daemon_and_wait(void *arg, size_t n)
+{
+    int wfd = *(int *)arg;
+    mp_process *g = mp_process_new(.target = pauser, .daemon = true);
+    CHECK(g != NULL && mp_process_start(g) == 0);
+    pid_t pid = mp_process_pid(g);
+    CHECK(write(wfd, &pid, sizeof pid) == (ssize_t)sizeof pid);
+    for (;;)
+        pause();
+}
+
+/* The pid's process has ended (gone, or a zombie). */
+static bool gone(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return true;
+    size_t k = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[k] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp == NULL || rp[2] == 'Z' || rp[2] == 'X';
+}
+
+/* A daemonic child whose parent is killed dies too (under fork and spawn:
+ * the parent-death signal; under forkserver it is the server's child and
+ * lives on, as in Python). */
+static void test_daemon_dies_with_killed_parent(void **state)
+{
+    int pfd[2];
+    assert_int_equal(mpt_pipe(pfd), 0);
+    mp_process *p = mp_process_new(.target = start_daemon_and_wait, .arg = &pfd[1],
+                                   .arg_size = sizeof pfd[1]);
+    assert_int_equal(mp_process_start(p), 0);
+    mpt_close(pfd[1]);
+    pid_t g = 0;
+    assert_int_equal(read(pfd[0], &g, sizeof g), (ssize_t)sizeof g);
+    mpt_close(pfd[0]);
+    assert_false(gone(g));
+    assert_int_equal(mp_process_kill(p), 0);
+    assert_int_equal(mp_process_join(p, 10), 0);
+    mp_process_free(p);
+    double t0 = mp__now();
+    while (!gone(g) && mp__now() - t0 < 10)
+        sleep_s(0.01);
+    bool ended = gone(g);
+    if (!ended)
+        kill(g, SIGKILL);
+    if (strcmp(mpt_method(), "forkserver") != 0)
+        assert_true(ended);
+}
+
+static void *start_daemon_thread(void *arg)
+{
+    mp_process *p = mp_process_new(.target = pauser, .daemon = true);
+    if (p != NULL && mp_process_start(p) != 0) {
+        mp_process_free(p);
+        p = NULL;
+    }
+    *(mp_process **)arg = p;
+    return NULL;
+}
+
+/* A daemon started by a thread that then ends lives on: Linux sends the
+ * parent-death signal when the starting thread ends, so libmp arms it only
+ * for the main thread's children. */
+static void test_daemon_outlives_its_thread(void **state)
+{
+    mp_process *p = NULL;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, start_daemon_thread, &p), 0);
+    pthread_join(t, NULL);
+    assert_non_null(p);
+    sleep_s(0.3);
+    assert_int_equal(mp_process_is_alive(p), 1);
+    assert_int_equal(mp_process_terminate(p), 0);
+    assert_int_equal(mp_process_join(p, 10), 0);
+    mp_process_free(p);
+}
+
 static void test_daemon_terminated_at_exit(void **state)
 {
     int pfd[2];
@@ -1088,6 +1171,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_parent_death_no_pidfd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_no_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_terminated_at_exit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_daemon_dies_with_killed_parent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_daemon_outlives_its_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nondaemon_joined_at_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_main_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_active_children, setup, teardown),

@@ -169,6 +169,15 @@ void mp__process_set_parent_pidfd(int fd);
  * workers the mask of the thread that made the pool): 0, or MP_EINVAL if p
  * is not the caller's unstarted process.
  */
+/*
+ * A daemonic child started by the main thread under fork or spawn is
+ * killed (SIGKILL, the parent-death signal) when its parent ends, however
+ * it ends.  mp__process_watches_parent exempts p (before its start: 0, or
+ * MP_EINVAL as above): it watches its parent itself and cleans up (a
+ * manager's server).
+ */
+int mp__process_watches_parent(mp_process *p);
+
 uint64_t mp__sigmask_capture(void);
 void mp__sigmask_apply(uint64_t bits);
 int mp__process_set_sigmask(mp_process *p, uint64_t bits);
