@@ -657,6 +657,12 @@ void mp__sigmask_apply(uint64_t bits)
     pthread_sigmask(SIG_SETMASK, &set, NULL);
 }
 
+bool mp__process_dies_with_parent(const mp_process *p)
+{
+    uint32_t f = check(p) == 0 ? load_u32(&p->flags) : 0;
+    return (f & F_DAEMON) && !(f & F_OWNWATCH);
+}
+
 int mp__process_watches_parent(mp_process *p)
 {
     if (check(p) != 0 || load_u32(&p->state) != ST_INITIAL || !owned(p))
