@@ -169,21 +169,20 @@ void mp__process_set_parent_pidfd(int fd);
  * workers the mask of the thread that made the pool): 0, or MP_EINVAL if p
  * is not the caller's unstarted process.
  */
-/*
- * A daemonic child is killed (SIGKILL) when its parent ends, however it
- * ends: under fork and spawn by the parent-death signal, if the main
- * thread started it; under forkserver by the server.  mp__process_watches_parent exempts p (before its start: 0, or
- * MP_EINVAL as above): it watches its parent itself and cleans up (a
- * manager's server).
- */
-int mp__process_watches_parent(mp_process *p);
-
-/* For the forkserver, which kills them itself when their parent dies:
- * whether p is daemonic and not exempt. */
-bool mp__process_dies_with_parent(const mp_process *p);
-
 uint64_t mp__sigmask_capture(void);
 void mp__sigmask_apply(uint64_t bits);
 int mp__process_set_sigmask(mp_process *p, uint64_t bits);
+
+/*
+ * A daemonic child is killed (SIGKILL) when its parent ends, however it
+ * ends: under fork and spawn by the parent-death signal, if the main
+ * thread started it; under forkserver by the server.
+ * mp__process_watches_parent exempts p (before its start: 0, or MP_EINVAL
+ * as above): it watches its parent itself and cleans up (a manager's
+ * server).  mp__process_dies_with_parent, for the forkserver: whether p is
+ * daemonic and not exempt.
+ */
+int mp__process_watches_parent(mp_process *p);
+bool mp__process_dies_with_parent(const mp_process *p);
 
 #endif /* LIBMP_INTERNAL_POPEN_H */
