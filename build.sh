@@ -23,6 +23,10 @@ command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
 [ -f /usr/include/cmocka.h ] || need="$need libcmocka-dev"
 [ -f /usr/include/gmp.h ] || [ -f /usr/include/x86_64-linux-gnu/gmp.h ] || need="$need libgmp-dev"
+# The MPI pool (docs/mpi.md) and its benchmark beside mpi4py.futures.
+command -v mpicc >/dev/null 2>&1 || need="$need libopenmpi-dev"
+command -v mpiexec >/dev/null 2>&1 || need="$need openmpi-bin"
+python3 -c 'import mpi4py' >/dev/null 2>&1 || need="$need python3-mpi4py"
 if [ -n "$need" ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo

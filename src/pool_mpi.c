@@ -160,7 +160,8 @@ static int hello(struct mp__mpipool *M, const mp_pool_options *o)
         mp__mpi_unlock();
     }
     free(h);
-    for (uint32_t i = 0; i < M->n && r == 0; i++) {
+    /* Every answer is taken, also after a refusal: none stays unreceived. */
+    for (uint32_t i = 0; i < M->n && r != -EIO; i++) {
         struct mpi_worker *W = &M->w[i];
         mp__mpi_ack a;
         MPI_Status st;
@@ -184,7 +185,8 @@ static int hello(struct mp__mpipool *M, const mp_pool_options *o)
         if (a.refused) {
             mp__warn("MPI worker %d (pid %d on %s) refused the pool: %s", W->rank, a.pid,
                      a.host, a.msg);
-            r = a.code < 0 ? a.code : MP_EINVAL;
+            if (r == 0)
+                r = a.code < 0 ? a.code : MP_EINVAL;
         }
     }
     return r;
