@@ -448,11 +448,15 @@ static int scenario_all(int workers, int expect)
     CHECK(mp_pool_processes(p) == expect);
     mp_pool *loc = mp_thread_pool_new(.processes = 2);
     CHECK(loc != NULL);
+    fprintf(stderr, "test_mpi runner: maps\n");
     int r = run_maps(p, loc);
+    fprintf(stderr, "test_mpi runner: lazy\n");
     if (r == 0)
         r = run_lazy(p, loc);
+    fprintf(stderr, "test_mpi runner: travel\n");
     if (r == 0)
         r = run_travel(p, workers);
+    fprintf(stderr, "test_mpi runner: close\n");
     if (r != 0)
         return r;
     CHECK(mp_pool_close(p) == 0);
@@ -464,6 +468,7 @@ static int scenario_all(int workers, int expect)
 
     /* A second pool after the first (world mode lends the ranks again);
      * terminate with tasks in flight. */
+    fprintf(stderr, "test_mpi runner: terminate\n");
     init_value = 0;
     p = mp_pool_new(.ctx = ctx, .processes = workers);
     CHECK(p != NULL);
@@ -483,6 +488,7 @@ static int scenario_all(int workers, int expect)
     mp_pool_free(p);
 
     /* An initializer that fails breaks the pool: tasks get its code. */
+    fprintf(stderr, "test_mpi runner: initializer\n");
     iv = 666;
     p = mp_pool_new(.ctx = ctx, .processes = workers, .initializer = init_store,
                     .initarg = &iv, .initarg_size = sizeof iv);
@@ -490,6 +496,7 @@ static int scenario_all(int workers, int expect)
     int64_t x = 1, y;
     CHECK(mp_pool_map(p, sq, &x, sizeof x, 1, &y, sizeof y) == -42);
     mp_pool_free(p);
+    fprintf(stderr, "test_mpi runner: done\n");
     return 0;
 }
 
