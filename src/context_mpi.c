@@ -7,8 +7,9 @@
  *
  *   spawned  started by a pool with MPI_Comm_spawn and the argument
  *            MP__MPI_WORKER_ARG; a constructor takes it over before main,
- *            serves that one pool through the parent intercommunicator,
- *            and exits.
+ *            serves the parent's pools through the parent
+ *            intercommunicator (the parent reuses its spawned workers),
+ *            and exits when the parent sends EXIT at its end.
  *   world    rank 1..N-1 of "mpiexec -n N" that called mp_mpi_main: it
  *            serves rank 0's pools one after the other until rank 0 sends
  *            EXIT (its finalizer), then finalises and exits.
@@ -35,8 +36,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-enum { TAG_EXIT = MP__MPI_TAG_END + 1 };
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -71,7 +70,7 @@ static void world_exit_all(void)
         return;
     char none = 0;
     for (int r = 1; r < world_size; r++)
-        MPI_Send(&none, 1, MPI_CHAR, r, TAG_EXIT, world);
+        MPI_Send(&none, 1, MPI_CHAR, r, MP__MPI_TAG_EXIT, world);
     MPI_Comm_free(&world);
     world = MPI_COMM_NULL;
 }
@@ -82,6 +81,7 @@ static void mpi_at_exit(void *arg)
     MPI_Finalized(&fin);
     if (fin)
         return;
+    mp__mpi_spawned_exit_all();
     world_exit_all();
     if (we_init)
         MPI_Finalize();
@@ -539,8 +539,8 @@ static int do_task(struct session *S, MPI_Comm comm, int parent, char *buf, size
 }
 
 /*
- * Serve pools of the process at rank parent of comm until END (spawned:
- * once) or EXIT (world).  Returns when told to, or when MPI fails.
+ * Serve pools of the process at rank parent of comm, one after the other
+ * (END ends one), until EXIT.  Returns when told to, or when MPI fails.
  */
 static void serve(MPI_Comm comm, int parent, bool spawned)
 {
@@ -570,9 +570,7 @@ static void serve(MPI_Comm comm, int parent, bool spawned)
             }
         } else if (st.MPI_TAG == MP__MPI_TAG_END) {
             S.open = false;
-            if (spawned)
-                break;
-        } else if (st.MPI_TAG == TAG_EXIT) {
+        } else if (st.MPI_TAG == MP__MPI_TAG_EXIT) {
             break;
         }
     }

@@ -32,13 +32,32 @@ struct mpi_worker {
     char host[64];
 };
 
+/*
+ * Spawned workers are kept for the next pool of the process and ended at
+ * its exit: with Open MPI 4.1 and PMIx 4, a process that calls
+ * MPI_Comm_spawn again and again hangs now and then inside it (openpmix
+ * issue 2735), and a spawn costs a good part of a second anyway.
+ */
+struct group {
+    MPI_Comm comm;
+    uint32_t n;
+    bool busy;
+    char exe[PATH_MAX];
+    struct group *next;
+};
+
+static pthread_mutex_t groups_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct group *groups;
+
 struct mp__mpipool {
     MPI_Comm comm;
     bool spawned;
     bool stopped;
+    bool spoiled;         /* a worker refused or died: do not reuse them */
     uint32_t n;
     struct mpi_worker *w;
     int *world_ranks;
+    struct group *g;
 };
 
 static bool grow(struct mpi_worker *W, size_t need)
@@ -58,6 +77,65 @@ static bool grow(struct mpi_worker *W, size_t need)
 
 /* ---- starting ----------------------------------------------------------------- */
 
+/* Send EXIT to the group's workers and let them go. */
+static void group_end(struct group *g)
+{
+    char none = 0;
+    mp__mpi_lock();
+    for (uint32_t i = 0; i < g->n; i++)
+        MPI_Send(&none, 1, MPI_BYTE, (int)i, MP__MPI_TAG_EXIT, g->comm);
+    MPI_Comm_disconnect(&g->comm);
+    mp__mpi_unlock();
+    free(g);
+}
+
+void mp__mpi_spawned_exit_all(void)
+{
+    pthread_mutex_lock(&groups_lock);
+    struct group *g = groups;
+    groups = NULL;
+    pthread_mutex_unlock(&groups_lock);
+    while (g != NULL) {
+        struct group *next = g->next;
+        group_end(g);
+        g = next;
+    }
+}
+
+/* An idle group of at least n workers of exe, taken; or NULL. */
+static struct group *group_take(const char *exe, uint32_t n)
+{
+    pthread_mutex_lock(&groups_lock);
+    struct group *best = NULL;
+    for (struct group *g = groups; g != NULL; g = g->next)
+        if (!g->busy && g->n >= n && strcmp(g->exe, exe) == 0 &&
+            (best == NULL || g->n < best->n))
+            best = g;
+    if (best != NULL)
+        best->busy = true;
+    pthread_mutex_unlock(&groups_lock);
+    return best;
+}
+
+/* Give g back for reuse, or end its workers when spoiled. */
+static void group_put(struct group *g, bool spoiled)
+{
+    pthread_mutex_lock(&groups_lock);
+    if (spoiled) {
+        for (struct group **pp = &groups; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == g) {
+                *pp = g->next;
+                break;
+            }
+        }
+    } else {
+        g->busy = false;
+    }
+    pthread_mutex_unlock(&groups_lock);
+    if (spoiled)
+        group_end(g);
+}
+
 static int spawn_workers(struct mp__mpipool *M, uint32_t n)
 {
     char exe[PATH_MAX];
@@ -68,6 +146,19 @@ static int spawn_workers(struct mp__mpipool *M, uint32_t n)
             return mp__errno();
         exe[l] = '\0';
     }
+    struct group *g = group_take(exe, n);
+    if (g != NULL) {
+        M->g = g;
+        M->comm = g->comm;
+        M->spawned = true;
+        for (uint32_t i = 0; i < n; i++)
+            M->w[i].rank = (int)i;
+        return 0;
+    }
+    g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return -ENOMEM;
+    snprintf(g->exe, sizeof g->exe, "%s", exe);
     char arg0[] = MP__MPI_WORKER_ARG;
     char *args[] = {arg0, NULL};
     int *errs = calloc(n, sizeof *errs);
@@ -93,9 +184,18 @@ static int spawn_workers(struct mp__mpipool *M, uint32_t n)
             MPI_Comm_disconnect(&M->comm);
             M->comm = MPI_COMM_NULL;
         }
+        free(g);
         return r;
     }
     MPI_Comm_set_errhandler(M->comm, MPI_ERRORS_RETURN);
+    g->comm = M->comm;
+    g->n = n;
+    g->busy = true;
+    pthread_mutex_lock(&groups_lock);
+    g->next = groups;
+    groups = g;
+    pthread_mutex_unlock(&groups_lock);
+    M->g = g;
     M->spawned = true;
     for (uint32_t i = 0; i < n; i++)
         M->w[i].rank = (int)i;
@@ -183,6 +283,7 @@ static int hello(struct mp__mpipool *M, const mp_pool_options *o)
         memcpy(W->host, a.host, sizeof W->host);
         W->init_code = a.code;
         if (a.refused) {
+            M->spoiled = true;
             mp__warn("MPI worker %d (pid %d on %s) refused the pool: %s", W->rank, a.pid,
                      a.host, a.msg);
             if (r == 0)
@@ -213,9 +314,10 @@ void mp__mpi_pool_stop(struct mp__mpipool *M)
         return;
     send_end(M);
     if (M->spawned) {
-        mp__mpi_lock();
-        MPI_Comm_disconnect(&M->comm);
-        mp__mpi_unlock();
+        for (uint32_t i = 0; i < M->n; i++)
+            M->spoiled |= M->w[i].dead;
+        group_put(M->g, M->spoiled);
+        M->g = NULL;
     } else {
         mp__mpi_world_put(M->world_ranks, M->n);
     }

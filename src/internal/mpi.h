@@ -70,7 +70,8 @@ enum {
     MP__MPI_TAG_ACK,
     MP__MPI_TAG_TASK,
     MP__MPI_TAG_RESULT,
-    MP__MPI_TAG_END,  /* the pool is over: wait for the next (world) or exit */
+    MP__MPI_TAG_END,  /* the pool is over: wait for the next one */
+    MP__MPI_TAG_EXIT, /* the program ends: finalise and exit */
 };
 
 /* One loaded module: the hash of its path (as fnref.c) and its build id. */
@@ -152,6 +153,9 @@ MPI_Comm mp__mpi_world(void);
 /* Wait for a message from src with tag on comm (polling with back-off, so
  * an idle process does not burn a cpu).  0, or -EIO when MPI failed. */
 int mp__mpi_wait(MPI_Comm comm, int src, int tag, MPI_Status *st);
+
+/* At exit, before MPI_Finalize: end the spawned workers kept for reuse. */
+void mp__mpi_spawned_exit_all(void);
 
 /* Fill the table of loaded modules; returns how many. */
 uint32_t mp__mpi_modules(mp__mpi_mod *mods, uint32_t cap);
