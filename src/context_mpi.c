@@ -155,8 +155,16 @@ mp_context *mp__mpi_get_context(void)
 
 /* ---- waiting without burning a cpu ------------------------------------------ */
 
+static uint64_t spin_ns = 50000, yield_ns = 2000000;
+
 int mp__mpi_wait(MPI_Comm comm, int src, int tag, MPI_Status *st)
 {
+    static int once;
+    if (!once) {
+        once = 1;
+        if (getenv("MPX_SPIN")) spin_ns = strtoull(getenv("MPX_SPIN"), NULL, 10);
+        if (getenv("MPX_YIELD")) yield_ns = strtoull(getenv("MPX_YIELD"), NULL, 10);
+    }
     uint64_t start = mp__now_ns();
     long nap = 1000;
     for (unsigned i = 0;; i++) {
@@ -168,11 +176,10 @@ int mp__mpi_wait(MPI_Comm comm, int src, int tag, MPI_Status *st)
             return -EIO;
         if (flag)
             return 0;
-        /* Poll for 50 us, yield until 2 ms, then sleep up to 1 ms at a time. */
         uint64_t t = (i & 15) == 15 ? mp__now_ns() - start : 0;
-        if (t < 50000) {
+        if (t < spin_ns) {
             mp__cpu_relax();
-        } else if (t < 2000000) {
+        } else if (t < yield_ns) {
             sched_yield();
         } else {
             struct timespec ts = {0, nap};

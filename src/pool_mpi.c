@@ -560,55 +560,127 @@ static bool unpack(struct mp_pool *pool, mp__pjob *j, uint64_t c, struct mpi_wor
     return true;
 }
 
-void mp__mpi_run_chunk(struct mp_pool *pool, mp__pjob *j, uint64_t c, uint32_t w)
+/* Fail chunk c of j with code without sending it (it cannot be sent). */
+static void fail_unsent(struct mp_pool *pool, mp__pjob *j, uint64_t c, int code)
+{
+    if (j->kind == MP__K_FIXED) {
+        size_t lo = (size_t)c * j->chunksize;
+        size_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
+        if (j->status != NULL)
+            for (size_t i = lo; i < hi; i++)
+                j->status[i] = code;
+        mp__pool_record_error(pool, j, lo, code, "the chunk cannot be sent to the MPI worker");
+    } else {
+        mp__pslot *s = &j->slots[c % j->nslots];
+        s->out = NULL;
+        s->out_len = 0;
+        s->chunk_code = code;
+    }
+    MP__ST(mp__chunk_state(j, c), mp__cs(c, MP__CS_ERR));
+}
+
+/* Send chunk c of j to W: 0, or 1 when it was failed here, or -1 when the
+ * worker is gone (the chunk is lost). */
+static int send_chunk(struct mp_pool *pool, mp__pjob *j, uint64_t c, struct mpi_worker *W)
 {
     struct mp__mpipool *M = pool->mpi;
-    struct mpi_worker *W = &M->w[w];
     if (W->dead) {
         lose(pool, j, c, W);
-        return;
+        return -1;
     }
     size_t len = pack(j, c, W);
     if (len == 0 || len > INT_MAX) {
-        /* Cannot be sent: the chunk fails, the worker is fine. */
-        int code = len == 0 ? -ENOMEM : -EMSGSIZE;
-        if (j->kind == MP__K_FIXED) {
-            size_t lo = (size_t)c * j->chunksize;
-            size_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
-            if (j->status != NULL)
-                for (size_t i = lo; i < hi; i++)
-                    j->status[i] = code;
-            mp__pool_record_error(pool, j, lo, code, "the chunk cannot be sent to the MPI worker");
-        } else {
-            mp__pslot *s = &j->slots[c % j->nslots];
-            s->out = NULL;
-            s->out_len = 0;
-            s->chunk_code = code;
-        }
-        MP__ST(mp__chunk_state(j, c), mp__cs(c, MP__CS_ERR));
-        return;
+        fail_unsent(pool, j, c, len == 0 ? -ENOMEM : -EMSGSIZE);
+        return 1;
     }
     mp__mpi_lock();
     int rc = MPI_Send(W->buf, (int)len, MPI_BYTE, W->rank, MP__MPI_TAG_TASK, M->comm);
     mp__mpi_unlock();
     if (rc != MPI_SUCCESS) {
         lose(pool, j, c, W);
-        return;
+        return -1;
     }
     if (j->arg_size > 0)
         W->last_job = j->hdr.id;
+    return 0;
+}
+
+/* Take W's next reply, which is chunk c's (replies come in order). */
+static void take_reply(struct mp_pool *pool, mp__pjob *j, uint64_t c, struct mpi_worker *W)
+{
+    struct mp__mpipool *M = pool->mpi;
     MPI_Status st;
     int count = 0;
-    if (mp__mpi_wait(M->comm, W->rank, MP__MPI_TAG_RESULT, &st) != 0 ||
+    if (W->dead || mp__mpi_wait(M->comm, W->rank, MP__MPI_TAG_RESULT, &st) != 0 ||
         MPI_Get_count(&st, MPI_BYTE, &count) != MPI_SUCCESS || count < 0 ||
         !grow(W, (size_t)count + 1)) {
         lose(pool, j, c, W);
         return;
     }
     mp__mpi_lock();
-    rc = MPI_Recv(W->buf, count, MPI_BYTE, W->rank, MP__MPI_TAG_RESULT, M->comm,
-                  MPI_STATUS_IGNORE);
+    int rc = MPI_Recv(W->buf, count, MPI_BYTE, W->rank, MP__MPI_TAG_RESULT, M->comm,
+                      MPI_STATUS_IGNORE);
     mp__mpi_unlock();
     if (rc != MPI_SUCCESS || !unpack(pool, j, c, W, (size_t)count))
         lose(pool, j, c, W);
+}
+
+/*
+ * Chunks of a map in flight per worker: while the worker runs one, the next
+ * is already on its way, so neither side waits a round trip per chunk.
+ */
+#define PIPELINE 4
+#define PIPE_BYTES 2048
+
+void mp__mpi_run_chunk(struct mp_pool *pool, mp__pjob *j, uint64_t c, uint32_t w)
+{
+    struct mpi_worker *W = &pool->mpi->w[w];
+    mp__wrec *rec = &pool->recs[w];
+    uint64_t q[PIPELINE];
+    unsigned head = 0, n = 0;
+    if (send_chunk(pool, j, c, W) != 0)
+        return;
+    q[0] = c;
+    n = 1;
+    /*
+     * Only maps are pipelined (their chunks are all published at once, below
+     * nchunks; the hazard on j stays set by the caller all along), and only
+     * small chunks: a blocking MPI_Send of a small message returns at once
+     * (eager protocol), where a large one waits for the worker to take it,
+     * while the worker may itself wait in the send of its previous reply.
+     */
+    size_t in_b = 0;
+    if (j->kind == MP__K_FIXED) {
+        if (j->flags & MP__JF_STAR)
+            for (uint32_t k = 0; k < j->ncols; k++)
+                in_b += j->cols[k].size;
+        else
+            in_b = j->in_size;
+    }
+    bool more = j->kind == MP__K_FIXED && j->chunksize * (in_b + j->out_size) <= PIPE_BYTES;
+    while (n > 0) {
+        while (more && n < PIPELINE) {
+            uint64_t c2;
+            if (MP__LDR(&pool->state) == MP__P_TERMINATE ||
+                !mp__pool_claim(j, j->nchunks, w, rec, &c2)) {
+                more = false;
+                break;
+            }
+            int r = send_chunk(pool, j, c2, W);
+            if (r != 0) {
+                mp__pool_chunk_counted(pool, j, rec);
+                more = r > 0;
+                continue;
+            }
+            q[(head + n) % PIPELINE] = c2;
+            n++;
+        }
+        uint64_t done = q[head];
+        take_reply(pool, j, done, W);
+        head = (head + 1) % PIPELINE;
+        n--;
+        /* The caller counts c; the others are counted here. */
+        if (done != c)
+            mp__pool_chunk_counted(pool, j, rec);
+    }
 }

@@ -238,6 +238,11 @@ static bool claim(mp__pjob *j, uint64_t hi, uint32_t w, mp__wrec *rec, uint64_t 
     return false;
 }
 
+bool mp__pool_claim(mp__pjob *j, uint64_t hi, uint32_t w, mp__wrec *rec, uint64_t *out)
+{
+    return claim(j, hi, w, rec, out);
+}
+
 /* ---- running a chunk ----------------------------------------------------------- */
 
 static void run_fixed(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *rec)

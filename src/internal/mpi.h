@@ -168,6 +168,11 @@ void mp__mpi_world_put(const int *ranks, uint32_t n);
 
 /* ---- pool_worker.c: running a chunk in an MPI worker's own memory ---------- */
 
+/* Claim a chunk of j below hi for worker w (pool_worker.c's claim). */
+struct mp__wrec;
+bool mp__pool_claim(struct mp__pjob *j, uint64_t hi, uint32_t w, struct mp__wrec *rec,
+                    uint64_t *out);
+
 /*
  * Run nitems fixed-size items (or starmap rows: cols[k] are the columns'
  * first items of the chunk) with f, writing outputs at out and codes at
