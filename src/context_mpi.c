@@ -155,16 +155,12 @@ mp_context *mp__mpi_get_context(void)
 
 /* ---- waiting without burning a cpu ------------------------------------------ */
 
-static uint64_t spin_ns = 50000, yield_ns = 2000000;
+/* Poll for 50 us, yield the cpu until 2 ms, then sleep up to 1 ms at a time. */
+#define SPIN_NS 50000
+#define YIELD_NS 2000000
 
 int mp__mpi_wait(MPI_Comm comm, int src, int tag, MPI_Status *st)
 {
-    static int once;
-    if (!once) {
-        once = 1;
-        if (getenv("MPX_SPIN")) spin_ns = strtoull(getenv("MPX_SPIN"), NULL, 10);
-        if (getenv("MPX_YIELD")) yield_ns = strtoull(getenv("MPX_YIELD"), NULL, 10);
-    }
     uint64_t start = mp__now_ns();
     long nap = 1000;
     for (unsigned i = 0;; i++) {
@@ -177,9 +173,9 @@ int mp__mpi_wait(MPI_Comm comm, int src, int tag, MPI_Status *st)
         if (flag)
             return 0;
         uint64_t t = (i & 15) == 15 ? mp__now_ns() - start : 0;
-        if (t < spin_ns) {
+        if (t < SPIN_NS) {
             mp__cpu_relax();
-        } else if (t < yield_ns) {
+        } else if (t < YIELD_NS) {
             sched_yield();
         } else {
             struct timespec ts = {0, nap};
