@@ -12,6 +12,7 @@
  */
 #include "internal/pool.h"
 #include "internal/mpi.h"
+#include "internal/popen.h"
 #include "internal/util.h"
 
 #include <signal.h>
@@ -254,6 +255,8 @@ static int start_worker(struct mp_pool *pool, uint32_t w)
     char buf[96];
     snprintf(buf, sizeof buf, "PoolWorker%s", num != NULL ? num : "");
     mp_process_set_name(p, buf);
+    /* This thread blocks every signal; the worker gets its pool's mask. */
+    mp__process_set_sigmask(p, pool->sig_block);
     int r = mp_process_start(p);
     if (r != 0) {
         mp_process_free(p);
