@@ -320,9 +320,14 @@ struct mp__mpipool *mp__mpi_pool_open(const mp_pool_options *o, uint32_t *n)
     return mp__fail_null(-ENOTSUP);
 }
 
-int mp__mpi_pool_init_code(struct mp__mpipool *M, uint32_t w)
+int mp__mpi_pool_init_code(struct mp_pool *pool, uint32_t w)
 {
     return -ENOTSUP;
+}
+
+bool mp__mpi_worker_dead(struct mp__mpipool *M, uint32_t w)
+{
+    return true;
 }
 
 void mp__mpi_run_chunk(struct mp_pool *pool, struct mp__pjob *j, uint64_t c, uint32_t w)
