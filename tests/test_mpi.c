@@ -518,6 +518,20 @@ static int scenario_kill(int workers)
 /* Workers of another build refuse the pool (spawn: mp_set_executable of
  * the other build; world: its ranks are the other build, MPMD).  Only one
  * spawn per process: see the note on spawned groups in pool_mpi.c. */
+/* A long map, to be interrupted (Ctrl-C on mpiexec). */
+static int scenario_long(int workers)
+{
+    mp_pool *p = mp_pool_new(.ctx = mp_get_context("mpi"), .processes = workers);
+    CHECK(p != NULL);
+    static int64_t in[4000], out[4000];
+    for (int i = 0; i < 4000; i++)
+        in[i] = i;
+    fprintf(stderr, "test_mpi runner: long map\n");
+    mp_pool_map(p, slow, in, sizeof *in, 4000, out, sizeof *out, .chunksize = 1);
+    mp_pool_free(p);
+    return 0;
+}
+
 static int scenario_wrong_build(int workers)
 {
     if (workers > 0)
@@ -544,6 +558,8 @@ static int run(int argc, char **argv)
         return scenario_kill(workers);
     if (strcmp(what, "wrongbuild") == 0)
         return scenario_wrong_build(workers);
+    if (strcmp(what, "long") == 0)
+        return scenario_long(workers);
     if (strcmp(what, "serve") == 0)
         return 0; /* a rank of world mode that was not rank 0: never here */
     return 2;
@@ -611,6 +627,8 @@ static int count_token_procs(void)
  * mpiexec when ranks is 0), wait at most limit seconds; returns the exit
  * status (1000 + signal when killed, -1 on timeout) and the seconds taken.
  */
+static double sigint_after; /* > 0: send SIGINT to mpiexec after so long */
+
 static int launch(int ranks, const char *what, int workers, int expect, double limit,
                   double *took, char *log, size_t logsize)
 {
@@ -653,6 +671,10 @@ static int launch(int ranks, const char *what, int workers, int expect, double l
         if (r == pid) {
             status = WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
             break;
+        }
+        if (sigint_after > 0 && mp__now() - t0 > sigint_after) {
+            kill(pid, SIGINT); /* Ctrl-C reaches mpiexec */
+            sigint_after = 0;
         }
         if (mp__now() - t0 > limit) {
             kill(-pid, SIGKILL);
@@ -792,6 +814,31 @@ static void killed(int ranks, int workers)
     }
 }
 
+/* Ctrl-C on mpiexec in the middle of a long map ends every rank, spawned
+ * workers included, within seconds (teardown: nothing left). */
+static void interrupted(int ranks, int workers)
+{
+    static char log[1 << 16];
+    double took;
+    sigint_after = 3;
+    int st = launch(ranks, "long", workers, workers, 60, &took, log, sizeof log);
+    fprintf(stderr, "Ctrl-C (%s mode): status %d after %.1f s\n",
+            ranks > 1 ? "world" : "spawn", st, took);
+    assert_int_not_equal(st, -1);
+    assert_int_not_equal(st, 0);
+    assert_true(took < 20);
+}
+
+static void test_ctrl_c_spawn(void **state)
+{
+    interrupted(1, 2);
+}
+
+static void test_ctrl_c_world(void **state)
+{
+    interrupted(3, 0);
+}
+
 static void test_killed_worker_spawn(void **state)
 {
     killed(1, 2);
@@ -823,6 +870,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_wrong_build_world, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_worker_spawn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_worker_world, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctrl_c_spawn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctrl_c_world, setup, teardown),
     };
     return cmocka_run_group_tests_name("mpi", tests, NULL, NULL);
 }
