@@ -26,7 +26,8 @@ command -v python3 >/dev/null 2>&1 || need="$need python3"
 # The MPI pool (docs/mpi.md) and its benchmark beside mpi4py.futures.
 command -v mpicc >/dev/null 2>&1 || need="$need libopenmpi-dev"
 command -v mpiexec >/dev/null 2>&1 || need="$need openmpi-bin"
-python3 -c 'import mpi4py' >/dev/null 2>&1 || need="$need python3-mpi4py"
+# (for Debian's /usr/bin/python3, whatever python3 is first in PATH)
+[ -f /usr/lib/python3/dist-packages/mpi4py/__init__.py ] || need="$need python3-mpi4py"
 if [ -n "$need" ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo
