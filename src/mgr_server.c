@@ -572,11 +572,21 @@ struct mgr_srv *mp__srv_new(mp_manager *m)
 
 void mp__srv_free(struct mgr_srv *s)
 {
+    mp__srv_free_keep(s, false);
+}
+
+void mp__srv_free_keep(struct mgr_srv *s, bool keep_hosted)
+{
     if (s == NULL)
         return;
     for (size_t i = 0; i < s->nb; i++) {
         struct mgr_obj *o = s->tab[i];
-        if (o != NULL && o != TOMB)
+        if (o == NULL || o == TOMB)
+            continue;
+        const struct mgr_kind *k = mp__mgr_kind_by_kind(o->kind);
+        if (keep_hosted && k != NULL && k->blocking)
+            free(o); /* the arena object stays: a family process may still use it */
+        else
             obj_destroy(s, o);
     }
     free(s->tab);

@@ -51,6 +51,14 @@ enum mgr_status {
 #define MGR_MAX_TYPES 32
 #define MGR_MAX_METHODS 48
 #define MGR_NAME_MAX 48    /* typeid, method and comparator names */
+/* A family process waiting on a hosted object looks at the server this
+ * often (managers.h promises MP_EEOF within about 50 ms of its death). */
+#define MGR_CLIENT_SLICE_MS 20
+/* How long a stopping server waits for family processes to leave the
+ * methods of its hosted objects before it frees them (it keeps them
+ * allocated when some do not leave: the arena leaks rather than a client
+ * touching freed memory). */
+#define MGR_DRAIN_MS 500
 #define MGR_MAX_CMPS 16
 
 enum mgr_state {
@@ -126,6 +134,9 @@ struct mp_manager {
     mp_context *ctx;
     pthread_mutex_t alive;       /* robust: held by the server while it serves */
     _Atomic uint32_t dead_seen;  /* a client found the server dead */
+    /* Family threads running a method of a hosted object right now (the
+     * server frees those objects at shutdown only once this is 0). */
+    _Atomic uint32_t native_users;
     /* shared-memory transport */
     _Atomic uint32_t doorbell MP__ALIGNED(MP__CACHELINE);
     _Atomic uint32_t srv_sleeping;
@@ -190,6 +201,8 @@ struct mgr_obj {
     long pins;            /* calls running outside the server lock */
     bool dead;            /* refs reached 0 while pinned */
     void *obj;
+    mp_manager *watch;    /* in a family process: the manager whose server
+                           * a wait watches (mgr_sync.c) */
 };
 
 /*
@@ -230,6 +243,9 @@ int (*mp__mgr_comparator(struct mgr_srv *s, const char *name))(const mp_val *, c
 
 struct mgr_srv *mp__srv_new(mp_manager *m);
 void mp__srv_free(struct mgr_srv *s);
+/* The same, but with keep_hosted the hosted libmp objects (locks, queues...
+ * in the arena) are left allocated. */
+void mp__srv_free_keep(struct mgr_srv *s, bool keep_hosted);
 
 /*
  * Handle one request and write the reply into out (cleared first).  Methods
