@@ -273,6 +273,7 @@ int mp__mgr_serve(mp_manager *m, pid_t watch)
     /* Stopping: no new calls are taken, every waiting client is woken and
      * sees MP_EEOF, then the objects are released. */
     set_state(m, MGR_STOPPED);
+    mp__srv_stop(s);
     mp__chan_wake_all(m);
     bool ended = mp__mgr_net_stop(net);
     bool drained = drain_native_users(m);

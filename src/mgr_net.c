@@ -100,9 +100,9 @@ static void reap_conns(struct mgr_net *net)
 
 /*
  * Stop every connection thread: shut their sockets down (a thread waiting
- * for a request, or sending, returns at once), then wake the waits that are
- * not sliced, until all have ended.  A thread still in a registered
- * method after 5 s is given up on.
+ * for a request, or sending, returns at once; one in a hosted wait sees the
+ * server stopping within a slice), until all have ended.  A thread still in
+ * a registered method after 5 s is given up on.
  */
 static bool end_conns(struct mgr_net *net)
 {
@@ -120,7 +120,6 @@ static bool end_conns(struct mgr_net *net)
         pthread_mutex_unlock(&net->lock);
         if (empty)
             return true;
-        mp__srv_interrupt(net->s);
         usleep(10000);
     }
     return false;

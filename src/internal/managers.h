@@ -261,9 +261,10 @@ int mp__srv_handle(struct mgr_srv *s, const uint8_t *req, size_t len, mp__buf *o
 /* True once a shutdown request has been handled. */
 bool mp__srv_stopping(struct mgr_srv *s);
 
-/* Wake the waits that are not cut into slices (Barrier: aborted;
- * Condition: notified) so that connection threads can end. */
-void mp__srv_interrupt(struct mgr_srv *s);
+/* Mark the server stopping (however it came to stop): the waits of the
+ * connection threads in hosted objects see it within a slice and end with
+ * MP_EEOF. */
+void mp__srv_stop(struct mgr_srv *s);
 
 /* ---- transports -------------------------------------------------------------- */
 
