@@ -517,8 +517,6 @@ static int call_native(mp_proxy *p, const char *method, const mp_val *tuple,
                        const mp_val *const *argv, size_t n, mp_val **out)
 {
     mp_manager *m = p->m;
-    if (mp__mgr_server_gone(m))
-        return MP_EEOF;
     const struct mgr_kind *k = mp__mgr_kind_by_kind(p->kind);
     const struct mgr_method *md = NULL;
     for (const struct mgr_method *x = k ? k->methods : NULL; x && x->name; x++)

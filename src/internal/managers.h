@@ -131,12 +131,14 @@ struct mp_manager {
     pid_t owner_pid;             /* the process that started it */
     mp_process *proc;            /* the server child (mp_manager_start) */
     int finalizer;               /* the owner's exit finalizer (owner only) */
+    /* Family threads running a method of a hosted object right now (the
+     * server frees those objects at shutdown only once this is 0).  In the
+     * padding before ctx: on the cache line of state and of alive's lock
+     * word, which such a call touches anyway. */
+    _Atomic uint32_t native_users;
     mp_context *ctx;
     pthread_mutex_t alive;       /* robust: held by the server while it serves */
     _Atomic uint32_t dead_seen;  /* a client found the server dead */
-    /* Family threads running a method of a hosted object right now (the
-     * server frees those objects at shutdown only once this is 0). */
-    _Atomic uint32_t native_users;
     /* shared-memory transport */
     _Atomic uint32_t doorbell MP__ALIGNED(MP__CACHELINE);
     _Atomic uint32_t srv_sleeping;
