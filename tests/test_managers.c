@@ -2079,6 +2079,54 @@ static void test_mgr_hosted_waits_shutdown(void **state)
     hosted_waits_end(false);
 }
 
+/*
+ * Shutdown frees a hosted object only once the family processes blocked
+ * in it have left: a waiter that cannot leave (stopped) makes the server
+ * keep the object, and the waiter, continued, leaves with MP_EEOF from
+ * memory that is still the queue's.  A waiter that left in time lets the
+ * server free it.
+ */
+static void test_mgr_shutdown_keeps_objects_in_use(void **state)
+{
+    for (int stopped = 0; stopped < 2; stopped++) {
+        mp_manager *m = started();
+        mp_proxy *q = mp_manager_queue(m, 0);
+        assert_non_null(q);
+        mp_queue *native = mp_proxy_native(q);
+        struct hw_slot *slot = mp_shared_alloc(sizeof *slot);
+        assert_non_null(slot);
+        memset(slot, 0, sizeof *slot);
+        struct hw_arg a = {.kind = HW_QGET, .slot = slot};
+        a.p[HW_QGET] = q;
+        mp_process *p = mp_process_new(.target = hw_child, .arg = &a, .arg_size = sizeof a);
+        assert_int_equal(mp_process_start(p), 0);
+        for (int t = 0; t < 3000 && !atomic_load(&slot->ready); t++)
+            usleep(5000);
+        usleep(200000);
+        if (stopped)
+            assert_int_equal(kill(mp_process_pid(p), SIGSTOP), 0);
+        assert_int_equal(mp_manager_shutdown(m), 0);
+        if (stopped) {
+            /* Still a queue: the server did not free it under the waiter. */
+            assert_int_equal(mp_queue_qsize(native), 0);
+            assert_int_equal(kill(mp_process_pid(p), SIGCONT), 0);
+        }
+        assert_int_equal(mp_process_join(p, 10), 0);
+        int code = -1;
+        assert_int_equal(mp_process_exitcode(p, &code), 0);
+        assert_int_equal(code, 0);
+        assert_int_equal(slot->result, MP_EEOF);
+        if (stopped)
+            mp_queue_free(native); /* kept by the server: ours to free now */
+        else
+            assert_int_equal(mp_queue_qsize(native), MP_EINVAL);
+        mp_process_free(p);
+        mp_shared_free(slot);
+        mp_proxy_free(q);
+        mp_manager_free(m);
+    }
+}
+
 /* A value nested as deep as a value may be is refused as an argument (it
  * would sit one level deeper, in the argument tuple): MP_EINVAL at once,
  * on every transport, not the server's "malformed request". */
@@ -2292,6 +2340,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mgr_shutdown_wakes_remote_waiters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_hosted_waits_server_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_hosted_waits_shutdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_shutdown_keeps_objects_in_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_depth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_registered_hosted_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_exit_without_shutdown, setup, teardown),
