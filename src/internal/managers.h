@@ -260,7 +260,7 @@ void mp__srv_free_keep(struct mgr_srv *s, bool keep_hosted);
 int mp__srv_handle(struct mgr_srv *s, const uint8_t *req, size_t len, mp__buf *out,
                    bool may_block);
 
-/* True once a shutdown request has been handled. */
+/* True once a shutdown request has been handled, or mp__srv_stop called. */
 bool mp__srv_stopping(struct mgr_srv *s);
 
 /* Mark the server stopping (however it came to stop): the waits of the
