@@ -554,7 +554,9 @@ MP_EXTERN mp_proxy *mp_manager_joinable_queue(mp_manager *m, long maxsize);
  * mp_proxy_native: the libmp object behind a hosted synchronisation object
  * or queue, in a process of the server's family; NULL for other kinds, for
  * a connected (remote) manager, or an invalid proxy.  Owned by the server:
- * never free it; it is freed with the proxy or at shutdown.
+ * never free it; it is freed with the proxy or at shutdown.  Its own API
+ * does not watch the server (the proxy's methods do): do not shut the
+ * manager down while a thread waits on it that way.
  */
 MP_EXTERN void *mp_proxy_native(const mp_proxy *p);
 
