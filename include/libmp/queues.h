@@ -50,7 +50,7 @@ typedef struct mp_queue mp_queue;
 typedef struct mp_simple_queue mp_simple_queue;
 
 typedef struct mp_queue_options {
-    int reserved_;      /* keeps mp_queue_new() with no options valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     long maxsize;       /* most messages held at once; <= 0: unbounded */
     size_t capacity;    /* bytes an unbounded queue's ring holds;
                            0: 128 KiB (see mp_queue_new) */
@@ -91,7 +91,7 @@ typedef struct mp_queue_options {
  * children start.
  */
 #define mp_queue_new(...) \
-    mp_queue_new_opts(&(const mp_queue_options){.reserved_ = 0, __VA_ARGS__})
+    mp_queue_new_opts(MP__OPTS(mp_queue_options, __VA_ARGS__))
 MP_EXTERN mp_queue *mp_queue_new_opts(const mp_queue_options *opts);
 
 /*
@@ -102,7 +102,7 @@ MP_EXTERN mp_queue *mp_queue_new_opts(const mp_queue_options *opts);
  * function applies to it, as JoinableQueue is a subclass of Queue.
  */
 #define mp_joinable_queue_new(...) \
-    mp_joinable_queue_new_opts(&(const mp_queue_options){.reserved_ = 0, __VA_ARGS__})
+    mp_joinable_queue_new_opts(MP__OPTS(mp_queue_options, __VA_ARGS__))
 MP_EXTERN mp_queue *mp_joinable_queue_new_opts(const mp_queue_options *opts);
 
 /*
@@ -245,7 +245,7 @@ MP_EXTERN void mp_queue_free(mp_queue *q);
 /* ---- SimpleQueue --------------------------------------------------------- */
 
 typedef struct mp_simple_queue_options {
-    int reserved_;      /* keeps mp_simple_queue_new() with no options valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     size_t capacity;    /* ring bytes, as for mp_queue_new (default 128 KiB) */
     size_t slot_size;   /* as for mp_queue_new (default 128) */
     mp_context *ctx;    /* start-method context; unused, any value accepted */
@@ -259,7 +259,7 @@ typedef struct mp_simple_queue_options {
  * mp_last_error() set as mp_queue_new.
  */
 #define mp_simple_queue_new(...) \
-    mp_simple_queue_new_opts(&(const mp_simple_queue_options){.reserved_ = 0, __VA_ARGS__})
+    mp_simple_queue_new_opts(MP__OPTS(mp_simple_queue_options, __VA_ARGS__))
 MP_EXTERN mp_simple_queue *mp_simple_queue_new_opts(const mp_simple_queue_options *opts);
 
 /*

@@ -46,7 +46,7 @@ typedef struct mp_shared_memory mp_shared_memory;
 #define MP_SHM_NAME_MAX 255
 
 typedef struct mp_shared_memory_options {
-    int reserved_;
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     const char *name;   /* with or without a leading '/'; NULL: generated */
     bool create;        /* create a new segment (fails if the name exists) */
     size_t size;        /* bytes, for create (must be > 0); ignored on attach */
@@ -71,7 +71,7 @@ typedef struct mp_shared_memory_options {
  * Fork-safe.
  */
 #define mp_shared_memory_new(...) \
-    mp_shared_memory_new_opts(&(const mp_shared_memory_options){.reserved_ = 0, __VA_ARGS__})
+    mp_shared_memory_new_opts(MP__OPTS(mp_shared_memory_options, __VA_ARGS__))
 MP_EXTERN mp_shared_memory *mp_shared_memory_new_opts(const mp_shared_memory_options *opts);
 
 /*

@@ -8,11 +8,11 @@
  *
  *   Python                           C
  *   None, True, False                MP_NONE, MP_TRUE, MP_FALSE
- *   5, 2.5, 'text', b'raw'           MP_INT(5), MP_FLOAT(2.5), MP_STR("text"),
+ *   5, 2.5, 'text', b'raw'           MP_I64(5), MP_FLOAT(2.5), MP_STR("text"),
  *                                    MP_BYTES(p, n)             (literals)
  *                                    mp_val_int(5), mp_val_str("text"), ...
  *                                                               (allocated)
- *   [1, 'a'], (1, 2), {1: 'a'}       MP_LIST(MP_INT(1), MP_STR("a")),
+ *   [1, 'a'], (1, 2), {1: 'a'}       MP_LIST(MP_I64(1), MP_STR("a")),
  *                                    MP_TUPLE(...), MP_DICT(k1, v1, k2, v2)
  *   ast.literal_eval(s)              mp_val_parse(s, &v)
  *   repr(v), str(v)                  mp_val_repr(v), mp_val_tostring(v)
@@ -118,7 +118,8 @@ struct mp_val {
 #define MP_TRUE (&(const mp_val){.type = MP_VAL_BOOL, .b = true})
 #define MP_FALSE (&(const mp_val){.type = MP_VAL_BOOL, .b = false})
 #define MP_BOOL(x) (&(const mp_val){.type = MP_VAL_BOOL, .b = (x) ? true : false})
-#define MP_INT(x) (&(const mp_val){.type = MP_VAL_INT, .i = (int64_t)(x)})
+/* A 64-bit int (not MP_INT: GMP owns that name for its integer type). */
+#define MP_I64(x) (&(const mp_val){.type = MP_VAL_INT, .i = (int64_t)(x)})
 #define MP_FLOAT(x) (&(const mp_val){.type = MP_VAL_FLOAT, .f = (double)(x)})
 /* A NUL-terminated C string, taken as UTF-8. */
 #define MP_STR(cstr) (&(const mp_val){.type = MP_VAL_STR, .s = {(cstr), strlen(cstr)}})

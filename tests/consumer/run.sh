@@ -3,7 +3,7 @@
 # programs outside the tree against it, as a user would:
 #   1. pkg-config --cflags --libs libmp (shared library);
 #   2. pkg-config --static --libs libmp, linked fully static with libmp.a;
-#   3. <gmp.h> and <libmp.h> in one program;
+#   3. <libmp.h> with <gmp.h>, <tommath.h> and BSD <mp.h>'s names;
 #   4. libmp as a meson subproject found with dependency('libmp').
 set -eu
 build=$(cd "$1" && pwd)
@@ -40,9 +40,16 @@ for m in spawn forkserver; do
     MP_START_METHOD=$m "$tmp/consumer-static"
 done
 
-echo "3. <gmp.h> with <libmp.h>"
+echo "3. <libmp.h> with <gmp.h>, <tommath.h> and BSD's <mp.h> names"
 $cc -Wall -Wextra -Werror -o "$tmp/with-gmp" "$here/with_gmp.c" $(pc --cflags) $(pc --libs) -lgmp
 LD_LIBRARY_PATH="$libdir" "$tmp/with-gmp"
+if [ -f /usr/include/tommath.h ]; then
+    $cc -Wall -Wextra -Werror -DWITH_TOMMATH -o "$tmp/with-tommath" "$here/with_gmp.c" \
+        $(pc --cflags) $(pc --libs) -lgmp -ltommath
+    LD_LIBRARY_PATH="$libdir" "$tmp/with-tommath"
+else
+    echo "tommath.h missing (libtommath-dev): not checked" >&2; exit 1
+fi
 
 echo "4. meson subproject"
 mkdir -p "$tmp/sub/subprojects"
