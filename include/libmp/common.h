@@ -81,6 +81,8 @@ typedef struct mp_context mp_context;
  * From C++20 on, the macros work with designated initialisers, given in the
  * order the fields are declared (a C++20 rule):
  *     mp_process *p = mp_process_new(.target = worker, .name = "w");
+ * (g++ 12 warns about the fields left out under -Wextra, where gcc does
+ * not for C: add -Wno-missing-field-initializers; clang++ does not warn.)
  * The mp_val literals (MP_I64, MP_LIST, ...) stay C only; C++ builds values
  * with the mp_val_* constructors (val.h).
  */

@@ -83,29 +83,35 @@ typedef struct mp_val mp_val;
  * fields are internal).  Values are built with the constructors or the
  * MP_ literal macros, never by filling the struct by hand.
  */
+/* The parts of a value (named outside it: C++ allows no types declared
+ * inside an anonymous union). */
+struct mp__val_str {
+    const char *ptr; /* MP_VAL_STR, MP_VAL_BYTES: len bytes; an */
+    size_t len;      /* allocated value also has a NUL after them */
+};
+struct mp__val_seq {
+    mp_val **items; /* MP_VAL_LIST, MP_VAL_TUPLE: len items */
+    size_t len;
+    size_t cap_;
+};
+struct mp__val_dict {
+    mp_val **kv_;   /* internal: key, value, key, value, ... */
+    size_t slots_;  /* internal: pairs in kv_, removed ones too */
+    size_t count;   /* number of entries */
+    size_t cap_;
+    void *index_;
+};
+
 struct mp_val {
     mp_val_type type;
     uint32_t alloc_; /* internal: nonzero for allocated values */
     union {
-        bool b;    /* MP_VAL_BOOL */
-        int64_t i; /* MP_VAL_INT */
-        double f;  /* MP_VAL_FLOAT */
-        struct {
-            const char *ptr; /* MP_VAL_STR, MP_VAL_BYTES: len bytes; an */
-            size_t len;      /* allocated value also has a NUL after them */
-        } s;
-        struct {
-            mp_val **items; /* MP_VAL_LIST, MP_VAL_TUPLE: len items */
-            size_t len;
-            size_t cap_;
-        } seq;
-        struct {
-            mp_val **kv_;   /* internal: key, value, key, value, ... */
-            size_t slots_;  /* internal: pairs in kv_, removed ones too */
-            size_t count;   /* number of entries */
-            size_t cap_;
-            void *index_;
-        } dict;
+        bool b;                   /* MP_VAL_BOOL */
+        int64_t i;                /* MP_VAL_INT */
+        double f;                 /* MP_VAL_FLOAT */
+        struct mp__val_str s;     /* MP_VAL_STR, MP_VAL_BYTES */
+        struct mp__val_seq seq;   /* MP_VAL_LIST, MP_VAL_TUPLE */
+        struct mp__val_dict dict; /* MP_VAL_DICT */
     };
 };
 
