@@ -50,6 +50,12 @@
  *
  * As in Python, two processes or threads must not use the same end for
  * reading (or for writing) at the same time: their messages would mix.
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_listener_options o = {};
+ *     o.path = "/tmp/sock";
+ *     ... = mp_listener_new_opts(&o);
  */
 #ifndef LIBMP_CONNECTION_H
 #define LIBMP_CONNECTION_H

@@ -61,6 +61,12 @@
  * Fork-safety: a child forked at any moment (outside a call of the forking
  * thread) opens channels and connections of its own on first use; it never
  * uses its parent's.
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_manager_options o = {};
+ *     o.path = "/tmp/mgr";
+ *     ... = mp_manager_new_opts(&o);
  */
 #ifndef LIBMP_MANAGERS_H
 #define LIBMP_MANAGERS_H

@@ -71,6 +71,12 @@
  * pool's functions to call.
  *
  * docs/pool.md describes the design and the departures from Python.
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_pool_options o = {};
+ *     o.processes = 4;
+ *     ... = mp_pool_new_opts(&o);
  */
 #ifndef LIBMP_POOL_H
 #define LIBMP_POOL_H

@@ -30,6 +30,12 @@
  * from main, calling exit(), or returning from its target, libmp does what
  * Python's atexit handler does: runs the finalizers (util.h), terminates
  * its daemonic children, and joins all its other children.
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_process_options o = {};
+ *     o.target = worker;
+ *     ... = mp_process_new_opts(&o);
  */
 #ifndef LIBMP_PROCESS_H
 #define LIBMP_PROCESS_H

@@ -36,6 +36,12 @@
  * message it was putting is dropped whole, the one it was getting is lost
  * with it, and nobody hangs or sees a torn message.  docs/queues.md
  * explains the ring and its departures from Python.
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_queue_options o = {};
+ *     o.maxsize = 8;
+ *     ... = mp_queue_new_opts(&o);
  */
 #ifndef LIBMP_QUEUES_H
 #define LIBMP_QUEUES_H

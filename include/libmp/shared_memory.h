@@ -30,6 +30,12 @@
  * tracked: attaching to a segment never registers it, so a program that
  * attaches to someone else's segment never unlinks it (Python before 3.13
  * did, which destroyed segments other programs still used).
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_shared_memory_options o = {};
+ *     o.create = true; o.size = 4096;
+ *     ... = mp_shared_memory_new_opts(&o);
  */
 #ifndef LIBMP_SHARED_MEMORY_H
 #define LIBMP_SHARED_MEMORY_H

@@ -43,6 +43,12 @@
  * Every object lives in the shared arena: the pointer, and the memory from
  * mp_value_ptr / mp_array_ptr, are valid unchanged in every process of the
  * family, under every start method.
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_value_options o = {};
+ *     o.typecode = 'i';
+ *     ... = mp_value_new_opts(&o);
  */
 #ifndef LIBMP_SHAREDCTYPES_H
 #define LIBMP_SHAREDCTYPES_H

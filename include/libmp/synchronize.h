@@ -44,6 +44,12 @@
  * SIGKILL, or a thread that exits) is handed to the next acquirer with
  * MP_EOWNERDEAD instead of staying locked forever.  docs/synchronize.md
  * lists every departure from Python's semantics.
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_semaphore_options o = {};
+ *     o.value = 2;
+ *     ... = mp_semaphore_new_opts(&o);
  */
 #ifndef LIBMP_SYNCHRONIZE_H
 #define LIBMP_SYNCHRONIZE_H

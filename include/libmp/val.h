@@ -50,6 +50,9 @@
  * it; a value that some thread modifies must not be used by another thread
  * at the same time (like any C data structure).  All functions are
  * fork-safe (values are plain malloc'd memory).
+ *
+ * The MP_ literal macros are C only (compound literals); C++ builds values
+ * with the mp_val_* constructors and frees them with mp_val_free.
  */
 #ifndef LIBMP_VAL_H
 #define LIBMP_VAL_H
