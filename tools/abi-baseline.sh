@@ -11,5 +11,5 @@ lib=$(readlink -f "$build/src/libmp.so")
 soname=$(readelf -d "$lib" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
 [ -n "$soname" ] || { echo "abi-baseline.sh: no soname in $lib" >&2; exit 1; }
 mkdir -p abi
-abidw --no-corpus-path --no-comp-dir-path --out-file "abi/$soname.abi" "$lib"
+abidw --exported-interfaces-only --no-corpus-path --no-comp-dir-path --out-file "abi/$soname.abi" "$lib"
 echo "abi-baseline.sh: wrote abi/$soname.abi"

@@ -18,7 +18,7 @@ if [ ! -f "$base" ]; then
     echo "abi-check: no baseline in $src/abi (tools/abi-baseline.sh writes it)" >&2
     exit 1
 fi
-out=$(abidiff --suppressions "$src/abi/libmp.suppr" "$base" "$lib")
+out=$(abidiff --exported-interfaces-only --suppressions "$src/abi/libmp.suppr" "$base" "$lib")
 rc=$?
 echo "$out"
 # abidiff's status is a bit mask: 1 error, 2 usage, 4 ABI change, 8 incompatible.
