@@ -7,6 +7,15 @@
 
 #include <string.h>
 
+/* common.h's version macros must follow meson.build's project version. */
+#ifdef MP__PROJECT_VERSION
+#define MP__SAME_VERSION_(major, minor, patch) \
+    (MP_VERSION_MAJOR == (major) && MP_VERSION_MINOR == (minor) && MP_VERSION_PATCH == (patch))
+#define MP__SAME_VERSION(...) MP__SAME_VERSION_(__VA_ARGS__)
+_Static_assert(MP__SAME_VERSION(MP__PROJECT_VERSION),
+               "MP_VERSION_* in common.h differ from the version in meson.build");
+#endif
+
 /* An options struct never comes close to this; a bigger size is garbage. */
 #define OPTS_MAX_SIZE 4096
 
