@@ -23,6 +23,12 @@ command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
 [ -f /usr/include/cmocka.h ] || need="$need libcmocka-dev"
 [ -f /usr/include/gmp.h ] || [ -f /usr/include/x86_64-linux-gnu/gmp.h ] || need="$need libgmp-dev"
+[ -f /usr/include/tommath.h ] || need="$need libtommath-dev"
+command -v c++ >/dev/null 2>&1 || need="$need g++"
+command -v abidiff >/dev/null 2>&1 || need="$need abigail-tools"
+command -v cmake >/dev/null 2>&1 || need="$need cmake"
+command -v scdoc >/dev/null 2>&1 || need="$need scdoc"
+command -v man >/dev/null 2>&1 || need="$need man-db"
 if [ -n "$need" ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo

@@ -552,6 +552,11 @@ static int make_identity(char *out, unsigned count)
 
 mp_process *mp_process_new_opts(const mp_process_options *o)
 {
+    mp_process_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (o == NULL || (o->target == NULL) == (o->run == NULL))
         return mp__fail_null(MP_EINVAL);
     if (o->arg == NULL && o->arg_size != 0)
