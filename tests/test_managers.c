@@ -1879,7 +1879,7 @@ static void hw_block(const struct hw_arg *a)
         r = mp_proxy_get(p, 30, &v);
         break;
     case HW_QPUT:
-        r = mp_proxy_put(p, MP_INT(2), MP_FOREVER);
+        r = mp_proxy_put(p, MP_I64(2), MP_FOREVER);
         break;
     case HW_EVENT:
     case HW_BARRIER:
@@ -1931,8 +1931,8 @@ static void hw_objects(mp_manager *m, mp_proxy *p[HW_NKINDS])
     p[HW_JOIN] = mp_manager_joinable_queue(m, 0);
     for (int k = 0; k < HW_NKINDS; k++)
         assert_non_null(p[k]);
-    assert_int_equal(mp_proxy_put(p[HW_QPUT], MP_INT(1), 0), 0);
-    assert_int_equal(mp_proxy_put(p[HW_JOIN], MP_INT(1), 0), 0);
+    assert_int_equal(mp_proxy_put(p[HW_QPUT], MP_I64(1), 0), 0);
+    assert_int_equal(mp_proxy_put(p[HW_JOIN], MP_I64(1), 0), 0);
     assert_int_equal(mp_proxy_acquire(p[HW_LOCK], MP_FOREVER), 0);
     assert_int_equal(mp_proxy_acquire(p[HW_RLOCK], MP_FOREVER), 0);
 }
@@ -2156,14 +2156,14 @@ static void test_mgr_depth(void **state)
     for (int i = 0; i < 2; i++) {
         mp_proxy *d = mp_manager_dict(ms[i], NULL);
         mp_proxy *q = mp_manager_queue(ms[i], 0);
-        assert_int_equal(mp_dict_set(d, MP_INT(1), deep), MP_EINVAL);
+        assert_int_equal(mp_dict_set(d, MP_I64(1), deep), MP_EINVAL);
         assert_int_equal(mp_proxy_put(q, deep, 0), MP_EINVAL);
         assert_int_equal(mp_proxy_call(d, "get", MP_TUPLE(deep), NULL), MP_EINVAL);
         assert_null(mp_manager_list(ms[i], MP_LIST(deep)));
         assert_int_equal(mp_last_error(), MP_EINVAL);
-        assert_int_equal(mp_dict_set(d, MP_INT(1), ok), 0);
+        assert_int_equal(mp_dict_set(d, MP_I64(1), ok), 0);
         mp_val *v;
-        assert_int_equal(mp_dict_getitem(d, MP_INT(1), &v), 0);
+        assert_int_equal(mp_dict_getitem(d, MP_I64(1), &v), 0);
         assert_true(mp_val_eq(v, ok));
         mp_val_free(v);
         assert_int_equal(mp_proxy_put(q, ok, 0), 0);
