@@ -7,6 +7,7 @@
  * listener.c, the authkey challenge in auth.c.
  */
 #include "internal/conn.h"
+#include "internal/linux.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -225,7 +226,7 @@ static int write_all(const mp_connection *c, struct iovec *iov, int cnt, bool no
             struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
             n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
         } else if (nosignal) {
-            n = pwritev2(c->fd, iov, cnt, -1, RWF_NOSIGNAL);
+            n = mp__pwritev2_cur(c->fd, iov, cnt, RWF_NOSIGNAL);
         } else {
             n = writev(c->fd, iov, cnt);
         }

@@ -1,7 +1,7 @@
 /* futex.c: shared futex wait/wake and robust process-shared mutexes. */
 #include "internal/mp.h"
 
-#include <linux/futex.h>
+#include "internal/linux.h"
 #include <sys/syscall.h>
 #include <unistd.h>
 

@@ -8,7 +8,7 @@
 #include "internal/ring.h"
 
 #include <fcntl.h>
-#include <linux/membarrier.h>
+#include "internal/linux.h"
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
