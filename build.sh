@@ -21,6 +21,7 @@ command -v ninja >/dev/null 2>&1 || need="$need ninja-build"
 command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
+command -v musl-gcc >/dev/null 2>&1 || need="$need musl-tools"
 [ -f /usr/include/cmocka.h ] || need="$need libcmocka-dev"
 [ -f /usr/include/gmp.h ] || [ -f /usr/include/x86_64-linux-gnu/gmp.h ] || need="$need libgmp-dev"
 if [ -n "$need" ]; then
@@ -52,6 +53,13 @@ if command -v clang >/dev/null 2>&1; then
     echo "build.sh: the library, tests and examples with clang (build only)"
     CC=clang setup build-clang --werror
 fi
+
+# No cmocka for musl here: libmp.a built with musl-gcc, and the examples
+# linked against it, under fork, spawn and forkserver.
+echo "build.sh: libmp.a and the examples with musl-gcc"
+setup build-musl --werror --native-file musl.ini -Ddefault_library=static \
+    -Dunit_tests=false -Dbench=false
+meson test -C build-musl --print-errorlogs --num-processes 2
 
 if [ "${MP_SKIP_SANITIZE:-0}" != 1 ]; then
     echo "build.sh: the suite again under AddressSanitizer + UndefinedBehaviorSanitizer"
