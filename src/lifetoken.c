@@ -305,7 +305,9 @@ int mp__token_wait(uint32_t *word, uint32_t expected, uint32_t holder,
     struct slot *s = slot_of(holder);
     if (s == NULL)
         return 0;
-    if (!atomic_load_explicit(&mp__token_no_waitv, memory_order_relaxed)) {
+    static _Atomic bool kernel_lacks_waitv;
+    bool off = mp__feature_disabled(MP__FEAT_FUTEX_WAITV);
+    if (!atomic_load_explicit(&mp__token_no_waitv, memory_order_relaxed) && !off) {
         /*
          * Ask the kernel (at the holder's death) or slot_retire (at its
          * exit, or when a claimer takes the slot over) to wake us, then
@@ -329,6 +331,10 @@ int mp__token_wait(uint32_t *word, uint32_t expected, uint32_t holder,
         if (r != -ENOSYS)
             return r;
         atomic_store(&mp__token_no_waitv, true);
+        atomic_store(&kernel_lacks_waitv, true);
     }
+    /* Counted when the kernel or MP_DISABLE says so (not the test hook). */
+    if (off || atomic_load_explicit(&kernel_lacks_waitv, memory_order_relaxed))
+        mp__fallback_taken(MP__FEAT_FUTEX_WAITV);
     return wait_slice(word, expected, d);
 }

@@ -1,6 +1,7 @@
 /* mptest.c: helpers shared by the unit tests. */
 #include "internal/mp.h"
 #include "mptest.h"
+#include "internal/linux.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -79,8 +80,39 @@ static int count_our_shm(void)
     return mpt_count_shm("mp") + mpt_count_shm("psm_");
 }
 
+/* The test program's own process (the first to begin a test). */
+static pid_t main_pid;
+
+/*
+ * Under MP_DISABLE (the 'fallback' suite), MPT_EXPECT_FALLBACK names the
+ * features whose fallback this program must have taken: if one was never
+ * taken, the forcing was ignored and the program fails as it exits.
+ */
+__attribute__((destructor)) static void check_fallbacks(void)
+{
+    const char *want = getenv("MPT_EXPECT_FALLBACK");
+    if (want == NULL || main_pid != getpid())
+        return;
+    bool bad = false;
+    for (int f = 0; f < MP__FEAT_COUNT; f++) {
+        const char *name = mp__feature_name((enum mp__feature)f);
+        size_t n = strlen(name);
+        const char *at = strstr(want, name);
+        if (at == NULL || (at[n] != '\0' && at[n] != ','))
+            continue;
+        unsigned long c = mp__fallback_count((enum mp__feature)f);
+        fprintf(stderr, "fallback %s: taken %lu times (MP_DISABLE=%s)\n", name, c,
+                getenv("MP_DISABLE") ? getenv("MP_DISABLE") : "");
+        bad |= c == 0;
+    }
+    if (bad)
+        _exit(1);
+}
+
 void mpt_leak_begin(void)
 {
+    if (main_pid == 0)
+        main_pid = getpid();
     if (strcmp(mpt_method(), "forkserver") == 0)
         assert_int_equal(mp_forkserver_ensure_running(), 0);
     leak_fds = mpt_count_fds();

@@ -12,6 +12,7 @@
 #ifndef LIBMP_INTERNAL_LINUX_H
 #define LIBMP_INTERNAL_LINUX_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -72,5 +73,27 @@ static inline ssize_t mp__pwritev2_cur(int fd, const struct iovec *iov, int cnt,
 {
     return (ssize_t)syscall(SYS_pwritev2, fd, iov, cnt, -1L, -1L, flags);
 }
+
+/*
+ * Kernel features with a fallback (features.c).  The MP_DISABLE environment
+ * variable, read once, names the ones to treat as missing:
+ * MP_DISABLE=pidfd,futex_waitv,membarrier (or "all").  Each fallback path
+ * counts itself with mp__fallback_taken, so a test can check that it ran.
+ */
+enum mp__feature {
+    MP__FEAT_PIDFD,       /* pidfd_open (5.3): sentinels, signals, parent */
+    MP__FEAT_FUTEX_WAITV, /* FUTEX_WAITV (5.16): lock waiters see a death */
+    MP__FEAT_MEMBARRIER,  /* MEMBARRIER_CMD_GLOBAL_EXPEDITED (4.16): queues */
+    MP__FEAT_COUNT
+};
+
+/* True when MP_DISABLE names feature f (the caller then takes its fallback
+ * as if the kernel had said ENOSYS). */
+bool mp__feature_disabled(enum mp__feature f);
+const char *mp__feature_name(enum mp__feature f);
+
+/* Count one use of f's fallback in this process; and read the count. */
+void mp__fallback_taken(enum mp__feature f);
+unsigned long mp__fallback_count(enum mp__feature f);
 
 #endif /* LIBMP_INTERNAL_LINUX_H */
