@@ -267,7 +267,7 @@ static int write_all_nosigpipe(const mp_connection *c, struct iovec *iov, int cn
 {
     if (atomic_load_explicit(&mp__conn_rwf_nosignal, memory_order_relaxed)) {
         int r = write_all(c, iov, cnt, true);
-        if (r != -EOPNOTSUPP)
+        if (r != -EOPNOTSUPP && r != -ENOSYS) /* ENOSYS: no pwritev2 (4.6) */
             return r;
         atomic_store_explicit(&mp__conn_rwf_nosignal, 0, memory_order_relaxed);
     }
