@@ -54,12 +54,16 @@ if command -v clang >/dev/null 2>&1; then
     CC=clang setup build-clang --werror
 fi
 
-# No cmocka for musl here: libmp.a built with musl-gcc, and the examples
-# linked against it, under fork, spawn and forkserver.
-echo "build.sh: libmp.a and the examples with musl-gcc"
+# musl (no cmocka for it here, so the examples are its tests): linked with
+# libmp.a (fork; spawn in a program linked statically needs mp_spawn_main),
+# and with libmp.so under fork, spawn and forkserver.
+echo "build.sh: the examples with musl-gcc, against libmp.a and libmp.so"
 setup build-musl --werror --native-file musl.ini -Ddefault_library=static \
     -Dunit_tests=false -Dbench=false
-meson test -C build-musl --print-errorlogs --num-processes 2
+meson test -C build-musl --print-errorlogs --num-processes 2 --suite examples
+setup build-musl-so --werror --native-file musl.ini -Ddefault_library=shared \
+    -Dunit_tests=false -Dbench=false
+meson test -C build-musl-so --print-errorlogs --num-processes 2
 
 if [ "${MP_SKIP_SANITIZE:-0}" != 1 ]; then
     echo "build.sh: the suite again under AddressSanitizer + UndefinedBehaviorSanitizer"
