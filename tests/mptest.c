@@ -1,7 +1,6 @@
 /* mptest.c: helpers shared by the unit tests. */
 #include "internal/mp.h"
 #include "mptest.h"
-#include "internal/linux.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -11,6 +10,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "internal/linux.h"
 
 int mpt_count_fds(void)
 {
@@ -80,39 +81,8 @@ static int count_our_shm(void)
     return mpt_count_shm("mp") + mpt_count_shm("psm_");
 }
 
-/* The test program's own process (the first to begin a test). */
-static pid_t main_pid;
-
-/*
- * Under MP_DISABLE (the 'fallback' suite), MPT_EXPECT_FALLBACK names the
- * features whose fallback this program must have taken: if one was never
- * taken, the forcing was ignored and the program fails as it exits.
- */
-__attribute__((destructor)) static void check_fallbacks(void)
-{
-    const char *want = getenv("MPT_EXPECT_FALLBACK");
-    if (want == NULL || main_pid != getpid())
-        return;
-    bool bad = false;
-    for (int f = 0; f < MP__FEAT_COUNT; f++) {
-        const char *name = mp__feature_name((enum mp__feature)f);
-        size_t n = strlen(name);
-        const char *at = strstr(want, name);
-        if (at == NULL || (at[n] != '\0' && at[n] != ','))
-            continue;
-        unsigned long c = mp__fallback_count((enum mp__feature)f);
-        fprintf(stderr, "fallback %s: taken %lu times (MP_DISABLE=%s)\n", name, c,
-                getenv("MP_DISABLE") ? getenv("MP_DISABLE") : "");
-        bad |= c == 0;
-    }
-    if (bad)
-        _exit(1);
-}
-
 void mpt_leak_begin(void)
 {
-    if (main_pid == 0)
-        main_pid = getpid();
     if (strcmp(mpt_method(), "forkserver") == 0)
         assert_int_equal(mp_forkserver_ensure_running(), 0);
     leak_fds = mpt_count_fds();
@@ -163,4 +133,48 @@ void mpt_close(int fd)
 {
     mp__fd_unregister(fd);
     close(fd);
+}
+
+/* ---- the 'fallback' suite ------------------------------------------------ */
+
+/* The test program's own process, and the fallbacks it must take. */
+static pid_t main_pid;
+static char *expect_fallback;
+
+/* Read before main, and removed from the environment, so that children
+ * (spawned ones run this program again) do not check anything. */
+__attribute__((constructor)) static void read_expect_fallback(void)
+{
+    const char *v = getenv("MPT_EXPECT_FALLBACK");
+    if (v == NULL)
+        return;
+    expect_fallback = strdup(v);
+    main_pid = getpid();
+    unsetenv("MPT_EXPECT_FALLBACK");
+}
+
+/*
+ * Under MP_DISABLE (the 'fallback' suite), MPT_EXPECT_FALLBACK names the
+ * features whose fallback this test program must have taken: if one was
+ * never taken, the forcing was ignored and the program fails as it exits.
+ */
+__attribute__((destructor)) static void check_fallbacks(void)
+{
+    const char *want = expect_fallback;
+    if (want == NULL || main_pid != getpid())
+        return;
+    bool bad = false;
+    for (int f = 0; f < MP__FEAT_COUNT; f++) {
+        const char *name = mp__feature_name((enum mp__feature)f);
+        size_t n = strlen(name);
+        const char *at = strstr(want, name);
+        if (at == NULL || (at[n] != '\0' && at[n] != ','))
+            continue;
+        unsigned long c = mp__fallback_count((enum mp__feature)f);
+        fprintf(stderr, "fallback %s: taken %lu times (MP_DISABLE=%s)\n", name, c,
+                getenv("MP_DISABLE") ? getenv("MP_DISABLE") : "");
+        bad |= c == 0;
+    }
+    if (bad)
+        _exit(1);
 }
