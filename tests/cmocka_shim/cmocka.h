@@ -41,11 +41,13 @@ struct mpt_shim {
     const char *filter;
 };
 
-/* One per test program: the header is included by one or two sources. */
+/* One per test program, shared by every source that includes this header
+ * (a test and mptest.c): a weak definition in each, merged by the linker. */
+__attribute__((weak)) struct mpt_shim mpt_shim_state;
+
 static inline struct mpt_shim *mpt_shim(void)
 {
-    static struct mpt_shim s;
-    return &s;
+    return &mpt_shim_state;
 }
 
 #define MPT_SHIM_FAILED 1
