@@ -1001,7 +1001,7 @@ static const char *status_text(const mp_process *p, char *buf, size_t size)
     int code = __atomic_load_n(&p->exitcode, __ATOMIC_RELAXED);
     if (code == 0)
         return "stopped";
-    const char *sig = code < 0 ? sigabbrev_np(-code) : NULL;
+    const char *sig = code < 0 ? mp__signal_abbrev(-code) : NULL;
     if (sig != NULL)
         snprintf(buf, size, "stopped[SIG%s]", sig);
     else

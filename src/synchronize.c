@@ -35,7 +35,7 @@
  * so each thread caches its id; a forked child's only thread has a new id,
  * and the pthread_atfork handler forgets the cached one.
  */
-static __thread pid_t cached_tid __attribute__((tls_model("initial-exec")));
+static __thread pid_t cached_tid;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void forget_tid(void)
@@ -754,7 +754,7 @@ int mp_event_is_set(const mp_event *e)
 #define EVENT_SPIN_NS 3000u
 #define EVENT_SPIN_MAX_NS 200000u
 
-static __thread uint32_t event_spin_ns __attribute__((tls_model("initial-exec"))) = EVENT_SPIN_NS;
+static __thread uint32_t event_spin_ns = EVENT_SPIN_NS;
 
 static void event_spin_caught(void)
 {

@@ -2,6 +2,7 @@
 #include "internal/mp.h"
 #include "mptest.h"
 
+#include <signal.h>
 #include <string.h>
 
 static const struct {
@@ -46,6 +47,35 @@ static void test_unknown_codes(void **state)
     assert_string_equal(mp_err_name(12345), "UNKNOWN");
     assert_string_equal(mp_strerror(-3999), "unknown error");
     assert_string_equal(mp_err_name(MP__ERRNO_LAST), "UNKNOWN");
+}
+
+/* The errno and signal name tables (written for C libraries without
+ * strerrorname_np and sigabbrev_np) agree with glibc's functions. */
+static void test_name_tables(void **state)
+{
+    assert_string_equal(mp__errno_name(EAGAIN), "EAGAIN");
+    assert_string_equal(mp__errno_name(EHWPOISON), "EHWPOISON");
+    assert_null(mp__errno_name(0));
+    assert_null(mp__errno_name(4095));
+    assert_string_equal(mp__signal_abbrev(SIGTERM), "TERM");
+    assert_null(mp__signal_abbrev(0));
+    assert_null(mp__signal_abbrev(SIGRTMIN));
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
+    for (int e = 1; e < 200; e++) {
+        const char *want = strerrorname_np(e), *got = mp__errno_name(e);
+        if (want == NULL)
+            assert_null(got);
+        else
+            assert_string_equal(got, want);
+    }
+    for (int s = 1; s < 65; s++) {
+        const char *want = sigabbrev_np(s), *got = mp__signal_abbrev(s);
+        if (want == NULL)
+            assert_null(got);
+        else
+            assert_string_equal(got, want);
+    }
+#endif
 }
 
 static void test_last_error(void **state)
@@ -159,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_every_code_named),
         cmocka_unit_test(test_errno_codes),
         cmocka_unit_test(test_unknown_codes),
+        cmocka_unit_test(test_name_tables),
         cmocka_unit_test(test_last_error),
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_fnref),

@@ -125,6 +125,8 @@ MP_EXTERN mp_rlock *mp_rlock_new_opts(const mp_lock_options *opts);
  *                   docs/synchronize.md);
  *   -ENOMEM         the calling thread's first acquire found no arena
  *                   memory for its life token;
+ *   -ENOTSUP        the C library's robust mutexes are not laid out as
+ *                   glibc's or musl's (a holder's death could not be seen);
  *   MP_EINVAL       l is NULL or freed, or the timeout is invalid.
  * Uncontended, acquire and release each cost one atomic instruction and no
  * system call.  Thread-safe; usable from every process of the family.

@@ -31,6 +31,11 @@
 /* Record code as the thread's mp_last_error() and return NULL. */
 void *mp__fail_null(int code);
 
+/* The name of errno value e ("EAGAIN") and of signal sig, without its SIG
+ * ("TERM"); NULL for a value without one.  Static text. */
+const char *mp__errno_name(int e);
+const char *mp__signal_abbrev(int sig);
+
 /* -errno of the last failed system call, never 0. */
 static inline int mp__errno(void)
 {
