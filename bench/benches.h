@@ -75,5 +75,6 @@ int raw_mpi_main(int argc, char **argv);
 
 /* libmp_managers.c (stub until managers.h lands) */
 int lm_manager_dict(const bench_ctx *ctx, bench_result *out);
+int lm_manager_lock(const bench_ctx *ctx, bench_result *out);
 
 #endif /* MPBENCH_BENCHES_H */
