@@ -69,7 +69,7 @@ static int task(const void *in, size_t in_size, void *out, size_t out_size, void
         mp_pool_set_error("cannot reach the manager");
         return MP_EREMOTE;
     }
-    int r = mp_dict_set(d, MP_INT(x), MP_INT(x * x));
+    int r = mp_dict_set(d, MP_I64(x), MP_I64(x * x));
     *(int32_t *)out = (int32_t)getpid();
     return r;
 }
@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     }
     mp_manager *m = manager_at("127.0.0.1", 0);
     if (m == NULL ||
-        mp_manager_register(m, .typeid = "get_squares", .create = get_squares,
+        mp_manager_register(m, .type_name = "get_squares", .create = get_squares,
                             .kind = MP_PROXY_DICT) != 0 ||
         mp_manager_start(m) != 0) {
         fprintf(stderr, "mpi_manager: manager: %s\n", mp_strerror(mp_last_error()));
@@ -119,7 +119,7 @@ int main(int argc, char **argv)
     for (int i = 1; i <= 20; i++) {
         mp_val *v = NULL;
         int64_t x = 0;
-        if (mp_dict_getitem(d, MP_INT(i), &v) == 0 && mp_val_as_int(v, &x) == 0)
+        if (mp_dict_getitem(d, MP_I64(i), &v) == 0 && mp_val_as_int(v, &x) == 0)
             sum += x;
         mp_val_free(v);
     }
