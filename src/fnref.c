@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 
 #define MODULES_MAGIC MP__MAGIC('m', 'o', 'd', 's')
 
@@ -59,6 +60,16 @@ static uint64_t path_hash(const char *s)
     return h;
 }
 
+/* The module's name as the hash sees it: "" for the program itself, which
+ * glibc names "" and musl by the path it was started as (another one in a
+ * spawned child, started as /proc/self/exe). */
+static const char *module_name(const struct dl_phdr_info *info)
+{
+    if ((uintptr_t)info->dlpi_phdr == (uintptr_t)getauxval(AT_PHDR))
+        return "";
+    return info->dlpi_name ? info->dlpi_name : "";
+}
+
 static bool segment_contains(const struct dl_phdr_info *info, uintptr_t addr)
 {
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -77,7 +88,7 @@ static int find_cb(struct dl_phdr_info *info, size_t size, void *data)
     struct find_addr *f = data;
     if (!segment_contains(info, f->addr))
         return 0;
-    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    const char *name = module_name(info);
     if (f->path != NULL)
         snprintf(f->path, f->cap, "%s", name);
     f->out->module = path_hash(name);
@@ -182,7 +193,7 @@ struct find_module {
 static int module_cb(struct dl_phdr_info *info, size_t size, void *data)
 {
     struct find_module *f = data;
-    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    const char *name = module_name(info);
     if (helper_mode && name[0] == '\0')
         return 0; /* the helper's own program */
     if (path_hash(name) != f->module)

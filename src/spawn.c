@@ -532,7 +532,9 @@ static int image_pick(struct image *im)
     im->helper = how == MP__BOOT_NONE || how == MP__BOOT_HELPER;
     if (!im->helper) {
         mp__spawn_executable(im->exe);
-        im->argv[0] = im->exe;
+        /* Without main's argv (mp_spawn_main(0, NULL)), at least argv[0]
+         * is the program's, as the child's program_invocation_name. */
+        im->argv[0] = program_invocation_name != NULL ? program_invocation_name : im->exe;
         im->argv[1] = NULL;
         return 0;
     }
