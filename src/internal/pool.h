@@ -223,7 +223,7 @@ typedef struct mp__pjob {
     /* First failure of a fixed map, under the pool's err_lock. */
     uint64_t err_index;
     int32_t err_code;
-    char *err_msg;         /* arena, MP__POOL_MSG bytes, made on first error */
+    char *err_msg;         /* arena, made on first error, grown for a longer one */
 
     /*
      * ---- state of the calling process only ----
