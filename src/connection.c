@@ -193,15 +193,28 @@ int mp_connection_writable(const mp_connection *c)
 
 /* ---- low-level I/O --------------------------------------------------------- */
 
-/* Wait, without a deadline, until fd is ready for events (after EAGAIN on an
- * fd the user made non-blocking). */
+static __thread const mp__deadline *io_deadline;
+
+void mp__conn_set_io_deadline(const mp__deadline *d)
+{
+    io_deadline = d;
+}
+
+/* Wait until fd is ready for events (after EAGAIN on an fd the user made
+ * non-blocking), against the thread's I/O deadline if one is set. */
 static int wait_fd(int fd, short events)
 {
     struct pollfd p = {.fd = fd, .events = events};
-    while (poll(&p, 1, -1) < 0)
-        if (errno != EINTR)
+    for (;;) {
+        const mp__deadline *d = io_deadline;
+        int n = poll(&p, 1, d != NULL ? mp__deadline_poll_ms(d) : -1);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
             return mp__errno();
-    return 0;
+        if (n == 0 && d != NULL && mp__deadline_expired(d))
+            return MP_ETIMEDOUT;
+    }
 }
 
 /*

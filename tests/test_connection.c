@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1570,6 +1571,194 @@ static void test_listener_authkey(void **state)
     }
 }
 
+/* ---- timeouts on accept, connect and the challenge ----------------------------------------------- */
+
+static double since(double t0)
+{
+    return mp__now() - t0;
+}
+
+/* A child process (the suite's start method) that connects with a key and
+ * a timeout to a listener that never answers: MP_ETIMEDOUT is success. */
+static int silent_listener_target(void *arg, size_t size)
+{
+    const mp_address *a = arg;
+    double t0 = mp__now();
+    mp_connection *c = mp_client(.address = a, .authkey = KEY, .authkey_len = strlen(KEY),
+                                 .timeout = 0.3);
+    if (c != NULL)
+        return 1;
+    if (mp_last_error() != MP_ETIMEDOUT)
+        return 2;
+    return since(t0) >= 0.29 ? 0 : 3;
+}
+
+/* A child process that connects without a key and says nothing until the
+ * listener hangs up. */
+static int silent_client_target(void *arg, size_t size)
+{
+    const mp_address *a = arg;
+    mp_connection *c = mp_client(.address = a);
+    if (c == NULL)
+        return 1;
+    void *p;
+    size_t len;
+    int r = mp_connection_recv(c, &p, &len); /* the challenge */
+    if (r == 0)
+        free(p);
+    r = mp_connection_recv(c, &p, &len);
+    mp_connection_free(c);
+    return r == MP_EEOF ? 0 : 2;
+}
+
+static int run_target(mp_target_fn fn, const mp_address *a, mp_process **out)
+{
+    mp_process *p = mp_process_new(.target = fn, .arg = a, .arg_size = sizeof *a);
+    assert_non_null(p);
+    assert_int_equal(mp_process_start(p), 0);
+    *out = p;
+    return 0;
+}
+
+static int join_code(mp_process *p)
+{
+    assert_int_equal(mp_process_join(p, 60), 0);
+    int code = -1;
+    assert_int_equal(mp_process_exitcode(p, &code), 0);
+    mp_process_free(p);
+    return code;
+}
+
+static void test_accept_timeout(void **state)
+{
+    mp_listener *l = mp_listener_new(.authkey = KEY, .authkey_len = strlen(KEY));
+    assert_non_null(l);
+    mp_connection *c = (mp_connection *)l;
+    /* Nobody connects. */
+    assert_int_equal(mp_listener_accept_timeout(l, 0, &c), MP_ETIMEDOUT);
+    assert_null(c);
+    double t0 = mp__now();
+    assert_int_equal(mp_listener_accept_timeout(l, 0.2, &c), MP_ETIMEDOUT);
+    assert_true(since(t0) >= 0.19);
+    assert_int_equal(mp_listener_accept_timeout(l, -2, &c), MP_EINVAL);
+    assert_int_equal(mp_listener_accept_timeout(l, NAN, &c), MP_EINVAL);
+    assert_int_equal(mp_listener_accept_timeout(l, 1, NULL), MP_EINVAL);
+    assert_int_equal(mp_listener_accept_timeout(NULL, 1, &c), MP_EINVAL);
+
+    /* A client that connects and says nothing during the challenge. */
+    mp_address a;
+    assert_int_equal(mp_listener_address(l, &a), 0);
+    mp_process *p;
+    run_target(silent_client_target, &a, &p);
+    mp_waitable w = MP_WAITABLE_FD(mp_listener_fileno(l));
+    assert_int_equal(mp_connection_wait(&w, 1, 20.0, NULL), 1);
+    t0 = mp__now();
+    assert_int_equal(mp_listener_accept_timeout(l, 0.3, &c), MP_ETIMEDOUT);
+    assert_null(c);
+    assert_true(since(t0) >= 0.29);
+    assert_int_equal(join_code(p), 0);
+    /* The listener serves the next, right client. */
+    run_client_server(l, KEY);
+    mp_listener_free(l);
+
+    /* The same through the listener's .timeout, for plain accept. */
+    l = mp_listener_new(.authkey = KEY, .authkey_len = strlen(KEY), .timeout = 0.2);
+    assert_non_null(l);
+    assert_int_equal(mp_listener_accept(l, &c), MP_ETIMEDOUT);
+    assert_int_equal(mp_listener_address(l, &a), 0);
+    run_target(silent_client_target, &a, &p);
+    mp_waitable w2 = MP_WAITABLE_FD(mp_listener_fileno(l));
+    assert_int_equal(mp_connection_wait(&w2, 1, 20.0, NULL), 1);
+    assert_int_equal(mp_listener_accept(l, &c), MP_ETIMEDOUT);
+    assert_int_equal(join_code(p), 0);
+    run_client_server(l, KEY);
+    mp_listener_free(l);
+    assert_null(mp_listener_new(.timeout = -3));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_listener_new(.timeout = NAN));
+}
+
+static void test_client_timeout(void **state)
+{
+    /* A listener that never accepts: connect succeeds (the backlog), the
+     * challenge never comes. */
+    mp_listener *l = mp_listener_new();
+    assert_non_null(l);
+    mp_address a;
+    assert_int_equal(mp_listener_address(l, &a), 0);
+    double t0 = mp__now();
+    assert_null(mp_client(.address = &a, .authkey = KEY, .authkey_len = strlen(KEY),
+                          .timeout = 0.2));
+    assert_int_equal(mp_last_error(), MP_ETIMEDOUT);
+    assert_true(since(t0) >= 0.19);
+    mp_process *p;
+    run_target(silent_listener_target, &a, &p);
+    assert_int_equal(join_code(p), 0);
+    mp_listener_free(l);
+
+    /* A full backlog: connect itself times out. */
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/full", tmpdir);
+    l = mp_listener_new(.path = path, .backlog = 1);
+    assert_non_null(l);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    assert_true(strlen(path) < sizeof sun.sun_path);
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    int raw[16];
+    int nraw = 0;
+    while (nraw < 16) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+            assert_int_equal(errno, EAGAIN);
+            close(fd);
+            break;
+        }
+        raw[nraw++] = fd;
+    }
+    assert_true(nraw < 16);
+    t0 = mp__now();
+    assert_null(mp_client(.path = path, .timeout = 0.2));
+    assert_int_equal(mp_last_error(), MP_ETIMEDOUT);
+    assert_true(since(t0) >= 0.19);
+    for (int i = 0; i < nraw; i++)
+        close(raw[i]);
+    mp_listener_free(l);
+    assert_null(mp_client(.path = path, .timeout = -5));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    rmdir(tmpdir);
+}
+
+/* Python's socket.setdefaulttimeout: for whatever sets no timeout. */
+static void test_default_timeout(void **state)
+{
+    assert_true(mp_get_default_timeout() == MP_FOREVER);
+    assert_int_equal(mp_set_default_timeout(-2), MP_EINVAL);
+    assert_int_equal(mp_set_default_timeout(NAN), MP_EINVAL);
+    assert_int_equal(mp_set_default_timeout(0.2), 0);
+    assert_true(mp_get_default_timeout() == 0.2);
+    mp_listener *l = mp_listener_new(.authkey = KEY, .authkey_len = strlen(KEY));
+    mp_connection *c;
+    double t0 = mp__now();
+    assert_int_equal(mp_listener_accept(l, &c), MP_ETIMEDOUT);
+    assert_true(since(t0) >= 0.19);
+    mp_address a;
+    assert_int_equal(mp_listener_address(l, &a), 0);
+    assert_null(mp_client(.address = &a, .authkey = KEY, .authkey_len = strlen(KEY)));
+    assert_int_equal(mp_last_error(), MP_ETIMEDOUT);
+    /* A client that answers in time is served under a default (after the
+     * connection of the client that gave up, still in the backlog). */
+    assert_int_equal(mp_set_default_timeout(20), 0);
+    int r = mp_listener_accept(l, &c);
+    assert_true(r == -EPIPE || r == -ECONNRESET || r == MP_EEOF);
+    run_client_server(l, KEY);
+    assert_int_equal(mp_set_default_timeout(MP_FOREVER), 0);
+    assert_true(mp_get_default_timeout() == MP_FOREVER);
+    run_client_server(l, KEY);
+    mp_listener_free(l);
+}
+
 /* ---- interoperability with CPython -------------------------------------------------------------- */
 
 static bool find_python(char *out, size_t n)
@@ -1838,6 +2027,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_listener_inet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_bad_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_authkey, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_accept_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_python_interop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_python_unsupported_digest, setup, teardown),
     };

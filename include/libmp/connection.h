@@ -328,6 +328,10 @@ typedef struct mp_listener_options {
     int backlog;            /* listen(2) backlog; 0: 1, Python's default */
     const void *authkey;
     size_t authkey_len;
+    /* Bound on each mp_listener_accept, the wait for a client and the
+     * authkey challenge together (Python's socket timeout): seconds, or
+     * MP_FOREVER; 0 (not given): mp_get_default_timeout() at each accept. */
+    double timeout;
 } mp_listener_options;
 
 /*
@@ -360,13 +364,39 @@ MP_EXTERN mp_listener *mp_listener_new_opts(const mp_listener_options *opts);
  *
  * Returns 0; MP_EAUTH when the client failed the challenge or rejected ours
  * (the connection is closed; nothing has been received from it); MP_EEOF if
- * the client hung up during the challenge; MP_EINVAL for an invalid or
- * closed listener or conn NULL; -errno from accept(2).  Blocks without a
- * timeout, as in Python (a client that connects and then says nothing
- * during the challenge blocks it too); use mp_connection_wait on
- * MP_WAITABLE_FD(mp_listener_fileno(l)) to wait with a timeout first.
+ * the client hung up during the challenge; MP_ETIMEDOUT when the
+ * listener's .timeout (or the process default, mp_set_default_timeout)
+ * ran out, waiting for a client or for a client that says nothing during
+ * the challenge (the connection is then closed); MP_EINVAL for an invalid
+ * or closed listener or conn NULL; -errno from accept(2).  With neither
+ * timeout set it blocks, as in Python.
  */
 MP_EXTERN int mp_listener_accept(mp_listener *l, mp_connection **conn);
+
+/*
+ * mp_listener_accept_timeout: mp_listener_accept with a timeout of its own
+ * (seconds: MP_FOREVER, 0 to take only a client already waiting, or
+ * positive), which bounds the wait for a client and the challenge
+ * together.  Returns as mp_listener_accept; MP_EINVAL also for a bad
+ * timeout.
+ */
+MP_EXTERN int mp_listener_accept_timeout(mp_listener *l, double timeout,
+                                         mp_connection **conn);
+
+/*
+ * mp_set_default_timeout / mp_get_default_timeout: the timeout of the
+ * calling process's Listeners and Clients that set none (Python's
+ * socket.setdefaulttimeout / getdefaulttimeout): MP_FOREVER (the initial
+ * value: block, as Python's None) or positive seconds; 0 too, which makes
+ * an accept take only a client already waiting and a connect that cannot
+ * complete at once fail.  It bounds accept, connect and the authkey
+ * challenge of mp_listener_accept and mp_client, and so the connections
+ * managers open.  Per process, not inherited by spawned children (as
+ * Python's); a forked child keeps it.  set returns 0 or MP_EINVAL for NaN
+ * or another negative value.  Thread-safe.
+ */
+MP_EXTERN int mp_set_default_timeout(double timeout);
+MP_EXTERN double mp_get_default_timeout(void);
 
 /*
  * mp_listener_close: close the listening socket in the calling process
@@ -410,6 +440,9 @@ typedef struct mp_client_options {
     const mp_address *address;
     const void *authkey;
     size_t authkey_len;
+    /* Bound on connect and the authkey challenge together: seconds, or
+     * MP_FOREVER; 0 (not given): mp_get_default_timeout(). */
+    double timeout;
 } mp_client_options;
 
 /*
@@ -427,8 +460,10 @@ typedef struct mp_client_options {
  * has passed); MP_EEOF if the listener hung up during the challenge;
  * MP_EINVAL for no address or conflicting options; -ENAMETOOLONG,
  * -EADDRNOTAVAIL as for mp_listener_new; -ECONNREFUSED, -ENOENT and other
- * -errno from connect(2); -ENOMEM.  Blocks while connecting, without a
- * timeout, as in Python.
+ * -errno from connect(2); MP_ETIMEDOUT when .timeout (or the process
+ * default) ran out while connecting (a full backlog, an unreachable host)
+ * or during the challenge (a listener that says nothing); -ENOMEM.  With
+ * neither timeout set it blocks while connecting, as in Python.
  */
 #define mp_client(...) \
     mp_client_opts(&(const mp_client_options){.reserved_ = 0, __VA_ARGS__})

@@ -116,6 +116,14 @@ struct mp_connection {
 mp_connection *mp__connection_wrap(int fd, bool readable, bool writable,
                                    bool is_socket, int *err);
 
+/*
+ * The calling thread's deadline for the waits of connection I/O on an fd
+ * that is non-blocking (NULL: wait forever).  The Listener and the Client
+ * set it around the authkey handshake, on a socket they made non-blocking
+ * for that time; a wait past it fails with MP_ETIMEDOUT.
+ */
+void mp__conn_set_io_deadline(const mp__deadline *d);
+
 /* 1 while pipes are written with pwritev2's RWF_NOSIGNAL; 0 after the
  * kernel refused it (tests set 0 to exercise the signal-mask fallback). */
 extern _Atomic int mp__conn_rwf_nosignal;
