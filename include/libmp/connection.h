@@ -25,6 +25,9 @@
  *   l.address / l.last_accepted              mp_listener_address / mp_listener_last_accepted
  *   Client(address, family, authkey)         mp_client(.path = ..., .authkey = ...)
  *   deliver_challenge / answer_challenge     mp_deliver_challenge / mp_answer_challenge
+ *   reduction.send_handle(c, fd, pid)        mp_connection_send_handle(c, fd)
+ *   reduction.recv_handle(c)                 mp_connection_recv_handle(c, &fd)
+ *   reduction.sendfds(s, fds) / recvfds(s, n) mp_connection_send_fds / _recv_fds
  *   EOFError                                 MP_EEOF
  *   BufferTooShort                           MP_ETOOSHORT
  *   AuthenticationError                      MP_EAUTH
@@ -468,6 +471,58 @@ typedef struct mp_client_options {
 #define mp_client(...) \
     mp_client_opts(&(const mp_client_options){.reserved_ = 0, __VA_ARGS__})
 MP_EXTERN mp_connection *mp_client_opts(const mp_client_options *opts);
+
+/* ---- passing file descriptors (Python's multiprocessing.reduction) ---- */
+
+/* The most fds one mp_connection_send_fds may carry (the kernel's SCM_MAX_FD). */
+#define MP_SCM_MAX_FD 253
+
+/*
+ * mp_connection_send_fds: send n open file descriptors over c, an AF_UNIX
+ * socket connection (a duplex mp_pipe, or a Listener/Client over an
+ * AF_UNIX address), to the process at the other end: a process of the
+ * family or an unrelated program (Python's reduction.sendfds).  The
+ * receiver gets its own descriptors of the same open files (SCM_RIGHTS);
+ * the caller keeps and still owns fds.  On the wire this is Python's form
+ * (one byte, n modulo 256, carrying the fds), outside the message framing,
+ * so a Python process can receive them with recv_handle/recvfds and the
+ * reverse.
+ *
+ * Returns 0; -EBADF if one of fds is not open; -ENOTSOCK when c is not a
+ * socket (a one-way mp_pipe, a pipe fd) and -EOPNOTSUPP when it is not an
+ * AF_UNIX one (AF_INET): such connections cannot carry fds; MP_EINVAL for
+ * an invalid, closed or receive-only c, fds NULL, n 0 or above
+ * MP_SCM_MAX_FD; -EPIPE, -ECONNRESET and other -errno of sendmsg(2).
+ * Blocks while the socket is full, as sends do.
+ */
+MP_EXTERN int mp_connection_send_fds(mp_connection *c, const int *fds, size_t n);
+
+/*
+ * mp_connection_recv_fds: receive the fds of one mp_connection_send_fds
+ * (Python's reduction.recvfds): blocks until they come.
+ *
+ * fds  receives them, owned by the caller (close them), close-on-exec;
+ * n    its room: the most fds expected.
+ *
+ * Returns the number received (1..n); MP_EEOF if the peer hung up;
+ * -EMSGSIZE when more than n came (all are closed); -EPROTO when the next
+ * thing on the stream is not a set of fds (Python's RuntimeError 'Invalid
+ * data received'); the errors of mp_connection_send_fds about c; MP_EINVAL
+ * for a send-only c, fds NULL, n 0 or above MP_SCM_MAX_FD.  Messages and
+ * fds must be received in the order they were sent.  Fds received by a
+ * read but never taken are closed when c is closed in this process.
+ */
+MP_EXTERN int mp_connection_recv_fds(mp_connection *c, int *fds, size_t n);
+
+/*
+ * mp_connection_send_handle / mp_connection_recv_handle: one fd (Python's
+ * reduction.send_handle(conn, handle, destination_pid) and
+ * recv_handle(conn); Linux needs no destination pid).  recv_handle stores
+ * the new fd in *fd (-1 on failure).  Return 0 or the codes above
+ * (MP_EINVAL also for fd NULL).
+ */
+MP_EXTERN int mp_connection_send_handle(mp_connection *c, int fd);
+MP_EXTERN int mp_connection_recv_handle(mp_connection *c, int *fd);
 
 /*
  * mp_deliver_challenge / mp_answer_challenge: the two halves of the authkey
