@@ -279,10 +279,15 @@ int mp_logger_log(mp_logger *lg, int level, const char *fmt, ...)
 
 struct finalizer {
     int id;
-    int priority;
+    int priority;           /* MP_NO_EXITPRIORITY: never run at exit */
     void (*fn)(void *);
     void *arg;
+    const void *obj;        /* run when it is freed; NULL: none */
 };
+
+/* How many registered finalizers have an object: mp__obj_free and
+ * mp_shared_free look here before they look for them. */
+_Atomic size_t mp__obj_finalizers;
 
 /*
  * The registry is process-local.  Its lock is taken around fork (see
@@ -296,7 +301,13 @@ static int next_fin_id = 1;
 
 int mp_finalize(void (*fn)(void *arg), void *arg, int priority)
 {
-    if (fn == NULL)
+    return mp_finalize_object(NULL, fn, arg, priority);
+}
+
+int mp_finalize_object(const void *obj, void (*fn)(void *arg), void *arg, int priority)
+{
+    /* Python's TypeError: without an object, only exit can run it. */
+    if (fn == NULL || (obj == NULL && priority == MP_NO_EXITPRIORITY))
         return MP_EINVAL;
     mp__util_init();
     int r;
@@ -315,7 +326,9 @@ int mp_finalize(void (*fn)(void *arg), void *arg, int priority)
         r = -ENOMEM; /* two billion finalizers: the ids are used up */
     } else {
         r = next_fin_id++;
-        fins[nfins++] = (struct finalizer){r, priority, fn, arg};
+        fins[nfins++] = (struct finalizer){r, priority, fn, arg, obj};
+        if (obj != NULL)
+            atomic_fetch_add(&mp__obj_finalizers, 1);
     }
     pthread_mutex_unlock(&fin_lock);
     return r;
@@ -327,6 +340,8 @@ static struct finalizer fin_take(size_t i)
     struct finalizer f = fins[i];
     memmove(&fins[i], &fins[i + 1], (nfins - i - 1) * sizeof *fins);
     nfins--;
+    if (f.obj != NULL)
+        atomic_fetch_sub(&mp__obj_finalizers, 1);
     return f;
 }
 
@@ -387,7 +402,8 @@ void mp__run_finalizers(int minpriority, bool all)
         pthread_mutex_lock(&fin_lock);
         ssize_t best = -1;
         for (size_t i = 0; i < nfins; i++) {
-            if (fins[i].id >= limit || (!all && fins[i].priority < minpriority))
+            if (fins[i].id >= limit || fins[i].priority == MP_NO_EXITPRIORITY ||
+                (!all && fins[i].priority < minpriority))
                 continue;
             if (best < 0 || fins[i].priority > fins[best].priority ||
                 (fins[i].priority == fins[best].priority && fins[i].id > fins[best].id))
@@ -401,6 +417,31 @@ void mp__run_finalizers(int minpriority, bool all)
         pthread_mutex_unlock(&fin_lock);
         mp__subdebug("calling finalizer %d", f.id);
         f.fn(f.arg);
+    }
+}
+
+int mp_finalize_object_freed(const void *obj)
+{
+    if (obj == NULL)
+        return 0;
+    int ran = 0;
+    for (;;) {
+        /* The most recent first, as the exit function orders equals. */
+        pthread_mutex_lock(&fin_lock);
+        ssize_t last = -1;
+        for (size_t i = 0; i < nfins; i++)
+            if (fins[i].obj == obj)
+                last = (ssize_t)i;
+        if (last < 0) {
+            pthread_mutex_unlock(&fin_lock);
+            return ran;
+        }
+        struct finalizer f = fin_take((size_t)last);
+        pthread_mutex_unlock(&fin_lock);
+        mp__subdebug("finalizer calling %p with arg %p (object freed)",
+                     (void *)(uintptr_t)f.fn, f.arg);
+        f.fn(f.arg);
+        ran++;
     }
 }
 
@@ -536,5 +577,6 @@ void mp__util_child_reset(void)
     pthread_mutex_init(&fin_lock, NULL);
     pthread_mutex_init(&fork_lock, NULL);
     nfins = 0;
+    atomic_store(&mp__obj_finalizers, 0);
     atomic_store(&exiting, false);
 }
