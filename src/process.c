@@ -1081,6 +1081,17 @@ _Noreturn void mp__process_bootstrap(mp_process *p, bool after_fork)
     mp__flush_std_streams();
     mp__exit_function();
     mp__info("process exiting with exitcode %d", code);
+    mp__run_atexit();
     mp__flush_std_streams();
-    _exit(code);
+    /*
+     * A fork child must not run the C atexit handlers it inherited from its
+     * parent.  A spawn or forkserver child is a fresh image of the program:
+     * exit() runs the handlers registered in it (by the target, or by the
+     * program's constructors) and flushes stdio, as Python 3.12+ runs a
+     * child's atexit handlers (gh-83856).
+     */
+    if (p->po.method == MP__START_FORK)
+        _exit(code);
+    mp__util_exit_logged();
+    exit(code);
 }

@@ -517,22 +517,90 @@ void mp__exit_function(void)
     mp__run_finalizers(0, true);
 }
 
+/* ---- mp_atexit: exit handlers of this process only ---------------------------- */
+
+struct atexit_entry {
+    void (*fn)(void *);
+    void *arg;
+};
+
+static pthread_mutex_t atexit_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct atexit_entry *atexits;
+static size_t natexits, capatexits;
+static atomic_bool exit_logged;
+
+int mp_atexit(void (*fn)(void *arg), void *arg)
+{
+    if (fn == NULL)
+        return MP_EINVAL;
+    mp__util_init();
+    pthread_mutex_lock(&atexit_lock);
+    if (natexits == capatexits) {
+        size_t cap = capatexits ? capatexits * 2 : 8;
+        struct atexit_entry *e = realloc(atexits, cap * sizeof *e);
+        if (e == NULL) {
+            pthread_mutex_unlock(&atexit_lock);
+            return -ENOMEM;
+        }
+        atexits = e;
+        capatexits = cap;
+    }
+    atexits[natexits++] = (struct atexit_entry){fn, arg};
+    pthread_mutex_unlock(&atexit_lock);
+    return 0;
+}
+
+void mp__run_atexit(void)
+{
+    for (;;) {
+        pthread_mutex_lock(&atexit_lock);
+        if (natexits == 0) {
+            pthread_mutex_unlock(&atexit_lock);
+            return;
+        }
+        struct atexit_entry e = atexits[--natexits];
+        pthread_mutex_unlock(&atexit_lock);
+        mp__subdebug("calling atexit handler %p", (void *)(uintptr_t)e.fn);
+        e.fn(e.arg);
+    }
+}
+
+void mp__util_exit_logged(void)
+{
+    atomic_store(&exit_logged, true);
+}
+
 /*
- * The exit handler.  In a child that leaves through exit() (rather than by
- * returning from its target) it also logs the exit code, which on_exit
- * hands over, as Python logs the code of a SystemExit.
+ * The exit handler.  The main program runs its mp_atexit handlers first,
+ * then the exit function (Python's atexit order: util._exit_function was
+ * registered at import, before the program's own handlers).  A child runs
+ * the exit function first, then its handlers, as its bootstrap does; one
+ * that leaves through exit() (rather than by returning from its target)
+ * also logs the exit code, which on_exit hands over, as Python logs the
+ * code of a SystemExit.
  */
+static void exit_handler_body(int status, bool have_status)
+{
+    if (!mp__process_is_child()) {
+        mp__run_atexit();
+        mp__exit_function();
+        return;
+    }
+    mp__exit_function();
+    mp__run_atexit();
+    if (have_status && !atomic_exchange(&exit_logged, true))
+        mp__info("process exiting with exitcode %d", status & 0xff);
+}
+
 #ifdef __GLIBC__
 static void exit_handler(int status, void *arg)
 {
-    mp__exit_function();
-    if (mp__process_is_child())
-        mp__info("process exiting with exitcode %d", status & 0xff);
+    exit_handler_body(status, true);
 }
 #else
 static void exit_handler(void)
 {
-    mp__exit_function();
+    exit_handler_body(0, false);
 }
 #endif
 
@@ -540,16 +608,19 @@ static void util_atfork_prepare(void)
 {
     pthread_mutex_lock(&fin_lock);
     pthread_mutex_lock(&fork_lock);
+    pthread_mutex_lock(&atexit_lock);
 }
 
 static void util_atfork_parent(void)
 {
+    pthread_mutex_unlock(&atexit_lock);
     pthread_mutex_unlock(&fork_lock);
     pthread_mutex_unlock(&fin_lock);
 }
 
 static void util_atfork_child(void)
 {
+    pthread_mutex_unlock(&atexit_lock);
     pthread_mutex_unlock(&fork_lock);
     pthread_mutex_unlock(&fin_lock);
 }
@@ -578,5 +649,9 @@ void mp__util_child_reset(void)
     pthread_mutex_init(&fork_lock, NULL);
     nfins = 0;
     atomic_store(&mp__obj_finalizers, 0);
+    /* Python 3.12+ clears the atexit registry in a child (gh-83856). */
+    pthread_mutex_init(&atexit_lock, NULL);
+    natexits = 0;
+    atomic_store(&exit_logged, false);
     atomic_store(&exiting, false);
 }

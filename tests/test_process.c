@@ -1127,12 +1127,97 @@ static void test_authkey_raw_fork(void **state)
     assert_int_equal(mpt_wait_status(pid), 0);
 }
 
+/* ---- atexit in children ---------------------------------------------------- */
+
+static char *exit_log; /* shared: each handler appends its letter */
+
+static void log_letter(char ch)
+{
+    size_t i = __atomic_fetch_add((size_t *)exit_log, 1, __ATOMIC_SEQ_CST);
+    exit_log[sizeof(size_t) + i] = ch;
+}
+
+static void mp_handler_a(void *arg)
+{
+    log_letter((char)(intptr_t)arg);
+}
+
+static void c_handler_c(void)
+{
+    log_letter('c');
+}
+
+static void mp_handler_p(void *arg)
+{
+    log_letter('P');
+}
+
+static void c_handler_q(void)
+{
+    log_letter('Q');
+}
+
+/* Registers handlers of its own, one registering another when it runs. */
+static void mp_handler_again(void *arg)
+{
+    log_letter('b');
+    mp_atexit(mp_handler_a, (void *)'z');
+}
+
+static int atexit_target(void *arg, size_t n)
+{
+    exit_log = *(char **)arg;
+    if (mp_atexit(mp_handler_a, (void *)'a') != 0 || mp_atexit(mp_handler_again, NULL) != 0 ||
+        atexit(c_handler_c) != 0)
+        return 1;
+    return 0;
+}
+
+/* A raw fork of the test acts as the main program. */
+static int atexit_program(char *log)
+{
+    exit_log = log;
+    CHECK(mp_atexit(NULL, NULL) == MP_EINVAL);
+    CHECK(mp_atexit(mp_handler_p, NULL) == 0);
+    CHECK(atexit(c_handler_q) == 0);
+    mp_process *p = mp_process_new(.target = atexit_target, .arg = &log, .arg_size = sizeof log);
+    CHECK(p != NULL && mp_process_start(p) == 0 && mp_process_join(p, 60) == 0);
+    int code = -1;
+    CHECK(mp_process_exitcode(p, &code) == 0 && code == 0);
+    mp_process_free(p);
+    exit(0); /* the program's own handlers run now: P and Q */
+}
+
+static void test_atexit_in_children(void **state)
+{
+    char *log = mp_shared_alloc(64);
+    memset(log, 0, 64);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(atexit_program(log));
+    assert_int_equal(mpt_wait_status(pid), 0);
+    const char *got = log + sizeof(size_t);
+    /* The child: its mp_atexit handlers, the last first, and one added by
+     * a handler; then, in a fresh image, its C atexit handler. */
+    const char *child = mpt_forking() ? "bza" : "bzac";
+    size_t cn = strlen(child);
+    if (strncmp(got, child, cn) != 0)
+        fail_msg("child's handlers: got \"%s\", want \"%s...\"", got, child);
+    /* Then the program's own, once each (never in the child). */
+    assert_int_equal(strlen(got), cn + 2);
+    assert_non_null(strchr(got + cn, 'P'));
+    assert_non_null(strchr(got + cn, 'Q'));
+    mp_shared_free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_new_misuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_authkey, setup, teardown),
         cmocka_unit_test_setup_teardown(test_authkey_raw_fork, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_atexit_in_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_accessors_before_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_code_return, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_code_exit_call, setup, teardown),

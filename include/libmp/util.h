@@ -14,6 +14,7 @@
  *   util.debug(msg) / info / sub_warning ... mp_log(MP_LOG_DEBUG, fmt, ...)
  *   logging.getLevelName(l)                  mp_log_level_name(l)
  *   util.Finalize(None, f, (a,), exitpriority=n)  mp_finalize(f, a, n)
+ *   atexit.register(f, a) (run in children too)   mp_atexit(f, a)
  *   util.Finalize(obj, f, (a,), exitpriority=n)   mp_finalize_object(obj, f, a, n)
  *   util.Finalize(obj, f, (a,))  (no priority)    mp_finalize_object(obj, f, a,
  *                                                                    MP_NO_EXITPRIORITY)
@@ -228,6 +229,28 @@ MP_EXTERN int mp_finalize_object_freed(const void *obj);
 MP_EXTERN int mp_finalizer_run(int id);
 MP_EXTERN int mp_finalizer_cancel(int id);
 MP_EXTERN int mp_finalizer_still_active(int id);
+
+/*
+ * mp_atexit: call fn(arg) when the calling process ends normally (Python's
+ * atexit.register, with Python 3.12's rule for children, gh-83856): in
+ * the main program at exit() or the return from main, before the exit
+ * function above (as Python's handlers run before util._exit_function);
+ * in a child started by libmp, under every start method, after its
+ * target returned (or called exit) and the exit function ran.  The last
+ * registered runs first; each runs once.  A child starts with none: the
+ * parent's mp_atexit handlers never run in it (Python clears its atexit
+ * registry in a child).  Not run after _exit, a signal or a crash.
+ *
+ * Plain C atexit() handlers: a child started by spawn or forkserver ends
+ * with exit(), so those it registered (and those its program's
+ * constructors registered in its fresh image) run; a fork child ends with
+ * _exit(), since it would otherwise run its parent's inherited handlers:
+ * there, use mp_atexit.  docs/process.md has the table.
+ *
+ * Returns 0, MP_EINVAL for fn NULL, or -ENOMEM.  Thread-safe; a handler
+ * may register handlers (they run next).
+ */
+MP_EXTERN int mp_atexit(void (*fn)(void *arg), void *arg);
 
 /*
  * mp_register_after_fork: call fn(arg) in every child this process starts

@@ -62,6 +62,12 @@ void mp__run_after_forkers(void);
 /* Flush stdout and stderr (Python's _flush_std_streams), ignoring errors. */
 void mp__flush_std_streams(void);
 
+/* Run (and unregister) the mp_atexit handlers, the last registered first. */
+void mp__run_atexit(void);
+
+/* The bootstrap logged the child's exit code: the exit handler need not. */
+void mp__util_exit_logged(void);
+
 /* Run finalizers with priority >= minpriority (all when all is true). */
 void mp__run_finalizers(int minpriority, bool all);
 
