@@ -334,6 +334,10 @@ typedef struct mp__pset {
  * pool->L, meaningless anywhere else).
  */
 struct mp__plocal {
+    /* Every plocal of this process, linked from a static list so that the
+     * memory stays reachable from the library's own state (a pool left
+     * running at exit is not a leak to LeakSanitizer). */
+    struct mp__plocal *live_prev, *live_next;
     pthread_mutex_t lock; /* jobs, limbo, pending, ring pushes */
     pthread_mutex_t stage_lock; /* the stage cache (taken with or without lock) */
     pthread_t handler, rh;
