@@ -11,6 +11,7 @@
  * block every signal.
  */
 #include "internal/pool.h"
+#include "internal/popen.h"
 #include "internal/util.h"
 
 #include <signal.h>
@@ -252,6 +253,8 @@ static int start_worker(struct mp_pool *pool, uint32_t w)
     char buf[96];
     snprintf(buf, sizeof buf, "PoolWorker%s", num != NULL ? num : "");
     mp_process_set_name(p, buf);
+    /* This thread blocks every signal; the worker gets its pool's mask. */
+    mp__process_set_sigmask(p, pool->sig_block);
     int r = mp_process_start(p);
     if (r != 0) {
         mp_process_free(p);

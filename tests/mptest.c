@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -131,4 +132,45 @@ void mpt_close(int fd)
 {
     mp__fd_unregister(fd);
     close(fd);
+}
+
+static int fill_fds[4096];
+static int fill_n;
+static struct rlimit fill_old;
+
+int mpt_fds_exhaust(int spare)
+{
+    int top = -1;
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] != '.' && fd != self && fd > top)
+            top = fd;
+    }
+    closedir(d);
+    if (getrlimit(RLIMIT_NOFILE, &fill_old) != 0)
+        return -1;
+    struct rlimit low = {(rlim_t)top + 1, fill_old.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0)
+        return -1;
+    fill_n = 0;
+    int fd;
+    while (fill_n < 4096 && (fd = dup(top)) >= 0)
+        fill_fds[fill_n++] = fd;
+    if (errno != EMFILE || fill_n < spare)
+        return -1;
+    for (int i = 0; i < spare; i++)
+        close(fill_fds[--fill_n]);
+    return 0;
+}
+
+void mpt_fds_restore(void)
+{
+    while (fill_n > 0)
+        close(fill_fds[--fill_n]);
+    setrlimit(RLIMIT_NOFILE, &fill_old);
 }

@@ -184,12 +184,16 @@ typedef struct mp_pool_options {
  *
  * The pool has two threads of its own in the calling process (workers
  * and callbacks); they block every signal, so SIGINT reaches the caller.
+ * Worker processes run tasks with the signal mask of the thread that
+ * called mp_pool_new (and the program's dispositions, SIGINT ignored);
+ * a ThreadPool's tasks run with every signal blocked.
  *
  * Returns the pool, owned by the caller (mp_pool_free), or NULL with
  * mp_last_error(): MP_EINVAL for processes < 0, an initializer that is not
  * a function of a loaded module, .initarg NULL with a size, a .ctx libmp did
  * not make, or a call from a daemonic process (which may not have
- * children); -EAGAIN / -ENOMEM when a thread or a worker cannot be started.
+ * children); -EAGAIN / -ENOMEM when a thread or a worker cannot be started;
+ * -EMFILE / -ENFILE when no fd is left.
  * Thread-safe; the pool belongs to the calling process.
  */
 #define mp_pool_new(...) \

@@ -115,9 +115,13 @@ MP_EXTERN mp_process *mp_process_new_opts(const mp_process_options *opts);
  * taken in the spawned image; -ENOEXEC when mp_set_executable names another
  * build or a program that never answers (60 s); -ECHILD when the spawned
  * program ended before answering; MP_EAUTH when the forkserver refused the
- * connection.  After any error nothing was started and p can be started
- * again.  Standard output and error (the stdio streams) are flushed before
- * the child is created, as Python does.  Finished children are reaped first
+ * connection; -EMFILE / -ENFILE when no fd is left for the child's
+ * sentinel (or the forkserver's answer).  After any error nothing was
+ * started and p can be started again.  The child runs its target with the
+ * signal mask of the calling thread (taken here), whatever the start
+ * method; a daemonic child dies with this process however it ends
+ * (docs/process.md says when).  Standard output and error (the stdio
+ * streams) are flushed before the child is created, as Python does.  Finished children are reaped first
  * (Python's _cleanup()).  Thread-safe: of two threads starting the same
  * object, one gets MP_EINVAL.  Threads running in the caller are safe with
  * spawn and forkserver; with fork the child holds only the calling thread.

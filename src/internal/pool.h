@@ -297,6 +297,7 @@ struct mp_pool {
     size_t initarg_size;
     mp_context *ctx;
     pid_t creator;
+    uint64_t sig_block;    /* the creating thread's mask, the workers' */
     uint32_t state;
     int32_t broken;        /* an initializer failed: its code */
     mp__pentry *ring;
