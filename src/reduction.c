@@ -99,8 +99,6 @@ static size_t stash_take(const mp_connection *c, int *out, size_t n)
 
 void mp__conn_stash_drop(const mp_connection *c)
 {
-    if (nstash == 0) /* a racy peek: only the closing thread adds for c */
-        return;
     int fd;
     while (stash_take(c, &fd, 1) == 1)
         close(fd);
