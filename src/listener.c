@@ -343,6 +343,11 @@ static int bind_listen(const sockaddr_any *a, int backlog, int *fdp)
 
 mp_listener *mp_listener_new_opts(const mp_listener_options *o)
 {
+    mp_listener_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, authkey_len, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (o == NULL || o->backlog < 0 || (o->authkey == NULL && o->authkey_len > 0) ||
         o->authkey_len > MAX_AUTHKEY || !timeout_ok(o->timeout))
         return mp__fail_null(MP_EINVAL);
@@ -561,6 +566,11 @@ static int connect_fd(int fd, const sockaddr_any *a, const mp__deadline *d)
 
 mp_connection *mp_client_opts(const mp_client_options *o)
 {
+    mp_client_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, authkey_len, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     mp__deadline d;
     if (o == NULL || (o->authkey == NULL && o->authkey_len > 0) || !timeout_ok(o->timeout) ||
         mp__deadline_init(&d, option_timeout(o->timeout)) != 0)

@@ -661,6 +661,11 @@ static int wait_flag(uint32_t *flag, const mp__deadline *d)
 
 static mp_pool *pool_create(const mp_pool_options *o, bool threads)
 {
+    mp_pool_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (o == NULL || o->processes < 0 || o->processes > MP__POOL_MAX_WORKERS ||
         (o->initarg == NULL && o->initarg_size > 0))
         return mp__fail_null(MP_EINVAL);

@@ -27,7 +27,7 @@
 void mp__pool_lost_message(char *buf, size_t size, pid_t pid, int exitcode)
 {
     if (exitcode < 0) {
-        const char *name = sigabbrev_np(-exitcode);
+        const char *name = mp__signal_abbrev(-exitcode);
         snprintf(buf, size,
                  "worker process %d was killed by signal %d (SIG%s) while running the task",
                  (int)pid, -exitcode, name != NULL ? name : "?");

@@ -33,7 +33,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "smm-die") == 0) {
         mp_shm_manager *m = mp_shm_manager_new();
         mp_shared_memory *s = mp_shm_manager_shared_memory(m, 4096);
-        mp_shareable_list *l = mp_shm_manager_shareable_list(m, MP_LIST(MP_INT(1), MP_STR("x")));
+        mp_shareable_list *l = mp_shm_manager_shareable_list(m, MP_LIST(MP_I64(1), MP_STR("x")));
         FILE *f = fopen(argv[2], "w");
         if (m == NULL || s == NULL || l == NULL || f == NULL)
             return 7;

@@ -204,7 +204,7 @@ static void assert_item(mp_shareable_list *l, int64_t i, const char *repr)
 static void test_shareable_list(void **state)
 {
     mp_shareable_list *l = mp_shareable_list_new(
-        MP_LIST(MP_INT(-5), MP_FLOAT(2.5), MP_STR("hello"), MP_BYTES("ab\0c", 4), MP_TRUE,
+        MP_LIST(MP_I64(-5), MP_FLOAT(2.5), MP_STR("hello"), MP_BYTES("ab\0c", 4), MP_TRUE,
                 MP_NONE, MP_STR("exactly8")), NULL);
     assert_non_null(l);
     assert_int_equal(mp_shareable_list_len(l), 7);
@@ -236,20 +236,20 @@ static void test_shareable_list(void **state)
     assert_int_equal(mp_shareable_list_set(l, 0, MP_STR("12345678")), 0);
     assert_item(l, 0, "'12345678'");
     assert_int_equal(mp_shareable_list_set(l, 0, MP_STR("123456789")), MP_EINVAL);
-    assert_int_equal(mp_shareable_list_set(l, 2, MP_INT(7)), 0);
+    assert_int_equal(mp_shareable_list_set(l, 2, MP_I64(7)), 0);
     assert_item(l, 2, "7");
     assert_int_equal(mp_shareable_list_set(l, 2, MP_BYTES("x", 1)), 0);
     assert_item(l, 2, "b'x'");
     assert_int_equal(mp_shareable_list_set(l, -1, MP_NONE), 0);
     assert_item(l, 6, "None");
-    assert_int_equal(mp_shareable_list_set(l, 1, MP_LIST(MP_INT(1))), MP_EINVAL);
+    assert_int_equal(mp_shareable_list_set(l, 1, MP_LIST(MP_I64(1))), MP_EINVAL);
     int64_t at = -1;
     assert_int_equal(mp_shareable_list_index(l, MP_NONE, &at), 0);
     assert_int_equal(at, 5);
     assert_int_equal(mp_shareable_list_count(l, MP_NONE), 2);
-    assert_int_equal(mp_shareable_list_index(l, MP_INT(99), &at), -ENOENT);
+    assert_int_equal(mp_shareable_list_index(l, MP_I64(99), &at), -ENOENT);
     /* Errors. */
-    assert_null(mp_shareable_list_new(MP_INT(1), NULL));
+    assert_null(mp_shareable_list_new(MP_I64(1), NULL));
     assert_int_equal(mp_last_error(), MP_EINVAL);
     mp_val *dl = mp_val_list(), *dd = mp_val_dict();
     assert_int_equal(mp_val_list_append(dl, dd), 0);
@@ -354,7 +354,7 @@ static void test_shareable_list_python(void **state)
     }
     /* libmp creates, Python reads and writes. */
     mp_shareable_list *l = mp_shareable_list_new(
-        MP_LIST(MP_STR("hello, python"), MP_FLOAT(-0.25), MP_INT(1LL << 40), MP_TRUE,
+        MP_LIST(MP_STR("hello, python"), MP_FLOAT(-0.25), MP_I64(1LL << 40), MP_TRUE,
                 MP_NONE, MP_BYTES("\x01\x02", 2)), NULL);
     assert_non_null(l);
     char out[512];
@@ -413,7 +413,7 @@ static int smm_child(void *arg, size_t n)
     int64_t x = 0;
     mp_val_as_int(v, &x);
     mp_val_free(v);
-    return mp_shareable_list_set(a->l, 0, MP_INT(x + 1)) == 0 ? 0 : 3;
+    return mp_shareable_list_set(a->l, 0, MP_I64(x + 1)) == 0 ? 0 : 3;
 }
 
 static int setup_methods(void **state)
@@ -429,7 +429,7 @@ static void test_shm_manager(void **state)
     assert_non_null(m);
     mp_shared_memory *s = mp_shm_manager_shared_memory(m, 1000);
     assert_non_null(s);
-    mp_shareable_list *l = mp_shm_manager_shareable_list(m, MP_LIST(MP_INT(1), MP_STR("a")));
+    mp_shareable_list *l = mp_shm_manager_shareable_list(m, MP_LIST(MP_I64(1), MP_STR("a")));
     assert_non_null(l);
     char sname[256], lname[256];
     snprintf(sname, sizeof sname, "%s", mp_shared_memory_name(s));
@@ -458,7 +458,7 @@ static void test_shm_manager(void **state)
     memset(mp_shared_memory_buf(s), 1, 1000);
     assert_null(mp_shm_manager_shared_memory(m, 10));
     assert_int_equal(mp_last_error(), MP_EINVAL);
-    assert_null(mp_shm_manager_shareable_list(m, MP_LIST(MP_INT(1))));
+    assert_null(mp_shm_manager_shareable_list(m, MP_LIST(MP_I64(1))));
     assert_int_equal(mp_shm_manager_shutdown(m), 0);
     mp_shared_memory_free(s);
     mp_shareable_list_free(l);
