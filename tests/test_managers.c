@@ -1539,7 +1539,7 @@ static int key_client(void *arg, size_t size)
         code = r == MP_EAUTH ? 0 : 6;
     } else if (r == 0) {
         mp_proxy *d = mp_manager_dict(c, NULL);
-        code = d != NULL && mp_dict_set(d, MP_STR("child"), MP_INT(1)) == 0 ? 0 : 7;
+        code = d != NULL && mp_dict_set(d, MP_STR("child"), MP_I64(1)) == 0 ? 0 : 7;
         mp_proxy_free(d);
     }
     mp_manager_free(c);
