@@ -194,6 +194,10 @@ typedef struct mp_pool_options {
  * called mp_pool_new (and the program's dispositions, SIGINT ignored);
  * a ThreadPool's tasks run with every signal blocked.
  *
+ * With .ctx = mp_get_context("mpi") the workers are MPI processes
+ * (libmp/mpi.h, docs/mpi.md): the same API, results copied through MPI
+ * messages; .maxtasksperchild is then refused with MP_EINVAL.
+ *
  * Returns the pool, owned by the caller (mp_pool_free), or NULL with
  * mp_last_error(): MP_EINVAL for processes < 0, an initializer that is not
  * a function of a loaded module, .initarg NULL with a size, a .ctx libmp did

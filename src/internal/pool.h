@@ -318,6 +318,8 @@ struct mp_pool {
 
     /* malloc'd by the creator: meaningful only in that process. */
     struct mp__plocal *L;
+    /* An MPI pool's state (creator only), or NULL: see internal/mpi.h. */
+    struct mp__mpipool *mpi;
 };
 
 /* ---- the creating process's state --------------------------------------------- */
