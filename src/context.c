@@ -204,7 +204,7 @@ mp_context *mp_context_get_context(const mp_context *ctx, const char *method)
 {
     if (ctx == NULL)
         return mp_get_context(method);
-    if (method_of_context(ctx) < 0)
+    if (method_of_context(ctx) < 0 && !mp__context_is_mpi(ctx))
         return mp__fail_null(MP_EINVAL);
     return method == NULL ? (mp_context *)ctx : mp_get_context(method);
 }
