@@ -195,6 +195,8 @@ static struct rlimit fill_old;
 int mpt_fds_exhaust(int spare)
 {
     int top = -1;
+    if (getrlimit(RLIMIT_NOFILE, &fill_old) != 0)
+        return -1;
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL)
         return -1;
@@ -202,12 +204,12 @@ int mpt_fds_exhaust(int spare)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         int fd = atoi(e->d_name);
-        if (e->d_name[0] != '.' && fd != self && fd > top)
+        /* Not valgrind's own fds, above the soft limit. */
+        if (e->d_name[0] != '.' && fd != self && fd > top &&
+            (fill_old.rlim_cur == RLIM_INFINITY || (rlim_t)fd < fill_old.rlim_cur))
             top = fd;
     }
     closedir(d);
-    if (getrlimit(RLIMIT_NOFILE, &fill_old) != 0)
-        return -1;
     struct rlimit low = {(rlim_t)top + 1, fill_old.rlim_max};
     if (setrlimit(RLIMIT_NOFILE, &low) != 0)
         return -1;
