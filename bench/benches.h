@@ -67,4 +67,7 @@ int lm_pool_imap_unordered(const bench_ctx *ctx, bench_result *out);
 int lm_manager_dict(const bench_ctx *ctx, bench_result *out);
 int lm_manager_lock(const bench_ctx *ctx, bench_result *out);
 
+/* oversub.c: the --oversubscribe tables (printed to stdout); 0 or 1. */
+int oversub_main(const bench_ctx *ctx, int repeats);
+
 #endif /* MPBENCH_BENCHES_H */

@@ -242,6 +242,7 @@ typedef struct options {
     const char *python;
     const char *script;
     bool pin;
+    bool oversub;
 } options;
 
 static void usage(FILE *f)
@@ -250,7 +251,7 @@ static void usage(FILE *f)
         "usage: mpbench [--short | --full] [--filter TEXT]... [--json FILE]\n"
         "               [--repeats N] [--duration S] [--warmup S]\n"
         "               [--python PATH | --no-python] [--script PATH] [--pin]\n"
-        "               [--list]\n"
+        "               [--list] [--oversubscribe]\n"
         "\n"
         "Runs each operation's libmp, raw OS and CPython figures and prints\n"
         "the table (progress goes to stderr, the report to stdout).\n"
@@ -264,6 +265,10 @@ static void usage(FILE *f)
         "  --python PATH  the interpreter for bench_cpython.py (python3)\n"
         "  --no-python    skip the CPython column (printed n/a)\n"
         "  --script PATH  bench_cpython.py (default: the source tree's)\n"
+        "  --oversubscribe  instead of the table: P = 1, 2, 4, 8 pairs ping-ponging\n"
+        "               at once (Event, Lock, Semaphore, Queue beside a raw\n"
+        "               always-sleeping futex) and Pool.map chunksize 1 with 1x, 4x,\n"
+        "               8x workers per cpu (docs/performance.md)\n"
         "  --pin          pin the two processes of a pair to cpus 0 and 1\n"
         "  --list         list the operation ids and exit\n");
 }
@@ -345,6 +350,8 @@ static void parse_options(int argc, char **argv, options *o)
         } else if (strcmp(a, "--script") == 0) {
             o->script = next;
             i++;
+        } else if (strcmp(a, "--oversubscribe") == 0) {
+            o->oversub = true;
         } else if (strcmp(a, "--pin") == 0) {
             o->pin = true;
         } else if (strcmp(a, "--list") == 0) {
@@ -1080,6 +1087,12 @@ int main(int argc, char **argv)
         return 1;
     }
     self[len] = '\0';
+
+    if (opt.oversub) {
+        bench_ctx octx = {.duration = opt.duration, .warmup = opt.warmup,
+                          .self_exe = self};
+        return oversub_main(&octx, opt.repeats);
+    }
 
     bool sel[NOPS];
     size_t nsel = 0;

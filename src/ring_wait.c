@@ -167,8 +167,12 @@ int mp__waiter_step(mp__waiter *wt, _Atomic uint32_t *ev, const mp__deadline *d,
         int rc = mp__futex_wait((uint32_t *)ev, wt->key, use);
         return rc == MP_ETIMEDOUT && use == d ? MP_ETIMEDOUT : 0;
     }
-    if (wt->start == 0)
+    if (wt->start == 0) {
         wt->start = mp__now_ns();
+        /* Oversubscribed: the task that would end this wait needs the cpu. */
+        if (mp__cpu_busy_at(wt->start))
+            wt->no_spin = true;
+    }
     if (!wt->no_spin && (++wt->spins & 31u) != 0) {
         mp__cpu_relax();
         return 0;

@@ -99,10 +99,19 @@ static inline void mp__cpu_relax(void)
  * Poll *word for up to spin_ns nanoseconds while it equals expected, before
  * a caller commits to a futex sleep: a wake-up served from a spin costs no
  * system call on either side.  Returns true when the word changed.  Returns
- * false at once on a machine with one CPU, where spinning only delays the
- * process that would change the word.
+ * false at once, without polling, when spin_ns is 0 or the machine is
+ * oversubscribed (mp__cpu_busy, which includes a machine with one CPU):
+ * there spinning only delays the process that would change the word.
  */
 bool mp__spin_while_equal(const uint32_t *word, uint32_t expected, uint64_t spin_ns);
+
+/*
+ * True when runnable tasks outnumber the cpus this process may use (a
+ * cached answer, refreshed every 10 ms): a waiter then sleeps without
+ * polling first.  mp__cpu_busy_at takes the caller's mp__now_ns().
+ */
+bool mp__cpu_busy(void);
+bool mp__cpu_busy_at(uint64_t now);
 
 /* ---- robust process-shared mutexes (futex.c) --------------------------- */
 
