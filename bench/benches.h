@@ -32,10 +32,14 @@ int raw_pipe_pingpong(const bench_ctx *ctx, bench_result *out);
 int raw_socketpair_pingpong(const bench_ctx *ctx, bench_result *out);
 int raw_malloc_64(const bench_ctx *ctx, bench_result *out);
 int raw_malloc_64_pair(const bench_ctx *ctx, bench_result *out);
+int raw_malloc_4k(const bench_ctx *ctx, bench_result *out);
+int raw_malloc_1m(const bench_ctx *ctx, bench_result *out);
 
 /* libmp_heap.c */
 int lm_heap_alloc_64(const bench_ctx *ctx, bench_result *out);
 int lm_heap_alloc_64_pair(const bench_ctx *ctx, bench_result *out);
+int lm_heap_alloc_4k(const bench_ctx *ctx, bench_result *out);
+int lm_heap_alloc_1m(const bench_ctx *ctx, bench_result *out);
 
 /* libmp_process.c (stubs until src/process.c lands) */
 int lm_process_fork(const bench_ctx *ctx, bench_result *out);

@@ -152,11 +152,17 @@ static const op ops[] = {
      false, lm_manager_lock, NULL, false, NO_TARGET, NULL},
     /* The shared arena (on main) */
     {"heap.alloc64", "mp_shared_alloc+free 64 B", RATE, "ops/s", false,
-     lm_heap_alloc_64, raw_malloc_64, false, NO_TARGET,
+     lm_heap_alloc_64, raw_malloc_64, false, {T_REL_GE, M_OPS, 0.5},
      "malloc+free of 64 B (process-private)"},
     {"heap.alloc64_2procs", "mp_shared_alloc+free 64 B, 2 procs", RATE,
      "ops/s", false, lm_heap_alloc_64_pair, raw_malloc_64_pair, false,
-     NO_TARGET, "malloc+free of 64 B in 2 processes at once (total)"},
+     {T_REL_GE, M_OPS, 0.5}, "malloc+free of 64 B in 2 processes at once (total)"},
+    {"heap.alloc4k", "mp_shared_alloc+free 4 KiB", RATE, "ops/s", false,
+     lm_heap_alloc_4k, raw_malloc_4k, false, NO_TARGET,
+     "malloc+free of 4 KiB (process-private)"},
+    {"heap.alloc1m", "mp_shared_alloc+free 1 MiB", RATE, "ops/s", false,
+     lm_heap_alloc_1m, raw_malloc_1m, false, NO_TARGET,
+     "malloc+free of 1 MiB (mmap+munmap in glibc)"},
 };
 
 #define NOPS (sizeof ops / sizeof ops[0])

@@ -15,9 +15,11 @@
  * run table) or from the never-used top.  Freed extents are hole-punched so
  * their memory goes back to the system.
  *
- * All bookkeeping is under one robust process-shared mutex.  The writes
- * inside it are ordered so that a process killed in the middle leaks at
- * most the block it was handling.
+ * All shared bookkeeping is under one robust process-shared mutex.  The
+ * writes inside it are ordered so that a process killed in the middle leaks
+ * at most the block it was handling.  Small blocks up to 1 KiB go through
+ * per-thread caches that reach the lock only once per batch (see "per-thread
+ * caches" below for what a death leaks then).
  */
 #include "internal/mp.h"
 
@@ -373,8 +375,19 @@ static int large_free(void *p)
 
 /* ---- small blocks ------------------------------------------------------- */
 
+/* The class of each size up to 1 KiB, by the size in 16-byte steps rounded up. */
+static const uint8_t class_by_16[1024 / 16 + 1] = {
+    0, 0, 1, 2, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6,
+    6, 7, 7, 7, 7, 7, 7, 7, 7, 8, 8, 8, 8, 8, 8, 8,
+    8, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
+    9, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10,
+    10,
+};
+
 static unsigned class_of(size_t size)
 {
+    if (size <= 1024)
+        return class_by_16[(size + 15) >> 4];
     unsigned i = 0;
     while (class_size[i] < size)
         i++;
@@ -420,9 +433,159 @@ static int small_free(void *p, uint64_t d)
     return 0;
 }
 
+/* ---- per-thread caches of small blocks ---------------------------------- */
+
+/*
+ * Each thread keeps a few free blocks of each small class (up to 1 KiB) in
+ * its own memory, so that the common mp__alloc and mp__free take no shared
+ * lock.  The cache is filled from, and emptied into, the class's shared
+ * free list in batches of half its capacity under the arena's lock.  The
+ * blocks in a cache are marked free (their tag), as on the shared list, so
+ * a double free is seen either way.
+ *
+ * What a cache costs when its thread dies without exiting normally (a
+ * process killed, or one that leaves with _exit outside libmp): the blocks
+ * it held, at most CACHE_BYTES per class, 44 KiB in all (docs/heap.md).
+ * The shared lists themselves are only changed under the robust lock, one
+ * consistent step at a time, so such a death never corrupts them.  A thread
+ * that exits normally, and a libmp child process that ends, gives its
+ * blocks back.  A forked child starts with an empty cache: the copy it
+ * inherited belongs to the parent's thread.
+ */
+#define CACHE_CLASSES 11 /* classes 16 ... 1024 bytes */
+#define MP__NOINLINE __attribute__((noinline))
+#define CACHE_BYTES 4096u
+#define CACHE_MAX 64u
+
+struct tcache {
+    bool registered; /* the thread-exit destructor knows this thread */
+    uint16_t n[CACHE_CLASSES];
+    struct free_block *head[CACHE_CLASSES];
+};
+
+static __thread struct tcache tc;
+static pthread_key_t tc_key;
+static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
+static bool tc_key_ok;
+
+/*
+ * ceil(2^32 / class size): off * recip >> 32 is off / size, exact for every
+ * offset inside a run (off < 2^16, size <= 1024), without a division.
+ */
+static const uint32_t class_recip[CACHE_CLASSES] = {
+    268435456u, 134217728u, 89478486u, 67108864u, 33554432u, 22369622u,
+    16777216u, 11184811u, 8388608u, 5592406u, 4194304u,
+};
+
+/* How many blocks a cache holds: CACHE_BYTES of them, at most CACHE_MAX. */
+static const uint8_t class_cap[CACHE_CLASSES] = {64, 64, 64, 64, 32, 21, 16, 10, 8, 5, 4};
+
+static inline unsigned cache_cap(unsigned c)
+{
+    return class_cap[c];
+}
+
+/* Give back all but keep blocks of class c; the caller holds no lock. */
+static void cache_drain(struct tcache *t, unsigned c, unsigned keep)
+{
+    if (t->n[c] <= keep)
+        return;
+    /* Detach the blocks to return first: a death from here on leaks them. */
+    struct free_block *first = t->head[c], *last = first;
+    for (unsigned i = 1; i < t->n[c] - keep; i++)
+        last = last->next;
+    t->head[c] = last->next;
+    t->n[c] = (uint16_t)keep;
+    mp__robust_lock(&A->lock);
+    while (first != NULL && first != t->head[c]) {
+        struct free_block *b = first;
+        first = b->next;
+        b->next = A->cls[c].free;
+        A->cls[c].free = b;
+    }
+    mp__robust_unlock(&A->lock);
+}
+
+void mp__heap_cache_flush(void)
+{
+    if (A == NULL)
+        return;
+    for (unsigned c = 0; c < CACHE_CLASSES; c++)
+        cache_drain(&tc, c, 0);
+}
+
+static void cache_thread_exit(void *arg)
+{
+    (void)arg;
+    mp__heap_cache_flush();
+}
+
+static void cache_forget(void)
+{
+    memset(&tc, 0, sizeof tc);
+    if (tc_key_ok)
+        pthread_setspecific(tc_key, NULL);
+}
+
+static void cache_setup(void)
+{
+    tc_key_ok = pthread_key_create(&tc_key, cache_thread_exit) == 0;
+    pthread_atfork(NULL, NULL, cache_forget);
+}
+
+static void cache_register(struct tcache *t)
+{
+    pthread_once(&tc_once, cache_setup);
+    t->registered = true;
+    if (tc_key_ok)
+        pthread_setspecific(tc_key, t);
+}
+
+/* Take a batch of class c into the cache (the caller holds the lock). */
+static void cache_refill_locked(struct tcache *t, unsigned c)
+{
+    unsigned want = cache_cap(c) / 2;
+    for (unsigned i = 0; i < want; i++) {
+        struct free_block *b = small_alloc(c);
+        if (b == NULL)
+            break;
+        b->tag = FREE_TAG ^ (uintptr_t)b;
+        b->next = t->head[c];
+        t->head[c] = b;
+        t->n[c]++;
+    }
+}
+
+/* The cache of class c is empty: fill it, then take a block (or NULL). */
+static MP__NOINLINE void *cache_alloc_slow(unsigned c)
+{
+    struct tcache *t = &tc;
+    if (!t->registered)
+        cache_register(t);
+    mp__robust_lock(&A->lock);
+    cache_refill_locked(t, c);
+    mp__robust_unlock(&A->lock);
+    struct free_block *b = t->head[c];
+    if (b == NULL)
+        return NULL;
+    t->head[c] = b->next;
+    t->n[c]--;
+    memset(b, 0, class_size[c]);
+    return b;
+}
+
+/* The cache of class c is over its capacity: give half back. */
+static MP__NOINLINE void cache_overflow(unsigned c)
+{
+    struct tcache *t = &tc;
+    if (!t->registered)
+        cache_register(t);
+    cache_drain(t, c, cache_cap(c) / 2);
+}
+
 /* ---- public entry points ------------------------------------------------ */
 
-void *mp__alloc(size_t size)
+static MP__NOINLINE void *alloc_slow(size_t size)
 {
     if (mp__heap_init() != 0) {
         errno = ENOMEM;
@@ -434,15 +597,38 @@ void *mp__alloc(size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    mp__robust_lock(&A->lock);
-    void *p = size <= SMALL_MAX ? small_alloc(class_of(size)) : large_alloc(size);
-    mp__robust_unlock(&A->lock);
+    void *p;
+    unsigned c = size <= SMALL_MAX ? class_of(size) : NCLASS;
+    if (c < CACHE_CLASSES) {
+        p = cache_alloc_slow(c);
+    } else {
+        mp__robust_lock(&A->lock);
+        p = c < NCLASS ? small_alloc(c) : large_alloc(size);
+        mp__robust_unlock(&A->lock);
+    }
     if (p == NULL)
         errno = ENOMEM;
     return p;
 }
 
-int mp__free(void *p)
+void *mp__alloc(size_t size)
+{
+    /* The common case: a block from this thread's cache, no lock. */
+    if (MP__LIKELY(size - 1 < 1024 && A != NULL)) {
+        unsigned c = class_by_16[(size + 15) >> 4];
+        struct tcache *t = &tc;
+        struct free_block *b = t->head[c];
+        if (MP__LIKELY(b != NULL)) {
+            t->head[c] = b->next;
+            t->n[c]--;
+            memset(b, 0, class_size[c]);
+            return b;
+        }
+    }
+    return alloc_slow(size);
+}
+
+static MP__NOINLINE int free_slow(void *p)
 {
     if (p == NULL)
         return 0;
@@ -466,6 +652,29 @@ int mp__free(void *p)
     return r;
 }
 
+int mp__free(void *p)
+{
+    if (MP__UNLIKELY(!mp__in_arena(p)))
+        return p == NULL ? 0 : MP_EINVAL;
+    /* A run, once a small class's, stays with it: no lock needed to look. */
+    uint64_t d = __atomic_load_n(&A->desc[run_of(p)], __ATOMIC_RELAXED);
+    unsigned c = desc_class(d);
+    if (MP__UNLIKELY(desc_kind(d) != RUN_SMALL || c >= CACHE_CLASSES))
+        return free_slow(p);
+    /* small_free's checks: the start of a block, not already free. */
+    uint32_t off = (uint32_t)(((uintptr_t)p - (uintptr_t)A) & (RUN_SIZE - 1));
+    uint32_t q = (uint32_t)(((uint64_t)off * class_recip[c]) >> 32);
+    struct free_block *b = p;
+    if (MP__UNLIKELY(q * class_size[c] != off || b->tag == (FREE_TAG ^ (uintptr_t)p)))
+        return MP_EINVAL;
+    struct tcache *t = &tc;
+    b->tag = FREE_TAG ^ (uintptr_t)p;
+    b->next = t->head[c];
+    t->head[c] = b;
+    if (MP__UNLIKELY(++t->n[c] > cache_cap(c)))
+        cache_overflow(c);
+    return 0;
+}
 
 size_t mp__alloc_size(const void *p)
 {

@@ -1123,5 +1123,6 @@ _Noreturn void mp__process_bootstrap(mp_process *p, bool after_fork)
     mp__exit_function();
     mp__info("process exiting with exitcode %d", code);
     mp__flush_std_streams();
+    mp__heap_cache_flush();
     _exit(code);
 }

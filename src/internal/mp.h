@@ -159,6 +159,9 @@ void *mp__alloc(size_t size);
 /* Free a block from mp__alloc; 0, or MP_EINVAL for a pointer that is not a
  * live block of the arena (including a double free that can be seen). */
 int mp__free(void *p);
+/* Give the calling thread's cached small blocks back to the arena (a
+ * process about to end calls it; a thread's exit does it by itself). */
+void mp__heap_cache_flush(void);
 
 /* True when p points into the arena. */
 bool mp__in_arena(const void *p);
