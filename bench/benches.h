@@ -55,6 +55,7 @@ int lm_event_pingpong(const bench_ctx *ctx, bench_result *out);
 /* libmp_queues.c */
 int lm_queue_64(const bench_ctx *ctx, bench_result *out);
 int lm_queue_1m(const bench_ctx *ctx, bench_result *out);
+int lm_queue_1m_zero_copy(const bench_ctx *ctx, bench_result *out);
 int lm_queue_pingpong(const bench_ctx *ctx, bench_result *out);
 
 /* libmp_connection.c */

@@ -119,6 +119,10 @@ static const op ops[] = {
      lm_queue_1m, raw_ring_1m, true, {T_ABS_GE, M_BYTES, 8e9},
      "busy-poll SPSC ring in shared memory, 4 slots of 1 MiB, copy in and "
      "copy out"},
+    {"queue.1MiB_zero_copy", "1 MiB by pointer (shared heap) on a Queue", RATE,
+     "msg/s", true, lm_queue_1m_zero_copy, lm_queue_1m, false,
+     {T_ABS_GE, M_OPS, 1e6},
+     "the copying Queue with 1 MiB messages (queue.1MiB's libmp figure)"},
     {"queue.pingpong", "Queue ping-pong round trip, 64 B", LAT, NULL, false,
      lm_queue_pingpong, raw_futex_pingpong, true, {T_ABS_LE, M_P50, 1e-6},
      "futex ping-pong, as for event.pingpong"},

@@ -35,7 +35,8 @@
 #define PAGE 4096u
 #define ARENA_MAGIC 0x6c69626d70617265ull /* "libmpare" */
 
-enum run_kind { RUN_UNUSED = 0, RUN_SMALL, RUN_LARGE, RUN_LARGE_TAIL, RUN_FREE };
+/* RUN_DIRTY: a freed large block kept whole, unzeroed, in arena->dirty. */
+enum run_kind { RUN_UNUSED = 0, RUN_SMALL, RUN_LARGE, RUN_LARGE_TAIL, RUN_FREE, RUN_DIRTY };
 
 static const uint32_t class_size[] = {
     16, 32, 48, 64, 128, 192, 256, 384, 512, 768, 1024, 1536,
@@ -43,6 +44,16 @@ static const uint32_t class_size[] = {
 };
 #define NCLASS (sizeof class_size / sizeof class_size[0])
 #define SMALL_MAX 32768u
+
+/*
+ * Up to DIRTY_SLOTS freed large blocks of at most DIRTY_MAX bytes are kept
+ * unpunched for mp_shared_alloc_uninit, so that a large message handed off
+ * through a queue reuses mapped pages instead of a hole punch and page
+ * faults per message.  Bounded: at most DIRTY_SLOTS * DIRTY_MAX resident.
+ */
+#define DIRTY_SLOTS 16
+#define LARGE_REUSE 1 /* the class field of a RUN_LARGE from ..._uninit */
+#define DIRTY_MAX ((size_t)4 << 20)
 
 /* A free small block: its first words while it sits on a free list. */
 struct free_block {
@@ -72,6 +83,7 @@ struct arena {
     uint64_t top;           /* first run never handed out */
     struct free_extent *extents;
     struct size_class cls[NCLASS];
+    uint64_t dirty[DIRTY_SLOTS]; /* first runs of RUN_DIRTY blocks; 0: none */
     _Atomic uint64_t next_id MP__ALIGNED(MP__CACHELINE);
     _Atomic(void *) roots[MP__ROOT_COUNT];
     uint64_t desc[];        /* one per run: kind | class << 8 | len << 32 */
@@ -335,16 +347,33 @@ static uint64_t extent_take(uint64_t len)
     return run;
 }
 
-static void *large_alloc(size_t size)
+static void dirty_release(unsigned i);
+
+static void *large_alloc_as(size_t size, unsigned how)
 {
     uint64_t len = (size + RUN_SIZE - 1) >> RUN_SHIFT;
     uint64_t run = extent_take(len);
+    if (run == 0) {
+        /* Full: the kept blocks go back before giving up. */
+        bool any = false;
+        for (unsigned i = 0; i < DIRTY_SLOTS; i++)
+            if (A->dirty[i] != 0) {
+                dirty_release(i);
+                any = true;
+            }
+        run = any ? extent_take(len) : 0;
+    }
     if (run == 0)
         return NULL;
     for (uint64_t i = 1; i < len; i++)
         A->desc[run + i] = desc_make(RUN_LARGE_TAIL, 0, 0);
-    A->desc[run] = desc_make(RUN_LARGE, 0, len);
+    A->desc[run] = desc_make(RUN_LARGE, how, len);
     return run_addr(run);
+}
+
+static void *large_alloc(size_t size)
+{
+    return large_alloc_as(size, 0);
 }
 
 static void punch(void *p, size_t len)
@@ -359,13 +388,56 @@ static void punch(void *p, size_t len)
     memset(p, 0, len);
 }
 
+/* Punch the dirty block of slot i and make its runs free extents. */
+static void dirty_release(unsigned i)
+{
+    uint64_t run = A->dirty[i];
+    uint64_t len = desc_len(A->desc[run]);
+    A->dirty[i] = 0; /* a death from here on leaks the block, no worse */
+    for (uint64_t k = 0; k < len; k++)
+        A->desc[run + k] = 0;
+    punch(run_addr(run), len << RUN_SHIFT);
+    extent_insert(run, len);
+}
+
+/* Keep a freed large block unpunched when a slot is free; true if kept. */
+static bool dirty_keep(uint64_t run, uint64_t len)
+{
+    if (len << RUN_SHIFT > DIRTY_MAX)
+        return false;
+    for (unsigned i = 0; i < DIRTY_SLOTS; i++) {
+        if (A->dirty[i] == 0) {
+            A->desc[run] = desc_make(RUN_DIRTY, 0, len);
+            A->dirty[i] = run;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A kept block of exactly len runs, made live again; 0 when none. */
+static uint64_t dirty_take(uint64_t len)
+{
+    for (unsigned i = 0; i < DIRTY_SLOTS; i++) {
+        uint64_t run = A->dirty[i];
+        if (run != 0 && desc_len(A->desc[run]) == len) {
+            A->desc[run] = desc_make(RUN_LARGE, LARGE_REUSE, len);
+            A->dirty[i] = 0;
+            return run;
+        }
+    }
+    return 0;
+}
+
 static int large_free(void *p)
 {
     uint64_t run = run_of(p);
     uint64_t d = A->desc[run];
-    if ((uintptr_t)p & (RUN_SIZE - 1) || desc_kind(d) != RUN_LARGE)
+    if ((uintptr_t)((char *)p - (char *)A) & (RUN_SIZE - 1) || desc_kind(d) != RUN_LARGE)
         return MP_EINVAL;
     uint64_t len = desc_len(d);
+    if (desc_class(d) == LARGE_REUSE && dirty_keep(run, len))
+        return 0;
     for (uint64_t i = 0; i < len; i++)
         A->desc[run + i] = 0;
     punch(p, len << RUN_SHIFT);
@@ -727,6 +799,22 @@ void *mp_shared_alloc(size_t size)
         return mp__fail_null(r);
     void *p = mp__alloc(size);
     return p != NULL ? p : mp__fail_null(-ENOMEM);
+}
+
+void *mp_shared_alloc_uninit(size_t size)
+{
+    int r = mp__heap_init();
+    if (r != 0)
+        return mp__fail_null(r);
+    if (size > SMALL_MAX && size <= DIRTY_MAX) {
+        uint64_t len = (size + RUN_SIZE - 1) >> RUN_SHIFT;
+        mp__robust_lock(&A->lock);
+        uint64_t run = dirty_take(len);
+        void *p = run != 0 ? run_addr(run) : large_alloc_as(size, LARGE_REUSE);
+        mp__robust_unlock(&A->lock);
+        return p != NULL ? p : mp__fail_null(-ENOMEM);
+    }
+    return mp_shared_alloc(size);
 }
 
 int mp_shared_free(void *ptr)

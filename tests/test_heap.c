@@ -351,6 +351,35 @@ static void test_killed_at_random(void **state)
     assert_int_equal(mp_shared_free(slots), 0);
 }
 
+/* Large blocks from mp_shared_alloc_uninit are kept for reuse, unzeroed;
+ * mp_shared_alloc's stay zeroed; a second free is seen either way. */
+static void test_alloc_uninit(void **state)
+{
+    size_t n = (size_t)1 << 20;
+    unsigned char *a = mp_shared_alloc_uninit(n);
+    assert_non_null(a);
+    assert_true(mp_shared_size(a) >= n);
+    memset(a, 0xab, n);
+    assert_int_equal(mp_shared_free(a), 0);
+    assert_int_equal(mp_shared_size(a), 0);
+    assert_int_equal(mp_shared_free(a), MP_EINVAL);
+    unsigned char *z = mp_shared_alloc(n);
+    assert_non_null(z);
+    assert_true(all_zero(z, n));
+    unsigned char *b = mp_shared_alloc_uninit(n);
+    assert_ptr_equal(b, a); /* the kept block, its pages still mapped */
+    assert_int_equal(mp_shared_free(b), 0);
+    assert_int_equal(mp_shared_free(z), 0);
+    unsigned char *small = mp_shared_alloc_uninit(100);
+    assert_non_null(small);
+    assert_true(all_zero(small, 100));
+    assert_int_equal(mp_shared_free(small), 0);
+    /* Beyond the reuse size: an ordinary block. */
+    unsigned char *big = mp_shared_alloc_uninit((size_t)8 << 20);
+    assert_non_null(big);
+    assert_int_equal(mp_shared_free(big), 0);
+}
+
 static void test_no_dev_shm_entry(void **state)
 {
     int fd;
@@ -376,6 +405,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache_fork_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_cross_process_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_at_random, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alloc_uninit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_dev_shm_entry, setup, teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
