@@ -10,7 +10,8 @@
  *   lock     three Locks passed around a ring: each side holds one and
  *            acquires the one the other is about to release, then releases
  *            its own, so every acquire waits for the other side (a Lock
- *            cannot be released by a process that does not hold it);
+ *            cannot be released by a process that does not hold it); one
+ *            step of each side counts as a round trip (a wake-up each way);
  *   sem      two Semaphores(0): ping = release(a), acquire(b);
  *   queue    two Queues, 64 B messages.
  * Each repeat reports the total round trips per second of all pairs and
@@ -104,16 +105,17 @@ static int ping(struct side *s)
         if (r == 0)
             r = mp_event_wait(p->ev[1], MP_FOREVER);
         return r == 0 ? mp_event_clear(p->ev[1]) : r;
-    case K_LOCK:
-        /* Two steps of the ring: a round trip of hand-offs. */
-        for (int i = 0; i < 2 && r == 0; i++) {
-            int next = (s->held + 1) % 3;
-            r = mp_lock_acquire(p->lk[next], MP_FOREVER);
-            if (r == 0)
-                r = mp_lock_release(p->lk[s->held]);
-            s->held = next;
-        }
+    case K_LOCK: {
+        /* One step of the ring: this side waits for one release of the
+         * other's, and its release lets the other's step end, which is
+         * one wake-up each way, as in a round trip of the raw figure. */
+        int next = (s->held + 1) % 3;
+        r = mp_lock_acquire(p->lk[next], MP_FOREVER);
+        if (r == 0)
+            r = mp_lock_release(p->lk[s->held]);
+        s->held = next;
         return r;
+    }
     case K_SEM:
         r = mp_semaphore_release(p->sem[0]);
         return r == 0 ? mp_semaphore_acquire(p->sem[1], MP_FOREVER) : r;

@@ -70,12 +70,15 @@ int mp__futex_wait_watched(uint32_t *word, uint32_t expected, const mp__deadline
  * waiter finds it older than BUSY_CHECK_NS, so a process asks the kernel at
  * most about a hundred times a second and only while it waits.  Spinning
  * waiters count as runnable, which is what is wanted: P spinning pairs on
- * fewer than 2P cpus are oversubscribed.  Plain process-wide atomics, no
+ * fewer than 2P cpus are oversubscribed (and stay so for BUSY_HOLD_NS
+ * after the last sample that said so).  Plain process-wide atomics, no
  * thread-local storage; a forked child inherits a fresh enough answer.
  */
 #define BUSY_CHECK_NS 10000000u
+#define BUSY_HOLD_NS 100000000u
 
 static _Atomic uint64_t busy_checked_at;
+static _Atomic uint64_t busy_seen_at; /* the last sample that said busy */
 static _Atomic int busy_now;
 static _Atomic int busy_ncpu;
 
@@ -129,7 +132,16 @@ bool mp__cpu_busy_at(uint64_t now)
         return atomic_load_explicit(&busy_now, memory_order_relaxed) != 0;
     int ncpu = usable_cpus();
     int run = ncpu > 1 ? runnable_tasks() : ncpu + 1;
-    bool busy = run > ncpu;
+    /*
+     * A sample counts the waiters that were spinning at that instant, and
+     * none of those asleep: processes that ping-pong on too few cpus look
+     * busy while they spin and idle once they all sleep, so a busy sample
+     * holds for BUSY_HOLD_NS, ten samples, before polling resumes.
+     */
+    if (run > ncpu)
+        atomic_store_explicit(&busy_seen_at, now, memory_order_relaxed);
+    uint64_t seen = atomic_load_explicit(&busy_seen_at, memory_order_relaxed);
+    bool busy = seen != 0 && now - seen < BUSY_HOLD_NS;
     atomic_store_explicit(&busy_now, busy, memory_order_relaxed);
     return busy;
 }
