@@ -2,8 +2,8 @@
 #include "internal/mp.h"
 #include "internal/sync.h"
 
+#include "internal/linux.h"
 #include <fcntl.h>
-#include <linux/futex.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
