@@ -33,6 +33,7 @@
 #include "internal/mp.h"
 #include "internal/conn.h"
 #include "internal/popen.h"
+#include "internal/resource_tracker.h"
 #include "internal/spawn.h"
 #include "internal/util.h"
 
@@ -674,6 +675,17 @@ static int start_server(struct mp__forkserver **out)
             rmdir(fs->dir);
         }
     }
+    /* The server removes both when it ends; the tracker does if the server
+     * is killed (a kill of the program's process group). */
+    struct mp__tracker *t = NULL;
+    if (r == 0 && ((r = mp__tracker_register(MP__TRACK_DIR, fs->dir, -1, &t)) != 0 ||
+                   (r = mp__tracker_register(MP__TRACK_SOCKET, fs->path, -1, &t)) != 0)) {
+        mp__tracker_unregister(t, MP__TRACK_DIR, fs->dir);
+        close(lfd);
+        lfd = -1;
+        unlink(fs->path);
+        rmdir(fs->dir);
+    }
     if (r == 0 && pipe2(alive, O_CLOEXEC) != 0) {
         r = mp__errno();
         alive[0] = alive[1] = -1;
@@ -719,6 +731,11 @@ static int start_server(struct mp__forkserver **out)
 int mp__forkserver_get(struct mp__forkserver **fs, bool restart)
 {
     pthread_once(&atfork_once, register_atfork);
+    /* The tracker (which start_server needs) first: starting it forks, and
+     * our fork handler takes start_lock. */
+    int tr = mp__tracker_start();
+    if (tr != 0)
+        return tr;
     pthread_mutex_lock(&start_lock);
     struct mp__forkserver *cur = current();
     int r = 0;

@@ -1,5 +1,6 @@
 /* mptest.c: helpers shared by the unit tests. */
 #include "internal/mp.h"
+#include "internal/resource_tracker.h"
 #include "mptest.h"
 
 #include <dirent.h>
@@ -72,26 +73,59 @@ int mpt_wait_status(pid_t pid)
 
 static int leak_fds, leak_shm;
 
-/* Only names libmp or Python's multiprocessing would create: other
- * programs on the machine may come and go in /dev/shm meanwhile. */
-static int count_our_shm(void)
+const char *mpt_shm_prefix(void)
 {
-    return mpt_count_shm("mp") + mpt_count_shm("psm_");
+    static char prefix[32];
+    snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)mp__heap_creator());
+    return prefix;
+}
+
+/* Only this test run's names: generated ones carry the family root's pid,
+ * and the tests' own names end with the test program's pid (mpt_shm_name).
+ * Other programs, and other test runs, come and go in /dev/shm meanwhile. */
+int mpt_count_own_shm(void)
+{
+    char mine[32];
+    snprintf(mine, sizeof mine, "_%d", (int)getpid());
+    size_t ml = strlen(mine);
+    const char *gen = mpt_shm_prefix();
+    int n = 0;
+    DIR *d = opendir("/dev/shm");
+    if (d == NULL)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, gen, strlen(gen)) == 0 ||
+            (strncmp(e->d_name, "mpt_", 4) == 0 && len > ml &&
+             strcmp(e->d_name + len - ml, mine) == 0))
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+void mpt_shm_name(char *out, size_t n, const char *what)
+{
+    snprintf(out, n, "mpt_%s_%d", what, (int)getpid());
 }
 
 void mpt_leak_begin(void)
 {
+    /* The process's long-lived helpers first, so that their fds (kept
+     * until the test program exits) do not count as leaks. */
+    assert_int_equal(mp__tracker_start(), 0);
     if (strcmp(mpt_method(), "forkserver") == 0)
         assert_int_equal(mp_forkserver_ensure_running(), 0);
     leak_fds = mpt_count_fds();
-    leak_shm = count_our_shm();
+    leak_shm = mpt_count_own_shm();
 }
 
 void mpt_leak_end(void)
 {
     assert_int_equal(mpt_count_children(), 0);
     assert_int_equal(mpt_count_fds(), leak_fds);
-    assert_int_equal(count_our_shm(), leak_shm);
+    assert_int_equal(mpt_count_own_shm(), leak_shm);
 }
 
 const char *mpt_method(void)

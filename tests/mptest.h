@@ -28,9 +28,21 @@ int mpt_count_children(void);
 int mpt_wait_status(pid_t pid);
 
 /*
+ * This test run's shared memory names: the prefix of the names libmp
+ * generates in this family ("mp_" and the root's pid in hex, "_"), a name
+ * for a test's own segment ("mpt_WHAT_PID"), and the number of such names
+ * in /dev/shm.  Leak checks count only these, so that other programs (and
+ * another test run in parallel) never fail them.
+ */
+const char *mpt_shm_prefix(void);
+void mpt_shm_name(char *out, size_t n, const char *what);
+int mpt_count_own_shm(void);
+
+/*
  * Fixture checks for leaks: call mpt_leak_begin() at the start of a test and
  * mpt_leak_end() at its end; the latter fails the test if fds, children or
- * /dev/shm entries were left behind.
+ * this run's /dev/shm names were left behind.  mpt_leak_begin() starts the
+ * resource tracker first (its two fds stay open until the program exits).
  */
 void mpt_leak_begin(void);
 void mpt_leak_end(void);

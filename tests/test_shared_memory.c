@@ -47,8 +47,9 @@ static void test_create_generated_name(void **state)
     mp_shared_memory *s = mp_shared_memory_new(.create = true, .size = 10000);
     assert_non_null(s);
     const char *name = mp_shared_memory_name(s);
-    assert_int_equal(strncmp(name, "mp_", 3), 0);
-    assert_int_equal(strlen(name), 19);
+    const char *prefix = mpt_shm_prefix();
+    assert_int_equal(strncmp(name, prefix, strlen(prefix)), 0);
+    assert_int_equal(strlen(name), strlen(prefix) + 12);
     assert_int_equal(mp_shared_memory_size(s), 10000);
     unsigned char *buf = mp_shared_memory_buf(s);
     assert_non_null(buf);
@@ -69,19 +70,22 @@ static void test_create_generated_name(void **state)
 
 static void test_attach_by_name(void **state)
 {
-    mp_shared_memory *a = mp_shared_memory_new(.name = "/mp_test_attach", .create = true, .size = 64);
+    char name[64], slashed[66];
+    mpt_shm_name(name, sizeof name, "attach");
+    snprintf(slashed, sizeof slashed, "/%s", name);
+    mp_shared_memory *a = mp_shared_memory_new(.name = slashed, .create = true, .size = 64);
     assert_non_null(a);
-    assert_string_equal(mp_shared_memory_name(a), "mp_test_attach");
+    assert_string_equal(mp_shared_memory_name(a), name);
     strcpy(mp_shared_memory_buf(a), "hello");
     /* With or without the leading slash, and the size comes from the segment. */
-    mp_shared_memory *b = mp_shared_memory_new(.name = "mp_test_attach", .size = 5);
+    mp_shared_memory *b = mp_shared_memory_new(.name = name, .size = 5);
     assert_non_null(b);
     assert_int_equal(mp_shared_memory_size(b), 64);
     assert_string_equal(mp_shared_memory_buf(b), "hello");
-    assert_null(mp_shared_memory_new(.name = "mp_test_attach", .create = true, .size = 64));
+    assert_null(mp_shared_memory_new(.name = name, .create = true, .size = 64));
     assert_int_equal(mp_last_error(), -EEXIST);
     assert_int_equal(mp_shared_memory_unlink(b), 0);
-    assert_null(mp_shared_memory_new(.name = "mp_test_attach"));
+    assert_null(mp_shared_memory_new(.name = name));
     assert_int_equal(mp_last_error(), -ENOENT);
     mp_shared_memory_free(a);
     mp_shared_memory_free(b);
@@ -98,6 +102,10 @@ static void test_bad_arguments(void **state)
         assert_int_equal(mp_last_error(), MP_EINVAL);
     }
     longname[MP_SHM_NAME_MAX] = '\0'; /* exactly the longest accepted */
+    char own[64];
+    mpt_shm_name(own, sizeof own, "long");
+    memcpy(longname, own, 4);
+    memcpy(longname + MP_SHM_NAME_MAX - (strlen(own) - 4), own + 4, strlen(own) - 4);
     mp_shared_memory *s = mp_shared_memory_new(.name = longname, .create = true, .size = 8);
     assert_non_null(s);
     assert_int_equal(mp_shared_memory_unlink(s), 0);
@@ -169,14 +177,14 @@ static void test_unrelated_program_attaches(void **state)
 static void test_tracker_unlinks_after_sigkill(void **state)
 {
     char name[64];
-    snprintf(name, sizeof name, "mp_test_tracked_%d", (int)getpid());
+    mpt_shm_name(name, sizeof name, "tracked");
     assert_int_equal(run_peer("die", name), 1000 + SIGKILL);
     /* The peer's tracker notices the end of its family and unlinks. */
     for (int i = 0; i < 500 && shm_exists(name); i++)
         usleep(10000);
     assert_false(shm_exists(name));
 
-    snprintf(name, sizeof name, "mp_test_untracked_%d", (int)getpid());
+    mpt_shm_name(name, sizeof name, "untracked");
     assert_int_equal(run_peer("die-notrack", name), 1000 + SIGKILL);
     usleep(200000);
     assert_true(shm_exists(name));
