@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,115 @@ int mpt_count_children(void)
         n++;
     fclose(f);
     return n;
+}
+
+int mpt_proc_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgid, char *comm, size_t commlen)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
+    char st;
+    int pp, pg;
+    if (open_paren == NULL || close_paren == NULL ||
+        sscanf(close_paren + 1, " %c %d %d", &st, &pp, &pg) != 3)
+        return -1;
+    if (comm != NULL && commlen > 0)
+        snprintf(comm, commlen, "%.*s", (int)(close_paren - open_paren - 1), open_paren + 1);
+    if (state != NULL)
+        *state = st;
+    if (ppid != NULL)
+        *ppid = pp;
+    if (pgid != NULL)
+        *pgid = pg;
+    return 0;
+}
+
+/* Call fn for every process in /proc until it returns nonzero. */
+static pid_t each_process(int (*fn)(pid_t pid, const void *ctx), const void *ctx)
+{
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return 0;
+    struct dirent *e;
+    pid_t found = 0;
+    while (found == 0 && (e = readdir(d)) != NULL) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid > 0 && fn(pid, ctx))
+            found = pid;
+    }
+    closedir(d);
+    return found;
+}
+
+struct pgroup_count {
+    pid_t pgid;
+    int n;
+};
+
+static int in_pgroup(pid_t pid, const void *ctx)
+{
+    struct pgroup_count *c = (struct pgroup_count *)ctx;
+    char st;
+    pid_t pg;
+    if (mpt_proc_stat(pid, &st, NULL, &pg, NULL, 0) == 0 && pg == c->pgid && st != 'Z')
+        c->n++;
+    return 0;
+}
+
+int mpt_count_pgroup(pid_t pgid)
+{
+    struct pgroup_count c = {pgid, 0};
+    each_process(in_pgroup, &c);
+    return c.n;
+}
+
+struct named {
+    const char *comm;
+    pid_t ppid;
+};
+
+static int is_named(pid_t pid, const void *ctx)
+{
+    const struct named *w = ctx;
+    char st, comm[32];
+    pid_t pp;
+    return mpt_proc_stat(pid, &st, &pp, NULL, comm, sizeof comm) == 0 && st != 'Z' &&
+           pp == w->ppid && strcmp(comm, w->comm) == 0;
+}
+
+pid_t mpt_find_process(const char *comm, pid_t ppid)
+{
+    struct named w = {comm, ppid};
+    return each_process(is_named, &w);
+}
+
+void mpt_kill_children(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+    for (int round = 0; round < 1000; round++) {
+        FILE *f = fopen(path, "r");
+        int pid, n = 0;
+        while (f != NULL && fscanf(f, "%d", &pid) == 1) {
+            kill(pid, SIGKILL);
+            n++;
+        }
+        if (f != NULL)
+            fclose(f);
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        if (n == 0 && waitpid(-1, NULL, WNOHANG) < 0)
+            return;
+        usleep(1000);
+    }
 }
 
 int mpt_wait_status(pid_t pid)

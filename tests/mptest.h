@@ -24,6 +24,20 @@ int mpt_count_shm(const char *prefix);
 /* Number of live or zombie children of this process. */
 int mpt_count_children(void);
 
+/*
+ * The process table.  mpt_proc_stat reads /proc/PID/stat: 0, or -1 if there
+ * is no such process (any out pointer may be NULL).  mpt_count_pgroup counts
+ * the live (not zombie) processes of process group pgid; mpt_find_process
+ * returns a live process named comm whose parent is ppid, or 0.
+ */
+int mpt_proc_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgid, char *comm, size_t commlen);
+int mpt_count_pgroup(pid_t pgid);
+pid_t mpt_find_process(const char *comm, pid_t ppid);
+
+/* SIGKILL and reap every child of this process until it has none (for a
+ * subreaper: orphans keep arriving while their parents die). */
+void mpt_kill_children(void);
+
 /* waitpid(pid) and return its exit status, or 1000 + signal if killed. */
 int mpt_wait_status(pid_t pid);
 
