@@ -146,6 +146,26 @@ pid_t mpt_find_process(const char *comm, pid_t ppid)
     return each_process(is_named, &w);
 }
 
+uint64_t mpt_seed(const char *test)
+{
+    const char *env = getenv("MPT_SEED");
+    uint64_t seed = env != NULL && *env ? strtoull(env, NULL, 0) : (uint64_t)mp__now_ns();
+    if (seed == 0)
+        seed = 1;
+    printf("[ SEED     ] %s: MPT_SEED=%llu\n", test, (unsigned long long)seed);
+    fflush(stdout);
+    return seed;
+}
+
+uint64_t mpt_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
 void mpt_kill_children(void)
 {
     char path[64];

@@ -38,6 +38,15 @@ pid_t mpt_find_process(const char *comm, pid_t ppid);
  * subreaper: orphans keep arriving while their parents die). */
 void mpt_kill_children(void);
 
+/*
+ * Randomized tests: mpt_seed() is the seed of this run (MPT_SEED from the
+ * environment, else from the clock), printed once with the test's name so
+ * that a failure can be replayed; mpt_rand() is a small xorshift generator
+ * over a caller's state.
+ */
+uint64_t mpt_seed(const char *test);
+uint64_t mpt_rand(uint64_t *state);
+
 /* waitpid(pid) and return its exit status, or 1000 + signal if killed. */
 int mpt_wait_status(pid_t pid);
 
