@@ -419,6 +419,67 @@ static void test_next_program_cleans_dead_family(void **state)
     run_scenario(scenario_next_program);
 }
 
+/* A busy family (queue producers and consumers, a pool at work, segments,
+ * a socket file), kill -9 of its process group at a random moment, several
+ * times: afterwards none of its /dev/shm names, its socket or its registry
+ * is left, its process group is empty, and its tracker ended by itself. */
+static int scenario_busy_tree_kills(void)
+{
+    uint64_t rng = mpt_seed("tree kill chaos");
+    for (int round = 0; round < 4; round++) {
+        char sock[108], line[16] = {0};
+        snprintf(sock, sizeof sock, "/tmp/mpt_busy%d_%d", round, (int)getpid());
+        int p[2];
+        if (pipe(p) != 0)
+            return 40;
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t at;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+        posix_spawn_file_actions_addclose(&fa, p[0]);
+        posix_spawnattr_init(&at);
+        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+        posix_spawnattr_setpgroup(&at, 0);
+        char *argv[] = {(char *)MPT_SHM_PEER, "busy", sock, NULL};
+        pid_t root;
+        int r = posix_spawn(&root, MPT_SHM_PEER, &fa, &at, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&at);
+        close(p[1]);
+        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+        bool ready = r == 0 && poll(&pfd, 1, 30000) == 1 && read(p[0], line, sizeof line - 1) > 0;
+        close(p[0]);
+        if (!ready || strcmp(line, "ready\n") != 0)
+            return 41;
+        pid_t tracker = find_tracker();
+        if (tracker <= 0)
+            return 42;
+        usleep((useconds_t)(mpt_rand(&rng) % 200000));
+        if (kill(-root, SIGKILL) != 0)
+            return 43;
+        if (wait_for(root, 10) != 1000 + SIGKILL)
+            return 44;
+        /* Only the tracker may outlive the kill, and it ends by itself. */
+        if (wait_for(tracker, 10) != 0)
+            return 45;
+        for (int i = 0; i < 500 && mpt_count_pgroup(root) > 0; i++)
+            usleep(10000);
+        if (mpt_count_pgroup(root) != 0)
+            return 46;
+        mpt_kill_children(); /* reaps the family's zombies, killed already */
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)root);
+        if (mpt_count_shm(prefix) != 0 || path_exists(sock) || registry_left(root))
+            return 47;
+    }
+    return 0;
+}
+
+static void test_busy_tree_kills_leave_nothing(void **state)
+{
+    run_scenario(scenario_busy_tree_kills);
+}
+
 static void test_cleanup_stale_spares_own_family(void **state)
 {
     /* This program's family is alive: its segment survives a clean-up. */
@@ -444,6 +505,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tree_kill_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_program_cleans_dead_family, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cleanup_stale_spares_own_family, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_tree_kills_leave_nothing, setup, teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
 }
