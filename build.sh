@@ -21,8 +21,15 @@ command -v ninja >/dev/null 2>&1 || need="$need ninja-build"
 command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
+command -v musl-gcc >/dev/null 2>&1 || need="$need musl-tools"
 [ -f /usr/include/cmocka.h ] || need="$need libcmocka-dev"
 [ -f /usr/include/gmp.h ] || [ -f /usr/include/x86_64-linux-gnu/gmp.h ] || need="$need libgmp-dev"
+[ -f /usr/include/tommath.h ] || need="$need libtommath-dev"
+command -v c++ >/dev/null 2>&1 || need="$need g++"
+command -v abidiff >/dev/null 2>&1 || need="$need abigail-tools"
+command -v cmake >/dev/null 2>&1 || need="$need cmake"
+command -v scdoc >/dev/null 2>&1 || need="$need scdoc"
+command -v man >/dev/null 2>&1 || need="$need man-db"
 if [ -n "$need" ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo
@@ -52,6 +59,17 @@ if command -v clang >/dev/null 2>&1; then
     echo "build.sh: the library, tests and examples with clang (build only)"
     CC=clang setup build-clang --werror
 fi
+
+# musl: no cmocka for it here, so the unit tests run on tests/cmocka_shim;
+# with libmp.so every suite but the slow one, with libmp.a the examples
+# under fork (a statically linked program that spawns calls mp_spawn_main).
+echo "build.sh: with musl-gcc: the suite against libmp.so, the examples against libmp.a"
+setup build-musl --werror --native-file musl.ini -Ddefault_library=shared \
+    -Dunit_tests=shim -Dbench=false
+meson test -C build-musl --print-errorlogs --num-processes 2 --no-suite slow
+setup build-musl-static --werror --native-file musl.ini -Ddefault_library=static \
+    -Dunit_tests=none -Dbench=false
+meson test -C build-musl-static --print-errorlogs --num-processes 2 --suite examples
 
 if [ "${MP_SKIP_SANITIZE:-0}" != 1 ]; then
     echo "build.sh: the suite again under AddressSanitizer + UndefinedBehaviorSanitizer"

@@ -16,7 +16,7 @@ static int dict_batch(void *arg, uint64_t n)
 {
     mp_proxy *d = arg;
     for (uint64_t i = 0; i < n / 2; i++) {
-        int r = mp_dict_set(d, MP_STR("k"), MP_INT((int64_t)i));
+        int r = mp_dict_set(d, MP_STR("k"), MP_I64((int64_t)i));
         if (r != 0)
             return r;
         mp_val *v;
@@ -45,6 +45,48 @@ int lm_manager_dict(const bench_ctx *ctx, bench_result *out)
     else
         rc = bench_run_batches(ctx, dict_batch, d, 1000, 0, out);
     mp_proxy_free(d);
+    mp_manager_shutdown(m);
+    mp_manager_free(m);
+    return rc;
+}
+
+/*
+ * A hosted Lock used by a process of the family: acquire and release run
+ * in the caller on the arena object (no round trip to the server); each
+ * pair counts as one operation.  This is the path that watches the server
+ * while it waits (issue 16).
+ */
+static int lock_batch(void *arg, uint64_t n)
+{
+    mp_proxy *l = arg;
+    for (uint64_t i = 0; i < n; i++) {
+        int r = mp_proxy_acquire(l, MP_FOREVER);
+        if (r != 0)
+            return r;
+        r = mp_proxy_release(l);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+int lm_manager_lock(const bench_ctx *ctx, bench_result *out)
+{
+    mp_manager *m = mp_manager_new();
+    if (m == NULL)
+        return bench_fail(out, "mp_manager_new: %s", mp_strerror(mp_last_error()));
+    int r = mp_manager_start(m);
+    if (r != 0) {
+        mp_manager_free(m);
+        return bench_fail(out, "mp_manager_start: %s", mp_strerror(r));
+    }
+    mp_proxy *l = mp_manager_lock(m);
+    int rc;
+    if (l == NULL)
+        rc = bench_fail(out, "mp_manager_lock: %s", mp_strerror(mp_last_error()));
+    else
+        rc = bench_run_batches(ctx, lock_batch, l, 1000, 0, out);
+    mp_proxy_free(l);
     mp_manager_shutdown(m);
     mp_manager_free(m);
     return rc;

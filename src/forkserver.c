@@ -117,6 +117,8 @@ pid_t mp__forkserver_pid(const struct mp__forkserver *fs)
 struct waiting {
     pid_t pid;
     int status_fd; /* the server's end of the child's sentinel */
+    uint64_t client; /* the id of the channel that asked for it */
+    bool daemon;     /* to be killed when its parent dies */
 };
 
 /* A channel, and a pidfd of the process at its other end (-1 if none):
@@ -124,6 +126,8 @@ struct waiting {
 struct client {
     int fd;
     int pidfd;
+    uint64_t id;
+    pid_t pid; /* from SO_PEERCRED, or 0 */
 };
 
 struct server {
@@ -131,12 +135,12 @@ struct server {
     int listen_fd;
     int alive_fd;
     int sig_fd;
-    sigset_t old_mask;
     char comm[16]; /* the program's name, given back to the children */
     struct waiting *w;
     size_t nw, capw;
     struct client *clients; /* authenticated channels */
     size_t nclients, capclients;
+    uint64_t next_client;
     struct pollfd *poll;
     size_t cappoll;
 };
@@ -278,15 +282,54 @@ static int child_place_fds(const struct mp__fs_fd *e, int *fds, size_t nfds, int
     return parent;
 }
 
+/*
+ * The dispositions a child starts with: the server's reset to the default,
+ * but for the signals its requester ignores (as a spawned child keeps
+ * them through exec).  Every signal stays blocked: the bootstrap sets the
+ * child's mask once it is ready to run the target.
+ */
+static void child_signals(uint64_t ignored)
+{
+    for (int sig = 1; sig <= 64 && sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        bool ign = (ignored >> (sig - 1)) & 1;
+        if (ign || sig == SIGINT || sig == SIGCHLD)
+            signal(sig, ign ? SIG_IGN : SIG_DFL);
+    }
+}
+
+/*
+ * At the server's start, whoever started it (a Pool's thread blocks every
+ * signal, a program may ignore some): no signal blocked but SIGCHLD (read
+ * through the signalfd), every disposition the default but SIGINT's.
+ */
+static int server_signals(struct server *sv)
+{
+    for (int sig = 1; sig <= 64 && sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &sa) == 0 &&
+            sa.sa_handler == SIG_IGN)
+            signal(sig, SIG_DFL);
+    }
+    /* Ctrl-C in a terminal reaches the whole foreground group: the server
+     * leaves the program to decide, as Python's does. */
+    signal(SIGINT, SIG_IGN);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_SETMASK, &chld, NULL);
+    sv->sig_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    return sv->sig_fd < 0 ? mp__errno() : 0;
+}
+
 static _Noreturn void serve_child(struct server *s, const struct mp__fs_request *rq,
                                   const struct mp__fs_fd *e, int *fds, size_t nfds,
                                   int parent)
 {
     int arena_fd;
     mp__heap_info(&arena_fd, NULL, NULL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGCHLD, SIG_DFL);
-    sigprocmask(SIG_SETMASK, &s->old_mask, NULL);
+    child_signals(rq->sig_ign);
     prctl(PR_SET_NAME, s->comm);
     parent = child_place_fds(e, fds, nfds, arena_fd, parent);
     for (size_t i = 0; i < nfds; i++)
@@ -300,7 +343,8 @@ static _Noreturn void serve_child(struct server *s, const struct mp__fs_request 
     mp__process_bootstrap((mp_process *)(uintptr_t)rq->process, true);
 }
 
-static int waiting_add(struct server *s, pid_t pid, int status_fd)
+static int waiting_add(struct server *s, pid_t pid, int status_fd, const struct client *cl,
+                       bool daemon)
 {
     if (s->nw == s->capw) {
         size_t cap = s->capw ? s->capw * 2 : 16;
@@ -310,7 +354,7 @@ static int waiting_add(struct server *s, pid_t pid, int status_fd)
         s->w = w;
         s->capw = cap;
     }
-    s->w[s->nw++] = (struct waiting){pid, status_fd};
+    s->w[s->nw++] = (struct waiting){pid, status_fd, cl->id, daemon};
     return 0;
 }
 
@@ -335,7 +379,8 @@ static pid_t fork_child(struct server *s, const struct mp__fs_request *rq,
 {
     /* Every signal blocked across the fork: one sent to the child before it
      * has restored the default dispositions (the server ignores SIGINT)
-     * stays pending instead of being lost. */
+     * stays pending instead of being lost, until the bootstrap gives the
+     * child its own mask. */
     sigset_t all, server_mask;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &server_mask);
@@ -414,17 +459,18 @@ static int serve_request(struct server *s, const struct client *cl)
         return tell(conn, r, 0, -1, -1) == 0 ? 0 : -EPIPE;
     }
     /* The child is ours until we reap it, so this pidfd names it. */
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int pidfd = mp__sentinel_pidfd_ok() ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
     r = tell(conn, 0, pid, sp[1], pidfd);
     close(sp[1]);
     if (pidfd >= 0)
         close(pidfd);
-    if (waiting_add(s, pid, sp[0]) != 0)
+    bool daemon = mp__process_dies_with_parent((const mp_process *)(uintptr_t)rq.process);
+    if (waiting_add(s, pid, sp[0], cl, daemon) != 0)
         close(sp[0]); /* the requester reads EOF: exit code 255 */
     return r == 0 ? 0 : -EPIPE;
 }
 
-static int client_add(struct server *s, int fd, int pidfd)
+static int client_add(struct server *s, int fd, int pidfd, pid_t pid)
 {
     if (s->nclients == s->capclients) {
         size_t cap = s->capclients ? s->capclients * 2 : 16;
@@ -434,7 +480,7 @@ static int client_add(struct server *s, int fd, int pidfd)
         s->clients = c;
         s->capclients = cap;
     }
-    s->clients[s->nclients++] = (struct client){fd, pidfd};
+    s->clients[s->nclients++] = (struct client){fd, pidfd, ++s->next_client, pid};
     return 0;
 }
 
@@ -444,12 +490,15 @@ static int client_add(struct server *s, int fd, int pidfd)
  * client for sure if the connection is still up once the pidfd is open
  * (had the client died and its pid been reused, its end would be closed).
  */
-static int peer_pidfd(int conn)
+static int peer_pidfd(int conn, pid_t *pid)
 {
     struct ucred cred;
     socklen_t len = sizeof cred;
-    if (!mp__sentinel_pidfd_ok() ||
-        getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.pid <= 0)
+    *pid = 0;
+    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.pid <= 0)
+        return -1;
+    *pid = cred.pid;
+    if (!mp__sentinel_pidfd_ok())
         return -1;
     int fd = (int)syscall(SYS_pidfd_open, cred.pid, 0);
     if (fd < 0)
@@ -476,12 +525,42 @@ static void accept_client(struct server *s)
         close(conn); /* not one of ours */
         return;
     }
-    int pidfd = peer_pidfd(conn);
-    if (client_add(s, conn, pidfd) != 0) {
+    pid_t pid;
+    int pidfd = peer_pidfd(conn, &pid);
+    if (client_add(s, conn, pidfd, pid) != 0) {
         close(conn);
         if (pidfd >= 0)
             close(pidfd);
     }
+}
+
+/*
+ * A channel closed: if the process at its other end died (rather than
+ * dropped the channel), kill the daemonic children it asked for, as the
+ * kernel's parent-death signal does for fork and spawn.  Its files close
+ * a moment before it is seen dead, hence the short wait.
+ */
+static void client_gone(struct server *s, const struct client *cl)
+{
+    bool any = false;
+    for (size_t i = 0; i < s->nw && !any; i++)
+        any = s->w[i].client == cl->id && s->w[i].daemon;
+    if (!any)
+        return;
+    bool dead;
+    if (cl->pidfd >= 0) {
+        struct pollfd p = {.fd = cl->pidfd, .events = POLLIN};
+        dead = poll(&p, 1, 100) > 0;
+    } else {
+        mp__deadline d;
+        mp__deadline_init(&d, 0.1);
+        while (!(dead = cl->pid > 0 && kill(cl->pid, 0) != 0 && errno == ESRCH) &&
+               !mp__deadline_expired(&d))
+            poll(NULL, 0, 5);
+    }
+    for (size_t i = 0; dead && i < s->nw; i++)
+        if (s->w[i].client == cl->id && s->w[i].daemon)
+            kill(s->w[i].pid, SIGKILL); /* not reaped yet: the pid is its */
 }
 
 /* Reap every ended child and report its status to its requester. */
@@ -518,16 +597,7 @@ _Noreturn void mp__forkserver_main(struct mp__forkserver *fs, int listen_fd,
     *sv = (struct server){.fs = fs, .listen_fd = listen_fd, .alive_fd = alive_fd};
     prctl(PR_GET_NAME, sv->comm);
     prctl(PR_SET_NAME, "mp-forkserver");
-    /* Ctrl-C in a terminal reaches the whole foreground group: the server
-     * leaves the program to decide, as Python's does. */
-    signal(SIGINT, SIG_IGN);
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, &sv->old_mask);
-    sigdelset(&sv->old_mask, SIGCHLD);
-    sv->sig_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sv->sig_fd < 0)
+    if (server_signals(sv) != 0)
         _exit(1);
 
     void (*fn)(void) = mp__fnref_resolve(preload);
@@ -568,6 +638,7 @@ _Noreturn void mp__forkserver_main(struct mp__forkserver *fs, int listen_fd,
             if (!p[3 + i].revents)
                 continue;
             if (serve_request(sv, &sv->clients[i]) != 0) {
+                client_gone(sv, &sv->clients[i]);
                 close(sv->clients[i].fd);
                 if (sv->clients[i].pidfd >= 0)
                     close(sv->clients[i].pidfd);

@@ -105,6 +105,11 @@ static int copy_address(mp_manager *m, const mp_manager_options *o)
 
 mp_manager *mp_manager_new_opts(const mp_manager_options *opts)
 {
+    mp_manager_options opts_local;
+    int opts_err;
+    opts = MP__OPTS_LOAD(opts_local, opts, authkey_len, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (opts == NULL)
         return mp__fail_null(MP_EINVAL);
     mp_manager *m = mp__obj_create(sizeof *m, MP__MAGIC_MANAGER);
@@ -147,17 +152,22 @@ static int registry(mp_manager *m, struct mgr_registry **out)
 
 int mp_manager_register_opts(mp_manager *m, const mp_manager_type *t)
 {
-    if (check_m(m) != 0 || t == NULL || !name_ok(t->typeid) || t->create == NULL ||
+    mp_manager_type opts_local;
+    int opts_err;
+    t = MP__OPTS_LOAD(opts_local, t, kind, &opts_err);
+    if (opts_err != 0)
+        return opts_err;
+    if (check_m(m) != 0 || t == NULL || !name_ok(t->type_name) || t->create == NULL ||
         t->nmethods > MGR_MAX_METHODS || (t->nmethods > 0 && t->methods == NULL))
         return MP_EINVAL;
-    size_t tlen = strlen(t->typeid);
+    size_t tlen = strlen(t->type_name);
     int kind = t->kind ? t->kind : MP_PROXY_CUSTOM;
     if (kind < MP_PROXY_DICT || kind > MP_PROXY_CUSTOM || kind == MP_PROXY_VALUE ||
         kind == MP_PROXY_ARRAY)
         return MP_EINVAL;
     if (kind != MP_PROXY_CUSTOM && t->nmethods > 0)
         return MP_EINVAL;
-    if (mp__mgr_kind_by_typeid(t->typeid, tlen) != NULL)
+    if (mp__mgr_kind_by_typeid(t->type_name, tlen) != NULL)
         return MP_EINVAL;
     struct mgr_registry *reg;
     int r = registry(m, &reg);
@@ -166,11 +176,11 @@ int mp_manager_register_opts(mp_manager *m, const mp_manager_type *t)
     if (reg->ntypes >= MGR_MAX_TYPES)
         return MP_EINVAL;
     for (uint32_t i = 0; i < reg->ntypes; i++)
-        if (strcmp(reg->types[i].typeid, t->typeid) == 0)
+        if (strcmp(reg->types[i].typeid, t->type_name) == 0)
             return MP_EINVAL;
     struct mgr_type_def *d = &reg->types[reg->ntypes];
     memset(d, 0, sizeof *d);
-    memcpy(d->typeid, t->typeid, tlen + 1);
+    memcpy(d->typeid, t->type_name, tlen + 1);
     d->kind = (uint32_t)kind;
     if (mp__fnref_make(&d->create, (void (*)(void))t->create) != 0 ||
         mp__fnref_make(&d->destroy, (void (*)(void))t->destroy) != 0)
@@ -232,6 +242,23 @@ static void set_state(mp_manager *m, uint32_t st)
     mp__futex_wake((uint32_t *)&m->state, INT32_MAX);
 }
 
+/*
+ * Wait (the state is STOPPED already) until no process of the family runs
+ * a method of a hosted object: those in a wait see the stop within a slice
+ * (MGR_CLIENT_SLICE_MS) and leave with MP_EEOF.  False after MGR_DRAIN_MS
+ * (a client stopped, or killed in the middle of a call, never leaves).
+ */
+static bool drain_native_users(mp_manager *m)
+{
+    uint64_t until = mp__now_ns() + (uint64_t)MGR_DRAIN_MS * 1000000u;
+    while (atomic_load(&m->native_users) != 0) {
+        if (mp__now_ns() > until)
+            return false;
+        usleep(1000);
+    }
+    return true;
+}
+
 int mp__mgr_serve(mp_manager *m, pid_t watch)
 {
     struct mgr_srv *s = mp__srv_new(m);
@@ -256,13 +283,15 @@ int mp__mgr_serve(mp_manager *m, pid_t watch)
     /* Stopping: no new calls are taken, every waiting client is woken and
      * sees MP_EEOF, then the objects are released. */
     set_state(m, MGR_STOPPED);
+    mp__srv_stop(s);
     mp__chan_wake_all(m);
     bool ended = mp__mgr_net_stop(net);
+    bool drained = drain_native_users(m);
     mp__robust_unlock(&m->alive);
     /* A connection thread stuck in a registered method still uses the
      * server's state: it is left allocated rather than freed under it. */
     if (ended)
-        mp__srv_free(s);
+        mp__srv_free_keep(s, !drained);
     return 0;
 }
 
@@ -374,7 +403,7 @@ int mp__mgr_transport(mp_manager *m, const mp__buf *req, mp__buf *rep)
 static bool passes_through(int code)
 {
     return code == MP_ETIMEDOUT || code == MP_EEMPTY || code == MP_EFULL || code == MP_EBROKEN ||
-           code == MP_EOWNERDEAD;
+           code == MP_EOWNERDEAD || code == MP_EEOF;
 }
 
 struct reply_info {
@@ -462,7 +491,9 @@ static int put_args(mp__buf *b, const mp_val *tuple, const mp_val *const *argv, 
     mp__buf_putc(b, MP__TAG_TUPLE);
     mp__buf_varint(b, n);
     for (size_t i = 0; i < n; i++) {
-        int e = mp__val_encode_buf(b, argv[i]);
+        /* At depth 1, inside the tuple: a value the server's decoder would
+         * find too deep is refused here (MP_EINVAL). */
+        int e = mp__val_encode_buf_at(b, argv[i], 1);
         if (e != 0)
             return e;
     }
@@ -495,8 +526,7 @@ static int local_error(const struct mgr_reply *r)
 static int call_native(mp_proxy *p, const char *method, const mp_val *tuple,
                        const mp_val *const *argv, size_t n, mp_val **out)
 {
-    if (mp__mgr_server_gone(p->m))
-        return MP_EEOF;
+    mp_manager *m = p->m;
     const struct mgr_kind *k = mp__mgr_kind_by_kind(p->kind);
     const struct mgr_method *md = NULL;
     for (const struct mgr_method *x = k ? k->methods : NULL; x && x->name; x++)
@@ -515,18 +545,39 @@ static int call_native(mp_proxy *p, const char *method, const mp_val *tuple,
         n = tuple->seq.len;
     }
     for (size_t i = 0; args != NULL && i < n; i++) {
-        mp_val *c = mp_val_copy(argv[i]);
-        if (c == NULL || mp__val_list_push(args, c) != 0) {
-            int e = c == NULL ? mp_last_error() : -ENOMEM;
+        /* Depth 1: the arguments sit in a tuple, as on the wire. */
+        mp_val *c = NULL;
+        int e = mp__val_copy_depth(argv[i], &c, 1);
+        if (e != 0 || mp__val_list_push(args, c) != 0) {
+            mp_val_free(c);
             mp_val_free(args);
-            return e;
+            return e != 0 ? e : -ENOMEM;
         }
     }
     if (args == NULL)
         return -ENOMEM;
-    struct mgr_obj o = {.id = p->oid, .kind = p->kind, .typeidx = -1, .refs = 1, .obj = p->native};
+    struct mgr_obj o = {.id = p->oid, .kind = p->kind, .typeidx = -1, .refs = 1, .obj = p->native,
+                        .watch = m};
+    /*
+     * Counted in before the server is looked at, and the stopping server
+     * sets its state before it counts the users (both sequentially
+     * consistent): either this call sees the server stopped, or the server
+     * sees this call and does not free the object under it.
+     */
+    atomic_fetch_add(&m->native_users, 1);
+    if (mp__mgr_server_gone(m)) {
+        atomic_fetch_sub(&m->native_users, 1);
+        mp_val_free(args);
+        return MP_EEOF;
+    }
     md->fn(NULL, &o, args, &r);
+    /* A failure while the server is gone is the server's end, whatever
+     * the object said (a timed get that ran out is MP_EEOF too). */
+    bool gone = r.status == MGR_ST_ERROR && r.code != MP_EEOF && mp__mgr_server_gone(m);
+    atomic_fetch_sub(&m->native_users, 1);
     mp_val_free(args);
+    if (gone)
+        r.code = MP_EEOF;
     if (r.status == MGR_ST_ERROR) {
         mp_val_free(r.owned);
         return local_error(&r);

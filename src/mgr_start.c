@@ -10,6 +10,7 @@
  * the owner shuts it down cleanly at exit, as Python's BaseManager does.
  */
 #include "internal/managers.h"
+#include "internal/popen.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -57,6 +58,8 @@ int mp_manager_start(mp_manager *m)
     int r = p != NULL ? 0 : mp_last_error();
     if (r == 0) {
         name_server(p);
+        /* It stops by itself, cleaning up, when its owner dies. */
+        mp__process_watches_parent(p);
         m->proc = p;
         r = mp_process_start(p);
     }

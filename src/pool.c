@@ -8,6 +8,7 @@
  * every pool call and the handler thread retry.
  */
 #include "internal/pool.h"
+#include "internal/popen.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -564,8 +565,10 @@ static void plocal_free(struct mp__plocal *L)
     free(L);
 }
 
-static struct mp__plocal *plocal_new(uint32_t n)
+/* The creator's state for n workers, or NULL with *err set. */
+static struct mp__plocal *plocal_new(uint32_t n, int *err)
 {
+    *err = -ENOMEM;
     struct mp__plocal *L = calloc(1, sizeof *L);
     if (L == NULL)
         return NULL;
@@ -578,9 +581,13 @@ static struct mp__plocal *plocal_new(uint32_t n)
     L->thr_exited = calloc(n, sizeof *L->thr_exited);
     L->pfd = calloc(n + 1, sizeof *L->pfd);
     L->pfd_worker = calloc(n + 1, sizeof *L->pfd_worker);
+    if (!L->procs || !L->thr || !L->live || !L->thr_exited || !L->pfd || !L->pfd_worker) {
+        plocal_free(L);
+        return NULL;
+    }
     L->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (!L->procs || !L->thr || !L->live || !L->thr_exited || !L->pfd ||
-        !L->pfd_worker || L->evfd < 0) {
+    if (L->evfd < 0) {
+        *err = mp__errno(); /* -EMFILE when the fds ran out */
         plocal_free(L);
         return NULL;
     }
@@ -624,6 +631,11 @@ static int wait_flag(uint32_t *flag, const mp__deadline *d)
 
 static mp_pool *pool_create(const mp_pool_options *o, bool threads)
 {
+    mp_pool_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (o == NULL || o->processes < 0 || o->processes > MP__POOL_MAX_WORKERS ||
         (o->initarg == NULL && o->initarg_size > 0))
         return mp__fail_null(MP_EINVAL);
@@ -646,6 +658,7 @@ static mp_pool *pool_create(const mp_pool_options *o, bool threads)
     pool->init = init;
     pool->ctx = o->ctx;
     pool->creator = mp__pool_self();
+    pool->sig_block = mp__sigmask_capture();
     pool->ring = mp__alloc(MP__POOL_RING_CAP * sizeof *pool->ring);
     pool->recs = mp__alloc(n * sizeof *pool->recs);
     if (o->initarg_size > 0) {
@@ -654,15 +667,16 @@ static mp_pool *pool_create(const mp_pool_options *o, bool threads)
             memcpy(pool->initarg, o->initarg, o->initarg_size);
         pool->initarg_size = o->initarg_size;
     }
-    pool->L = plocal_new(n);
-    if (pool->ring == NULL || pool->recs == NULL || pool->L == NULL ||
-        (o->initarg_size > 0 && pool->initarg == NULL)) {
-        plocal_free(pool->L);
+    r = -ENOMEM;
+    if (pool->ring != NULL && pool->recs != NULL &&
+        (o->initarg_size == 0 || pool->initarg != NULL))
+        pool->L = plocal_new(n, &r);
+    if (pool->L == NULL) {
         mp__free(pool->ring);
         mp__free(pool->recs);
         mp__free(pool->initarg);
         mp__obj_free(pool);
-        return mp__fail_null(-ENOMEM);
+        return mp__fail_null(r);
     }
     mp__robust_mutex_init(&pool->err_lock);
     mp_current_process(); /* the exit function and the process state */

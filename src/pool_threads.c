@@ -11,6 +11,7 @@
  * block every signal.
  */
 #include "internal/pool.h"
+#include "internal/popen.h"
 #include "internal/util.h"
 
 #include <signal.h>
@@ -26,7 +27,7 @@
 void mp__pool_lost_message(char *buf, size_t size, pid_t pid, int exitcode)
 {
     if (exitcode < 0) {
-        const char *name = sigabbrev_np(-exitcode);
+        const char *name = mp__signal_abbrev(-exitcode);
         snprintf(buf, size,
                  "worker process %d was killed by signal %d (SIG%s) while running the task",
                  (int)pid, -exitcode, name != NULL ? name : "?");
@@ -252,6 +253,8 @@ static int start_worker(struct mp_pool *pool, uint32_t w)
     char buf[96];
     snprintf(buf, sizeof buf, "PoolWorker%s", num != NULL ? num : "");
     mp_process_set_name(p, buf);
+    /* This thread blocks every signal; the worker gets its pool's mask. */
+    mp__process_set_sigmask(p, pool->sig_block);
     int r = mp_process_start(p);
     if (r != 0) {
         mp_process_free(p);

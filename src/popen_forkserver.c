@@ -27,6 +27,7 @@
 #include "internal/spawn.h"
 #include "internal/util.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -123,6 +124,19 @@ int mp_forkserver_ensure_running(void)
 
 /* ---- one request ---------------------------------------------------------------- */
 
+/* The signals this process ignores, which its forkserver children ignore
+ * too (a spawned child keeps them through exec). */
+static uint64_t ignored_signals(void)
+{
+    uint64_t bits = 0;
+    for (int sig = 1; sig <= 64 && sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+            bits |= UINT64_C(1) << (sig - 1);
+    }
+    return bits;
+}
+
 /* The table of fds and the fds themselves for p's child. */
 static int request_fds(struct mp__fs_fd **out, int **fds_out, size_t *n_out)
 {
@@ -146,6 +160,84 @@ static int request_fds(struct mp__fs_fd **out, int **fds_out, size_t *n_out)
 }
 
 /*
+ * The answer's error when the fds ran out: -EMFILE or -ENFILE as a new fd
+ * would get now (-EMFILE if one is free again).
+ */
+static int no_fd_error(int sock)
+{
+    int fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return errno == EMFILE || errno == ENFILE ? -errno : -EMFILE;
+    close(fd);
+    return -EMFILE;
+}
+
+bool mp__fs_no_fd_check;
+
+/*
+ * Whether the two fds of an answer (sentinel, pidfd) can be received:
+ * 0, or -EMFILE / -ENFILE before anything is asked of the server.
+ */
+static int reply_fds_free(int sock)
+{
+    int a = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    int b = a >= 0 ? fcntl(sock, F_DUPFD_CLOEXEC, 0) : -1;
+    int r = b >= 0 ? 0 : -errno;
+    if (a >= 0)
+        close(a);
+    if (b >= 0)
+        close(b);
+    return r;
+}
+
+/*
+ * Read the answer: 0 with the reply and up to 2 fds, *cut set when the
+ * kernel could not give us every fd that came with it (none left here),
+ * or -EPIPE when the channel broke.
+ */
+static int recv_reply(int sock, struct mp__fs_reply *rep, int fds[2], size_t *got, bool *cut)
+{
+    union {
+        char buf[CMSG_SPACE(2 * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = {rep, sizeof *rep};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
+                       .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    ssize_t n;
+    do
+        n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+    while (n < 0 && errno == EINTR);
+    *got = 0;
+    *cut = n > 0 && (m.msg_flags & MSG_CTRUNC) != 0;
+    for (struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&m) : NULL; c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (*got < 2)
+                fds[(*got)++] = fd;
+            else
+                close(fd);
+        }
+    }
+    /* The fds came with the first byte; the rest of a short read (a
+     * signal cut MSG_WAITALL short) is plain data. */
+    if (n > 0 && (size_t)n < sizeof *rep &&
+        mp__read_full(sock, (char *)rep + n, sizeof *rep - (size_t)n) != 0)
+        n = -1;
+    if (n <= 0) {
+        for (size_t i = 0; i < *got; i++)
+            close(fds[i]);
+        *got = 0;
+        return -EPIPE;
+    }
+    return 0;
+}
+
+/*
  * Send the request on the channel and read the answer.  Returns 0 with the
  * reply (and, for a started child, its sentinel and pidfd), a negative code
  * the server answered (the channel is fine), or -EPIPE when the channel
@@ -156,7 +248,9 @@ static int exchange(mp_process *p, struct mp__fs_reply *rep, int *sentinel, int 
     struct mp__fs_fd *e;
     int *fds;
     size_t n;
-    int r = request_fds(&e, &fds, &n);
+    int r = mp__fs_no_fd_check ? 0 : reply_fds_free(chan_fd);
+    if (r == 0)
+        r = request_fds(&e, &fds, &n);
     if (r != 0)
         return r;
     struct mp__fs_request rq = {
@@ -165,6 +259,7 @@ static int exchange(mp_process *p, struct mp__fs_reply *rep, int *sentinel, int 
         .process = (uint64_t)(uintptr_t)p,
         .nfds = (int32_t)n,
         .requester = getpid(),
+        .sig_ign = ignored_signals(),
     };
     int level;
     bool to_stderr;
@@ -197,7 +292,17 @@ static int exchange(mp_process *p, struct mp__fs_reply *rep, int *sentinel, int 
 
     int got_fds[2];
     size_t got = 0;
-    r = mp__recv_with_fds(chan_fd, rep, sizeof *rep, got_fds, 2, &got);
+    bool cut;
+    r = recv_reply(chan_fd, rep, got_fds, &got, &cut);
+    if (r == 0 && cut) {
+        /* Another thread took the fds reply_fds_free saw: the child
+         * started, but we cannot watch it, so it must not run. */
+        for (size_t i = 0; i < got; i++)
+            close(got_fds[i]);
+        if (rep->code == 0 && rep->pid > 0)
+            kill(rep->pid, SIGKILL);
+        return no_fd_error(chan_fd);
+    }
     if (r == 0 && rep->code == 0 && (rep->pid <= 0 || got != 1u + (rep->has_pidfd != 0)))
         r = -EPROTO;
     if (r != 0 || rep->code != 0) {

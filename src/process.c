@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -49,6 +50,9 @@ enum {
     F_PARENT = 1u << 3, /* a child's view of its parent */
     F_RUN = 1u << 4,    /* .run (self) rather than .target (arg bytes) */
     F_INDIRECT = 1u << 5, /* a parent that is not the kernel's parent */
+    F_SIGMASK = 1u << 6,  /* sig_block was given (mp__process_set_sigmask) */
+    F_PDEATH = 1u << 7,   /* killed when its parent ends (a daemon) */
+    F_OWNWATCH = 1u << 8, /* a daemon that watches its parent itself */
 };
 
 struct mp_process {
@@ -65,6 +69,7 @@ struct mp_process {
     /* Start-method state: meaningful only in the creator. */
     mp__popen po;
     pid_t parent_pid; /* the starter, for the child's parent_process() */
+    uint64_t sig_block; /* the child's signal mask: bit n-1 for signal n */
     char identity[IDENTITY_LEN]; /* Python's _identity: "2:1" */
     char parent_name[NAME_MAX_LEN + 1];
     char name[NAME_MAX_LEN + 1];
@@ -547,6 +552,11 @@ static int make_identity(char *out, unsigned count)
 
 mp_process *mp_process_new_opts(const mp_process_options *o)
 {
+    mp_process_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (o == NULL || (o->target == NULL) == (o->run == NULL))
         return mp__fail_null(MP_EINVAL);
     if (o->arg == NULL && o->arg_size != 0)
@@ -601,6 +611,80 @@ mp_process *mp_process_new_opts(const mp_process_options *o)
     return p;
 }
 
+/* ---- signal masks and the parent's death ---------------------------------------- */
+
+/*
+ * A daemonic child dies with its parent, however the parent ends (Python's
+ * only end the parent's exit function).  The kernel's parent-death signal
+ * does it where the parent is the kernel's parent (fork, spawn) and the
+ * starter is the main thread: Linux sends it when the thread that forked
+ * the child ends, which for another thread is not the end of the process.
+ */
+static void pdeath_decide(mp_process *p, int method)
+{
+    uint32_t f = load_u32(&p->flags);
+    bool arm = (f & F_DAEMON) && !(f & F_OWNWATCH) && method != MP__START_FORKSERVER &&
+               gettid() == getpid();
+    if (arm)
+        __atomic_or_fetch(&p->flags, F_PDEATH, __ATOMIC_ACQ_REL);
+    else
+        __atomic_and_fetch(&p->flags, ~(uint32_t)F_PDEATH, __ATOMIC_ACQ_REL);
+}
+
+static void pdeath_arm(mp_process *p)
+{
+    if (!(load_u32(&p->flags) & F_PDEATH))
+        return;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* The parent may have died before the prctl. */
+    if (getppid() != p->parent_pid)
+        raise(SIGKILL);
+}
+
+uint64_t mp__sigmask_capture(void)
+{
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    uint64_t bits = 0;
+    for (int sig = 1; sig <= 64 && sig < NSIG; sig++)
+        if (sigismember(&cur, sig) == 1)
+            bits |= UINT64_C(1) << (sig - 1);
+    return bits;
+}
+
+void mp__sigmask_apply(uint64_t bits)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig = 1; sig <= 64 && sig < NSIG; sig++)
+        if (bits & (UINT64_C(1) << (sig - 1)))
+            sigaddset(&set, sig); /* glibc refuses its own two: fine */
+    pthread_sigmask(SIG_SETMASK, &set, NULL);
+}
+
+bool mp__process_dies_with_parent(const mp_process *p)
+{
+    uint32_t f = check(p) == 0 ? load_u32(&p->flags) : 0;
+    return (f & F_DAEMON) && !(f & F_OWNWATCH);
+}
+
+int mp__process_watches_parent(mp_process *p)
+{
+    if (check(p) != 0 || load_u32(&p->state) != ST_INITIAL || !owned(p))
+        return MP_EINVAL;
+    __atomic_or_fetch(&p->flags, F_OWNWATCH, __ATOMIC_ACQ_REL);
+    return 0;
+}
+
+int mp__process_set_sigmask(mp_process *p, uint64_t bits)
+{
+    if (check(p) != 0 || load_u32(&p->state) != ST_INITIAL || !owned(p))
+        return MP_EINVAL;
+    p->sig_block = bits;
+    __atomic_or_fetch(&p->flags, F_SIGMASK, __ATOMIC_ACQ_REL);
+    return 0;
+}
+
 /* ---- start ---------------------------------------------------------------------- */
 
 /* Undo a start whose child cannot be watched. */
@@ -648,6 +732,9 @@ int mp_process_start(mp_process *p)
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return MP_EINVAL;
     p->parent_pid = getpid();
+    if (!(load_u32(&p->flags) & F_SIGMASK))
+        p->sig_block = mp__sigmask_capture();
+    pdeath_decide(p, method);
     copy_name(p->parent_name, mp__process_current_name());
     memset(&p->po, 0, sizeof p->po);
     p->po.sentinel = p->po.aux = -1;
@@ -914,7 +1001,7 @@ static const char *status_text(const mp_process *p, char *buf, size_t size)
     int code = __atomic_load_n(&p->exitcode, __ATOMIC_RELAXED);
     if (code == 0)
         return "stopped";
-    const char *sig = code < 0 ? sigabbrev_np(-code) : NULL;
+    const char *sig = code < 0 ? mp__signal_abbrev(-code) : NULL;
     if (sig != NULL)
         snprintf(buf, size, "stopped[SIG%s]", sig);
     else
@@ -1002,6 +1089,10 @@ static void child_become(mp_process *p, bool after_fork)
     mp__fd_foreach(close_inherited, NULL);
     if (after_fork)
         mp__run_after_forkers();
+    pdeath_arm(p);
+    /* Last: until here the child runs with the mask of the thread that
+     * made it (every signal blocked, for a pool's or the forkserver's). */
+    mp__sigmask_apply(p->sig_block);
 }
 
 static int child_run(mp_process *p)

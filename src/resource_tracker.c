@@ -334,6 +334,11 @@ static _Noreturn void tracker_main(struct mp__tracker *t, int rfd)
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    /* Whatever thread started it (a Pool's blocks every signal), the
+     * tracker blocks none, as Python's does. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     prctl(PR_SET_NAME, "mp-tracker");
     /* Hold nothing of the parent's but the pipe, the registry and stderr:
      * an inherited socket or pipe end would keep someone else's EOF from

@@ -92,4 +92,13 @@ void mpt_pass_fd(int fd);
 int mpt_pipe(int pfd[2]);
 void mpt_close(int fd);
 
+/*
+ * Use up every fd of the calling process but spare: lower the soft
+ * RLIMIT_NOFILE to just above the highest open fd and fill the free numbers
+ * below it, then close spare of them (0, or -1 if that failed).  mpt_fds_restore closes those fds and puts the
+ * limit back.  For a forked child that checks EMFILE paths.
+ */
+int mpt_fds_exhaust(int spare);
+void mpt_fds_restore(void);
+
 #endif

@@ -855,6 +855,78 @@ static void test_forkserver_lifetime(void **state)
     assert_true(ended(server));
 }
 
+/*
+ * A Pool is the forkserver's first user, so the server is started by the
+ * pool's thread, which blocks every signal: the server blocks only
+ * SIGCHLD all the same, a later child can be terminated, and a daemonic
+ * child (sleeping 20 s) does not hold up the program's exit.
+ */
+static void test_forkserver_after_pool(void **state)
+{
+    char out[64];
+    double t0 = mp__now();
+    assert_int_equal(run_scenario("pool_first", out, sizeof out), 0);
+    assert_true(mp__now() - t0 < 15);
+}
+
+/* Counts in shared memory after 0.3 s. */
+static int mark_late(void *arg, size_t n)
+{
+    int *counter;
+    memcpy(&counter, arg, sizeof counter);
+    sleep_s(0.3);
+    __atomic_fetch_add(counter, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+/* In a forked child, with no fd left (spare: 1, with one, and the check
+ * before the request skipped, so that the answer's fds are cut): a
+ * forkserver start fails with -EMFILE (it used to say -EPIPE) and leaves
+ * no child running. */
+static int emfile_start(int spare)
+{
+    if (mp_forkserver_ensure_running() != 0)
+        return 40;
+    int *counter = mp_shared_alloc(sizeof *counter);
+    if (counter == NULL)
+        return 41;
+    *counter = 0;
+    mp_context *fs = mp_get_context("forkserver");
+    mp_process *p = mp_process_new(.target = mark_late, .arg = &counter,
+                                   .arg_size = sizeof counter, .ctx = fs);
+    if (p == NULL || mpt_fds_exhaust(spare) != 0)
+        return 42;
+    mp__fs_no_fd_check = spare > 0;
+    int r = mp_process_start(p);
+    mp__fs_no_fd_check = false;
+    mpt_fds_restore();
+    if (r != -EMFILE) {
+        fprintf(stderr, "forkserver start without fds: %s\n", mp_err_name(r));
+        return 43;
+    }
+    sleep_s(1);
+    if (__atomic_load_n(counter, __ATOMIC_SEQ_CST) != 0)
+        return 44; /* a child ran after all */
+    /* The channel still works. */
+    if (mp_process_start(p) != 0 || mp_process_join(p, 30) != 0 ||
+        __atomic_load_n(counter, __ATOMIC_SEQ_CST) != 1)
+        return 45;
+    mp_process_free(p);
+    mp_shared_free(counter);
+    return 0;
+}
+
+static void test_forkserver_emfile(void **state)
+{
+    for (int spare = 0; spare < 2; spare++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(emfile_start(spare));
+        assert_int_equal(mpt_wait_status(pid), 0);
+    }
+}
+
 /* ---- threads ------------------------------------------------------------------- */
 
 struct stress {
@@ -971,6 +1043,61 @@ static int scenario_lifetime(void)
     return 0;
 }
 
+static int square(const void *in, size_t in_size, void *out, size_t out_size, void *arg)
+{
+    int64_t x = *(const int64_t *)in;
+    *(int64_t *)out = x * x;
+    return 0;
+}
+
+static int nap20(void *arg, size_t n)
+{
+    sleep(20);
+    return 0;
+}
+
+/* The mask of pid, from /proc: SigBlk. */
+static uint64_t blocked_of(pid_t pid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long bits = ~0ull;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "SigBlk: %llx", &bits) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    return bits;
+}
+
+static int scenario_pool_first(void)
+{
+    mp_context *fs = mp_get_context("forkserver");
+    mp_pool *pool = mp_pool_new(.processes = 1, .ctx = fs);
+    int64_t in[2] = {2, 3}, res[2];
+    if (pool == NULL || mp_pool_map(pool, square, in, 8, 2, res, 8) != 0 || res[1] != 9)
+        return 30;
+    if (mp_pool_close(pool) != 0 || mp_pool_join(pool, 30) != 0)
+        return 31;
+    mp_pool_free(pool);
+    struct mp__forkserver *srv = NULL;
+    if (mp__forkserver_get(&srv, false) != 0)
+        return 32;
+    if (blocked_of(mp__forkserver_pid(srv)) != UINT64_C(1) << (SIGCHLD - 1))
+        return 33;
+    mp_process *p = mp_process_new(.target = pauser, .ctx = fs);
+    int code = 0;
+    if (p == NULL || mp_process_start(p) != 0 || mp_process_terminate(p) != 0 ||
+        mp_process_join(p, 10) != 0 || mp_process_exitcode(p, &code) != 0 || code != -SIGTERM)
+        return 34;
+    mp_process_free(p);
+    mp_process *d = mp_process_new(.target = nap20, .daemon = true, .ctx = fs);
+    if (d == NULL || mp_process_start(d) != 0)
+        return 35;
+    return 0; /* exit terminates d */
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) {
@@ -978,6 +1105,8 @@ int main(int argc, char **argv)
             return scenario_preload();
         if (strcmp(argv[1], "lifetime") == 0)
             return scenario_lifetime();
+        if (strcmp(argv[1], "pool_first") == 0)
+            return scenario_pool_first();
         return 99;
     }
     const struct CMUnitTest tests[] = {
@@ -998,6 +1127,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_forkserver_dies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_preload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forkserver_lifetime, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forkserver_after_pool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forkserver_emfile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_running, setup, teardown),
     };
     int rc = cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);

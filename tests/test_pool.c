@@ -8,6 +8,7 @@
  */
 #include "internal/mp.h"
 #include "internal/pool.h"
+#include "internal/popen.h"
 #include "mptest.h"
 
 #include <math.h>
@@ -1317,6 +1318,126 @@ static void test_sigint_threads(void **state)
     check_sigint(true);
 }
 
+/* ---- signals in worker processes ------------------------------------------------- */
+
+/* Raises SIGTERM on item 0: the worker dies of it (issue 16: it used to run
+ * with every signal blocked, and the task returned). */
+static int raise_term(const void *in, size_t in_size, void *out, size_t out_size, void *arg)
+{
+    if (*(const int64_t *)in == 0)
+        raise(SIGTERM);
+    *(int64_t *)out = 1;
+    return 0;
+}
+
+static void test_task_sigterm(void **state)
+{
+    mp_pool *p = make_pool(false, 1);
+    int64_t in[2] = {0, 1}, out[2] = {0, 0};
+    int st[2];
+    assert_int_equal(mp_pool_map(p, raise_term, in, 8, 2, out, 8, .chunksize = 1, .status = st),
+                     MP_EWORKERLOST);
+    assert_int_equal(st[0], MP_EWORKERLOST);
+    assert_int_equal(st[1], 0);
+    assert_int_equal(out[1], 1);
+    assert_non_null(strstr(mp_pool_error_message(), "SIGTERM"));
+    finish_pool(p);
+}
+
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+    alarms++;
+}
+
+/* alarm(1), sleep(3): the handler runs after about a second and cuts the
+ * sleep short.  Out: the milliseconds slept, or -1 if no alarm came. */
+static int alarm_task(const void *in, size_t in_size, void *out, size_t out_size, void *arg)
+{
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, &old);
+    alarms = 0;
+    double t0 = mp__now();
+    alarm(1);
+    sleep(3);
+    alarm(0);
+    sigaction(SIGALRM, &old, NULL);
+    *(int64_t *)out = alarms > 0 ? (int64_t)((mp__now() - t0) * 1000) : -1;
+    return 0;
+}
+
+static void test_task_sigalrm(void **state)
+{
+    mp_pool *p = make_pool(false, 1);
+    int64_t in = 0, ms = 0;
+    assert_int_equal(mp_pool_map(p, alarm_task, &in, 8, 1, &ms, 8), 0);
+    assert_true(ms >= 900);
+    assert_true(ms < 2900);
+    finish_pool(p);
+}
+
+/* Out: the worker's blocked signals (bit n-1 for signal n), and whether it
+ * ignores SIGINT (bit 63). */
+static int mask_task(const void *in, size_t in_size, void *out, size_t out_size, void *arg)
+{
+    uint64_t bits = mp__sigmask_capture() & ~(UINT64_C(1) << 63);
+    struct sigaction sa;
+    sigaction(SIGINT, NULL, &sa);
+    if (sa.sa_handler == SIG_IGN)
+        bits |= UINT64_C(1) << 63;
+    memcpy(out, &bits, sizeof bits);
+    return 0;
+}
+
+#define SIGBIT(s) (UINT64_C(1) << ((s) - 1))
+
+/* Workers get the mask of the thread that made the pool, not the pool's
+ * own threads' (which block everything), and ignore SIGINT. */
+static void test_worker_mask(void **state)
+{
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &usr1, &old);
+    mp_pool *p = make_pool(false, 2);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    uint64_t in[2] = {0, 0}, bits[2] = {0, 0};
+    assert_int_equal(mp_pool_map(p, mask_task, in, 8, 2, bits, 8, .chunksize = 1), 0);
+    for (int i = 0; i < 2; i++)
+        assert_true(bits[i] == (SIGBIT(SIGUSR1) | (UINT64_C(1) << 63)));
+    finish_pool(p);
+}
+
+/* With no fd left, mp_pool_new says so (it used to report -ENOMEM). */
+static void test_new_emfile(void **state)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (mpt_fds_exhaust(0) != 0)
+            _exit(2);
+        mp_pool *p = mp_pool_new(.processes = 1);
+        int err = mp_last_error();
+        mpt_fds_restore();
+        if (p != NULL)
+            _exit(3);
+        if (err != -EMFILE)
+            _exit(4);
+        /* And with fds again it works. */
+        p = mp_pool_new(.processes = 1);
+        int64_t in = 3, out = 0;
+        if (p == NULL || mp_pool_map(p, sq, &in, 8, 1, &out, 8) != 0 || out != 9)
+            _exit(5);
+        mp_pool_close(p);
+        mp_pool_join(p, MP_FOREVER);
+        mp_pool_free(p);
+        _exit(0);
+    }
+    assert_int_equal(mpt_wait_status(pid), 0);
+}
+
 /* ---- the pool belongs to its creator --------------------------------------------- */
 
 static void test_other_process_refused(void **state)
@@ -1752,6 +1873,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_free_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigint_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_sigterm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_sigalrm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_mask, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_emfile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_process_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_terminates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_creator_killed, setup, teardown),

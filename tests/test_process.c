@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +241,58 @@ static void test_terminate_kill_interrupt(void **state)
         assert_int_equal(fns[i](p), 0);
         mp_process_free(p);
     }
+}
+
+/* Checks that the child's mask is the bits in arg, that it ignores SIGUSR2
+ * and that SIGTERM has its default disposition. */
+static int check_signals(void *arg, size_t n)
+{
+    uint64_t want;
+    CHECK(n == sizeof want);
+    memcpy(&want, arg, sizeof want);
+    CHECK(mp__sigmask_capture() == want);
+    struct sigaction sa;
+    CHECK(sigaction(SIGUSR2, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN);
+    CHECK(sigaction(SIGTERM, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL);
+    return 0;
+}
+
+static void *start_check_signals(void *arg)
+{
+    uint64_t want = mp__sigmask_capture();
+    mp_process *p = mp_process_new(.target = check_signals, .arg = &want,
+                                   .arg_size = sizeof want);
+    int code = -1;
+    if (p != NULL && mp_process_start(p) == 0 && mp_process_join(p, 60) == 0)
+        mp_process_exitcode(p, &code);
+    mp_process_free(p);
+    *(int *)arg = code;
+    return NULL;
+}
+
+/* A child runs with the mask of the thread that started it and ignores
+ * what its parent ignores, under every start method (a forkserver child
+ * used to get the mask of whatever thread had started the server). */
+static void test_signal_mask(void **state)
+{
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    signal(SIGUSR2, SIG_IGN);
+    int code = -1;
+    start_check_signals(&code);
+    assert_int_equal(code, 0);
+    /* From a thread that blocks everything but SIGTERM. */
+    sigfillset(&set);
+    sigdelset(&set, SIGTERM);
+    pthread_sigmask(SIG_SETMASK, &set, NULL);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, start_check_signals, &code), 0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_join(t, NULL);
+    signal(SIGUSR2, SIG_DFL);
+    assert_int_equal(code, 0);
 }
 
 /* A child reaped behind libmp's back (SIGCHLD ignored) ends with 255. */
@@ -736,6 +789,87 @@ static int start_and_leave(void *arg, size_t n)
     return 0; /* the exit function deals with g */
 }
 
+/* Start a daemonic grandchild, report its pid, and wait to be killed. */
+static int start_daemon_and_wait(void *arg, size_t n)
+{
+    int wfd = *(int *)arg;
+    mp_process *g = mp_process_new(.target = pauser, .daemon = true);
+    CHECK(g != NULL && mp_process_start(g) == 0);
+    pid_t pid = mp_process_pid(g);
+    CHECK(write(wfd, &pid, sizeof pid) == (ssize_t)sizeof pid);
+    for (;;)
+        pause();
+}
+
+/* The pid's process has ended (gone, or a zombie). */
+static bool gone(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return true;
+    size_t k = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[k] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp == NULL || rp[2] == 'Z' || rp[2] == 'X';
+}
+
+/* A daemonic child whose parent is killed dies too (under fork and spawn:
+ * the parent-death signal; under forkserver the server kills it). */
+static void test_daemon_dies_with_killed_parent(void **state)
+{
+    int pfd[2];
+    assert_int_equal(mpt_pipe(pfd), 0);
+    mp_process *p = mp_process_new(.target = start_daemon_and_wait, .arg = &pfd[1],
+                                   .arg_size = sizeof pfd[1]);
+    assert_int_equal(mp_process_start(p), 0);
+    mpt_close(pfd[1]);
+    pid_t g = 0;
+    assert_int_equal(read(pfd[0], &g, sizeof g), (ssize_t)sizeof g);
+    mpt_close(pfd[0]);
+    assert_false(gone(g));
+    assert_int_equal(mp_process_kill(p), 0);
+    assert_int_equal(mp_process_join(p, 10), 0);
+    mp_process_free(p);
+    double t0 = mp__now();
+    while (!gone(g) && mp__now() - t0 < 10)
+        sleep_s(0.01);
+    bool ended = gone(g);
+    if (!ended)
+        kill(g, SIGKILL);
+    assert_true(ended);
+}
+
+static void *start_daemon_thread(void *arg)
+{
+    mp_process *p = mp_process_new(.target = pauser, .daemon = true);
+    if (p != NULL && mp_process_start(p) != 0) {
+        mp_process_free(p);
+        p = NULL;
+    }
+    *(mp_process **)arg = p;
+    return NULL;
+}
+
+/* A daemon started by a thread that then ends lives on: Linux sends the
+ * parent-death signal when the starting thread ends, so libmp arms it only
+ * for the main thread's children. */
+static void test_daemon_outlives_its_thread(void **state)
+{
+    mp_process *p = NULL;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, start_daemon_thread, &p), 0);
+    pthread_join(t, NULL);
+    assert_non_null(p);
+    sleep_s(0.3);
+    assert_int_equal(mp_process_is_alive(p), 1);
+    assert_int_equal(mp_process_terminate(p), 0);
+    assert_int_equal(mp_process_join(p, 10), 0);
+    mp_process_free(p);
+}
+
 static void test_daemon_terminated_at_exit(void **state)
 {
     int pfd[2];
@@ -1016,6 +1150,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exit_code_signals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_code_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_terminate_kill_interrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signal_mask, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reaped_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_eintr, setup, teardown),
@@ -1034,6 +1169,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_parent_death_no_pidfd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_no_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_terminated_at_exit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_daemon_dies_with_killed_parent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_daemon_outlives_its_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nondaemon_joined_at_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_main_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_active_children, setup, teardown),

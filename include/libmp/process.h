@@ -30,6 +30,12 @@
  * from main, calling exit(), or returning from its target, libmp does what
  * Python's atexit handler does: runs the finalizers (util.h), terminates
  * its daemonic children, and joins all its other children.
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_process_options o = {};
+ *     o.target = worker;
+ *     ... = mp_process_new_opts(&o);
  */
 #ifndef LIBMP_PROCESS_H
 #define LIBMP_PROCESS_H
@@ -62,7 +68,7 @@ typedef int (*mp_target_fn)(void *arg, size_t arg_size);
 typedef int (*mp_run_fn)(mp_process *self);
 
 typedef struct mp_process_options {
-    int reserved_;          /* keeps mp_process_new() with no options valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     mp_target_fn target;    /* the function to run (or .run) */
     mp_run_fn run;          /* instead of .target: run(self) */
     const void *arg;        /* bytes copied to the child (may be NULL) */
@@ -93,7 +99,7 @@ typedef struct mp_process_options {
  * -ENOMEM.  Fork-safe: the object may be created before or after a fork.
  */
 #define mp_process_new(...) \
-    mp_process_new_opts(&(const mp_process_options){.reserved_ = 0, __VA_ARGS__})
+    mp_process_new_opts(MP__OPTS(mp_process_options, __VA_ARGS__))
 MP_EXTERN mp_process *mp_process_new_opts(const mp_process_options *opts);
 
 /*
@@ -113,9 +119,13 @@ MP_EXTERN mp_process *mp_process_new_opts(const mp_process_options *opts);
  * taken in the spawned image; -ENOEXEC when mp_set_executable names another
  * build or a program that never answers (60 s); -ECHILD when the spawned
  * program ended before answering; MP_EAUTH when the forkserver refused the
- * connection.  After any error nothing was started and p can be started
- * again.  Standard output and error (the stdio streams) are flushed before
- * the child is created, as Python does.  Finished children are reaped first
+ * connection; -EMFILE / -ENFILE when no fd is left for the child's
+ * sentinel (or the forkserver's answer).  After any error nothing was
+ * started and p can be started again.  The child runs its target with the
+ * signal mask of the calling thread (taken here), whatever the start
+ * method; a daemonic child dies with this process however it ends
+ * (docs/process.md says when).  Standard output and error (the stdio
+ * streams) are flushed before the child is created, as Python does.  Finished children are reaped first
  * (Python's _cleanup()).  Thread-safe: of two threads starting the same
  * object, one gets MP_EINVAL.  Threads running in the caller are safe with
  * spawn and forkserver; with fork the child holds only the calling thread.

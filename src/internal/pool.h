@@ -25,8 +25,10 @@
 #include <poll.h>
 #include <pthread.h>
 
-/* Thread-local storage in libmp itself (loaded with the program). */
-#define MP__TLS __thread __attribute__((tls_model("initial-exec")))
+/* Thread-local storage in libmp itself.  No initial-exec model: the shared
+ * library must stay loadable with dlopen (see docs/design.md, "Thread-local
+ * storage"). */
+#define MP__TLS __thread
 
 /* Atomics on plain fields (the arena's objects are plain structs). */
 #define MP__LD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
@@ -297,6 +299,7 @@ struct mp_pool {
     size_t initarg_size;
     mp_context *ctx;
     pid_t creator;
+    uint64_t sig_block;    /* the creating thread's mask, the workers' */
     uint32_t state;
     int32_t broken;        /* an initializer failed: its code */
     mp__pentry *ring;

@@ -160,4 +160,29 @@ bool mp__process_fd_owner(const void *owner);
  */
 void mp__process_set_parent_pidfd(int fd);
 
+/*
+ * Signal masks as 64 bits (bit n-1 for signal n).  mp__sigmask_capture:
+ * the calling thread's mask.  mp__sigmask_apply: make it the calling
+ * thread's mask.  Every child runs its target with the mask of the thread
+ * that called mp_process_start (taken there), unless its creator set
+ * another with mp__process_set_sigmask before the start (a Pool gives its
+ * workers the mask of the thread that made the pool): 0, or MP_EINVAL if p
+ * is not the caller's unstarted process.
+ */
+uint64_t mp__sigmask_capture(void);
+void mp__sigmask_apply(uint64_t bits);
+int mp__process_set_sigmask(mp_process *p, uint64_t bits);
+
+/*
+ * A daemonic child is killed (SIGKILL) when its parent ends, however it
+ * ends: under fork and spawn by the parent-death signal, if the main
+ * thread started it; under forkserver by the server.
+ * mp__process_watches_parent exempts p (before its start: 0, or MP_EINVAL
+ * as above): it watches its parent itself and cleans up (a manager's
+ * server).  mp__process_dies_with_parent, for the forkserver: whether p is
+ * daemonic and not exempt.
+ */
+int mp__process_watches_parent(mp_process *p);
+bool mp__process_dies_with_parent(const mp_process *p);
+
 #endif /* LIBMP_INTERNAL_POPEN_H */

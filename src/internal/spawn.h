@@ -107,7 +107,7 @@ int mp__forkserver_connect(struct mp__forkserver *fs);
 /* The request header a client sends (popen_forkserver.c builds it). */
 #define MP__FS_TOKEN_LEN 32
 #define MP__FS_MAGIC 0x6d706673u /* "mpfs" */
-#define MP__FS_VERSION 1u
+#define MP__FS_VERSION 2u
 #define MP__FS_MAX_FDS 65536
 #define MP__FS_FDS_PER_MSG 250 /* below the kernel's SCM_MAX_FD (253) */
 
@@ -130,6 +130,8 @@ struct mp__fs_request {
     int32_t log_level;
     int32_t log_stderr;
     int32_t requester;
+    int32_t pad_;
+    uint64_t sig_ign; /* the requester's ignored signals: bit n-1 for n */
 };
 
 /* With a started child come its sentinel (the client's end of a socket
@@ -164,6 +166,10 @@ int mp__forkserver_auth(int fd, const struct mp__forkserver *fs, bool server);
 
 /* In the spawned process, once it has forked the server: its pid. */
 void mp__forkserver_started(struct mp__forkserver *fs, pid_t pid);
+
+/* Tests set this to skip the check that a forkserver start has the fds
+ * for its answer, to exercise the answer that cannot be received. */
+extern bool mp__fs_no_fd_check;
 
 /* For tests: the server's private directory, and its pid. */
 const char *mp__forkserver_dir(const struct mp__forkserver *fs);
