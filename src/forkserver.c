@@ -802,11 +802,6 @@ static int start_server(struct mp__forkserver **out)
 int mp__forkserver_get(struct mp__forkserver **fs, bool restart)
 {
     pthread_once(&atfork_once, register_atfork);
-    /* The tracker (which start_server needs) first: starting it forks, and
-     * our fork handler takes start_lock. */
-    int tr = mp__tracker_start();
-    if (tr != 0)
-        return tr;
     pthread_mutex_lock(&start_lock);
     struct mp__forkserver *cur = current();
     int r = 0;

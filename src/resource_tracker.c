@@ -25,7 +25,6 @@
 #include "internal/mp.h"
 #include "internal/resource_tracker.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -259,6 +258,15 @@ out:
     return r;
 }
 
+/* The kernel's record of getdents64 (libcs spell dirent64 differently). */
+struct linux_dirent64 {
+    uint64_t ino;
+    int64_t off;
+    unsigned short reclen;
+    unsigned char type;
+    char name[];
+};
+
 /* Remove what the registries of dead families list; async-signal-safe
  * (directory entries are read with getdents64, not readdir). */
 static int clean_stale(void)
@@ -275,9 +283,9 @@ static int clean_stale(void)
         if (got <= 0)
             break;
         for (long off = 0; off < got;) {
-            struct dirent64 *d = (struct dirent64 *)(buf + off);
-            off += d->d_reclen;
-            if (strncmp(d->d_name, "fam-", 4) == 0 && clean_one(dfd, d->d_name) == 1)
+            struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
+            off += d->reclen;
+            if (strncmp(d->name, "fam-", 4) == 0 && clean_one(dfd, d->name) == 1)
                 cleaned++;
         }
     }
@@ -381,7 +389,10 @@ static int start(struct mp__tracker *t)
         r = mp__errno();
         goto fail;
     }
-    pid_t pid = fork();
+    /* _Fork: no fork handlers, for the caller may hold locks that they
+     * take (the forkserver's, when it starts a server); what runs in the
+     * children is async-signal-safe. */
+    pid_t pid = _Fork();
     if (pid < 0) {
         r = mp__errno();
         close(p[0]);
@@ -393,7 +404,7 @@ static int start(struct mp__tracker *t)
          * caller returns, no signal to its process group reaches it. */
         close(p[1]);
         setsid();
-        pid_t g = fork();
+        pid_t g = _Fork();
         if (g == 0)
             tracker_main(t, p[0]);
         t->pid = g;
