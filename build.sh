@@ -30,6 +30,11 @@ command -v abidiff >/dev/null 2>&1 || need="$need abigail-tools"
 command -v cmake >/dev/null 2>&1 || need="$need cmake"
 command -v scdoc >/dev/null 2>&1 || need="$need scdoc"
 command -v man >/dev/null 2>&1 || need="$need man-db"
+# The MPI pool (docs/mpi.md) and its benchmark beside mpi4py.futures.
+command -v mpicc >/dev/null 2>&1 || need="$need libopenmpi-dev"
+command -v mpiexec >/dev/null 2>&1 || need="$need openmpi-bin"
+# (for Debian's /usr/bin/python3, whatever python3 is first in PATH)
+[ -f /usr/lib/python3/dist-packages/mpi4py/__init__.py ] || need="$need python3-mpi4py"
 if [ -n "$need" ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo

@@ -511,6 +511,8 @@ void mp__obj_free(void *p)
 {
     if (p == NULL || !mp__in_arena(p))
         return;
+    if (MP__UNLIKELY(atomic_load_explicit(&mp__obj_finalizers, memory_order_relaxed) > 0))
+        mp_finalize_object_freed(p);
     mp__obj *o = p;
     __atomic_store_n(&o->magic, MP__MAGIC_DEAD, __ATOMIC_RELEASE);
     mp__free(p);
@@ -529,6 +531,9 @@ void *mp_shared_alloc(size_t size)
 
 int mp_shared_free(void *ptr)
 {
+    if (MP__UNLIKELY(atomic_load_explicit(&mp__obj_finalizers, memory_order_relaxed) > 0) &&
+        ptr != NULL && mp__in_arena(ptr))
+        mp_finalize_object_freed(ptr);
     return mp__free(ptr);
 }
 

@@ -8,6 +8,7 @@
  * every pool call and the handler thread retry.
  */
 #include "internal/pool.h"
+#include "internal/mpi.h"
 #include "internal/popen.h"
 
 #include <stdio.h>
@@ -128,10 +129,14 @@ static void sleep_us(long us)
 
 static pid_t self_pid;
 static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+static struct mp__plocal *live_plocals;
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void self_after_fork(void)
 {
     self_pid = getpid();
+    /* Another thread may have held it at the fork. */
+    pthread_mutex_init(&live_lock, NULL);
 }
 
 static void self_init(void)
@@ -546,10 +551,35 @@ bool mp__pool_pending_empty(struct mp_pool *pool)
 
 /* ---- construction ---------------------------------------------------------------- */
 
+
+static void live_link(struct mp__plocal *L)
+{
+    pthread_mutex_lock(&live_lock);
+    L->live_next = live_plocals;
+    if (live_plocals != NULL)
+        live_plocals->live_prev = L;
+    live_plocals = L;
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void live_unlink(struct mp__plocal *L)
+{
+    pthread_mutex_lock(&live_lock);
+    if (L->live_prev != NULL)
+        L->live_prev->live_next = L->live_next;
+    else if (live_plocals == L)
+        live_plocals = L->live_next;
+    if (L->live_next != NULL)
+        L->live_next->live_prev = L->live_prev;
+    L->live_prev = L->live_next = NULL;
+    pthread_mutex_unlock(&live_lock);
+}
+
 static void plocal_free(struct mp__plocal *L)
 {
     if (L == NULL)
         return;
+    live_unlink(L);
     if (L->evfd >= 0)
         close(L->evfd);
     free(L->limbo);
@@ -591,6 +621,7 @@ static struct mp__plocal *plocal_new(uint32_t n, int *err)
         plocal_free(L);
         return NULL;
     }
+    live_link(L);
     return L;
 }
 
@@ -611,6 +642,7 @@ static void pool_destroy(struct mp_pool *pool)
     for (int i = 0; i < MP__POOL_STAGE_CACHE; i++)
         mp__free(L->stage[i]);
     plocal_free(L);
+    mp__mpi_pool_free(pool->mpi);
     mp__free(pool->ring);
     mp__free(pool->recs);
     mp__free(pool->initarg);
@@ -648,10 +680,24 @@ static mp_pool *pool_create(const mp_pool_options *o, bool threads)
     uint32_t n = o->processes > 0 ? (uint32_t)o->processes : (uint32_t)mp_cpu_count();
     if (n > MP__POOL_MAX_WORKERS)
         n = MP__POOL_MAX_WORKERS;
+    /* The one switch to MPI: proxy threads stand for the MPI workers. */
+    struct mp__mpipool *M = NULL;
+    if (!threads && mp__context_is_mpi(o->ctx)) {
+        if (o->maxtasksperchild != 0)
+            return mp__fail_null(MP_EINVAL);
+        n = (uint32_t)o->processes;
+        M = mp__mpi_pool_open(o, &n);
+        if (M == NULL)
+            return NULL;
+        threads = true;
+    }
 
     struct mp_pool *pool = mp__obj_new(sizeof *pool, MP__POOL_MAGIC);
-    if (pool == NULL)
+    if (pool == NULL) {
+        mp__mpi_pool_free(M);
         return mp__fail_null(-ENOMEM);
+    }
+    pool->mpi = M;
     pool->threads = threads;
     pool->nworkers = n;
     pool->maxtasks = o->maxtasksperchild;
@@ -672,6 +718,7 @@ static mp_pool *pool_create(const mp_pool_options *o, bool threads)
         (o->initarg_size == 0 || pool->initarg != NULL))
         pool->L = plocal_new(n, &r);
     if (pool->L == NULL) {
+        mp__mpi_pool_free(M);
         mp__free(pool->ring);
         mp__free(pool->recs);
         mp__free(pool->initarg);

@@ -371,7 +371,7 @@ static mp__pjob *imap_submit(mp_pool *pool, void (*fn)(void), uint32_t flags, co
 {
     if (o == NULL || mp__pool_check_owner(pool) != 0 || fn == NULL ||
         o->callback != NULL || o->error_callback != NULL || o->status != NULL ||
-        (in == NULL) == (o->next_input == NULL) || (in == NULL && n > 0) ||
+        (in != NULL && o->next_input != NULL) || (in == NULL && n > 0) ||
         o->chunksize > UINT32_MAX || (!(flags & MP__JF_BYTES) && in_size == 0)) {
         *err = MP_EINVAL;
         return NULL;

@@ -6,6 +6,7 @@
  * design; internal/pool.h the state machine of a chunk.
  */
 #include "internal/pool.h"
+#include "internal/mpi.h"
 
 #include <sched.h>
 #include <signal.h>
@@ -18,9 +19,28 @@
 /* How long one idle worker spins before it sleeps. */
 #define SPIN_NS 50000
 
-/* The message of the running task (mp_pool_set_error), per thread. */
+/*
+ * The message of the running task (mp_pool_set_error), per thread: in
+ * task_msg when it fits, else in task_long (malloc'd, freed when the next
+ * item starts and when the task ends, so a thread that exits leaks nothing).
+ */
 static MP__TLS char task_msg[MP__POOL_MSG];
+static MP__TLS char *task_long;
 static MP__TLS bool in_task;
+
+static const char *msg_get(void)
+{
+    return task_long != NULL ? task_long : task_msg;
+}
+
+static inline void msg_reset(void)
+{
+    if (MP__UNLIKELY(task_long != NULL)) {
+        free(task_long);
+        task_long = NULL;
+    }
+    task_msg[0] = '\0';
+}
 
 /* Resolved task functions: dl_iterate_phdr is far too slow per chunk. */
 struct fn_cache {
@@ -52,8 +72,21 @@ void mp_pool_set_error(const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(task_msg, sizeof task_msg, fmt, ap);
+    int n = vsnprintf(task_msg, sizeof task_msg, fmt, ap);
     va_end(ap);
+    free(task_long);
+    task_long = NULL;
+    if (n < (int)sizeof task_msg)
+        return;
+    task_long = malloc((size_t)n + 1);
+    if (task_long != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(task_long, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        return;
+    }
+    /* Out of memory: keep the start, and say it was cut. */
+    memcpy(task_msg + sizeof task_msg - 4, "...", 4);
 }
 
 struct mp_pool_out {
@@ -62,6 +95,7 @@ struct mp_pool_out {
     size_t len, cap;
     bool arena;     /* buf is an arena block this builder allocated */
     bool failed;    /* an allocation failed: the item gets -ENOMEM */
+    bool heap;      /* an MPI worker's: buf is malloc'd, never the arena */
 };
 
 /* Make room for extra more bytes; false when memory ran out. */
@@ -79,6 +113,16 @@ static bool out_ensure(mp_pool_out *o, size_t extra)
     size_t cap = o->cap * 2 > need ? o->cap * 2 : need;
     if (cap < 256)
         cap = 256;
+    if (o->heap) {
+        char *hb = realloc(o->buf, cap);
+        if (hb == NULL) {
+            o->failed = true;
+            return false;
+        }
+        o->buf = hb;
+        o->cap = cap;
+        return true;
+    }
     char *nb = mp__alloc(cap);
     if (nb == NULL) {
         o->failed = true;
@@ -186,10 +230,17 @@ void mp__pool_record_error(struct mp_pool *pool, mp__pjob *j, uint64_t index,
     if (index < j->err_index) {
         j->err_index = index;
         j->err_code = code;
+        if (msg == NULL)
+            msg = "";
+        size_t l = strlen(msg) + 1;
+        if (j->err_msg != NULL && mp__alloc_size(j->err_msg) < l) {
+            mp__free(j->err_msg);
+            j->err_msg = NULL;
+        }
         if (j->err_msg == NULL)
-            j->err_msg = mp__alloc(MP__POOL_MSG);
+            j->err_msg = mp__alloc(l > MP__POOL_MSG ? l : MP__POOL_MSG);
         if (j->err_msg != NULL)
-            snprintf(j->err_msg, MP__POOL_MSG, "%s", msg != NULL ? msg : "");
+            memcpy(j->err_msg, msg, l);
     }
     mp__robust_unlock(&pool->err_lock);
 }
@@ -226,6 +277,11 @@ static bool claim(mp__pjob *j, uint64_t hi, uint32_t w, mp__wrec *rec, uint64_t 
     return false;
 }
 
+bool mp__pool_claim(mp__pjob *j, uint64_t hi, uint32_t w, mp__wrec *rec, uint64_t *out)
+{
+    return claim(j, hi, w, rec, out);
+}
+
 /* ---- running a chunk ----------------------------------------------------------- */
 
 static void run_fixed(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *rec)
@@ -233,7 +289,6 @@ static void run_fixed(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
     size_t lo = (size_t)c * j->chunksize;
     size_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
     void (*fn)(void) = resolve(&j->fn);
-    char *msg = task_msg;
     bool failed = false;
     in_task = true;
     if (fn == NULL) {
@@ -250,13 +305,13 @@ static void run_fixed(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
         for (size_t i = lo; i < hi; i++) {
             for (uint32_t k = 0; k < j->ncols; k++)
                 args[k] = j->cols[k].p + i * j->cols[k].size;
-            msg[0] = '\0';
+            msg_reset();
             int r = f(args, j->out + i * j->out_size, j->out_size, j->arg);
             if (j->status)
                 j->status[i] = r < 0 ? r : 0;
             if (MP__UNLIKELY(r < 0)) {
                 failed = true;
-                mp__pool_record_error(pool, j, i, r, msg);
+                mp__pool_record_error(pool, j, i, r, msg_get());
             }
         }
     } else {
@@ -266,17 +321,18 @@ static void run_fixed(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
         size_t isz = j->in_size, osz = j->out_size;
         void *arg = j->arg;
         for (size_t i = lo; i < hi; i++) {
-            msg[0] = '\0';
+            msg_reset();
             int r = f(in + i * isz, isz, out + i * osz, osz, arg);
             if (j->status)
                 j->status[i] = r < 0 ? r : 0;
             if (MP__UNLIKELY(r < 0)) {
                 failed = true;
-                mp__pool_record_error(pool, j, i, r, msg);
+                mp__pool_record_error(pool, j, i, r, msg_get());
             }
         }
     }
     in_task = false;
+    msg_reset();
     MP__ST(mp__chunk_state(j, c), mp__cs(c, failed ? MP__CS_ERR : MP__CS_OK));
 }
 
@@ -296,7 +352,7 @@ static void orec_end(mp_pool_out *o, size_t at, int r, const char *msg)
     size_t size = o->len - at - sizeof(mp__orec);
     uint32_t mlen = 0;
     if (r < 0 && msg[0] != '\0') {
-        size_t l = strnlen(msg, MP__POOL_MSG - 1) + 1;
+        size_t l = strlen(msg) + 1;
         if (out_ensure(o, l)) {
             memcpy(o->buf + o->len, msg, l - 1);
             o->buf[o->len + l - 1] = '\0';
@@ -320,9 +376,8 @@ static void run_slots(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
 {
     mp__pslot *s = &j->slots[c % j->nslots];
     mp_pool_out o = {track ? rec : NULL, s->out_inline, 0, sizeof s->out_inline,
-                     false, false};
+                     false, false, false};
     void (*fn)(void) = resolve(&j->fn);
-    char *msg = task_msg;
     bool failed = false;
     const char *in = s->in;
     size_t off = 0;
@@ -344,10 +399,10 @@ static void run_slots(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
             failed = true;
             break;
         }
-        msg[0] = '\0';
+        msg_reset();
         int r;
         if (fn == NULL) {
-            snprintf(msg, MP__POOL_MSG, "the task function is not loaded in the worker");
+            snprintf(task_msg, sizeof task_msg, "the task function is not loaded in the worker");
             r = MP_EINVAL;
         } else if (j->flags & MP__JF_BYTES) {
             r = ((mp_pool_bytes_fn)fn)(item, isz, &o, j->arg);
@@ -360,9 +415,10 @@ static void run_slots(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
             r = -ENOMEM;
         if (r < 0)
             failed = true;
-        orec_end(&o, at, r, msg);
+        orec_end(&o, at, r, msg_get());
     }
     in_task = false;
+    msg_reset();
     if (o.failed && o.len < (size_t)s->nitems * sizeof(mp__orec)) {
         /* Not even the records fit: the whole chunk failed. */
         if (o.arena)
@@ -381,12 +437,106 @@ static void run_slots(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
 
 static void run_chunk(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *rec)
 {
-    if (j->kind == MP__K_FIXED)
+    if (MP__UNLIKELY(pool->mpi != NULL))
+        mp__mpi_run_chunk(pool, j, c, (uint32_t)(rec - pool->recs));
+    else if (j->kind == MP__K_FIXED)
         run_fixed(pool, j, c, rec);
     else
         run_slots(pool, j, c, rec, !pool->threads);
     mp__pool_chunk_counted(pool, j, rec);
     rec->cur_job = NULL;
+}
+
+/* ---- in an MPI worker: the same, in the worker's own memory ----------------------- */
+
+bool mp__pool_local_fixed(void (*fn)(void), bool star, const char *in, size_t in_size,
+                          const char *const *cols, const size_t *col_size,
+                          uint32_t ncols, size_t nitems, char *out, size_t out_size,
+                          void *arg, int32_t *status, int64_t *err_index,
+                          int32_t *err_code, char *err_msg, size_t msg_size)
+{
+    bool failed = false;
+    const void *args[MP__POOL_MAX_COLS];
+    in_task = true;
+    for (size_t i = 0; i < nitems; i++) {
+        task_msg[0] = '\0';
+        int r;
+        if (fn == NULL) {
+            snprintf(task_msg, sizeof task_msg,
+                     "the task function is not loaded in the MPI worker");
+            r = MP_EINVAL;
+        } else if (star) {
+            for (uint32_t k = 0; k < ncols; k++)
+                args[k] = cols[k] + i * col_size[k];
+            r = ((mp_pool_star_fn)fn)(args, out + i * out_size, out_size, arg);
+        } else {
+            r = ((mp_pool_fn)fn)(in + i * in_size, in_size, out + i * out_size, out_size,
+                                 arg);
+        }
+        status[i] = r < 0 ? r : 0;
+        if (r < 0 && !failed) {
+            failed = true;
+            *err_index = (int64_t)i;
+            *err_code = r;
+            snprintf(err_msg, msg_size, "%s", task_msg);
+        }
+    }
+    in_task = false;
+    return !failed;
+}
+
+int mp__pool_local_slots(void (*fn)(void), bool bytes, const char *in, uint32_t nitems,
+                         size_t in_size, size_t out_size, void *arg, char **out,
+                         size_t *out_len)
+{
+    mp_pool_out o = {NULL, NULL, 0, 0, false, false, true};
+    bool failed = false;
+    size_t off = 0;
+    in_task = true;
+    for (uint32_t i = 0; i < nitems; i++) {
+        const void *item;
+        size_t isz;
+        if (bytes) {
+            isz = (size_t)*(const uint64_t *)(in + off);
+            item = in + off + 16;
+            off += MP__ALIGN16(16 + isz);
+        } else {
+            isz = in_size;
+            item = in + off;
+            off += isz;
+        }
+        size_t at = orec_begin(&o);
+        if (at == SIZE_MAX)
+            break;
+        task_msg[0] = '\0';
+        int r;
+        if (fn == NULL) {
+            snprintf(task_msg, sizeof task_msg,
+                     "the task function is not loaded in the MPI worker");
+            r = MP_EINVAL;
+        } else if (bytes) {
+            r = ((mp_pool_bytes_fn)fn)(item, isz, &o, arg);
+        } else {
+            /* Reserved, then found again: the buffer may move in the task. */
+            size_t dst = o.len;
+            r = mp_pool_out_reserve(&o, out_size) == NULL
+                    ? -ENOMEM
+                    : ((mp_pool_fn)fn)(item, isz, o.buf + dst, out_size, arg);
+        }
+        if (o.failed && r >= 0)
+            r = -ENOMEM;
+        if (r < 0)
+            failed = true;
+        orec_end(&o, at, r, task_msg);
+    }
+    in_task = false;
+    if (o.failed && o.len < (size_t)nitems * sizeof(mp__orec)) {
+        free(o.buf);
+        return -ENOMEM;
+    }
+    *out = o.buf;
+    *out_len = o.len;
+    return failed ? 1 : 0;
 }
 
 /* ---- the loop ------------------------------------------------------------------ */
@@ -496,6 +646,12 @@ int mp__pool_worker_run(struct mp_pool *pool, uint32_t w)
         if (pool->maxtasks != 0 && tasks >= pool->maxtasks)
             break;
         uint64_t budget = pool->maxtasks != 0 ? pool->maxtasks - tasks : UINT64_MAX;
+        if (MP__UNLIKELY(pool->mpi != NULL)) {
+            /* An MPI proxy looks at its worker between chunks. */
+            if (mp__mpi_worker_dead(pool->mpi, w))
+                break;
+            budget = 1;
+        }
         uint64_t done = work_once(pool, w, rec, budget);
         if (done > 0) {
             tasks += done;

@@ -12,6 +12,9 @@
  *                              names, a Listener at PATH, queue producers
  *                              and consumers, a pool mapping in a loop;
  *                              prints "ready" and works until killed
+ *   shm_peer smm-die FILE      a SharedMemoryManager hands out a segment and
+ *                              a ShareableList; their names go to FILE, one
+ *                              a line; then SIGKILL itself
  */
 #include <libmp.h>
 #include <signal.h>
@@ -122,6 +125,18 @@ int main(int argc, char **argv)
         memcpy(buf + 4, "pong", 4);
         mp_shared_memory_free(s);
         return 0;
+    }
+    if (strcmp(argv[1], "smm-die") == 0) {
+        mp_shm_manager *m = mp_shm_manager_new();
+        mp_shared_memory *s = mp_shm_manager_shared_memory(m, 4096);
+        mp_shareable_list *l = mp_shm_manager_shareable_list(m, MP_LIST(MP_I64(1), MP_STR("x")));
+        FILE *f = fopen(argv[2], "w");
+        if (m == NULL || s == NULL || l == NULL || f == NULL)
+            return 7;
+        fprintf(f, "%s\n%s\n", mp_shared_memory_name(s), mp_shareable_list_name(l));
+        fclose(f);
+        raise(SIGKILL);
+        return 6;
     }
     bool notrack = strcmp(argv[1], "die-notrack") == 0;
     if (!notrack && strcmp(argv[1], "die") != 0)

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -255,6 +256,10 @@ static inline int mp__obj_check(const void *p, uint32_t magic)
 
 /* Mark the object dead and give its memory back. */
 void mp__obj_free(void *p);
+
+/* How many finalizers of this process are tied to an object (util.c):
+ * while 0, freeing an object or a shared block looks for none. */
+extern _Atomic size_t mp__obj_finalizers;
 
 /* ---- function pointers across start methods (fnref.c) ----------------- */
 
