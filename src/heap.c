@@ -79,6 +79,7 @@ struct arena {
     uint64_t size;
     uint64_t nruns;
     uint64_t first_run;     /* first run usable for data */
+    int64_t creator;        /* pid of the process that made the arena */
     pthread_mutex_t lock MP__ALIGNED(MP__CACHELINE);
     uint64_t top;           /* first run never handed out */
     struct free_extent *extents;
@@ -164,6 +165,7 @@ static void arena_format(struct arena *a, size_t size)
     a->first_run = (meta + RUN_SIZE - 1) >> RUN_SHIFT;
     a->top = a->first_run;
     atomic_store(&a->next_id, 1);
+    a->creator = getpid();
     mp__robust_mutex_init(&a->lock);
     a->magic = ARENA_MAGIC;
 }
@@ -237,6 +239,11 @@ void mp__heap_info(int *fd, void **addr, size_t *size)
         *addr = A;
     if (size)
         *size = A ? A->size : 0;
+}
+
+pid_t mp__heap_creator(void)
+{
+    return mp__heap_init() == 0 ? (pid_t)A->creator : getpid();
 }
 
 bool mp__in_arena(const void *p)

@@ -176,6 +176,11 @@ int mp__heap_attach(int fd, void *addr, size_t size);
 /* The arena's fd, address and size in this process (fd -1: no arena). */
 void mp__heap_info(int *fd, void **addr, size_t *size);
 
+/* The pid of the process that made the arena (the root of the family):
+ * generated shared-memory names carry it, so that tests and people can tell
+ * one family's names from another's.  Makes the arena if there is none. */
+pid_t mp__heap_creator(void);
+
 /*
  * Allocate size bytes of zeroed shared memory.  Blocks of 64 bytes or more
  * are 64-byte aligned (no false sharing between objects), smaller ones are
