@@ -140,8 +140,15 @@ static void *lock_thread(void *arg)
 {
     mp_lock *l = arg;
     for (int i = 0; i < 1000; i++) {
-        if (mp.mp_lock_acquire(l, MP_FOREVER) != 0 || mp.mp_lock_release(l) != 0)
+        int rc = mp.mp_lock_acquire(l, MP_FOREVER);
+        if (rc != 0) {
+            fprintf(stderr, "acquire %d: %s\n", i, mp.mp_strerror(rc));
             return (void *)1;
+        }
+        if ((rc = mp.mp_lock_release(l)) != 0) {
+            fprintf(stderr, "release %d: %s\n", i, mp.mp_strerror(rc));
+            return (void *)2;
+        }
     }
     return NULL;
 }
