@@ -65,5 +65,6 @@ int lm_pool_imap_unordered(const bench_ctx *ctx, bench_result *out);
 
 /* libmp_managers.c (stub until managers.h lands) */
 int lm_manager_dict(const bench_ctx *ctx, bench_result *out);
+int lm_manager_lock(const bench_ctx *ctx, bench_result *out);
 
 #endif /* MPBENCH_BENCHES_H */

@@ -49,3 +49,45 @@ int lm_manager_dict(const bench_ctx *ctx, bench_result *out)
     mp_manager_free(m);
     return rc;
 }
+
+/*
+ * A hosted Lock used by a process of the family: acquire and release run
+ * in the caller on the arena object (no round trip to the server); each
+ * pair counts as one operation.  This is the path that watches the server
+ * while it waits (issue 16).
+ */
+static int lock_batch(void *arg, uint64_t n)
+{
+    mp_proxy *l = arg;
+    for (uint64_t i = 0; i < n; i++) {
+        int r = mp_proxy_acquire(l, MP_FOREVER);
+        if (r != 0)
+            return r;
+        r = mp_proxy_release(l);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+int lm_manager_lock(const bench_ctx *ctx, bench_result *out)
+{
+    mp_manager *m = mp_manager_new();
+    if (m == NULL)
+        return bench_fail(out, "mp_manager_new: %s", mp_strerror(mp_last_error()));
+    int r = mp_manager_start(m);
+    if (r != 0) {
+        mp_manager_free(m);
+        return bench_fail(out, "mp_manager_start: %s", mp_strerror(r));
+    }
+    mp_proxy *l = mp_manager_lock(m);
+    int rc;
+    if (l == NULL)
+        rc = bench_fail(out, "mp_manager_lock: %s", mp_strerror(mp_last_error()));
+    else
+        rc = bench_run_batches(ctx, lock_batch, l, 1000, 0, out);
+    mp_proxy_free(l);
+    mp_manager_shutdown(m);
+    mp_manager_free(m);
+    return rc;
+}

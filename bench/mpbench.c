@@ -148,6 +148,8 @@ static const op ops[] = {
     /* Managers (issue 7) */
     {"manager.dict", "Manager dict set, get (per call)", RATE, "ops/s",
      false, lm_manager_dict, NULL, true, {T_ABS_GE, M_OPS, 500e3}, NULL},
+    {"manager.lock", "Manager Lock acquire+release, family", RATE, "ops/s",
+     false, lm_manager_lock, NULL, false, NO_TARGET, NULL},
     /* The shared arena (on main) */
     {"heap.alloc64", "mp_shared_alloc+free 64 B", RATE, "ops/s", false,
      lm_heap_alloc_64, raw_malloc_64, false, NO_TARGET,

@@ -1,5 +1,6 @@
 /* futex.c: shared futex wait/wake and robust process-shared mutexes. */
 #include "internal/mp.h"
+#include "internal/sync.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -32,6 +33,27 @@ int mp__futex_wait(uint32_t *word, uint32_t expected, const mp__deadline *d)
     default:
         return mp__errno();
     }
+}
+
+int mp__futex_wait_watched(uint32_t *word, uint32_t expected, const mp__deadline *d,
+                           const mp__watch *w)
+{
+    if (w == NULL)
+        return mp__futex_wait(word, expected, d);
+    mp__deadline slice = {.forever = false, .nowait = false};
+    clock_gettime(CLOCK_MONOTONIC, &slice.at);
+    slice.at.tv_nsec += w->slice_ns;
+    while (slice.at.tv_nsec >= 1000000000L) {
+        slice.at.tv_sec++;
+        slice.at.tv_nsec -= 1000000000L;
+    }
+    bool last = d != NULL && !d->forever &&
+                (d->at.tv_sec < slice.at.tv_sec ||
+                 (d->at.tv_sec == slice.at.tv_sec && d->at.tv_nsec <= slice.at.tv_nsec));
+    int r = mp__futex_wait(word, expected, last ? d : &slice);
+    if (r != MP_ETIMEDOUT || last)
+        return r;
+    return w->gone(w->arg) ? MP_EEOF : 0;
 }
 
 bool mp__spin_while_equal(const uint32_t *word, uint32_t expected, uint64_t spin_ns)

@@ -232,6 +232,23 @@ static void set_state(mp_manager *m, uint32_t st)
     mp__futex_wake((uint32_t *)&m->state, INT32_MAX);
 }
 
+/*
+ * Wait (the state is STOPPED already) until no process of the family runs
+ * a method of a hosted object: those in a wait see the stop within a slice
+ * (MGR_CLIENT_SLICE_MS) and leave with MP_EEOF.  False after MGR_DRAIN_MS
+ * (a client stopped, or killed in the middle of a call, never leaves).
+ */
+static bool drain_native_users(mp_manager *m)
+{
+    uint64_t until = mp__now_ns() + (uint64_t)MGR_DRAIN_MS * 1000000u;
+    while (atomic_load(&m->native_users) != 0) {
+        if (mp__now_ns() > until)
+            return false;
+        usleep(1000);
+    }
+    return true;
+}
+
 int mp__mgr_serve(mp_manager *m, pid_t watch)
 {
     struct mgr_srv *s = mp__srv_new(m);
@@ -256,13 +273,15 @@ int mp__mgr_serve(mp_manager *m, pid_t watch)
     /* Stopping: no new calls are taken, every waiting client is woken and
      * sees MP_EEOF, then the objects are released. */
     set_state(m, MGR_STOPPED);
+    mp__srv_stop(s);
     mp__chan_wake_all(m);
     bool ended = mp__mgr_net_stop(net);
+    bool drained = drain_native_users(m);
     mp__robust_unlock(&m->alive);
     /* A connection thread stuck in a registered method still uses the
      * server's state: it is left allocated rather than freed under it. */
     if (ended)
-        mp__srv_free(s);
+        mp__srv_free_keep(s, !drained);
     return 0;
 }
 
@@ -374,7 +393,7 @@ int mp__mgr_transport(mp_manager *m, const mp__buf *req, mp__buf *rep)
 static bool passes_through(int code)
 {
     return code == MP_ETIMEDOUT || code == MP_EEMPTY || code == MP_EFULL || code == MP_EBROKEN ||
-           code == MP_EOWNERDEAD;
+           code == MP_EOWNERDEAD || code == MP_EEOF;
 }
 
 struct reply_info {
@@ -462,7 +481,9 @@ static int put_args(mp__buf *b, const mp_val *tuple, const mp_val *const *argv, 
     mp__buf_putc(b, MP__TAG_TUPLE);
     mp__buf_varint(b, n);
     for (size_t i = 0; i < n; i++) {
-        int e = mp__val_encode_buf(b, argv[i]);
+        /* At depth 1, inside the tuple: a value the server's decoder would
+         * find too deep is refused here (MP_EINVAL). */
+        int e = mp__val_encode_buf_at(b, argv[i], 1);
         if (e != 0)
             return e;
     }
@@ -495,8 +516,7 @@ static int local_error(const struct mgr_reply *r)
 static int call_native(mp_proxy *p, const char *method, const mp_val *tuple,
                        const mp_val *const *argv, size_t n, mp_val **out)
 {
-    if (mp__mgr_server_gone(p->m))
-        return MP_EEOF;
+    mp_manager *m = p->m;
     const struct mgr_kind *k = mp__mgr_kind_by_kind(p->kind);
     const struct mgr_method *md = NULL;
     for (const struct mgr_method *x = k ? k->methods : NULL; x && x->name; x++)
@@ -515,18 +535,39 @@ static int call_native(mp_proxy *p, const char *method, const mp_val *tuple,
         n = tuple->seq.len;
     }
     for (size_t i = 0; args != NULL && i < n; i++) {
-        mp_val *c = mp_val_copy(argv[i]);
-        if (c == NULL || mp__val_list_push(args, c) != 0) {
-            int e = c == NULL ? mp_last_error() : -ENOMEM;
+        /* Depth 1: the arguments sit in a tuple, as on the wire. */
+        mp_val *c = NULL;
+        int e = mp__val_copy_depth(argv[i], &c, 1);
+        if (e != 0 || mp__val_list_push(args, c) != 0) {
+            mp_val_free(c);
             mp_val_free(args);
-            return e;
+            return e != 0 ? e : -ENOMEM;
         }
     }
     if (args == NULL)
         return -ENOMEM;
-    struct mgr_obj o = {.id = p->oid, .kind = p->kind, .typeidx = -1, .refs = 1, .obj = p->native};
+    struct mgr_obj o = {.id = p->oid, .kind = p->kind, .typeidx = -1, .refs = 1, .obj = p->native,
+                        .watch = m};
+    /*
+     * Counted in before the server is looked at, and the stopping server
+     * sets its state before it counts the users (both sequentially
+     * consistent): either this call sees the server stopped, or the server
+     * sees this call and does not free the object under it.
+     */
+    atomic_fetch_add(&m->native_users, 1);
+    if (mp__mgr_server_gone(m)) {
+        atomic_fetch_sub(&m->native_users, 1);
+        mp_val_free(args);
+        return MP_EEOF;
+    }
     md->fn(NULL, &o, args, &r);
+    /* A failure while the server is gone is the server's end, whatever
+     * the object said (a timed get that ran out is MP_EEOF too). */
+    bool gone = r.status == MGR_ST_ERROR && r.code != MP_EEOF && mp__mgr_server_gone(m);
+    atomic_fetch_sub(&m->native_users, 1);
     mp_val_free(args);
+    if (gone)
+        r.code = MP_EEOF;
     if (r.status == MGR_ST_ERROR) {
         mp_val_free(r.owned);
         return local_error(&r);

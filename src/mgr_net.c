@@ -100,9 +100,9 @@ static void reap_conns(struct mgr_net *net)
 
 /*
  * Stop every connection thread: shut their sockets down (a thread waiting
- * for a request, or sending, returns at once), then wake the waits that are
- * not sliced, until all have ended.  A thread still in a registered
- * method after 5 s is given up on.
+ * for a request, or sending, returns at once; one in a hosted wait sees the
+ * server stopping within a slice), until all have ended.  A thread still in
+ * a registered method after 5 s is given up on.
  */
 static bool end_conns(struct mgr_net *net)
 {
@@ -120,7 +120,6 @@ static bool end_conns(struct mgr_net *net)
         pthread_mutex_unlock(&net->lock);
         if (empty)
             return true;
-        mp__srv_interrupt(net->s);
         usleep(10000);
     }
     return false;
@@ -305,12 +304,28 @@ static void conn_drop(mp_manager *m)
             slot_drop(&tl_conns[i]);
 }
 
+/*
+ * The server of a connected manager is gone (it closed the connection, or
+ * no longer listens): the manager is stopped for good, so that every later
+ * call through it or its proxies returns MP_EEOF, in every thread and
+ * process, rather than trying the address again.
+ */
+static int server_lost(mp_manager *m)
+{
+    uint32_t st = MGR_CONNECTED;
+    if (atomic_compare_exchange_strong(&m->state, &st, MGR_STOPPED))
+        atomic_store(&m->dead_seen, 1);
+    return MP_EEOF;
+}
+
 int mp__mgr_conn_call(mp_manager *m, const void *req, size_t len, mp__buf *rep)
 {
     mp_connection *c = NULL;
     int r = conn_get(m, &c);
-    if (r != 0)
-        return r;
+    if (r != 0) {
+        bool connected = atomic_load(&m->state) == MGR_CONNECTED;
+        return connected && (r == -ECONNREFUSED || r == -ENOENT) ? server_lost(m) : r;
+    }
     r = mp_connection_send_bytes(c, req, len, 0, len);
     void *buf = NULL;
     size_t n = 0;
@@ -321,6 +336,8 @@ int mp__mgr_conn_call(mp_manager *m, const void *req, size_t len, mp__buf *rep)
         conn_drop(m);
         if (r == -EPIPE || r == -ECONNRESET || r == -EPROTO)
             r = MP_EEOF;
+        if (r == MP_EEOF && atomic_load(&m->state) == MGR_CONNECTED)
+            r = server_lost(m);
         return r;
     }
     free(rep->p);

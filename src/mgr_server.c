@@ -534,24 +534,9 @@ reply:
     return out->oom ? -ENOMEM : ret;
 }
 
-void mp__srv_interrupt(struct mgr_srv *s)
+void mp__srv_stop(struct mgr_srv *s)
 {
-    pthread_mutex_lock(&s->lock);
-    for (size_t i = 0; i < s->nb; i++) {
-        struct mgr_obj *o = s->tab[i];
-        if (o == NULL || o == TOMB)
-            continue;
-        if (o->kind == MP_PROXY_BARRIER) {
-            mp_barrier_abort(o->obj);
-        } else if (o->kind == MP_PROXY_CONDITION) {
-            int r = mp_condition_acquire(o->obj, 0.01);
-            if (r == 0 || r == MP_EOWNERDEAD) {
-                mp_condition_notify_all(o->obj);
-                mp_condition_release(o->obj);
-            }
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
+    atomic_store(&s->stopping, true);
 }
 
 bool mp__srv_stopping(struct mgr_srv *s)
@@ -572,11 +557,21 @@ struct mgr_srv *mp__srv_new(mp_manager *m)
 
 void mp__srv_free(struct mgr_srv *s)
 {
+    mp__srv_free_keep(s, false);
+}
+
+void mp__srv_free_keep(struct mgr_srv *s, bool keep_hosted)
+{
     if (s == NULL)
         return;
     for (size_t i = 0; i < s->nb; i++) {
         struct mgr_obj *o = s->tab[i];
-        if (o != NULL && o != TOMB)
+        if (o == NULL || o == TOMB)
+            continue;
+        const struct mgr_kind *k = mp__mgr_kind_by_kind(o->kind);
+        if (keep_hosted && k != NULL && k->blocking)
+            free(o); /* the arena object stays: a family process may still use it */
+        else
             obj_destroy(s, o);
     }
     free(s->tab);

@@ -13,12 +13,16 @@
  * server has), so again only that client waits.
  *
  * The same method functions run in both places: in the server with s set,
- * and in a family process with s NULL.  In the server a wait is cut into
- * slices of 100 ms so that a shutdown is noticed; slicing is invisible for
- * these operations (a timed-out acquire or get changes nothing), except for
- * Condition.wait and Barrier.wait, which wait whole.
+ * and in a family process with s NULL (and o->watch the manager).  Every
+ * wait watches the end of the object's life, in slices: in the server a
+ * shutdown (100 ms), in a family process the server's death or shutdown
+ * (MGR_CLIENT_SLICE_MS), and returns MP_EEOF when it comes.  Slicing is
+ * invisible: a timed-out acquire or get changes nothing, and Condition.wait
+ * and Barrier.wait are cut inside synchronize.c, where a slice that ends
+ * only puts the waiter back to sleep.
  */
 #include "internal/managers.h"
+#include "internal/sync.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -101,29 +105,69 @@ static int int_arg(struct mgr_reply *r, const mp_val *a, size_t i, int64_t dflt,
 
 /* ---- waiting in slices --------------------------------------------------------- */
 
+/*
+ * Every wait watches whoever can end the object's life: in the server, a
+ * shutdown (slices of 100 ms); in a process of the family, the server
+ * itself (slices of MGR_CLIENT_SLICE_MS, so that its death or shutdown is
+ * noticed within about that long, as managers.h promises).  A wait that
+ * the watch ends returns MP_EEOF.
+ */
+static bool srv_gone(void *s)
+{
+    return mp__srv_stopping(s);
+}
+
+static bool mgr_gone(void *m)
+{
+    return mp__mgr_server_gone(m);
+}
+
+/* The watch for a wait on o, in *w; NULL when nothing is watched. */
+static const mp__watch *watch_of(struct mgr_srv *s, const struct mgr_obj *o, mp__watch *w)
+{
+    if (s != NULL)
+        *w = (mp__watch){srv_gone, s, 100 * 1000000L};
+    else if (o->watch != NULL)
+        *w = (mp__watch){mgr_gone, o->watch, MGR_CLIENT_SLICE_MS * 1000000L};
+    else
+        return NULL;
+    return w;
+}
+
 typedef int (*timed_fn)(void *obj, void *extra, double timeout);
 
-static int timed(struct mgr_srv *s, double timeout, int timeout_code, timed_fn op, void *obj,
-                 void *extra)
+/* op with timeout, cut into slices with the watch looked at in between:
+ * invisible for these operations (a timed-out acquire or get changes
+ * nothing).  The first try does not wait, so that an operation that need
+ * not wait costs what it costs without a manager. */
+static int timed(struct mgr_srv *s, const struct mgr_obj *o, double timeout, int timeout_code,
+                 timed_fn op, void *extra)
 {
-    if (s == NULL)
-        return op(obj, extra, timeout);
+    mp__watch wb;
+    const mp__watch *w = watch_of(s, o, &wb);
+    if (w == NULL)
+        return op(o->obj, extra, timeout);
+    int r = op(o->obj, extra, 0);
+    if (r != timeout_code || timeout == 0)
+        return r;
     mp__deadline d;
     mp__deadline_init(&d, timeout);
+    double slice = (double)w->slice_ns / 1e9;
     for (;;) {
-        double slice = 0.1;
+        if (w->gone(w->arg))
+            return MP_EEOF;
+        double t = slice;
         if (!d.forever) {
             struct timespec left;
             if (mp__deadline_left(&d, &left) != 0)
-                slice = 0;
-            else if ((double)left.tv_sec + (double)left.tv_nsec / 1e9 < slice)
-                slice = (double)left.tv_sec + (double)left.tv_nsec / 1e9;
+                return timeout_code;
+            double l = (double)left.tv_sec + (double)left.tv_nsec / 1e9;
+            if (l < t)
+                t = l;
         }
-        int r = op(obj, extra, slice);
-        if (r != timeout_code || slice == 0 || (!d.forever && mp__deadline_expired(&d)))
+        r = op(o->obj, extra, t);
+        if (r != timeout_code)
             return r;
-        if (mp__srv_stopping(s))
-            return MP_EEOF;
     }
 }
 
@@ -139,7 +183,7 @@ static int lock_acquire(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct 
     double t;
     if (mp__args(r, "acquire", a, 0, 2) != 0 || timeout_args(r, a, 0, 1, &t) != 0)
         return r->code;
-    int e = timed(s, t, MP_ETIMEDOUT, lock_acquire_op, o->obj, NULL);
+    int e = timed(s, o, t, MP_ETIMEDOUT, lock_acquire_op, NULL);
     if (e == MP_EOWNERDEAD)
         return mp__reply_error(r, e, "OwnerDead", "the previous holder died holding the lock");
     return e != 0 ? fail(r, e, "acquire") : ok_bool(r, true);
@@ -203,7 +247,7 @@ static int sem_acquire(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct m
     double t;
     if (mp__args(r, "acquire", a, 0, 2) != 0 || timeout_args(r, a, 0, 1, &t) != 0)
         return r->code;
-    int e = timed(s, t, MP_ETIMEDOUT, sem_acquire_op, o->obj, NULL);
+    int e = timed(s, o, t, MP_ETIMEDOUT, sem_acquire_op, NULL);
     return e != 0 ? fail(r, e, "acquire") : ok_bool(r, true);
 }
 
@@ -271,7 +315,7 @@ static int cond_acquire(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct 
     double t;
     if (mp__args(r, "acquire", a, 0, 2) != 0 || timeout_args(r, a, 0, 1, &t) != 0)
         return r->code;
-    int e = timed(s, t, MP_ETIMEDOUT, cond_acquire_op, o->obj, NULL);
+    int e = timed(s, o, t, MP_ETIMEDOUT, cond_acquire_op, NULL);
     return e != 0 ? fail(r, e, "acquire") : ok_bool(r, true);
 }
 
@@ -290,7 +334,8 @@ static int cond_wait(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr
     double t;
     if (mp__args(r, "wait", a, 0, 1) != 0 || timeout_args(r, a, -1, 0, &t) != 0)
         return r->code;
-    int e = mp_condition_wait(o->obj, t);
+    mp__watch wb;
+    int e = mp__condition_wait_watched(o->obj, t, watch_of(s, o, &wb));
     if (e == MP_EINVAL)
         return mp__reply_error(r, e, "RuntimeError", "cannot wait on un-acquired lock");
     return e != 0 ? fail(r, e, "wait") : ok_bool(r, true);
@@ -374,7 +419,7 @@ static int event_wait(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mg
     double t;
     if (mp__args(r, "wait", a, 0, 1) != 0 || timeout_args(r, a, -1, 0, &t) != 0)
         return r->code;
-    int e = timed(s, t, MP_ETIMEDOUT, event_wait_op, o->obj, NULL);
+    int e = timed(s, o, t, MP_ETIMEDOUT, event_wait_op, NULL);
     /* Python's Event.wait returns False on a timeout; that is no error. */
     if (e == MP_ETIMEDOUT)
         return ok_bool(r, false);
@@ -406,7 +451,8 @@ static int barrier_wait(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct 
     double t;
     if (mp__args(r, "wait", a, 0, 1) != 0 || timeout_args(r, a, -1, 0, &t) != 0)
         return r->code;
-    int e = mp_barrier_wait(o->obj, t);
+    mp__watch wb;
+    int e = mp__barrier_wait_watched(o->obj, t, watch_of(s, o, &wb));
     return e < 0 ? fail(r, e, "wait") : ok_int(r, e);
 }
 
@@ -512,7 +558,7 @@ static int do_put(struct mgr_srv *s, struct mgr_obj *o, const mp_val *v, double 
         return e == -ENOMEM ? oom(r) : mp__reply_error(r, e, "ValueError", "value cannot be encoded");
     }
     struct put_job j = {b.p, b.len};
-    e = timed(s, t, MP_EFULL, queue_put_op, o->obj, &j);
+    e = timed(s, o, t, MP_EFULL, queue_put_op, &j);
     mp__buf_free(&b);
     return e != 0 ? fail(r, e, "put") : ok_none(r);
 }
@@ -520,7 +566,7 @@ static int do_put(struct mgr_srv *s, struct mgr_obj *o, const mp_val *v, double 
 static int do_get(struct mgr_srv *s, struct mgr_obj *o, double t, struct mgr_reply *r)
 {
     struct get_job j = {NULL, 0};
-    int e = timed(s, t, MP_EEMPTY, queue_get_op, o->obj, &j);
+    int e = timed(s, o, t, MP_EEMPTY, queue_get_op, &j);
     if (e != 0)
         return fail(r, e, "get");
     mp_val *v;
@@ -608,7 +654,7 @@ static int queue_join(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mg
     double t;
     if (mp__args(r, "join", a, 0, 1) != 0 || timeout_args(r, a, -1, 0, &t) != 0)
         return r->code;
-    int e = timed(s, t, MP_ETIMEDOUT, queue_join_op, o->obj, NULL);
+    int e = timed(s, o, t, MP_ETIMEDOUT, queue_join_op, NULL);
     return e != 0 ? fail(r, e, "join") : ok_none(r);
 }
 

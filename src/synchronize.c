@@ -537,8 +537,10 @@ static void waiter_unlink(mp_condition *c, struct waiter *w)
     w->next = w->prev = NULL;
 }
 
-/* The wait itself; the caller holds c->lock and has checked c. */
-static int cond_wait(mp_condition *c, const mp__deadline *d)
+/* The wait itself; the caller holds c->lock and has checked c.  Under a
+ * watch that ends it, the lock is not taken back and the record stays
+ * linked (a notifier may still reach it; mp_condition_free frees it). */
+static int cond_wait(mp_condition *c, const mp__deadline *d, const mp__watch *watch)
 {
     mp_lock *l = c->lock;
     struct waiter *w = mp__alloc(sizeof *w);
@@ -555,7 +557,10 @@ static int cond_wait(mp_condition *c, const mp__deadline *d)
     uint32_t extra = lock_extra(l);
     lock_drop(l);
     while (atomic_load_explicit(&w->woken, memory_order_acquire) == 0) {
-        if (mp__futex_wait((uint32_t *)&w->woken, 0, d) == MP_ETIMEDOUT)
+        int r = mp__futex_wait_watched((uint32_t *)&w->woken, 0, d, watch);
+        if (r == MP_EEOF)
+            return r;
+        if (r == MP_ETIMEDOUT)
             break;
     }
     int took = lock_take(l, &lock_forever, mp__token_cache);
@@ -572,7 +577,7 @@ static int cond_wait(mp_condition *c, const mp__deadline *d)
     return took == MP_EOWNERDEAD ? MP_EOWNERDEAD : ret;
 }
 
-int mp_condition_wait(mp_condition *c, double timeout)
+int mp__condition_wait_watched(mp_condition *c, double timeout, const mp__watch *w)
 {
     int r = cond_check(c);
     if (r != 0)
@@ -583,7 +588,12 @@ int mp_condition_wait(mp_condition *c, double timeout)
         return r;
     if (!lock_mine(c->lock))
         return MP_EINVAL;
-    return cond_wait(c, &d);
+    return cond_wait(c, &d, w);
+}
+
+int mp_condition_wait(mp_condition *c, double timeout)
+{
+    return mp__condition_wait_watched(c, timeout, NULL);
 }
 
 int mp_condition_wait_for(mp_condition *c, mp_predicate_fn pred, void *arg,
@@ -599,7 +609,7 @@ int mp_condition_wait_for(mp_condition *c, mp_predicate_fn pred, void *arg,
     if (pred == NULL || !lock_mine(c->lock))
         return MP_EINVAL;
     while (!pred(arg)) {
-        r = cond_wait(c, &d);
+        r = cond_wait(c, &d, NULL);
         if (r == MP_ETIMEDOUT)
             return pred(arg) ? 0 : MP_ETIMEDOUT;
         if (r != 0)
@@ -886,15 +896,15 @@ static void barrier_lock(mp_barrier *b)
  * is held on entry and on return.  The word is read with the mutex held,
  * and every change bumps it with the mutex held, so no change is missed.
  */
-static int barrier_sleep(mp_barrier *b, const mp__deadline *d)
+static int barrier_sleep(mp_barrier *b, const mp__deadline *d, const mp__watch *w)
 {
     uint32_t seen = atomic_load(&b->seq);
     b->sleepers++;
     mp__robust_unlock(&b->mutex);
-    int r = mp__futex_wait((uint32_t *)&b->seq, seen, d);
+    int r = mp__futex_wait_watched((uint32_t *)&b->seq, seen, d, w);
     barrier_lock(b);
     b->sleepers--;
-    return r == MP_ETIMEDOUT ? MP_ETIMEDOUT : 0;
+    return r == MP_ETIMEDOUT || r == MP_EEOF ? r : 0;
 }
 
 /* The last arrival: run the action, then release the others. */
@@ -933,7 +943,7 @@ static bool before(const struct timespec *a, const struct timespec *b)
  * cycle may have died before leaving, so the dead are forgotten every
  * second.  A deadline that passes here breaks the barrier.
  */
-static int barrier_enter(mp_barrier *b, const mp__deadline *d)
+static int barrier_enter(mp_barrier *b, const mp__deadline *d, const mp__watch *w)
 {
     for (;;) {
         int s = atomic_load(&b->state);
@@ -942,7 +952,10 @@ static int barrier_enter(mp_barrier *b, const mp__deadline *d)
         mp__deadline slice;
         mp__deadline_init(&slice, 1.0);
         bool last = !d->forever && !before(&slice.at, &d->at);
-        if (barrier_sleep(b, last ? d : &slice) != MP_ETIMEDOUT)
+        int r = barrier_sleep(b, last ? d : &slice, w);
+        if (r == MP_EEOF)
+            return r;
+        if (r != MP_ETIMEDOUT)
             continue;
         barrier_prune(b);
         barrier_open_if_empty(b);
@@ -956,12 +969,14 @@ static int barrier_enter(mp_barrier *b, const mp__deadline *d)
 
 /* A waiter that is not the last: wait until the cycle ends one way or
  * another; a timeout breaks the barrier. */
-static int barrier_await(mp_barrier *b, int index, const mp__deadline *d)
+static int barrier_await(mp_barrier *b, int index, const mp__deadline *d, const mp__watch *w)
 {
     while (atomic_load(&b->state) == FILLING) {
-        if (barrier_sleep(b, d) == MP_ETIMEDOUT &&
-            atomic_load(&b->state) == FILLING) {
+        int r = barrier_sleep(b, d, w);
+        if (r != 0 && atomic_load(&b->state) == FILLING) {
             barrier_break(b);
+            if (r == MP_EEOF)
+                return r;
             break;
         }
     }
@@ -969,6 +984,11 @@ static int barrier_await(mp_barrier *b, int index, const mp__deadline *d)
 }
 
 int mp_barrier_wait(mp_barrier *b, double timeout)
+{
+    return mp__barrier_wait_watched(b, timeout, NULL);
+}
+
+int mp__barrier_wait_watched(mp_barrier *b, double timeout, const mp__watch *w)
 {
     int r = mp__obj_check(b, BARRIER_MAGIC);
     if (r != 0)
@@ -978,7 +998,7 @@ int mp_barrier_wait(mp_barrier *b, double timeout)
     if (r != 0)
         return r;
     barrier_lock(b);
-    r = barrier_enter(b, &d);
+    r = barrier_enter(b, &d, w);
     if (r != 0) {
         mp__robust_unlock(&b->mutex);
         return r;
@@ -992,7 +1012,7 @@ int mp_barrier_wait(mp_barrier *b, double timeout)
     }
     b->slots[index] = self_tid();
     int ret = index + 1 == b->parties ? barrier_release(b, index)
-                                      : barrier_await(b, index, &d);
+                                      : barrier_await(b, index, &d, w);
     b->slots[index] = 0;
     atomic_fetch_sub(&b->count, 1);
     barrier_open_if_empty(b);

@@ -96,8 +96,13 @@ static int enc_rec(mp__buf *b, const mp_val *v, int depth)
 
 int mp__val_encode_buf(mp__buf *b, const mp_val *v)
 {
+    return mp__val_encode_buf_at(b, v, 0);
+}
+
+int mp__val_encode_buf_at(mp__buf *b, const mp_val *v, int depth)
+{
     size_t mark = b->len;
-    int r = enc_rec(b, v, 0);
+    int r = enc_rec(b, v, depth);
     if (r == 0 && b->oom)
         r = -ENOMEM;
     if (r != 0 && !b->oom)

@@ -54,7 +54,12 @@
  * codes that are part of an operation's normal contract pass through
  * unchanged instead: MP_ETIMEDOUT, MP_EEMPTY, MP_EFULL, MP_EBROKEN,
  * MP_EOWNERDEAD.  When the server has shut down or died, calls return
- * MP_EEOF promptly (within about 50 ms of its death), never hang.
+ * MP_EEOF promptly (within about 50 ms of its death), never hang: also a
+ * call blocked in a hosted Lock, Semaphore, Event, Condition, Barrier or
+ * Queue wait (a timed one too), and every later call on the manager and its
+ * proxies, over a socket as well.  A value given as an argument may nest
+ * MP_VAL_MAX_DEPTH - 1 deep (it travels inside the argument tuple); a
+ * deeper one is MP_EINVAL before anything is sent.
  *
  * Thread-safety: every function may be called from several threads and
  * processes at once; the server runs the calls on one object one at a time.
@@ -251,9 +256,10 @@ MP_EXTERN int mp_manager_connect(mp_manager *m);
 
 /*
  * mp_manager_shutdown: stop the server (Python's shutdown()).  Every object
- * it holds is released; calls through proxies made afterwards return
- * MP_EEOF.  If the calling process started the server, it also waits for
- * it to end (at most 1 s, then terminates it, as Python does).
+ * it holds is released, hosted ones after the family processes blocked in
+ * them have left with MP_EEOF; calls through proxies made afterwards
+ * return MP_EEOF.  If the calling process started the server, it also
+ * waits for it to end (at most 1 s, then terminates it, as Python does).
  *
  * Returns 0 (also when the server had already stopped or died); MP_EINVAL
  * if m is invalid or was never started, served or connected.
@@ -548,7 +554,9 @@ MP_EXTERN mp_proxy *mp_manager_joinable_queue(mp_manager *m, long maxsize);
  * mp_proxy_native: the libmp object behind a hosted synchronisation object
  * or queue, in a process of the server's family; NULL for other kinds, for
  * a connected (remote) manager, or an invalid proxy.  Owned by the server:
- * never free it; it is freed with the proxy or at shutdown.
+ * never free it; it is freed with the proxy or at shutdown.  Its own API
+ * does not watch the server (the proxy's methods do): do not shut the
+ * manager down while a thread waits on it that way.
  */
 MP_EXTERN void *mp_proxy_native(const mp_proxy *p);
 

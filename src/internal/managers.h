@@ -51,6 +51,14 @@ enum mgr_status {
 #define MGR_MAX_TYPES 32
 #define MGR_MAX_METHODS 48
 #define MGR_NAME_MAX 48    /* typeid, method and comparator names */
+/* A family process waiting on a hosted object looks at the server this
+ * often (managers.h promises MP_EEOF within about 50 ms of its death). */
+#define MGR_CLIENT_SLICE_MS 20
+/* How long a stopping server waits for family processes to leave the
+ * methods of its hosted objects before it frees them (it keeps them
+ * allocated when some do not leave: the arena leaks rather than a client
+ * touching freed memory). */
+#define MGR_DRAIN_MS 500
 #define MGR_MAX_CMPS 16
 
 enum mgr_state {
@@ -123,6 +131,11 @@ struct mp_manager {
     pid_t owner_pid;             /* the process that started it */
     mp_process *proc;            /* the server child (mp_manager_start) */
     int finalizer;               /* the owner's exit finalizer (owner only) */
+    /* Family threads running a method of a hosted object right now (the
+     * server frees those objects at shutdown only once this is 0).  In the
+     * padding before ctx: on the cache line of state and of alive's lock
+     * word, which such a call touches anyway. */
+    _Atomic uint32_t native_users;
     mp_context *ctx;
     pthread_mutex_t alive;       /* robust: held by the server while it serves */
     _Atomic uint32_t dead_seen;  /* a client found the server dead */
@@ -190,6 +203,8 @@ struct mgr_obj {
     long pins;            /* calls running outside the server lock */
     bool dead;            /* refs reached 0 while pinned */
     void *obj;
+    mp_manager *watch;    /* in a family process: the manager whose server
+                           * a wait watches (mgr_sync.c) */
 };
 
 /*
@@ -230,6 +245,9 @@ int (*mp__mgr_comparator(struct mgr_srv *s, const char *name))(const mp_val *, c
 
 struct mgr_srv *mp__srv_new(mp_manager *m);
 void mp__srv_free(struct mgr_srv *s);
+/* The same, but with keep_hosted the hosted libmp objects (locks, queues...
+ * in the arena) are left allocated. */
+void mp__srv_free_keep(struct mgr_srv *s, bool keep_hosted);
 
 /*
  * Handle one request and write the reply into out (cleared first).  Methods
@@ -242,12 +260,13 @@ void mp__srv_free(struct mgr_srv *s);
 int mp__srv_handle(struct mgr_srv *s, const uint8_t *req, size_t len, mp__buf *out,
                    bool may_block);
 
-/* True once a shutdown request has been handled. */
+/* True once a shutdown request has been handled, or mp__srv_stop called. */
 bool mp__srv_stopping(struct mgr_srv *s);
 
-/* Wake the waits that are not cut into slices (Barrier: aborted;
- * Condition: notified) so that connection threads can end. */
-void mp__srv_interrupt(struct mgr_srv *s);
+/* Mark the server stopping (however it came to stop): the waits of the
+ * connection threads in hosted objects see it within a slice and end with
+ * MP_EEOF. */
+void mp__srv_stop(struct mgr_srv *s);
 
 /* ---- transports -------------------------------------------------------------- */
 

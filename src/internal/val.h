@@ -124,6 +124,9 @@ enum mp__val_tag {
 
 /* Append the encoding of v to b; 0, MP_EINVAL (malformed v) or -ENOMEM. */
 int mp__val_encode_buf(mp__buf *b, const mp_val *v);
+/* The same for v nested at depth depth of a value being encoded (a value
+ * deeper than MP_VAL_MAX_DEPTH in all is MP_EINVAL). */
+int mp__val_encode_buf_at(mp__buf *b, const mp_val *v, int depth);
 
 /* Decoding cursor over untrusted bytes. */
 typedef struct mp__rd {
