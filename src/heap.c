@@ -433,7 +433,9 @@ static int small_free(void *p, uint64_t d)
     if (b->tag == (FREE_TAG ^ (uintptr_t)p))
         return MP_EINVAL;
     b->tag = FREE_TAG ^ (uintptr_t)p;
-    b->next = A->cls[c].free;
+    /* next overlays an object's magic, which mp__obj_check may read at any
+     * time through a stale handle: written atomically (TSan). */
+    __atomic_store_n(&b->next, A->cls[c].free, __ATOMIC_RELAXED);
     A->cls[c].free = b;
     return 0;
 }
