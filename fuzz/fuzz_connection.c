@@ -38,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             r = mp_connection_recv_bytes(c, &buf, &len, limit);
         } else {
             char small[256];
-            r = mp_connection_recv_bytes_into(c, small, sizeof small, (mode & 3) == 3 ? 17 : 0, &len);
+            r = mp_connection_recv_bytes_into(c, small, sizeof small, (mode & 3) == 3 ? 17 : 0,
+                                              &len);
         }
         free(buf);
         if (r != 0 && r != -EMSGSIZE && r != MP_ETOOSHORT)
