@@ -28,8 +28,20 @@ command -v ninja >/dev/null 2>&1 || need="$need ninja-build"
 command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
+command -v musl-gcc >/dev/null 2>&1 || need="$need musl-tools"
 [ -f /usr/include/cmocka.h ] || need="$need libcmocka-dev"
 [ -f /usr/include/gmp.h ] || [ -f /usr/include/x86_64-linux-gnu/gmp.h ] || need="$need libgmp-dev"
+[ -f /usr/include/tommath.h ] || need="$need libtommath-dev"
+command -v c++ >/dev/null 2>&1 || need="$need g++"
+command -v abidiff >/dev/null 2>&1 || need="$need abigail-tools"
+command -v cmake >/dev/null 2>&1 || need="$need cmake"
+command -v scdoc >/dev/null 2>&1 || need="$need scdoc"
+command -v man >/dev/null 2>&1 || need="$need man-db"
+# The MPI pool (docs/mpi.md) and its benchmark beside mpi4py.futures.
+command -v mpicc >/dev/null 2>&1 || need="$need libopenmpi-dev"
+command -v mpiexec >/dev/null 2>&1 || need="$need openmpi-bin"
+# (for Debian's /usr/bin/python3, whatever python3 is first in PATH)
+[ -f /usr/lib/python3/dist-packages/mpi4py/__init__.py ] || need="$need python3-mpi4py"
 if [ "$what" = test ] && [ "$quick" != 1 ]; then
     # ThreadSanitizer (gcc's libtsan), libFuzzer, the format check.
     [ -n "$(gcc -print-file-name=libtsan.so | grep /)" ] || need="$need libtsan2"
@@ -94,6 +106,18 @@ if command -v clang >/dev/null 2>&1; then
     CC=clang setup build-clang --werror
     stage_done "clang build"
 fi
+
+# musl: no cmocka for it here, so the unit tests run on tests/cmocka_shim;
+# with libmp.so every suite but the slow one, with libmp.a the examples
+# under fork (a statically linked program that spawns calls mp_spawn_main).
+echo "build.sh: with musl-gcc: the suite against libmp.so, the examples against libmp.a"
+setup build-musl --werror --native-file musl.ini -Ddefault_library=shared \
+    -Dunit_tests=shim -Dbench=false
+meson test -C build-musl --print-errorlogs --num-processes 2 --no-suite slow
+setup build-musl-static --werror --native-file musl.ini -Ddefault_library=static \
+    -Dunit_tests=none -Dbench=false
+meson test -C build-musl-static --print-errorlogs --num-processes 2 --suite examples
+stage_done "musl builds and suites"
 
 if [ "${MP_SKIP_SANITIZE:-0}" != 1 ]; then
     echo "build.sh: the suite again under AddressSanitizer + UndefinedBehaviorSanitizer"

@@ -376,6 +376,55 @@ def _imap_unordered(pool, n):
         pass
 
 
+# ---- mpi4py.futures (pool.mpi.*): MPIPoolExecutor with 2 spawned workers ---
+
+def _mpi_elsewhere(fid, opts):
+    """This interpreter has no mpi4py: run the figure under Debian's
+    /usr/bin/python3 (python3-mpi4py), once, and take its result."""
+    import subprocess
+    import tempfile
+    py = "/usr/bin/python3"
+    if os.path.realpath(sys.executable) == os.path.realpath(py) or not os.path.exists(py):
+        raise RuntimeError("mpi4py is not installed (python3-mpi4py)")
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as f:
+        subprocess.run([py, os.path.abspath(__file__), "--ids", fid, "--repeats", "1",
+                        "--duration", str(opts.duration), "--warmup", str(opts.warmup),
+                        "--json-out", f.name, "--quiet"], check=True, timeout=600)
+        r = json.load(f)["results"][fid]
+    if "error" in r:
+        raise RuntimeError(r["error"])
+    return {"rate": r["rate"], "bytes_per_s": r.get("bytes_per_s", 0), "n": r["n"]}
+
+
+def mpi_pool_figure(fid, run):
+    def bench(opts):
+        try:
+            from mpi4py.futures import MPIPoolExecutor
+        except ImportError:
+            return _mpi_elsewhere(fid, opts)
+        with MPIPoolExecutor(max_workers=2) as ex:
+            list(ex.map(ident, range(100)))
+            return sized_rate(opts, lambda n: run(ex, n))
+    return bench
+
+
+def _mpi_map_cs1(ex, n):
+    for _ in ex.map(ident, range(n), chunksize=1):
+        pass
+
+
+def _mpi_map_default(ex, n):
+    # Python's Pool rule for the chunk size, as the libmp figure uses.
+    for _ in ex.map(ident, range(n), chunksize=max(1, -(-n // 8))):
+        pass
+
+
+def _mpi_apply_async(ex, n):
+    futures = [ex.submit(ident, i) for i in range(n)]
+    for f in futures:
+        f.result()
+
+
 def manager_dict(opts):
     with FORK.Manager() as m:
         d = m.dict()
@@ -405,6 +454,9 @@ FIGURES = {
     "pool.apply_async": pool_figure(_apply_async),
     "pool.imap_unordered": pool_figure(_imap_unordered),
     "manager.dict": manager_dict,
+    "pool.mpi.map_cs1": mpi_pool_figure("pool.mpi.map_cs1", _mpi_map_cs1),
+    "pool.mpi.map_default": mpi_pool_figure("pool.mpi.map_default", _mpi_map_default),
+    "pool.mpi.apply_async": mpi_pool_figure("pool.mpi.apply_async", _mpi_apply_async),
 }
 
 

@@ -62,6 +62,16 @@ int lm_pool_map_cs1(const bench_ctx *ctx, bench_result *out);
 int lm_pool_map_default(const bench_ctx *ctx, bench_result *out);
 int lm_pool_apply_async(const bench_ctx *ctx, bench_result *out);
 int lm_pool_imap_unordered(const bench_ctx *ctx, bench_result *out);
+int lm_pool_mpi_map_cs1(const bench_ctx *ctx, bench_result *out);
+int lm_pool_mpi_map_default(const bench_ctx *ctx, bench_result *out);
+int lm_pool_mpi_apply_async(const bench_ctx *ctx, bench_result *out);
+
+/* raw_mpi.c: MPI_Send/MPI_Recv of 64 B between two ranks, round trips per
+ * second (BENCH_NA without MPI).  raw_mpi_main is mpbench's main when it
+ * runs as one of those ranks (argv[1] == RAW_MPI_FLAG). */
+#define RAW_MPI_FLAG "--raw-mpi-rtt"
+int raw_mpi_rtt(const bench_ctx *ctx, bench_result *out);
+int raw_mpi_main(int argc, char **argv);
 
 /* libmp_managers.c (stub until managers.h lands) */
 int lm_manager_dict(const bench_ctx *ctx, bench_result *out);

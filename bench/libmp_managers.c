@@ -16,7 +16,7 @@ static int dict_batch(void *arg, uint64_t n)
 {
     mp_proxy *d = arg;
     for (uint64_t i = 0; i < n / 2; i++) {
-        int r = mp_dict_set(d, MP_STR("k"), MP_INT((int64_t)i));
+        int r = mp_dict_set(d, MP_STR("k"), MP_I64((int64_t)i));
         if (r != 0)
             return r;
         mp_val *v;

@@ -30,6 +30,9 @@
 
 #define WORKERS 2
 
+/* The context of the pools: NULL (local), or "mpi" for the pool.mpi rows. */
+static mp_context *pool_ctx;
+
 static int ident_fixed(const void *in, size_t in_size, void *out, size_t out_size,
                        void *arg)
 {
@@ -114,7 +117,7 @@ static int run_imap_unordered(mp_pool *pool, uint64_t n, int *in, int *out)
  * call sized to last the duration. */
 static int sized_rate(const bench_ctx *ctx, run_fn run, bench_result *out)
 {
-    mp_pool *pool = mp_pool_new(.processes = WORKERS);
+    mp_pool *pool = mp_pool_new(.processes = WORKERS, .ctx = pool_ctx);
     if (pool == NULL)
         return bench_fail(out, "mp_pool_new: %s", mp_strerror(mp_last_error()));
     uint64_t cap = (uint64_t)1 << 26;
@@ -177,4 +180,35 @@ int lm_pool_apply_async(const bench_ctx *ctx, bench_result *out)
 int lm_pool_imap_unordered(const bench_ctx *ctx, bench_result *out)
 {
     return sized_rate(ctx, run_imap_unordered, out);
+}
+
+/*
+ * The pool.mpi rows: the same calls on a pool of 2 MPI workers (spawn mode:
+ * mpbench runs alone and the pool spawns them; docs/mpi.md).  The workers
+ * are spawned once and reused by every row.
+ */
+static int mpi_rate(const bench_ctx *ctx, run_fn run, bench_result *out)
+{
+    mp_context *mpi = mp_get_context("mpi");
+    if (mpi == NULL)
+        return bench_na(out, "libmp built without MPI");
+    pool_ctx = mpi;
+    int r = sized_rate(ctx, run, out);
+    pool_ctx = NULL;
+    return r;
+}
+
+int lm_pool_mpi_map_cs1(const bench_ctx *ctx, bench_result *out)
+{
+    return mpi_rate(ctx, run_map_cs1, out);
+}
+
+int lm_pool_mpi_map_default(const bench_ctx *ctx, bench_result *out)
+{
+    return mpi_rate(ctx, run_map_default, out);
+}
+
+int lm_pool_mpi_apply_async(const bench_ctx *ctx, bench_result *out)
+{
+    return mpi_rate(ctx, run_apply_async, out);
 }

@@ -38,7 +38,7 @@
 
 enum kind { LAT, RATE };
 enum metric { M_P50, M_P99, M_P999, M_OPS, M_BYTES };
-enum cmp { T_NONE, T_REL_LE, T_REL_GE, T_ABS_LE, T_ABS_GE };
+enum cmp { T_NONE, T_REL_LE, T_REL_GE, T_ABS_LE, T_ABS_GE, T_PY_GE };
 
 typedef struct target {
     enum cmp cmp;
@@ -145,6 +145,16 @@ static const op ops[] = {
      false, lm_pool_apply_async, NULL, true, {T_ABS_GE, M_OPS, 500e3}, NULL},
     {"pool.imap_unordered", "Pool.imap_unordered, chunksize 1", RATE,
      "tasks/s", false, lm_pool_imap_unordered, NULL, true, NO_TARGET, NULL},
+    /* Pool on MPI, 2 spawned workers, beside mpi4py.futures (issue 12) */
+    {"pool.mpi.map_cs1", "MPI Pool.map, chunksize 1", RATE, "tasks/s", false,
+     lm_pool_mpi_map_cs1, raw_mpi_rtt, true, {T_PY_GE, M_OPS, 40},
+     "MPI_Send+MPI_Recv round trip of 64 B between 2 ranks (mpiexec -n 2); "
+     "the issue's second target is libmp/raw >= 1.0 (0.5 x raw x 2 workers)"},
+    {"pool.mpi.map_default", "MPI Pool.map, default chunksize", RATE,
+     "items/s", false, lm_pool_mpi_map_default, NULL, true,
+     {T_PY_GE, M_OPS, 10}, NULL},
+    {"pool.mpi.apply_async", "MPI Pool.apply_async, then get each", RATE,
+     "tasks/s", false, lm_pool_mpi_apply_async, NULL, true, NO_TARGET, NULL},
     /* Managers (issue 7) */
     {"manager.dict", "Manager dict set, get (per call)", RATE, "ops/s",
      false, lm_manager_dict, NULL, true, {T_ABS_GE, M_OPS, 500e3}, NULL},
@@ -754,6 +764,9 @@ static void fmt_target(char *buf, size_t cap, const target *t)
     case T_REL_GE:
         snprintf(buf, cap, "%s %gx raw", rel, t->x);
         return;
+    case T_PY_GE:
+        snprintf(buf, cap, ">= %gx Py", t->x);
+        return;
     case T_ABS_LE:
     case T_ABS_GE:
         if (t->metric == M_BYTES)
@@ -778,6 +791,11 @@ static const char *target_met(const target *t, const row *r)
     if (r->lm.status != BENCH_OK)
         return "n/a";
     double v = metric_value(&r->lm.med, t->metric);
+    if (t->cmp == T_PY_GE) {
+        if (r->py.status != BENCH_OK)
+            return "n/a";
+        return v / metric_value(&r->py.med, t->metric) >= t->x ? "yes" : "NO";
+    }
     if (t->cmp == T_REL_LE || t->cmp == T_REL_GE) {
         if (r->raw.status != BENCH_OK)
             return "n/a";
@@ -1066,6 +1084,9 @@ int main(int argc, char **argv)
     /* The child of raw_posix_spawn: this executable doing nothing. */
     if (argc > 1 && strcmp(argv[1], BENCH_EXIT_NOW_FLAG) == 0)
         return 0;
+    /* A rank of raw_mpi_rtt's job. */
+    if (argc > 1 && strcmp(argv[1], RAW_MPI_FLAG) == 0)
+        return raw_mpi_main(argc, argv);
 
     options opt;
     parse_options(argc, argv, &opt);

@@ -20,8 +20,8 @@ struct args {
 static int f(void *arg, size_t size)
 {
     struct args *a = arg;
-    mp_dict_set(a->d, MP_INT(1), MP_STR("1"));
-    mp_dict_set(a->d, MP_STR("2"), MP_INT(2));
+    mp_dict_set(a->d, MP_I64(1), MP_STR("1"));
+    mp_dict_set(a->d, MP_STR("2"), MP_I64(2));
     mp_dict_set(a->d, MP_FLOAT(0.25), MP_NONE);
     mp_list_reverse(a->l);
     return 0;

@@ -19,7 +19,7 @@ struct args {
 static int worker(void *arg, size_t size)
 {
     struct args *a = arg;
-    return mp_dict_set(a->d, MP_INT(a->key), MP_INT(a->value)) == 0 ? 0 : 1;
+    return mp_dict_set(a->d, MP_I64(a->key), MP_I64(a->value)) == 0 ? 0 : 1;
 }
 
 int main(void)

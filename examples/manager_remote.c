@@ -52,7 +52,7 @@ static mp_manager *new_manager(int port)
 static int serve(int port)
 {
     mp_manager *m = new_manager(port);
-    if (m == NULL || mp_manager_register(m, .typeid = "get_queue", .create = get_queue,
+    if (m == NULL || mp_manager_register(m, .type_name = "get_queue", .create = get_queue,
                                          .kind = MP_PROXY_QUEUE) != 0)
         return 1;
     printf("server: serving the queue\n");

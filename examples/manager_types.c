@@ -18,14 +18,14 @@ struct args {
 static int test_func(void *arg, size_t size)
 {
     struct args *a = arg;
-    mp_dict_set(a->dictionary, MP_INT(1), MP_INT(1));
+    mp_dict_set(a->dictionary, MP_I64(1), MP_I64(1));
     mp_list_reverse(a->lst);
     ssize_t n = mp_arrayproxy_len(a->ary);
     for (ssize_t i = 0; i < n; i++) { /* for i, val in enumerate(ary) */
         mp_val *val;
         if (mp_arrayproxy_get(a->ary, i, &val) != 0)
             return 1;
-        mp_arrayproxy_set(a->ary, i, MP_INT(val->i * val->i));
+        mp_arrayproxy_set(a->ary, i, MP_I64(val->i * val->i));
         mp_val_free(val);
     }
     return 0;

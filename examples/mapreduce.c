@@ -20,12 +20,19 @@ struct simple_mapreduce {
 simple_mapreduce *simple_mapreduce_new(mp_pool_bytes_fn map_func,
                                        mp_pool_bytes_fn reduce_func, int num_workers)
 {
+    return simple_mapreduce_new_ctx(map_func, reduce_func, num_workers, NULL);
+}
+
+simple_mapreduce *simple_mapreduce_new_ctx(mp_pool_bytes_fn map_func,
+                                           mp_pool_bytes_fn reduce_func, int num_workers,
+                                           mp_context *ctx)
+{
     simple_mapreduce *mr = calloc(1, sizeof *mr);
     if (mr == NULL)
         return NULL;
     mr->map_func = map_func;
     mr->reduce_func = reduce_func;
-    mr->pool = mp_pool_new(.processes = num_workers);
+    mr->pool = mp_pool_new(.processes = num_workers, .ctx = ctx);
     if (mr->pool == NULL) {
         free(mr);
         return NULL;

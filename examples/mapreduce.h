@@ -39,6 +39,12 @@ simple_mapreduce *simple_mapreduce_new(mp_pool_bytes_fn map_func,
 int simple_mapreduce_run(simple_mapreduce *mr, const mp_pool_bytes *inputs, size_t n,
                          size_t chunksize, mr_pair **results, size_t *nresults);
 
+/* The same with the pool in context ctx (NULL: the default; "mpi": workers
+ * that are MPI processes). */
+simple_mapreduce *simple_mapreduce_new_ctx(mp_pool_bytes_fn map_func,
+                                           mp_pool_bytes_fn reduce_func, int num_workers,
+                                           mp_context *ctx);
+
 void simple_mapreduce_free(simple_mapreduce *mr);
 void mr_pairs_free(mr_pair *pairs, size_t n);
 

@@ -10,7 +10,12 @@
  *     for word, count in top20:
  *         print '%-*s: %5s' % (longest+1, word, count)
  *
- * Usage: mapreduce_wordcount FILE...   (the project's docs/\*.md, say)
+ * Usage: mapreduce_wordcount [--mpi] FILE...   (the project's docs/\*.md, say)
+ *
+ * With --mpi the pool's workers are MPI processes (docs/mpi.md): run it as
+ * "mpiexec -n 1 mapreduce_wordcount --mpi FILES" (spawned workers) or
+ * "mpiexec -n N mapreduce_wordcount --mpi FILES" (ranks 1..N-1 work); the
+ * top 20 is the same as the local run's.
  *
  * The words are those of the original: lines whose text starts with ".."
  * are skipped, punctuation becomes spaces, the rest is split at white
@@ -106,12 +111,26 @@ static int by_count(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
+    mp_context *ctx = NULL;
+    if (argc > 1 && strcmp(argv[1], "--mpi") == 0) {
+        /* World mode: ranks other than 0 serve the pool and end here. */
+        int r = mp_mpi_main(&argc, &argv);
+        ctx = r == 0 ? mp_get_context("mpi") : NULL;
+        if (ctx == NULL) {
+            fprintf(stderr, "mapreduce_wordcount: no MPI: %s\n",
+                    mp_strerror(r != 0 ? r : mp_last_error()));
+            return 1;
+        }
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
     mp_pool_bytes *inputs = calloc(argc > 1 ? (size_t)argc - 1 : 1, sizeof *inputs);
     for (int i = 1; i < argc; i++) {
         inputs[i - 1].data = argv[i];
         inputs[i - 1].size = strlen(argv[i]);
     }
-    simple_mapreduce *mapper = simple_mapreduce_new(file_to_words, count_words, 0);
+    simple_mapreduce *mapper = simple_mapreduce_new_ctx(file_to_words, count_words, 0, ctx);
     if (mapper == NULL) {
         fprintf(stderr, "mapreduce_wordcount: %s\n", mp_strerror(mp_last_error()));
         return 1;

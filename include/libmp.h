@@ -23,5 +23,6 @@
 #include "libmp/pool.h"
 #include "libmp/val.h"
 #include "libmp/context.h"
+#include "libmp/mpi.h"
 
 #endif /* LIBMP_H */

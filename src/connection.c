@@ -7,6 +7,7 @@
  * listener.c, the authkey challenge in auth.c.
  */
 #include "internal/conn.h"
+#include "internal/linux.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -225,7 +226,7 @@ static int write_all(const mp_connection *c, struct iovec *iov, int cnt, bool no
             struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
             n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
         } else if (nosignal) {
-            n = pwritev2(c->fd, iov, cnt, -1, RWF_NOSIGNAL);
+            n = mp__pwritev2_cur(c->fd, iov, cnt, RWF_NOSIGNAL);
         } else {
             n = writev(c->fd, iov, cnt);
         }
@@ -266,7 +267,7 @@ static int write_all_nosigpipe(const mp_connection *c, struct iovec *iov, int cn
 {
     if (atomic_load_explicit(&mp__conn_rwf_nosignal, memory_order_relaxed)) {
         int r = write_all(c, iov, cnt, true);
-        if (r != -EOPNOTSUPP)
+        if (r != -EOPNOTSUPP && r != -ENOSYS) /* ENOSYS: no pwritev2 (4.6) */
             return r;
         atomic_store_explicit(&mp__conn_rwf_nosignal, 0, memory_order_relaxed);
     }

@@ -10,6 +10,7 @@
  * method as default (mp__context_force, Python's _force_start_method).
  */
 #include "internal/mp.h"
+#include "internal/mpi.h"
 #include "internal/popen.h"
 #include "internal/spawn.h"
 
@@ -28,15 +29,19 @@ struct mp_context {
     char name[12];
 };
 
+/* The "mpi" context: not a start method (processes refuse it), a pool's. */
+#define CTX_MPI MP__START_COUNT
+
 struct context_set {
     mp__obj hdr;
-    struct mp_context ctx[MP__START_COUNT];
+    struct mp_context ctx[MP__START_COUNT + 1];
 };
 
-static const char *const method_names[MP__START_COUNT] = {
+static const char *const method_names[MP__START_COUNT + 1] = {
     [MP__START_FORK] = "fork",
     [MP__START_SPAWN] = "spawn",
     [MP__START_FORKSERVER] = "forkserver",
+    [CTX_MPI] = "mpi",
 };
 
 /* The fixed default method (0: not fixed yet). */
@@ -91,7 +96,7 @@ static void *set_make(void)
     struct context_set *s = mp__obj_new(sizeof *s, CONTEXT_SET_MAGIC);
     if (s == NULL)
         return NULL;
-    for (int m = MP__START_FORK; m < MP__START_COUNT; m++) {
+    for (int m = MP__START_FORK; m <= CTX_MPI; m++) {
         struct mp_context *c = &s->ctx[m];
         c->method = m;
         strcpy(c->name, method_names[m]);
@@ -134,8 +139,22 @@ int mp__popen_method_for(const mp_context *ctx)
 
 /* ---- public API ------------------------------------------------------------- */
 
+bool mp__context_is_mpi(const mp_context *ctx)
+{
+    return ctx != NULL && mp__obj_check(ctx, CONTEXT_MAGIC) == 0 && ctx->method == CTX_MPI;
+}
+
+mp_context *mp__context_mpi(void)
+{
+    mp_context *c;
+    int r = context_of(CTX_MPI, &c);
+    return r == 0 ? c : mp__fail_null(r);
+}
+
 mp_context *mp_get_context(const char *method)
 {
+    if (method != NULL && strcmp(method, "mpi") == 0)
+        return mp__mpi_get_context();
     int m = method == NULL ? default_method(true) : method_of_name(method);
     if (m < 0)
         return mp__fail_null(m);
@@ -146,6 +165,8 @@ mp_context *mp_get_context(const char *method)
 
 const char *mp_context_get_start_method(const mp_context *ctx)
 {
+    if (mp__context_is_mpi(ctx))
+        return method_names[CTX_MPI];
     int m = method_of_context(ctx);
     return m < 0 ? NULL : method_names[m];
 }
@@ -285,3 +306,44 @@ void mp__forkserver_preload(mp__fnref *out)
     *out = preload;
     pthread_mutex_unlock(&settings_lock);
 }
+
+/* ---- without MPI ------------------------------------------------------------ */
+
+#ifndef MP__HAVE_MPI
+mp_context *mp__mpi_get_context(void)
+{
+    return mp__fail_null(-ENOTSUP);
+}
+
+int mp_mpi_main(int *argc, char ***argv)
+{
+    return -ENOTSUP;
+}
+
+struct mp__mpipool *mp__mpi_pool_open(const mp_pool_options *o, uint32_t *n)
+{
+    return mp__fail_null(-ENOTSUP);
+}
+
+int mp__mpi_pool_init_code(struct mp_pool *pool, uint32_t w)
+{
+    return -ENOTSUP;
+}
+
+bool mp__mpi_worker_dead(struct mp__mpipool *M, uint32_t w)
+{
+    return true;
+}
+
+void mp__mpi_run_chunk(struct mp_pool *pool, struct mp__pjob *j, uint64_t c, uint32_t w)
+{
+}
+
+void mp__mpi_pool_stop(struct mp__mpipool *M)
+{
+}
+
+void mp__mpi_pool_free(struct mp__mpipool *M)
+{
+}
+#endif

@@ -11,6 +11,7 @@
 #include "internal/mp.h"
 
 #include <link.h>
+#include <sys/auxv.h>
 #include <string.h>
 
 struct find_addr {
@@ -27,6 +28,16 @@ static uint64_t path_hash(const char *s)
         h *= 1099511628211ull;
     }
     return h;
+}
+
+/* The module's name as the hash sees it: "" for the program itself, which
+ * glibc names "" and musl by the path it was started as (another one in a
+ * spawned child, started as /proc/self/exe). */
+static const char *module_name(const struct dl_phdr_info *info)
+{
+    if ((uintptr_t)info->dlpi_phdr == (uintptr_t)getauxval(AT_PHDR))
+        return "";
+    return info->dlpi_name ? info->dlpi_name : "";
 }
 
 static bool segment_contains(const struct dl_phdr_info *info, uintptr_t addr)
@@ -47,8 +58,7 @@ static int find_cb(struct dl_phdr_info *info, size_t size, void *data)
     struct find_addr *f = data;
     if (!segment_contains(info, f->addr))
         return 0;
-    const char *name = info->dlpi_name ? info->dlpi_name : "";
-    f->out->module = path_hash(name);
+    f->out->module = path_hash(module_name(info));
     f->out->offset = f->addr - info->dlpi_addr;
     f->found = true;
     return 1;
@@ -75,7 +85,7 @@ struct find_module {
 static int module_cb(struct dl_phdr_info *info, size_t size, void *data)
 {
     struct find_module *f = data;
-    if (path_hash(info->dlpi_name ? info->dlpi_name : "") != f->module)
+    if (path_hash(module_name(info)) != f->module)
         return 0;
     f->base = info->dlpi_addr;
     f->found = true;

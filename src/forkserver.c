@@ -458,7 +458,7 @@ static int serve_request(struct server *s, const struct client *cl)
         return tell(conn, r, 0, -1, -1) == 0 ? 0 : -EPIPE;
     }
     /* The child is ours until we reap it, so this pidfd names it. */
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int pidfd = mp__sentinel_pidfd_ok() ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
     r = tell(conn, 0, pid, sp[1], pidfd);
     close(sp[1]);
     if (pidfd >= 0)

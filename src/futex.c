@@ -2,7 +2,7 @@
 #include "internal/mp.h"
 #include "internal/sync.h"
 
-#include <linux/futex.h>
+#include "internal/linux.h"
 #include <sys/syscall.h>
 #include <unistd.h>
 

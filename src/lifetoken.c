@@ -12,7 +12,7 @@
 #include "internal/lifetoken.h"
 
 #include <limits.h>
-#include <linux/futex.h>
+#include "internal/linux.h"
 #include <stddef.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
@@ -26,9 +26,20 @@
 
 _Static_assert((uint64_t)CHUNK * MAX_CHUNKS << GEN_BITS <= MP__TOKEN_WAITERS,
                "a token must leave the waiters bit free");
-/* The life word is glibc's futex word, the first field of the mutex. */
+/*
+ * The life word is the C library's futex word inside the robust mutex: the
+ * word the kernel marks FUTEX_OWNER_DIED.  glibc's is the first field;
+ * musl's is its second int.  life_layout_ok checks the guess at run time,
+ * so another C library gets an error from the first lock, not a lock that
+ * never notices a death.
+ */
+#if defined(__GLIBC__)
 _Static_assert(offsetof(pthread_mutex_t, __data.__lock) == 0,
                "glibc's mutex layout");
+#define LIFE_WORD_OFFSET 0
+#else
+#define LIFE_WORD_OFFSET sizeof(int)
+#endif
 
 struct slot {
     pthread_mutex_t life; /* robust, process-shared; held by the owner */
@@ -46,7 +57,7 @@ struct table {
     _Atomic(struct chunk *) chunks[MAX_CHUNKS];
 };
 
-__thread uint32_t mp__token_cache __attribute__((tls_model("initial-exec")));
+__thread uint32_t mp__token_cache;
 _Atomic bool mp__token_no_waitv;
 uint32_t mp__token_limit = (uint32_t)CHUNK * MAX_CHUNKS;
 
@@ -54,12 +65,13 @@ uint32_t mp__token_limit = (uint32_t)CHUNK * MAX_CHUNKS;
 static struct table *table_cache;
 static pthread_key_t exit_key;
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
+static bool layout_ok;
 
 static struct table *table_get(void);
 
 static inline _Atomic uint32_t *life_word(struct slot *s)
 {
-    return (_Atomic uint32_t *)(void *)&s->life;
+    return (_Atomic uint32_t *)(void *)((char *)&s->life + LIFE_WORD_OFFSET);
 }
 
 static inline uint32_t next_gen(uint32_t g)
@@ -117,8 +129,26 @@ static void forget_token(void)
     pthread_setspecific(exit_key, NULL);
 }
 
+/* True when a locked robust mutex holds the owner's thread id at
+ * LIFE_WORD_OFFSET and an unlocked one holds 0. */
+static bool life_layout_ok(void)
+{
+    struct slot probe;
+    if (mp__robust_mutex_init(&probe.life) != 0)
+        return false;
+    _Atomic uint32_t *w = life_word(&probe);
+    bool ok = pthread_mutex_lock(&probe.life) == 0;
+    ok = ok && (atomic_load(w) & FUTEX_TID_MASK) == (uint32_t)syscall(SYS_gettid);
+    if (ok)
+        pthread_mutex_unlock(&probe.life);
+    ok = ok && atomic_load(w) == 0;
+    pthread_mutex_destroy(&probe.life);
+    return ok;
+}
+
 static void setup(void)
 {
+    layout_ok = life_layout_ok();
     pthread_key_create(&exit_key, on_thread_exit);
     pthread_atfork(NULL, NULL, forget_token);
 }
@@ -179,6 +209,8 @@ static uint32_t slot_try(uint32_t index)
 int mp__token_claim(uint32_t *out)
 {
     pthread_once(&setup_once, setup);
+    if (!layout_ok)
+        return -ENOTSUP;
     struct table *t = table_get();
     if (t == NULL)
         return -ENOMEM;
@@ -223,10 +255,6 @@ bool mp__token_dead(uint32_t token)
     uint32_t v = atomic_load(life_word(s));
     return (v & FUTEX_OWNER_DIED) || (v & FUTEX_TID_MASK) == 0;
 }
-
-#ifndef SYS_futex_waitv
-#define SYS_futex_waitv 449
-#endif
 
 /* FUTEX_WAITV on both words: 0, MP_ETIMEDOUT, or -ENOSYS. */
 static int wait_both(uint32_t *word, uint32_t expected, _Atomic uint32_t *life,
@@ -277,7 +305,9 @@ int mp__token_wait(uint32_t *word, uint32_t expected, uint32_t holder,
     struct slot *s = slot_of(holder);
     if (s == NULL)
         return 0;
-    if (!atomic_load_explicit(&mp__token_no_waitv, memory_order_relaxed)) {
+    static _Atomic bool kernel_lacks_waitv;
+    bool off = mp__feature_disabled(MP__FEAT_FUTEX_WAITV);
+    if (!atomic_load_explicit(&mp__token_no_waitv, memory_order_relaxed) && !off) {
         /*
          * Ask the kernel (at the holder's death) or slot_retire (at its
          * exit, or when a claimer takes the slot over) to wake us, then
@@ -301,6 +331,10 @@ int mp__token_wait(uint32_t *word, uint32_t expected, uint32_t holder,
         if (r != -ENOSYS)
             return r;
         atomic_store(&mp__token_no_waitv, true);
+        atomic_store(&kernel_lacks_waitv, true);
     }
+    /* Counted when the kernel or MP_DISABLE says so (not the test hook). */
+    if (off || atomic_load_explicit(&kernel_lacks_waitv, memory_order_relaxed))
+        mp__fallback_taken(MP__FEAT_FUTEX_WAITV);
     return wait_slice(word, expected, d);
 }

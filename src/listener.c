@@ -273,6 +273,11 @@ static int bind_listen(const sockaddr_any *a, int backlog, int *fdp)
 
 mp_listener *mp_listener_new_opts(const mp_listener_options *o)
 {
+    mp_listener_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, authkey_len, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (o == NULL || o->backlog < 0 || (o->authkey == NULL && o->authkey_len > 0) ||
         o->authkey_len > MAX_AUTHKEY)
         return mp__fail_null(MP_EINVAL);
@@ -423,6 +428,11 @@ static int connect_fd(int fd, const sockaddr_any *a)
 
 mp_connection *mp_client_opts(const mp_client_options *o)
 {
+    mp_client_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, authkey_len, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (o == NULL || (o->authkey == NULL && o->authkey_len > 0))
         return mp__fail_null(MP_EINVAL);
     addr_opts ao = {o->family, o->path, o->path_len, o->host, o->port, o->address};

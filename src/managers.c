@@ -105,6 +105,11 @@ static int copy_address(mp_manager *m, const mp_manager_options *o)
 
 mp_manager *mp_manager_new_opts(const mp_manager_options *opts)
 {
+    mp_manager_options opts_local;
+    int opts_err;
+    opts = MP__OPTS_LOAD(opts_local, opts, authkey_len, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (opts == NULL)
         return mp__fail_null(MP_EINVAL);
     mp_manager *m = mp__obj_create(sizeof *m, MP__MAGIC_MANAGER);
@@ -147,17 +152,22 @@ static int registry(mp_manager *m, struct mgr_registry **out)
 
 int mp_manager_register_opts(mp_manager *m, const mp_manager_type *t)
 {
-    if (check_m(m) != 0 || t == NULL || !name_ok(t->typeid) || t->create == NULL ||
+    mp_manager_type opts_local;
+    int opts_err;
+    t = MP__OPTS_LOAD(opts_local, t, kind, &opts_err);
+    if (opts_err != 0)
+        return opts_err;
+    if (check_m(m) != 0 || t == NULL || !name_ok(t->type_name) || t->create == NULL ||
         t->nmethods > MGR_MAX_METHODS || (t->nmethods > 0 && t->methods == NULL))
         return MP_EINVAL;
-    size_t tlen = strlen(t->typeid);
+    size_t tlen = strlen(t->type_name);
     int kind = t->kind ? t->kind : MP_PROXY_CUSTOM;
     if (kind < MP_PROXY_DICT || kind > MP_PROXY_CUSTOM || kind == MP_PROXY_VALUE ||
         kind == MP_PROXY_ARRAY)
         return MP_EINVAL;
     if (kind != MP_PROXY_CUSTOM && t->nmethods > 0)
         return MP_EINVAL;
-    if (mp__mgr_kind_by_typeid(t->typeid, tlen) != NULL)
+    if (mp__mgr_kind_by_typeid(t->type_name, tlen) != NULL)
         return MP_EINVAL;
     struct mgr_registry *reg;
     int r = registry(m, &reg);
@@ -166,11 +176,11 @@ int mp_manager_register_opts(mp_manager *m, const mp_manager_type *t)
     if (reg->ntypes >= MGR_MAX_TYPES)
         return MP_EINVAL;
     for (uint32_t i = 0; i < reg->ntypes; i++)
-        if (strcmp(reg->types[i].typeid, t->typeid) == 0)
+        if (strcmp(reg->types[i].typeid, t->type_name) == 0)
             return MP_EINVAL;
     struct mgr_type_def *d = &reg->types[reg->ntypes];
     memset(d, 0, sizeof *d);
-    memcpy(d->typeid, t->typeid, tlen + 1);
+    memcpy(d->typeid, t->type_name, tlen + 1);
     d->kind = (uint32_t)kind;
     if (mp__fnref_make(&d->create, (void (*)(void))t->create) != 0 ||
         mp__fnref_make(&d->destroy, (void (*)(void))t->destroy) != 0)

@@ -156,27 +156,27 @@ int mp_list_extend(mp_proxy *l, const mp_val *seq)
 
 int mp_list_insert(mp_proxy *l, int64_t i, const mp_val *x)
 {
-    return x == NULL ? MP_EINVAL : mp__mgr_call(l, L, "insert", NULL, ARGS(MP_INT(i), x), NULL);
+    return x == NULL ? MP_EINVAL : mp__mgr_call(l, L, "insert", NULL, ARGS(MP_I64(i), x), NULL);
 }
 
 int mp_list_get(mp_proxy *l, int64_t i, mp_val **out)
 {
-    return need_out(out) ? MP_EINVAL : mp__mgr_call(l, L, "__getitem__", NULL, ARGS(MP_INT(i)), out);
+    return need_out(out) ? MP_EINVAL : mp__mgr_call(l, L, "__getitem__", NULL, ARGS(MP_I64(i)), out);
 }
 
 int mp_list_set(mp_proxy *l, int64_t i, const mp_val *x)
 {
-    return x == NULL ? MP_EINVAL : mp__mgr_call(l, L, "__setitem__", NULL, ARGS(MP_INT(i), x), NULL);
+    return x == NULL ? MP_EINVAL : mp__mgr_call(l, L, "__setitem__", NULL, ARGS(MP_I64(i), x), NULL);
 }
 
 int mp_list_del(mp_proxy *l, int64_t i)
 {
-    return mp__mgr_call(l, L, "__delitem__", NULL, ARGS(MP_INT(i)), NULL);
+    return mp__mgr_call(l, L, "__delitem__", NULL, ARGS(MP_I64(i)), NULL);
 }
 
 int mp_list_pop(mp_proxy *l, int64_t i, mp_val **out)
 {
-    return need_out(out) ? MP_EINVAL : mp__mgr_call(l, L, "pop", NULL, ARGS(MP_INT(i)), out);
+    return need_out(out) ? MP_EINVAL : mp__mgr_call(l, L, "pop", NULL, ARGS(MP_I64(i)), out);
 }
 
 int mp_list_remove(mp_proxy *l, const mp_val *x)
@@ -244,7 +244,7 @@ int mp_list_slice(mp_proxy *l, int64_t start, int64_t stop, int64_t step, mp_val
     if (out == NULL || step == 0)
         return MP_EINVAL;
     mp_val a = {0}, b = {0};
-    return mp__mgr_call(l, L, "getslice", NULL, ARGS(bound(start, &a), bound(stop, &b), MP_INT(step)), out);
+    return mp__mgr_call(l, L, "getslice", NULL, ARGS(bound(start, &a), bound(stop, &b), MP_I64(step)), out);
 }
 
 int mp_list_set_slice(mp_proxy *l, int64_t start, int64_t stop, const mp_val *seq)
@@ -330,13 +330,13 @@ ssize_t mp_arrayproxy_len(mp_proxy *a)
 int mp_arrayproxy_get(mp_proxy *a, int64_t i, mp_val **out)
 {
     return need_out(out) ? MP_EINVAL
-                         : mp__mgr_call(a, MP_PROXY_ARRAY, "__getitem__", NULL, ARGS(MP_INT(i)), out);
+                         : mp__mgr_call(a, MP_PROXY_ARRAY, "__getitem__", NULL, ARGS(MP_I64(i)), out);
 }
 
 int mp_arrayproxy_set(mp_proxy *a, int64_t i, const mp_val *x)
 {
     return x == NULL ? MP_EINVAL
-                     : mp__mgr_call(a, MP_PROXY_ARRAY, "__setitem__", NULL, ARGS(MP_INT(i), x), NULL);
+                     : mp__mgr_call(a, MP_PROXY_ARRAY, "__setitem__", NULL, ARGS(MP_I64(i), x), NULL);
 }
 
 int mp_arrayproxy_tolist(mp_proxy *a, mp_val **out)
@@ -358,12 +358,12 @@ mp_proxy *mp_manager_rlock(mp_manager *m)
 
 mp_proxy *mp_manager_semaphore(mp_manager *m, int value)
 {
-    return mp__mgr_create(m, "Semaphore", NULL, ARGS(MP_INT(value)));
+    return mp__mgr_create(m, "Semaphore", NULL, ARGS(MP_I64(value)));
 }
 
 mp_proxy *mp_manager_bounded_semaphore(mp_manager *m, int value)
 {
-    return mp__mgr_create(m, "BoundedSemaphore", NULL, ARGS(MP_INT(value)));
+    return mp__mgr_create(m, "BoundedSemaphore", NULL, ARGS(MP_I64(value)));
 }
 
 mp_proxy *mp_manager_condition(mp_manager *m)
@@ -398,17 +398,17 @@ mp_proxy *mp_manager_barrier(mp_manager *m, int parties, double timeout)
     if (check_timeout(timeout) != 0)
         return mp__fail_null(MP_EINVAL);
     return mp__mgr_create(m, "Barrier", NULL,
-                  ARGS(MP_INT(parties), &mp__none, timeout == 0 ? &mp__none : timeout_val(timeout, &tmp)));
+                  ARGS(MP_I64(parties), &mp__none, timeout == 0 ? &mp__none : timeout_val(timeout, &tmp)));
 }
 
 mp_proxy *mp_manager_queue(mp_manager *m, long maxsize)
 {
-    return mp__mgr_create(m, "Queue", NULL, ARGS(MP_INT(maxsize)));
+    return mp__mgr_create(m, "Queue", NULL, ARGS(MP_I64(maxsize)));
 }
 
 mp_proxy *mp_manager_joinable_queue(mp_manager *m, long maxsize)
 {
-    return mp__mgr_create(m, "JoinableQueue", NULL, ARGS(MP_INT(maxsize)));
+    return mp__mgr_create(m, "JoinableQueue", NULL, ARGS(MP_I64(maxsize)));
 }
 
 void *mp_proxy_native(const mp_proxy *p)
@@ -497,7 +497,7 @@ int mp_proxy_notify(mp_proxy *p, int n)
 {
     if (!IS(p, MP_PROXY_CONDITION) || n < 0)
         return MP_EINVAL;
-    int e = simple(p, "notify", ARGS(MP_INT(n)));
+    int e = simple(p, "notify", ARGS(MP_I64(n)));
     return e == MP_EREMOTE && mp_remote_error_code() == MP_EINVAL ? MP_EINVAL : e;
 }
 

@@ -8,6 +8,7 @@
  * every pool call and the handler thread retry.
  */
 #include "internal/pool.h"
+#include "internal/mpi.h"
 #include "internal/popen.h"
 
 #include <stdio.h>
@@ -611,6 +612,7 @@ static void pool_destroy(struct mp_pool *pool)
     for (int i = 0; i < MP__POOL_STAGE_CACHE; i++)
         mp__free(L->stage[i]);
     plocal_free(L);
+    mp__mpi_pool_free(pool->mpi);
     mp__free(pool->ring);
     mp__free(pool->recs);
     mp__free(pool->initarg);
@@ -631,6 +633,11 @@ static int wait_flag(uint32_t *flag, const mp__deadline *d)
 
 static mp_pool *pool_create(const mp_pool_options *o, bool threads)
 {
+    mp_pool_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (o == NULL || o->processes < 0 || o->processes > MP__POOL_MAX_WORKERS ||
         (o->initarg == NULL && o->initarg_size > 0))
         return mp__fail_null(MP_EINVAL);
@@ -643,10 +650,24 @@ static mp_pool *pool_create(const mp_pool_options *o, bool threads)
     uint32_t n = o->processes > 0 ? (uint32_t)o->processes : (uint32_t)mp_cpu_count();
     if (n > MP__POOL_MAX_WORKERS)
         n = MP__POOL_MAX_WORKERS;
+    /* The one switch to MPI: proxy threads stand for the MPI workers. */
+    struct mp__mpipool *M = NULL;
+    if (!threads && mp__context_is_mpi(o->ctx)) {
+        if (o->maxtasksperchild != 0)
+            return mp__fail_null(MP_EINVAL);
+        n = (uint32_t)o->processes;
+        M = mp__mpi_pool_open(o, &n);
+        if (M == NULL)
+            return NULL;
+        threads = true;
+    }
 
     struct mp_pool *pool = mp__obj_new(sizeof *pool, MP__POOL_MAGIC);
-    if (pool == NULL)
+    if (pool == NULL) {
+        mp__mpi_pool_free(M);
         return mp__fail_null(-ENOMEM);
+    }
+    pool->mpi = M;
     pool->threads = threads;
     pool->nworkers = n;
     pool->maxtasks = o->maxtasksperchild;
@@ -667,6 +688,7 @@ static mp_pool *pool_create(const mp_pool_options *o, bool threads)
         (o->initarg_size == 0 || pool->initarg != NULL))
         pool->L = plocal_new(n, &r);
     if (pool->L == NULL) {
+        mp__mpi_pool_free(M);
         mp__free(pool->ring);
         mp__free(pool->recs);
         mp__free(pool->initarg);

@@ -599,6 +599,11 @@ static int sync_finish(mp__pjob *j, void **out, size_t *out_size)
 int mp_pool_map_opts(mp_pool *pool, mp_pool_fn f, const void *in, size_t in_size,
                      size_t n, void *out, size_t out_size, const mp_pool_call_options *o)
 {
+    mp_pool_call_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
+    if (opts_err != 0)
+        return opts_err;
     struct fixed_call fc = {.pool = pool, .fn = (void (*)(void))f, .in = in,
                             .in_size = in_size, .n = n, .out = out,
                             .out_size = out_size, .o = o};
@@ -615,6 +620,11 @@ mp_async_result *mp_pool_map_async_opts(mp_pool *pool, mp_pool_fn f, const void 
                                         size_t in_size, size_t n, void *out,
                                         size_t out_size, const mp_pool_call_options *o)
 {
+    mp_pool_call_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     struct fixed_call fc = {.pool = pool, .fn = (void (*)(void))f, .in = in,
                             .in_size = in_size, .n = n, .out = out,
                             .out_size = out_size, .o = o, .async = true};
@@ -627,6 +637,11 @@ int mp_pool_starmap_opts(mp_pool *pool, mp_pool_star_fn f, size_t ncols,
                          const void *const *cols, const size_t *sizes, size_t n,
                          void *out, size_t out_size, const mp_pool_call_options *o)
 {
+    mp_pool_call_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
+    if (opts_err != 0)
+        return opts_err;
     struct fixed_call fc = {.pool = pool, .fn = (void (*)(void))f, .flags = MP__JF_STAR,
                             .ncols = ncols, .cols = cols, .sizes = sizes, .n = n,
                             .out = out, .out_size = out_size, .o = o};
@@ -644,6 +659,11 @@ mp_async_result *mp_pool_starmap_async_opts(mp_pool *pool, mp_pool_star_fn f, si
                                             size_t n, void *out, size_t out_size,
                                             const mp_pool_call_options *o)
 {
+    mp_pool_call_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     struct fixed_call fc = {.pool = pool, .fn = (void (*)(void))f, .flags = MP__JF_STAR,
                             .ncols = ncols, .cols = cols, .sizes = sizes, .n = n,
                             .out = out, .out_size = out_size, .o = o, .async = true};
@@ -754,6 +774,11 @@ static mp__pjob *apply_submit(mp_pool *pool, mp_pool_bytes_fn f, const void *in,
 int mp_pool_apply_opts(mp_pool *pool, mp_pool_bytes_fn f, const void *in, size_t in_size,
                        void **out, size_t *out_size, const mp_pool_call_options *o)
 {
+    mp_pool_call_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
+    if (opts_err != 0)
+        return opts_err;
     int r;
     mp__pjob *j = apply_submit(pool, f, in, in_size, o, false, MP__JOB_SYNC, &r);
     return j != NULL ? sync_finish(j, out, out_size) : r;
@@ -762,6 +787,11 @@ int mp_pool_apply_opts(mp_pool *pool, mp_pool_bytes_fn f, const void *in, size_t
 mp_async_result *mp_pool_apply_async_opts(mp_pool *pool, mp_pool_bytes_fn f, const void *in,
                                           size_t in_size, const mp_pool_call_options *o)
 {
+    mp_pool_call_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     int r;
     mp__pjob *j = apply_submit(pool, f, in, in_size, o, true, MP__JOB_ASYNC, &r);
     return j != NULL ? (mp_async_result *)j : mp__fail_null(r);
@@ -845,6 +875,11 @@ static mp__pjob *bytes_submit(mp_pool *pool, mp_pool_bytes_fn f, const mp_pool_b
 int mp_pool_map_bytes_opts(mp_pool *pool, mp_pool_bytes_fn f, const mp_pool_bytes *in,
                            size_t n, mp_pool_bytes *out, const mp_pool_call_options *o)
 {
+    mp_pool_call_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
+    if (opts_err != 0)
+        return opts_err;
     int r;
     mp__pjob *j = bytes_submit(pool, f, in, n, out, o, false, MP__JOB_SYNC, &r);
     if (j == NULL)
@@ -861,6 +896,11 @@ mp_async_result *mp_pool_map_bytes_async_opts(mp_pool *pool, mp_pool_bytes_fn f,
                                               mp_pool_bytes *out,
                                               const mp_pool_call_options *o)
 {
+    mp_pool_call_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     int r;
     mp__pjob *j = bytes_submit(pool, f, in, n, out, o, true, MP__JOB_ASYNC, &r);
     return j != NULL ? (mp_async_result *)j : mp__fail_null(r);

@@ -430,6 +430,11 @@ mp_imap *mp_pool_imap_opts(mp_pool *pool, mp_pool_fn f, const void *in, size_t i
                            size_t n, size_t out_size, bool unordered,
                            const mp_pool_call_options *o)
 {
+    mp_pool_call_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     int r;
     mp__pjob *j = imap_submit(pool, (void (*)(void))f, unordered ? MP__JF_UNORDERED : 0, in,
                               in_size, n, out_size, o, &r);
@@ -439,6 +444,11 @@ mp_imap *mp_pool_imap_opts(mp_pool *pool, mp_pool_fn f, const void *in, size_t i
 mp_imap *mp_pool_imap_bytes_opts(mp_pool *pool, mp_pool_bytes_fn f, const mp_pool_bytes *in,
                                  size_t n, bool unordered, const mp_pool_call_options *o)
 {
+    mp_pool_call_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     int r;
     if (in != NULL)
         for (size_t i = 0; i < n; i++)

@@ -11,6 +11,7 @@
  * block every signal.
  */
 #include "internal/pool.h"
+#include "internal/mpi.h"
 #include "internal/popen.h"
 #include "internal/util.h"
 
@@ -27,7 +28,7 @@
 void mp__pool_lost_message(char *buf, size_t size, pid_t pid, int exitcode)
 {
     if (exitcode < 0) {
-        const char *name = sigabbrev_np(-exitcode);
+        const char *name = mp__signal_abbrev(-exitcode);
         snprintf(buf, size,
                  "worker process %d was killed by signal %d (SIG%s) while running the task",
                  (int)pid, -exitcode, name != NULL ? name : "?");
@@ -164,7 +165,8 @@ static int run_initializer(struct mp_pool *pool, mp__wrec *rec)
 static int worker_body(struct mp_pool *pool, uint32_t w)
 {
     mp__wrec *rec = &pool->recs[w];
-    int r = run_initializer(pool, rec);
+    int r = pool->mpi != NULL ? mp__mpi_pool_init_code(pool, w)
+                              : run_initializer(pool, rec);
     if (r != 0) {
         rec->init_code = r;
         MP__ST(&rec->state, MP__W_INITFAIL);
@@ -399,6 +401,8 @@ void *mp__pool_handler_main(void *arg)
             break;
     }
     handler_terminate(pool);
+    if (pool->mpi != NULL)
+        mp__mpi_pool_stop(pool->mpi);
     MP__ST(&L->handler_done, 1);
     mp__futex_wake(&L->handler_done, INT32_MAX);
     MP__ST(&pool->rh_rescan, 1);

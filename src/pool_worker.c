@@ -6,6 +6,7 @@
  * design; internal/pool.h the state machine of a chunk.
  */
 #include "internal/pool.h"
+#include "internal/mpi.h"
 
 #include <sched.h>
 #include <signal.h>
@@ -62,6 +63,7 @@ struct mp_pool_out {
     size_t len, cap;
     bool arena;     /* buf is an arena block this builder allocated */
     bool failed;    /* an allocation failed: the item gets -ENOMEM */
+    bool heap;      /* an MPI worker's: buf is malloc'd, never the arena */
 };
 
 /* Make room for extra more bytes; false when memory ran out. */
@@ -79,6 +81,16 @@ static bool out_ensure(mp_pool_out *o, size_t extra)
     size_t cap = o->cap * 2 > need ? o->cap * 2 : need;
     if (cap < 256)
         cap = 256;
+    if (o->heap) {
+        char *hb = realloc(o->buf, cap);
+        if (hb == NULL) {
+            o->failed = true;
+            return false;
+        }
+        o->buf = hb;
+        o->cap = cap;
+        return true;
+    }
     char *nb = mp__alloc(cap);
     if (nb == NULL) {
         o->failed = true;
@@ -226,6 +238,11 @@ static bool claim(mp__pjob *j, uint64_t hi, uint32_t w, mp__wrec *rec, uint64_t 
     return false;
 }
 
+bool mp__pool_claim(mp__pjob *j, uint64_t hi, uint32_t w, mp__wrec *rec, uint64_t *out)
+{
+    return claim(j, hi, w, rec, out);
+}
+
 /* ---- running a chunk ----------------------------------------------------------- */
 
 static void run_fixed(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *rec)
@@ -320,7 +337,7 @@ static void run_slots(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
 {
     mp__pslot *s = &j->slots[c % j->nslots];
     mp_pool_out o = {track ? rec : NULL, s->out_inline, 0, sizeof s->out_inline,
-                     false, false};
+                     false, false, false};
     void (*fn)(void) = resolve(&j->fn);
     char *msg = task_msg;
     bool failed = false;
@@ -381,12 +398,106 @@ static void run_slots(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
 
 static void run_chunk(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *rec)
 {
-    if (j->kind == MP__K_FIXED)
+    if (MP__UNLIKELY(pool->mpi != NULL))
+        mp__mpi_run_chunk(pool, j, c, (uint32_t)(rec - pool->recs));
+    else if (j->kind == MP__K_FIXED)
         run_fixed(pool, j, c, rec);
     else
         run_slots(pool, j, c, rec, !pool->threads);
     mp__pool_chunk_counted(pool, j, rec);
     rec->cur_job = NULL;
+}
+
+/* ---- in an MPI worker: the same, in the worker's own memory ----------------------- */
+
+bool mp__pool_local_fixed(void (*fn)(void), bool star, const char *in, size_t in_size,
+                          const char *const *cols, const size_t *col_size,
+                          uint32_t ncols, size_t nitems, char *out, size_t out_size,
+                          void *arg, int32_t *status, int64_t *err_index,
+                          int32_t *err_code, char *err_msg, size_t msg_size)
+{
+    bool failed = false;
+    const void *args[MP__POOL_MAX_COLS];
+    in_task = true;
+    for (size_t i = 0; i < nitems; i++) {
+        task_msg[0] = '\0';
+        int r;
+        if (fn == NULL) {
+            snprintf(task_msg, sizeof task_msg,
+                     "the task function is not loaded in the MPI worker");
+            r = MP_EINVAL;
+        } else if (star) {
+            for (uint32_t k = 0; k < ncols; k++)
+                args[k] = cols[k] + i * col_size[k];
+            r = ((mp_pool_star_fn)fn)(args, out + i * out_size, out_size, arg);
+        } else {
+            r = ((mp_pool_fn)fn)(in + i * in_size, in_size, out + i * out_size, out_size,
+                                 arg);
+        }
+        status[i] = r < 0 ? r : 0;
+        if (r < 0 && !failed) {
+            failed = true;
+            *err_index = (int64_t)i;
+            *err_code = r;
+            snprintf(err_msg, msg_size, "%s", task_msg);
+        }
+    }
+    in_task = false;
+    return !failed;
+}
+
+int mp__pool_local_slots(void (*fn)(void), bool bytes, const char *in, uint32_t nitems,
+                         size_t in_size, size_t out_size, void *arg, char **out,
+                         size_t *out_len)
+{
+    mp_pool_out o = {NULL, NULL, 0, 0, false, false, true};
+    bool failed = false;
+    size_t off = 0;
+    in_task = true;
+    for (uint32_t i = 0; i < nitems; i++) {
+        const void *item;
+        size_t isz;
+        if (bytes) {
+            isz = (size_t)*(const uint64_t *)(in + off);
+            item = in + off + 16;
+            off += MP__ALIGN16(16 + isz);
+        } else {
+            isz = in_size;
+            item = in + off;
+            off += isz;
+        }
+        size_t at = orec_begin(&o);
+        if (at == SIZE_MAX)
+            break;
+        task_msg[0] = '\0';
+        int r;
+        if (fn == NULL) {
+            snprintf(task_msg, sizeof task_msg,
+                     "the task function is not loaded in the MPI worker");
+            r = MP_EINVAL;
+        } else if (bytes) {
+            r = ((mp_pool_bytes_fn)fn)(item, isz, &o, arg);
+        } else {
+            /* Reserved, then found again: the buffer may move in the task. */
+            size_t dst = o.len;
+            r = mp_pool_out_reserve(&o, out_size) == NULL
+                    ? -ENOMEM
+                    : ((mp_pool_fn)fn)(item, isz, o.buf + dst, out_size, arg);
+        }
+        if (o.failed && r >= 0)
+            r = -ENOMEM;
+        if (r < 0)
+            failed = true;
+        orec_end(&o, at, r, task_msg);
+    }
+    in_task = false;
+    if (o.failed && o.len < (size_t)nitems * sizeof(mp__orec)) {
+        free(o.buf);
+        return -ENOMEM;
+    }
+    *out = o.buf;
+    *out_len = o.len;
+    return failed ? 1 : 0;
 }
 
 /* ---- the loop ------------------------------------------------------------------ */
@@ -496,6 +607,12 @@ int mp__pool_worker_run(struct mp_pool *pool, uint32_t w)
         if (pool->maxtasks != 0 && tasks >= pool->maxtasks)
             break;
         uint64_t budget = pool->maxtasks != 0 ? pool->maxtasks - tasks : UINT64_MAX;
+        if (MP__UNLIKELY(pool->mpi != NULL)) {
+            /* An MPI proxy looks at its worker between chunks. */
+            if (mp__mpi_worker_dead(pool->mpi, w))
+                break;
+            budget = 1;
+        }
         uint64_t done = work_once(pool, w, rec, budget);
         if (done > 0) {
             tasks += done;

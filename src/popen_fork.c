@@ -13,6 +13,7 @@
 #include "internal/mp.h"
 #include "internal/popen.h"
 #include "internal/util.h"
+#include "internal/linux.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -49,12 +50,14 @@ bool mp__sentinel_pidfd_ok(void)
         return false;
     int s = atomic_load_explicit(&pidfd_state, memory_order_relaxed);
     if (s == 0) {
-        int fd = sys_pidfd_open(getpid());
+        int fd = mp__feature_disabled(MP__FEAT_PIDFD) ? -1 : sys_pidfd_open(getpid());
         s = fd >= 0 ? 1 : 2;
         if (fd >= 0)
             close(fd);
         atomic_store_explicit(&pidfd_state, s, memory_order_relaxed);
     }
+    if (s != 1)
+        mp__fallback_taken(MP__FEAT_PIDFD); /* a pipe, or a pid, instead */
     return s == 1;
 }
 

@@ -552,6 +552,11 @@ static int make_identity(char *out, unsigned count)
 
 mp_process *mp_process_new_opts(const mp_process_options *o)
 {
+    mp_process_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (o == NULL || (o->target == NULL) == (o->run == NULL))
         return mp__fail_null(MP_EINVAL);
     if (o->arg == NULL && o->arg_size != 0)
@@ -996,7 +1001,7 @@ static const char *status_text(const mp_process *p, char *buf, size_t size)
     int code = __atomic_load_n(&p->exitcode, __ATOMIC_RELAXED);
     if (code == 0)
         return "stopped";
-    const char *sig = code < 0 ? sigabbrev_np(-code) : NULL;
+    const char *sig = code < 0 ? mp__signal_abbrev(-code) : NULL;
     if (sig != NULL)
         snprintf(buf, size, "stopped[SIG%s]", sig);
     else

@@ -132,6 +132,11 @@ static struct mp_queue *queue_create(uint32_t magic, long maxsize, size_t capaci
 
 mp_queue *mp_queue_new_opts(const mp_queue_options *o)
 {
+    mp_queue_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (o == NULL)
         return mp__fail_null(MP_EINVAL);
     return queue_create(QUEUE_MAGIC, o->maxsize, o->capacity, o->slot_size, 0);
@@ -139,6 +144,11 @@ mp_queue *mp_queue_new_opts(const mp_queue_options *o)
 
 mp_queue *mp_joinable_queue_new_opts(const mp_queue_options *o)
 {
+    mp_queue_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (o == NULL)
         return mp__fail_null(MP_EINVAL);
     return queue_create(QUEUE_MAGIC, o->maxsize, o->capacity, o->slot_size,
@@ -147,6 +157,11 @@ mp_queue *mp_joinable_queue_new_opts(const mp_queue_options *o)
 
 mp_simple_queue *mp_simple_queue_new_opts(const mp_simple_queue_options *o)
 {
+    mp_simple_queue_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (o == NULL)
         return mp__fail_null(MP_EINVAL);
     return (mp_simple_queue *)queue_create(SIMPLE_MAGIC, 0, o->capacity, o->slot_size, 0);

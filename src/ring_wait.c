@@ -8,7 +8,7 @@
 #include "internal/ring.h"
 
 #include <fcntl.h>
-#include <linux/membarrier.h>
+#include "internal/linux.h"
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -62,7 +62,8 @@ static void register_atfork(void)
 static void process_init(void)
 {
     pthread_once(&atfork_once, register_atfork);
-    long rc = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0);
+    long rc = mp__feature_disabled(MP__FEAT_MEMBARRIER)
+                  ? -1 : syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0);
     atomic_store_explicit(&mp__ring_fenceless, rc == 0 ? 1 : -1, memory_order_relaxed);
     atomic_store_explicit(&self_pid, getpid(), memory_order_relaxed);
 }
@@ -121,6 +122,8 @@ uint32_t mp__ev_arm(_Atomic uint32_t *ev)
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&mp__ring_fenceless, memory_order_relaxed) > 0)
         syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
+    else
+        mp__fallback_taken(MP__FEAT_MEMBARRIER); /* the publishers fence */
     return k | 1u;
 }
 

@@ -174,6 +174,11 @@ static int setup(mp_shared_memory *shm, const mp_shared_memory_options *o)
 
 mp_shared_memory *mp_shared_memory_new_opts(const mp_shared_memory_options *o)
 {
+    mp_shared_memory_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (o == NULL)
         return mp__fail_null(MP_EINVAL);
     if (o->create ? o->size == 0 : o->name == NULL)

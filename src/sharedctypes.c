@@ -195,6 +195,11 @@ static struct ctype *ctype_make(const struct make *m)
 
 static mp_value *value_make(const mp_value_options *o, bool raw)
 {
+    mp_value_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (o == NULL)
         return mp__fail_null(MP_EINVAL);
     uint64_t first = 0; /* one item of any type, built from .value */
@@ -223,6 +228,11 @@ mp_value *mp_raw_value_new_opts(const mp_value_options *opts)
 
 static mp_array *array_make(const mp_array_options *o, bool raw)
 {
+    mp_array_options opts_local;
+    int opts_err;
+    o = MP__OPTS_LOAD(opts_local, o, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (o == NULL)
         return mp__fail_null(MP_EINVAL);
     struct make m = {.typecode = o->typecode, .len = o->size, .init = o->init,

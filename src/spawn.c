@@ -467,7 +467,9 @@ static int spawn_once(const mp__spawn_req *req, int child_end, pid_t *pid,
     }
     for (size_t i = 0; i < l->n; i++)
         tmp[i] = -1;
-    char *fallback_argv[] = {exe, NULL};
+    /* Without the constructor's argv (C libraries other than glibc), at least
+     * argv[0] is the program's, as the child's program_invocation_name. */
+    char *fallback_argv[] = {program_invocation_name != NULL ? program_invocation_name : exe, NULL};
     char **argv = saved_argv != NULL && saved_argv[0] != NULL ? saved_argv : fallback_argv;
 
     posix_spawn_file_actions_t fa;

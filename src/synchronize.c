@@ -35,7 +35,7 @@
  * so each thread caches its id; a forked child's only thread has a new id,
  * and the pthread_atfork handler forgets the cached one.
  */
-static __thread pid_t cached_tid __attribute__((tls_model("initial-exec")));
+static __thread pid_t cached_tid;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void forget_tid(void)
@@ -129,11 +129,21 @@ static mp_lock *lock_create(enum lock_kind kind)
 
 mp_lock *mp_lock_new_opts(const mp_lock_options *opts)
 {
+    mp_lock_options opts_local;
+    int opts_err;
+    opts = MP__OPTS_LOAD(opts_local, opts, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     return lock_create(KIND_LOCK);
 }
 
 mp_rlock *mp_rlock_new_opts(const mp_lock_options *opts)
 {
+    mp_lock_options opts_local;
+    int opts_err;
+    opts = MP__OPTS_LOAD(opts_local, opts, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     return lock_create(KIND_RLOCK);
 }
 
@@ -343,6 +353,11 @@ struct mp_semaphore {
 
 static mp_semaphore *sem_create(const mp_semaphore_options *opts, bool bounded)
 {
+    mp_semaphore_options opts_local;
+    int opts_err;
+    opts = MP__OPTS_LOAD(opts_local, opts, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     int value = opts ? opts->value : 0;
     if (value < 0)
         return mp__fail_null(MP_EINVAL);
@@ -481,6 +496,11 @@ struct mp_condition {
 
 mp_condition *mp_condition_new_opts(const mp_condition_options *opts)
 {
+    mp_condition_options opts_local;
+    int opts_err;
+    opts = MP__OPTS_LOAD(opts_local, opts, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     mp_lock *lock = opts ? opts->lock : NULL;
     if (lock != NULL && mp__obj_check(lock, LOCK_MAGIC) != 0)
         return mp__fail_null(MP_EINVAL);
@@ -677,6 +697,11 @@ struct mp_event {
 
 mp_event *mp_event_new_opts(const mp_event_options *opts)
 {
+    mp_event_options opts_local;
+    int opts_err;
+    opts = MP__OPTS_LOAD(opts_local, opts, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     return mp__obj_create(sizeof(mp_event), EVENT_MAGIC);
 }
 
@@ -729,7 +754,7 @@ int mp_event_is_set(const mp_event *e)
 #define EVENT_SPIN_NS 3000u
 #define EVENT_SPIN_MAX_NS 200000u
 
-static __thread uint32_t event_spin_ns __attribute__((tls_model("initial-exec"))) = EVENT_SPIN_NS;
+static __thread uint32_t event_spin_ns = EVENT_SPIN_NS;
 
 static void event_spin_caught(void)
 {
@@ -826,6 +851,11 @@ struct mp_barrier {
 
 mp_barrier *mp_barrier_new_opts(const mp_barrier_options *opts)
 {
+    mp_barrier_options opts_local;
+    int opts_err;
+    opts = MP__OPTS_LOAD(opts_local, opts, ctx, &opts_err);
+    if (opts_err != 0)
+        return mp__fail_null(opts_err);
     if (opts == NULL || opts->parties < 1)
         return mp__fail_null(MP_EINVAL);
     double timeout = opts->timeout;

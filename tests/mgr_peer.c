@@ -42,14 +42,14 @@ static int use(mp_manager *m)
     if (mp_dict_getitem(d, MP_STR("from_test"), &v) != 0 || mp_val_as_int(v, &x) != 0)
         return 11;
     mp_val_free(v);
-    if (mp_dict_set(d, MP_STR("from_peer"), MP_INT(x + 1)) != 0)
+    if (mp_dict_set(d, MP_STR("from_peer"), MP_I64(x + 1)) != 0)
         return 12;
     if (mp_proxy_native(d) != NULL)
         return 13;
     mp_proxy *q = mp_manager_queue(m, 0);
     if (q == NULL || mp_proxy_native(q) != NULL)
         return 14;
-    if (mp_proxy_put(q, MP_LIST(MP_INT(42), MP_NONE, MP_STR("hello")), MP_FOREVER) != 0)
+    if (mp_proxy_put(q, MP_LIST(MP_I64(42), MP_NONE, MP_STR("hello")), MP_FOREVER) != 0)
         return 15;
     if (mp_proxy_get(q, 5, &v) != 0)
         return 16;

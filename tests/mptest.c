@@ -12,6 +12,54 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "internal/linux.h"
+
+/* ---- the 'fallback' suite ------------------------------------------------ */
+
+/* The test program's own process, and the fallbacks it must take. */
+static pid_t main_pid;
+static char *expect_fallback;
+
+/* Read before main, and removed from the environment, so that children
+ * (spawned ones run this program again) do not check anything. */
+__attribute__((constructor)) static void read_expect_fallback(void)
+{
+    const char *v = getenv("MPT_EXPECT_FALLBACK");
+    if (v == NULL)
+        return;
+    expect_fallback = strdup(v);
+    main_pid = getpid();
+    unsetenv("MPT_EXPECT_FALLBACK");
+}
+
+/*
+ * Under MP_DISABLE (the 'fallback' suite), MPT_EXPECT_FALLBACK names the
+ * features whose fallback this test program must have taken: if one was
+ * never taken, the forcing was ignored and the program fails as it exits.
+ */
+__attribute__((destructor)) static void check_fallbacks(void)
+{
+    const char *want = expect_fallback;
+    if (want == NULL || main_pid != getpid())
+        return;
+    bool bad = false;
+    for (int f = 0; f < MP__FEAT_COUNT; f++) {
+        const char *name = mp__feature_name((enum mp__feature)f);
+        size_t n = strlen(name);
+        const char *at = strstr(want, name);
+        if (at == NULL || (at[n] != '\0' && at[n] != ','))
+            continue;
+        unsigned long c = mp__fallback_count((enum mp__feature)f);
+        fprintf(stderr, "fallback %s: taken %lu times (MP_DISABLE=%s)\n", name, c,
+                getenv("MP_DISABLE") ? getenv("MP_DISABLE") : "");
+        bad |= c == 0;
+    }
+    if (bad)
+        _exit(1);
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
 int mpt_count_fds(void)
 {
     int n = 0;

@@ -2,6 +2,7 @@
 #include "internal/mp.h"
 #include "mptest.h"
 
+#include <signal.h>
 #include <string.h>
 
 static const struct {
@@ -46,6 +47,35 @@ static void test_unknown_codes(void **state)
     assert_string_equal(mp_err_name(12345), "UNKNOWN");
     assert_string_equal(mp_strerror(-3999), "unknown error");
     assert_string_equal(mp_err_name(MP__ERRNO_LAST), "UNKNOWN");
+}
+
+/* The errno and signal name tables (written for C libraries without
+ * strerrorname_np and sigabbrev_np) agree with glibc's functions. */
+static void test_name_tables(void **state)
+{
+    assert_string_equal(mp__errno_name(EAGAIN), "EAGAIN");
+    assert_string_equal(mp__errno_name(EHWPOISON), "EHWPOISON");
+    assert_null(mp__errno_name(0));
+    assert_null(mp__errno_name(4095));
+    assert_string_equal(mp__signal_abbrev(SIGTERM), "TERM");
+    assert_null(mp__signal_abbrev(0));
+    assert_null(mp__signal_abbrev(SIGRTMIN));
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
+    for (int e = 1; e < 200; e++) {
+        const char *want = strerrorname_np(e), *got = mp__errno_name(e);
+        if (want == NULL)
+            assert_null(got);
+        else
+            assert_string_equal(got, want);
+    }
+    for (int s = 1; s < 65; s++) {
+        const char *want = sigabbrev_np(s), *got = mp__signal_abbrev(s);
+        if (want == NULL)
+            assert_null(got);
+        else
+            assert_string_equal(got, want);
+    }
+#endif
 }
 
 static void test_last_error(void **state)
@@ -99,15 +129,72 @@ static void test_fnref(void **state)
     assert_null(mp__fnref_resolve(&ref));
 }
 
+static void test_version(void **state)
+{
+    (void)state;
+    assert_int_equal(mp_version(), MP_VERSION_HEX);
+    assert_int_equal(mp_version() >> 16, MP_VERSION_MAJOR);
+    assert_string_equal(mp_version_string(), MP_VERSION_STRING);
+}
+
+/* A caller compiled against a newer header: its struct has one more field. */
+typedef struct {
+    mp_barrier_options old;
+    uint64_t newer_field;
+} newer_barrier_options;
+
+static void test_options_size(void **state)
+{
+    (void)state;
+    const size_t base = MP__OPTS_V1(mp_barrier_options, ctx);
+    mp_barrier_options o = {.parties = 2};
+    mp_barrier *b;
+    /* 0 (a zero-initialised struct): the 0.1 layout. */
+    assert_non_null(b = mp_barrier_new_opts(&o));
+    mp_barrier_free(b);
+    /* An older caller: only the fields its size covers are read. */
+    o.struct_size = base;
+    assert_non_null(b = mp_barrier_new_opts(&o));
+    mp_barrier_free(b);
+    /* A newer caller: unknown fields left zero are fine, set ones are not. */
+    newer_barrier_options n = {.old = {.parties = 2}};
+    n.old.struct_size = sizeof n;
+    assert_non_null(b = mp_barrier_new_opts(&n.old));
+    mp_barrier_free(b);
+    n.newer_field = 1;
+    assert_null(mp_barrier_new_opts(&n.old));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    /* Sizes no release ever had. */
+    o.struct_size = base - 1;
+    assert_null(mp_barrier_new_opts(&o));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    o.struct_size = (size_t)1 << 40;
+    assert_null(mp_barrier_new_opts(&o));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    /* Functions returning a code, and those that accept NULL options. */
+    mp_lock_options lo = {.struct_size = 3};
+    assert_null(mp_lock_new_opts(&lo));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    mp_lock *l = mp_lock_new_opts(NULL);
+    assert_non_null(l);
+    mp_lock_free(l);
+    /* The macros fill the size in. */
+    assert_non_null(l = mp_lock_new());
+    mp_lock_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_code_named),
         cmocka_unit_test(test_errno_codes),
         cmocka_unit_test(test_unknown_codes),
+        cmocka_unit_test(test_name_tables),
         cmocka_unit_test(test_last_error),
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_fnref),
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_options_size),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
 }

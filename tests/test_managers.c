@@ -105,7 +105,7 @@ static void test_val_repr_seed_outputs(void **state)
 {
     mp_val *d = mp_val_dict();
     for (int i = 0; i < 10; i++)
-        assert_int_equal(mp_val_dict_set(d, MP_INT(i), MP_INT(i * 2)), 0);
+        assert_int_equal(mp_val_dict_set(d, MP_I64(i), MP_I64(i * 2)), 0);
     assert_repr(d, "{0: 0, 1: 2, 2: 4, 3: 6, 4: 8, 5: 10, 6: 12, 7: 14, 8: 16, 9: 18}");
     mp_val_free(d);
 
@@ -113,19 +113,19 @@ static void test_val_repr_seed_outputs(void **state)
     assert_repr(l, "[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]");
     mp_val_free(l);
 
-    assert_repr(MP_DICT(MP_FLOAT(0.25), MP_NONE, MP_INT(1), MP_STR("1"), MP_STR("2"), MP_INT(2)),
+    assert_repr(MP_DICT(MP_FLOAT(0.25), MP_NONE, MP_I64(1), MP_STR("1"), MP_STR("2"), MP_I64(2)),
                 "{0.25: None, 1: '1', '2': 2}");
     d = mp_val_dict();
-    assert_int_equal(mp_val_dict_set(d, MP_INT(1), MP_STR("1")), 0);
-    assert_int_equal(mp_val_dict_set(d, MP_STR("2"), MP_INT(2)), 0);
+    assert_int_equal(mp_val_dict_set(d, MP_I64(1), MP_STR("1")), 0);
+    assert_int_equal(mp_val_dict_set(d, MP_STR("2"), MP_I64(2)), 0);
     assert_int_equal(mp_val_dict_set(d, MP_FLOAT(0.25), MP_NONE), 0);
     assert_repr(d, "{1: '1', '2': 2, 0.25: None}");
     mp_val_free(d);
     assert_repr(MP_EMPTY_LIST, "[]");
     assert_repr(MP_EMPTY_DICT, "{}");
     assert_repr(MP_EMPTY_TUPLE, "()");
-    assert_repr(MP_TUPLE(MP_INT(1)), "(1,)");
-    assert_repr(MP_TUPLE(MP_INT(1), MP_TRUE, MP_FALSE), "(1, True, False)");
+    assert_repr(MP_TUPLE(MP_I64(1)), "(1,)");
+    assert_repr(MP_TUPLE(MP_I64(1), MP_TRUE, MP_FALSE), "(1, True, False)");
     assert_repr(MP_LIST(MP_STR("This is the value")), "['This is the value']");
     char *s = mp_val_tostring(MP_STR("This is the value"));
     assert_string_equal(s, "This is the value");
@@ -164,7 +164,7 @@ static void test_val_repr_strings(void **state)
     assert_repr(MP_STR("\xe2\x80\xa8"), "'\\u2028'");
     assert_repr(MP_BYTES("\x00\xff" "a'", 4), "b\"\\x00\\xffa'\"");
     assert_repr(MP_BYTES("", 0), "b''");
-    assert_repr(MP_INT(INT64_MIN), "-9223372036854775808");
+    assert_repr(MP_I64(INT64_MIN), "-9223372036854775808");
     /* Invalid UTF-8 in a literal is refused, not printed. */
     assert_null(mp_val_repr(MP_STR("\xff")));
     assert_int_equal(mp_last_error(), MP_EINVAL);
@@ -181,39 +181,39 @@ static void test_val_repr_strings(void **state)
 static void test_val_eq_hash_cmp(void **state)
 {
     uint64_t h1, h2, h3;
-    assert_true(mp_val_eq(MP_INT(1), MP_FLOAT(1.0)));
-    assert_true(mp_val_eq(MP_INT(1), MP_TRUE));
-    assert_false(mp_val_eq(MP_INT(1), MP_STR("1")));
+    assert_true(mp_val_eq(MP_I64(1), MP_FLOAT(1.0)));
+    assert_true(mp_val_eq(MP_I64(1), MP_TRUE));
+    assert_false(mp_val_eq(MP_I64(1), MP_STR("1")));
     assert_false(mp_val_eq(MP_STR("a"), MP_BYTES("a", 1)));
     assert_false(mp_val_eq(MP_FLOAT(NAN), MP_FLOAT(NAN)));
-    assert_false(mp_val_eq(MP_LIST(MP_INT(1)), MP_TUPLE(MP_INT(1))));
-    assert_true(mp_val_eq(MP_INT(INT64_MAX), MP_INT(INT64_MAX)));
-    assert_false(mp_val_eq(MP_INT(INT64_MAX), MP_FLOAT(9223372036854775807.0)));
-    assert_false(mp_val_eq(MP_INT((1LL << 53) + 1), MP_FLOAT((double)(1LL << 53))));
-    assert_int_equal(mp_val_hash(MP_INT(1), &h1), 0);
+    assert_false(mp_val_eq(MP_LIST(MP_I64(1)), MP_TUPLE(MP_I64(1))));
+    assert_true(mp_val_eq(MP_I64(INT64_MAX), MP_I64(INT64_MAX)));
+    assert_false(mp_val_eq(MP_I64(INT64_MAX), MP_FLOAT(9223372036854775807.0)));
+    assert_false(mp_val_eq(MP_I64((1LL << 53) + 1), MP_FLOAT((double)(1LL << 53))));
+    assert_int_equal(mp_val_hash(MP_I64(1), &h1), 0);
     assert_int_equal(mp_val_hash(MP_FLOAT(1.0), &h2), 0);
     assert_int_equal(mp_val_hash(MP_TRUE, &h3), 0);
     assert_true(h1 == h2 && h2 == h3);
-    assert_int_equal(mp_val_hash(MP_LIST(MP_INT(1)), &h1), MP_EINVAL);
-    assert_int_equal(mp_val_hash(MP_TUPLE(MP_INT(1), MP_EMPTY_DICT), &h1), MP_EINVAL);
-    assert_int_equal(mp_val_hash(MP_TUPLE(MP_INT(1), MP_STR("x")), &h1), 0);
+    assert_int_equal(mp_val_hash(MP_LIST(MP_I64(1)), &h1), MP_EINVAL);
+    assert_int_equal(mp_val_hash(MP_TUPLE(MP_I64(1), MP_EMPTY_DICT), &h1), MP_EINVAL);
+    assert_int_equal(mp_val_hash(MP_TUPLE(MP_I64(1), MP_STR("x")), &h1), 0);
     assert_int_equal(mp_val_hash(NULL, &h1), MP_EINVAL);
-    assert_true(mp_val_eq(MP_DICT(MP_INT(1), MP_STR("a"), MP_INT(2), MP_STR("b")),
-                          MP_DICT(MP_INT(2), MP_STR("b"), MP_FLOAT(1.0), MP_STR("a"))));
+    assert_true(mp_val_eq(MP_DICT(MP_I64(1), MP_STR("a"), MP_I64(2), MP_STR("b")),
+                          MP_DICT(MP_I64(2), MP_STR("b"), MP_FLOAT(1.0), MP_STR("a"))));
 
-    assert_true(mp_val_cmp(MP_INT(1), MP_FLOAT(1.5)) < 0);
-    assert_true(mp_val_cmp(MP_FLOAT(-1.5), MP_INT(-1)) < 0);
-    assert_true(mp_val_cmp(MP_INT(-1), MP_FLOAT(-1.5)) > 0);
-    assert_true(mp_val_cmp(MP_INT(INT64_MAX), MP_FLOAT(1e19)) < 0);
-    assert_true(mp_val_cmp(MP_FLOAT(NAN), MP_INT(INT64_MAX)) > 0);
+    assert_true(mp_val_cmp(MP_I64(1), MP_FLOAT(1.5)) < 0);
+    assert_true(mp_val_cmp(MP_FLOAT(-1.5), MP_I64(-1)) < 0);
+    assert_true(mp_val_cmp(MP_I64(-1), MP_FLOAT(-1.5)) > 0);
+    assert_true(mp_val_cmp(MP_I64(INT64_MAX), MP_FLOAT(1e19)) < 0);
+    assert_true(mp_val_cmp(MP_FLOAT(NAN), MP_I64(INT64_MAX)) > 0);
     assert_int_equal(mp_val_cmp(MP_FLOAT(NAN), MP_FLOAT(NAN)), 0);
-    assert_true(mp_val_cmp(MP_NONE, MP_INT(-5)) < 0);
-    assert_true(mp_val_cmp(MP_INT(5), MP_STR("")) < 0);
+    assert_true(mp_val_cmp(MP_NONE, MP_I64(-5)) < 0);
+    assert_true(mp_val_cmp(MP_I64(5), MP_STR("")) < 0);
     assert_true(mp_val_cmp(MP_STR("b"), MP_STR("ab")) > 0);
     assert_true(mp_val_cmp(MP_STR("a"), MP_STR("ab")) < 0);
     assert_true(mp_val_cmp(MP_STR("\xc3\xa9"), MP_STR("z")) > 0);
-    assert_true(mp_val_cmp(MP_LIST(MP_INT(1), MP_INT(2)), MP_LIST(MP_INT(1), MP_INT(3))) < 0);
-    assert_int_equal(mp_val_cmp(MP_INT(2), MP_FLOAT(2.0)), 0);
+    assert_true(mp_val_cmp(MP_LIST(MP_I64(1), MP_I64(2)), MP_LIST(MP_I64(1), MP_I64(3))) < 0);
+    assert_int_equal(mp_val_cmp(MP_I64(2), MP_FLOAT(2.0)), 0);
     assert_true(mp_val_truth(MP_STR("x")));
     assert_false(mp_val_truth(MP_EMPTY_LIST));
     assert_false(mp_val_truth(MP_FLOAT(0.0)));
@@ -228,13 +228,13 @@ static void test_val_containers(void **state)
     assert_non_null(d);
     /* Many keys, removed and added back, with the order kept. */
     for (int i = 0; i < 20000; i++)
-        assert_int_equal(mp_val_dict_set(d, MP_INT(i), MP_INT(-i)), 0);
+        assert_int_equal(mp_val_dict_set(d, MP_I64(i), MP_I64(-i)), 0);
     for (int i = 0; i < 20000; i += 2)
         assert_int_equal(mp_val_dict_del(d, MP_FLOAT((double)i)), 0);
-    assert_int_equal(mp_val_dict_del(d, MP_INT(0)), -ENOENT);
+    assert_int_equal(mp_val_dict_del(d, MP_I64(0)), -ENOENT);
     assert_int_equal(mp_val_len(d), 10000);
     for (int i = 0; i < 20000; i++) {
-        const mp_val *x = mp_val_dict_get(d, MP_INT(i));
+        const mp_val *x = mp_val_dict_get(d, MP_I64(i));
         if (i % 2) {
             assert_non_null(x);
             assert_int_equal(x->i, -i);
@@ -253,15 +253,15 @@ static void test_val_containers(void **state)
     assert_int_equal(n, 10000);
     /* Insert-delete churn at the end never fills the index. */
     for (int i = 0; i < 100000; i++) {
-        assert_int_equal(mp_val_dict_set(d, MP_STR("churn"), MP_INT(i)), 0);
+        assert_int_equal(mp_val_dict_set(d, MP_STR("churn"), MP_I64(i)), 0);
         assert_int_equal(mp_val_dict_del(d, MP_STR("churn")), 0);
     }
     /* An existing key keeps its place and its first spelling. */
     assert_int_equal(mp_val_dict_set(d, MP_TRUE, MP_STR("one")), 0);
     assert_int_equal(mp_val_len(d), 10000);
-    assert_string_equal(mp_val_dict_get(d, MP_INT(1))->s.ptr, "one");
-    assert_int_equal(mp_val_dict_set(d, MP_LIST(MP_INT(1)), MP_NONE), MP_EINVAL);
-    assert_int_equal(mp_val_dict_set((mp_val *)MP_DICT(MP_INT(1), MP_NONE), MP_INT(2), MP_NONE), MP_EINVAL);
+    assert_string_equal(mp_val_dict_get(d, MP_I64(1))->s.ptr, "one");
+    assert_int_equal(mp_val_dict_set(d, MP_LIST(MP_I64(1)), MP_NONE), MP_EINVAL);
+    assert_int_equal(mp_val_dict_set((mp_val *)MP_DICT(MP_I64(1), MP_NONE), MP_I64(2), MP_NONE), MP_EINVAL);
     mp_val_free(d);
 
     d = mp_val_dict();
@@ -271,10 +271,10 @@ static void test_val_containers(void **state)
     mp_val_free(d);
 
     mp_val *l = mp_val_list();
-    assert_int_equal(mp_val_list_append(l, MP_INT(1)), 0);
-    assert_int_equal(mp_val_list_insert(l, 0, MP_INT(0)), 0);
-    assert_int_equal(mp_val_list_insert(l, 100, MP_INT(3)), 0);
-    assert_int_equal(mp_val_list_insert(l, -1, MP_INT(2)), 0);
+    assert_int_equal(mp_val_list_append(l, MP_I64(1)), 0);
+    assert_int_equal(mp_val_list_insert(l, 0, MP_I64(0)), 0);
+    assert_int_equal(mp_val_list_insert(l, 100, MP_I64(3)), 0);
+    assert_int_equal(mp_val_list_insert(l, -1, MP_I64(2)), 0);
     assert_repr(l, "[0, 1, 2, 3]");
     assert_int_equal(mp_val_item(l, -1)->i, 3);
     assert_null(mp_val_item(l, 4));
@@ -283,7 +283,7 @@ static void test_val_containers(void **state)
     assert_int_equal(mp_val_list_set(l, 4, MP_STR("z")), MP_EINVAL);
     assert_int_equal(mp_val_list_del(l, 1), 0);
     assert_repr(l, "['z', 2, 3]");
-    assert_int_equal(mp_val_list_append((mp_val *)MP_EMPTY_LIST, MP_INT(1)), MP_EINVAL);
+    assert_int_equal(mp_val_list_append((mp_val *)MP_EMPTY_LIST, MP_I64(1)), MP_EINVAL);
     assert_int_equal(mp_val_list_append(l, MP_STR("\xff")), MP_EINVAL);
     assert_int_equal(mp_val_len(l), 3);
     mp_val_free(l);
@@ -293,12 +293,12 @@ static void test_val_containers(void **state)
     mp_val_free(l);
 
     /* Copies are deep and equal; literals copy into allocated values. */
-    const mp_val *lit = MP_DICT(MP_STR("k"), MP_LIST(MP_INT(1), MP_TUPLE(MP_NONE, MP_FLOAT(2.5))),
-                                MP_INT(7), MP_BYTES("x", 1));
+    const mp_val *lit = MP_DICT(MP_STR("k"), MP_LIST(MP_I64(1), MP_TUPLE(MP_NONE, MP_FLOAT(2.5))),
+                                MP_I64(7), MP_BYTES("x", 1));
     mp_val *c = mp_val_copy(lit);
     assert_non_null(c);
     assert_true(mp_val_eq(c, lit));
-    assert_int_equal(mp_val_dict_set(c, MP_INT(8), MP_NONE), 0);
+    assert_int_equal(mp_val_dict_set(c, MP_I64(8), MP_NONE), 0);
     assert_false(mp_val_eq(c, lit));
     mp_val_free(c);
     mp_val_free(NULL);
@@ -313,11 +313,11 @@ static void test_val_containers(void **state)
     assert_int_equal(mp_val_as_int(MP_TRUE, &i64), 0);
     assert_int_equal(i64, 1);
     assert_int_equal(mp_val_as_int(MP_FLOAT(1.0), &i64), MP_EINVAL);
-    assert_int_equal(mp_val_as_float(MP_INT(3), &f), 0);
+    assert_int_equal(mp_val_as_float(MP_I64(3), &f), 0);
     assert_true(f == 3.0);
     assert_int_equal(mp_val_as_str(MP_STR("hey"), &p, &len), 0);
     assert_int_equal(len, 3);
-    assert_int_equal(mp_val_as_str(MP_INT(1), &p, &len), MP_EINVAL);
+    assert_int_equal(mp_val_as_str(MP_I64(1), &p, &len), MP_EINVAL);
     assert_int_equal(mp_val_as_bool(MP_FALSE, &b), 0);
     assert_false(b);
     assert_int_equal(mp_val_as_bool(NULL, &b), MP_EINVAL);
@@ -425,17 +425,17 @@ static void test_codec_exact_bytes(void **state)
 {
     void *buf;
     size_t len;
-    assert_int_equal(mp_val_encode(MP_DICT(MP_INT(1), MP_LIST(MP_STR("ab"), MP_NONE, MP_TRUE)),
+    assert_int_equal(mp_val_encode(MP_DICT(MP_I64(1), MP_LIST(MP_STR("ab"), MP_NONE, MP_TRUE)),
                                    &buf, &len), 0);
     static const uint8_t want[] = {0x09, 0x01, 0x03, 0x02, 0x07, 0x03, 0x05, 0x02, 'a', 'b', 0x00, 0x02};
     assert_int_equal(len, sizeof want);
     assert_memory_equal(buf, want, sizeof want);
     free(buf);
-    assert_int_equal(mp_val_encode(MP_INT(-1), &buf, &len), 0);
+    assert_int_equal(mp_val_encode(MP_I64(-1), &buf, &len), 0);
     assert_int_equal(len, 2);
     assert_int_equal(((uint8_t *)buf)[1], 0x01);
     free(buf);
-    assert_int_equal(mp_val_encode(MP_INT(INT64_MIN), &buf, &len), 0);
+    assert_int_equal(mp_val_encode(MP_I64(INT64_MIN), &buf, &len), 0);
     assert_int_equal(len, 11);
     mp_val *v;
     assert_int_equal(mp_val_decode(buf, len, &v, NULL), 0);
@@ -449,7 +449,7 @@ static void test_codec_exact_bytes(void **state)
     assert_int_equal(mp_val_encode(NULL, &buf, &len), MP_EINVAL);
     assert_int_equal(mp_val_encode(MP_STR("\xff"), &buf, &len), MP_EINVAL);
     assert_int_equal(mp_val_encode(MP_DICT(MP_EMPTY_LIST, MP_NONE), &buf, &len), MP_EINVAL);
-    assert_int_equal(mp_val_encode(MP_INT(1), NULL, &len), MP_EINVAL);
+    assert_int_equal(mp_val_encode(MP_I64(1), NULL, &len), MP_EINVAL);
 }
 
 static void expect_bad(const void *p, size_t n)
@@ -614,7 +614,7 @@ static void test_mgr_dict(void **state)
     assert_string_equal(mp_proxy_typeid(d), "dict");
     assert_null(mp_proxy_native(d));
     for (int i = 0; i < 10; i++)
-        assert_int_equal(mp_dict_set(d, MP_INT(i), MP_INT(i * 2)), 0);
+        assert_int_equal(mp_dict_set(d, MP_I64(i), MP_I64(i * 2)), 0);
     assert_proxy_repr(d, "{0: 0, 1: 2, 2: 4, 3: 6, 4: 8, 5: 10, 6: 12, 7: 14, 8: 16, 9: 18}");
     char *s = mp_proxy_tostring(d);
     assert_string_equal(s, "{0: 0, 1: 2, 2: 4, 3: 6, 4: 8, 5: 10, 6: 12, 7: 14, 8: 16, 9: 18}");
@@ -629,22 +629,22 @@ static void test_mgr_dict(void **state)
     assert_val(v, "None");
     assert_int_equal(mp_dict_get(d, MP_STR("x"), MP_STR("dflt"), &v), 0);
     assert_val(v, "'dflt'");
-    assert_int_equal(mp_dict_get(d, MP_INT(9), MP_STR("dflt"), &v), 0);
+    assert_int_equal(mp_dict_get(d, MP_I64(9), MP_STR("dflt"), &v), 0);
     assert_val(v, "18");
-    assert_int_equal(mp_dict_contains(d, MP_INT(9)), 1);
-    assert_int_equal(mp_dict_contains(d, MP_INT(10)), 0);
+    assert_int_equal(mp_dict_contains(d, MP_I64(9)), 1);
+    assert_int_equal(mp_dict_contains(d, MP_I64(10)), 0);
     assert_int_equal(mp_dict_len(d), 10);
-    assert_int_equal(mp_dict_del(d, MP_INT(9)), 0);
-    assert_remote(mp_dict_del(d, MP_INT(9)), "KeyError", "9");
+    assert_int_equal(mp_dict_del(d, MP_I64(9)), 0);
+    assert_remote(mp_dict_del(d, MP_I64(9)), "KeyError", "9");
     assert_int_equal(mp_dict_len(d), 9);
     assert_int_equal(mp_dict_clear(d), 0);
-    assert_int_equal(mp_dict_update(d, MP_DICT(MP_INT(1), MP_STR("1"), MP_STR("2"), MP_INT(2))), 0);
+    assert_int_equal(mp_dict_update(d, MP_DICT(MP_I64(1), MP_STR("1"), MP_STR("2"), MP_I64(2))), 0);
     assert_int_equal(mp_dict_update(d, MP_LIST(MP_TUPLE(MP_FLOAT(0.25), MP_NONE))), 0);
     assert_proxy_repr(d, "{1: '1', '2': 2, 0.25: None}");
-    assert_remote(mp_dict_update(d, MP_LIST(MP_INT(1))), "ValueError", NULL);
+    assert_remote(mp_dict_update(d, MP_LIST(MP_I64(1))), "ValueError", NULL);
     assert_remote(mp_dict_update(d, MP_LIST(MP_TUPLE(MP_EMPTY_LIST, MP_NONE))), "TypeError",
                   "unhashable type: 'list'");
-    assert_remote(mp_dict_update(d, MP_INT(1)), "TypeError", "'int' object is not iterable");
+    assert_remote(mp_dict_update(d, MP_I64(1)), "TypeError", "'int' object is not iterable");
     assert_int_equal(mp_dict_keys(d, &v), 0);
     assert_val(v, "[1, '2', 0.25]");
     assert_int_equal(mp_dict_values(d, &v), 0);
@@ -653,16 +653,16 @@ static void test_mgr_dict(void **state)
     assert_val(v, "[(1, '1'), ('2', 2), (0.25, None)]");
     assert_int_equal(mp_dict_copy(d, &v), 0);
     assert_val(v, "{1: '1', '2': 2, 0.25: None}");
-    assert_int_equal(mp_dict_setdefault(d, MP_STR("n"), MP_LIST(MP_INT(1)), &v), 0);
+    assert_int_equal(mp_dict_setdefault(d, MP_STR("n"), MP_LIST(MP_I64(1)), &v), 0);
     assert_val(v, "[1]");
-    assert_int_equal(mp_dict_setdefault(d, MP_STR("n"), MP_INT(0), &v), 0);
+    assert_int_equal(mp_dict_setdefault(d, MP_STR("n"), MP_I64(0), &v), 0);
     assert_val(v, "[1]");
     assert_int_equal(mp_dict_setdefault(d, MP_STR("z"), NULL, &v), 0);
     assert_val(v, "None");
     assert_int_equal(mp_dict_pop(d, MP_STR("z"), NULL, &v), 0);
     assert_val(v, "None");
     assert_remote(mp_dict_pop(d, MP_STR("z"), NULL, &v), "KeyError", "'z'");
-    assert_int_equal(mp_dict_pop(d, MP_STR("z"), MP_INT(5), &v), 0);
+    assert_int_equal(mp_dict_pop(d, MP_STR("z"), MP_I64(5), &v), 0);
     assert_val(v, "5");
     assert_int_equal(mp_dict_popitem(d, &v), 0);
     assert_val(v, "('n', [1])");
@@ -678,22 +678,22 @@ static void test_mgr_dict(void **state)
     /* Checked before sending. */
     assert_int_equal(mp_dict_set(d, MP_EMPTY_LIST, MP_NONE), MP_EINVAL);
     assert_int_equal(mp_dict_set(d, NULL, MP_NONE), MP_EINVAL);
-    assert_int_equal(mp_dict_set(d, MP_INT(1), NULL), MP_EINVAL);
-    assert_int_equal(mp_dict_set(d, MP_INT(1), MP_STR("\xff")), MP_EINVAL);
-    assert_int_equal(mp_dict_getitem(d, MP_INT(1), NULL), MP_EINVAL);
-    assert_int_equal(mp_dict_set(NULL, MP_INT(1), MP_NONE), MP_EINVAL);
+    assert_int_equal(mp_dict_set(d, MP_I64(1), NULL), MP_EINVAL);
+    assert_int_equal(mp_dict_set(d, MP_I64(1), MP_STR("\xff")), MP_EINVAL);
+    assert_int_equal(mp_dict_getitem(d, MP_I64(1), NULL), MP_EINVAL);
+    assert_int_equal(mp_dict_set(NULL, MP_I64(1), MP_NONE), MP_EINVAL);
     assert_int_equal(mp_dict_len(NULL), MP_EINVAL);
     /* Initial contents. */
-    mp_proxy *d2 = mp_manager_dict(m, MP_DICT(MP_STR("a"), MP_INT(1)));
+    mp_proxy *d2 = mp_manager_dict(m, MP_DICT(MP_STR("a"), MP_I64(1)));
     assert_proxy_repr(d2, "{'a': 1}");
-    mp_proxy *d3 = mp_manager_dict(m, MP_LIST(MP_TUPLE(MP_STR("b"), MP_INT(2))));
+    mp_proxy *d3 = mp_manager_dict(m, MP_LIST(MP_TUPLE(MP_STR("b"), MP_I64(2))));
     assert_proxy_repr(d3, "{'b': 2}");
-    assert_null(mp_manager_dict(m, MP_INT(3)));
+    assert_null(mp_manager_dict(m, MP_I64(3)));
     assert_int_equal(mp_last_error(), MP_EREMOTE);
     /* A dict function on a proxy of another kind. */
     mp_proxy *l = mp_manager_list(m, NULL);
-    assert_int_equal(mp_dict_set(l, MP_INT(1), MP_NONE), MP_EINVAL);
-    assert_int_equal(mp_list_append(d, MP_INT(1)), MP_EINVAL);
+    assert_int_equal(mp_dict_set(l, MP_I64(1), MP_NONE), MP_EINVAL);
+    assert_int_equal(mp_list_append(d, MP_I64(1)), MP_EINVAL);
     /* Generic calls, and an unknown method. */
     assert_int_equal(mp_proxy_call(d2, "get", MP_TUPLE(MP_STR("a")), &v), 0);
     assert_val(v, "1");
@@ -701,7 +701,7 @@ static void test_mgr_dict(void **state)
     assert_remote(mp_proxy_call(d2, "nope", NULL, &v), "AttributeError",
                   "method 'nope' of 'dict' object is not exposed");
     assert_remote(mp_proxy_call(d2, "get", NULL, &v), "TypeError", NULL);
-    assert_int_equal(mp_proxy_call(d2, "get", MP_INT(1), &v), MP_EINVAL);
+    assert_int_equal(mp_proxy_call(d2, "get", MP_I64(1), &v), MP_EINVAL);
     assert_int_equal(mp_proxy_call(d2, NULL, NULL, &v), MP_EINVAL);
     mp_proxy_free(l);
     mp_proxy_free(d3);
@@ -761,20 +761,20 @@ static void test_mgr_list(void **state)
     assert_val(v, "9");
     assert_remote(mp_list_pop(l, 100, &v), "IndexError", "pop index out of range");
     assert_proxy_repr(l, "[8, 7, 6, 5, 4, 3, 2]");
-    assert_int_equal(mp_list_append(l, MP_INT(7)), 0);
+    assert_int_equal(mp_list_append(l, MP_I64(7)), 0);
     assert_int_equal(mp_list_extend(l, MP_TUPLE(MP_STR("a"), MP_STR("B"))), 0);
     assert_int_equal(mp_list_insert(l, 0, MP_FLOAT(0.5)), 0);
     assert_int_equal(mp_list_insert(l, -1, MP_NONE), 0);
     assert_int_equal(mp_list_insert(l, 1000, MP_TRUE), 0);
     assert_proxy_repr(l, "[0.5, 8, 7, 6, 5, 4, 3, 2, 7, 'a', None, 'B', True]");
-    assert_int_equal(mp_list_count(l, MP_INT(7)), 2);
-    assert_int_equal(mp_list_count(l, MP_INT(1)), 1); /* True == 1 */
-    assert_int_equal(mp_list_index(l, MP_INT(7)), 2);
+    assert_int_equal(mp_list_count(l, MP_I64(7)), 2);
+    assert_int_equal(mp_list_count(l, MP_I64(1)), 1); /* True == 1 */
+    assert_int_equal(mp_list_index(l, MP_I64(7)), 2);
     assert_int_equal(mp_list_contains(l, MP_STR("a")), 1);
     assert_int_equal(mp_list_contains(l, MP_STR("zz")), 0);
     assert_remote((int)mp_list_index(l, MP_STR("zz")), "ValueError", "'zz' is not in list");
-    assert_int_equal(mp_list_remove(l, MP_INT(7)), 0);
-    assert_int_equal(mp_list_index(l, MP_INT(7)), 7);
+    assert_int_equal(mp_list_remove(l, MP_I64(7)), 0);
+    assert_int_equal(mp_list_index(l, MP_I64(7)), 7);
     assert_remote(mp_list_remove(l, MP_STR("zz")), "ValueError", "list.remove(x): x not in list");
     assert_int_equal(mp_list_remove(l, MP_NONE), 0);
     assert_int_equal(mp_list_remove(l, MP_TRUE), 0);
@@ -785,7 +785,7 @@ static void test_mgr_list(void **state)
     assert_int_equal(mp_list_sort(l, "default", true), 0);
     assert_proxy_repr(l, "['a', 'B', 8, 7, 6, 5, 4, 3, 2, 0.5]");
     assert_int_equal(mp_list_del_slice(l, 0, 2), 0);
-    assert_int_equal(mp_list_extend(l, MP_LIST(MP_INT(-9), MP_INT(-1))), 0);
+    assert_int_equal(mp_list_extend(l, MP_LIST(MP_I64(-9), MP_I64(-1))), 0);
     assert_int_equal(mp_list_sort(l, "abs", false), 0);
     assert_proxy_repr(l, "[0.5, -1, 2, 3, 4, 5, 6, 7, 8, -9]");
     assert_remote(mp_list_sort(l, "nope", false), "KeyError", "no comparator named 'nope'");
@@ -796,7 +796,7 @@ static void test_mgr_list(void **state)
     assert_proxy_repr(w, "['a', 'c', 'Ab', 'bb']"); /* stable */
     assert_int_equal(mp_list_sort(w, "len", true), 0);
     assert_proxy_repr(w, "['Ab', 'bb', 'a', 'c']"); /* stable in reverse too */
-    assert_int_equal(mp_list_set_slice(w, 0, MP_SLICE_END, MP_LIST(MP_INT(300), MP_INT(2), MP_INT(-1))), 0);
+    assert_int_equal(mp_list_set_slice(w, 0, MP_SLICE_END, MP_LIST(MP_I64(300), MP_I64(2), MP_I64(-1))), 0);
     assert_int_equal(mp_list_sort(w, "bytes", false), 0);
     assert_proxy_repr(w, "[-1, 2, 300]"); /* zigzag varints: 0x01, 0x04, 0xd8 0x04 */
     mp_proxy_free(w);
@@ -821,8 +821,8 @@ static void test_mgr_list(void **state)
     assert_proxy_repr(s, "[0, 1, 'x', 5, 6, 7, 8, 9]");
     assert_int_equal(mp_list_set_slice(s, 1, 2, MP_LIST(MP_STR("y"), MP_STR("z"), MP_STR("w"))), 0);
     assert_proxy_repr(s, "[0, 'y', 'z', 'w', 'x', 5, 6, 7, 8, 9]");
-    assert_int_equal(mp_list_set_slice(s, MP_SLICE_END, 0, MP_TUPLE(MP_INT(-1))), 0);
-    assert_int_equal(mp_list_set_slice(s, 100, MP_SLICE_END, MP_TUPLE(MP_INT(10))), 0);
+    assert_int_equal(mp_list_set_slice(s, MP_SLICE_END, 0, MP_TUPLE(MP_I64(-1))), 0);
+    assert_int_equal(mp_list_set_slice(s, 100, MP_SLICE_END, MP_TUPLE(MP_I64(10))), 0);
     assert_int_equal(mp_list_del_slice(s, 2, -2), 0);
     assert_proxy_repr(s, "[-1, 0, 9, 10]");
     assert_int_equal(mp_list_del_slice(s, MP_SLICE_END, MP_SLICE_END), 0);
@@ -830,12 +830,12 @@ static void test_mgr_list(void **state)
     assert_remote(mp_list_pop(s, -1, &v), "IndexError", "pop from empty list");
     assert_int_equal(mp_list_copy(l, &v), 0);
     assert_val(v, "[0.5, -1, 2, 3, 4, 5, 6, 7, 8, -9]");
-    assert_int_equal(mp_proxy_call(l, "__imul__", MP_TUPLE(MP_INT(0)), NULL), 0);
+    assert_int_equal(mp_proxy_call(l, "__imul__", MP_TUPLE(MP_I64(0)), NULL), 0);
     assert_int_equal(mp_list_len(l), 0);
-    assert_int_equal(mp_list_extend(l, MP_INT(1)), MP_EINVAL);
+    assert_int_equal(mp_list_extend(l, MP_I64(1)), MP_EINVAL);
     assert_int_equal(mp_list_append(l, NULL), MP_EINVAL);
     assert_int_equal(mp_list_sort(l, "", false), MP_EINVAL);
-    assert_null(mp_manager_list(m, MP_INT(5)));
+    assert_null(mp_manager_list(m, MP_I64(5)));
     mp_proxy_free(s);
     mp_proxy_free(l);
     stop(m);
@@ -856,7 +856,7 @@ static void test_mgr_namespace_value_array(void **state)
     free(s);
     mp_val_free(v);
     assert_int_equal(mp_namespace_set(ns, "my_list", MP_EMPTY_LIST), 0);
-    assert_int_equal(mp_namespace_set(ns, "a", MP_INT(1)), 0);
+    assert_int_equal(mp_namespace_set(ns, "a", MP_I64(1)), 0);
     assert_proxy_repr(ns, "Namespace(a=1, my_list=[], value='This is the value')");
     /* The namespaces_mutable example: a fetched list is a copy. */
     assert_int_equal(mp_namespace_get(ns, "my_list", &v), 0);
@@ -873,18 +873,18 @@ static void test_mgr_namespace_value_array(void **state)
     assert_int_equal(mp_namespace_set(ns, "a b", MP_NONE), MP_EINVAL);
     assert_int_equal(mp_namespace_set(ns, "", MP_NONE), MP_EINVAL);
     assert_int_equal(mp_namespace_get(ns, NULL, &v), MP_EINVAL);
-    mp_proxy *n2 = mp_manager_create(m, "Namespace", MP_TUPLE(MP_DICT(MP_STR("x"), MP_INT(1))));
+    mp_proxy *n2 = mp_manager_create(m, "Namespace", MP_TUPLE(MP_DICT(MP_STR("x"), MP_I64(1))));
     assert_proxy_repr(n2, "Namespace(x=1)");
     mp_proxy_free(n2);
     mp_proxy_free(ns);
 
-    mp_proxy *val = mp_manager_value(m, "i", MP_INT(5));
+    mp_proxy *val = mp_manager_value(m, "i", MP_I64(5));
     assert_proxy_repr(val, "Value('i', 5)");
-    assert_int_equal(mp_valueproxy_set(val, MP_INT(7)), 0);
+    assert_int_equal(mp_valueproxy_set(val, MP_I64(7)), 0);
     assert_int_equal(mp_valueproxy_get(val, &v), 0);
     assert_val(v, "7");
     assert_int_equal(mp_valueproxy_set(val, NULL), MP_EINVAL);
-    assert_null(mp_manager_value(m, "", MP_INT(1)));
+    assert_null(mp_manager_value(m, "", MP_I64(1)));
     mp_proxy_free(val);
 
     {
@@ -897,30 +897,30 @@ static void test_mgr_namespace_value_array(void **state)
             assert_int_equal(mp_arrayproxy_get(a, i, &v), 0);
             int64_t x = v->i;
             mp_val_free(v);
-            assert_int_equal(mp_arrayproxy_set(a, i, MP_INT(x * x)), 0);
+            assert_int_equal(mp_arrayproxy_set(a, i, MP_I64(x * x)), 0);
         }
         assert_proxy_repr(a, "array('i', [0, 1, 4, 9, 16, 25, 36, 49, 64, 81])");
         assert_int_equal(mp_arrayproxy_get(a, -1, &v), 0);
         assert_val(v, "81");
         assert_remote(mp_arrayproxy_get(a, 10, &v), "IndexError", "array index out of range");
         assert_remote(mp_arrayproxy_set(a, 0, MP_FLOAT(1.5)), "TypeError", NULL);
-        assert_remote(mp_arrayproxy_set(a, 0, MP_INT(1LL << 31)), "OverflowError", NULL);
-        assert_int_equal(mp_arrayproxy_set(a, 0, MP_INT(-(1LL << 31))), 0);
+        assert_remote(mp_arrayproxy_set(a, 0, MP_I64(1LL << 31)), "OverflowError", NULL);
+        assert_int_equal(mp_arrayproxy_set(a, 0, MP_I64(-(1LL << 31))), 0);
         assert_int_equal(mp_arrayproxy_tolist(a, &v), 0);
         assert_val(v, "[-2147483648, 1, 4, 9, 16, 25, 36, 49, 64, 81]");
         mp_proxy_free(a);
     }
-    mp_proxy *f = mp_manager_array(m, "f", MP_LIST(MP_FLOAT(3.14), MP_INT(2)));
+    mp_proxy *f = mp_manager_array(m, "f", MP_LIST(MP_FLOAT(3.14), MP_I64(2)));
     assert_proxy_repr(f, "array('f', [3.140000104904175, 2.0])");
     mp_proxy_free(f);
     mp_proxy *b = mp_manager_array(m, "B", NULL);
     assert_proxy_repr(b, "array('B')");
     mp_proxy_free(b);
-    assert_null(mp_manager_array(m, "B", MP_LIST(MP_INT(256))));
+    assert_null(mp_manager_array(m, "B", MP_LIST(MP_I64(256))));
     assert_string_equal(mp_remote_error_type(), "OverflowError");
     assert_null(mp_manager_array(m, "z", NULL));
     assert_string_equal(mp_remote_error_type(), "ValueError");
-    assert_null(mp_manager_array(m, "i", MP_INT(3)));
+    assert_null(mp_manager_array(m, "i", MP_I64(3)));
     stop(m);
 }
 
@@ -1026,14 +1026,14 @@ static void *get_shared_counter(const mp_val *args)
 
 static void register_all(mp_manager *m)
 {
-    assert_int_equal(mp_manager_register(m, .typeid = "Counter", .create = counter_new,
+    assert_int_equal(mp_manager_register(m, .type_name = "Counter", .create = counter_new,
                                          .destroy = counter_free, .methods = counter_methods,
                                          .nmethods = sizeof counter_methods / sizeof counter_methods[0]),
                      0);
-    assert_int_equal(mp_manager_register(m, .typeid = "shared_dict", .create = get_shared_dict,
+    assert_int_equal(mp_manager_register(m, .type_name = "shared_dict", .create = get_shared_dict,
                                          .kind = MP_PROXY_DICT),
                      0);
-    assert_int_equal(mp_manager_register(m, .typeid = "shared_counter", .create = get_shared_counter,
+    assert_int_equal(mp_manager_register(m, .type_name = "shared_counter", .create = get_shared_counter,
                                          .methods = counter_methods, .nmethods = 2),
                      0);
 }
@@ -1043,45 +1043,45 @@ static void test_mgr_registered(void **state)
     mp_manager *m = mp_manager_new();
     register_all(m);
     /* Refused registrations. */
-    assert_int_equal(mp_manager_register(m, .typeid = "Counter", .create = counter_new), MP_EINVAL);
-    assert_int_equal(mp_manager_register(m, .typeid = "dict", .create = counter_new), MP_EINVAL);
-    assert_int_equal(mp_manager_register(m, .typeid = "Lock", .create = counter_new), MP_EINVAL);
-    assert_int_equal(mp_manager_register(m, .typeid = "NoCreate"), MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .type_name = "Counter", .create = counter_new), MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .type_name = "dict", .create = counter_new), MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .type_name = "Lock", .create = counter_new), MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .type_name = "NoCreate"), MP_EINVAL);
     assert_int_equal(mp_manager_register(m, .create = counter_new), MP_EINVAL);
-    assert_int_equal(mp_manager_register(m, .typeid = "0123456789012345678901234567890123456789012345678",
+    assert_int_equal(mp_manager_register(m, .type_name = "0123456789012345678901234567890123456789012345678",
                                          .create = counter_new),
                      MP_EINVAL);
-    assert_int_equal(mp_manager_register(m, .typeid = "X", .create = counter_new,
+    assert_int_equal(mp_manager_register(m, .type_name = "X", .create = counter_new,
                                          .kind = MP_PROXY_ARRAY),
                      MP_EINVAL);
-    assert_int_equal(mp_manager_register(m, .typeid = "Y", .create = get_shared_dict,
+    assert_int_equal(mp_manager_register(m, .type_name = "Y", .create = get_shared_dict,
                                          .kind = MP_PROXY_DICT, .methods = counter_methods,
                                          .nmethods = 1),
                      MP_EINVAL);
     static const mp_method dup[] = {{"a", counter_get}, {"a", counter_get}};
-    assert_int_equal(mp_manager_register(m, .typeid = "Dup", .create = counter_new, .methods = dup,
+    assert_int_equal(mp_manager_register(m, .type_name = "Dup", .create = counter_new, .methods = dup,
                                          .nmethods = 2),
                      MP_EINVAL);
-    assert_int_equal(mp_manager_register(m, .typeid = "Many", .create = counter_new,
+    assert_int_equal(mp_manager_register(m, .type_name = "Many", .create = counter_new,
                                          .methods = counter_methods, .nmethods = 1000),
                      MP_EINVAL);
-    assert_int_equal(mp_manager_register(NULL, .typeid = "Z", .create = counter_new), MP_EINVAL);
+    assert_int_equal(mp_manager_register(NULL, .type_name = "Z", .create = counter_new), MP_EINVAL);
     assert_int_equal(mp_manager_start(m), 0);
-    assert_int_equal(mp_manager_register(m, .typeid = "Late", .create = counter_new), MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .type_name = "Late", .create = counter_new), MP_EINVAL);
 
-    mp_proxy *c = mp_manager_create(m, "Counter", MP_TUPLE(MP_INT(10)));
+    mp_proxy *c = mp_manager_create(m, "Counter", MP_TUPLE(MP_I64(10)));
     assert_non_null(c);
     assert_int_equal(mp_proxy_kind_of(c), MP_PROXY_CUSTOM);
     assert_string_equal(mp_proxy_typeid(c), "Counter");
     mp_val *v;
-    assert_int_equal(mp_proxy_call(c, "add", MP_TUPLE(MP_INT(5)), &v), 0);
+    assert_int_equal(mp_proxy_call(c, "add", MP_TUPLE(MP_I64(5)), &v), 0);
     assert_val(v, "15");
     assert_int_equal(mp_proxy_call(c, "add", NULL, NULL), 0);
     assert_int_equal(mp_proxy_call(c, "get", NULL, &v), 0);
     assert_val(v, "16");
     assert_remote(mp_proxy_call(c, "add", MP_TUPLE(MP_STR("x")), &v), "TypeError", "add() wants an int, not str");
     assert_int_equal(mp_remote_error_code(), MP_EINVAL);
-    assert_remote(mp_proxy_call(c, "add", MP_TUPLE(MP_INT(-1)), &v), "ValueError", "cannot add -1");
+    assert_remote(mp_proxy_call(c, "add", MP_TUPLE(MP_I64(-1)), &v), "ValueError", "cannot add -1");
     assert_int_equal(mp_remote_error_code(), -ERANGE);
     assert_remote(mp_proxy_call(c, "fail", NULL, &v), "Error", NULL);
     assert_int_equal(mp_remote_error_code(), -EIO);
@@ -1091,7 +1091,7 @@ static void test_mgr_registered(void **state)
                   "method 'nope' of 'Counter' object is not exposed");
     assert_proxy_repr(c, "<Counter object>");
     /* Big replies and requests go through arena blocks. */
-    assert_int_equal(mp_proxy_call(c, "big", MP_TUPLE(MP_INT(200000)), &v), 0);
+    assert_int_equal(mp_proxy_call(c, "big", MP_TUPLE(MP_I64(200000)), &v), 0);
     assert_int_equal(v->type, MP_VAL_BYTES);
     assert_int_equal(v->s.len, 200000);
     assert_int_equal(v->s.ptr[199999], 'x');
@@ -1103,14 +1103,14 @@ static void test_mgr_registered(void **state)
     assert_string_equal(mp_remote_error_message(), "start must be an int");
     assert_null(mp_manager_create(m, "NoSuchType", NULL));
     assert_string_equal(mp_remote_error_type(), "KeyError");
-    assert_null(mp_manager_create(m, "Counter", MP_INT(1)));
+    assert_null(mp_manager_create(m, "Counter", MP_I64(1)));
     assert_int_equal(mp_last_error(), MP_EINVAL);
 
     /* A shared object: the same pointer gives the same object. */
     mp_proxy *s1 = mp_manager_create(m, "shared_dict", NULL);
     mp_proxy *s2 = mp_manager_create(m, "shared_dict", NULL);
     assert_int_equal(mp_proxy_kind_of(s1), MP_PROXY_DICT);
-    assert_int_equal(mp_dict_set(s1, MP_STR("k"), MP_INT(1)), 0);
+    assert_int_equal(mp_dict_set(s1, MP_STR("k"), MP_I64(1)), 0);
     assert_int_equal(mp_dict_getitem(s2, MP_STR("k"), &v), 0);
     assert_val(v, "1");
     mp_proxy_free(s1);
@@ -1121,7 +1121,7 @@ static void test_mgr_registered(void **state)
     mp_proxy_free(s3);
     mp_proxy *k1 = mp_manager_create(m, "shared_counter", NULL);
     mp_proxy *k2 = mp_manager_create(m, "shared_counter", NULL);
-    assert_int_equal(mp_proxy_call(k1, "add", MP_TUPLE(MP_INT(3)), NULL), 0);
+    assert_int_equal(mp_proxy_call(k1, "add", MP_TUPLE(MP_I64(3)), NULL), 0);
     assert_int_equal(mp_proxy_call(k2, "get", NULL, &v), 0);
     assert_val(v, "3");
     mp_proxy_free(k1);
@@ -1146,9 +1146,9 @@ static int dict_worker(void *arg, size_t size)
 {
     struct worker_arg *w = arg;
     for (int i = 0; i < w->n; i++) {
-        if (mp_dict_set(w->d, MP_TUPLE(MP_INT(w->id), MP_INT(i)), MP_INT(i * 2)) != 0)
+        if (mp_dict_set(w->d, MP_TUPLE(MP_I64(w->id), MP_I64(i)), MP_I64(i * 2)) != 0)
             return 1;
-        if (mp_list_append(w->l, MP_INT(w->id)) != 0)
+        if (mp_list_append(w->l, MP_I64(w->id)) != 0)
             return 2;
         if (mp_proxy_call(w->c, "add", NULL, NULL) != 0)
             return 3;
@@ -1180,11 +1180,11 @@ static void test_mgr_children(void **state)
     assert_int_equal(mp_dict_len(w.d), 6 * 300);
     assert_int_equal(mp_list_len(w.l), 6 * 300);
     for (int i = 0; i < 6; i++)
-        assert_int_equal(mp_list_count(w.l, MP_INT(i)), 300);
+        assert_int_equal(mp_list_count(w.l, MP_I64(i)), 300);
     mp_val *v;
     assert_int_equal(mp_proxy_call(w.c, "get", NULL, &v), 0);
     assert_val(v, "1800");
-    assert_int_equal(mp_dict_getitem(w.d, MP_TUPLE(MP_INT(5), MP_INT(299)), &v), 0);
+    assert_int_equal(mp_dict_getitem(w.d, MP_TUPLE(MP_I64(5), MP_I64(299)), &v), 0);
     assert_val(v, "598");
     mp_proxy_free(w.d);
     mp_proxy_free(w.l);
@@ -1204,8 +1204,8 @@ static void *thread_worker(void *arg)
     struct thread_arg *t = arg;
     for (int i = 0; i < t->n; i++) {
         mp_val *v;
-        if (mp_dict_set(t->d, MP_INT(t->id * 100000 + i), MP_INT(i)) != 0 ||
-            mp_dict_getitem(t->d, MP_INT(t->id * 100000 + i), &v) != 0 || v->i != i)
+        if (mp_dict_set(t->d, MP_I64(t->id * 100000 + i), MP_I64(i)) != 0 ||
+            mp_dict_getitem(t->d, MP_I64(t->id * 100000 + i), &v) != 0 || v->i != i)
             t->bad++;
         else
             mp_val_free(v);
@@ -1275,7 +1275,7 @@ static int sync_worker(void *arg, size_t size)
     int idx = mp_proxy_wait(a->barrier, 10);
     if (idx < 0 || idx > 3)
         return 7;
-    if (mp_proxy_put(a->queue, MP_TUPLE(MP_INT(a->id), MP_STR("done")), MP_FOREVER) != 0)
+    if (mp_proxy_put(a->queue, MP_TUPLE(MP_I64(a->id), MP_STR("done")), MP_FOREVER) != 0)
         return 8;
     mp_val *job;
     if (mp_proxy_get(a->jqueue, 10, &job) != 0)
@@ -1311,7 +1311,7 @@ static void test_mgr_sync_kinds(void **state)
         assert_int_equal(mp_process_start(ps[i]), 0);
     }
     for (int i = 0; i < 4; i++)
-        assert_int_equal(mp_proxy_put(a.jqueue, MP_INT(i), MP_FOREVER), 0);
+        assert_int_equal(mp_proxy_put(a.jqueue, MP_I64(i), MP_FOREVER), 0);
     usleep(20000);
     assert_int_equal(mp_proxy_is_set(a.event), 0);
     assert_int_equal(mp_proxy_set(a.event), 0);
@@ -1426,7 +1426,7 @@ static int run_peer(const char *addr, const char *key, const char *mode)
 static void remote_round(mp_manager *m, const char *addr)
 {
     mp_proxy *d = mp_manager_create(m, "shared_dict", NULL);
-    assert_int_equal(mp_dict_set(d, MP_STR("from_test"), MP_INT(41)), 0);
+    assert_int_equal(mp_dict_set(d, MP_STR("from_test"), MP_I64(41)), 0);
     assert_int_equal(run_peer(addr, "secret", "use"), 0);
     mp_val *v;
     assert_int_equal(mp_dict_getitem(d, MP_STR("from_peer"), &v), 0);
@@ -1458,7 +1458,7 @@ static void test_mgr_remote(void **state)
     assert_int_equal(mp_manager_connect(c), 0);
     assert_int_equal(mp_manager_connect(c), MP_EINVAL);
     assert_int_equal(mp_manager_pid(c), 0);
-    mp_proxy *d = mp_manager_dict(c, MP_DICT(MP_INT(1), MP_STR("one")));
+    mp_proxy *d = mp_manager_dict(c, MP_DICT(MP_I64(1), MP_STR("one")));
     assert_proxy_repr(d, "{1: 'one'}");
     mp_proxy *ev = mp_manager_event(c);
     assert_null(mp_proxy_native(ev));
@@ -1470,10 +1470,10 @@ static void test_mgr_remote(void **state)
     mp_val *v;
     assert_int_equal(mp_proxy_get(q, 0.3, &v), MP_EEMPTY);
     assert_true(mp__now() - t0 >= 0.29);
-    mp_proxy *cnt = mp_manager_create(c, "Counter", MP_TUPLE(MP_INT(1)));
-    assert_int_equal(mp_proxy_call(cnt, "add", MP_TUPLE(MP_INT(1)), &v), 0);
+    mp_proxy *cnt = mp_manager_create(c, "Counter", MP_TUPLE(MP_I64(1)));
+    assert_int_equal(mp_proxy_call(cnt, "add", MP_TUPLE(MP_I64(1)), &v), 0);
     assert_val(v, "2");
-    assert_int_equal(mp_proxy_call(cnt, "big", MP_TUPLE(MP_INT(300000)), &v), 0);
+    assert_int_equal(mp_proxy_call(cnt, "big", MP_TUPLE(MP_I64(300000)), &v), 0);
     assert_int_equal(v->s.len, 300000);
     mp_val_free(v);
     mp_proxy_free(cnt);
@@ -1524,9 +1524,9 @@ static int busy_client(void *arg, size_t size)
 {
     struct worker_arg *w = arg;
     for (int i = 0;; i++) {
-        mp_dict_set(w->d, MP_INT(w->id * 1000000 + i % 100), MP_LIST(MP_INT(i), MP_STR("x")));
+        mp_dict_set(w->d, MP_I64(w->id * 1000000 + i % 100), MP_LIST(MP_I64(i), MP_STR("x")));
         mp_val *v;
-        if (mp_dict_get(w->d, MP_INT(w->id * 1000000 + i % 100), NULL, &v) == 0)
+        if (mp_dict_get(w->d, MP_I64(w->id * 1000000 + i % 100), NULL, &v) == 0)
             mp_val_free(v);
         if (w->c != NULL && i % 8 == 0)
             mp_proxy_call(w->c, "sleep", MP_TUPLE(MP_FLOAT(0.002)), NULL);
@@ -1555,7 +1555,7 @@ static void test_mgr_client_killed(void **state)
             mp_process_free(ps[i]);
         }
         /* Other clients (this one) are not disturbed. */
-        assert_int_equal(mp_dict_set(w.d, MP_STR("alive"), MP_INT(round)), 0);
+        assert_int_equal(mp_dict_set(w.d, MP_STR("alive"), MP_I64(round)), 0);
     }
     mp_val *v;
     assert_int_equal(mp_dict_getitem(w.d, MP_STR("alive"), &v), 0);
@@ -1608,7 +1608,7 @@ static void test_mgr_server_killed(void **state)
     assert_true(rb.took < 5);
     /* Later calls fail at once. */
     double t0 = mp__now();
-    assert_int_equal(mp_dict_set(d, MP_INT(1), MP_INT(1)), MP_EEOF);
+    assert_int_equal(mp_dict_set(d, MP_I64(1), MP_I64(1)), MP_EEOF);
     assert_int_equal(mp_dict_len(d), MP_EEOF);
     assert_true(mp__now() - t0 < 1);
     assert_null(mp_manager_dict(m, NULL));
@@ -1741,7 +1741,7 @@ static void test_mgr_lifecycle(void **state)
     mp_proxy *d = mp_manager_dict(m, NULL);
     assert_int_equal(mp_manager_shutdown(m), 0);
     assert_int_equal(mp_manager_shutdown(m), 0);
-    assert_int_equal(mp_dict_set(d, MP_INT(1), MP_INT(2)), MP_EEOF);
+    assert_int_equal(mp_dict_set(d, MP_I64(1), MP_I64(2)), MP_EEOF);
     mp_proxy_free(d);
     mp_manager_free(m);
     assert_int_equal(mp_manager_start(m), MP_EINVAL);
@@ -1771,7 +1771,7 @@ static void test_mgr_lifecycle(void **state)
     if (pid == 0)
         _exit(mp_manager_serve_forever(m) == 0 ? 0 : 1);
     assert_int_equal(mp__mgr_wait_started(m, 10), 0);
-    d = mp_manager_list(m, MP_LIST(MP_INT(1)));
+    d = mp_manager_list(m, MP_LIST(MP_I64(1)));
     assert_int_equal(mp_list_len(d), 1);
     mp_proxy_free(d);
     assert_int_equal(mp_manager_shutdown(m), 0);
@@ -1879,7 +1879,7 @@ static void hw_block(const struct hw_arg *a)
         r = mp_proxy_get(p, 30, &v);
         break;
     case HW_QPUT:
-        r = mp_proxy_put(p, MP_INT(2), MP_FOREVER);
+        r = mp_proxy_put(p, MP_I64(2), MP_FOREVER);
         break;
     case HW_EVENT:
     case HW_BARRIER:
@@ -1931,8 +1931,8 @@ static void hw_objects(mp_manager *m, mp_proxy *p[HW_NKINDS])
     p[HW_JOIN] = mp_manager_joinable_queue(m, 0);
     for (int k = 0; k < HW_NKINDS; k++)
         assert_non_null(p[k]);
-    assert_int_equal(mp_proxy_put(p[HW_QPUT], MP_INT(1), 0), 0);
-    assert_int_equal(mp_proxy_put(p[HW_JOIN], MP_INT(1), 0), 0);
+    assert_int_equal(mp_proxy_put(p[HW_QPUT], MP_I64(1), 0), 0);
+    assert_int_equal(mp_proxy_put(p[HW_JOIN], MP_I64(1), 0), 0);
     assert_int_equal(mp_proxy_acquire(p[HW_LOCK], MP_FOREVER), 0);
     assert_int_equal(mp_proxy_acquire(p[HW_RLOCK], MP_FOREVER), 0);
 }
@@ -2156,14 +2156,14 @@ static void test_mgr_depth(void **state)
     for (int i = 0; i < 2; i++) {
         mp_proxy *d = mp_manager_dict(ms[i], NULL);
         mp_proxy *q = mp_manager_queue(ms[i], 0);
-        assert_int_equal(mp_dict_set(d, MP_INT(1), deep), MP_EINVAL);
+        assert_int_equal(mp_dict_set(d, MP_I64(1), deep), MP_EINVAL);
         assert_int_equal(mp_proxy_put(q, deep, 0), MP_EINVAL);
         assert_int_equal(mp_proxy_call(d, "get", MP_TUPLE(deep), NULL), MP_EINVAL);
         assert_null(mp_manager_list(ms[i], MP_LIST(deep)));
         assert_int_equal(mp_last_error(), MP_EINVAL);
-        assert_int_equal(mp_dict_set(d, MP_INT(1), ok), 0);
+        assert_int_equal(mp_dict_set(d, MP_I64(1), ok), 0);
         mp_val *v;
-        assert_int_equal(mp_dict_getitem(d, MP_INT(1), &v), 0);
+        assert_int_equal(mp_dict_getitem(d, MP_I64(1), &v), 0);
         assert_true(mp_val_eq(v, ok));
         mp_val_free(v);
         assert_int_equal(mp_proxy_put(q, ok, 0), 0);
@@ -2191,7 +2191,7 @@ static void *get_shared_queue(const mp_val *args)
 static void test_mgr_registered_hosted_kind(void **state)
 {
     mp_manager *m = mp_manager_new();
-    assert_int_equal(mp_manager_register(m, .typeid = "get_queue", .create = get_shared_queue,
+    assert_int_equal(mp_manager_register(m, .type_name = "get_queue", .create = get_shared_queue,
                                          .kind = MP_PROXY_QUEUE),
                      0);
     assert_int_equal(mp_manager_start(m), 0);
@@ -2217,7 +2217,7 @@ static int forgetful_owner(void *arg, size_t size)
     if (m == NULL || mp_manager_start(m) != 0)
         return 1;
     mp_proxy *d = mp_manager_dict(m, NULL);
-    if (d == NULL || mp_dict_set(d, MP_INT(1), MP_INT(2)) != 0)
+    if (d == NULL || mp_dict_set(d, MP_I64(1), MP_I64(2)) != 0)
         return 2;
     pid_t *shared = *(pid_t **)server;
     *shared = mp_manager_pid(m);
@@ -2299,9 +2299,9 @@ static void test_mgr_limits(void **state)
     for (int i = 0; i < 32; i++) {
         char name[16];
         snprintf(name, sizeof name, "T%d", i);
-        assert_int_equal(mp_manager_register(m, .typeid = name, .create = counter_new), 0);
+        assert_int_equal(mp_manager_register(m, .type_name = name, .create = counter_new), 0);
     }
-    assert_int_equal(mp_manager_register(m, .typeid = "T32", .create = counter_new), MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .type_name = "T32", .create = counter_new), MP_EINVAL);
     for (int i = 0; i < 16; i++) {
         char name[16];
         snprintf(name, sizeof name, "c%d", i);

@@ -50,6 +50,12 @@
  *
  * As in Python, two processes or threads must not use the same end for
  * reading (or for writing) at the same time: their messages would mix.
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_listener_options o = {};
+ *     o.path = "/tmp/sock";
+ *     ... = mp_listener_new_opts(&o);
  */
 #ifndef LIBMP_CONNECTION_H
 #define LIBMP_CONNECTION_H
@@ -318,7 +324,7 @@ typedef struct mp_address {
  *              empty key given as a non-NULL pointer is a key).
  */
 typedef struct mp_listener_options {
-    int reserved_;          /* keeps mp_listener_new() with no options valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     mp_family family;
     const char *path;
     size_t path_len;
@@ -349,7 +355,7 @@ typedef struct mp_listener_options {
  * -errno from socket, bind and listen; -ENOMEM.
  */
 #define mp_listener_new(...) \
-    mp_listener_new_opts(&(const mp_listener_options){.reserved_ = 0, __VA_ARGS__})
+    mp_listener_new_opts(MP__OPTS(mp_listener_options, __VA_ARGS__))
 MP_EXTERN mp_listener *mp_listener_new_opts(const mp_listener_options *opts);
 
 /*
@@ -401,7 +407,7 @@ MP_EXTERN int mp_listener_fileno(const mp_listener *l);
 
 /* Options of mp_client: the fields of mp_listener_options but backlog. */
 typedef struct mp_client_options {
-    int reserved_;          /* keeps the macro valid with no options */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     mp_family family;
     const char *path;
     size_t path_len;
@@ -431,7 +437,7 @@ typedef struct mp_client_options {
  * timeout, as in Python.
  */
 #define mp_client(...) \
-    mp_client_opts(&(const mp_client_options){.reserved_ = 0, __VA_ARGS__})
+    mp_client_opts(MP__OPTS(mp_client_options, __VA_ARGS__))
 MP_EXTERN mp_connection *mp_client_opts(const mp_client_options *opts);
 
 /*

@@ -56,19 +56,22 @@ MP_BEGIN_DECLS
  *
  * method  "fork", "spawn", "forkserver", or NULL for the default method
  *         (which fixes the default, as Python does: a later
- *         mp_set_start_method without force fails).
+ *         mp_set_start_method without force fails); or "mpi", the
+ *         context of pools whose workers are MPI processes (libmp/mpi.h;
+ *         not a start method: a Process refuses it with MP_EINVAL).
  *
  * Returns a context owned by libmp (never freed; one per method, the same
  * pointer in every process of the family under every start method, so it
  * may be stored in shared objects), or NULL with mp_last_error() set:
  * MP_EINVAL for an unknown name, or for NULL when MP_START_METHOD names no
- * method; the error met creating the shared arena.  Thread-safe.
+ * method; -ENOTSUP for "mpi" when libmp was built without MPI; the error
+ * met creating the shared arena.  Thread-safe.
  */
 MP_EXTERN mp_context *mp_get_context(const char *method);
 
 /*
  * mp_context_get_start_method: the name of ctx's method ("fork", "spawn",
- * "forkserver"); NULL if ctx is not a context (NULL included).
+ * "forkserver", or "mpi"); NULL if ctx is not a context (NULL included).
  */
 MP_EXTERN const char *mp_context_get_start_method(const mp_context *ctx);
 

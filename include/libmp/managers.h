@@ -10,12 +10,12 @@
  *   m.connect()                              mp_manager_connect(m)
  *   m.shutdown() / with m: ...               mp_manager_shutdown(m); mp_manager_free(m)
  *   m.address                                mp_manager_address(m, ...)
- *   BaseManager.register(typeid, callable,   mp_manager_register(m, .typeid = "Foo",
+ *   BaseManager.register(typeid, callable,   mp_manager_register(m, .type_name = "Foo",
  *                        exposed=...)              .create = foo_new, .methods = foo_methods, ...)
  *   m.Foo(args) / m.get_queue()              mp_manager_create(m, "Foo", args)
  *   m.dict(init), m.list(init)               mp_manager_dict(m, init), mp_manager_list(m, init)
  *   m.Namespace()                            mp_manager_namespace(m)
- *   m.Value('i', 5), m.Array('i', seq)       mp_manager_value(m, "i", MP_INT(5)),
+ *   m.Value('i', 5), m.Array('i', seq)       mp_manager_value(m, "i", MP_I64(5)),
  *                                            mp_manager_array(m, "i", seq)
  *   m.Lock(), m.RLock(), m.Semaphore(n),     mp_manager_lock(m), ... (see "Synchronisation
  *   m.Event(), m.Queue(n), ...                 and queues" below)
@@ -66,6 +66,12 @@
  * Fork-safety: a child forked at any moment (outside a call of the forking
  * thread) opens channels and connections of its own on first use; it never
  * uses its parent's.
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_manager_options o = {};
+ *     o.path = "/tmp/mgr";
+ *     ... = mp_manager_new_opts(&o);
  */
 #ifndef LIBMP_MANAGERS_H
 #define LIBMP_MANAGERS_H
@@ -84,7 +90,7 @@ typedef struct mp_proxy mp_proxy;
 /* ---- the manager ----------------------------------------------------------- */
 
 typedef struct mp_manager_options {
-    int reserved_;           /* keeps mp_manager_new() with no options valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     mp_context *ctx;         /* start method of the server process (NULL: default) */
     /*
      * Address for other programs (Python's address=): give .path (AF_UNIX;
@@ -113,7 +119,7 @@ typedef struct mp_manager_options {
  * pass the pointer to children to let them use the manager.
  */
 #define mp_manager_new(...) \
-    mp_manager_new_opts(&(const mp_manager_options){.reserved_ = 0, __VA_ARGS__})
+    mp_manager_new_opts(MP__OPTS(mp_manager_options, __VA_ARGS__))
 MP_EXTERN mp_manager *mp_manager_new_opts(const mp_manager_options *opts);
 
 /*
@@ -135,9 +141,9 @@ typedef struct mp_method {
 } mp_method;
 
 typedef struct mp_manager_type {
-    int reserved_;
-    const char *typeid;      /* the name (Python's typeid), at most 47 bytes */
-    /* Runs in the server for mp_manager_create(m, typeid, args): returns
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
+    const char *type_name;   /* the name (Python's typeid), at most 47 bytes */
+    /* Runs in the server for mp_manager_create(m, type_name, args): returns
      * the object, or NULL after mp_remote_raise.  Returning the same
      * pointer again gives a proxy to the same object (Python's
      * callable=lambda: shared_obj). */
@@ -173,7 +179,7 @@ typedef struct mp_manager_type {
  * they must be functions of the program or of a loaded library.
  *
  *     static const mp_method counter_methods[] = {{"add", counter_add}, ...};
- *     mp_manager_register(m, .typeid = "Counter", .create = counter_new,
+ *     mp_manager_register(m, .type_name = "Counter", .create = counter_new,
  *                         .destroy = counter_free, .methods = counter_methods,
  *                         .nmethods = 2);
  *
@@ -183,7 +189,7 @@ typedef struct mp_manager_type {
  * function that is in no loaded module; -ENOMEM.
  */
 #define mp_manager_register(m, ...) \
-    mp_manager_register_opts((m), &(const mp_manager_type){.reserved_ = 0, __VA_ARGS__})
+    mp_manager_register_opts((m), MP__OPTS(mp_manager_type, __VA_ARGS__))
 MP_EXTERN int mp_manager_register_opts(mp_manager *m, const mp_manager_type *type);
 
 /*
@@ -337,7 +343,7 @@ MP_EXTERN mp_proxy *mp_manager_list(mp_manager *m, const mp_val *init);
 MP_EXTERN mp_proxy *mp_manager_namespace(mp_manager *m);
 MP_EXTERN mp_proxy *mp_manager_value(mp_manager *m, const char *typecode, const mp_val *value);
 MP_EXTERN mp_proxy *mp_manager_array(mp_manager *m, const char *typecode, const mp_val *init);
-MP_EXTERN mp_proxy *mp_manager_create(mp_manager *m, const char *typeid, const mp_val *args);
+MP_EXTERN mp_proxy *mp_manager_create(mp_manager *m, const char *type_name, const mp_val *args);
 
 /*
  * mp_proxy_free: drop the proxy: the server forgets the object when no

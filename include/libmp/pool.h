@@ -71,6 +71,12 @@
  * pool's functions to call.
  *
  * docs/pool.md describes the design and the departures from Python.
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_pool_options o = {};
+ *     o.processes = 4;
+ *     ... = mp_pool_new_opts(&o);
  */
 #ifndef LIBMP_POOL_H
 #define LIBMP_POOL_H
@@ -159,7 +165,7 @@ typedef int (*mp_pool_next_fn)(void *ctx, const void **data, size_t *size);
 /* ---- pools ----------------------------------------------------------------- */
 
 typedef struct mp_pool_options {
-    int reserved_;              /* keeps mp_pool_new() with no options valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     int processes;              /* workers; 0: mp_cpu_count() */
     mp_pool_init_fn initializer; /* may be NULL */
     const void *initarg;        /* bytes copied for the initializer */
@@ -188,6 +194,10 @@ typedef struct mp_pool_options {
  * called mp_pool_new (and the program's dispositions, SIGINT ignored);
  * a ThreadPool's tasks run with every signal blocked.
  *
+ * With .ctx = mp_get_context("mpi") the workers are MPI processes
+ * (libmp/mpi.h, docs/mpi.md): the same API, results copied through MPI
+ * messages; .maxtasksperchild is then refused with MP_EINVAL.
+ *
  * Returns the pool, owned by the caller (mp_pool_free), or NULL with
  * mp_last_error(): MP_EINVAL for processes < 0, an initializer that is not
  * a function of a loaded module, .initarg NULL with a size, a .ctx libmp did
@@ -197,7 +207,7 @@ typedef struct mp_pool_options {
  * Thread-safe; the pool belongs to the calling process.
  */
 #define mp_pool_new(...) \
-    mp_pool_new_opts(&(const mp_pool_options){.reserved_ = 0, __VA_ARGS__})
+    mp_pool_new_opts(MP__OPTS(mp_pool_options, __VA_ARGS__))
 MP_EXTERN mp_pool *mp_pool_new_opts(const mp_pool_options *opts);
 
 /*
@@ -207,7 +217,7 @@ MP_EXTERN mp_pool *mp_pool_new_opts(const mp_pool_options *opts);
  * killed: mp_pool_terminate waits for the tasks already running.
  */
 #define mp_thread_pool_new(...) \
-    mp_thread_pool_new_opts(&(const mp_pool_options){.reserved_ = 0, __VA_ARGS__})
+    mp_thread_pool_new_opts(MP__OPTS(mp_pool_options, __VA_ARGS__))
 MP_EXTERN mp_pool *mp_thread_pool_new_opts(const mp_pool_options *opts);
 
 /*
@@ -271,7 +281,7 @@ MP_EXTERN size_t mp_pool_chunksize(const mp_pool *pool, size_t n);
 /* ---- options of the calls --------------------------------------------------- */
 
 typedef struct mp_pool_call_options {
-    int reserved_;              /* keeps calls with no options valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     size_t chunksize;           /* items per task; 0: map's rule, or 1 for imap */
     const void *arg;            /* extra bytes passed to every task (copied) */
     size_t arg_size;
@@ -282,7 +292,6 @@ typedef struct mp_pool_call_options {
     mp_pool_next_fn next_input; /* imap: a lazy input (then in is NULL) */
     void *next_ctx;
     size_t window;              /* imap: chunks in flight; 0: 16 per worker, >= 64 */
-    int reserved_end_;          /* keeps the option list valid when empty */
 } mp_pool_call_options;
 
 /*
@@ -293,9 +302,7 @@ typedef struct mp_pool_call_options {
 #define MP__POOL_LAST(...) MP__POOL_LAST_(__VA_ARGS__, 0)
 #define MP__POOL_LAST_(last, ...) last
 #define MP__POOL_REST_(last, ...) __VA_ARGS__
-#define MP__POOL_OPTS(...)                                         \
-    (&(const mp_pool_call_options){.reserved_ = 0,                 \
-                                   MP__POOL_REST_(__VA_ARGS__, .reserved_end_ = 0)})
+#define MP__POOL_OPTS(...) MP__OPTS(mp_pool_call_options, MP__POOL_REST_(__VA_ARGS__, ))
 
 /* ---- map over fixed-size items ------------------------------------------------ */
 

@@ -30,6 +30,12 @@
  * from main, calling exit(), or returning from its target, libmp does what
  * Python's atexit handler does: runs the finalizers (util.h), terminates
  * its daemonic children, and joins all its other children.
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_process_options o = {};
+ *     o.target = worker;
+ *     ... = mp_process_new_opts(&o);
  */
 #ifndef LIBMP_PROCESS_H
 #define LIBMP_PROCESS_H
@@ -62,7 +68,7 @@ typedef int (*mp_target_fn)(void *arg, size_t arg_size);
 typedef int (*mp_run_fn)(mp_process *self);
 
 typedef struct mp_process_options {
-    int reserved_;          /* keeps mp_process_new() with no options valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     mp_target_fn target;    /* the function to run (or .run) */
     mp_run_fn run;          /* instead of .target: run(self) */
     const void *arg;        /* bytes copied to the child (may be NULL) */
@@ -93,7 +99,7 @@ typedef struct mp_process_options {
  * -ENOMEM.  Fork-safe: the object may be created before or after a fork.
  */
 #define mp_process_new(...) \
-    mp_process_new_opts(&(const mp_process_options){.reserved_ = 0, __VA_ARGS__})
+    mp_process_new_opts(MP__OPTS(mp_process_options, __VA_ARGS__))
 MP_EXTERN mp_process *mp_process_new_opts(const mp_process_options *opts);
 
 /*

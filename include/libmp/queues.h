@@ -36,6 +36,12 @@
  * message it was putting is dropped whole, the one it was getting is lost
  * with it, and nobody hangs or sees a torn message.  docs/queues.md
  * explains the ring and its departures from Python.
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_queue_options o = {};
+ *     o.maxsize = 8;
+ *     ... = mp_queue_new_opts(&o);
  */
 #ifndef LIBMP_QUEUES_H
 #define LIBMP_QUEUES_H
@@ -50,7 +56,7 @@ typedef struct mp_queue mp_queue;
 typedef struct mp_simple_queue mp_simple_queue;
 
 typedef struct mp_queue_options {
-    int reserved_;      /* keeps mp_queue_new() with no options valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     long maxsize;       /* most messages held at once; <= 0: unbounded */
     size_t capacity;    /* bytes an unbounded queue's ring holds;
                            0: 128 KiB (see mp_queue_new) */
@@ -91,7 +97,7 @@ typedef struct mp_queue_options {
  * children start.
  */
 #define mp_queue_new(...) \
-    mp_queue_new_opts(&(const mp_queue_options){.reserved_ = 0, __VA_ARGS__})
+    mp_queue_new_opts(MP__OPTS(mp_queue_options, __VA_ARGS__))
 MP_EXTERN mp_queue *mp_queue_new_opts(const mp_queue_options *opts);
 
 /*
@@ -102,7 +108,7 @@ MP_EXTERN mp_queue *mp_queue_new_opts(const mp_queue_options *opts);
  * function applies to it, as JoinableQueue is a subclass of Queue.
  */
 #define mp_joinable_queue_new(...) \
-    mp_joinable_queue_new_opts(&(const mp_queue_options){.reserved_ = 0, __VA_ARGS__})
+    mp_joinable_queue_new_opts(MP__OPTS(mp_queue_options, __VA_ARGS__))
 MP_EXTERN mp_queue *mp_joinable_queue_new_opts(const mp_queue_options *opts);
 
 /*
@@ -245,7 +251,7 @@ MP_EXTERN void mp_queue_free(mp_queue *q);
 /* ---- SimpleQueue --------------------------------------------------------- */
 
 typedef struct mp_simple_queue_options {
-    int reserved_;      /* keeps mp_simple_queue_new() with no options valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     size_t capacity;    /* ring bytes, as for mp_queue_new (default 128 KiB) */
     size_t slot_size;   /* as for mp_queue_new (default 128) */
     mp_context *ctx;    /* start-method context; unused, any value accepted */
@@ -259,7 +265,7 @@ typedef struct mp_simple_queue_options {
  * mp_last_error() set as mp_queue_new.
  */
 #define mp_simple_queue_new(...) \
-    mp_simple_queue_new_opts(&(const mp_simple_queue_options){.reserved_ = 0, __VA_ARGS__})
+    mp_simple_queue_new_opts(MP__OPTS(mp_simple_queue_options, __VA_ARGS__))
 MP_EXTERN mp_simple_queue *mp_simple_queue_new_opts(const mp_simple_queue_options *opts);
 
 /*

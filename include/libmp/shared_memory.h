@@ -30,6 +30,12 @@
  * tracked: attaching to a segment never registers it, so a program that
  * attaches to someone else's segment never unlinks it (Python before 3.13
  * did, which destroyed segments other programs still used).
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_shared_memory_options o = {};
+ *     o.create = true; o.size = 4096;
+ *     ... = mp_shared_memory_new_opts(&o);
  */
 #ifndef LIBMP_SHARED_MEMORY_H
 #define LIBMP_SHARED_MEMORY_H
@@ -46,7 +52,7 @@ typedef struct mp_shared_memory mp_shared_memory;
 #define MP_SHM_NAME_MAX 255
 
 typedef struct mp_shared_memory_options {
-    int reserved_;
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     const char *name;   /* with or without a leading '/'; NULL: generated */
     bool create;        /* create a new segment (fails if the name exists) */
     size_t size;        /* bytes, for create (must be > 0); ignored on attach */
@@ -71,7 +77,7 @@ typedef struct mp_shared_memory_options {
  * Fork-safe.
  */
 #define mp_shared_memory_new(...) \
-    mp_shared_memory_new_opts(&(const mp_shared_memory_options){.reserved_ = 0, __VA_ARGS__})
+    mp_shared_memory_new_opts(MP__OPTS(mp_shared_memory_options, __VA_ARGS__))
 MP_EXTERN mp_shared_memory *mp_shared_memory_new_opts(const mp_shared_memory_options *opts);
 
 /*

@@ -43,6 +43,12 @@
  * Every object lives in the shared arena: the pointer, and the memory from
  * mp_value_ptr / mp_array_ptr, are valid unchanged in every process of the
  * family, under every start method.
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_value_options o = {};
+ *     o.typecode = 'i';
+ *     ... = mp_value_new_opts(&o);
  */
 #ifndef LIBMP_SHAREDCTYPES_H
 #define LIBMP_SHAREDCTYPES_H
@@ -65,7 +71,7 @@ MP_EXTERN size_t mp_typecode_size(char typecode);
 typedef struct mp_value mp_value;
 
 typedef struct mp_value_options {
-    int reserved_;     /* keeps the macros valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     char typecode;     /* required: one of "cbBhHiIlLqQfd" */
     double value;      /* initial value, converted to the type (default 0) */
     const void *init;  /* instead of .value: the initial value as one item
@@ -91,9 +97,9 @@ typedef struct mp_value_options {
  * given to mp_raw_value_new; -ENOMEM.
  */
 #define mp_value_new(...) \
-    mp_value_new_opts(&(const mp_value_options){.reserved_ = 0, __VA_ARGS__})
+    mp_value_new_opts(MP__OPTS(mp_value_options, __VA_ARGS__))
 #define mp_raw_value_new(...) \
-    mp_raw_value_new_opts(&(const mp_value_options){.reserved_ = 0, __VA_ARGS__})
+    mp_raw_value_new_opts(MP__OPTS(mp_value_options, __VA_ARGS__))
 MP_EXTERN mp_value *mp_value_new_opts(const mp_value_options *opts);
 MP_EXTERN mp_value *mp_raw_value_new_opts(const mp_value_options *opts);
 
@@ -167,7 +173,7 @@ MP_EXTERN void mp_value_free(mp_value *v);
 typedef struct mp_array mp_array;
 
 typedef struct mp_array_options {
-    int reserved_;     /* keeps the macros valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     char typecode;     /* required: one of "cbBhHiIlLqQfd" */
     size_t size;       /* number of items (0 is allowed) */
     const void *init;  /* NULL: zeros; else .size items of the C type */
@@ -190,9 +196,9 @@ typedef struct mp_array_options {
  * hold it.
  */
 #define mp_array_new(...) \
-    mp_array_new_opts(&(const mp_array_options){.reserved_ = 0, __VA_ARGS__})
+    mp_array_new_opts(MP__OPTS(mp_array_options, __VA_ARGS__))
 #define mp_raw_array_new(...) \
-    mp_raw_array_new_opts(&(const mp_array_options){.reserved_ = 0, __VA_ARGS__})
+    mp_raw_array_new_opts(MP__OPTS(mp_array_options, __VA_ARGS__))
 MP_EXTERN mp_array *mp_array_new_opts(const mp_array_options *opts);
 MP_EXTERN mp_array *mp_raw_array_new_opts(const mp_array_options *opts);
 

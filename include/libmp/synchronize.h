@@ -44,6 +44,12 @@
  * SIGKILL, or a thread that exits) is handed to the next acquirer with
  * MP_EOWNERDEAD instead of staying locked forever.  docs/synchronize.md
  * lists every departure from Python's semantics.
+ *
+ * C++ has no compound literals (before C++20, see common.h): fill a
+ * zero-initialised struct and call the _opts function, e.g.
+ *     mp_semaphore_options o = {};
+ *     o.value = 2;
+ *     ... = mp_semaphore_new_opts(&o);
  */
 #ifndef LIBMP_SYNCHRONIZE_H
 #define LIBMP_SYNCHRONIZE_H
@@ -71,7 +77,7 @@ typedef struct mp_lock mp_lock;
 typedef struct mp_lock mp_rlock;
 
 typedef struct mp_lock_options {
-    int reserved_;   /* keeps mp_lock_new() with no options valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     mp_context *ctx; /* accepted for symmetry with Python; unused */
 } mp_lock_options;
 
@@ -88,9 +94,9 @@ typedef struct mp_lock_options {
  * a fork and used by every process of the family.
  */
 #define mp_lock_new(...) \
-    mp_lock_new_opts(&(const mp_lock_options){.reserved_ = 0, __VA_ARGS__})
+    mp_lock_new_opts(MP__OPTS(mp_lock_options, __VA_ARGS__))
 #define mp_rlock_new(...) \
-    mp_rlock_new_opts(&(const mp_lock_options){.reserved_ = 0, __VA_ARGS__})
+    mp_rlock_new_opts(MP__OPTS(mp_lock_options, __VA_ARGS__))
 MP_EXTERN mp_lock *mp_lock_new_opts(const mp_lock_options *opts);
 MP_EXTERN mp_rlock *mp_rlock_new_opts(const mp_lock_options *opts);
 
@@ -119,6 +125,8 @@ MP_EXTERN mp_rlock *mp_rlock_new_opts(const mp_lock_options *opts);
  *                   docs/synchronize.md);
  *   -ENOMEM         the calling thread's first acquire found no arena
  *                   memory for its life token;
+ *   -ENOTSUP        the C library's robust mutexes are not laid out as
+ *                   glibc's or musl's (a holder's death could not be seen);
  *   MP_EINVAL       l is NULL or freed, or the timeout is invalid.
  * Uncontended, acquire and release each cost one atomic instruction and no
  * system call.  Thread-safe; usable from every process of the family.
@@ -179,7 +187,7 @@ typedef struct mp_semaphore mp_semaphore;
 typedef struct mp_semaphore mp_bounded_semaphore;
 
 typedef struct mp_semaphore_options {
-    int reserved_;   /* keeps mp_semaphore_new() with no options valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     int value;       /* initial value, 0 .. INT32_MAX (default 0, see below) */
     mp_context *ctx; /* accepted for symmetry with Python; unused */
 } mp_semaphore_options;
@@ -196,9 +204,9 @@ typedef struct mp_semaphore_options {
  * with mp_last_error() set: MP_EINVAL for a negative value, -ENOMEM.
  */
 #define mp_semaphore_new(...) \
-    mp_semaphore_new_opts(&(const mp_semaphore_options){.reserved_ = 0, __VA_ARGS__})
+    mp_semaphore_new_opts(MP__OPTS(mp_semaphore_options, __VA_ARGS__))
 #define mp_bounded_semaphore_new(...) \
-    mp_bounded_semaphore_new_opts(&(const mp_semaphore_options){.reserved_ = 0, __VA_ARGS__})
+    mp_bounded_semaphore_new_opts(MP__OPTS(mp_semaphore_options, __VA_ARGS__))
 MP_EXTERN mp_semaphore *mp_semaphore_new_opts(const mp_semaphore_options *opts);
 MP_EXTERN mp_bounded_semaphore *mp_bounded_semaphore_new_opts(const mp_semaphore_options *opts);
 
@@ -247,7 +255,7 @@ typedef struct mp_condition mp_condition;
 typedef bool (*mp_predicate_fn)(void *arg);
 
 typedef struct mp_condition_options {
-    int reserved_;   /* keeps mp_condition_new() with no options valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     mp_lock *lock;   /* a Lock or RLock to use; NULL: a new RLock of its own */
     mp_context *ctx; /* accepted for symmetry with Python; unused */
 } mp_condition_options;
@@ -263,7 +271,7 @@ typedef struct mp_condition_options {
  * with mp_last_error() set: MP_EINVAL for a freed lock, -ENOMEM.
  */
 #define mp_condition_new(...) \
-    mp_condition_new_opts(&(const mp_condition_options){.reserved_ = 0, __VA_ARGS__})
+    mp_condition_new_opts(MP__OPTS(mp_condition_options, __VA_ARGS__))
 MP_EXTERN mp_condition *mp_condition_new_opts(const mp_condition_options *opts);
 
 /* mp_condition_acquire / mp_condition_release: the condition's lock, as
@@ -331,7 +339,7 @@ MP_EXTERN void mp_condition_free(mp_condition *c);
 typedef struct mp_event mp_event;
 
 typedef struct mp_event_options {
-    int reserved_;   /* keeps mp_event_new() with no options valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     mp_context *ctx; /* accepted for symmetry with Python; unused */
 } mp_event_options;
 
@@ -341,7 +349,7 @@ typedef struct mp_event_options {
  * set (-ENOMEM).
  */
 #define mp_event_new(...) \
-    mp_event_new_opts(&(const mp_event_options){.reserved_ = 0, __VA_ARGS__})
+    mp_event_new_opts(MP__OPTS(mp_event_options, __VA_ARGS__))
 MP_EXTERN mp_event *mp_event_new_opts(const mp_event_options *opts);
 
 /* mp_event_set: set the flag and wake every waiter.  mp_event_clear: reset
@@ -389,7 +397,7 @@ typedef struct mp_barrier mp_barrier;
 typedef int (*mp_barrier_action_fn)(void *arg);
 
 typedef struct mp_barrier_options {
-    int reserved_;               /* keeps the macro valid */
+    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     int parties;                 /* number of waiters per cycle, >= 1 */
     mp_barrier_action_fn action; /* optional */
     void *action_arg;            /* passed to action */
@@ -407,7 +415,7 @@ typedef struct mp_barrier_options {
  * than MP_FOREVER, NaN, or an action that is in no loaded module; -ENOMEM.
  */
 #define mp_barrier_new(...) \
-    mp_barrier_new_opts(&(const mp_barrier_options){.reserved_ = 0, __VA_ARGS__})
+    mp_barrier_new_opts(MP__OPTS(mp_barrier_options, __VA_ARGS__))
 MP_EXTERN mp_barrier *mp_barrier_new_opts(const mp_barrier_options *opts);
 
 /*

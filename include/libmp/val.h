@@ -8,11 +8,11 @@
  *
  *   Python                           C
  *   None, True, False                MP_NONE, MP_TRUE, MP_FALSE
- *   5, 2.5, 'text', b'raw'           MP_INT(5), MP_FLOAT(2.5), MP_STR("text"),
+ *   5, 2.5, 'text', b'raw'           MP_I64(5), MP_FLOAT(2.5), MP_STR("text"),
  *                                    MP_BYTES(p, n)             (literals)
  *                                    mp_val_int(5), mp_val_str("text"), ...
  *                                                               (allocated)
- *   [1, 'a'], (1, 2), {1: 'a'}       MP_LIST(MP_INT(1), MP_STR("a")),
+ *   [1, 'a'], (1, 2), {1: 'a'}       MP_LIST(MP_I64(1), MP_STR("a")),
  *                                    MP_TUPLE(...), MP_DICT(k1, v1, k2, v2)
  *   ast.literal_eval(s)              mp_val_parse(s, &v)
  *   repr(v), str(v)                  mp_val_repr(v), mp_val_tostring(v)
@@ -50,6 +50,9 @@
  * it; a value that some thread modifies must not be used by another thread
  * at the same time (like any C data structure).  All functions are
  * fork-safe (values are plain malloc'd memory).
+ *
+ * The MP_ literal macros are C only (compound literals); C++ builds values
+ * with the mp_val_* constructors and frees them with mp_val_free.
  */
 #ifndef LIBMP_VAL_H
 #define LIBMP_VAL_H
@@ -83,29 +86,35 @@ typedef struct mp_val mp_val;
  * fields are internal).  Values are built with the constructors or the
  * MP_ literal macros, never by filling the struct by hand.
  */
+/* The parts of a value (named outside it: C++ allows no types declared
+ * inside an anonymous union). */
+struct mp__val_str {
+    const char *ptr; /* MP_VAL_STR, MP_VAL_BYTES: len bytes; an */
+    size_t len;      /* allocated value also has a NUL after them */
+};
+struct mp__val_seq {
+    mp_val **items; /* MP_VAL_LIST, MP_VAL_TUPLE: len items */
+    size_t len;
+    size_t cap_;
+};
+struct mp__val_dict {
+    mp_val **kv_;   /* internal: key, value, key, value, ... */
+    size_t slots_;  /* internal: pairs in kv_, removed ones too */
+    size_t count;   /* number of entries */
+    size_t cap_;
+    void *index_;
+};
+
 struct mp_val {
     mp_val_type type;
     uint32_t alloc_; /* internal: nonzero for allocated values */
     union {
-        bool b;    /* MP_VAL_BOOL */
-        int64_t i; /* MP_VAL_INT */
-        double f;  /* MP_VAL_FLOAT */
-        struct {
-            const char *ptr; /* MP_VAL_STR, MP_VAL_BYTES: len bytes; an */
-            size_t len;      /* allocated value also has a NUL after them */
-        } s;
-        struct {
-            mp_val **items; /* MP_VAL_LIST, MP_VAL_TUPLE: len items */
-            size_t len;
-            size_t cap_;
-        } seq;
-        struct {
-            mp_val **kv_;   /* internal: key, value, key, value, ... */
-            size_t slots_;  /* internal: pairs in kv_, removed ones too */
-            size_t count;   /* number of entries */
-            size_t cap_;
-            void *index_;
-        } dict;
+        bool b;                   /* MP_VAL_BOOL */
+        int64_t i;                /* MP_VAL_INT */
+        double f;                 /* MP_VAL_FLOAT */
+        struct mp__val_str s;     /* MP_VAL_STR, MP_VAL_BYTES */
+        struct mp__val_seq seq;   /* MP_VAL_LIST, MP_VAL_TUPLE */
+        struct mp__val_dict dict; /* MP_VAL_DICT */
     };
 };
 
@@ -118,7 +127,8 @@ struct mp_val {
 #define MP_TRUE (&(const mp_val){.type = MP_VAL_BOOL, .b = true})
 #define MP_FALSE (&(const mp_val){.type = MP_VAL_BOOL, .b = false})
 #define MP_BOOL(x) (&(const mp_val){.type = MP_VAL_BOOL, .b = (x) ? true : false})
-#define MP_INT(x) (&(const mp_val){.type = MP_VAL_INT, .i = (int64_t)(x)})
+/* A 64-bit int (not MP_INT: GMP owns that name for its integer type). */
+#define MP_I64(x) (&(const mp_val){.type = MP_VAL_INT, .i = (int64_t)(x)})
 #define MP_FLOAT(x) (&(const mp_val){.type = MP_VAL_FLOAT, .f = (double)(x)})
 /* A NUL-terminated C string, taken as UTF-8. */
 #define MP_STR(cstr) (&(const mp_val){.type = MP_VAL_STR, .s = {(cstr), strlen(cstr)}})

@@ -23,12 +23,13 @@
 
 /* The calling thread's token, 0 before its first claim (and in a forked
  * child until it claims its own). */
-extern __thread uint32_t mp__token_cache __attribute__((tls_model("initial-exec")));
+extern __thread uint32_t mp__token_cache;
 
 /*
  * Claim a slot for the calling thread and store its token in *out (and in
- * mp__token_cache).  0, -ENOMEM, or -EAGAIN when every slot of the table is
- * held by a live thread.
+ * mp__token_cache).  0, -ENOMEM, -EAGAIN when every slot of the table is
+ * held by a live thread, or -ENOTSUP when the C library's robust mutex does
+ * not keep its futex word where lifetoken.c expects it.
  */
 int mp__token_claim(uint32_t *out);
 

@@ -15,6 +15,7 @@
 #include <libmp.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,11 +41,37 @@ void __gcov_dump(void);
 /* Record code as the thread's mp_last_error() and return NULL. */
 void *mp__fail_null(int code);
 
+/* The name of errno value e ("EAGAIN") and of signal sig, without its SIG
+ * ("TERM"); NULL for a value without one.  Static text. */
+const char *mp__errno_name(int e);
+const char *mp__signal_abbrev(int sig);
+
 /* -errno of the last failed system call, never 0. */
 static inline int mp__errno(void)
 {
     return errno > 0 ? -errno : -EIO;
 }
+
+/* ---- options structs (version.c) -------------------------------------- */
+
+/*
+ * mp__opts_load: the caller's options *src copied into *dst (cur bytes,
+ * zeroed first) by the rule of common.h: src->struct_size bytes are the
+ * caller's, 0 stands for base (the 0.1 layout); bytes the library does not
+ * know must be zero.  Returns dst, or NULL with *err = 0 for src NULL (the
+ * function's own NULL rule applies) or *err = MP_EINVAL for a bad size.
+ */
+const void *mp__opts_load(void *dst, size_t cur, size_t base, const void *src, int *err);
+
+/* The size of an options struct in libmp 0.1: up to the end of its field
+ * last.  When a field is appended, last stays the 0.1 one. */
+#define MP__OPTS_V1(type, last) (offsetof(type, last) + sizeof(((type *)0)->last))
+
+/* o = MP__OPTS_LOAD(local, o, last, &err): o then points at local. */
+#define MP__OPTS_LOAD(local, src, last, err)                                          \
+    ((const __typeof__(local) *)mp__opts_load(&(local), sizeof(local),                \
+                                              MP__OPTS_V1(__typeof__(local), last), \
+                                              (src), (err)))
 
 /* ---- time and deadlines (time.c) -------------------------------------- */
 

@@ -25,8 +25,10 @@
 #include <poll.h>
 #include <pthread.h>
 
-/* Thread-local storage in libmp itself (loaded with the program). */
-#define MP__TLS __thread __attribute__((tls_model("initial-exec")))
+/* Thread-local storage in libmp itself.  No initial-exec model: the shared
+ * library must stay loadable with dlopen (see docs/design.md, "Thread-local
+ * storage"). */
+#define MP__TLS __thread
 
 /* Atomics on plain fields (the arena's objects are plain structs). */
 #define MP__LD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
@@ -316,6 +318,8 @@ struct mp_pool {
 
     /* malloc'd by the creator: meaningful only in that process. */
     struct mp__plocal *L;
+    /* An MPI pool's state (creator only), or NULL: see internal/mpi.h. */
+    struct mp__mpipool *mpi;
 };
 
 /* ---- the creating process's state --------------------------------------------- */

@@ -25,6 +25,9 @@ int main(void)
     if (code != 7 || *shared != 42)
         return 3;
     mp_shared_free(shared);
-    printf("consumer ok: %s %s\n", MP_VERSION_STRING, mp_err_name(MP_EEMPTY));
+    if (mp_version() < MP_VERSION_HEX)
+        return 4; /* a library older than the headers */
+    printf("consumer ok: %s (library %s) %s\n", MP_VERSION_STRING, mp_version_string(),
+           mp_err_name(MP_EEMPTY));
     return 0;
 }

@@ -3,8 +3,9 @@
 # programs outside the tree against it, as a user would:
 #   1. pkg-config --cflags --libs libmp (shared library);
 #   2. pkg-config --static --libs libmp, linked fully static with libmp.a;
-#   3. <gmp.h> and <libmp.h> in one program;
-#   4. libmp as a meson subproject found with dependency('libmp').
+#   3. <libmp.h> with <gmp.h>, <tommath.h> and BSD <mp.h>'s names;
+#   4. libmp as a meson subproject found with dependency('libmp');
+#   5. find_package(libmp CONFIG) in a CMake project, shared and static.
 set -eu
 build=$(cd "$1" && pwd)
 src=$(cd "$2" && pwd)
@@ -30,9 +31,22 @@ if LD_LIBRARY_PATH="$libdir" ldd "$tmp/consumer" | grep -q 'libmp\.so'; then :; 
     echo "the shared build did not link libmp.so" >&2; exit 1
 fi
 
-echo "2. static: cc -static consumer.c \$(pkg-config --static --libs libmp)"
-$cc -Wall -Wextra -Werror -static -o "$tmp/consumer-static" "$here/consumer.c" \
-    $(pc --cflags) $(pc --static --libs)
+static_flag=-static
+if pc --static --libs | grep -q -- '-lmpi' &&
+   [ ! -f "$($cc -print-file-name=libmpi.a)" ]; then
+    # libmp built with MPI (docs/mpi.md) links the MPI library, which has
+    # no static archive here (Debian's Open MPI): libmp.a is still linked
+    # statically, the rest dynamically.
+    echo "2. static: no libmpi.a, so libmp.a in a dynamically linked program"
+    static_flag="-Wl,-Bstatic -lmp -Wl,-Bdynamic"
+    $cc -Wall -Wextra -Werror -o "$tmp/consumer-static" "$here/consumer.c" \
+        $(pc --cflags) -L"$(pc --variable=libdir)" $static_flag \
+        $(pc --static --libs | sed 's/ -lmp / /')
+else
+    echo "2. static: cc -static consumer.c \$(pkg-config --static --libs libmp)"
+    $cc -Wall -Wextra -Werror -static -o "$tmp/consumer-static" "$here/consumer.c" \
+        $(pc --cflags) $(pc --static --libs)
+fi
 "$tmp/consumer-static"
 # Spawned children and the forkserver of a fully static program: libmp's
 # constructor comes from libmp.a.
@@ -40,9 +54,16 @@ for m in spawn forkserver; do
     MP_START_METHOD=$m "$tmp/consumer-static"
 done
 
-echo "3. <gmp.h> with <libmp.h>"
+echo "3. <libmp.h> with <gmp.h>, <tommath.h> and BSD's <mp.h> names"
 $cc -Wall -Wextra -Werror -o "$tmp/with-gmp" "$here/with_gmp.c" $(pc --cflags) $(pc --libs) -lgmp
 LD_LIBRARY_PATH="$libdir" "$tmp/with-gmp"
+if [ -f /usr/include/tommath.h ]; then
+    $cc -Wall -Wextra -Werror -DWITH_TOMMATH -o "$tmp/with-tommath" "$here/with_gmp.c" \
+        $(pc --cflags) $(pc --libs) -lgmp -ltommath
+    LD_LIBRARY_PATH="$libdir" "$tmp/with-tommath"
+else
+    echo "tommath.h missing (libtommath-dev): not checked" >&2; exit 1
+fi
 
 echo "4. meson subproject"
 mkdir -p "$tmp/sub/subprojects"
@@ -56,4 +77,37 @@ executable('consumer', 'consumer.c', dependencies : libmp)
 MESON
 ( cd "$tmp/sub" && meson setup b --wrap-mode=forcefallback >/dev/null && meson compile -C b >/dev/null )
 "$tmp/sub/b/consumer"
+
+echo "5. CMake: find_package(libmp CONFIG), libmp::libmp (shared) and libmp::static"
+if command -v cmake >/dev/null 2>&1; then
+    mkdir -p "$tmp/cm"
+    cp "$here/consumer.c" "$tmp/cm/"
+    cat > "$tmp/cm/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.13)
+project(consumer C)
+find_package(libmp 0.1 CONFIG REQUIRED)
+if(NOT libmp_SHARED_FOUND OR NOT libmp_STATIC_FOUND)
+  message(FATAL_ERROR "libmp's CMake package lacks the shared or the static library")
+endif()
+add_executable(consumer consumer.c)
+target_link_libraries(consumer PRIVATE libmp::libmp)
+add_executable(consumer_static consumer.c)
+target_link_libraries(consumer_static PRIVATE libmp::static)
+CMAKE
+    ( cd "$tmp/cm" && cmake -S . -B b -DCMAKE_PREFIX_PATH="$tmp/root$prefix" \
+          -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" >/dev/null && cmake --build b >/dev/null )
+    # The shared one runs through the build tree's RPATH, with no LD_LIBRARY_PATH.
+    if ldd "$tmp/cm/b/consumer" | grep -q "$tmp/root.*libmp\.so"; then :; else
+        echo "the CMake consumer did not link the installed libmp.so" >&2; exit 1
+    fi
+    if ldd "$tmp/cm/b/consumer_static" | grep -q 'libmp\.so'; then
+        echo "libmp::static linked libmp.so" >&2; exit 1
+    fi
+    for m in fork spawn forkserver; do
+        MP_START_METHOD=$m "$tmp/cm/b/consumer"
+        MP_START_METHOD=$m "$tmp/cm/b/consumer_static"
+    done
+else
+    echo "cmake missing: the CMake package is not checked" >&2; exit 1
+fi
 echo "consumer tests passed"

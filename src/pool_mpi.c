@@ -1,0 +1,686 @@
+/*
+ * pool_mpi.c: the parent side of the MPI pool (internal/mpi.h).
+ *
+ * mp_pool_new with the "mpi" context starts the workers here (spawn or
+ * world mode), checks their build and runs the initializer on each, then
+ * makes a thread pool whose thread w is the proxy of worker w: it claims
+ * chunks like any worker and calls mp__mpi_run_chunk, which sends the
+ * chunk's inputs to the worker in one message and writes the reply where a
+ * local worker would have written its outputs.
+ */
+#define MP__HAVE_MPI_H 1
+#include "internal/mp.h"
+#include "internal/mpi.h"
+#include "internal/pool.h"
+#include "internal/spawn.h"
+#include "internal/util.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct mpi_worker {
+    int rank;             /* in comm's remote group (spawn) or world rank */
+    int pid;
+    int init_code;
+    bool dead;
+    uint64_t last_job;    /* the job whose .arg the worker holds */
+    char *buf;            /* messages to and from the worker (its proxy only) */
+    size_t cap;
+    char host[64];
+};
+
+/*
+ * Spawned workers are kept for the next pool of the process and ended at
+ * its exit: with Open MPI 4.1 and PMIx 4, a process that calls
+ * MPI_Comm_spawn again and again hangs now and then inside it (openpmix
+ * issue 2735), and a spawn costs a good part of a second anyway.
+ */
+struct group {
+    MPI_Comm comm;
+    uint32_t n;
+    bool busy;
+    char exe[PATH_MAX];
+    struct group *next;
+};
+
+static pthread_mutex_t groups_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct group *groups;
+
+struct mp__mpipool {
+    MPI_Comm comm;
+    bool spawned;
+    bool stopped;
+    bool spoiled;         /* a worker refused or died: do not reuse them */
+    uint32_t n;
+    struct mpi_worker *w;
+    int *world_ranks;
+    struct group *g;
+};
+
+static bool grow(struct mpi_worker *W, size_t need)
+{
+    if (need <= W->cap)
+        return true;
+    size_t c = W->cap ? W->cap : 4096;
+    while (c < need)
+        c *= 2;
+    char *nb = realloc(W->buf, c);
+    if (nb == NULL)
+        return false;
+    W->buf = nb;
+    W->cap = c;
+    return true;
+}
+
+/* ---- starting ----------------------------------------------------------------- */
+
+/* Send EXIT to the group's workers and let them go. */
+static void group_end(struct group *g)
+{
+    char none = 0;
+    mp__mpi_lock();
+    for (uint32_t i = 0; i < g->n; i++)
+        MPI_Send(&none, 1, MPI_BYTE, (int)i, MP__MPI_TAG_EXIT, g->comm);
+    MPI_Comm_disconnect(&g->comm);
+    mp__mpi_unlock();
+    free(g);
+}
+
+void mp__mpi_spawned_exit_all(void)
+{
+    pthread_mutex_lock(&groups_lock);
+    struct group *g = groups;
+    groups = NULL;
+    pthread_mutex_unlock(&groups_lock);
+    while (g != NULL) {
+        struct group *next = g->next;
+        group_end(g);
+        g = next;
+    }
+}
+
+/* An idle group of at least n workers of exe, taken; or NULL. */
+static struct group *group_take(const char *exe, uint32_t n)
+{
+    pthread_mutex_lock(&groups_lock);
+    struct group *best = NULL;
+    for (struct group *g = groups; g != NULL; g = g->next)
+        if (!g->busy && g->n >= n && strcmp(g->exe, exe) == 0 &&
+            (best == NULL || g->n < best->n))
+            best = g;
+    if (best != NULL)
+        best->busy = true;
+    pthread_mutex_unlock(&groups_lock);
+    return best;
+}
+
+/* Give g back for reuse, or end its workers when spoiled. */
+static void group_put(struct group *g, bool spoiled)
+{
+    pthread_mutex_lock(&groups_lock);
+    if (spoiled) {
+        for (struct group **pp = &groups; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == g) {
+                *pp = g->next;
+                break;
+            }
+        }
+    } else {
+        g->busy = false;
+    }
+    pthread_mutex_unlock(&groups_lock);
+    if (spoiled)
+        group_end(g);
+}
+
+static int spawn_workers(struct mp__mpipool *M, uint32_t n)
+{
+    char exe[PATH_MAX];
+    mp__spawn_executable(exe);
+    if (strcmp(exe, "/proc/self/exe") == 0) {
+        ssize_t l = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (l <= 0)
+            return mp__errno();
+        exe[l] = '\0';
+    }
+    struct group *g = group_take(exe, n);
+    if (g != NULL) {
+        M->g = g;
+        M->comm = g->comm;
+        M->spawned = true;
+        for (uint32_t i = 0; i < n; i++)
+            M->w[i].rank = (int)i;
+        return 0;
+    }
+    g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return -ENOMEM;
+    snprintf(g->exe, sizeof g->exe, "%s", exe);
+    char arg0[] = MP__MPI_WORKER_ARG;
+    char *args[] = {arg0, NULL};
+    int *errs = calloc(n, sizeof *errs);
+    if (errs == NULL)
+        return -ENOMEM;
+    mp__mpi_lock();
+    MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN);
+    int rc = MPI_Comm_spawn(exe, args, (int)n, MPI_INFO_NULL, 0, MPI_COMM_SELF, &M->comm,
+                            errs);
+    mp__mpi_unlock();
+    int r = 0;
+    if (rc != MPI_SUCCESS) {
+        r = -EAGAIN;
+    } else {
+        for (uint32_t i = 0; i < n; i++)
+            if (errs[i] != MPI_SUCCESS)
+                r = -EAGAIN;
+    }
+    free(errs);
+    if (r != 0) {
+        mp__warn("MPI_Comm_spawn of %u workers of %s failed", n, exe);
+        if (rc == MPI_SUCCESS) {
+            MPI_Comm_disconnect(&M->comm);
+            M->comm = MPI_COMM_NULL;
+        }
+        free(g);
+        return r;
+    }
+    MPI_Comm_set_errhandler(M->comm, MPI_ERRORS_RETURN);
+    g->comm = M->comm;
+    g->n = n;
+    g->busy = true;
+    pthread_mutex_lock(&groups_lock);
+    g->next = groups;
+    groups = g;
+    pthread_mutex_unlock(&groups_lock);
+    M->g = g;
+    M->spawned = true;
+    for (uint32_t i = 0; i < n; i++)
+        M->w[i].rank = (int)i;
+    return 0;
+}
+
+static int take_world(struct mp__mpipool *M, MPI_Comm world, uint32_t *n)
+{
+    int size;
+    MPI_Comm_size(world, &size);
+    M->world_ranks = calloc((size_t)size, sizeof *M->world_ranks);
+    if (M->world_ranks == NULL)
+        return -ENOMEM;
+    uint32_t got = mp__mpi_world_take(*n, M->world_ranks, (uint32_t)size);
+    if (got == 0 || (*n != 0 && got < *n)) {
+        mp__mpi_world_put(M->world_ranks, got);
+        free(M->world_ranks);
+        M->world_ranks = NULL;
+        mp__warn("MPI pool: %u worker ranks asked for, %u free in MPI_COMM_WORLD", *n, got);
+        return MP_EINVAL;
+    }
+    *n = got;
+    M->comm = world;
+    for (uint32_t i = 0; i < got; i++)
+        M->w[i].rank = M->world_ranks[i];
+    return 0;
+}
+
+static uint32_t default_workers(void)
+{
+    int *usize = NULL, flag = 0;
+    MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_UNIVERSE_SIZE, &usize, &flag);
+    if (flag && usize != NULL && *usize > 1)
+        return (uint32_t)*usize - 1;
+    return (uint32_t)mp_cpu_count();
+}
+
+/* Send the start message to every worker and collect the answers. */
+static int hello(struct mp__mpipool *M, const mp_pool_options *o)
+{
+    mp__fnref init;
+    if (mp__fnref_make(&init, (void (*)(void))o->initializer) != 0)
+        return MP_EINVAL;
+    size_t len = sizeof(mp__mpi_hello) + o->initarg_size;
+    mp__mpi_hello *h = calloc(1, len);
+    if (h == NULL)
+        return -ENOMEM;
+    h->magic = MP__MPI_MAGIC;
+    h->arena_lo = mp__arena_lo;
+    h->arena_len = mp__arena_len;
+    h->init = init;
+    h->initarg_size = o->initarg_size;
+    h->nmods = mp__mpi_modules(h->mods, MP__MPI_MAX_MODS);
+    if (o->initarg_size > 0)
+        memcpy(h + 1, o->initarg, o->initarg_size);
+    int r = 0;
+    for (uint32_t i = 0; i < M->n && r == 0; i++) {
+        mp__mpi_lock();
+        if (MPI_Send(h, (int)len, MPI_BYTE, M->w[i].rank, MP__MPI_TAG_HELLO, M->comm) !=
+            MPI_SUCCESS)
+            r = -EIO;
+        mp__mpi_unlock();
+    }
+    free(h);
+    /* Every answer is taken, also after a refusal: none stays unreceived. */
+    for (uint32_t i = 0; i < M->n && r != -EIO; i++) {
+        struct mpi_worker *W = &M->w[i];
+        mp__mpi_ack a;
+        MPI_Status st;
+        if (mp__mpi_wait(M->comm, W->rank, MP__MPI_TAG_ACK, &st) != 0) {
+            r = -EIO;
+            break;
+        }
+        mp__mpi_lock();
+        int rc = MPI_Recv(&a, (int)sizeof a, MPI_BYTE, W->rank, MP__MPI_TAG_ACK, M->comm,
+                          MPI_STATUS_IGNORE);
+        mp__mpi_unlock();
+        if (rc != MPI_SUCCESS) {
+            r = -EIO;
+            break;
+        }
+        a.host[sizeof a.host - 1] = '\0';
+        a.msg[sizeof a.msg - 1] = '\0';
+        W->pid = a.pid;
+        memcpy(W->host, a.host, sizeof W->host);
+        W->init_code = a.code;
+        if (a.refused) {
+            M->spoiled = true;
+            mp__warn("MPI worker %d (pid %d on %s) refused the pool: %s", W->rank, a.pid,
+                     a.host, a.msg);
+            if (r == 0)
+                r = a.code < 0 ? a.code : MP_EINVAL;
+        }
+    }
+    return r;
+}
+
+static void send_end(struct mp__mpipool *M)
+{
+    char none = 0;
+    for (uint32_t i = 0; i < M->n; i++) {
+        if (M->w[i].dead)
+            continue;
+        mp__mpi_lock();
+        MPI_Send(&none, 1, MPI_BYTE, M->w[i].rank, MP__MPI_TAG_END, M->comm);
+        mp__mpi_unlock();
+    }
+}
+
+void mp__mpi_pool_stop(struct mp__mpipool *M)
+{
+    if (M == NULL || M->stopped)
+        return;
+    M->stopped = true;
+    if (M->comm == MPI_COMM_NULL)
+        return;
+    send_end(M);
+    if (M->spawned) {
+        for (uint32_t i = 0; i < M->n; i++)
+            M->spoiled |= M->w[i].dead;
+        group_put(M->g, M->spoiled);
+        M->g = NULL;
+    } else {
+        mp__mpi_world_put(M->world_ranks, M->n);
+    }
+    M->comm = MPI_COMM_NULL;
+}
+
+void mp__mpi_pool_free(struct mp__mpipool *M)
+{
+    if (M == NULL)
+        return;
+    mp__mpi_pool_stop(M);
+    for (uint32_t i = 0; i < M->n; i++)
+        free(M->w[i].buf);
+    free(M->w);
+    free(M->world_ranks);
+    free(M);
+}
+
+struct mp__mpipool *mp__mpi_pool_open(const mp_pool_options *o, uint32_t *n)
+{
+    int r = mp__mpi_init(NULL, NULL);
+    if (r != 0)
+        return mp__fail_null(r);
+    struct mp__mpipool *M = calloc(1, sizeof *M);
+    if (M == NULL)
+        return mp__fail_null(-ENOMEM);
+    M->comm = MPI_COMM_NULL;
+    MPI_Comm world = mp__mpi_world();
+    uint32_t want = *n;
+    if (world == MPI_COMM_NULL && want == 0)
+        want = default_workers();
+    if (world != MPI_COMM_NULL) {
+        int size;
+        MPI_Comm_size(world, &size);
+        M->n = (uint32_t)size;
+    } else {
+        M->n = want;
+    }
+    if (M->n > MP__POOL_MAX_WORKERS)
+        M->n = MP__POOL_MAX_WORKERS;
+    M->w = calloc(M->n ? M->n : 1, sizeof *M->w);
+    if (M->w == NULL) {
+        free(M);
+        return mp__fail_null(-ENOMEM);
+    }
+    if (world != MPI_COMM_NULL) {
+        r = take_world(M, world, &want);
+        M->n = want;
+    } else {
+        M->n = want;
+        r = spawn_workers(M, want);
+    }
+    if (r != 0) {
+        M->stopped = true;
+        M->n = 0;
+        mp__mpi_pool_free(M);
+        return mp__fail_null(r);
+    }
+    mp__heap_init(); /* the arena's range goes to the workers */
+    r = hello(M, o);
+    if (r != 0) {
+        mp__mpi_pool_free(M);
+        return mp__fail_null(r);
+    }
+    *n = M->n;
+    return M;
+}
+
+int mp__mpi_pool_init_code(struct mp_pool *pool, uint32_t w)
+{
+    struct mp__mpipool *M = pool->mpi;
+    for (;;) {
+        uint32_t seq = MP__LD(&pool->work_seq);
+        uint32_t st = MP__LD(&pool->state);
+        if (!M->w[w].dead || st == MP__P_TERMINATE ||
+            (st == MP__P_CLOSE && !mp__pool_work_left(pool)))
+            break;
+        mp__deadline d;
+        mp__deadline_init(&d, 0.1);
+        mp__futex_wait(&pool->work_seq, seq, &d);
+    }
+    return M->w[w].init_code;
+}
+
+bool mp__mpi_worker_dead(struct mp__mpipool *M, uint32_t w)
+{
+    return __atomic_load_n(&M->w[w].dead, __ATOMIC_RELAXED);
+}
+
+/* ---- running a chunk ----------------------------------------------------------- */
+
+/* The worker is gone (MPI said so): its chunk is lost. */
+static void lose(struct mp_pool *pool, mp__pjob *j, uint64_t c, struct mpi_worker *W)
+{
+    struct mp__mpipool *M = pool->mpi;
+    W->dead = true;
+    char msg[MP__POOL_MSG];
+    snprintf(msg, sizeof msg, "MPI worker %d (pid %d on %s) failed while running the task",
+             W->rank, W->pid, W->host);
+    if (j->kind == MP__K_FIXED) {
+        size_t lo = (size_t)c * j->chunksize;
+        size_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
+        if (j->status != NULL)
+            for (size_t i = lo; i < hi; i++)
+                j->status[i] = MP_EWORKERLOST;
+        mp__pool_record_error(pool, j, lo, MP_EWORKERLOST, msg);
+    } else {
+        mp__pslot *s = &j->slots[c % j->nslots];
+        s->out = NULL;
+        s->out_len = 0;
+        s->lost_pid = W->pid;
+        s->lost_exit = 1;
+    }
+    MP__ST(mp__chunk_state(j, c), mp__cs(c, MP__CS_LOST));
+    mp__warn("%s", msg);
+    uint32_t alive = 0;
+    for (uint32_t i = 0; i < M->n; i++)
+        alive += !M->w[i].dead;
+    if (alive == 0) {
+        int32_t zero = 0;
+        if (MP__CAS(&pool->broken, &zero, MP_EWORKERLOST))
+            mp__pool_cancel_all(pool, MP_EWORKERLOST);
+    }
+}
+
+/* Build the task message of chunk c of j in W->buf; its length, or 0. */
+static size_t pack(mp__pjob *j, uint64_t c, struct mpi_worker *W)
+{
+    mp__mpi_task t;
+    memset(&t, 0, sizeof t);
+    t.flags = j->flags;
+    t.fn = j->fn;
+    t.job = j->hdr.id;
+    t.arg_size = j->arg_size;
+    t.has_arg = j->arg_size > 0 && W->last_job != j->hdr.id;
+    t.in_size = j->in_size;
+    t.out_size = j->out_size;
+    size_t lo = 0, nitems;
+    const char *src = NULL;
+    if (j->kind == MP__K_FIXED) {
+        lo = (size_t)c * j->chunksize;
+        nitems = (lo + j->chunksize < j->n ? lo + j->chunksize : j->n) - lo;
+        if (j->flags & MP__JF_STAR) {
+            t.op = MP__MPI_OP_STAR;
+            t.ncols = j->ncols;
+            for (uint32_t k = 0; k < j->ncols; k++) {
+                t.col_size[k] = j->cols[k].size;
+                t.in_len += j->cols[k].size * nitems;
+            }
+        } else {
+            t.op = MP__MPI_OP_FIXED;
+            src = j->in + lo * j->in_size;
+            t.in_len = nitems * j->in_size;
+        }
+    } else {
+        mp__pslot *s = &j->slots[c % j->nslots];
+        t.op = MP__MPI_OP_SLOTS;
+        nitems = s->nitems;
+        src = s->in;
+        t.in_len = s->in_len;
+    }
+    t.nitems = (uint32_t)nitems;
+    size_t len = sizeof t + (t.has_arg ? t.arg_size : 0) + t.in_len;
+    if (!grow(W, len))
+        return 0;
+    char *p = W->buf;
+    memcpy(p, &t, sizeof t);
+    p += sizeof t;
+    if (t.has_arg) {
+        memcpy(p, j->arg, j->arg_size);
+        p += j->arg_size;
+    }
+    if (t.op == MP__MPI_OP_STAR) {
+        for (uint32_t k = 0; k < j->ncols; k++) {
+            size_t b = j->cols[k].size * nitems;
+            memcpy(p, j->cols[k].p + lo * j->cols[k].size, b);
+            p += b;
+        }
+    } else if (t.in_len > 0) {
+        memcpy(p, src, t.in_len);
+    }
+    return len;
+}
+
+/* Write the worker's reply (in W->buf, len bytes) into chunk c of j. */
+static bool unpack(struct mp_pool *pool, mp__pjob *j, uint64_t c, struct mpi_worker *W,
+                   size_t len)
+{
+    mp__mpi_result res;
+    if (len < sizeof res)
+        return false;
+    memcpy(&res, W->buf, sizeof res);
+    const char *data = W->buf + sizeof res;
+    if (len - sizeof res < res.out_len)
+        return false;
+    bool failed = res.failed != 0;
+    if (j->kind == MP__K_FIXED) {
+        size_t lo = (size_t)c * j->chunksize;
+        size_t nitems = (lo + j->chunksize < j->n ? lo + j->chunksize : j->n) - lo;
+        size_t ob = nitems * j->out_size;
+        if (res.out_len < ob + (failed ? nitems * sizeof(int32_t) : 0))
+            return false;
+        memcpy(j->out + lo * j->out_size, data, ob);
+        if (j->status != NULL) {
+            if (failed)
+                memcpy(j->status + lo, data + ob, nitems * sizeof(int32_t));
+            else
+                memset(j->status + lo, 0, nitems * sizeof(int32_t));
+        }
+        if (failed) {
+            res.err_msg[sizeof res.err_msg - 1] = '\0';
+            mp__pool_record_error(pool, j, lo + (size_t)res.err_index, res.err_code,
+                                  res.err_msg);
+        }
+    } else {
+        mp__pslot *s = &j->slots[c % j->nslots];
+        s->chunk_code = res.chunk_code;
+        if (res.out_len == 0) {
+            s->out = NULL;
+        } else if (res.out_len <= sizeof s->out_inline) {
+            memcpy(s->out_inline, data, res.out_len);
+            s->out = s->out_inline;
+        } else {
+            char *b = mp__alloc(res.out_len);
+            if (b == NULL) {
+                s->out = NULL;
+                s->out_len = 0;
+                s->chunk_code = -ENOMEM;
+                MP__ST(&s->state, mp__cs(c, MP__CS_ERR));
+                return true;
+            }
+            memcpy(b, data, res.out_len);
+            s->out = b;
+        }
+        s->out_len = s->out != NULL ? res.out_len : 0;
+        if (s->out == NULL && s->chunk_code == 0)
+            s->chunk_code = -ENOMEM;
+    }
+    MP__ST(mp__chunk_state(j, c), mp__cs(c, failed ? MP__CS_ERR : MP__CS_OK));
+    return true;
+}
+
+/* Fail chunk c of j with code without sending it (it cannot be sent). */
+static void fail_unsent(struct mp_pool *pool, mp__pjob *j, uint64_t c, int code)
+{
+    if (j->kind == MP__K_FIXED) {
+        size_t lo = (size_t)c * j->chunksize;
+        size_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
+        if (j->status != NULL)
+            for (size_t i = lo; i < hi; i++)
+                j->status[i] = code;
+        mp__pool_record_error(pool, j, lo, code, "the chunk cannot be sent to the MPI worker");
+    } else {
+        mp__pslot *s = &j->slots[c % j->nslots];
+        s->out = NULL;
+        s->out_len = 0;
+        s->chunk_code = code;
+    }
+    MP__ST(mp__chunk_state(j, c), mp__cs(c, MP__CS_ERR));
+}
+
+/* Send chunk c of j to W: 0, or 1 when it was failed here, or -1 when the
+ * worker is gone (the chunk is lost). */
+static int send_chunk(struct mp_pool *pool, mp__pjob *j, uint64_t c, struct mpi_worker *W)
+{
+    struct mp__mpipool *M = pool->mpi;
+    if (W->dead) {
+        lose(pool, j, c, W);
+        return -1;
+    }
+    size_t len = pack(j, c, W);
+    if (len == 0 || len > INT_MAX) {
+        fail_unsent(pool, j, c, len == 0 ? -ENOMEM : -EMSGSIZE);
+        return 1;
+    }
+    mp__mpi_lock();
+    int rc = MPI_Send(W->buf, (int)len, MPI_BYTE, W->rank, MP__MPI_TAG_TASK, M->comm);
+    mp__mpi_unlock();
+    if (rc != MPI_SUCCESS) {
+        lose(pool, j, c, W);
+        return -1;
+    }
+    if (j->arg_size > 0)
+        W->last_job = j->hdr.id;
+    return 0;
+}
+
+/* Take W's next reply, which is chunk c's (replies come in order). */
+static void take_reply(struct mp_pool *pool, mp__pjob *j, uint64_t c, struct mpi_worker *W)
+{
+    struct mp__mpipool *M = pool->mpi;
+    MPI_Status st;
+    int count = 0;
+    if (W->dead || mp__mpi_wait(M->comm, W->rank, MP__MPI_TAG_RESULT, &st) != 0 ||
+        MPI_Get_count(&st, MPI_BYTE, &count) != MPI_SUCCESS || count < 0 ||
+        !grow(W, (size_t)count + 1)) {
+        lose(pool, j, c, W);
+        return;
+    }
+    mp__mpi_lock();
+    int rc = MPI_Recv(W->buf, count, MPI_BYTE, W->rank, MP__MPI_TAG_RESULT, M->comm,
+                      MPI_STATUS_IGNORE);
+    mp__mpi_unlock();
+    if (rc != MPI_SUCCESS || !unpack(pool, j, c, W, (size_t)count))
+        lose(pool, j, c, W);
+}
+
+/*
+ * Chunks of a map in flight per worker: while the worker runs one, the next
+ * is already on its way, so neither side waits a round trip per chunk.
+ */
+#define PIPELINE 4
+#define PIPE_BYTES 2048
+
+void mp__mpi_run_chunk(struct mp_pool *pool, mp__pjob *j, uint64_t c, uint32_t w)
+{
+    struct mpi_worker *W = &pool->mpi->w[w];
+    mp__wrec *rec = &pool->recs[w];
+    uint64_t q[PIPELINE];
+    unsigned head = 0, n = 0;
+    if (send_chunk(pool, j, c, W) != 0)
+        return;
+    q[0] = c;
+    n = 1;
+    /*
+     * Only maps are pipelined (their chunks are all published at once, below
+     * nchunks; the hazard on j stays set by the caller all along), and only
+     * small chunks: a blocking MPI_Send of a small message returns at once
+     * (eager protocol), where a large one waits for the worker to take it,
+     * while the worker may itself wait in the send of its previous reply.
+     */
+    size_t in_b = 0;
+    if (j->kind == MP__K_FIXED) {
+        if (j->flags & MP__JF_STAR)
+            for (uint32_t k = 0; k < j->ncols; k++)
+                in_b += j->cols[k].size;
+        else
+            in_b = j->in_size;
+    }
+    bool more = j->kind == MP__K_FIXED && j->chunksize * (in_b + j->out_size) <= PIPE_BYTES;
+    while (n > 0) {
+        while (more && n < PIPELINE) {
+            uint64_t c2;
+            if (MP__LDR(&pool->state) == MP__P_TERMINATE ||
+                !mp__pool_claim(j, j->nchunks, w, rec, &c2)) {
+                more = false;
+                break;
+            }
+            int r = send_chunk(pool, j, c2, W);
+            if (r != 0) {
+                mp__pool_chunk_counted(pool, j, rec);
+                more = r > 0;
+                continue;
+            }
+            q[(head + n) % PIPELINE] = c2;
+            n++;
+        }
+        uint64_t done = q[head];
+        take_reply(pool, j, done, W);
+        head = (head + 1) % PIPELINE;
+        n--;
+        /* The caller counts c; the others are counted here. */
+        if (done != c)
+            mp__pool_chunk_counted(pool, j, rec);
+    }
+}
