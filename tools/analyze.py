@@ -29,6 +29,18 @@ SUPPRESS = {
     # when either calloc returned NULL.
     'mgr_list.c': ['-Wno-analyzer-possible-null-argument',
                    '-Wno-analyzer-possible-null-dereference'],
+    # drain_imaps: list is written only inside a loop whose condition
+    # checks list != NULL.
+    'pool.c': ['-Wno-analyzer-possible-null-dereference'],
+    # do_task: S->buf is written after grow() of a size that is at least
+    # sizeof res, so never NULL; serve: in is grown to count + 1 >= 1 bytes
+    # (count < 0 is refused) before do_hello and do_task read it.  The
+    # analyzer lets those sizes be 0, when grow() keeps a NULL buffer.
+    'context_mpi.c': ['-Wno-analyzer-null-argument',
+                      '-Wno-analyzer-null-dereference'],
+    # grow: the realloc'd buffer is stored in W->buf, which the analyzer
+    # does not follow, so it reports it leaked.
+    'pool_mpi.c': ['-Wno-analyzer-malloc-leak'],
     # dict_reindex: the new bucket array is stored in d->dict.index_->b,
     # which the analyzer does not follow, so it reports it leaked.
     'val_dict.c': ['-Wno-analyzer-malloc-leak'],
