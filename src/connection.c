@@ -155,6 +155,8 @@ int mp_connection_close(mp_connection *c)
     if (held_here(c)) {
         mp__fd_unregister(c->fd);
         close(c->fd);
+        if (c->is_socket)
+            mp__conn_stash_drop(c);
     }
     return 0;
 }
@@ -194,15 +196,28 @@ int mp_connection_writable(const mp_connection *c)
 
 /* ---- low-level I/O --------------------------------------------------------- */
 
-/* Wait, without a deadline, until fd is ready for events (after EAGAIN on an
- * fd the user made non-blocking). */
+static __thread const mp__deadline *io_deadline;
+
+void mp__conn_set_io_deadline(const mp__deadline *d)
+{
+    io_deadline = d;
+}
+
+/* Wait until fd is ready for events (after EAGAIN on an fd the user made
+ * non-blocking), against the thread's I/O deadline if one is set. */
 static int wait_fd(int fd, short events)
 {
     struct pollfd p = {.fd = fd, .events = events};
-    while (poll(&p, 1, -1) < 0)
-        if (errno != EINTR)
+    for (;;) {
+        const mp__deadline *d = io_deadline;
+        int n = poll(&p, 1, d != NULL ? mp__deadline_poll_ms(d) : -1);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
             return mp__errno();
-    return 0;
+        if (n == 0 && d != NULL && mp__deadline_expired(d))
+            return MP_ETIMEDOUT;
+    }
 }
 
 /*
@@ -293,12 +308,43 @@ static int write_all_nosigpipe(const mp_connection *c, struct iovec *iov, int cn
     return r;
 }
 
+/*
+ * One read of a socket: a recvmsg with room for fds, which are kept for
+ * recv_fds (reduction.c) rather than lost when the read-ahead reaches a
+ * byte that carries them.
+ */
+static ssize_t recv_keep_fds(const mp_connection *c, void *p, size_t n)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(MP_SCM_MAX_FD * sizeof(int))];
+    } u;
+    struct iovec iov = {p, n};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                       .msg_controllen = sizeof u.buf};
+    ssize_t r = recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC);
+    if (r < 0 || m.msg_controllen == 0)
+        return r;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h != NULL; h = CMSG_NXTHDR(&m, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+            continue;
+        int fds[MP_SCM_MAX_FD];
+        size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        if (k > MP_SCM_MAX_FD)
+            k = MP_SCM_MAX_FD;
+        memcpy(fds, CMSG_DATA(h), k * sizeof(int));
+        mp__conn_stash_fds(c, fds, k);
+    }
+    return r;
+}
+
 /* One read(2) into p, resumed after EINTR: bytes read, 0 at end of stream,
  * or a negative code. */
-static ssize_t read_some(int fd, void *p, size_t n)
+static ssize_t read_some(const mp_connection *c, void *p, size_t n)
 {
+    int fd = c->fd;
     for (;;) {
-        ssize_t r = read(fd, p, n);
+        ssize_t r = c->is_socket ? recv_keep_fds(c, p, n) : read(fd, p, n);
         if (r >= 0)
             return r;
         if (errno == EINTR)
@@ -331,7 +377,7 @@ static ssize_t rx_fill(mp_connection *c)
         c->rx_end -= c->rx_start;
         c->rx_start = 0;
     }
-    ssize_t r = read_some(c->fd, c->rx + c->rx_end, sizeof c->rx - c->rx_end);
+    ssize_t r = read_some(c, c->rx + c->rx_end, sizeof c->rx - c->rx_end);
     if (r > 0)
         c->rx_end += (uint32_t)r;
     return r;
@@ -357,7 +403,7 @@ static int rx_read(mp_connection *c, void *dst, size_t n, size_t *got)
             break;
         ssize_t r;
         if (n - have >= sizeof c->rx / 2) {
-            r = read_some(c->fd, d + have, n - have);
+            r = read_some(c, d + have, n - have);
             if (r > 0)
                 have += (size_t)r;
             if (have == n)
@@ -374,6 +420,33 @@ static int rx_read(mp_connection *c, void *dst, size_t n, size_t *got)
     }
     *got = have;
     return 0;
+}
+
+int mp__conn_read_raw(mp_connection *c, void *buf, size_t n)
+{
+    size_t got = 0;
+    int r = rx_read(c, buf, n, &got);
+    if (r == 1)
+        return got == 0 ? MP_EEOF : -EPROTO;
+    return r;
+}
+
+int mp__conn_sendmsg(mp_connection *c, struct msghdr *m)
+{
+    for (;;) {
+        ssize_t n = sendmsg(c->fd, m, MSG_NOSIGNAL);
+        if (n >= 0)
+            return 0; /* one byte: whole or nothing */
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            int r = wait_fd(c->fd, POLLOUT);
+            if (r != 0)
+                return r;
+            continue;
+        }
+        return mp__errno();
+    }
 }
 
 /* The stream cannot be trusted any more: stop reading it. */

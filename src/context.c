@@ -200,13 +200,30 @@ const char *mp_get_start_method(bool allow_none)
     return method_names[m];
 }
 
+mp_context *mp_context_get_context(const mp_context *ctx, const char *method)
+{
+    if (ctx == NULL)
+        return mp_get_context(method);
+    if (method_of_context(ctx) < 0 && !mp__context_is_mpi(ctx))
+        return mp__fail_null(MP_EINVAL);
+    return method == NULL ? (mp_context *)ctx : mp_get_context(method);
+}
+
+int mp_context_set_start_method(const mp_context *ctx, const char *method, bool force)
+{
+    if (ctx == NULL)
+        return mp_set_start_method(method, force);
+    return MP_EINVAL; /* 'cannot set start method of concrete context' */
+}
+
 int mp_get_all_start_methods(const char **list, size_t n)
 {
     if (list == NULL && n > 0)
         return MP_EINVAL;
-    int first = atomic_load(&actual);
-    if (first == 0)
-        first = env_default();
+    /* Python 3.14: the platform's default first, whatever
+     * set_start_method chose; libmp's platform default is
+     * MP_START_METHOD, else fork. */
+    int first = env_default();
     if (first < 0)
         first = MP__START_FORK;
     size_t count = 0;

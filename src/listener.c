@@ -3,14 +3,17 @@
  * as multiprocessing.connection's SocketListener and SocketClient.
  */
 #include "internal/conn.h"
+#include "internal/resource_tracker.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -23,15 +26,85 @@ struct mp_listener {
     int fd;
     pid_t creator;           /* the process that bound the address */
     bool unlink_path;        /* a filesystem AF_UNIX path to remove on close */
+    struct mp__tracker *tracker; /* where the path is tracked, or NULL */
+    char tracked[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; /* as tracked */
     bool has_last;
     bool has_authkey;
     socklen_t addr_len;
     socklen_t last_len;
     struct sockaddr_storage addr;
     struct sockaddr_storage last;
+    double timeout;          /* .timeout: 0 for the process default */
     size_t authkey_len;
     unsigned char authkey[];
 };
+
+/* ---- timeouts (Python's socket.setdefaulttimeout) ------------------------- */
+
+/* The process default, as the bits of a double; MP_FOREVER at first. */
+static _Atomic uint64_t default_timeout_bits;
+static atomic_bool default_timeout_set;
+
+static bool timeout_ok(double t)
+{
+    return t == MP_FOREVER || t >= 0; /* NaN fails both */
+}
+
+int mp_set_default_timeout(double timeout)
+{
+    if (!timeout_ok(timeout))
+        return MP_EINVAL;
+    uint64_t bits;
+    memcpy(&bits, &timeout, sizeof bits);
+    atomic_store(&default_timeout_bits, bits);
+    atomic_store(&default_timeout_set, true);
+    return 0;
+}
+
+double mp_get_default_timeout(void)
+{
+    if (!atomic_load(&default_timeout_set))
+        return MP_FOREVER;
+    uint64_t bits = atomic_load(&default_timeout_bits);
+    double t;
+    memcpy(&t, &bits, sizeof t);
+    return t;
+}
+
+/* An option's timeout: 0 (not given) takes the process default. */
+static double option_timeout(double t)
+{
+    return t == 0 ? mp_get_default_timeout() : t;
+}
+
+/*
+ * Run the authkey handshake of c (on fd, which the caller owns) against d:
+ * the socket is non-blocking meanwhile, so every wait goes through the
+ * connection's deadline-aware wait.
+ */
+static int handshake(mp_connection *c, int fd, const void *key, size_t len, bool deliver_first,
+                     const mp__deadline *d)
+{
+    int fl = fcntl(fd, F_GETFL);
+    bool timed = !d->forever;
+    if (timed && (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0))
+        return mp__errno();
+    mp__conn_set_io_deadline(timed ? d : NULL);
+    int r;
+    if (deliver_first) {
+        r = mp_deliver_challenge(c, key, len);
+        if (r == 0)
+            r = mp_answer_challenge(c, key, len);
+    } else {
+        r = mp_answer_challenge(c, key, len);
+        if (r == 0)
+            r = mp_deliver_challenge(c, key, len);
+    }
+    mp__conn_set_io_deadline(NULL);
+    if (timed && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 && r == 0)
+        r = mp__errno();
+    return r;
+}
 
 /* ---- addresses ------------------------------------------------------------ */
 
@@ -204,7 +277,27 @@ static void unlink_if_mine(mp_listener *l)
     if (l->unlink_path && l->creator == getpid()) {
         l->unlink_path = false;
         unlink(((struct sockaddr_un *)&l->addr)->sun_path);
+        mp__tracker_unregister(l->tracker, MP__TRACK_SOCKET, l->tracked);
     }
+}
+
+/*
+ * Have the resource tracker remove the socket file if the program is killed
+ * before it can (its absolute path: the tracker's working directory is not
+ * ours).  A path too long to make absolute stays untracked.
+ */
+static int track_path(mp_listener *l)
+{
+    const char *path = ((struct sockaddr_un *)&l->addr)->sun_path;
+    char cwd[sizeof l->tracked];
+    if (path[0] == '/') {
+        snprintf(l->tracked, sizeof l->tracked, "%s", path);
+    } else if (getcwd(cwd, sizeof cwd) == NULL ||
+               snprintf(l->tracked, sizeof l->tracked, "%s/%s", cwd, path) >=
+                   (int)sizeof l->tracked) {
+        return 0;
+    }
+    return mp__tracker_register(MP__TRACK_SOCKET, l->tracked, -1, &l->tracker);
 }
 
 static void at_exit_unlink(void)
@@ -279,7 +372,7 @@ mp_listener *mp_listener_new_opts(const mp_listener_options *o)
     if (opts_err != 0)
         return mp__fail_null(opts_err);
     if (o == NULL || o->backlog < 0 || (o->authkey == NULL && o->authkey_len > 0) ||
-        o->authkey_len > MAX_AUTHKEY)
+        o->authkey_len > MAX_AUTHKEY || !timeout_ok(o->timeout))
         return mp__fail_null(MP_EINVAL);
     addr_opts ao = {o->family, o->path, o->path_len, o->host, o->port, o->address};
     sockaddr_any a;
@@ -301,11 +394,17 @@ mp_listener *mp_listener_new_opts(const mp_listener_options *o)
         l->addr_len = a.len;
     }
     l->creator = getpid();
+    l->timeout = o->timeout;
     l->has_authkey = o->authkey != NULL;
     l->authkey_len = keylen;
     if (keylen > 0)
         memcpy(l->authkey, o->authkey, keylen);
     r = mp__fd_register(l->fd, l);
+    if (r == 0 && a.is_path) {
+        r = track_path(l);
+        if (r != 0)
+            mp__fd_unregister(l->fd);
+    }
     if (r != 0) {
         close(l->fd);
         if (a.is_path)
@@ -320,21 +419,70 @@ mp_listener *mp_listener_new_opts(const mp_listener_options *o)
     return l;
 }
 
+/* accept4 against d: the new fd, or a negative code. */
+static int accept_before(mp_listener *l, const mp__deadline *d, struct sockaddr_storage *peer,
+                         socklen_t *plen)
+{
+    for (;;) {
+        if (!d->forever) {
+            struct pollfd p = {.fd = l->fd, .events = POLLIN};
+            int n = poll(&p, 1, mp__deadline_poll_ms(d));
+            if (n < 0 && errno != EINTR)
+                return mp__errno();
+            if (n <= 0) {
+                if (mp__deadline_expired(d))
+                    return MP_ETIMEDOUT;
+                continue;
+            }
+        }
+        *plen = sizeof *peer;
+        /* Non-blocking when timed: another acceptor may take the client
+         * between poll and accept. */
+        int fd = accept4(l->fd, (struct sockaddr *)peer, plen,
+                         SOCK_CLOEXEC | (d->forever ? 0 : SOCK_NONBLOCK));
+        if (fd >= 0)
+            return fd;
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) && !d->forever) {
+            if (mp__deadline_expired(d))
+                return MP_ETIMEDOUT;
+            continue;
+        }
+        return mp__errno();
+    }
+}
+
 int mp_listener_accept(mp_listener *l, mp_connection **conn)
 {
     if (conn != NULL)
         *conn = NULL;
-    if (check_listener(l) != 0 || conn == NULL || !listener_open(l))
+    if (check_listener(l) != 0)
+        return MP_EINVAL;
+    return mp_listener_accept_timeout(l, option_timeout(l->timeout), conn);
+}
+
+int mp_listener_accept_timeout(mp_listener *l, double timeout, mp_connection **conn)
+{
+    if (conn != NULL)
+        *conn = NULL;
+    mp__deadline d;
+    if (check_listener(l) != 0 || conn == NULL || !listener_open(l) ||
+        mp__deadline_init(&d, timeout) != 0)
         return MP_EINVAL;
     struct sockaddr_storage peer;
     socklen_t plen;
-    int fd;
-    do {
-        plen = sizeof peer;
-        fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
-    } while (fd < 0 && (errno == EINTR || errno == ECONNABORTED));
+    int fd = accept_before(l, &d, &peer, &plen);
     if (fd < 0)
-        return mp__errno();
+        return fd;
+    if (!d.forever) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+            int r = mp__errno();
+            close(fd);
+            return r;
+        }
+    }
     memcpy(&l->last, &peer, plen <= sizeof peer ? plen : sizeof peer);
     l->last_len = plen;
     l->has_last = true;
@@ -345,9 +493,7 @@ int mp_listener_accept(mp_listener *l, mp_connection **conn)
         return r;
     }
     if (l->has_authkey) {
-        r = mp_deliver_challenge(c, l->authkey, l->authkey_len);
-        if (r == 0)
-            r = mp_answer_challenge(c, l->authkey, l->authkey_len);
+        r = handshake(c, fd, l->authkey, l->authkey_len, true, &d);
         if (r != 0) {
             mp_connection_free(c);
             return r;
@@ -409,16 +555,36 @@ int mp_listener_fileno(const mp_listener *l)
  * connect(2), resumed after EINTR: the connection then goes on in the
  * background, so wait for it and read its outcome instead of connecting again.
  */
-static int connect_fd(int fd, const sockaddr_any *a)
+static int connect_fd(int fd, const sockaddr_any *a, const mp__deadline *d)
 {
     if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0)
         return 0;
+    /* A timed connect runs on a non-blocking socket: EINPROGRESS, or
+     * EAGAIN for an AF_UNIX listener whose backlog is full. */
+    if (errno == EAGAIN && !d->forever) {
+        for (;;) {
+            if (mp__deadline_expired(d))
+                return MP_ETIMEDOUT;
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0)
+                return 0;
+            if (errno != EAGAIN)
+                break;
+        }
+    }
     if (errno != EINTR && errno != EINPROGRESS)
         return mp__errno();
     struct pollfd p = {.fd = fd, .events = POLLOUT};
-    while (poll(&p, 1, -1) < 0)
-        if (errno != EINTR)
+    for (;;) {
+        int n = poll(&p, 1, mp__deadline_poll_ms(d));
+        if (n > 0)
+            break;
+        if (n < 0 && errno != EINTR)
             return mp__errno();
+        if (n == 0 && mp__deadline_expired(d))
+            return MP_ETIMEDOUT;
+    }
     int err = 0;
     socklen_t elen = sizeof err;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
@@ -433,17 +599,24 @@ mp_connection *mp_client_opts(const mp_client_options *o)
     o = MP__OPTS_LOAD(opts_local, o, authkey_len, &opts_err);
     if (opts_err != 0)
         return mp__fail_null(opts_err);
-    if (o == NULL || (o->authkey == NULL && o->authkey_len > 0))
+    mp__deadline d;
+    if (o == NULL || (o->authkey == NULL && o->authkey_len > 0) || !timeout_ok(o->timeout) ||
+        mp__deadline_init(&d, option_timeout(o->timeout)) != 0)
         return mp__fail_null(MP_EINVAL);
     addr_opts ao = {o->family, o->path, o->path_len, o->host, o->port, o->address};
     sockaddr_any a;
     int r = resolve(&ao, false, &a);
     if (r != 0)
         return mp__fail_null(r);
-    int fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC | (d.forever ? 0 : SOCK_NONBLOCK), 0);
     if (fd < 0)
         return mp__fail_null(mp__errno());
-    r = connect_fd(fd, &a);
+    r = connect_fd(fd, &a, &d);
+    if (r == 0 && !d.forever) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0)
+            r = mp__errno();
+    }
     if (r != 0) {
         close(fd);
         return mp__fail_null(r);
@@ -454,9 +627,7 @@ mp_connection *mp_client_opts(const mp_client_options *o)
         return mp__fail_null(r);
     }
     if (o->authkey != NULL) {
-        r = mp_answer_challenge(c, o->authkey, o->authkey_len);
-        if (r == 0)
-            r = mp_deliver_challenge(c, o->authkey, o->authkey_len);
+        r = handshake(c, fd, o->authkey, o->authkey_len, false, &d);
         if (r != 0) {
             mp_connection_free(c);
             return mp__fail_null(r);

@@ -7,6 +7,7 @@
  * report an error fill the thread's remote-error record (mp_remote_error_*).
  */
 #include "internal/managers.h"
+#include "internal/util.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -99,6 +100,15 @@ static int copy_address(mp_manager *m, const mp_manager_options *o)
         m->has_authkey = true;
     } else if (o->authkey_len != 0) {
         return MP_EINVAL;
+    } else {
+        /* Python's default: current_process().authkey. */
+        unsigned char k[MP_AUTHKEY_MAX];
+        size_t n = mp__authkey_get(k);
+        if (n > sizeof m->authkey)
+            n = sizeof m->authkey;
+        memcpy(m->authkey, k, n);
+        m->authkey_len = n;
+        m->has_authkey = true;
     }
     return 0;
 }

@@ -129,10 +129,14 @@ static void sleep_us(long us)
 
 static pid_t self_pid;
 static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+static struct mp__plocal *live_plocals;
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void self_after_fork(void)
 {
     self_pid = getpid();
+    /* Another thread may have held it at the fork. */
+    pthread_mutex_init(&live_lock, NULL);
 }
 
 static void self_init(void)
@@ -547,10 +551,35 @@ bool mp__pool_pending_empty(struct mp_pool *pool)
 
 /* ---- construction ---------------------------------------------------------------- */
 
+
+static void live_link(struct mp__plocal *L)
+{
+    pthread_mutex_lock(&live_lock);
+    L->live_next = live_plocals;
+    if (live_plocals != NULL)
+        live_plocals->live_prev = L;
+    live_plocals = L;
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void live_unlink(struct mp__plocal *L)
+{
+    pthread_mutex_lock(&live_lock);
+    if (L->live_prev != NULL)
+        L->live_prev->live_next = L->live_next;
+    else if (live_plocals == L)
+        live_plocals = L->live_next;
+    if (L->live_next != NULL)
+        L->live_next->live_prev = L->live_prev;
+    L->live_prev = L->live_next = NULL;
+    pthread_mutex_unlock(&live_lock);
+}
+
 static void plocal_free(struct mp__plocal *L)
 {
     if (L == NULL)
         return;
+    live_unlink(L);
     if (L->evfd >= 0)
         close(L->evfd);
     free(L->limbo);
@@ -592,6 +621,7 @@ static struct mp__plocal *plocal_new(uint32_t n, int *err)
         plocal_free(L);
         return NULL;
     }
+    live_link(L);
     return L;
 }
 

@@ -17,12 +17,25 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The message of the last task failure returned to this thread. */
+/*
+ * The message of the last task failure returned to this thread: in
+ * caller_msg when it fits, else in caller_long (malloc'd, and also held
+ * under a thread key whose destructor frees it when the thread exits).
+ */
 static MP__TLS char caller_msg[MP__POOL_MSG];
+static MP__TLS char *caller_long;
+static pthread_key_t caller_key;
+static pthread_once_t caller_once = PTHREAD_ONCE_INIT;
+static bool caller_key_ok;
+
+static void caller_key_make(void)
+{
+    caller_key_ok = pthread_key_create(&caller_key, free) == 0;
+}
 
 const char *mp_pool_error_message(void)
 {
-    return caller_msg;
+    return caller_long != NULL ? caller_long : caller_msg;
 }
 
 /* Record the message of a failed result (malloc'd; NULL is fine). */
@@ -34,10 +47,28 @@ static void job_set_msg(mp__pjob *j, const char *msg)
 
 void mp__pool_set_message(int code, const char *msg)
 {
-    if (code == 0)
+    if (caller_long != NULL) {
+        free(caller_long);
+        caller_long = NULL;
+        pthread_setspecific(caller_key, NULL);
+    }
+    if (code == 0 || msg == NULL) {
         caller_msg[0] = '\0';
-    else
-        snprintf(caller_msg, sizeof caller_msg, "%s", msg != NULL ? msg : "");
+        return;
+    }
+    size_t l = strlen(msg);
+    if (l < sizeof caller_msg) {
+        memcpy(caller_msg, msg, l + 1);
+        return;
+    }
+    pthread_once(&caller_once, caller_key_make);
+    if (caller_key_ok && (caller_long = strdup(msg)) != NULL) {
+        pthread_setspecific(caller_key, caller_long);
+        return;
+    }
+    /* Out of memory: keep the start, and say it was cut. */
+    memcpy(caller_msg, msg, sizeof caller_msg - 4);
+    memcpy(caller_msg + sizeof caller_msg - 4, "...", 4);
 }
 
 /* ---- function references, cached per thread --------------------------------- */
@@ -176,7 +207,9 @@ void mp__pool_job_discard(mp__pjob *j)
 /* Wait until every chunk of map job j is final: 0, MP_ETIMEDOUT, -EINTR. */
 static int wait_complete(mp__pjob *j, const mp__deadline *d)
 {
-    uint64_t spin_until = mp__now_ns() + MP__POOL_SPIN_NS;
+    uint64_t now = mp__now_ns();
+    /* Oversubscribed: no poll, the workers need the cpu (mp__cpu_busy). */
+    uint64_t spin_until = mp__cpu_busy_at(now) ? 0 : now + MP__POOL_SPIN_NS;
     do {
         if (mp__pool_job_complete(j))
             return 0;

@@ -19,9 +19,28 @@
 /* How long one idle worker spins before it sleeps. */
 #define SPIN_NS 50000
 
-/* The message of the running task (mp_pool_set_error), per thread. */
+/*
+ * The message of the running task (mp_pool_set_error), per thread: in
+ * task_msg when it fits, else in task_long (malloc'd, freed when the next
+ * item starts and when the task ends, so a thread that exits leaks nothing).
+ */
 static MP__TLS char task_msg[MP__POOL_MSG];
+static MP__TLS char *task_long;
 static MP__TLS bool in_task;
+
+static const char *msg_get(void)
+{
+    return task_long != NULL ? task_long : task_msg;
+}
+
+static inline void msg_reset(void)
+{
+    if (MP__UNLIKELY(task_long != NULL)) {
+        free(task_long);
+        task_long = NULL;
+    }
+    task_msg[0] = '\0';
+}
 
 /* Resolved task functions: dl_iterate_phdr is far too slow per chunk. */
 struct fn_cache {
@@ -53,8 +72,21 @@ void mp_pool_set_error(const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(task_msg, sizeof task_msg, fmt, ap);
+    int n = vsnprintf(task_msg, sizeof task_msg, fmt, ap);
     va_end(ap);
+    free(task_long);
+    task_long = NULL;
+    if (n < (int)sizeof task_msg)
+        return;
+    task_long = malloc((size_t)n + 1);
+    if (task_long != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(task_long, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        return;
+    }
+    /* Out of memory: keep the start, and say it was cut. */
+    memcpy(task_msg + sizeof task_msg - 4, "...", 4);
 }
 
 struct mp_pool_out {
@@ -198,10 +230,17 @@ void mp__pool_record_error(struct mp_pool *pool, mp__pjob *j, uint64_t index,
     if (index < j->err_index) {
         j->err_index = index;
         j->err_code = code;
+        if (msg == NULL)
+            msg = "";
+        size_t l = strlen(msg) + 1;
+        if (j->err_msg != NULL && mp__alloc_size(j->err_msg) < l) {
+            mp__free(j->err_msg);
+            j->err_msg = NULL;
+        }
         if (j->err_msg == NULL)
-            j->err_msg = mp__alloc(MP__POOL_MSG);
+            j->err_msg = mp__alloc(l > MP__POOL_MSG ? l : MP__POOL_MSG);
         if (j->err_msg != NULL)
-            snprintf(j->err_msg, MP__POOL_MSG, "%s", msg != NULL ? msg : "");
+            memcpy(j->err_msg, msg, l);
     }
     mp__robust_unlock(&pool->err_lock);
 }
@@ -250,7 +289,6 @@ static void run_fixed(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
     size_t lo = (size_t)c * j->chunksize;
     size_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
     void (*fn)(void) = resolve(&j->fn);
-    char *msg = task_msg;
     bool failed = false;
     in_task = true;
     if (fn == NULL) {
@@ -267,13 +305,13 @@ static void run_fixed(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
         for (size_t i = lo; i < hi; i++) {
             for (uint32_t k = 0; k < j->ncols; k++)
                 args[k] = j->cols[k].p + i * j->cols[k].size;
-            msg[0] = '\0';
+            msg_reset();
             int r = f(args, j->out + i * j->out_size, j->out_size, j->arg);
             if (j->status)
                 j->status[i] = r < 0 ? r : 0;
             if (MP__UNLIKELY(r < 0)) {
                 failed = true;
-                mp__pool_record_error(pool, j, i, r, msg);
+                mp__pool_record_error(pool, j, i, r, msg_get());
             }
         }
     } else {
@@ -283,17 +321,18 @@ static void run_fixed(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
         size_t isz = j->in_size, osz = j->out_size;
         void *arg = j->arg;
         for (size_t i = lo; i < hi; i++) {
-            msg[0] = '\0';
+            msg_reset();
             int r = f(in + i * isz, isz, out + i * osz, osz, arg);
             if (j->status)
                 j->status[i] = r < 0 ? r : 0;
             if (MP__UNLIKELY(r < 0)) {
                 failed = true;
-                mp__pool_record_error(pool, j, i, r, msg);
+                mp__pool_record_error(pool, j, i, r, msg_get());
             }
         }
     }
     in_task = false;
+    msg_reset();
     MP__ST(mp__chunk_state(j, c), mp__cs(c, failed ? MP__CS_ERR : MP__CS_OK));
 }
 
@@ -313,7 +352,7 @@ static void orec_end(mp_pool_out *o, size_t at, int r, const char *msg)
     size_t size = o->len - at - sizeof(mp__orec);
     uint32_t mlen = 0;
     if (r < 0 && msg[0] != '\0') {
-        size_t l = strnlen(msg, MP__POOL_MSG - 1) + 1;
+        size_t l = strlen(msg) + 1;
         if (out_ensure(o, l)) {
             memcpy(o->buf + o->len, msg, l - 1);
             o->buf[o->len + l - 1] = '\0';
@@ -339,7 +378,6 @@ static void run_slots(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
     mp_pool_out o = {track ? rec : NULL, s->out_inline, 0, sizeof s->out_inline,
                      false, false, false};
     void (*fn)(void) = resolve(&j->fn);
-    char *msg = task_msg;
     bool failed = false;
     const char *in = s->in;
     size_t off = 0;
@@ -361,10 +399,10 @@ static void run_slots(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
             failed = true;
             break;
         }
-        msg[0] = '\0';
+        msg_reset();
         int r;
         if (fn == NULL) {
-            snprintf(msg, MP__POOL_MSG, "the task function is not loaded in the worker");
+            snprintf(task_msg, sizeof task_msg, "the task function is not loaded in the worker");
             r = MP_EINVAL;
         } else if (j->flags & MP__JF_BYTES) {
             r = ((mp_pool_bytes_fn)fn)(item, isz, &o, j->arg);
@@ -377,9 +415,10 @@ static void run_slots(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
             r = -ENOMEM;
         if (r < 0)
             failed = true;
-        orec_end(&o, at, r, msg);
+        orec_end(&o, at, r, msg_get());
     }
     in_task = false;
+    msg_reset();
     if (o.failed && o.len < (size_t)s->nitems * sizeof(mp__orec)) {
         /* Not even the records fit: the whole chunk failed. */
         if (o.arena)
@@ -566,8 +605,10 @@ static bool idle(struct mp_pool *pool, mp__wrec *rec, uint32_t state)
 {
     MP__ST(&rec->hazard, NULL);
     uint32_t zero = 0;
-    if (MP__CAS(&pool->spinner, &zero, 1)) {
-        uint64_t until = mp__now_ns() + SPIN_NS;
+    uint64_t now = mp__now_ns();
+    /* Oversubscribed: every idle worker sleeps at once (mp__cpu_busy). */
+    if (!mp__cpu_busy_at(now) && MP__CAS(&pool->spinner, &zero, 1)) {
+        uint64_t until = now + SPIN_NS;
         bool found = false;
         do {
             for (int i = 0; i < 32 && !found; i++) {

@@ -73,6 +73,10 @@ struct mp_process {
     char identity[IDENTITY_LEN]; /* Python's _identity: "2:1" */
     char parent_name[NAME_MAX_LEN + 1];
     char name[NAME_MAX_LEN + 1];
+    /* The key the child takes as its own (Python's _config['authkey']);
+     * the caller's own key is process-local (authkey.c). */
+    uint32_t authkey_len;
+    unsigned char authkey[MP_AUTHKEY_MAX];
 };
 
 /* ---- process-local state --------------------------------------------------- */
@@ -601,6 +605,7 @@ mp_process *mp_process_new_opts(const mp_process_options *o)
     p->po.sentinel = -1;
     p->po.aux = -1;
     memcpy(p->identity, identity, sizeof identity);
+    p->authkey_len = (uint32_t)mp__authkey_get(p->authkey);
     if (o->name != NULL) {
         copy_name(p->name, o->name);
     } else {
@@ -938,6 +943,45 @@ int mp_process_set_daemon(mp_process *p, bool daemon)
     return 0;
 }
 
+int mp_process_authkey(const mp_process *p, void *buf, size_t size)
+{
+    if (check_readable(p) != 0 || (buf == NULL && size > 0))
+        return MP_EINVAL;
+    unsigned char k[MP_AUTHKEY_MAX];
+    size_t n;
+    if (p == current || (p->flags & F_PARENT)) {
+        n = mp__authkey_get(k);
+    } else {
+        n = p->authkey_len;
+        if (n > MP_AUTHKEY_MAX)
+            return MP_EINVAL;
+        memcpy(k, p->authkey, n);
+    }
+    if (buf == NULL)
+        return (int)n;
+    if (size < n)
+        return MP_ETOOSHORT;
+    memcpy(buf, k, n);
+    return (int)n;
+}
+
+int mp_process_set_authkey(mp_process *p, const void *key, size_t len)
+{
+    if (check_readable(p) != 0 || (key == NULL && len > 0) || len > MP_AUTHKEY_MAX)
+        return MP_EINVAL;
+    if (p == current) {
+        mp__authkey_set(key, len);
+        return 0;
+    }
+    if ((p->flags & (F_MAIN | F_PARENT)) || closed(p) ||
+        load_u32(&p->state) != ST_INITIAL || !owned(p))
+        return MP_EINVAL;
+    if (len > 0)
+        memcpy(p->authkey, key, len);
+    p->authkey_len = (uint32_t)len;
+    return 0;
+}
+
 int mp_process_sentinel(const mp_process *p)
 {
     if (check(p) != 0 || closed(p))
@@ -1074,6 +1118,7 @@ static void child_become(mp_process *p, bool after_fork)
     parent_fd_next = -2;
     current = p;
     is_child = true;
+    mp__authkey_set(p->authkey, p->authkey_len);
     mp__context_force(p->po.method);
     atomic_store(&name_counter, 0);
     atomic_store(&parent_proxy, NULL); /* the inherited one is the parent's */
@@ -1127,6 +1172,18 @@ _Noreturn void mp__process_bootstrap(mp_process *p, bool after_fork)
     mp__flush_std_streams();
     mp__exit_function();
     mp__info("process exiting with exitcode %d", code);
+    mp__run_atexit();
     mp__flush_std_streams();
-    _exit(code);
+    mp__heap_cache_flush();
+    /*
+     * A fork child must not run the C atexit handlers it inherited from its
+     * parent.  A spawn or forkserver child is a fresh image of the program:
+     * exit() runs the handlers registered in it (by the target, or by the
+     * program's constructors) and flushes stdio, as Python 3.12+ runs a
+     * child's atexit handlers (gh-83856).
+     */
+    if (p->po.method == MP__START_FORK)
+        _exit(code);
+    mp__util_exit_logged();
+    exit(code);
 }

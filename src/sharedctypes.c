@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
+#include <wchar.h>
 
 #define VALUE_MAGIC MP__MAGIC('v', 'a', 'l', 'u')
 #define ARRAY_MAGIC MP__MAGIC('a', 'r', 'r', 'y')
@@ -22,8 +23,9 @@ struct ctype {
     mp__obj hdr;
     mp_lock *lock; /* NULL: no lock */
     uint64_t len;  /* items */
-    uint8_t itemsize;
-    char typecode;
+    char *items;   /* data, or a raw object's items (synchronized) */
+    uint32_t itemsize;
+    char typecode; /* MP_STRUCT: opaque items of itemsize bytes */
     bool own_lock;
     _Alignas(64) uint64_t data[]; /* the items */
 };
@@ -44,8 +46,18 @@ size_t mp_typecode_size(char typecode)
     case 'Q': return sizeof(unsigned long long);
     case 'f': return sizeof(float);
     case 'd': return sizeof(double);
+    case 'u': return sizeof(wchar_t);
     default: return 0;
     }
+}
+
+/* The item size of a typecode, or of a struct of itemsize bytes; 0: bad. */
+static size_t item_size(char typecode, size_t itemsize)
+{
+    if (typecode == MP_STRUCT)
+        return itemsize > 0 && itemsize <= UINT32_MAX ? itemsize : 0;
+    return itemsize == 0 || itemsize == mp_typecode_size(typecode)
+               ? mp_typecode_size(typecode) : 0;
 }
 
 /* ---- conversions to and from double ------------------------------------- */
@@ -122,6 +134,12 @@ static int store_double(char tc, void *p, double x)
     case 'd':
         *(double *)p = x;
         return 0;
+    case 'u':
+        /* A Unicode code point, as Python's 'u' holds one character. */
+        if (!whole_in(x, 0, 0x110000))
+            return MP_EINVAL;
+        *(wchar_t *)p = (wchar_t)x;
+        return 0;
     default:
         return MP_EINVAL;
     }
@@ -142,6 +160,7 @@ static double load_double(char tc, const void *p)
     case 'q': return (double)*(const long long *)p;
     case 'Q': return (double)*(const unsigned long long *)p;
     case 'f': return *(const float *)p;
+    case 'u': return *(const wchar_t *)p;
     default: return *(const double *)p;
     }
 }
@@ -153,6 +172,7 @@ _Static_assert(sizeof(long) == 8, "libmp's 'l' and 'L' typecodes assume LP64");
 
 struct make {
     char typecode;
+    size_t itemsize;     /* MP_STRUCT's size; 0 or the typecode's otherwise */
     size_t len;
     const void *init;    /* len items, or NULL */
     mp_lock *lock;
@@ -163,7 +183,7 @@ struct make {
 
 static struct ctype *ctype_make(const struct make *m)
 {
-    size_t itemsize = mp_typecode_size(m->typecode);
+    size_t itemsize = item_size(m->typecode, m->itemsize);
     if (itemsize == 0)
         return mp__fail_null(MP_EINVAL);
     if (m->len > (SIZE_MAX - sizeof(struct ctype)) / itemsize)
@@ -176,10 +196,11 @@ static struct ctype *ctype_make(const struct make *m)
     if (c == NULL)
         return NULL;
     c->len = m->len;
-    c->itemsize = (uint8_t)itemsize;
+    c->itemsize = (uint32_t)itemsize;
     c->typecode = m->typecode;
+    c->items = (char *)c->data;
     if (m->init != NULL && m->len > 0)
-        memcpy(c->data, m->init, m->len * itemsize);
+        memcpy(c->items, m->init, m->len * itemsize);
     c->lock = m->lock;
     if (c->lock == NULL && !m->raw && !m->nolock) {
         c->lock = mp_rlock_new();
@@ -204,13 +225,16 @@ static mp_value *value_make(const mp_value_options *o, bool raw)
         return mp__fail_null(MP_EINVAL);
     uint64_t first = 0; /* one item of any type, built from .value */
     const void *init = o->init;
-    if (init == NULL) {
+    if (init == NULL && o->typecode == MP_STRUCT) {
+        if (o->value != 0) /* a struct is not a number: zeros or .init */
+            return mp__fail_null(MP_EINVAL);
+    } else if (init == NULL) {
         if (mp_typecode_size(o->typecode) == 0 ||
             store_double(o->typecode, &first, o->value) != 0)
             return mp__fail_null(MP_EINVAL);
         init = &first;
     }
-    struct make m = {.typecode = o->typecode, .len = 1, .init = init,
+    struct make m = {.typecode = o->typecode, .itemsize = o->itemsize, .len = 1, .init = init,
                      .lock = o->lock, .nolock = o->nolock, .raw = raw,
                      .magic = VALUE_MAGIC};
     return (mp_value *)ctype_make(&m);
@@ -235,7 +259,8 @@ static mp_array *array_make(const mp_array_options *o, bool raw)
         return mp__fail_null(opts_err);
     if (o == NULL)
         return mp__fail_null(MP_EINVAL);
-    struct make m = {.typecode = o->typecode, .len = o->size, .init = o->init,
+    struct make m = {.typecode = o->typecode, .itemsize = o->itemsize, .len = o->size,
+                     .init = o->init,
                      .lock = o->lock, .nolock = o->nolock, .raw = raw,
                      .magic = ARRAY_MAGIC};
     return (mp_array *)ctype_make(&m);
@@ -299,7 +324,7 @@ static int ctype_copy(struct ctype *c, size_t start, size_t count, void *buf,
     int r = access_begin(c, &taken);
     if (r < 0 && r != MP_EOWNERDEAD)
         return r;
-    char *items = (char *)c->data + start * c->itemsize;
+    char *items = c->items + start * c->itemsize;
     if (out)
         memcpy(buf, items, count * c->itemsize);
     else
@@ -310,13 +335,13 @@ static int ctype_copy(struct ctype *c, size_t start, size_t count, void *buf,
 
 static int ctype_get_double(struct ctype *c, size_t index, double *out)
 {
-    if (out == NULL || index >= c->len)
+    if (out == NULL || index >= c->len || c->typecode == MP_STRUCT)
         return MP_EINVAL;
     bool taken;
     int r = access_begin(c, &taken);
     if (r < 0 && r != MP_EOWNERDEAD)
         return r;
-    *out = load_double(c->typecode, (char *)c->data + index * c->itemsize);
+    *out = load_double(c->typecode, c->items + index * c->itemsize);
     access_end(c, taken);
     return r;
 }
@@ -345,7 +370,7 @@ static int ctype_release(struct ctype *c)
 
 static void *ctype_ptr_as(struct ctype *c, size_t size)
 {
-    return c != NULL && size == c->itemsize ? c->data : NULL;
+    return c != NULL && size == c->itemsize ? c->items : NULL;
 }
 
 static void ctype_free(struct ctype *c)
@@ -357,6 +382,52 @@ static void ctype_free(struct ctype *c)
     mp__obj_free(c);
 }
 
+/* copy(): a raw object of the same type holding a copy of c's items,
+ * copied under c's lock. */
+static struct ctype *ctype_copy_new(struct ctype *c, uint32_t magic)
+{
+    if (c == NULL)
+        return mp__fail_null(MP_EINVAL);
+    struct make m = {.typecode = c->typecode, .itemsize = c->itemsize, .len = c->len,
+                     .raw = true, .magic = magic};
+    struct ctype *n = ctype_make(&m);
+    if (n == NULL)
+        return NULL;
+    int r = ctype_copy(c, 0, c->len, n->items, c->itemsize, true);
+    if (r != 0 && r != MP_EOWNERDEAD) {
+        ctype_free(n);
+        return mp__fail_null(r);
+    }
+    return n;
+}
+
+/* synchronized(): a new object over raw's items, with a lock. */
+static struct ctype *ctype_synchronized(struct ctype *raw, mp_lock *lock, uint32_t magic)
+{
+    if (raw == NULL || raw->lock != NULL) /* 'object already synchronized' */
+        return mp__fail_null(MP_EINVAL);
+    if (lock != NULL && mp_lock_locked(lock) < 0)
+        return mp__fail_null(MP_EINVAL);
+    struct ctype *c = mp__obj_create(sizeof *c, 0);
+    if (c == NULL)
+        return NULL;
+    c->len = raw->len;
+    c->itemsize = raw->itemsize;
+    c->typecode = raw->typecode;
+    c->items = raw->items;
+    c->lock = lock;
+    if (lock == NULL) {
+        c->lock = mp_rlock_new();
+        if (c->lock == NULL) {
+            mp__obj_free(c);
+            return mp__fail_null(-ENOMEM);
+        }
+        c->own_lock = true;
+    }
+    __atomic_store_n(&c->hdr.magic, magic, __ATOMIC_RELEASE);
+    return c;
+}
+
 /* ---- Value -------------------------------------------------------------- */
 
 #define V(v) ctype_get((v), VALUE_MAGIC)
@@ -364,7 +435,7 @@ static void ctype_free(struct ctype *c)
 void *mp_value_ptr(const mp_value *v)
 {
     struct ctype *c = V(v);
-    return c ? c->data : NULL;
+    return c ? c->items : NULL;
 }
 
 void *mp_value_ptr_as(const mp_value *v, size_t size)
@@ -423,6 +494,22 @@ void mp_value_free(mp_value *v)
     ctype_free(V(v));
 }
 
+size_t mp_value_itemsize(const mp_value *v)
+{
+    struct ctype *c = V(v);
+    return c ? c->itemsize : 0;
+}
+
+mp_value *mp_value_copy(mp_value *v)
+{
+    return (mp_value *)ctype_copy_new(V(v), VALUE_MAGIC);
+}
+
+mp_value *mp_value_synchronized(mp_value *raw, mp_lock *lock)
+{
+    return (mp_value *)ctype_synchronized(V(raw), lock, VALUE_MAGIC);
+}
+
 /* ---- Array -------------------------------------------------------------- */
 
 #define A(a) ctype_get((a), ARRAY_MAGIC)
@@ -430,7 +517,7 @@ void mp_value_free(mp_value *v)
 void *mp_array_ptr(const mp_array *a)
 {
     struct ctype *c = A(a);
-    return c ? c->data : NULL;
+    return c ? c->items : NULL;
 }
 
 void *mp_array_ptr_as(const mp_array *a, size_t size)
@@ -506,4 +593,20 @@ int mp_array_release(mp_array *a)
 void mp_array_free(mp_array *a)
 {
     ctype_free(A(a));
+}
+
+size_t mp_array_itemsize(const mp_array *a)
+{
+    struct ctype *c = A(a);
+    return c ? c->itemsize : 0;
+}
+
+mp_array *mp_array_copy(mp_array *a)
+{
+    return (mp_array *)ctype_copy_new(A(a), ARRAY_MAGIC);
+}
+
+mp_array *mp_array_synchronized(mp_array *raw, mp_lock *lock)
+{
+    return (mp_array *)ctype_synchronized(A(raw), lock, ARRAY_MAGIC);
 }

@@ -279,10 +279,15 @@ int mp_logger_log(mp_logger *lg, int level, const char *fmt, ...)
 
 struct finalizer {
     int id;
-    int priority;
+    int priority;           /* MP_NO_EXITPRIORITY: never run at exit */
     void (*fn)(void *);
     void *arg;
+    const void *obj;        /* run when it is freed; NULL: none */
 };
+
+/* How many registered finalizers have an object: mp__obj_free and
+ * mp_shared_free look here before they look for them. */
+_Atomic size_t mp__obj_finalizers;
 
 /*
  * The registry is process-local.  Its lock is taken around fork (see
@@ -296,7 +301,13 @@ static int next_fin_id = 1;
 
 int mp_finalize(void (*fn)(void *arg), void *arg, int priority)
 {
-    if (fn == NULL)
+    return mp_finalize_object(NULL, fn, arg, priority);
+}
+
+int mp_finalize_object(const void *obj, void (*fn)(void *arg), void *arg, int priority)
+{
+    /* Python's TypeError: without an object, only exit can run it. */
+    if (fn == NULL || (obj == NULL && priority == MP_NO_EXITPRIORITY))
         return MP_EINVAL;
     mp__util_init();
     int r;
@@ -315,7 +326,9 @@ int mp_finalize(void (*fn)(void *arg), void *arg, int priority)
         r = -ENOMEM; /* two billion finalizers: the ids are used up */
     } else {
         r = next_fin_id++;
-        fins[nfins++] = (struct finalizer){r, priority, fn, arg};
+        fins[nfins++] = (struct finalizer){r, priority, fn, arg, obj};
+        if (obj != NULL)
+            atomic_fetch_add(&mp__obj_finalizers, 1);
     }
     pthread_mutex_unlock(&fin_lock);
     return r;
@@ -327,6 +340,8 @@ static struct finalizer fin_take(size_t i)
     struct finalizer f = fins[i];
     memmove(&fins[i], &fins[i + 1], (nfins - i - 1) * sizeof *fins);
     nfins--;
+    if (f.obj != NULL)
+        atomic_fetch_sub(&mp__obj_finalizers, 1);
     return f;
 }
 
@@ -387,7 +402,8 @@ void mp__run_finalizers(int minpriority, bool all)
         pthread_mutex_lock(&fin_lock);
         ssize_t best = -1;
         for (size_t i = 0; i < nfins; i++) {
-            if (fins[i].id >= limit || (!all && fins[i].priority < minpriority))
+            if (fins[i].id >= limit || fins[i].priority == MP_NO_EXITPRIORITY ||
+                (!all && fins[i].priority < minpriority))
                 continue;
             if (best < 0 || fins[i].priority > fins[best].priority ||
                 (fins[i].priority == fins[best].priority && fins[i].id > fins[best].id))
@@ -401,6 +417,31 @@ void mp__run_finalizers(int minpriority, bool all)
         pthread_mutex_unlock(&fin_lock);
         mp__subdebug("calling finalizer %d", f.id);
         f.fn(f.arg);
+    }
+}
+
+int mp_finalize_object_freed(const void *obj)
+{
+    if (obj == NULL)
+        return 0;
+    int ran = 0;
+    for (;;) {
+        /* The most recent first, as the exit function orders equals. */
+        pthread_mutex_lock(&fin_lock);
+        ssize_t last = -1;
+        for (size_t i = 0; i < nfins; i++)
+            if (fins[i].obj == obj)
+                last = (ssize_t)i;
+        if (last < 0) {
+            pthread_mutex_unlock(&fin_lock);
+            return ran;
+        }
+        struct finalizer f = fin_take((size_t)last);
+        pthread_mutex_unlock(&fin_lock);
+        mp__subdebug("finalizer calling %p with arg %p (object freed)",
+                     (void *)(uintptr_t)f.fn, f.arg);
+        f.fn(f.arg);
+        ran++;
     }
 }
 
@@ -476,22 +517,90 @@ void mp__exit_function(void)
     mp__run_finalizers(0, true);
 }
 
+/* ---- mp_atexit: exit handlers of this process only ---------------------------- */
+
+struct atexit_entry {
+    void (*fn)(void *);
+    void *arg;
+};
+
+static pthread_mutex_t atexit_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct atexit_entry *atexits;
+static size_t natexits, capatexits;
+static atomic_bool exit_logged;
+
+int mp_atexit(void (*fn)(void *arg), void *arg)
+{
+    if (fn == NULL)
+        return MP_EINVAL;
+    mp__util_init();
+    pthread_mutex_lock(&atexit_lock);
+    if (natexits == capatexits) {
+        size_t cap = capatexits ? capatexits * 2 : 8;
+        struct atexit_entry *e = realloc(atexits, cap * sizeof *e);
+        if (e == NULL) {
+            pthread_mutex_unlock(&atexit_lock);
+            return -ENOMEM;
+        }
+        atexits = e;
+        capatexits = cap;
+    }
+    atexits[natexits++] = (struct atexit_entry){fn, arg};
+    pthread_mutex_unlock(&atexit_lock);
+    return 0;
+}
+
+void mp__run_atexit(void)
+{
+    for (;;) {
+        pthread_mutex_lock(&atexit_lock);
+        if (natexits == 0) {
+            pthread_mutex_unlock(&atexit_lock);
+            return;
+        }
+        struct atexit_entry e = atexits[--natexits];
+        pthread_mutex_unlock(&atexit_lock);
+        mp__subdebug("calling atexit handler %p", (void *)(uintptr_t)e.fn);
+        e.fn(e.arg);
+    }
+}
+
+void mp__util_exit_logged(void)
+{
+    atomic_store(&exit_logged, true);
+}
+
 /*
- * The exit handler.  In a child that leaves through exit() (rather than by
- * returning from its target) it also logs the exit code, which on_exit
- * hands over, as Python logs the code of a SystemExit.
+ * The exit handler.  The main program runs its mp_atexit handlers first,
+ * then the exit function (Python's atexit order: util._exit_function was
+ * registered at import, before the program's own handlers).  A child runs
+ * the exit function first, then its handlers, as its bootstrap does; one
+ * that leaves through exit() (rather than by returning from its target)
+ * also logs the exit code, which on_exit hands over, as Python logs the
+ * code of a SystemExit.
  */
+static void exit_handler_body(int status, bool have_status)
+{
+    if (!mp__process_is_child()) {
+        mp__run_atexit();
+        mp__exit_function();
+        return;
+    }
+    mp__exit_function();
+    mp__run_atexit();
+    if (have_status && !atomic_exchange(&exit_logged, true))
+        mp__info("process exiting with exitcode %d", status & 0xff);
+}
+
 #ifdef __GLIBC__
 static void exit_handler(int status, void *arg)
 {
-    mp__exit_function();
-    if (mp__process_is_child())
-        mp__info("process exiting with exitcode %d", status & 0xff);
+    exit_handler_body(status, true);
 }
 #else
 static void exit_handler(void)
 {
-    mp__exit_function();
+    exit_handler_body(0, false);
 }
 #endif
 
@@ -499,16 +608,19 @@ static void util_atfork_prepare(void)
 {
     pthread_mutex_lock(&fin_lock);
     pthread_mutex_lock(&fork_lock);
+    pthread_mutex_lock(&atexit_lock);
 }
 
 static void util_atfork_parent(void)
 {
+    pthread_mutex_unlock(&atexit_lock);
     pthread_mutex_unlock(&fork_lock);
     pthread_mutex_unlock(&fin_lock);
 }
 
 static void util_atfork_child(void)
 {
+    pthread_mutex_unlock(&atexit_lock);
     pthread_mutex_unlock(&fork_lock);
     pthread_mutex_unlock(&fin_lock);
 }
@@ -536,5 +648,10 @@ void mp__util_child_reset(void)
     pthread_mutex_init(&fin_lock, NULL);
     pthread_mutex_init(&fork_lock, NULL);
     nfins = 0;
+    atomic_store(&mp__obj_finalizers, 0);
+    /* Python 3.12+ clears the atexit registry in a child (gh-83856). */
+    pthread_mutex_init(&atexit_lock, NULL);
+    natexits = 0;
+    atomic_store(&exit_logged, false);
     atomic_store(&exiting, false);
 }

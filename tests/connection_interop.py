@@ -4,6 +4,7 @@
 Usage:
     connection_interop.py listen  FAMILY ADDRESS AUTHKEY [PROTO]
     connection_interop.py connect FAMILY ADDRESS AUTHKEY [PROTO]
+    connection_interop.py handles unix    ADDRESS AUTHKEY
 
 FAMILY is "unix" (ADDRESS a path, or "@name" for a Linux abstract name) or "inet" (ADDRESS "host:port"; port 0
 lets the listener choose).  AUTHKEY is hex, or "-" for none.  PROTO is
@@ -12,6 +13,10 @@ handshake) or "sha256" / "sha384" / "sha3_256": the CPython 3.12 handshake
 with that digest, done by hand here over a connection made without
 authkey, so that the modern protocol is exercised whatever this Python's
 version is.
+
+"handles" connects, receives an fd with reduction.recv_handle, sends
+b"got:" + what it reads from it, then sends with send_handle the read end
+of a pipe holding b"pipe from python", and waits for b"quit".
 
 A listener prints "ADDRESS <family> <address>" once it is listening.
 Both sides then run the same exchange: the listener waits for messages and
@@ -85,6 +90,21 @@ def echo(conn):
         conn.send_bytes(b"py:" + msg)
 
 
+def handles(conn):
+    from multiprocessing import reduction
+    fd = reduction.recv_handle(conn)
+    with os.fdopen(fd, "rb") as f:
+        conn.send_bytes(b"got:" + f.read())
+    r, w = os.pipe()
+    os.write(w, b"pipe from python")
+    os.close(w)
+    reduction.send_handle(conn, r, os.getppid())
+    os.close(r)
+    if conn.recv_bytes() != b"quit":
+        raise RuntimeError("expected quit")
+    conn.send_bytes(b"bye")
+
+
 def main():
     mode, family, address, keyhex = sys.argv[1:5]
     proto = sys.argv[5] if len(sys.argv) > 5 else "native"
@@ -104,6 +124,10 @@ def main():
                     answer_312(conn, key)
                 echo(conn)
                 conn.close()
+        elif mode == "handles":
+            conn = Client(address, authkey=native_key)
+            handles(conn)
+            conn.close()
         else:
             conn = Client(address, authkey=native_key)
             if proto != "native" and key is not None:

@@ -110,6 +110,24 @@ static void test_contexts(void **state)
     assert_null(mp_process_new(.target = (mp_target_fn)(uintptr_t)sleep_s, .ctx = block));
     assert_int_equal(mp_last_error(), MP_EINVAL);
     mp_shared_free(block);
+    /* ctx.get_context(method): itself for None, else the named one. */
+    for (int i = 0; i < NMETHODS; i++) {
+        assert_ptr_equal(mp_context_get_context(c[i], NULL), c[i]);
+        for (int j = 0; j < NMETHODS; j++)
+            assert_ptr_equal(mp_context_get_context(c[i], methods[j]), c[j]);
+        assert_null(mp_context_get_context(c[i], "threads"));
+        assert_int_equal(mp_last_error(), MP_EINVAL);
+        /* A concrete context's method cannot be set (ValueError). */
+        assert_int_equal(mp_context_set_start_method(c[i], methods[i], false), MP_EINVAL);
+        assert_int_equal(mp_context_set_start_method(c[i], "fork", true), MP_EINVAL);
+        assert_int_equal(mp_context_set_start_method(c[i], NULL, true), MP_EINVAL);
+    }
+    assert_null(mp_context_get_context((mp_context *)not_a_context, NULL));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_context_get_context((mp_context *)not_a_context, "fork"));
+    assert_int_equal(mp_context_set_start_method((mp_context *)not_a_context, "fork", true),
+                     MP_EINVAL);
+    assert_ptr_equal(mp_context_get_context(NULL, "spawn"), c[1]);
     /* The default context is one of the three. */
     mp_context *d = mp_get_context(NULL);
     assert_non_null(d);
@@ -138,6 +156,24 @@ static int default_method_checks(void)
     CHECK(mp_set_start_method(NULL, true) == 0);
     CHECK(mp_get_context(NULL) == mp_get_context("fork"));
     CHECK(mp_set_start_method("spawn", false) == MP_EINVAL);
+    /* The default context's get_context and set_start_method. */
+    CHECK(mp_context_set_start_method(NULL, NULL, true) == 0);
+    CHECK(mp_context_get_context(NULL, "spawn") == mp_get_context("spawn"));
+    CHECK(mp_get_start_method(true) == NULL); /* a named one does not fix it */
+    CHECK(mp_context_set_start_method(NULL, "forkserver", false) == 0);
+    CHECK(mp_context_get_context(NULL, NULL) == mp_get_context("forkserver"));
+    CHECK(mp_context_set_start_method(NULL, "spawn", false) == MP_EINVAL);
+    CHECK(mp_context_set_start_method(NULL, "bogus", true) == MP_EINVAL);
+    CHECK(mp_context_set_start_method(NULL, "spawn", true) == 0);
+    CHECK(mp_context_get_context(NULL, NULL) == mp_get_context("spawn"));
+    /* Python 3.14's order: the platform's default first, whatever
+     * set_start_method chose; unset, 3.12's fork, spawn, forkserver. */
+    const char *order[3];
+    CHECK(mp_get_all_start_methods(order, 3) == 3);
+    CHECK(strcmp(order[0], "fork") == 0 && strcmp(order[1], "spawn") == 0 &&
+          strcmp(order[2], "forkserver") == 0);
+    CHECK(mp_context_set_start_method(NULL, NULL, true) == 0);
+    CHECK(mp_context_get_context(NULL, NULL) == mp_get_context("fork"));
     /* set_start_method(None) without force fixes what would be picked. */
     CHECK(mp_set_start_method(NULL, true) == 0);
     CHECK(mp_set_start_method(NULL, false) == 0);
@@ -149,11 +185,13 @@ static int default_method_checks(void)
     CHECK(mp_get_start_method(true) == NULL);
     const char *all[3];
     CHECK(mp_get_all_start_methods(all, 3) == 3);
-    CHECK(strcmp(all[0], "spawn") == 0);
+    CHECK(strcmp(all[0], "spawn") == 0 && strcmp(all[1], "fork") == 0 &&
+          strcmp(all[2], "forkserver") == 0);
     CHECK(strcmp(mp_get_start_method(false), "spawn") == 0);
-    /* ...but mp_set_start_method wins over it. */
+    /* ...but mp_set_start_method wins over it (not over the order). */
     CHECK(mp_set_start_method("forkserver", true) == 0);
     CHECK(strcmp(mp_get_start_method(false), "forkserver") == 0);
+    CHECK(mp_get_all_start_methods(all, 3) == 3 && strcmp(all[0], "spawn") == 0);
 
     /* An unknown value is an error at first use. */
     setenv("MP_START_METHOD", "threads", 1);
@@ -210,6 +248,12 @@ static int report_method(void *arg, size_t n)
     /* The child's default is the method that started it. */
     CHECK(strcmp(mp_get_start_method(true), expect) == 0);
     CHECK(mp_get_context(NULL) == mp_get_context(expect));
+    CHECK(mp_context_get_context(NULL, NULL) == mp_get_context(expect));
+    CHECK(mp_context_get_context(mp_get_context(expect), NULL) == mp_get_context(expect));
+    CHECK(mp_context_set_start_method(mp_get_context(expect), "fork", true) == MP_EINVAL);
+    /* The order of the methods is the platform's, not the child's default. */
+    const char *all[3];
+    CHECK(mp_get_all_start_methods(all, 3) == 3 && strcmp(all[0], mpt_method()) == 0);
     /* The spawn hand-over variable is gone from the environment. */
     CHECK(getenv("LIBMP_SPAWN_FD") == NULL);
     CHECK(mp_parent_process() != NULL);

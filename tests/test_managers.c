@@ -1518,6 +1518,69 @@ static void test_mgr_remote(void **state)
     mp_manager_free(none);
 }
 
+/* Python's default authkey: current_process().authkey, inherited by
+ * children, unknown to unrelated programs. */
+struct key_client_arg {
+    int port;
+    bool own_key; /* set a key of its own first: then refused */
+};
+
+static int key_client(void *arg, size_t size)
+{
+    const struct key_client_arg *a = arg;
+    if (a->own_key && mp_process_set_authkey(mp_current_process(), "other", 5) != 0)
+        return 3;
+    mp_manager *c = mp_manager_new(.host = "127.0.0.1", .port = a->port);
+    if (c == NULL)
+        return 4;
+    int r = mp_manager_connect(c);
+    int code = 5;
+    if (a->own_key) {
+        code = r == MP_EAUTH ? 0 : 6;
+    } else if (r == 0) {
+        mp_proxy *d = mp_manager_dict(c, NULL);
+        code = d != NULL && mp_dict_set(d, MP_STR("child"), MP_I64(1)) == 0 ? 0 : 7;
+        mp_proxy_free(d);
+    }
+    mp_manager_free(c);
+    return code;
+}
+
+static void test_mgr_default_authkey(void **state)
+{
+    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0);
+    assert_int_equal(mp_manager_start(m), 0);
+    int port = 0;
+    assert_int_equal(mp_manager_address(m, NULL, 0, NULL, 0, &port), 2);
+    for (int own = 0; own < 2; own++) {
+        struct key_client_arg a = {.port = port, .own_key = own};
+        mp_process *p = mp_process_new(.target = key_client, .arg = &a, .arg_size = sizeof a);
+        assert_non_null(p);
+        assert_int_equal(mp_process_start(p), 0);
+        assert_int_equal(mp_process_join(p, 60), 0);
+        int code = -1;
+        assert_int_equal(mp_process_exitcode(p, &code), 0);
+        assert_int_equal(code, 0);
+        mp_process_free(p);
+    }
+    /* The same key given explicitly works; another does not. */
+    unsigned char key[MP_AUTHKEY_MAX];
+    int n = mp_process_authkey(mp_current_process(), key, sizeof key);
+    assert_int_equal(n, 32);
+    mp_manager *c = mp_manager_new(.host = "127.0.0.1", .port = port, .authkey = key,
+                                   .authkey_len = (size_t)n);
+    assert_int_equal(mp_manager_connect(c), 0);
+    mp_manager_free(c);
+    c = mp_manager_new(.host = "127.0.0.1", .port = port, .authkey = "", .authkey_len = 0);
+    assert_int_equal(mp_manager_connect(c), MP_EAUTH);
+    mp_manager_free(c);
+    /* An unrelated program has a key of its own. */
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    assert_int_equal(run_peer(addr, "", "badkey"), 0);
+    stop(m);
+}
+
 /* ---- reliability ------------------------------------------------------------------------------ */
 
 static int busy_client(void *arg, size_t size)
@@ -2333,6 +2396,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mgr_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_sync_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_remote, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_default_authkey, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_client_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_server_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_malformed, setup, teardown),

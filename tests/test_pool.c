@@ -121,6 +121,20 @@ static int add3(const void *const *args, void *out, size_t out_size, void *arg)
     return 0;
 }
 
+/* Fails with a message of 5000 + x bytes: "long:", zeros, then "7". */
+static int long_msg(const void *in, size_t in_size, void *out, size_t out_size, void *arg)
+{
+    int64_t x = *(const int64_t *)in;
+    mp_pool_set_error("long:%0*d", (int)(4995 + x), 7);
+    return -9;
+}
+
+static int long_msg_bytes(const void *in, size_t n, mp_pool_out *out, void *arg)
+{
+    mp_pool_set_error("long:%0*d", (int)(4995 + n), 7);
+    return -9;
+}
+
 /* Bytes: output the input reversed, repeated (size % 3 + 1) times. */
 static int rev_bytes(const void *in, size_t n, mp_pool_out *out, void *arg)
 {
@@ -387,7 +401,9 @@ static void test_map_bad_args(void **state)
     assert_int_equal(mp_last_error(), MP_EINVAL);
     assert_null(mp_pool_imap(p, sq, in, 8, 4, 8, .next_input = gen_next_decl));
     assert_int_equal(mp_last_error(), MP_EINVAL);
-    assert_null(mp_pool_imap(p, sq, NULL, 8, 0, 8));
+    assert_null(mp_pool_imap(p, sq, NULL, 8, 1, 8));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_pool_imap(p, sq, NULL, 0, 0, 8));
     assert_int_equal(mp_last_error(), MP_EINVAL);
     assert_int_equal(mp_pool_apply(p, echo_bytes, NULL, 3, NULL, NULL), MP_EINVAL);
     /* After close: no more tasks (Python's ValueError "Pool not running"). */
@@ -814,6 +830,102 @@ static void test_imap(void **state)
     finish_pool(p);
     p = make_pool(true, 2);
     check_imap(p);
+    finish_pool(p);
+}
+
+/* Python's imap over an empty list: no item, then StopIteration. */
+static void check_imap_empty(mp_pool *p)
+{
+    int64_t out[1];
+    assert_int_equal(mp_pool_map(p, sq, NULL, 8, 0, out, 8), 0);
+    for (int unordered = 0; unordered < 2; unordered++) {
+        mp_imap *it = mp_pool_imap_opts(p, sq, NULL, 8, 0, 8, unordered,
+                                        &(const mp_pool_call_options){0});
+        assert_non_null(it);
+        assert_int_equal(mp_imap_next(it, MP_FOREVER, out, NULL), MP_EEOF);
+        assert_int_equal(mp_imap_next(it, 0, out, NULL), MP_EEOF);
+        mp_imap_free(it);
+        it = mp_pool_imap_bytes_opts(p, echo_bytes, NULL, 0, unordered,
+                                     &(const mp_pool_call_options){0});
+        assert_non_null(it);
+        void *d = NULL;
+        size_t len;
+        assert_int_equal(mp_imap_next_bytes(it, 1.0, &d, &len, NULL), MP_EEOF);
+        assert_null(d);
+        mp_imap_free(it);
+    }
+    /* An empty input and a lazy one cannot both be given an array. */
+    int64_t one = 1;
+    assert_null(mp_pool_imap(p, sq, &one, 8, 0, 8, .next_input = gen_next_decl));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    /* The pool goes on working after the empty iterators. */
+    mp_imap *it = mp_pool_imap(p, sq, &one, 8, 1, 8);
+    assert_int_equal(mp_imap_next(it, MP_FOREVER, out, NULL), 0);
+    assert_int_equal(out[0], 1);
+    assert_int_equal(mp_imap_next(it, MP_FOREVER, out, NULL), MP_EEOF);
+    mp_imap_free(it);
+}
+
+static void test_imap_empty(void **state)
+{
+    mp_pool *p = make_pool(false, 2);
+    check_imap_empty(p);
+    finish_pool(p);
+    p = make_pool(true, 2);
+    check_imap_empty(p);
+    finish_pool(p);
+}
+
+static void assert_long_msg(const char *m, size_t extra)
+{
+    assert_int_equal(strlen(m), 5000 + extra);
+    assert_memory_equal(m, "long:0000", 9);
+    assert_int_equal(m[5000 + extra - 1], '7');
+}
+
+static char ecb_msg[8192];
+static void long_ecb(int code, const char *message, void *cb_arg)
+{
+    snprintf(ecb_msg, sizeof ecb_msg, "%s", message);
+}
+
+/* A task's message is not cut at 255 bytes, by any way it comes back. */
+static void check_long_message(mp_pool *p)
+{
+    int64_t in[6] = {1, 2, 3, 4, 5, 6}, out[6];
+    assert_int_equal(mp_pool_map(p, long_msg, in, 8, 6, out, 8, .chunksize = 2), -9);
+    assert_long_msg(mp_pool_error_message(), 1);
+    /* A short message after a long one replaces it. */
+    assert_int_equal(mp_pool_map(p, fail5, in, 8, 6, out, 8), -105);
+    assert_string_equal(mp_pool_error_message(), "item 5 is a multiple of five");
+    ecb_msg[0] = '\0';
+    mp_async_result *r = mp_pool_map_async(p, long_msg, in + 2, 8, 2, out, 8,
+                                           .error_callback = long_ecb);
+    assert_non_null(r);
+    assert_int_equal(mp_async_result_get(r, MP_FOREVER, NULL, NULL), -9);
+    assert_long_msg(mp_pool_error_message(), 3);
+    assert_long_msg(ecb_msg, 3);
+    mp_async_result_free(r);
+    assert_int_equal(mp_pool_apply(p, long_msg_bytes, "abc", 3, NULL, NULL), -9);
+    assert_long_msg(mp_pool_error_message(), 3);
+    mp_imap *it = mp_pool_imap(p, long_msg, in, 8, 6, 8, .chunksize = 4);
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(mp_imap_next(it, MP_FOREVER, out, NULL), -9);
+        assert_long_msg(mp_pool_error_message(), i + 1);
+    }
+    assert_int_equal(mp_imap_next(it, MP_FOREVER, out, NULL), MP_EEOF);
+    mp_imap_free(it);
+    assert_int_equal(mp_pool_map(p, sq, in, 8, 6, out, 8), 0);
+    assert_string_equal(mp_pool_error_message(), "");
+}
+
+static void test_long_error_message(void **state)
+{
+    mp_pool *p = make_pool(false, 2);
+    check_long_message(p);
+    finish_pool(p);
+    p = make_pool(true, 2);
+    check_long_message(p);
     finish_pool(p);
 }
 
@@ -1463,10 +1575,12 @@ static void test_other_process_refused(void **state)
 
 /* A process that exits with a running pool: the exit function terminates
  * it, and no worker is left behind. */
+static mp_pool *exiting_pool; /* reachable at exit: not a leak to LSan */
+
 static int exit_with_pool(void *arg, size_t size)
 {
     int fd = *(int *)arg;
-    mp_pool *p = mp_pool_new(.processes = 2);
+    mp_pool *p = exiting_pool = mp_pool_new(.processes = 2);
     if (p == NULL)
         return 2;
     int64_t in[2] = {0, 0}, pids[2];
@@ -1857,6 +1971,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_map_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_imap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_imap_lazy_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_imap_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_error_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_imap_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_imap_after_join, setup, teardown),
         cmocka_unit_test_setup_teardown(test_imap_join_late_publish, setup, teardown),

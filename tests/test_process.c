@@ -1140,10 +1140,218 @@ static void test_many(void **state)
     }
 }
 
+/* ---- authkey ----------------------------------------------------------------- */
+
+struct key_arg {
+    uint32_t len;
+    unsigned char key[MP_AUTHKEY_MAX];
+    uint32_t grand_len;        /* a key the child sets for itself, 0: none */
+    unsigned char grand[16];
+};
+
+static int grandchild_key(void *arg, size_t n)
+{
+    const struct key_arg *k = arg;
+    unsigned char got[MP_AUTHKEY_MAX];
+    CHECK(mp_process_authkey(mp_current_process(), got, sizeof got) == (int)k->grand_len);
+    CHECK(memcmp(got, k->grand, k->grand_len) == 0);
+    return 0;
+}
+
+/* The child's key is the one given in arg; a grandchild gets what the
+ * child set for itself. */
+static int child_key(void *arg, size_t n)
+{
+    const struct key_arg *k = arg;
+    unsigned char got[MP_AUTHKEY_MAX];
+    CHECK(mp_process_authkey(mp_current_process(), got, sizeof got) == (int)k->len);
+    CHECK(memcmp(got, k->key, k->len) == 0);
+    CHECK(mp_process_authkey(mp_parent_process(), got, sizeof got) == (int)k->len);
+    CHECK(mp_process_authkey(mp_current_process(), NULL, 0) == (int)k->len);
+    if (k->grand_len == 0)
+        return 0;
+    CHECK(mp_process_set_authkey(mp_current_process(), k->grand, k->grand_len) == 0);
+    mp_process *g = mp_process_new(.target = grandchild_key, .arg = k, .arg_size = sizeof *k);
+    CHECK(g != NULL && mp_process_start(g) == 0 && mp_process_join(g, 60) == 0);
+    int code = -1;
+    CHECK(mp_process_exitcode(g, &code) == 0);
+    mp_process_free(g);
+    return code == 0 ? 0 : 200;
+}
+
+static void test_authkey(void **state)
+{
+    mp_process *me = mp_current_process();
+    unsigned char main_key[MP_AUTHKEY_MAX];
+    int n = mp_process_authkey(me, main_key, sizeof main_key);
+    /* os.urandom(32): 32 bytes, not all zero. */
+    assert_int_equal(n, 32);
+    unsigned char zero[32] = {0};
+    assert_memory_not_equal(main_key, zero, 32);
+
+    /* Inherited by default, under the suite's start method. */
+    struct key_arg k = {.len = (uint32_t)n};
+    memcpy(k.key, main_key, (size_t)n);
+    assert_int_equal(run_code(mp_process_new(.target = child_key, .arg = &k,
+                                             .arg_size = sizeof k)), 0);
+
+    /* p.authkey = ... before start: the child's key; the caller's stays. */
+    mp_process *p = mp_process_new(.target = child_key, .arg = &k, .arg_size = sizeof k);
+    k.len = 9;
+    memcpy(k.key, "child-key", 9);
+    k.grand_len = 5;
+    memcpy(k.grand, "grand", 5);
+    memcpy(mp_process_arg(p, NULL), &k, sizeof k);
+    assert_int_equal(mp_process_set_authkey(p, "child-key", 9), 0);
+    unsigned char got[MP_AUTHKEY_MAX];
+    assert_int_equal(mp_process_authkey(p, got, sizeof got), 9);
+    assert_memory_equal(got, "child-key", 9);
+    assert_int_equal(run_code(p), 0);
+    assert_int_equal(mp_process_authkey(me, got, sizeof got), 32);
+    assert_memory_equal(got, main_key, 32);
+
+    /* current_process().authkey = ...: children made afterwards get it. */
+    assert_int_equal(mp_process_set_authkey(me, "new main key", 12), 0);
+    k.len = 12;
+    memcpy(k.key, "new main key", 12);
+    k.grand_len = 0;
+    assert_int_equal(run_code(mp_process_new(.target = child_key, .arg = &k,
+                                             .arg_size = sizeof k)), 0);
+    /* An empty key is a key. */
+    assert_int_equal(mp_process_set_authkey(me, "", 0), 0);
+    assert_int_equal(mp_process_authkey(me, got, sizeof got), 0);
+    assert_int_equal(mp_process_set_authkey(me, main_key, 32), 0);
+
+    /* Errors. */
+    assert_int_equal(mp_process_authkey(me, got, 31), MP_ETOOSHORT);
+    assert_int_equal(mp_process_authkey(me, NULL, 5), MP_EINVAL);
+    assert_int_equal(mp_process_authkey(NULL, got, sizeof got), MP_EINVAL);
+    assert_int_equal(mp_process_set_authkey(NULL, "x", 1), MP_EINVAL);
+    assert_int_equal(mp_process_set_authkey(me, NULL, 1), MP_EINVAL);
+    unsigned char big[MP_AUTHKEY_MAX + 1] = {0};
+    assert_int_equal(mp_process_set_authkey(me, big, sizeof big), MP_EINVAL);
+    assert_int_equal(mp_process_set_authkey(me, big, MP_AUTHKEY_MAX), 0);
+    assert_int_equal(mp_process_authkey(me, got, sizeof got), MP_AUTHKEY_MAX);
+    assert_int_equal(mp_process_set_authkey(me, main_key, 32), 0);
+    /* A started process's key can no longer change. */
+    k.len = 32;
+    memcpy(k.key, main_key, 32);
+    p = mp_process_new(.target = child_key, .arg = &k, .arg_size = sizeof k);
+    assert_int_equal(mp_process_start(p), 0);
+    assert_int_equal(mp_process_set_authkey(p, "late", 4), MP_EINVAL);
+    assert_int_equal(mp_process_join(p, MP_FOREVER), 0);
+    int code = -1;
+    assert_int_equal(mp_process_exitcode(p, &code), 0);
+    assert_int_equal(code, 0);
+    mp_process_free(p);
+}
+
+/* A raw fork shares the key, as a Python os.fork child does. */
+static void test_authkey_raw_fork(void **state)
+{
+    unsigned char a[MP_AUTHKEY_MAX];
+    int n = mp_process_authkey(mp_current_process(), a, sizeof a);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        unsigned char b[MP_AUTHKEY_MAX];
+        int m = mp_process_authkey(mp_current_process(), b, sizeof b);
+        _exit(m == n && memcmp(a, b, (size_t)n) == 0 ? 0 : 1);
+    }
+    assert_int_equal(mpt_wait_status(pid), 0);
+}
+
+/* ---- atexit in children ---------------------------------------------------- */
+
+static char *exit_log; /* shared: each handler appends its letter */
+
+static void log_letter(char ch)
+{
+    size_t i = __atomic_fetch_add((size_t *)exit_log, 1, __ATOMIC_SEQ_CST);
+    exit_log[sizeof(size_t) + i] = ch;
+}
+
+static void mp_handler_a(void *arg)
+{
+    log_letter((char)(intptr_t)arg);
+}
+
+static void c_handler_c(void)
+{
+    log_letter('c');
+}
+
+static void mp_handler_p(void *arg)
+{
+    log_letter('P');
+}
+
+static void c_handler_q(void)
+{
+    log_letter('Q');
+}
+
+/* Registers handlers of its own, one registering another when it runs. */
+static void mp_handler_again(void *arg)
+{
+    log_letter('b');
+    mp_atexit(mp_handler_a, (void *)'z');
+}
+
+static int atexit_target(void *arg, size_t n)
+{
+    exit_log = *(char **)arg;
+    if (mp_atexit(mp_handler_a, (void *)'a') != 0 || mp_atexit(mp_handler_again, NULL) != 0 ||
+        atexit(c_handler_c) != 0)
+        return 1;
+    return 0;
+}
+
+/* A raw fork of the test acts as the main program. */
+static int atexit_program(char *log)
+{
+    exit_log = log;
+    CHECK(mp_atexit(NULL, NULL) == MP_EINVAL);
+    CHECK(mp_atexit(mp_handler_p, NULL) == 0);
+    CHECK(atexit(c_handler_q) == 0);
+    mp_process *p = mp_process_new(.target = atexit_target, .arg = &log, .arg_size = sizeof log);
+    CHECK(p != NULL && mp_process_start(p) == 0 && mp_process_join(p, 60) == 0);
+    int code = -1;
+    CHECK(mp_process_exitcode(p, &code) == 0 && code == 0);
+    mp_process_free(p);
+    exit(0); /* the program's own handlers run now: P and Q */
+}
+
+static void test_atexit_in_children(void **state)
+{
+    char *log = mp_shared_alloc(64);
+    memset(log, 0, 64);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(atexit_program(log));
+    assert_int_equal(mpt_wait_status(pid), 0);
+    const char *got = log + sizeof(size_t);
+    /* The child: its mp_atexit handlers, the last first, and one added by
+     * a handler; then, in a fresh image, its C atexit handler. */
+    const char *child = mpt_forking() ? "bza" : "bzac";
+    size_t cn = strlen(child);
+    if (strncmp(got, child, cn) != 0)
+        fail_msg("child's handlers: got \"%s\", want \"%s...\"", got, child);
+    /* Then the program's own, once each (never in the child). */
+    assert_int_equal(strlen(got), cn + 2);
+    assert_non_null(strchr(got + cn, 'P'));
+    assert_non_null(strchr(got + cn, 'Q'));
+    mp_shared_free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_new_misuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authkey, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authkey_raw_fork, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_atexit_in_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_accessors_before_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_code_return, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_code_exit_call, setup, teardown),

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <wchar.h>
 
 typedef int (*child_fn)(void *arg);
 
@@ -55,7 +56,8 @@ static void test_typecodes(void **state)
         assert_null(mp_value_ptr_as(v, t[i].size + 1));
         mp_value_free(v);
     }
-    assert_int_equal(mp_typecode_size('u'), 0);
+    assert_int_equal(mp_typecode_size('u'), sizeof(wchar_t));
+    assert_int_equal(mp_typecode_size(MP_STRUCT), 0);
     assert_int_equal(mp_typecode_size(0), 0);
     assert_int_equal(mp_typecode_size('x'), 0);
 }
@@ -313,7 +315,7 @@ static void test_array_basic(void **state)
 
 static void test_array_bad_options(void **state)
 {
-    assert_null(mp_array_new(.typecode = 'u', .size = 3));
+    assert_null(mp_array_new(.typecode = 'x', .size = 3));
     assert_int_equal(mp_last_error(), MP_EINVAL);
     assert_null(mp_array_new(.size = 3));
     assert_int_equal(mp_last_error(), MP_EINVAL);
@@ -412,6 +414,166 @@ static void test_bad_and_freed(void **state)
     mp_array_free(a);
 }
 
+/* ---- structs, 'u', copy, synchronized --------------------------------------- */
+
+struct point {
+    double x, y;
+    int tag;
+};
+
+static int setup_methods(void **state)
+{
+    assert_int_equal(mp__heap_init(), 0);
+    /* The forkserver's fds are opened before the leak count. */
+    assert_int_equal(mp_forkserver_ensure_running(), 0);
+    mpt_leak_begin();
+    return 0;
+}
+
+struct shared_objs {
+    mp_value *pt;      /* a Point, with a lock */
+    mp_array *pts;     /* 4 Points, with a lock */
+    mp_array *text;    /* 'u' */
+    mp_array *sync;    /* synchronized over a raw array */
+};
+
+/* In a child: move every point, append to the text, add to sync. */
+static int struct_child(void *arg, size_t n)
+{
+    const struct shared_objs *o = arg;
+    struct point p;
+    if (MP_VALUE_GET(o->pt, &p) != 0 || p.x != 1.5 || p.tag != 7)
+        return 1;
+    p.x += 10;
+    p.tag = 8;
+    if (mp_value_set(o->pt, &p, sizeof p) != 0)
+        return 2;
+    if (mp_array_acquire(o->pts, MP_FOREVER) != 0)
+        return 3;
+    for (size_t i = 0; i < 4; i++)
+        MP_ARRAY(o->pts, struct point)[i].y += 100;
+    mp_array_release(o->pts);
+    wchar_t w[3] = {L'\u00e9', L'\U0001F600', 0};
+    if (mp_array_write(o->text, 2, 3, w, sizeof w[0]) != 0)
+        return 4;
+    for (size_t i = 0; i < 3; i++) {
+        int v;
+        if (mp_array_acquire(o->sync, MP_FOREVER) != 0)
+            return 5;
+        MP_ARRAY_GET(o->sync, i, &v);
+        MP_ARRAY_SET(o->sync, i, int, v + 1);
+        mp_array_release(o->sync);
+    }
+    return 0;
+}
+
+static void test_struct_and_wchar(void **state)
+{
+    /* Errors first. */
+    assert_null(mp_value_new(.typecode = MP_STRUCT));
+    assert_int_equal(mp_last_error(), MP_EINVAL); /* no .itemsize */
+    assert_null(mp_value_new(.typecode = MP_STRUCT, .itemsize = 8, .value = 2));
+    assert_null(mp_value_new(.typecode = 'i', .itemsize = 8));
+    assert_null(mp_value_new(.typecode = 'u', .value = 0x110000));
+    assert_null(mp_value_new(.typecode = 'u', .value = -1));
+    mp_value *ok = mp_value_new(.typecode = 'i', .itemsize = sizeof(int), .value = 3);
+    assert_non_null(ok);
+    mp_value_free(ok);
+
+    const char *methods[] = {"fork", "spawn", "forkserver"};
+    for (int m = 0; m < 3; m++) {
+        struct shared_objs o;
+        o.pt = mp_value_new(.typecode = MP_STRUCT, .itemsize = sizeof(struct point),
+                            .init = &(struct point){1.5, 2.5, 7});
+        assert_non_null(o.pt);
+        assert_int_equal(mp_value_typecode(o.pt), MP_STRUCT);
+        assert_int_equal(mp_value_itemsize(o.pt), sizeof(struct point));
+        double d;
+        assert_int_equal(mp_value_get_double(o.pt, &d), MP_EINVAL);
+        assert_int_equal(mp_value_set_double(o.pt, 1), MP_EINVAL);
+        assert_null(mp_value_ptr_as(o.pt, sizeof(double)));
+        assert_non_null(mp_value_ptr_as(o.pt, sizeof(struct point)));
+        assert_true(((uintptr_t)mp_value_ptr(o.pt) & 63) == 0);
+        o.pts = mp_array_new(.typecode = MP_STRUCT, .itemsize = sizeof(struct point), .size = 4);
+        assert_non_null(o.pts);
+        assert_int_equal(mp_array_len(o.pts), 4);
+        assert_int_equal(MP_ARRAY(o.pts, struct point)[3].y, 0);
+        for (int i = 0; i < 4; i++)
+            MP_ARRAY(o.pts, struct point)[i].y = i;
+        o.text = mp_array_new(.typecode = 'u', .size = 6, .init = L"ab....");
+        assert_non_null(o.text);
+        assert_int_equal(mp_array_itemsize(o.text), sizeof(wchar_t));
+        assert_int_equal(mp_array_set_double(o.text, 5, 0x263A), 0);
+        mp_array *raw = mp_raw_array_new(.typecode = 'i', .size = 3, .init = (int[]){1, 2, 3});
+        o.sync = mp_array_synchronized(raw, NULL);
+        assert_non_null(o.sync);
+        assert_non_null(mp_array_get_lock(o.sync));
+        assert_ptr_equal(mp_array_ptr(o.sync), mp_array_ptr(raw));
+
+        mp_process *p = mp_process_new(.target = struct_child, .arg = &o, .arg_size = sizeof o,
+                                       .ctx = mp_get_context(methods[m]));
+        assert_non_null(p);
+        assert_int_equal(mp_process_start(p), 0);
+        assert_int_equal(mp_process_join(p, 60), 0);
+        int code = -1;
+        assert_int_equal(mp_process_exitcode(p, &code), 0);
+        assert_int_equal(code, 0);
+        mp_process_free(p);
+
+        struct point pt;
+        assert_int_equal(MP_VALUE_GET(o.pt, &pt), 0);
+        assert_true(pt.x == 11.5 && pt.y == 2.5 && pt.tag == 8);
+        for (int i = 0; i < 4; i++)
+            assert_true(MP_ARRAY(o.pts, struct point)[i].y == 100 + i);
+        wchar_t w[6];
+        assert_int_equal(mp_array_read(o.text, 0, 6, w, sizeof w[0]), 0);
+        assert_true(w[0] == L'a' && w[2] == 0xe9 && w[3] == 0x1F600 && w[4] == 0 &&
+                    w[5] == 0x263A);
+        assert_int_equal(mp_array_get_double(o.text, 3, &d), 0);
+        assert_true(d == 0x1F600);
+        /* The raw array sees what went through the synchronized one. */
+        assert_int_equal(MP_ARRAY(raw, int)[0], 2);
+        assert_int_equal(MP_ARRAY(raw, int)[2], 4);
+
+        /* copy(): raw, same type, its own memory. */
+        mp_value *c = mp_value_copy(o.pt);
+        assert_non_null(c);
+        assert_null(mp_value_get_lock(c));
+        assert_int_equal(mp_value_typecode(c), MP_STRUCT);
+        assert_ptr_not_equal(mp_value_ptr(c), mp_value_ptr(o.pt));
+        assert_memory_equal(mp_value_ptr(c), &pt, sizeof pt);
+        MP_VALUE(c, struct point).tag = 99;
+        assert_int_equal(MP_VALUE(o.pt, struct point).tag, 8);
+        mp_array *ca = mp_array_copy(o.text);
+        assert_non_null(ca);
+        assert_int_equal(mp_array_len(ca), 6);
+        assert_memory_equal(mp_array_ptr(ca), w, sizeof w);
+        /* synchronized twice, or with a bad lock, is refused. */
+        assert_null(mp_array_synchronized(o.sync, NULL));
+        assert_int_equal(mp_last_error(), MP_EINVAL);
+        assert_null(mp_array_synchronized(o.pts, NULL));
+        int not_a_lock[16] = {0};
+        assert_null(mp_array_synchronized(ca, (mp_lock *)not_a_lock));
+        mp_lock *lk = mp_lock_new();
+        mp_value *sv = mp_value_synchronized(c, lk);
+        assert_non_null(sv);
+        assert_ptr_equal(mp_value_get_lock(sv), lk);
+        assert_int_equal(MP_VALUE_GET(sv, &pt), 0);
+        assert_int_equal(pt.tag, 99);
+        mp_value_free(sv);
+        mp_lock_free(lk);
+        assert_int_equal(MP_VALUE(c, struct point).tag, 99); /* raw memory kept */
+        assert_null(mp_value_copy(NULL));
+        mp_value_free(c);
+        mp_array_free(ca);
+        mp_array_free(o.sync);
+        mp_array_free(raw);
+        mp_array_free(o.text);
+        mp_array_free(o.pts);
+        mp_value_free(o.pt);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -424,6 +586,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_array_bad_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_array_across_processes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_and_freed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_struct_and_wchar, setup_methods, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -524,6 +524,109 @@ static void test_finalizers_not_inherited(void **state)
     mpt_close(pfd[0]);
 }
 
+/* Finalize(obj, ...): tied to an object's lifetime. */
+static void test_finalizer_object(void **state)
+{
+    int one = 1;
+    assert_int_equal(mp_finalize_object(NULL, count_fin, &one, MP_NO_EXITPRIORITY), MP_EINVAL);
+    assert_int_equal(mp_finalize(count_fin, &one, MP_NO_EXITPRIORITY), MP_EINVAL);
+    assert_int_equal(mp_finalize_object(&one, NULL, &one, 0), MP_EINVAL);
+
+    /* A libmp object: its free runs the finalizers, the most recent first. */
+    norder = 0;
+    mp_lock *lk = mp_lock_new();
+    assert_non_null(lk);
+    int a = mp_finalize_object(lk, record, (void *)1, MP_NO_EXITPRIORITY);
+    int b = mp_finalize_object(lk, record, (void *)2, 3);
+    assert_true(a > 0 && b > a);
+    mp_lock_free(lk);
+    assert_int_equal(norder, 2);
+    assert_int_equal(order[0], 2);
+    assert_int_equal(order[1], 1);
+    assert_int_equal(mp_finalizer_still_active(a), 0);
+    assert_int_equal(mp_finalizer_still_active(b), 0);
+
+    /* A shared block. */
+    void *blk = mp_shared_alloc(32);
+    assert_true(mp_finalize_object(blk, record, (void *)3, MP_NO_EXITPRIORITY) > 0);
+    assert_int_equal(mp_shared_free(blk), 0);
+    assert_int_equal(norder, 3);
+    assert_int_equal(order[2], 3);
+
+    /* Any other pointer: the program says when it dies. */
+    int *m = malloc(sizeof *m);
+    assert_true(mp_finalize_object(m, record, (void *)4, MP_NO_EXITPRIORITY) > 0);
+    int c = mp_finalize_object(m, record, (void *)5, MP_NO_EXITPRIORITY);
+    /* Run early by hand: it no longer runs at the free. */
+    assert_int_equal(mp_finalizer_run(c), 0);
+    assert_int_equal(order[3], 5);
+    assert_int_equal(mp_finalize_object_freed(m), 1);
+    assert_int_equal(order[4], 4);
+    assert_int_equal(mp_finalize_object_freed(m), 0);
+    free(m);
+    assert_int_equal(mp_finalize_object_freed(NULL), 0);
+    /* Cancelled: never runs. */
+    mp_lock *lk2 = mp_lock_new();
+    int d = mp_finalize_object(lk2, record, (void *)6, 1);
+    assert_int_equal(mp_finalizer_cancel(d), 0);
+    mp_lock_free(lk2);
+    assert_int_equal(norder, 5);
+
+    /* Exit runs those with a priority, never those without. */
+    int e = mp_finalize_object(&one, record, (void *)7, MP_NO_EXITPRIORITY);
+    int f = mp_finalize_object(&one, record, (void *)8, 0);
+    mp__run_finalizers(0, true);
+    assert_int_equal(norder, 6);
+    assert_int_equal(order[5], 8);
+    assert_int_equal(mp_finalizer_still_active(e), 1);
+    assert_int_equal(mp_finalizer_still_active(f), 0);
+    assert_int_equal(mp_finalize_object_freed(&one), 1);
+    assert_int_equal(order[6], 7);
+}
+
+/* In a child of the suite's start method: an object freed runs its
+ * finalizer then; at the child's exit, the one with a priority runs and the
+ * one without does not.  The child records the order in shared memory. */
+static void rec_shared(void *arg)
+{
+    char *log = mp_process_arg(mp_current_process(), NULL);
+    log = *(char **)log;
+    size_t n = strlen(log);
+    log[n] = (char)(intptr_t)arg;
+    log[n + 1] = '\0';
+}
+
+static int fin_object_child(void *arg, size_t n)
+{
+    static int obj_keep, obj_never;
+    mp_lock *lk = mp_lock_new();
+    if (lk == NULL)
+        return 1;
+    if (mp_finalize_object(&obj_keep, rec_shared, (void *)'A', 5) <= 0 ||
+        mp_finalize_object(&obj_never, rec_shared, (void *)'B', MP_NO_EXITPRIORITY) <= 0 ||
+        mp_finalize(rec_shared, (void *)'C', 1) <= 0 ||
+        mp_finalize_object(lk, rec_shared, (void *)'D', 9) <= 0)
+        return 2;
+    mp_lock_free(lk); /* D now */
+    return 0;         /* then A, C at exit; never B */
+}
+
+static void test_finalizer_object_child(void **state)
+{
+    char *log = mp_shared_alloc(16);
+    memset(log, 0, 16);
+    mp_process *p = mp_process_new(.target = fin_object_child, .arg = &log, .arg_size = sizeof log);
+    assert_non_null(p);
+    assert_int_equal(mp_process_start(p), 0);
+    assert_int_equal(mp_process_join(p, 60), 0);
+    int code = -1;
+    assert_int_equal(mp_process_exitcode(p, &code), 0);
+    assert_int_equal(code, 0);
+    mp_process_free(p);
+    assert_string_equal(log, "DAC");
+    mp_shared_free(log);
+}
+
 /* ---- after-fork hooks --------------------------------------------------------- */
 
 static int forked_flag;
@@ -638,6 +741,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_finalizer_api, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finalizer_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finalizers_not_inherited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_finalizer_object, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_finalizer_object_child, setup, teardown),
         cmocka_unit_test_setup_teardown(test_after_fork, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_while_forking, setup, teardown),
     };

@@ -25,6 +25,9 @@
  *   l.address / l.last_accepted              mp_listener_address / mp_listener_last_accepted
  *   Client(address, family, authkey)         mp_client(.path = ..., .authkey = ...)
  *   deliver_challenge / answer_challenge     mp_deliver_challenge / mp_answer_challenge
+ *   reduction.send_handle(c, fd, pid)        mp_connection_send_handle(c, fd)
+ *   reduction.recv_handle(c)                 mp_connection_recv_handle(c, &fd)
+ *   reduction.sendfds(s, fds) / recvfds(s, n) mp_connection_send_fds / _recv_fds
  *   EOFError                                 MP_EEOF
  *   BufferTooShort                           MP_ETOOSHORT
  *   AuthenticationError                      MP_EAUTH
@@ -334,6 +337,10 @@ typedef struct mp_listener_options {
     int backlog;            /* listen(2) backlog; 0: 1, Python's default */
     const void *authkey;
     size_t authkey_len;
+    /* Bound on each mp_listener_accept, the wait for a client and the
+     * authkey challenge together (Python's socket timeout): seconds, or
+     * MP_FOREVER; 0 (not given): mp_get_default_timeout() at each accept. */
+    double timeout;
 } mp_listener_options;
 
 /*
@@ -366,13 +373,39 @@ MP_EXTERN mp_listener *mp_listener_new_opts(const mp_listener_options *opts);
  *
  * Returns 0; MP_EAUTH when the client failed the challenge or rejected ours
  * (the connection is closed; nothing has been received from it); MP_EEOF if
- * the client hung up during the challenge; MP_EINVAL for an invalid or
- * closed listener or conn NULL; -errno from accept(2).  Blocks without a
- * timeout, as in Python (a client that connects and then says nothing
- * during the challenge blocks it too); use mp_connection_wait on
- * MP_WAITABLE_FD(mp_listener_fileno(l)) to wait with a timeout first.
+ * the client hung up during the challenge; MP_ETIMEDOUT when the
+ * listener's .timeout (or the process default, mp_set_default_timeout)
+ * ran out, waiting for a client or for a client that says nothing during
+ * the challenge (the connection is then closed); MP_EINVAL for an invalid
+ * or closed listener or conn NULL; -errno from accept(2).  With neither
+ * timeout set it blocks, as in Python.
  */
 MP_EXTERN int mp_listener_accept(mp_listener *l, mp_connection **conn);
+
+/*
+ * mp_listener_accept_timeout: mp_listener_accept with a timeout of its own
+ * (seconds: MP_FOREVER, 0 to take only a client already waiting, or
+ * positive), which bounds the wait for a client and the challenge
+ * together.  Returns as mp_listener_accept; MP_EINVAL also for a bad
+ * timeout.
+ */
+MP_EXTERN int mp_listener_accept_timeout(mp_listener *l, double timeout,
+                                         mp_connection **conn);
+
+/*
+ * mp_set_default_timeout / mp_get_default_timeout: the timeout of the
+ * calling process's Listeners and Clients that set none (Python's
+ * socket.setdefaulttimeout / getdefaulttimeout): MP_FOREVER (the initial
+ * value: block, as Python's None) or positive seconds; 0 too, which makes
+ * an accept take only a client already waiting and a connect that cannot
+ * complete at once fail.  It bounds accept, connect and the authkey
+ * challenge of mp_listener_accept and mp_client, and so the connections
+ * managers open.  Per process, not inherited by spawned children (as
+ * Python's); a forked child keeps it.  set returns 0 or MP_EINVAL for NaN
+ * or another negative value.  Thread-safe.
+ */
+MP_EXTERN int mp_set_default_timeout(double timeout);
+MP_EXTERN double mp_get_default_timeout(void);
 
 /*
  * mp_listener_close: close the listening socket in the calling process
@@ -416,6 +449,9 @@ typedef struct mp_client_options {
     const mp_address *address;
     const void *authkey;
     size_t authkey_len;
+    /* Bound on connect and the authkey challenge together: seconds, or
+     * MP_FOREVER; 0 (not given): mp_get_default_timeout(). */
+    double timeout;
 } mp_client_options;
 
 /*
@@ -433,12 +469,66 @@ typedef struct mp_client_options {
  * has passed); MP_EEOF if the listener hung up during the challenge;
  * MP_EINVAL for no address or conflicting options; -ENAMETOOLONG,
  * -EADDRNOTAVAIL as for mp_listener_new; -ECONNREFUSED, -ENOENT and other
- * -errno from connect(2); -ENOMEM.  Blocks while connecting, without a
- * timeout, as in Python.
+ * -errno from connect(2); MP_ETIMEDOUT when .timeout (or the process
+ * default) ran out while connecting (a full backlog, an unreachable host)
+ * or during the challenge (a listener that says nothing); -ENOMEM.  With
+ * neither timeout set it blocks while connecting, as in Python.
  */
 #define mp_client(...) \
     mp_client_opts(MP__OPTS(mp_client_options, __VA_ARGS__))
 MP_EXTERN mp_connection *mp_client_opts(const mp_client_options *opts);
+
+/* ---- passing file descriptors (Python's multiprocessing.reduction) ---- */
+
+/* The most fds one mp_connection_send_fds may carry (the kernel's SCM_MAX_FD). */
+#define MP_SCM_MAX_FD 253
+
+/*
+ * mp_connection_send_fds: send n open file descriptors over c, an AF_UNIX
+ * socket connection (a duplex mp_pipe, or a Listener/Client over an
+ * AF_UNIX address), to the process at the other end: a process of the
+ * family or an unrelated program (Python's reduction.sendfds).  The
+ * receiver gets its own descriptors of the same open files (SCM_RIGHTS);
+ * the caller keeps and still owns fds.  On the wire this is Python's form
+ * (one byte, n modulo 256, carrying the fds), outside the message framing,
+ * so a Python process can receive them with recv_handle/recvfds and the
+ * reverse.
+ *
+ * Returns 0; -EBADF if one of fds is not open; -ENOTSOCK when c is not a
+ * socket (a one-way mp_pipe, a pipe fd) and -EOPNOTSUPP when it is not an
+ * AF_UNIX one (AF_INET): such connections cannot carry fds; MP_EINVAL for
+ * an invalid, closed or receive-only c, fds NULL, n 0 or above
+ * MP_SCM_MAX_FD; -EPIPE, -ECONNRESET and other -errno of sendmsg(2).
+ * Blocks while the socket is full, as sends do.
+ */
+MP_EXTERN int mp_connection_send_fds(mp_connection *c, const int *fds, size_t n);
+
+/*
+ * mp_connection_recv_fds: receive the fds of one mp_connection_send_fds
+ * (Python's reduction.recvfds): blocks until they come.
+ *
+ * fds  receives them, owned by the caller (close them), close-on-exec;
+ * n    its room: the most fds expected.
+ *
+ * Returns the number received (1..n); MP_EEOF if the peer hung up;
+ * -EMSGSIZE when more than n came (all are closed); -EPROTO when the next
+ * thing on the stream is not a set of fds (Python's RuntimeError 'Invalid
+ * data received'); the errors of mp_connection_send_fds about c; MP_EINVAL
+ * for a send-only c, fds NULL, n 0 or above MP_SCM_MAX_FD.  Messages and
+ * fds must be received in the order they were sent.  Fds received by a
+ * read but never taken are closed when c is closed in this process.
+ */
+MP_EXTERN int mp_connection_recv_fds(mp_connection *c, int *fds, size_t n);
+
+/*
+ * mp_connection_send_handle / mp_connection_recv_handle: one fd (Python's
+ * reduction.send_handle(conn, handle, destination_pid) and
+ * recv_handle(conn); Linux needs no destination pid).  recv_handle stores
+ * the new fd in *fd (-1 on failure).  Return 0 or the codes above
+ * (MP_EINVAL also for fd NULL).
+ */
+MP_EXTERN int mp_connection_send_handle(mp_connection *c, int fd);
+MP_EXTERN int mp_connection_recv_handle(mp_connection *c, int *fd);
 
 /*
  * mp_deliver_challenge / mp_answer_challenge: the two halves of the authkey

@@ -8,6 +8,9 @@
  *   ctx.Process(target=f, ...)               mp_process_new(.ctx = ctx, .target = f, ...)
  *   ctx.Queue(), ctx.Lock(), ctx.Pool() ...  mp_X_new(.ctx = ctx, ...)
  *   ctx.get_start_method()                   mp_context_get_start_method(ctx)
+ *   ctx.get_context(method)                  mp_context_get_context(ctx, method)
+ *   ctx.set_start_method(method, force)      mp_context_set_start_method(ctx, method, force)
+ *   multiprocessing (the DefaultContext)     ctx NULL in those two calls
  *   set_start_method('spawn')                mp_set_start_method("spawn", false)
  *   set_start_method('spawn', force=True)    mp_set_start_method("spawn", true)
  *   get_start_method(allow_none=False)       mp_get_start_method(false)
@@ -76,6 +79,35 @@ MP_EXTERN mp_context *mp_get_context(const char *method);
 MP_EXTERN const char *mp_context_get_start_method(const mp_context *ctx);
 
 /*
+ * mp_context_get_context: a context's get_context(method) (Python's
+ * BaseContext.get_context and DefaultContext.get_context).
+ *
+ * ctx     a context from mp_get_context, or NULL for the default context
+ *         (the multiprocessing module itself);
+ * method  "fork", "spawn", "forkserver", or NULL.
+ *
+ * With method NULL: ctx itself, or for ctx NULL the default method's
+ * context (fixing the default, as mp_get_context(NULL)).  With a name:
+ * that method's context, as mp_get_context(method), whatever ctx is.
+ * Returns NULL with mp_last_error() set: MP_EINVAL for a ctx libmp did not
+ * make or an unknown name, and mp_get_context's errors.  Thread-safe.
+ */
+MP_EXTERN mp_context *mp_context_get_context(const mp_context *ctx, const char *method);
+
+/*
+ * mp_context_set_start_method: a context's set_start_method (Python's
+ * DefaultContext.set_start_method and BaseContext.set_start_method).
+ *
+ * ctx NULL is the default context: the same as
+ * mp_set_start_method(method, force).  A context of a method (from
+ * mp_get_context) cannot change its method: MP_EINVAL, as Python raises
+ * ValueError('cannot set start method of concrete context'); so is a ctx
+ * libmp did not make.
+ */
+MP_EXTERN int mp_context_set_start_method(const mp_context *ctx, const char *method,
+                                          bool force);
+
+/*
  * mp_set_start_method: set the default start method (Python's
  * set_start_method(method, force)).
  *
@@ -108,7 +140,11 @@ MP_EXTERN const char *mp_get_start_method(bool allow_none);
 
 /*
  * mp_get_all_start_methods: the start methods this platform supports, the
- * default first (Python's get_all_start_methods()).
+ * platform's default first (Python 3.14's get_all_start_methods()): the
+ * method MP_START_METHOD names, else "fork", then the others in the order
+ * fork, spawn, forkserver.  As in Python, mp_set_start_method does not
+ * change the order.  With MP_START_METHOD unset this is Python 3.12 and
+ * 3.13's list on Linux: fork, spawn, forkserver.
  *
  * list  receives up to n static strings (may be NULL when n is 0).
  *

@@ -103,7 +103,9 @@ typedef struct mp_manager_options {
     const char *host;
     int port;
     /* The key every socket client must prove it knows (Python's authkey).
-     * NULL: no challenge.  At most 256 bytes; copied. */
+     * NULL: the calling process's key (mp_process_authkey of
+     * mp_current_process(), as Python's default), which children inherit
+     * and unrelated programs must be given.  At most 256 bytes; copied. */
     const void *authkey;
     size_t authkey_len;
 } mp_manager_options;

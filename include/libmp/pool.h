@@ -502,8 +502,10 @@ MP_EXTERN void mp_async_result_free(mp_async_result *r);
  * mp_pool_imap: results one by one, in the order of the inputs (Python's
  * imap()), over fixed-size items.
  *
- * in, in_size, n  the input array; or in NULL, n 0 and .next_input a lazy
- *                 input whose items must be in_size bytes each;
+ * in, in_size, n  the input array (in may be NULL when n is 0: an empty
+ *                 input, as for mp_pool_map; the first mp_imap_next
+ *                 returns MP_EEOF); or in NULL, n 0 and .next_input a
+ *                 lazy input whose items must be in_size bytes each;
  * out_size        the size of each result (mp_imap_next copies it out).
  * Options: .chunksize (default 1), .arg, .next_input/.next_ctx, .window.
  *
@@ -512,8 +514,8 @@ MP_EXTERN void mp_async_result_free(mp_async_result *r);
  * for a long input; the input is consumed as mp_imap_next is called.
  *
  * Returns the iterator, owned by the caller (mp_imap_free), or NULL with
- * mp_last_error() set: MP_EINVAL as mp_pool_map, or both or neither of in
- * and .next_input; -ENOMEM.
+ * mp_last_error() set: MP_EINVAL as mp_pool_map, or both in and
+ * .next_input; -ENOMEM.
  *
  * mp_pool_imap_unordered: the same, results in the order they complete
  * (Python's imap_unordered()); mp_imap_next's index says which input each
@@ -531,8 +533,8 @@ MP_EXTERN mp_imap *mp_pool_imap_opts(mp_pool *pool, mp_pool_fn f, const void *in
 
 /*
  * mp_pool_imap_bytes / mp_pool_imap_bytes_unordered: the same over byte
- * strings (in: n entries, or NULL with .next_input), results taken with
- * mp_imap_next_bytes.
+ * strings (in: n entries, NULL with n 0 for an empty input, or NULL with
+ * .next_input), results taken with mp_imap_next_bytes.
  */
 #define mp_pool_imap_bytes(pool, f, in, /* n, options */...)                        \
     mp_pool_imap_bytes_opts(pool, f, in, MP__POOL_LAST(__VA_ARGS__), false, \
@@ -582,9 +584,10 @@ MP_EXTERN void mp_imap_free(mp_imap *it);
 
 /*
  * mp_pool_set_error: a message for the failure of the running task
- * (Python's exception text), printf-style, cut at 255 bytes.  It reaches
- * the caller only if the task then returns a negative code.  Called
- * outside a task it does nothing.
+ * (Python's exception text), printf-style, of any length (a message that
+ * cannot be stored for lack of memory keeps its first 252 bytes and ends
+ * in "...").  It reaches the caller only if the task then returns a
+ * negative code.  Called outside a task it does nothing.
  */
 MP_EXTERN void mp_pool_set_error(const char *fmt, ...) MP__PRINTF(1, 2);
 

@@ -16,6 +16,8 @@
  *   p.sentinel                               mp_process_sentinel(p)
  *   repr(p)                                  mp_process_repr(p, buf, size)
  *   current_process(), parent_process()      mp_current_process(), mp_parent_process()
+ *   p.authkey / p.authkey = key              mp_process_authkey(p, buf, size) /
+ *                                            mp_process_set_authkey(p, key, len)
  *   active_children()                        mp_active_children(list, n)
  *   cpu_count()                              mp_cpu_count()
  *
@@ -244,6 +246,36 @@ MP_EXTERN int mp_process_set_name(mp_process *p, const char *name);
 MP_EXTERN int mp_process_set_daemon(mp_process *p, bool daemon);
 MP_EXTERN int mp_process_sentinel(const mp_process *p);
 MP_EXTERN void *mp_process_arg(const mp_process *p, size_t *size);
+
+/* The longest authkey a process carries. */
+#define MP_AUTHKEY_MAX 256
+
+/*
+ * mp_process_authkey: copy p's authentication key (Python's p.authkey).
+ * The main program's key is 32 random bytes drawn when libmp is loaded;
+ * a child's is the key of the process that created its object, as it was
+ * at mp_process_new (or as mp_process_set_authkey changed it before
+ * start).  For mp_current_process() it is the caller's key, for
+ * mp_parent_process() the key the caller inherited.  It is the default
+ * authkey of managers (mp_manager_new), as in Python; Listeners and
+ * Clients, as in Python, have none unless given one.
+ *
+ * buf, size  receive the key; buf NULL with size 0 asks only its length.
+ *
+ * Returns the key's length (0 to MP_AUTHKEY_MAX), MP_ETOOSHORT when size
+ * is less (nothing copied), or MP_EINVAL for an invalid p or buf NULL
+ * with size > 0.  Thread-safe.
+ *
+ * mp_process_set_authkey: set p's key (Python's p.authkey = key; the
+ * bytes are copied).  For mp_current_process() it changes the caller's
+ * key at any time, in the caller only (its children created later get the
+ * new one); for a process not started yet, by its creator, the key that
+ * child will have.  Returns 0, or MP_EINVAL for an invalid p, key NULL
+ * with len > 0, len > MP_AUTHKEY_MAX, or another process object (started,
+ * someone else's, the parent's).
+ */
+MP_EXTERN int mp_process_authkey(const mp_process *p, void *buf, size_t size);
+MP_EXTERN int mp_process_set_authkey(mp_process *p, const void *key, size_t len);
 
 /*
  * mp_process_repr: Python's repr(p), in the form Python 2 to 3.6 printed:

@@ -10,6 +10,16 @@
  *   shm.buf, shm.size, shm.name                    mp_shared_memory_buf / _size / _name
  *   shm.close()                                    mp_shared_memory_close(shm)
  *   shm.unlink()                                   mp_shared_memory_unlink(shm)
+ *   ShareableList([1, 2.5, 'a', b'b', True, None]) mp_shareable_list_new(MP_LIST(MP_I64(1),
+ *                                                     MP_FLOAT(2.5), MP_STR("a"), ...), NULL)
+ *   ShareableList(name='x')                        mp_shareable_list_attach("x")
+ *   sl[i], sl[i] = v, len(sl)                      mp_shareable_list_get / _set / _len
+ *   sl.index(v), sl.count(v)                       mp_shareable_list_index / _count
+ *   sl.shm                                         mp_shareable_list_shm(sl)
+ *   with SharedMemoryManager() as smm:             mp_shm_manager *m = mp_shm_manager_new();
+ *       smm.SharedMemory(size)                     mp_shm_manager_shared_memory(m, size)
+ *       smm.ShareableList(seq)                     mp_shm_manager_shareable_list(m, seq)
+ *   (leaving the with block: shutdown)             mp_shm_manager_shutdown(m) / _free(m)
  *
  * A segment is a POSIX shared memory object (/dev/shm/NAME), created with
  * mode 0600, O_EXCL, O_CLOEXEC and O_NOFOLLOW, and reachable by name from
@@ -43,6 +53,7 @@
 #include <stdbool.h>
 
 #include "common.h"
+#include "val.h"
 
 MP_BEGIN_DECLS
 
@@ -64,7 +75,8 @@ typedef struct mp_shared_memory_options {
  * mp_shared_memory_new: create or attach to a named segment.
  *
  * With .create, a new segment of .size bytes is made under .name, or under
- * a generated name ("mp_" and 16 hex digits) when .name is NULL; the
+ * a generated name ("mp_", the family root's pid in hex, "_" and 12 hex
+ * digits) when .name is NULL; the
  * segment is zero-filled.  Without .create, the existing segment .name is
  * attached and its size is the segment's own.
  *
@@ -124,6 +136,131 @@ MP_EXTERN int mp_shared_memory_unlink(mp_shared_memory *shm);
  * unlinked when the program family ends.  NULL is a no-op.
  */
 MP_EXTERN void mp_shared_memory_free(mp_shared_memory *shm);
+
+/*
+ * mp_cleanup_stale: remove what libmp families that are entirely dead left
+ * behind: the tracked shared memory segments and the socket files (a
+ * Listener's path, a forkserver's rendezvous) listed in their registries
+ * under /dev/shm/libmp-UID, then the registries.  A family is dead when no
+ * process holds its registry open (its members and its resource tracker all
+ * do, with a shared flock), so a live family is never touched, whatever its
+ * root's state; a name is removed only while it is still the file that was
+ * recorded.  Normally the resource tracker cleans up when a family ends
+ * (also after kill -9 of the process group); this call is for what survives
+ * a kill of every process (a cgroup kill, an OOM kill of the tracker).
+ * Every new resource tracker runs it once, in the background; the program
+ * mp-cleanup-stale runs it from the shell.
+ *
+ * Returns the number of dead families cleaned (0 when none), -EPERM if the
+ * registry directory is not the caller's own and private, or another
+ * -errno.  Thread-safe and fork-safe; concurrent callers share the work.
+ */
+MP_EXTERN int mp_cleanup_stale(void);
+/* ==== ShareableList ====================================================== */
+
+typedef struct mp_shareable_list mp_shareable_list;
+
+/*
+ * mp_shareable_list_new: a fixed-length list of values in one new shared
+ * memory segment (Python's ShareableList(sequence, name=name)), laid out
+ * exactly as Python lays it out, so that a Python program can attach to
+ * it with ShareableList(name=...) and the reverse.
+ *
+ * seq   a list or tuple (mp_val, val.h) of None, bool, int, float, str and
+ *       bytes items (copied).  A str or bytes item gets room for its
+ *       length in bytes rounded up to the next multiple of 8 beyond it
+ *       (Python counts a str's characters: the same for ASCII).
+ * name  the segment's name, or NULL for a generated one.
+ *
+ * The segment is created as mp_shared_memory_new(.create = true) does
+ * (tracked).  Returns the list, owned by the caller (mp_shareable_list_free
+ * closes it; mp_shareable_list_unlink removes the name), or NULL with
+ * mp_last_error(): MP_EINVAL for seq not a list or tuple or holding
+ * another type (Python's KeyError/TypeError); the errors of
+ * mp_shared_memory_new (-EEXIST, ...).
+ *
+ * mp_shareable_list_attach: attach to an existing list by name (Python's
+ * ShareableList(name=...)).  NULL with MP_EINVAL for name NULL, -ENOENT,
+ * or -EPROTO when the segment does not hold a valid list (offsets outside
+ * it).  Both are fork-safe; the object lives in the arena (pass it to
+ * children under every start method).  Like Python's, the list has no
+ * lock: concurrent writers of one item must synchronise.
+ */
+MP_EXTERN mp_shareable_list *mp_shareable_list_new(const mp_val *seq, const char *name);
+MP_EXTERN mp_shareable_list *mp_shareable_list_attach(const char *name);
+
+/* mp_shareable_list_len: the number of items, or MP_EINVAL. */
+MP_EXTERN ssize_t mp_shareable_list_len(const mp_shareable_list *l);
+
+/*
+ * mp_shareable_list_get: item i (negative counts from the end) as a new
+ * mp_val in *out, owned by the caller (mp_val_free).  str and bytes items
+ * lose their trailing NUL bytes, as in Python.  Returns 0; MP_EINVAL for
+ * an invalid l, out NULL or i out of range (Python's IndexError); -EPROTO
+ * for an item whose format or code is not one Python writes; -ENOMEM.
+ *
+ * mp_shareable_list_set: store v as item i (Python's sl[i] = v).  Any
+ * storable type may replace any other; a str or bytes must fit in the
+ * item's room (else MP_EINVAL, Python's ValueError 'exceeds available
+ * storage').  Returns 0 or MP_EINVAL (also for an unstorable v).
+ */
+MP_EXTERN int mp_shareable_list_get(mp_shareable_list *l, int64_t i, mp_val **out);
+MP_EXTERN int mp_shareable_list_set(mp_shareable_list *l, int64_t i, const mp_val *v);
+
+/*
+ * mp_shareable_list_index: the first position of an item equal to v
+ * (mp_val_eq) in *index (may be NULL): 0, or -ENOENT (Python's
+ * ValueError).  mp_shareable_list_count: how many items equal v.  Both
+ * return MP_EINVAL for an invalid l or v NULL.
+ */
+MP_EXTERN int mp_shareable_list_index(mp_shareable_list *l, const mp_val *v, int64_t *index);
+MP_EXTERN ssize_t mp_shareable_list_count(mp_shareable_list *l, const mp_val *v);
+
+/* mp_shareable_list_name: the segment's name ("" if invalid);
+ * mp_shareable_list_shm: its mp_shared_memory (Python's sl.shm), owned by
+ * the list (NULL if invalid). */
+MP_EXTERN const char *mp_shareable_list_name(const mp_shareable_list *l);
+MP_EXTERN mp_shared_memory *mp_shareable_list_shm(const mp_shareable_list *l);
+
+/* mp_shareable_list_unlink: remove the segment's name (sl.shm.unlink()):
+ * 0, -ENOENT, MP_EINVAL.  mp_shareable_list_free: close it in this process
+ * and release the object (no unlink); NULL is a no-op. */
+MP_EXTERN int mp_shareable_list_unlink(mp_shareable_list *l);
+MP_EXTERN void mp_shareable_list_free(mp_shareable_list *l);
+
+/* ==== SharedMemoryManager ================================================ */
+
+typedef struct mp_shm_manager mp_shm_manager;
+
+/*
+ * mp_shm_manager_new: a SharedMemoryManager, started (Python's
+ * SharedMemoryManager() then start()).  It remembers every segment it
+ * hands out (in the shared arena: any process of the family may use it)
+ * and unlinks them all at mp_shm_manager_shutdown.  If the program is
+ * killed before that, its segments are tracked segments: the tracker
+ * unlinks them when the last process of the family has ended (see the
+ * top of this header).  Returns the manager, owned by the caller
+ * (mp_shm_manager_free), or NULL with mp_last_error() (-ENOMEM).
+ *
+ * mp_shm_manager_shared_memory / mp_shm_manager_shareable_list: a new
+ * segment of size bytes / a new list of seq, under a generated name
+ * (Python's smm.SharedMemory(size), smm.ShareableList(seq)); the object
+ * is the caller's (free it), the segment the manager's.  NULL with
+ * MP_EINVAL after shutdown, or the errors of mp_shared_memory_new and
+ * mp_shareable_list_new.
+ *
+ * mp_shm_manager_shutdown: unlink every segment handed out (Python's
+ * shutdown(), leaving the with block); later calls hand out nothing.
+ * Returns 0 (again on later calls) or MP_EINVAL.  Mappings that exist stay
+ * valid until closed.  mp_shm_manager_free: shutdown, then release the
+ * manager; NULL is a no-op.
+ */
+MP_EXTERN mp_shm_manager *mp_shm_manager_new(void);
+MP_EXTERN mp_shared_memory *mp_shm_manager_shared_memory(mp_shm_manager *m, size_t size);
+MP_EXTERN mp_shareable_list *mp_shm_manager_shareable_list(mp_shm_manager *m,
+                                                           const mp_val *seq);
+MP_EXTERN int mp_shm_manager_shutdown(mp_shm_manager *m);
+MP_EXTERN void mp_shm_manager_free(mp_shm_manager *m);
 
 MP_END_DECLS
 

@@ -25,11 +25,25 @@
  *   with a.get_lock(): a[i] = -a[i]          mp_array_acquire(a, MP_FOREVER);
  *                                            MP_ARRAY(a, int)[i] = -MP_ARRAY(a, int)[i];
  *                                            mp_array_release(a);
+ *   class Point(Structure): ...              struct point { double x, y; };
+ *   Value(Point, (1, 2))                     mp_value_new(.typecode = MP_STRUCT,
+ *                                                         .itemsize = sizeof(struct point),
+ *                                                         .init = &(struct point){1, 2})
+ *   Array(Point, 10)                         mp_array_new(.typecode = MP_STRUCT,
+ *                                                         .itemsize = sizeof(struct point),
+ *                                                         .size = 10)
+ *   Value('u', 'x'), Array('u', 'text')      .typecode = 'u' (wchar_t)
+ *   sharedctypes.copy(obj)                   mp_value_copy(v) / mp_array_copy(a)
+ *   sharedctypes.synchronized(obj, lock)     mp_value_synchronized(raw, lock) /
+ *                                            mp_array_synchronized(raw, lock)
  *
  * Typecodes, as Python's array module (sizes as on LP64 Linux):
  *   'c' char   'b' signed char   'B' unsigned char   'h' short   'H' unsigned short
  *   'i' int    'I' unsigned int  'l' long            'L' unsigned long
  *   'q' long long   'Q' unsigned long long   'f' float   'd' double
+ *   'u' wchar_t (a Unicode code point, 4 bytes on Linux)
+ *   MP_STRUCT: a C struct (Python's ctypes Structure) of .itemsize bytes,
+ *   copied as opaque bytes; the *_double accessors refuse it.
  *
  * Locks: by default a Value or Array has an RLock of its own (Python's
  * lock=True); .lock = l shares a Lock or RLock given by the caller (it must
@@ -60,9 +74,13 @@
 
 MP_BEGIN_DECLS
 
+/* The typecode of items that are a caller-described struct (.itemsize). */
+#define MP_STRUCT 'T'
+
 /*
  * mp_typecode_size: the size in bytes of one item of typecode (see the
- * table above), or 0 when typecode is not one of "cbBhHiIlLqQfd".
+ * table above), or 0 when typecode is not one of "cbBhHiIlLqQfdu"
+ * (MP_STRUCT has no size of its own: 0).
  */
 MP_EXTERN size_t mp_typecode_size(char typecode);
 
@@ -72,13 +90,15 @@ typedef struct mp_value mp_value;
 
 typedef struct mp_value_options {
     size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
-    char typecode;     /* required: one of "cbBhHiIlLqQfd" */
+    char typecode;     /* required: one of "cbBhHiIlLqQfdu", or MP_STRUCT */
     double value;      /* initial value, converted to the type (default 0) */
     const void *init;  /* instead of .value: the initial value as one item
                           of the C type (for 64-bit integers beyond 2^53) */
     mp_lock *lock;     /* a Lock or RLock to use; NULL: an RLock of its own */
     bool nolock;       /* Python's lock=False: no lock at all */
     mp_context *ctx;   /* accepted for symmetry with Python; unused */
+    size_t itemsize;   /* MP_STRUCT: the struct's size (sizeof); otherwise
+                          0 or the typecode's size */
 } mp_value_options;
 
 /*
@@ -89,7 +109,9 @@ typedef struct mp_value_options {
  * .value is converted to the type: for an integer typecode it must be a
  * whole number in the type's range ('c' takes -128 .. 255), for 'f' any
  * double is rounded to float.  .init, when not NULL, is copied instead
- * (itemsize bytes).
+ * (itemsize bytes).  An MP_STRUCT value is .init's bytes, or zeros (its
+ * .value must be left 0); items are aligned to 64 bytes at the start, so
+ * any struct is aligned as C wants (sizeof includes its padding).
  *
  * Returns the value, owned by the caller (mp_value_free), or NULL with
  * mp_last_error() set: MP_EINVAL for a bad typecode, a .value that does not
@@ -165,8 +187,31 @@ MP_EXTERN int mp_value_acquire(mp_value *v, double timeout);
 MP_EXTERN int mp_value_release(mp_value *v);
 
 /* mp_value_free: release the value and its own lock (not a lock given with
- * .lock); NULL is a no-op. */
+ * .lock); NULL is a no-op.  A value made by mp_value_synchronized does not
+ * free the raw value's memory. */
 MP_EXTERN void mp_value_free(mp_value *v);
+
+/* mp_value_itemsize / mp_array_itemsize: the size of one item (the
+ * struct's for MP_STRUCT), or 0 for an invalid object. */
+MP_EXTERN size_t mp_value_itemsize(const mp_value *v);
+
+/*
+ * mp_value_copy: a new raw value (no lock) of the same type holding a
+ * copy of v's value, taken under v's lock (Python's sharedctypes.copy).
+ * Returns it, owned by the caller (mp_value_free), or NULL with
+ * mp_last_error(): MP_EINVAL for an invalid v, -ENOMEM, -EDEADLK.
+ *
+ * mp_value_synchronized: a value with a lock over the memory of raw, a
+ * value made without one (Python's sharedctypes.synchronized(obj, lock)):
+ * the two see the same memory; lock is used if given (it must outlive
+ * the result), else the result has an RLock of its own.  raw must outlive
+ * the result, which mp_value_free releases without touching raw.  Returns
+ * it, or NULL with mp_last_error(): MP_EINVAL for an invalid raw, one
+ * that has a lock already (Python's 'object already synchronized'), or a
+ * lock that is not a live lock; -ENOMEM.
+ */
+MP_EXTERN mp_value *mp_value_copy(mp_value *v);
+MP_EXTERN mp_value *mp_value_synchronized(mp_value *raw, mp_lock *lock);
 
 /* ==== Array ============================================================== */
 
@@ -174,12 +219,14 @@ typedef struct mp_array mp_array;
 
 typedef struct mp_array_options {
     size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
-    char typecode;     /* required: one of "cbBhHiIlLqQfd" */
+    char typecode;     /* required: one of "cbBhHiIlLqQfdu", or MP_STRUCT */
     size_t size;       /* number of items (0 is allowed) */
     const void *init;  /* NULL: zeros; else .size items of the C type */
     mp_lock *lock;     /* a Lock or RLock to use; NULL: an RLock of its own */
     bool nolock;       /* Python's lock=False: no lock at all */
     mp_context *ctx;   /* accepted for symmetry with Python; unused */
+    size_t itemsize;   /* MP_STRUCT: the struct's size; else 0 or the
+                          typecode's size */
 } mp_array_options;
 
 /*
@@ -264,6 +311,11 @@ MP_EXTERN mp_lock *mp_array_get_lock(const mp_array *a);
 MP_EXTERN int mp_array_acquire(mp_array *a, double timeout);
 MP_EXTERN int mp_array_release(mp_array *a);
 MP_EXTERN void mp_array_free(mp_array *a);
+
+/* mp_array_itemsize, mp_array_copy, mp_array_synchronized: as for values. */
+MP_EXTERN size_t mp_array_itemsize(const mp_array *a);
+MP_EXTERN mp_array *mp_array_copy(mp_array *a);
+MP_EXTERN mp_array *mp_array_synchronized(mp_array *raw, mp_lock *lock);
 
 MP_END_DECLS
 

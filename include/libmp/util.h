@@ -14,6 +14,12 @@
  *   util.debug(msg) / info / sub_warning ... mp_log(MP_LOG_DEBUG, fmt, ...)
  *   logging.getLevelName(l)                  mp_log_level_name(l)
  *   util.Finalize(None, f, (a,), exitpriority=n)  mp_finalize(f, a, n)
+ *   atexit.register(f, a) (run in children too)   mp_atexit(f, a)
+ *   util.Finalize(obj, f, (a,), exitpriority=n)   mp_finalize_object(obj, f, a, n)
+ *   util.Finalize(obj, f, (a,))  (no priority)    mp_finalize_object(obj, f, a,
+ *                                                                    MP_NO_EXITPRIORITY)
+ *   obj collected (the weakref callback)          mp_X_free(obj), mp_shared_free(obj), or
+ *                                                 mp_finalize_object_freed(obj)
  *   finalizer() / .cancel() / .still_active()     mp_finalizer_run / _cancel /
  *                                                 _still_active
  *   util.register_after_fork(obj, f)         mp_register_after_fork(f, obj)
@@ -31,6 +37,7 @@
 #ifndef LIBMP_UTIL_H
 #define LIBMP_UTIL_H
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 
@@ -167,10 +174,47 @@ MP_EXTERN const char *mp_log_level_name(int level, char *buf, size_t size);
  * with none (Python clears the registry in a new process).  fn and arg are
  * pointers of that process.
  *
- * Returns a finalizer id (> 0), MP_EINVAL for fn NULL, or -ENOMEM.
- * Thread-safe.  Finalizers may register or cancel finalizers.
+ * Returns a finalizer id (> 0), MP_EINVAL for fn NULL or priority
+ * MP_NO_EXITPRIORITY, or -ENOMEM.  Thread-safe.  Finalizers may register
+ * or cancel finalizers.
  */
 MP_EXTERN int mp_finalize(void (*fn)(void *arg), void *arg, int priority);
+
+/* The exit priority of a finalizer that exit never runs (Python's None). */
+#define MP_NO_EXITPRIORITY INT_MIN
+
+/*
+ * mp_finalize_object: a finalizer tied to the lifetime of obj (Python's
+ * Finalize(obj, callback, args, exitpriority=...)).  fn(arg) runs once,
+ * at whichever comes first: obj is freed in this process, or (if priority
+ * is not MP_NO_EXITPRIORITY) the process exits normally, in the order
+ * mp_finalize describes.  With MP_NO_EXITPRIORITY it runs only when obj
+ * is freed (Python's exitpriority=None).
+ *
+ * obj is freed when this process frees it with the mp_X_free of a libmp
+ * object or mp_shared_free of a block of mp_shared_alloc; any other
+ * pointer (a malloc'd struct, for instance) is freed, for this purpose,
+ * when the program calls mp_finalize_object_freed(obj).  fn runs before
+ * the memory is released, but must treat obj as gone (Python's weak
+ * reference is dead by then); it must not free obj again.  The id works
+ * with mp_finalizer_run / _cancel / _still_active as for mp_finalize.
+ *
+ * Returns the id (> 0); MP_EINVAL for fn NULL, or obj NULL with
+ * MP_NO_EXITPRIORITY (Python's TypeError "Without object, exitpriority
+ * cannot be None"); -ENOMEM.  mp_finalize(fn, arg, n) is
+ * mp_finalize_object(NULL, fn, arg, n).  Process-local and thread-safe,
+ * as mp_finalize.
+ */
+MP_EXTERN int mp_finalize_object(const void *obj, void (*fn)(void *arg), void *arg,
+                                 int priority);
+
+/*
+ * mp_finalize_object_freed: obj dies now: run, most recent first, every
+ * finalizer of this process tied to obj, and unregister them.  Called by
+ * libmp when it frees its objects and shared blocks; call it for other
+ * pointers.  Returns how many ran (0 for NULL or none).
+ */
+MP_EXTERN int mp_finalize_object_freed(const void *obj);
 
 /*
  * mp_finalizer_run: run finalizer id now, unless it already ran or was
@@ -185,6 +229,28 @@ MP_EXTERN int mp_finalize(void (*fn)(void *arg), void *arg, int priority);
 MP_EXTERN int mp_finalizer_run(int id);
 MP_EXTERN int mp_finalizer_cancel(int id);
 MP_EXTERN int mp_finalizer_still_active(int id);
+
+/*
+ * mp_atexit: call fn(arg) when the calling process ends normally (Python's
+ * atexit.register, with Python 3.12's rule for children, gh-83856): in
+ * the main program at exit() or the return from main, before the exit
+ * function above (as Python's handlers run before util._exit_function);
+ * in a child started by libmp, under every start method, after its
+ * target returned (or called exit) and the exit function ran.  The last
+ * registered runs first; each runs once.  A child starts with none: the
+ * parent's mp_atexit handlers never run in it (Python clears its atexit
+ * registry in a child).  Not run after _exit, a signal or a crash.
+ *
+ * Plain C atexit() handlers: a child started by spawn or forkserver ends
+ * with exit(), so those it registered (and those its program's
+ * constructors registered in its fresh image) run; a fork child ends with
+ * _exit(), since it would otherwise run its parent's inherited handlers:
+ * there, use mp_atexit.  docs/process.md has the table.
+ *
+ * Returns 0, MP_EINVAL for fn NULL, or -ENOMEM.  Thread-safe; a handler
+ * may register handlers (they run next).
+ */
+MP_EXTERN int mp_atexit(void (*fn)(void *arg), void *arg);
 
 /*
  * mp_register_after_fork: call fn(arg) in every child this process starts

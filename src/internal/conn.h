@@ -7,6 +7,8 @@
 
 #include "mp.h"
 
+#include <sys/socket.h>
+
 /* ---- message digests and HMAC (digest.c) -------------------------------- */
 
 #define MP__HASH_MAX_DIGEST 64 /* SHA-512's state; SHA-384 outputs 48 */
@@ -115,6 +117,29 @@ struct mp_connection {
  */
 mp_connection *mp__connection_wrap(int fd, bool readable, bool writable,
                                    bool is_socket, int *err);
+
+/*
+ * The calling thread's deadline for the waits of connection I/O on an fd
+ * that is non-blocking (NULL: wait forever).  The Listener and the Client
+ * set it around the authkey handshake, on a socket they made non-blocking
+ * for that time; a wait past it fails with MP_ETIMEDOUT.
+ */
+void mp__conn_set_io_deadline(const mp__deadline *d);
+
+/* ---- fd passing (reduction.c) ---------------------------------------------- */
+
+/* Keep n fds that a read of c received (one batch), for recv_fds. */
+void mp__conn_stash_fds(const mp_connection *c, const int *fds, size_t n);
+
+/* Close the fds kept for c in this process (c is being closed here). */
+void mp__conn_stash_drop(const mp_connection *c);
+
+/* Read exactly n raw bytes of c's stream (through its read-ahead): 0,
+ * MP_EEOF at the end of the stream, or a negative code. */
+int mp__conn_read_raw(mp_connection *c, void *buf, size_t n);
+
+/* sendmsg m on c's socket, whole, resuming after EINTR: 0 or -errno. */
+int mp__conn_sendmsg(mp_connection *c, struct msghdr *m);
 
 /* 1 while pipes are written with pwritev2's RWF_NOSIGNAL; 0 after the
  * kernel refused it (tests set 0 to exercise the signal-mask fallback). */

@@ -225,7 +225,7 @@ typedef struct mp__pjob {
     /* First failure of a fixed map, under the pool's err_lock. */
     uint64_t err_index;
     int32_t err_code;
-    char *err_msg;         /* arena, MP__POOL_MSG bytes, made on first error */
+    char *err_msg;         /* arena, made on first error, grown for a longer one */
 
     /*
      * ---- state of the calling process only ----
@@ -339,6 +339,10 @@ typedef struct mp__pset {
  * pool->L, meaningless anywhere else).
  */
 struct mp__plocal {
+    /* Every plocal of this process, linked from a static list so that the
+     * memory stays reachable from the library's own state (a pool left
+     * running at exit is not a leak to LeakSanitizer). */
+    struct mp__plocal *live_prev, *live_next;
     pthread_mutex_t lock; /* jobs, limbo, pending, ring pushes */
     pthread_mutex_t stage_lock; /* the stage cache (taken with or without lock) */
     pthread_t handler, rh;

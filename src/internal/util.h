@@ -62,6 +62,12 @@ void mp__run_after_forkers(void);
 /* Flush stdout and stderr (Python's _flush_std_streams), ignoring errors. */
 void mp__flush_std_streams(void);
 
+/* Run (and unregister) the mp_atexit handlers, the last registered first. */
+void mp__run_atexit(void);
+
+/* The bootstrap logged the child's exit code: the exit handler need not. */
+void mp__util_exit_logged(void);
+
 /* Run finalizers with priority >= minpriority (all when all is true). */
 void mp__run_finalizers(int minpriority, bool all);
 
@@ -72,6 +78,17 @@ const char *mp__process_current_name(void);
 
 /* True in a child bootstrapped by libmp (not in the main process). */
 bool mp__process_is_child(void);
+
+/* ---- authkey.c: the calling process's authkey ----------------------------- */
+
+/* The length of the key the main program draws (Python's os.urandom(32)). */
+#define MP__AUTHKEY_DEFAULT_LEN 32
+
+/* Copy the calling process's authkey to out; returns its length. */
+size_t mp__authkey_get(unsigned char out[MP_AUTHKEY_MAX]);
+
+/* Replace the calling process's authkey (n <= MP_AUTHKEY_MAX). */
+void mp__authkey_set(const void *key, size_t n);
 
 /* The children part of _exit_function: terminate daemons, join the rest. */
 void mp__process_exit_children(void);
