@@ -393,6 +393,20 @@ pid_t mp_manager_pid(const mp_manager *m)
     return st == MGR_RUNNING ? m->server_pid : 0;
 }
 
+int mp_manager_exitcode(const mp_manager *m, int *code)
+{
+    if (check_m(m) != 0 || code == NULL)
+        return MP_EINVAL;
+    if (atomic_load(&m->exit_known)) {
+        *code = m->exitcode;
+        return 0;
+    }
+    /* A server that died on its own, seen by its owner before a shutdown. */
+    if (m->proc != NULL && m->owner_pid == getpid())
+        return mp_process_exitcode(m->proc, code);
+    return MP_ETIMEDOUT;
+}
+
 /* ---- calls ---------------------------------------------------------------------- */
 
 int mp__mgr_transport(mp_manager *m, const mp__buf *req, mp__buf *rep)

@@ -105,6 +105,11 @@ void mp__mgr_reap_server(mp_manager *m)
             mp_process_join(p, MP_FOREVER);
         }
     }
+    int code;
+    if (mp_process_exitcode(p, &code) == 0) {
+        m->exitcode = code;
+        atomic_store(&m->exit_known, 1);
+    }
     m->proc = NULL;
     mp_process_free(p);
     if (m->finalizer > 0) {

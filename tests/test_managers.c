@@ -2304,6 +2304,58 @@ static void test_mgr_exit_without_shutdown(void **state)
     mp_shared_free(shared);
 }
 
+static int read_exitcode(void *arg, size_t size)
+{
+    mp_manager *m;
+    if (size != sizeof m)
+        return 10;
+    memcpy(&m, arg, sizeof m);
+    int code = -100;
+    int r = mp_manager_exitcode(m, &code);
+    return r == 0 ? (code == 0 ? 0 : 11) : 12;
+}
+
+/* Python's m._process.exitcode: None while it runs, 0 after shutdown, -9
+ * for a server that was killed. */
+static void test_mgr_exitcode(void **state)
+{
+    int code = -100;
+    mp_manager *m = mp_manager_new();
+    assert_int_equal(mp_manager_exitcode(m, &code), MP_ETIMEDOUT);
+    assert_int_equal(mp_manager_start(m), 0);
+    assert_int_equal(mp_manager_exitcode(m, &code), MP_ETIMEDOUT);
+    assert_int_equal(mp_manager_exitcode(m, NULL), MP_EINVAL);
+    assert_int_equal(mp_manager_exitcode(NULL, &code), MP_EINVAL);
+    assert_int_equal(code, -100);
+    assert_int_equal(mp_manager_shutdown(m), 0);
+    assert_int_equal(mp_manager_exitcode(m, &code), 0);
+    assert_int_equal(code, 0);
+    /* Other processes of the family read it too. */
+    mp_process *p = mp_process_new(.target = read_exitcode, .arg = &m, .arg_size = sizeof m);
+    assert_int_equal(mp_process_start(p), 0);
+    assert_int_equal(mp_process_join(p, 30), 0);
+    int pcode = -1;
+    assert_int_equal(mp_process_exitcode(p, &pcode), 0);
+    assert_int_equal(pcode, 0);
+    mp_process_free(p);
+    mp_manager_free(m);
+
+    m = started();
+    assert_int_equal(kill(mp_manager_pid(m), SIGKILL), 0);
+    int r = MP_ETIMEDOUT;
+    for (int i = 0; i < 500 && r == MP_ETIMEDOUT; i++) {
+        r = mp_manager_exitcode(m, &code);
+        if (r == MP_ETIMEDOUT)
+            usleep(10000);
+    }
+    assert_int_equal(r, 0);
+    assert_int_equal(code, -SIGKILL);
+    assert_int_equal(mp_manager_shutdown(m), 0);
+    assert_int_equal(mp_manager_exitcode(m, &code), 0);
+    assert_int_equal(code, -SIGKILL);
+    mp_manager_free(m);
+}
+
 struct hold_arg {
     mp_proxy *d;
     pthread_barrier_t *go;
@@ -2408,6 +2460,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mgr_depth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_registered_hosted_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_exit_without_shutdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_exitcode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_limits, setup, teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);

@@ -10,6 +10,7 @@
  *   m.connect()                              mp_manager_connect(m)
  *   m.shutdown() / with m: ...               mp_manager_shutdown(m); mp_manager_free(m)
  *   m.address                                mp_manager_address(m, ...)
+ *   m._process.exitcode                      mp_manager_exitcode(m, &code)
  *   BaseManager.register(typeid, callable,   mp_manager_register(m, .type_name = "Foo",
  *                        exposed=...)              .create = foo_new, .methods = foo_methods, ...)
  *   m.Foo(args) / m.get_queue()              mp_manager_create(m, "Foo", args)
@@ -296,6 +297,21 @@ MP_EXTERN int mp_manager_address(const mp_manager *m, char *path, size_t pathlen
 /* mp_manager_pid: the server's pid, 0 if it is not started or runs in
  * another program; MP_EINVAL for an invalid m. */
 MP_EXTERN pid_t mp_manager_pid(const mp_manager *m);
+
+/*
+ * mp_manager_exitcode: the server process's exit code (Python's
+ * m._process.exitcode): 0 after a clean mp_manager_shutdown, -N when it was
+ * ended by signal N (also when shutdown had to terminate it), 1 when it
+ * stopped on an error.  Does not block.
+ *
+ * Returns 0 and sets *code once the process that started the server has
+ * seen it end (shutdown, free, or a server that died: the starter sees
+ * that at once, other processes after its shutdown); MP_ETIMEDOUT while it
+ * runs, or for a manager that was never started or was only connected or
+ * served in the calling process (Python's None); MP_EINVAL for an invalid
+ * m or a NULL code.
+ */
+MP_EXTERN int mp_manager_exitcode(const mp_manager *m, int *code);
 
 /* ---- proxies ------------------------------------------------------------------ */
 
