@@ -2356,6 +2356,71 @@ static void test_mgr_exitcode(void **state)
     mp_manager_free(m);
 }
 
+struct init_probe {
+    pid_t pid;
+    int value;
+    int calls;
+};
+
+struct init_arg {
+    struct init_probe *probe;
+    int value;
+};
+
+static int mgr_init(void *arg, size_t size)
+{
+    struct init_arg a;
+    if (arg == NULL || size != sizeof a)
+        return MP_EINVAL;
+    memcpy(&a, arg, sizeof a);
+    a.probe->pid = getpid();
+    a.probe->value = a.value;
+    a.probe->calls++;
+    return 0;
+}
+
+static int mgr_init_fails(void *arg, size_t size)
+{
+    (void)arg;
+    (void)size;
+    return -EPERM;
+}
+
+/* Python's m.start(initializer, initargs): run once in the server. */
+static void test_mgr_initializer(void **state)
+{
+    struct init_probe *probe = mp_shared_alloc(sizeof *probe);
+    assert_non_null(probe);
+    memset(probe, 0, sizeof *probe);
+    struct init_arg a = {.probe = probe, .value = 42};
+    mp_manager *m = mp_manager_new(.initializer = mgr_init, .initarg = &a, .initarg_size = sizeof a);
+    assert_non_null(m);
+    a.value = 7; /* the bytes were copied */
+    assert_int_equal(mp_manager_start(m), 0);
+    assert_int_equal(probe->calls, 1);
+    assert_int_equal(probe->pid, mp_manager_pid(m));
+    assert_int_equal(probe->value, 42);
+    mp_proxy *d = mp_manager_dict(m, NULL);
+    assert_int_equal(mp_dict_set(d, MP_I64(1), MP_I64(2)), 0);
+    mp_proxy_free(d);
+    stop(m);
+    assert_int_equal(probe->calls, 1);
+    mp_shared_free(probe);
+
+    /* A failing initializer fails the start with its code. */
+    m = mp_manager_new(.initializer = mgr_init_fails);
+    assert_non_null(m);
+    assert_int_equal(mp_manager_start(m), -EPERM);
+    assert_null(mp_manager_dict(m, NULL));
+    mp_manager_free(m);
+
+    /* Bad arguments. */
+    assert_null(mp_manager_new(.initarg = &a, .initarg_size = sizeof a));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_manager_new(.initializer = mgr_init, .initarg_size = 4));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+}
+
 struct hold_arg {
     mp_proxy *d;
     pthread_barrier_t *go;
@@ -2461,6 +2526,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mgr_registered_hosted_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_exit_without_shutdown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_exitcode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_initializer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_limits, setup, teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);

@@ -3,6 +3,8 @@
  *
  *   Python                                   C
  *   m = Manager()                            m = mp_manager_new(); mp_manager_start(m)
+ *   m.start(initializer, initargs)           mp_manager_new(.initializer = f, .initarg = &a,
+ *                                                  .initarg_size = sizeof a)
  *   m = BaseManager(address, authkey)        m = mp_manager_new(.host = "0.0.0.0", .port = 50000,
  *                                                  .authkey = "abc", .authkey_len = 3)
  *   m.start()                                mp_manager_start(m)
@@ -90,6 +92,15 @@ typedef struct mp_proxy mp_proxy;
 
 /* ---- the manager ----------------------------------------------------------- */
 
+/*
+ * A manager's initializer (Python's start(initializer, initargs)): called
+ * once in the server process started by mp_manager_start, before it serves,
+ * with its own copy of the initarg bytes (NULL when there are none;
+ * malloc'd, so aligned for any type) and their size.  It returns 0, or a
+ * negative code that makes mp_manager_start fail with that code.
+ */
+typedef int (*mp_manager_init_fn)(void *arg, size_t arg_size);
+
 typedef struct mp_manager_options {
     size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     mp_context *ctx;         /* start method of the server process (NULL: default) */
@@ -109,6 +120,13 @@ typedef struct mp_manager_options {
      * and unrelated programs must be given.  At most 256 bytes; copied. */
     const void *authkey;
     size_t authkey_len;
+    /* Run in the server started by mp_manager_start (not by
+     * mp_manager_serve_forever, as Python's get_server() does not); stored
+     * as module + offset, so a function of the program or of a loaded
+     * library.  initarg: bytes copied into the manager. */
+    mp_manager_init_fn initializer;
+    const void *initarg;
+    size_t initarg_size;
 } mp_manager_options;
 
 /*
@@ -118,7 +136,9 @@ typedef struct mp_manager_options {
  * Returns the manager, owned by the caller (mp_manager_free), or NULL with
  * mp_last_error(): MP_EINVAL for both .path and .host, a port outside
  * 0..65535 or without a host, an empty path or one longer than 107 bytes,
- * an authkey longer than 256 bytes or NULL with a length; -ENOMEM.  The object lives in the shared arena:
+ * an authkey longer than 256 bytes or NULL with a length, an initializer
+ * in no loaded module, initarg NULL with a size or given without an
+ * initializer; -ENOMEM.  The object lives in the shared arena:
  * pass the pointer to children to let them use the manager.
  */
 #define mp_manager_new(...) \
@@ -227,8 +247,8 @@ MP_EXTERN int mp_remote_raise(int code, const char *type, const char *fmt, ...)
  *
  * Returns 0; MP_EINVAL if m is invalid or was already started, connected
  * or is serving; the error the server met while starting (for example
- * -EADDRINUSE for an address that is taken); -errno from starting the
- * process.
+ * -EADDRINUSE for an address that is taken, or the negative code the
+ * initializer returned); -errno from starting the process.
  */
 MP_EXTERN int mp_manager_start(mp_manager *m);
 
