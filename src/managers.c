@@ -722,6 +722,18 @@ mp_proxy *mp_manager_list(mp_manager *m, const mp_val *init)
     return init ? mp__mgr_create(m, "list", NULL, ARGS(init)) : mp__mgr_create(m, "list", NULL, NOARGS);
 }
 
+mp_proxy *mp_manager_set(mp_manager *m, const mp_val *init)
+{
+    if (init != NULL) {
+        bool ok = init->type == MP_VAL_LIST || init->type == MP_VAL_TUPLE;
+        for (size_t i = 0; ok && i < init->seq.len; i++)
+            ok = mp_val_hashable(init->seq.items[i]);
+        if (!ok)
+            return mp__fail_null(MP_EINVAL);
+    }
+    return init ? mp__mgr_create(m, "set", NULL, ARGS(init)) : mp__mgr_create(m, "set", NULL, NOARGS);
+}
+
 mp_proxy *mp_manager_namespace(mp_manager *m)
 {
     return mp__mgr_create(m, "Namespace", NULL, NOARGS);

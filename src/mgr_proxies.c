@@ -266,6 +266,101 @@ int mp_list_copy(mp_proxy *l, mp_val **out)
     return need_out(out) ? MP_EINVAL : mp__mgr_call(l, L, "copy", NULL, NOARGS, out);
 }
 
+/* ---- set ------------------------------------------------------------------------ */
+
+#define S MP_PROXY_SET
+
+/* A list or tuple of hashable members. */
+static bool members_ok(const mp_val *seq)
+{
+    if (!is_seq(seq))
+        return false;
+    for (size_t i = 0; i < seq->seq.len; i++)
+        if (!mp_val_hashable(seq->seq.items[i]))
+            return false;
+    return true;
+}
+
+static int set_call1(mp_proxy *s, const char *method, const mp_val *x)
+{
+    if (!mp_val_hashable(x))
+        return MP_EINVAL;
+    return mp__mgr_call(s, S, method, NULL, ARGS(x), NULL);
+}
+
+static int set_call_seq(mp_proxy *s, const char *method, const mp_val *seq, mp_val **out)
+{
+    if (!members_ok(seq) || need_out(out) != 0)
+        return MP_EINVAL;
+    return mp__mgr_call(s, S, method, NULL, ARGS(seq), out);
+}
+
+int mp_set_add(mp_proxy *s, const mp_val *x)
+{
+    return set_call1(s, "add", x);
+}
+
+int mp_set_discard(mp_proxy *s, const mp_val *x)
+{
+    return set_call1(s, "discard", x);
+}
+
+int mp_set_remove(mp_proxy *s, const mp_val *x)
+{
+    return set_call1(s, "remove", x);
+}
+
+int mp_set_contains(mp_proxy *s, const mp_val *x)
+{
+    if (!mp_val_hashable(x))
+        return MP_EINVAL;
+    mp_val *v = NULL;
+    int e = mp__mgr_call(s, S, "__contains__", NULL, ARGS(x), &v);
+    return bool_result(e, v);
+}
+
+ssize_t mp_set_len(mp_proxy *s)
+{
+    mp_val *v = NULL;
+    int e = mp__mgr_call(s, S, "__len__", NULL, NOARGS, &v);
+    return int_result(e, v);
+}
+
+int mp_set_pop(mp_proxy *s, mp_val **out)
+{
+    return need_out(out) ? MP_EINVAL : mp__mgr_call(s, S, "pop", NULL, NOARGS, out);
+}
+
+int mp_set_clear(mp_proxy *s)
+{
+    return mp__mgr_call(s, S, "clear", NULL, NOARGS, NULL);
+}
+
+int mp_set_update(mp_proxy *s, const mp_val *seq)
+{
+    return !members_ok(seq) ? MP_EINVAL : mp__mgr_call(s, S, "update", NULL, ARGS(seq), NULL);
+}
+
+int mp_set_union(mp_proxy *s, const mp_val *seq, mp_val **out)
+{
+    return set_call_seq(s, "union", seq, out);
+}
+
+int mp_set_intersection(mp_proxy *s, const mp_val *seq, mp_val **out)
+{
+    return set_call_seq(s, "intersection", seq, out);
+}
+
+int mp_set_difference(mp_proxy *s, const mp_val *seq, mp_val **out)
+{
+    return set_call_seq(s, "difference", seq, out);
+}
+
+int mp_set_members(mp_proxy *s, mp_val **out)
+{
+    return need_out(out) ? MP_EINVAL : mp__mgr_call(s, S, "copy", NULL, NOARGS, out);
+}
+
 /* ---- Namespace ------------------------------------------------------------------ */
 
 #define NS MP_PROXY_NAMESPACE

@@ -748,6 +748,7 @@ static const struct mgr_method array_methods[] = {
 static const struct mgr_kind value_kinds[] = {
     {MP_PROXY_DICT, "dict", "dict", false, dict_create, val_destroy, dict_methods},
     {MP_PROXY_LIST, "list", "list", false, mp__mgr_list_create, val_destroy, mp__mgr_list_methods},
+    {MP_PROXY_SET, "set", "set", false, mp__mgr_set_create, val_destroy, mp__mgr_set_methods},
     {MP_PROXY_NAMESPACE, "Namespace", "Namespace", false, ns_create, val_destroy, ns_methods},
     {MP_PROXY_VALUE, "Value", "Value", false, value_create, value_destroy, value_methods},
     {MP_PROXY_ARRAY, "Array", "array", false, array_create, array_destroy, array_methods},

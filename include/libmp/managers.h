@@ -350,7 +350,8 @@ typedef enum mp_proxy_kind {
     MP_PROXY_BARRIER = 12,
     MP_PROXY_QUEUE = 13,
     MP_PROXY_JOINABLE_QUEUE = 14,
-    MP_PROXY_CUSTOM = 15     /* a registered type */
+    MP_PROXY_CUSTOM = 15,    /* a registered type */
+    MP_PROXY_SET = 16
 } mp_proxy_kind;
 
 /*
@@ -363,6 +364,9 @@ typedef enum mp_proxy_kind {
  *
  * mp_manager_dict     init: NULL, a dict, or a list of (key, value) pairs.
  * mp_manager_list     init: NULL or a list or tuple.
+ * mp_manager_set      Python's m.set(init): init NULL or a list or tuple of
+ *                     hashable members (repeats are kept once; anything
+ *                     else is MP_EINVAL, checked before it is sent).
  * mp_manager_namespace  an empty Namespace.
  * mp_manager_value    Python's m.Value(typecode, value): the typecode is
  *                     kept for printing ("Value('i', 5)"); value any mp_val.
@@ -378,6 +382,7 @@ typedef enum mp_proxy_kind {
  */
 MP_EXTERN mp_proxy *mp_manager_dict(mp_manager *m, const mp_val *init);
 MP_EXTERN mp_proxy *mp_manager_list(mp_manager *m, const mp_val *init);
+MP_EXTERN mp_proxy *mp_manager_set(mp_manager *m, const mp_val *init);
 MP_EXTERN mp_proxy *mp_manager_namespace(mp_manager *m);
 MP_EXTERN mp_proxy *mp_manager_value(mp_manager *m, const char *typecode, const mp_val *value);
 MP_EXTERN mp_proxy *mp_manager_array(mp_manager *m, const char *typecode, const mp_val *init);
@@ -532,6 +537,44 @@ MP_EXTERN int mp_list_slice(mp_proxy *l, int64_t start, int64_t stop, int64_t st
 MP_EXTERN int mp_list_set_slice(mp_proxy *l, int64_t start, int64_t stop, const mp_val *seq);
 MP_EXTERN int mp_list_del_slice(mp_proxy *l, int64_t start, int64_t stop);
 MP_EXTERN int mp_list_copy(mp_proxy *l, mp_val **out);
+
+/* ---- set proxies (Python's SetProxy) --------------------------------------- */
+
+/*
+ * Return codes as for dicts: MP_EINVAL for an invalid proxy, one of
+ * another kind, a NULL or unhashable member or a seq that is not a list or
+ * tuple of hashable values (checked before anything is sent); MP_EREMOTE
+ * with "KeyError" for a missing member (remove) or an empty set (pop);
+ * MP_EEOF when the server is gone.  The set keeps its members in the order
+ * they were first added (Python's order is the hash order); the results
+ * that are sets in Python (*out of union, intersection, difference and
+ * members) are lists of copies in that order, owned by the caller.
+ *
+ * mp_set_add           s.add(x)
+ * mp_set_discard       s.discard(x)  (missing: nothing happens)
+ * mp_set_remove        s.remove(x)  (missing: MP_EREMOTE, KeyError)
+ * mp_set_contains      x in s: 1 or 0 (or a negative code)
+ * mp_set_len           len(s) (or a negative code)
+ * mp_set_pop           s.pop(): the last member added
+ * mp_set_clear         s.clear()
+ * mp_set_update        s.update(seq), s |= set(seq)
+ * mp_set_union         s.union(seq), s | set(seq)
+ * mp_set_intersection  s.intersection(seq), s & set(seq)
+ * mp_set_difference    s.difference(seq), s - set(seq)
+ * mp_set_members       list(s), s.copy()
+ */
+MP_EXTERN int mp_set_add(mp_proxy *s, const mp_val *x);
+MP_EXTERN int mp_set_discard(mp_proxy *s, const mp_val *x);
+MP_EXTERN int mp_set_remove(mp_proxy *s, const mp_val *x);
+MP_EXTERN int mp_set_contains(mp_proxy *s, const mp_val *x);
+MP_EXTERN ssize_t mp_set_len(mp_proxy *s);
+MP_EXTERN int mp_set_pop(mp_proxy *s, mp_val **out);
+MP_EXTERN int mp_set_clear(mp_proxy *s);
+MP_EXTERN int mp_set_update(mp_proxy *s, const mp_val *seq);
+MP_EXTERN int mp_set_union(mp_proxy *s, const mp_val *seq, mp_val **out);
+MP_EXTERN int mp_set_intersection(mp_proxy *s, const mp_val *seq, mp_val **out);
+MP_EXTERN int mp_set_difference(mp_proxy *s, const mp_val *seq, mp_val **out);
+MP_EXTERN int mp_set_members(mp_proxy *s, mp_val **out);
 
 /* ---- Namespace proxies ----------------------------------------------------------- */
 
