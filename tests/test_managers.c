@@ -2504,6 +2504,115 @@ static void test_mgr_set(void **state)
     stop(m);
 }
 
+static int iter_child(void *arg, size_t size)
+{
+    mp_proxy *l;
+    if (size != sizeof l)
+        return 10;
+    memcpy(&l, arg, sizeof l);
+    mp_proxy_iter *it = mp_proxy_iter_new(l);
+    if (it == NULL)
+        return 11;
+    int64_t sum = 0, x;
+    const mp_val *v;
+    while (mp_proxy_iter_next(it, &v) == 1)
+        if (mp_val_as_int(v, &x) == 0)
+            sum += x;
+    mp_proxy_iter_free(it);
+    return sum == 6 ? 0 : 12;
+}
+
+/* dict |, |=; list +, *, +=, *=, reversed; for x in proxy. */
+static void test_mgr_operators_iter(void **state)
+{
+    mp_manager *m = started();
+    mp_proxy *d = mp_manager_dict(m, MP_DICT(MP_STR("a"), MP_I64(1), MP_STR("b"), MP_I64(2)));
+    mp_val *v = NULL;
+    assert_int_equal(mp_dict_or(d, MP_DICT(MP_STR("b"), MP_I64(3), MP_STR("c"), MP_I64(4)), &v), 0);
+    assert_val(v, "{'a': 1, 'b': 3, 'c': 4}");
+    assert_proxy_repr(d, "{'a': 1, 'b': 2}");
+    assert_int_equal(mp_dict_ior(d, MP_DICT(MP_STR("c"), MP_I64(5))), 0);
+    assert_int_equal(mp_dict_ior(d, MP_LIST(MP_TUPLE(MP_STR("a"), MP_I64(0)))), 0);
+    assert_proxy_repr(d, "{'a': 0, 'b': 2, 'c': 5}");
+    assert_int_equal(mp_dict_or(d, MP_LIST(MP_I64(1)), &v), MP_EINVAL);
+    assert_int_equal(mp_dict_or(d, MP_EMPTY_DICT, NULL), MP_EINVAL);
+    assert_remote(mp_proxy_call(d, "__or__", MP_TUPLE(MP_EMPTY_LIST), NULL), "TypeError",
+                  "unsupported operand type(s) for |: 'dict' and 'list'");
+    assert_remote(mp_dict_ior(d, MP_I64(3)), "TypeError", NULL);
+
+    mp_proxy *l = mp_manager_list(m, MP_LIST(MP_I64(1), MP_I64(2), MP_I64(3)));
+    assert_int_equal(mp_list_add(l, MP_LIST(MP_I64(4)), &v), 0);
+    assert_val(v, "[1, 2, 3, 4]");
+    assert_int_equal(mp_list_add(l, MP_TUPLE(MP_I64(4)), &v), MP_EINVAL);
+    assert_remote(mp_proxy_call(l, "__add__", MP_TUPLE(MP_EMPTY_TUPLE), NULL), "TypeError",
+                  "can only concatenate list (not \"tuple\") to list");
+    assert_int_equal(mp_list_mul(l, 2, &v), 0);
+    assert_val(v, "[1, 2, 3, 1, 2, 3]");
+    assert_int_equal(mp_list_mul(l, -1, &v), 0);
+    assert_val(v, "[]");
+    assert_int_equal(mp_list_reversed(l, &v), 0);
+    assert_val(v, "[3, 2, 1]");
+    assert_proxy_repr(l, "[1, 2, 3]");
+    /* Forked, spawned or forkserver child iterates the same list. */
+    mp_process *p = mp_process_new(.target = iter_child, .arg = &l, .arg_size = sizeof l);
+    assert_int_equal(mp_process_start(p), 0);
+    assert_int_equal(mp_process_join(p, 30), 0);
+    int code = -1;
+    assert_int_equal(mp_process_exitcode(p, &code), 0);
+    assert_int_equal(code, 0);
+    mp_process_free(p);
+    assert_int_equal(mp_list_iadd(l, MP_TUPLE(MP_I64(4))), 0);
+    assert_int_equal(mp_list_imul(l, 2), 0);
+    assert_proxy_repr(l, "[1, 2, 3, 4, 1, 2, 3, 4]");
+    assert_int_equal(mp_list_imul(l, 0), 0);
+    assert_int_equal(mp_list_len(l), 0);
+    assert_int_equal(mp_list_iadd(l, MP_I64(1)), MP_EINVAL);
+    assert_int_equal(mp_list_mul(l, 2, NULL), MP_EINVAL);
+    assert_int_equal(mp_list_reversed(d, &v), MP_EINVAL);
+
+    /* Iteration over a snapshot: dict keys, list items, set members. */
+    mp_proxy_iter *it = mp_proxy_iter_new(d);
+    assert_non_null(it);
+    assert_int_equal(mp_dict_set(d, MP_STR("z"), MP_I64(9)), 0); /* not seen */
+    const mp_val *x;
+    char got[64] = "";
+    while (mp_proxy_iter_next(it, &x) == 1) {
+        const char *sp;
+        size_t n;
+        assert_int_equal(mp_val_as_str(x, &sp, &n), 0);
+        strncat(got, sp, n);
+    }
+    assert_string_equal(got, "abc");
+    assert_int_equal(mp_proxy_iter_next(it, &x), 0);
+    assert_null(x);
+    assert_int_equal(mp_proxy_iter_next(it, NULL), MP_EINVAL);
+    assert_int_equal(mp_proxy_iter_next(NULL, &x), MP_EINVAL);
+    mp_proxy_iter_free(it);
+    it = mp_proxy_iter_new(l); /* empty */
+    assert_non_null(it);
+    assert_int_equal(mp_proxy_iter_next(it, &x), 0);
+    mp_proxy_iter_free(it);
+    mp_proxy *st = mp_manager_set(m, MP_LIST(MP_I64(5), MP_I64(6)));
+    it = mp_proxy_iter_new(st);
+    int64_t sum = 0, i;
+    while (mp_proxy_iter_next(it, &x) == 1) {
+        assert_int_equal(mp_val_as_int(x, &i), 0);
+        sum += i;
+    }
+    assert_int_equal(sum, 11);
+    mp_proxy_iter_free(it);
+    mp_proxy_iter_free(NULL);
+    mp_proxy *ns = mp_manager_namespace(m);
+    assert_null(mp_proxy_iter_new(ns));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_proxy_iter_new(NULL));
+    mp_proxy_free(ns);
+    mp_proxy_free(st);
+    mp_proxy_free(l);
+    mp_proxy_free(d);
+    stop(m);
+}
+
 struct hold_arg {
     mp_proxy *d;
     pthread_barrier_t *go;
@@ -2611,6 +2720,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mgr_exitcode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_initializer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_operators_iter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_limits, setup, teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);

@@ -25,6 +25,9 @@
  *   d[k] = v; d[k]; d.get(k, x); del d[k]    mp_dict_set / mp_dict_getitem / mp_dict_get / mp_dict_del
  *   k in d; len(d); d.keys() ...             mp_dict_contains / mp_dict_len / mp_dict_keys ...
  *   l.append(x); l[i]; l[i] = x; l[a:b]      mp_list_append / mp_list_get / mp_list_set / mp_list_slice
+ *   d | x; l + x; l * n; reversed(l)         mp_dict_or / mp_list_add / mp_list_mul / mp_list_reversed
+ *   for x in proxy: ...                      mp_proxy_iter_new / mp_proxy_iter_next / _free
+ *   s = m.set(init); s.add(x) ...            mp_manager_set(m, init); mp_set_add(s, x) ...
  *   ns.x = v; ns.x; del ns.x                 mp_namespace_set / mp_namespace_get / mp_namespace_del
  *   proxy.method(*args)                      mp_proxy_call(p, "method", args, &result)
  *   str(proxy), repr(proxy)                  mp_proxy_tostring(p), mp_proxy_repr(p)
@@ -487,6 +490,15 @@ MP_EXTERN int mp_dict_popitem(mp_proxy *d, mp_val **out);
 MP_EXTERN int mp_dict_setdefault(mp_proxy *d, const mp_val *key, const mp_val *dflt,
                                  mp_val **out);
 
+/*
+ * mp_dict_or: d | other: a new dict value (a copy of d updated with other,
+ * which must be a dict, else MP_EINVAL) in *out; d is unchanged.
+ * mp_dict_ior: d |= other (other: a dict or a list of pairs, as update).
+ * Codes as above.
+ */
+MP_EXTERN int mp_dict_or(mp_proxy *d, const mp_val *other, mp_val **out);
+MP_EXTERN int mp_dict_ior(mp_proxy *d, const mp_val *other);
+
 /* ---- list proxies (Python's ListProxy) ---------------------------------------- */
 
 /* An omitted slice bound (Python's l[:b], l[a:]). */
@@ -537,6 +549,46 @@ MP_EXTERN int mp_list_slice(mp_proxy *l, int64_t start, int64_t stop, int64_t st
 MP_EXTERN int mp_list_set_slice(mp_proxy *l, int64_t start, int64_t stop, const mp_val *seq);
 MP_EXTERN int mp_list_del_slice(mp_proxy *l, int64_t start, int64_t stop);
 MP_EXTERN int mp_list_copy(mp_proxy *l, mp_val **out);
+
+/*
+ * List operators, codes as above:
+ * mp_list_add          l + other: a new list value in *out (other must be
+ *                      a list, else MP_EINVAL, as Python's TypeError)
+ * mp_list_iadd         l += seq (a list or tuple; the same as extend)
+ * mp_list_mul          l * n: a new list value (n <= 0: empty)
+ * mp_list_imul         l *= n, in place (n <= 0 empties it)
+ * mp_list_reversed     list(reversed(l)): a reversed copy; l is unchanged
+ */
+MP_EXTERN int mp_list_add(mp_proxy *l, const mp_val *other, mp_val **out);
+MP_EXTERN int mp_list_iadd(mp_proxy *l, const mp_val *seq);
+MP_EXTERN int mp_list_mul(mp_proxy *l, int64_t n, mp_val **out);
+MP_EXTERN int mp_list_imul(mp_proxy *l, int64_t n);
+MP_EXTERN int mp_list_reversed(mp_proxy *l, mp_val **out);
+
+/* ---- iterating a dict, list or set proxy ------------------------------------ */
+
+typedef struct mp_proxy_iter mp_proxy_iter;
+
+/*
+ * mp_proxy_iter_new: an iterator over p (Python's for x in proxy): the
+ * keys of a dict, the items of a list, the members of a set, taken as one
+ * snapshot when it is made (one call to the server); later changes to the
+ * object are not seen and do not disturb it (Python raises RuntimeError
+ * for a dict changed during iteration).  Returns the iterator, owned by
+ * the calling process (mp_proxy_iter_free; it cannot be passed to other
+ * processes), or NULL with mp_last_error(): MP_EINVAL for an invalid proxy
+ * or one of another kind; the codes of mp_dict_keys; -ENOMEM.
+ *
+ *     const mp_val *x;
+ *     while (mp_proxy_iter_next(it, &x) == 1) ...
+ *
+ * mp_proxy_iter_next: 1 and *item the next one (owned by the iterator,
+ * valid until it is freed), 0 at the end (*item NULL), MP_EINVAL for NULL
+ * arguments.  mp_proxy_iter_free: release it; NULL is a no-op.
+ */
+MP_EXTERN mp_proxy_iter *mp_proxy_iter_new(mp_proxy *p);
+MP_EXTERN int mp_proxy_iter_next(mp_proxy_iter *it, const mp_val **item);
+MP_EXTERN void mp_proxy_iter_free(mp_proxy_iter *it);
 
 /* ---- set proxies (Python's SetProxy) --------------------------------------- */
 
