@@ -32,10 +32,14 @@ int raw_pipe_pingpong(const bench_ctx *ctx, bench_result *out);
 int raw_socketpair_pingpong(const bench_ctx *ctx, bench_result *out);
 int raw_malloc_64(const bench_ctx *ctx, bench_result *out);
 int raw_malloc_64_pair(const bench_ctx *ctx, bench_result *out);
+int raw_malloc_4k(const bench_ctx *ctx, bench_result *out);
+int raw_malloc_1m(const bench_ctx *ctx, bench_result *out);
 
 /* libmp_heap.c */
 int lm_heap_alloc_64(const bench_ctx *ctx, bench_result *out);
 int lm_heap_alloc_64_pair(const bench_ctx *ctx, bench_result *out);
+int lm_heap_alloc_4k(const bench_ctx *ctx, bench_result *out);
+int lm_heap_alloc_1m(const bench_ctx *ctx, bench_result *out);
 
 /* libmp_process.c (stubs until src/process.c lands) */
 int lm_process_fork(const bench_ctx *ctx, bench_result *out);
@@ -51,6 +55,7 @@ int lm_event_pingpong(const bench_ctx *ctx, bench_result *out);
 /* libmp_queues.c */
 int lm_queue_64(const bench_ctx *ctx, bench_result *out);
 int lm_queue_1m(const bench_ctx *ctx, bench_result *out);
+int lm_queue_1m_zero_copy(const bench_ctx *ctx, bench_result *out);
 int lm_queue_pingpong(const bench_ctx *ctx, bench_result *out);
 
 /* libmp_connection.c */
@@ -76,5 +81,8 @@ int raw_mpi_main(int argc, char **argv);
 /* libmp_managers.c (stub until managers.h lands) */
 int lm_manager_dict(const bench_ctx *ctx, bench_result *out);
 int lm_manager_lock(const bench_ctx *ctx, bench_result *out);
+
+/* oversub.c: the --oversubscribe tables (printed to stdout); 0 or 1. */
+int oversub_main(const bench_ctx *ctx, int repeats);
 
 #endif /* MPBENCH_BENCHES_H */

@@ -3,7 +3,9 @@
  *
  * mp_shared_alloc/mp_shared_free of 64 bytes, in one process and in two
  * processes at once (the arena is one allocator for the whole family,
- * behind one process-shared lock, where malloc is private to each process).
+ * sharing one arena, where malloc is private to each process); and of
+ * 4 KiB and 1 MiB in one process (malloc serves 1 MiB with mmap+munmap,
+ * the arena with a run taken and hole-punched).
  */
 #include "benches.h"
 
@@ -14,8 +16,9 @@ static void *volatile arena_sink;
 
 static int arena_batch(void *arg, uint64_t n)
 {
+    size_t size = arg != NULL ? *(const size_t *)arg : 64;
     for (uint64_t i = 0; i < n; i++) {
-        void *p = mp_shared_alloc(64);
+        void *p = mp_shared_alloc(size);
         if (p == NULL)
             return mp_last_error();
         arena_sink = p;
@@ -51,4 +54,22 @@ int lm_heap_alloc_64_pair(const bench_ctx *ctx, bench_result *out)
     if (rc != BENCH_OK)
         return rc;
     return bench_run_pair(ctx, arena_batch, NULL, 1024, out, NULL);
+}
+
+static const size_t size_4k = 4096, size_1m = (size_t)1 << 20;
+
+int lm_heap_alloc_4k(const bench_ctx *ctx, bench_result *out)
+{
+    int rc = arena_ready(out);
+    if (rc != BENCH_OK)
+        return rc;
+    return bench_run_batches(ctx, arena_batch, (void *)&size_4k, 256, 0, out);
+}
+
+int lm_heap_alloc_1m(const bench_ctx *ctx, bench_result *out)
+{
+    int rc = arena_ready(out);
+    if (rc != BENCH_OK)
+        return rc;
+    return bench_run_batches(ctx, arena_batch, (void *)&size_1m, 16, 0, out);
 }

@@ -119,6 +119,10 @@ static const op ops[] = {
      lm_queue_1m, raw_ring_1m, true, {T_ABS_GE, M_BYTES, 8e9},
      "busy-poll SPSC ring in shared memory, 4 slots of 1 MiB, copy in and "
      "copy out"},
+    {"queue.1MiB_zero_copy", "1 MiB by pointer (shared heap) on a Queue", RATE,
+     "msg/s", true, lm_queue_1m_zero_copy, lm_queue_1m, false,
+     {T_ABS_GE, M_OPS, 1e6},
+     "the copying Queue with 1 MiB messages (queue.1MiB's libmp figure)"},
     {"queue.pingpong", "Queue ping-pong round trip, 64 B", LAT, NULL, false,
      lm_queue_pingpong, raw_futex_pingpong, true, {T_ABS_LE, M_P50, 1e-6},
      "futex ping-pong, as for event.pingpong"},
@@ -162,11 +166,17 @@ static const op ops[] = {
      false, lm_manager_lock, NULL, false, NO_TARGET, NULL},
     /* The shared arena (on main) */
     {"heap.alloc64", "mp_shared_alloc+free 64 B", RATE, "ops/s", false,
-     lm_heap_alloc_64, raw_malloc_64, false, NO_TARGET,
+     lm_heap_alloc_64, raw_malloc_64, false, {T_REL_GE, M_OPS, 0.5},
      "malloc+free of 64 B (process-private)"},
     {"heap.alloc64_2procs", "mp_shared_alloc+free 64 B, 2 procs", RATE,
      "ops/s", false, lm_heap_alloc_64_pair, raw_malloc_64_pair, false,
-     NO_TARGET, "malloc+free of 64 B in 2 processes at once (total)"},
+     {T_REL_GE, M_OPS, 0.5}, "malloc+free of 64 B in 2 processes at once (total)"},
+    {"heap.alloc4k", "mp_shared_alloc+free 4 KiB", RATE, "ops/s", false,
+     lm_heap_alloc_4k, raw_malloc_4k, false, NO_TARGET,
+     "malloc+free of 4 KiB (process-private)"},
+    {"heap.alloc1m", "mp_shared_alloc+free 1 MiB", RATE, "ops/s", false,
+     lm_heap_alloc_1m, raw_malloc_1m, false, NO_TARGET,
+     "malloc+free of 1 MiB (mmap+munmap in glibc)"},
 };
 
 #define NOPS (sizeof ops / sizeof ops[0])
@@ -252,6 +262,7 @@ typedef struct options {
     const char *python;
     const char *script;
     bool pin;
+    bool oversub;
 } options;
 
 static void usage(FILE *f)
@@ -260,7 +271,7 @@ static void usage(FILE *f)
         "usage: mpbench [--short | --full] [--filter TEXT]... [--json FILE]\n"
         "               [--repeats N] [--duration S] [--warmup S]\n"
         "               [--python PATH | --no-python] [--script PATH] [--pin]\n"
-        "               [--list]\n"
+        "               [--list] [--oversubscribe]\n"
         "\n"
         "Runs each operation's libmp, raw OS and CPython figures and prints\n"
         "the table (progress goes to stderr, the report to stdout).\n"
@@ -274,6 +285,10 @@ static void usage(FILE *f)
         "  --python PATH  the interpreter for bench_cpython.py (python3)\n"
         "  --no-python    skip the CPython column (printed n/a)\n"
         "  --script PATH  bench_cpython.py (default: the source tree's)\n"
+        "  --oversubscribe  instead of the table: P = 1, 2, 4, 8 pairs ping-ponging\n"
+        "               at once (Event, Lock, Semaphore, Queue beside a raw\n"
+        "               always-sleeping futex) and Pool.map chunksize 1 with 1x, 4x,\n"
+        "               8x workers per cpu (docs/performance.md)\n"
         "  --pin          pin the two processes of a pair to cpus 0 and 1\n"
         "  --list         list the operation ids and exit\n");
 }
@@ -355,6 +370,8 @@ static void parse_options(int argc, char **argv, options *o)
         } else if (strcmp(a, "--script") == 0) {
             o->script = next;
             i++;
+        } else if (strcmp(a, "--oversubscribe") == 0) {
+            o->oversub = true;
         } else if (strcmp(a, "--pin") == 0) {
             o->pin = true;
         } else if (strcmp(a, "--list") == 0) {
@@ -1101,6 +1118,12 @@ int main(int argc, char **argv)
         return 1;
     }
     self[len] = '\0';
+
+    if (opt.oversub) {
+        bench_ctx octx = {.duration = opt.duration, .warmup = opt.warmup,
+                          .self_exe = self};
+        return oversub_main(&octx, opt.repeats);
+    }
 
     bool sel[NOPS];
     size_t nsel = 0;

@@ -651,8 +651,9 @@ static void *volatile malloc_sink;
 
 static int malloc_batch(void *arg, uint64_t n)
 {
+    size_t size = arg != NULL ? *(const size_t *)arg : 64;
     for (uint64_t i = 0; i < n; i++) {
-        void *p = malloc(64);
+        void *p = malloc(size);
         if (p == NULL)
             return -ENOMEM;
         malloc_sink = p;
@@ -669,4 +670,16 @@ int raw_malloc_64(const bench_ctx *ctx, bench_result *out)
 int raw_malloc_64_pair(const bench_ctx *ctx, bench_result *out)
 {
     return bench_run_pair(ctx, malloc_batch, NULL, 1024, out, NULL);
+}
+
+static const size_t msize_4k = 4096, msize_1m = (size_t)1 << 20;
+
+int raw_malloc_4k(const bench_ctx *ctx, bench_result *out)
+{
+    return bench_run_batches(ctx, malloc_batch, (void *)&msize_4k, 256, 0, out);
+}
+
+int raw_malloc_1m(const bench_ctx *ctx, bench_result *out)
+{
+    return bench_run_batches(ctx, malloc_batch, (void *)&msize_1m, 16, 0, out);
 }

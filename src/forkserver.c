@@ -33,6 +33,7 @@
 #include "internal/mp.h"
 #include "internal/conn.h"
 #include "internal/popen.h"
+#include "internal/resource_tracker.h"
 #include "internal/spawn.h"
 #include "internal/util.h"
 
@@ -744,6 +745,17 @@ static int start_server(struct mp__forkserver **out)
             r = lfd;
             rmdir(fs->dir);
         }
+    }
+    /* The server removes both when it ends; the tracker does if the server
+     * is killed (a kill of the program's process group). */
+    struct mp__tracker *t = NULL;
+    if (r == 0 && ((r = mp__tracker_register(MP__TRACK_DIR, fs->dir, -1, &t)) != 0 ||
+                   (r = mp__tracker_register(MP__TRACK_SOCKET, fs->path, -1, &t)) != 0)) {
+        mp__tracker_unregister(t, MP__TRACK_DIR, fs->dir);
+        close(lfd);
+        lfd = -1;
+        unlink(fs->path);
+        rmdir(fs->dir);
     }
     if (r == 0 && pipe2(alive, O_CLOEXEC) != 0) {
         r = mp__errno();

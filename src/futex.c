@@ -3,6 +3,11 @@
 #include "internal/sync.h"
 
 #include "internal/linux.h"
+#include <fcntl.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -56,24 +61,108 @@ int mp__futex_wait_watched(uint32_t *word, uint32_t expected, const mp__deadline
     return w->gone(w->arg) ? MP_EEOF : 0;
 }
 
+/*
+ * Whether runnable tasks outnumber the cpus this process may use: then a
+ * poll before sleeping burns the time slice that the task which would end
+ * the wait needs, and every waiter should sleep at once.  The answer is the
+ * kernel's instantaneous count of runnable tasks (the fourth field of
+ * /proc/loadavg, which counts the caller itself), refreshed by whichever
+ * waiter finds it older than BUSY_CHECK_NS, so a process asks the kernel at
+ * most about a hundred times a second and only while it waits.  Spinning
+ * waiters count as runnable, which is what is wanted: P spinning pairs on
+ * fewer than 2P cpus are oversubscribed (and stay so for BUSY_HOLD_NS
+ * after the last sample that said so).  Plain process-wide atomics, no
+ * thread-local storage; a forked child inherits a fresh enough answer.
+ */
+#define BUSY_CHECK_NS 10000000u
+#define BUSY_HOLD_NS 100000000u
+
+static _Atomic uint64_t busy_checked_at;
+static _Atomic uint64_t busy_seen_at; /* the last sample that said busy */
+static _Atomic int busy_now;
+static _Atomic int busy_ncpu;
+
+static int usable_cpus(void)
+{
+    int n = atomic_load_explicit(&busy_ncpu, memory_order_relaxed);
+    if (n > 0)
+        return n;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
+    if (n <= 0)
+        n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n <= 0)
+        n = 1;
+    atomic_store_explicit(&busy_ncpu, n, memory_order_relaxed);
+    return n;
+}
+
+static int runnable_tasks(void)
+{
+    char buf[128];
+    int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* "0.50 0.40 0.30 3/512 1234": the count before the slash. */
+    const char *p = buf;
+    for (int field = 0; field < 3; field++) {
+        p = strchr(p, ' ');
+        if (p == NULL)
+            return -1;
+        p++;
+    }
+    char *end;
+    long r = strtol(p, &end, 10);
+    return end != p && *end == '/' && r >= 0 && r < INT32_MAX ? (int)r : -1;
+}
+
+bool mp__cpu_busy_at(uint64_t now)
+{
+    uint64_t at = atomic_load_explicit(&busy_checked_at, memory_order_relaxed);
+    if (at != 0 && now - at < BUSY_CHECK_NS)
+        return atomic_load_explicit(&busy_now, memory_order_relaxed) != 0;
+    /* One waiter refreshes; the others keep the previous answer. */
+    if (!atomic_compare_exchange_strong(&busy_checked_at, &at, now))
+        return atomic_load_explicit(&busy_now, memory_order_relaxed) != 0;
+    int ncpu = usable_cpus();
+    int run = ncpu > 1 ? runnable_tasks() : ncpu + 1;
+    /*
+     * A sample counts the waiters that were spinning at that instant, and
+     * none of those asleep: processes that ping-pong on too few cpus look
+     * busy while they spin and idle once they all sleep, so a busy sample
+     * holds for BUSY_HOLD_NS, ten samples, before polling resumes.
+     */
+    if (run > ncpu)
+        atomic_store_explicit(&busy_seen_at, now, memory_order_relaxed);
+    uint64_t seen = atomic_load_explicit(&busy_seen_at, memory_order_relaxed);
+    bool busy = seen != 0 && now - seen < BUSY_HOLD_NS;
+    atomic_store_explicit(&busy_now, busy, memory_order_relaxed);
+    return busy;
+}
+
+bool mp__cpu_busy(void)
+{
+    return mp__cpu_busy_at(mp__now_ns());
+}
+
 bool mp__spin_while_equal(const uint32_t *word, uint32_t expected, uint64_t spin_ns)
 {
-    static int ncpu;
-    if (ncpu == 0)
-        ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (ncpu <= 1)
+    if (spin_ns == 0)
         return false;
-    uint64_t start = 0;
+    uint64_t start = mp__now_ns();
+    if (mp__cpu_busy_at(start))
+        return false;
     for (unsigned i = 1;; i++) {
         if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != expected)
             return true;
-        if ((i & 31u) == 0) {
-            uint64_t now = mp__now_ns();
-            if (start == 0)
-                start = now;
-            else if (now - start > spin_ns)
-                return false;
-        }
+        if ((i & 31u) == 0 && mp__now_ns() - start > spin_ns)
+            return false;
         mp__cpu_relax();
     }
 }

@@ -15,9 +15,11 @@
  * run table) or from the never-used top.  Freed extents are hole-punched so
  * their memory goes back to the system.
  *
- * All bookkeeping is under one robust process-shared mutex.  The writes
- * inside it are ordered so that a process killed in the middle leaks at
- * most the block it was handling.
+ * All shared bookkeeping is under one robust process-shared mutex.  The
+ * writes inside it are ordered so that a process killed in the middle leaks
+ * at most the block it was handling.  Small blocks up to 1 KiB go through
+ * per-thread caches that reach the lock only once per batch (see "per-thread
+ * caches" below for what a death leaks then).
  */
 #include "internal/mp.h"
 
@@ -33,7 +35,8 @@
 #define PAGE 4096u
 #define ARENA_MAGIC 0x6c69626d70617265ull /* "libmpare" */
 
-enum run_kind { RUN_UNUSED = 0, RUN_SMALL, RUN_LARGE, RUN_LARGE_TAIL, RUN_FREE };
+/* RUN_DIRTY: a freed large block kept whole, unzeroed, in arena->dirty. */
+enum run_kind { RUN_UNUSED = 0, RUN_SMALL, RUN_LARGE, RUN_LARGE_TAIL, RUN_FREE, RUN_DIRTY };
 
 static const uint32_t class_size[] = {
     16, 32, 48, 64, 128, 192, 256, 384, 512, 768, 1024, 1536,
@@ -41,6 +44,16 @@ static const uint32_t class_size[] = {
 };
 #define NCLASS (sizeof class_size / sizeof class_size[0])
 #define SMALL_MAX 32768u
+
+/*
+ * Up to DIRTY_SLOTS freed large blocks of at most DIRTY_MAX bytes are kept
+ * unpunched for mp_shared_alloc_uninit, so that a large message handed off
+ * through a queue reuses mapped pages instead of a hole punch and page
+ * faults per message.  Bounded: at most DIRTY_SLOTS * DIRTY_MAX resident.
+ */
+#define DIRTY_SLOTS 16
+#define LARGE_REUSE 1 /* the class field of a RUN_LARGE from ..._uninit */
+#define DIRTY_MAX ((size_t)4 << 20)
 
 /* A free small block: its first words while it sits on a free list. */
 struct free_block {
@@ -66,10 +79,12 @@ struct arena {
     uint64_t size;
     uint64_t nruns;
     uint64_t first_run;     /* first run usable for data */
+    int64_t creator;        /* pid of the process that made the arena */
     pthread_mutex_t lock MP__ALIGNED(MP__CACHELINE);
     uint64_t top;           /* first run never handed out */
     struct free_extent *extents;
     struct size_class cls[NCLASS];
+    uint64_t dirty[DIRTY_SLOTS]; /* first runs of RUN_DIRTY blocks; 0: none */
     _Atomic uint64_t next_id MP__ALIGNED(MP__CACHELINE);
     _Atomic(void *) roots[MP__ROOT_COUNT];
     uint64_t desc[];        /* one per run: kind | class << 8 | len << 32 */
@@ -150,6 +165,7 @@ static void arena_format(struct arena *a, size_t size)
     a->first_run = (meta + RUN_SIZE - 1) >> RUN_SHIFT;
     a->top = a->first_run;
     atomic_store(&a->next_id, 1);
+    a->creator = getpid();
     mp__robust_mutex_init(&a->lock);
     a->magic = ARENA_MAGIC;
 }
@@ -223,6 +239,11 @@ void mp__heap_info(int *fd, void **addr, size_t *size)
         *addr = A;
     if (size)
         *size = A ? A->size : 0;
+}
+
+pid_t mp__heap_creator(void)
+{
+    return mp__heap_init() == 0 ? (pid_t)A->creator : getpid();
 }
 
 bool mp__in_arena(const void *p)
@@ -333,16 +354,33 @@ static uint64_t extent_take(uint64_t len)
     return run;
 }
 
-static void *large_alloc(size_t size)
+static void dirty_release(unsigned i);
+
+static void *large_alloc_as(size_t size, unsigned how)
 {
     uint64_t len = (size + RUN_SIZE - 1) >> RUN_SHIFT;
     uint64_t run = extent_take(len);
+    if (run == 0) {
+        /* Full: the kept blocks go back before giving up. */
+        bool any = false;
+        for (unsigned i = 0; i < DIRTY_SLOTS; i++)
+            if (A->dirty[i] != 0) {
+                dirty_release(i);
+                any = true;
+            }
+        run = any ? extent_take(len) : 0;
+    }
     if (run == 0)
         return NULL;
     for (uint64_t i = 1; i < len; i++)
         A->desc[run + i] = desc_make(RUN_LARGE_TAIL, 0, 0);
-    A->desc[run] = desc_make(RUN_LARGE, 0, len);
+    A->desc[run] = desc_make(RUN_LARGE, how, len);
     return run_addr(run);
+}
+
+static void *large_alloc(size_t size)
+{
+    return large_alloc_as(size, 0);
 }
 
 static void punch(void *p, size_t len)
@@ -357,13 +395,56 @@ static void punch(void *p, size_t len)
     memset(p, 0, len);
 }
 
+/* Punch the dirty block of slot i and make its runs free extents. */
+static void dirty_release(unsigned i)
+{
+    uint64_t run = A->dirty[i];
+    uint64_t len = desc_len(A->desc[run]);
+    A->dirty[i] = 0; /* a death from here on leaks the block, no worse */
+    for (uint64_t k = 0; k < len; k++)
+        A->desc[run + k] = 0;
+    punch(run_addr(run), len << RUN_SHIFT);
+    extent_insert(run, len);
+}
+
+/* Keep a freed large block unpunched when a slot is free; true if kept. */
+static bool dirty_keep(uint64_t run, uint64_t len)
+{
+    if (len << RUN_SHIFT > DIRTY_MAX)
+        return false;
+    for (unsigned i = 0; i < DIRTY_SLOTS; i++) {
+        if (A->dirty[i] == 0) {
+            A->desc[run] = desc_make(RUN_DIRTY, 0, len);
+            A->dirty[i] = run;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A kept block of exactly len runs, made live again; 0 when none. */
+static uint64_t dirty_take(uint64_t len)
+{
+    for (unsigned i = 0; i < DIRTY_SLOTS; i++) {
+        uint64_t run = A->dirty[i];
+        if (run != 0 && desc_len(A->desc[run]) == len) {
+            A->desc[run] = desc_make(RUN_LARGE, LARGE_REUSE, len);
+            A->dirty[i] = 0;
+            return run;
+        }
+    }
+    return 0;
+}
+
 static int large_free(void *p)
 {
     uint64_t run = run_of(p);
     uint64_t d = A->desc[run];
-    if ((uintptr_t)p & (RUN_SIZE - 1) || desc_kind(d) != RUN_LARGE)
+    if ((uintptr_t)((char *)p - (char *)A) & (RUN_SIZE - 1) || desc_kind(d) != RUN_LARGE)
         return MP_EINVAL;
     uint64_t len = desc_len(d);
+    if (desc_class(d) == LARGE_REUSE && dirty_keep(run, len))
+        return 0;
     for (uint64_t i = 0; i < len; i++)
         A->desc[run + i] = 0;
     punch(p, len << RUN_SHIFT);
@@ -373,8 +454,19 @@ static int large_free(void *p)
 
 /* ---- small blocks ------------------------------------------------------- */
 
+/* The class of each size up to 1 KiB, by the size in 16-byte steps rounded up. */
+static const uint8_t class_by_16[1024 / 16 + 1] = {
+    0, 0, 1, 2, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6,
+    6, 7, 7, 7, 7, 7, 7, 7, 7, 8, 8, 8, 8, 8, 8, 8,
+    8, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
+    9, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10,
+    10,
+};
+
 static unsigned class_of(size_t size)
 {
+    if (size <= 1024)
+        return class_by_16[(size + 15) >> 4];
     unsigned i = 0;
     while (class_size[i] < size)
         i++;
@@ -420,9 +512,159 @@ static int small_free(void *p, uint64_t d)
     return 0;
 }
 
+/* ---- per-thread caches of small blocks ---------------------------------- */
+
+/*
+ * Each thread keeps a few free blocks of each small class (up to 1 KiB) in
+ * its own memory, so that the common mp__alloc and mp__free take no shared
+ * lock.  The cache is filled from, and emptied into, the class's shared
+ * free list in batches of half its capacity under the arena's lock.  The
+ * blocks in a cache are marked free (their tag), as on the shared list, so
+ * a double free is seen either way.
+ *
+ * What a cache costs when its thread dies without exiting normally (a
+ * process killed, or one that leaves with _exit outside libmp): the blocks
+ * it held, at most CACHE_BYTES per class, 44 KiB in all (docs/heap.md).
+ * The shared lists themselves are only changed under the robust lock, one
+ * consistent step at a time, so such a death never corrupts them.  A thread
+ * that exits normally, and a libmp child process that ends, gives its
+ * blocks back.  A forked child starts with an empty cache: the copy it
+ * inherited belongs to the parent's thread.
+ */
+#define CACHE_CLASSES 11 /* classes 16 ... 1024 bytes */
+#define MP__NOINLINE __attribute__((noinline))
+#define CACHE_BYTES 4096u
+#define CACHE_MAX 64u
+
+struct tcache {
+    bool registered; /* the thread-exit destructor knows this thread */
+    uint16_t n[CACHE_CLASSES];
+    struct free_block *head[CACHE_CLASSES];
+};
+
+static __thread struct tcache tc;
+static pthread_key_t tc_key;
+static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
+static bool tc_key_ok;
+
+/*
+ * ceil(2^32 / class size): off * recip >> 32 is off / size, exact for every
+ * offset inside a run (off < 2^16, size <= 1024), without a division.
+ */
+static const uint32_t class_recip[CACHE_CLASSES] = {
+    268435456u, 134217728u, 89478486u, 67108864u, 33554432u, 22369622u,
+    16777216u, 11184811u, 8388608u, 5592406u, 4194304u,
+};
+
+/* How many blocks a cache holds: CACHE_BYTES of them, at most CACHE_MAX. */
+static const uint8_t class_cap[CACHE_CLASSES] = {64, 64, 64, 64, 32, 21, 16, 10, 8, 5, 4};
+
+static inline unsigned cache_cap(unsigned c)
+{
+    return class_cap[c];
+}
+
+/* Give back all but keep blocks of class c; the caller holds no lock. */
+static void cache_drain(struct tcache *t, unsigned c, unsigned keep)
+{
+    if (t->n[c] <= keep)
+        return;
+    /* Detach the blocks to return first: a death from here on leaks them. */
+    struct free_block *first = t->head[c], *last = first;
+    for (unsigned i = 1; i < t->n[c] - keep; i++)
+        last = last->next;
+    t->head[c] = last->next;
+    t->n[c] = (uint16_t)keep;
+    mp__robust_lock(&A->lock);
+    while (first != NULL && first != t->head[c]) {
+        struct free_block *b = first;
+        first = b->next;
+        b->next = A->cls[c].free;
+        A->cls[c].free = b;
+    }
+    mp__robust_unlock(&A->lock);
+}
+
+void mp__heap_cache_flush(void)
+{
+    if (A == NULL)
+        return;
+    for (unsigned c = 0; c < CACHE_CLASSES; c++)
+        cache_drain(&tc, c, 0);
+}
+
+static void cache_thread_exit(void *arg)
+{
+    (void)arg;
+    mp__heap_cache_flush();
+}
+
+static void cache_forget(void)
+{
+    memset(&tc, 0, sizeof tc);
+    if (tc_key_ok)
+        pthread_setspecific(tc_key, NULL);
+}
+
+static void cache_setup(void)
+{
+    tc_key_ok = pthread_key_create(&tc_key, cache_thread_exit) == 0;
+    pthread_atfork(NULL, NULL, cache_forget);
+}
+
+static void cache_register(struct tcache *t)
+{
+    pthread_once(&tc_once, cache_setup);
+    t->registered = true;
+    if (tc_key_ok)
+        pthread_setspecific(tc_key, t);
+}
+
+/* Take a batch of class c into the cache (the caller holds the lock). */
+static void cache_refill_locked(struct tcache *t, unsigned c)
+{
+    unsigned want = cache_cap(c) / 2;
+    for (unsigned i = 0; i < want; i++) {
+        struct free_block *b = small_alloc(c);
+        if (b == NULL)
+            break;
+        b->tag = FREE_TAG ^ (uintptr_t)b;
+        b->next = t->head[c];
+        t->head[c] = b;
+        t->n[c]++;
+    }
+}
+
+/* The cache of class c is empty: fill it, then take a block (or NULL). */
+static MP__NOINLINE void *cache_alloc_slow(unsigned c)
+{
+    struct tcache *t = &tc;
+    if (!t->registered)
+        cache_register(t);
+    mp__robust_lock(&A->lock);
+    cache_refill_locked(t, c);
+    mp__robust_unlock(&A->lock);
+    struct free_block *b = t->head[c];
+    if (b == NULL)
+        return NULL;
+    t->head[c] = b->next;
+    t->n[c]--;
+    memset(b, 0, class_size[c]);
+    return b;
+}
+
+/* The cache of class c is over its capacity: give half back. */
+static MP__NOINLINE void cache_overflow(unsigned c)
+{
+    struct tcache *t = &tc;
+    if (!t->registered)
+        cache_register(t);
+    cache_drain(t, c, cache_cap(c) / 2);
+}
+
 /* ---- public entry points ------------------------------------------------ */
 
-void *mp__alloc(size_t size)
+static MP__NOINLINE void *alloc_slow(size_t size)
 {
     if (mp__heap_init() != 0) {
         errno = ENOMEM;
@@ -434,15 +676,38 @@ void *mp__alloc(size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    mp__robust_lock(&A->lock);
-    void *p = size <= SMALL_MAX ? small_alloc(class_of(size)) : large_alloc(size);
-    mp__robust_unlock(&A->lock);
+    void *p;
+    unsigned c = size <= SMALL_MAX ? class_of(size) : NCLASS;
+    if (c < CACHE_CLASSES) {
+        p = cache_alloc_slow(c);
+    } else {
+        mp__robust_lock(&A->lock);
+        p = c < NCLASS ? small_alloc(c) : large_alloc(size);
+        mp__robust_unlock(&A->lock);
+    }
     if (p == NULL)
         errno = ENOMEM;
     return p;
 }
 
-int mp__free(void *p)
+void *mp__alloc(size_t size)
+{
+    /* The common case: a block from this thread's cache, no lock. */
+    if (MP__LIKELY(size - 1 < 1024 && A != NULL)) {
+        unsigned c = class_by_16[(size + 15) >> 4];
+        struct tcache *t = &tc;
+        struct free_block *b = t->head[c];
+        if (MP__LIKELY(b != NULL)) {
+            t->head[c] = b->next;
+            t->n[c]--;
+            memset(b, 0, class_size[c]);
+            return b;
+        }
+    }
+    return alloc_slow(size);
+}
+
+static MP__NOINLINE int free_slow(void *p)
 {
     if (p == NULL)
         return 0;
@@ -466,6 +731,29 @@ int mp__free(void *p)
     return r;
 }
 
+int mp__free(void *p)
+{
+    if (MP__UNLIKELY(!mp__in_arena(p)))
+        return p == NULL ? 0 : MP_EINVAL;
+    /* A run, once a small class's, stays with it: no lock needed to look. */
+    uint64_t d = __atomic_load_n(&A->desc[run_of(p)], __ATOMIC_RELAXED);
+    unsigned c = desc_class(d);
+    if (MP__UNLIKELY(desc_kind(d) != RUN_SMALL || c >= CACHE_CLASSES))
+        return free_slow(p);
+    /* small_free's checks: the start of a block, not already free. */
+    uint32_t off = (uint32_t)(((uintptr_t)p - (uintptr_t)A) & (RUN_SIZE - 1));
+    uint32_t q = (uint32_t)(((uint64_t)off * class_recip[c]) >> 32);
+    struct free_block *b = p;
+    if (MP__UNLIKELY(q * class_size[c] != off || b->tag == (FREE_TAG ^ (uintptr_t)p)))
+        return MP_EINVAL;
+    struct tcache *t = &tc;
+    b->tag = FREE_TAG ^ (uintptr_t)p;
+    b->next = t->head[c];
+    t->head[c] = b;
+    if (MP__UNLIKELY(++t->n[c] > cache_cap(c)))
+        cache_overflow(c);
+    return 0;
+}
 
 size_t mp__alloc_size(const void *p)
 {
@@ -520,6 +808,22 @@ void *mp_shared_alloc(size_t size)
         return mp__fail_null(r);
     void *p = mp__alloc(size);
     return p != NULL ? p : mp__fail_null(-ENOMEM);
+}
+
+void *mp_shared_alloc_uninit(size_t size)
+{
+    int r = mp__heap_init();
+    if (r != 0)
+        return mp__fail_null(r);
+    if (size > SMALL_MAX && size <= DIRTY_MAX) {
+        uint64_t len = (size + RUN_SIZE - 1) >> RUN_SHIFT;
+        mp__robust_lock(&A->lock);
+        uint64_t run = dirty_take(len);
+        void *p = run != 0 ? run_addr(run) : large_alloc_as(size, LARGE_REUSE);
+        mp__robust_unlock(&A->lock);
+        return p != NULL ? p : mp__fail_null(-ENOMEM);
+    }
+    return mp_shared_alloc(size);
 }
 
 int mp_shared_free(void *ptr)

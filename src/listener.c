@@ -3,6 +3,7 @@
  * as multiprocessing.connection's SocketListener and SocketClient.
  */
 #include "internal/conn.h"
+#include "internal/resource_tracker.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -25,6 +26,8 @@ struct mp_listener {
     int fd;
     pid_t creator;           /* the process that bound the address */
     bool unlink_path;        /* a filesystem AF_UNIX path to remove on close */
+    struct mp__tracker *tracker; /* where the path is tracked, or NULL */
+    char tracked[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; /* as tracked */
     bool has_last;
     bool has_authkey;
     socklen_t addr_len;
@@ -274,7 +277,27 @@ static void unlink_if_mine(mp_listener *l)
     if (l->unlink_path && l->creator == getpid()) {
         l->unlink_path = false;
         unlink(((struct sockaddr_un *)&l->addr)->sun_path);
+        mp__tracker_unregister(l->tracker, MP__TRACK_SOCKET, l->tracked);
     }
+}
+
+/*
+ * Have the resource tracker remove the socket file if the program is killed
+ * before it can (its absolute path: the tracker's working directory is not
+ * ours).  A path too long to make absolute stays untracked.
+ */
+static int track_path(mp_listener *l)
+{
+    const char *path = ((struct sockaddr_un *)&l->addr)->sun_path;
+    char cwd[sizeof l->tracked];
+    if (path[0] == '/') {
+        snprintf(l->tracked, sizeof l->tracked, "%s", path);
+    } else if (getcwd(cwd, sizeof cwd) == NULL ||
+               snprintf(l->tracked, sizeof l->tracked, "%s/%s", cwd, path) >=
+                   (int)sizeof l->tracked) {
+        return 0;
+    }
+    return mp__tracker_register(MP__TRACK_SOCKET, l->tracked, -1, &l->tracker);
 }
 
 static void at_exit_unlink(void)
@@ -377,6 +400,11 @@ mp_listener *mp_listener_new_opts(const mp_listener_options *o)
     if (keylen > 0)
         memcpy(l->authkey, o->authkey, keylen);
     r = mp__fd_register(l->fd, l);
+    if (r == 0 && a.is_path) {
+        r = track_path(l);
+        if (r != 0)
+            mp__fd_unregister(l->fd);
+    }
     if (r != 0) {
         close(l->fd);
         if (a.is_path)

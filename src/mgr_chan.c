@@ -315,9 +315,12 @@ bool mp__mgr_server_gone(mp_manager *m)
 static int wait_reply(mp_manager *m, struct mgr_chan *ch)
 {
     uint64_t start = mp__now_ns();
+    bool busy = mp__cpu_busy_at(start);
     for (unsigned i = 0;; i++) {
         if (atomic_load_explicit(&ch->state, memory_order_acquire) == CH_DONE)
             return 0;
+        if (busy)
+            break;
         mp__cpu_relax();
         if ((i & POLL_MASK) == POLL_MASK) {
             if (mp__now_ns() - start > CLIENT_SPIN_NS)
@@ -501,7 +504,8 @@ int mp__chan_serve(mp_manager *m, struct mgr_srv *s, pid_t watch)
         mp__cpu_relax();
         if ((++idle & POLL_MASK) != 0)
             continue;
-        if (mp__now_ns() - last < SERVER_SPIN_NS) {
+        uint64_t now = mp__now_ns();
+        if (now - last < SERVER_SPIN_NS && !mp__cpu_busy_at(now)) {
             sched_yield();
             continue;
         }

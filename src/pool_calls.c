@@ -207,7 +207,9 @@ void mp__pool_job_discard(mp__pjob *j)
 /* Wait until every chunk of map job j is final: 0, MP_ETIMEDOUT, -EINTR. */
 static int wait_complete(mp__pjob *j, const mp__deadline *d)
 {
-    uint64_t spin_until = mp__now_ns() + MP__POOL_SPIN_NS;
+    uint64_t now = mp__now_ns();
+    /* Oversubscribed: no poll, the workers need the cpu (mp__cpu_busy). */
+    uint64_t spin_until = mp__cpu_busy_at(now) ? 0 : now + MP__POOL_SPIN_NS;
     do {
         if (mp__pool_job_complete(j))
             return 0;

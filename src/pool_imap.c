@@ -523,8 +523,11 @@ static int imap_next(mp__pjob *j, double timeout, void *fixed_out, void **data, 
             code = MP_ETIMEDOUT;
             break;
         }
-        if (spin_until == 0)
-            spin_until = mp__now_ns() + MP__POOL_SPIN_NS;
+        if (spin_until == 0) {
+            uint64_t now = mp__now_ns();
+            /* Oversubscribed: sleep at once (mp__cpu_busy). */
+            spin_until = mp__cpu_busy_at(now) ? 1 : now + MP__POOL_SPIN_NS;
+        }
         im_unlock(j);
         int r = 0;
         if (mp__now_ns() < spin_until) {

@@ -605,8 +605,10 @@ static bool idle(struct mp_pool *pool, mp__wrec *rec, uint32_t state)
 {
     MP__ST(&rec->hazard, NULL);
     uint32_t zero = 0;
-    if (MP__CAS(&pool->spinner, &zero, 1)) {
-        uint64_t until = mp__now_ns() + SPIN_NS;
+    uint64_t now = mp__now_ns();
+    /* Oversubscribed: every idle worker sleeps at once (mp__cpu_busy). */
+    if (!mp__cpu_busy_at(now) && MP__CAS(&pool->spinner, &zero, 1)) {
+        uint64_t until = now + SPIN_NS;
         bool found = false;
         do {
             for (int i = 0; i < 32 && !found; i++) {

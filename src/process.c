@@ -1174,6 +1174,7 @@ _Noreturn void mp__process_bootstrap(mp_process *p, bool after_fork)
     mp__info("process exiting with exitcode %d", code);
     mp__run_atexit();
     mp__flush_std_streams();
+    mp__heap_cache_flush();
     /*
      * A fork child must not run the C atexit handlers it inherited from its
      * parent.  A spawn or forkserver child is a fresh image of the program:

@@ -84,10 +84,13 @@ static void map_remove(struct mapping *m)
 static int make_name(char *out, const char *name)
 {
     if (name == NULL) {
+        /* The family's root pid first: a family's names can be told apart
+         * from another's (tests count only their own). */
         uint64_t r;
         if (getrandom(&r, sizeof r, 0) != sizeof r)
             r = mp__now_ns() ^ ((uint64_t)getpid() << 32);
-        snprintf(out, MP_SHM_NAME_MAX + 2, "/mp_%016llx", (unsigned long long)r);
+        snprintf(out, MP_SHM_NAME_MAX + 2, "/mp_%x_%012llx", (unsigned)mp__heap_creator(),
+                 (unsigned long long)(r & 0xffffffffffffull));
         return 0;
     }
     if (name[0] == '/')
@@ -160,12 +163,12 @@ static int setup(mp_shared_memory *shm, const mp_shared_memory_options *o)
         return fd;
     r = segment_size(shm, fd, o);
     if (r == 0 && o->create && !o->notrack)
-        r = mp__tracker_register(shm->name, &shm->tracker);
+        r = mp__tracker_register(MP__TRACK_SHM, shm->name, fd, &shm->tracker);
     if (r == 0)
         r = map_here(shm, fd);
     close(fd);
     if (r != 0) {
-        mp__tracker_unregister(shm->tracker, shm->name);
+        mp__tracker_unregister(shm->tracker, MP__TRACK_SHM, shm->name);
         if (o->create)
             shm_unlink(shm->name);
     }
@@ -267,7 +270,7 @@ int mp_shared_memory_unlink(mp_shared_memory *shm)
     int r = shm_unlink(shm->name) == 0 ? 0 : mp__errno();
     struct mp__tracker *t = __atomic_exchange_n(&shm->tracker, NULL, __ATOMIC_ACQ_REL);
     if (t != NULL)
-        mp__tracker_unregister(t, shm->name);
+        mp__tracker_unregister(t, MP__TRACK_SHM, shm->name);
     return r;
 }
 

@@ -1,9 +1,11 @@
 /* mptest.c: helpers shared by the unit tests. */
 #include "internal/mp.h"
+#include "internal/resource_tracker.h"
 #include "mptest.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +107,135 @@ int mpt_count_children(void)
     return n;
 }
 
+int mpt_proc_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgid, char *comm, size_t commlen)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
+    char st;
+    int pp, pg;
+    if (open_paren == NULL || close_paren == NULL ||
+        sscanf(close_paren + 1, " %c %d %d", &st, &pp, &pg) != 3)
+        return -1;
+    if (comm != NULL && commlen > 0)
+        snprintf(comm, commlen, "%.*s", (int)(close_paren - open_paren - 1), open_paren + 1);
+    if (state != NULL)
+        *state = st;
+    if (ppid != NULL)
+        *ppid = pp;
+    if (pgid != NULL)
+        *pgid = pg;
+    return 0;
+}
+
+/* Call fn for every process in /proc until it returns nonzero. */
+static pid_t each_process(int (*fn)(pid_t pid, const void *ctx), const void *ctx)
+{
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return 0;
+    struct dirent *e;
+    pid_t found = 0;
+    while (found == 0 && (e = readdir(d)) != NULL) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid > 0 && fn(pid, ctx))
+            found = pid;
+    }
+    closedir(d);
+    return found;
+}
+
+struct pgroup_count {
+    pid_t pgid;
+    int n;
+};
+
+static int in_pgroup(pid_t pid, const void *ctx)
+{
+    struct pgroup_count *c = (struct pgroup_count *)ctx;
+    char st;
+    pid_t pg;
+    if (mpt_proc_stat(pid, &st, NULL, &pg, NULL, 0) == 0 && pg == c->pgid && st != 'Z')
+        c->n++;
+    return 0;
+}
+
+int mpt_count_pgroup(pid_t pgid)
+{
+    struct pgroup_count c = {pgid, 0};
+    each_process(in_pgroup, &c);
+    return c.n;
+}
+
+struct named {
+    const char *comm;
+    pid_t ppid;
+};
+
+static int is_named(pid_t pid, const void *ctx)
+{
+    const struct named *w = ctx;
+    char st, comm[32];
+    pid_t pp;
+    return mpt_proc_stat(pid, &st, &pp, NULL, comm, sizeof comm) == 0 && st != 'Z' &&
+           pp == w->ppid && strcmp(comm, w->comm) == 0;
+}
+
+pid_t mpt_find_process(const char *comm, pid_t ppid)
+{
+    struct named w = {comm, ppid};
+    return each_process(is_named, &w);
+}
+
+uint64_t mpt_seed(const char *test)
+{
+    const char *env = getenv("MPT_SEED");
+    uint64_t seed = env != NULL && *env ? strtoull(env, NULL, 0) : (uint64_t)mp__now_ns();
+    if (seed == 0)
+        seed = 1;
+    printf("[ SEED     ] %s: MPT_SEED=%llu\n", test, (unsigned long long)seed);
+    fflush(stdout);
+    return seed;
+}
+
+uint64_t mpt_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
+void mpt_kill_children(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+    for (int round = 0; round < 1000; round++) {
+        FILE *f = fopen(path, "r");
+        int pid, n = 0;
+        while (f != NULL && fscanf(f, "%d", &pid) == 1) {
+            kill(pid, SIGKILL);
+            n++;
+        }
+        if (f != NULL)
+            fclose(f);
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        if (n == 0 && waitpid(-1, NULL, WNOHANG) < 0)
+            return;
+        usleep(1000);
+    }
+}
+
 int mpt_wait_status(pid_t pid)
 {
     int st;
@@ -121,26 +252,59 @@ int mpt_wait_status(pid_t pid)
 
 static int leak_fds, leak_shm;
 
-/* Only names libmp or Python's multiprocessing would create: other
- * programs on the machine may come and go in /dev/shm meanwhile. */
-static int count_our_shm(void)
+const char *mpt_shm_prefix(void)
 {
-    return mpt_count_shm("mp") + mpt_count_shm("psm_");
+    static char prefix[32];
+    snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)mp__heap_creator());
+    return prefix;
+}
+
+/* Only this test run's names: generated ones carry the family root's pid,
+ * and the tests' own names end with the test program's pid (mpt_shm_name).
+ * Other programs, and other test runs, come and go in /dev/shm meanwhile. */
+int mpt_count_own_shm(void)
+{
+    char mine[32];
+    snprintf(mine, sizeof mine, "_%d", (int)getpid());
+    size_t ml = strlen(mine);
+    const char *gen = mpt_shm_prefix();
+    int n = 0;
+    DIR *d = opendir("/dev/shm");
+    if (d == NULL)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, gen, strlen(gen)) == 0 ||
+            (strncmp(e->d_name, "mpt_", 4) == 0 && len > ml &&
+             strcmp(e->d_name + len - ml, mine) == 0))
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+void mpt_shm_name(char *out, size_t n, const char *what)
+{
+    snprintf(out, n, "mpt_%s_%d", what, (int)getpid());
 }
 
 void mpt_leak_begin(void)
 {
+    /* The process's long-lived helpers first, so that their fds (kept
+     * until the test program exits) do not count as leaks. */
+    assert_int_equal(mp__tracker_start(), 0);
     if (strcmp(mpt_method(), "forkserver") == 0)
         assert_int_equal(mp_forkserver_ensure_running(), 0);
     leak_fds = mpt_count_fds();
-    leak_shm = count_our_shm();
+    leak_shm = mpt_count_own_shm();
 }
 
 void mpt_leak_end(void)
 {
     assert_int_equal(mpt_count_children(), 0);
     assert_int_equal(mpt_count_fds(), leak_fds);
-    assert_int_equal(count_our_shm(), leak_shm);
+    assert_int_equal(mpt_count_own_shm(), leak_shm);
 }
 
 const char *mpt_method(void)

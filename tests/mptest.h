@@ -24,13 +24,48 @@ int mpt_count_shm(const char *prefix);
 /* Number of live or zombie children of this process. */
 int mpt_count_children(void);
 
+/*
+ * The process table.  mpt_proc_stat reads /proc/PID/stat: 0, or -1 if there
+ * is no such process (any out pointer may be NULL).  mpt_count_pgroup counts
+ * the live (not zombie) processes of process group pgid; mpt_find_process
+ * returns a live process named comm whose parent is ppid, or 0.
+ */
+int mpt_proc_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgid, char *comm, size_t commlen);
+int mpt_count_pgroup(pid_t pgid);
+pid_t mpt_find_process(const char *comm, pid_t ppid);
+
+/* SIGKILL and reap every child of this process until it has none (for a
+ * subreaper: orphans keep arriving while their parents die). */
+void mpt_kill_children(void);
+
+/*
+ * Randomized tests: mpt_seed() is the seed of this run (MPT_SEED from the
+ * environment, else from the clock), printed once with the test's name so
+ * that a failure can be replayed; mpt_rand() is a small xorshift generator
+ * over a caller's state.
+ */
+uint64_t mpt_seed(const char *test);
+uint64_t mpt_rand(uint64_t *state);
+
 /* waitpid(pid) and return its exit status, or 1000 + signal if killed. */
 int mpt_wait_status(pid_t pid);
 
 /*
+ * This test run's shared memory names: the prefix of the names libmp
+ * generates in this family ("mp_" and the root's pid in hex, "_"), a name
+ * for a test's own segment ("mpt_WHAT_PID"), and the number of such names
+ * in /dev/shm.  Leak checks count only these, so that other programs (and
+ * another test run in parallel) never fail them.
+ */
+const char *mpt_shm_prefix(void);
+void mpt_shm_name(char *out, size_t n, const char *what);
+int mpt_count_own_shm(void);
+
+/*
  * Fixture checks for leaks: call mpt_leak_begin() at the start of a test and
  * mpt_leak_end() at its end; the latter fails the test if fds, children or
- * /dev/shm entries were left behind.
+ * this run's /dev/shm names were left behind.  mpt_leak_begin() starts the
+ * resource tracker first (its two fds stay open until the program exits).
  */
 void mpt_leak_begin(void);
 void mpt_leak_end(void);

@@ -3,6 +3,7 @@
 #include "mptest.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -190,6 +191,195 @@ static void test_killed_allocator(void **state)
     }
 }
 
+/* A forked child must not hand out the blocks its parent's cache holds. */
+static void test_cache_fork_reset(void **state)
+{
+    enum { N = 16 };
+    void *warm = mp_shared_alloc(64);
+    assert_non_null(warm);
+    assert_int_equal(mp_shared_free(warm), 0); /* the cache holds blocks now */
+    void **theirs = mp_shared_alloc(N * sizeof *theirs);
+    assert_non_null(theirs);
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (int i = 0; i < N; i++) {
+            theirs[i] = mp_shared_alloc(64);
+            if (theirs[i] == NULL)
+                _exit(1);
+            memset(theirs[i], 0xc5, 64);
+        }
+        _exit(0);
+    }
+    assert_int_equal(mpt_wait_status(pid), 0);
+    void *mine[N];
+    for (int i = 0; i < N; i++) {
+        mine[i] = mp_shared_alloc(64);
+        assert_non_null(mine[i]);
+        assert_true(all_zero(mine[i], 64));
+        for (int j = 0; j < N; j++)
+            assert_ptr_not_equal(mine[i], theirs[j]);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(mp_shared_free(mine[i]), 0);
+        assert_int_equal(mp_shared_free(theirs[i]), 0);
+    }
+    assert_int_equal(mp_shared_free(theirs), 0);
+}
+
+/* Blocks allocated here and freed in a child (into its cache): a second
+ * free here is seen, and the child's cache goes back when it flushes. */
+static void test_cache_cross_process_free(void **state)
+{
+    enum { N = 40 };
+    void *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = mp_shared_alloc(1 + (size_t)i * 26);
+        assert_non_null(p[i]);
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (int i = 0; i < N; i++)
+            if (mp_shared_free(p[i]) != 0)
+                _exit(1);
+        mp__heap_cache_flush();
+        _exit(0);
+    }
+    assert_int_equal(mpt_wait_status(pid), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(mp_shared_free(p[i]), MP_EINVAL);
+    /* A double free in the same thread is seen while the block is cached. */
+    void *q = mp_shared_alloc(64);
+    assert_non_null(q);
+    assert_int_equal(mp_shared_free(q), 0);
+    assert_int_equal(mp_shared_free(q), MP_EINVAL);
+}
+
+/*
+ * Processes allocate, fill, pass each other and free blocks (mostly of the
+ * cached sizes) through shared slots while the test SIGKILLs them at random
+ * points.  Every block carries a pattern made from its address, so a block
+ * handed out twice (a corrupted free list) shows as a wrong pattern, seen
+ * by a worker (it exits 2 instead of being killed) or at the end here.
+ */
+enum { KSLOTS = 256, KWORKERS = 3, KKILLS = 24 };
+
+static unsigned char pattern_of(const void *p)
+{
+    return (unsigned char)((uintptr_t)p >> 4 | 1);
+}
+
+static bool pattern_ok(const unsigned char *p)
+{
+    size_t n = mp_shared_size(p);
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != pattern_of(p))
+            return false;
+    return n != 0;
+}
+
+static _Noreturn void kill_worker(_Atomic(void *) *slots, unsigned seed)
+{
+    for (;;) {
+        unsigned i = rand_r(&seed) % KSLOTS;
+        unsigned char *p = atomic_exchange(&slots[i], NULL);
+        if (p != NULL) {
+            if (!pattern_ok(p))
+                _exit(2);
+            if (mp_shared_free(p) != 0)
+                _exit(3);
+            continue;
+        }
+        size_t n = rand_r(&seed) % 16 == 0 ? 40000 : 1 + rand_r(&seed) % 1100;
+        p = mp_shared_alloc(n);
+        if (p == NULL)
+            _exit(4);
+        memset(p, pattern_of(p), mp_shared_size(p));
+        void *expected = NULL;
+        if (!atomic_compare_exchange_strong(&slots[i], &expected, p) &&
+            mp_shared_free(p) != 0)
+            _exit(5);
+    }
+}
+
+static void test_killed_at_random(void **state)
+{
+    _Atomic(void *) *slots = mp_shared_alloc(KSLOTS * sizeof *slots);
+    assert_non_null(slots);
+    unsigned seed = (unsigned)getpid();
+    pid_t pids[KWORKERS];
+    for (int w = 0; w < KWORKERS; w++) {
+        pids[w] = fork();
+        if (pids[w] == 0)
+            kill_worker(slots, seed + (unsigned)w);
+        assert_true(pids[w] > 0);
+    }
+    for (int k = 0; k < KKILLS; k++) {
+        usleep(1000 + rand_r(&seed) % 20000);
+        int w = (int)(rand_r(&seed) % KWORKERS);
+        kill(pids[w], SIGKILL);
+        assert_int_equal(mpt_wait_status(pids[w]), 1000 + SIGKILL);
+        pids[w] = fork();
+        if (pids[w] == 0)
+            kill_worker(slots, seed + 100u + (unsigned)k);
+        assert_true(pids[w] > 0);
+    }
+    for (int w = 0; w < KWORKERS; w++) {
+        kill(pids[w], SIGKILL);
+        assert_int_equal(mpt_wait_status(pids[w]), 1000 + SIGKILL);
+    }
+    /* What the workers left is intact; new blocks are zero and distinct. */
+    for (int i = 0; i < KSLOTS; i++) {
+        unsigned char *p = atomic_load(&slots[i]);
+        if (p != NULL) {
+            assert_true(pattern_ok(p));
+            assert_int_equal(mp_shared_free(p), 0);
+        }
+    }
+    enum { FRESH = 600 };
+    unsigned char *fresh[FRESH];
+    for (int i = 0; i < FRESH; i++) {
+        size_t n = 1 + rand_r(&seed) % 1100;
+        fresh[i] = mp_shared_alloc(n);
+        assert_non_null(fresh[i]);
+        assert_true(all_zero(fresh[i], n));
+        memset(fresh[i], pattern_of(fresh[i]), mp_shared_size(fresh[i]));
+    }
+    for (int i = 0; i < FRESH; i++) {
+        assert_true(pattern_ok(fresh[i]));
+        assert_int_equal(mp_shared_free(fresh[i]), 0);
+    }
+    assert_int_equal(mp_shared_free(slots), 0);
+}
+
+/* Large blocks from mp_shared_alloc_uninit are kept for reuse, unzeroed;
+ * mp_shared_alloc's stay zeroed; a second free is seen either way. */
+static void test_alloc_uninit(void **state)
+{
+    size_t n = (size_t)1 << 20;
+    unsigned char *a = mp_shared_alloc_uninit(n);
+    assert_non_null(a);
+    assert_true(mp_shared_size(a) >= n);
+    memset(a, 0xab, n);
+    assert_int_equal(mp_shared_free(a), 0);
+    assert_int_equal(mp_shared_size(a), 0);
+    assert_int_equal(mp_shared_free(a), MP_EINVAL);
+    unsigned char *z = mp_shared_alloc(n);
+    assert_non_null(z);
+    assert_true(all_zero(z, n));
+    unsigned char *b = mp_shared_alloc_uninit(n);
+    assert_ptr_equal(b, a); /* the kept block, its pages still mapped */
+    assert_int_equal(mp_shared_free(b), 0);
+    assert_int_equal(mp_shared_free(z), 0);
+    unsigned char *small = mp_shared_alloc_uninit(100);
+    assert_non_null(small);
+    assert_true(all_zero(small, 100));
+    assert_int_equal(mp_shared_free(small), 0);
+    /* Beyond the reuse size: an ordinary block. */
+    unsigned char *big = mp_shared_alloc_uninit((size_t)8 << 20);
+    assert_non_null(big);
+    assert_int_equal(mp_shared_free(big), 0);
+}
+
 static void test_no_dev_shm_entry(void **state)
 {
     int fd;
@@ -199,7 +389,8 @@ static void test_no_dev_shm_entry(void **state)
     assert_true(fd >= 100);
     assert_non_null(addr);
     assert_true(size >= ((size_t)1 << 30));
-    assert_int_equal(mpt_count_shm("libmp"), 0);
+    /* A memfd: never a name in /dev/shm. */
+    assert_int_equal(mpt_count_shm("libmp-arena"), 0);
 }
 
 int main(void)
@@ -212,6 +403,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shared_between_processes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_churn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_allocator, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_fork_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_cross_process_free, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_at_random, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alloc_uninit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_dev_shm_entry, setup, teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);

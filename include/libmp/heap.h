@@ -28,9 +28,20 @@ MP_BEGIN_DECLS
  * belongs to the caller until mp_shared_free; any process of the family may
  * free it.  Thread-safe and usable from every process of the family at
  * once.  Blocks of 64 KiB and more are whole pages given back to the system
- * when freed.
+ * when freed (but for a few recent ones, see mp_shared_alloc_uninit).
  */
 MP_EXTERN void *mp_shared_alloc(size_t size);
+
+/*
+ * mp_shared_alloc_uninit: mp_shared_alloc without the zeroing, for a block
+ * the caller fills anyway (a large message handed off through a Queue,
+ * docs/queues.md).  A block of 64 KiB to 4 MiB may be one that was freed a
+ * moment ago, with its old bytes and its pages still mapped: taking and
+ * freeing such blocks costs no system call and no page fault.  Smaller
+ * blocks are zeroed as by mp_shared_alloc.  Same returns, ownership and
+ * thread- and fork-safety as mp_shared_alloc; free with mp_shared_free.
+ */
+MP_EXTERN void *mp_shared_alloc_uninit(size_t size);
 
 /*
  * mp_shared_free: give back a block from mp_shared_alloc.

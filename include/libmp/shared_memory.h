@@ -75,7 +75,8 @@ typedef struct mp_shared_memory_options {
  * mp_shared_memory_new: create or attach to a named segment.
  *
  * With .create, a new segment of .size bytes is made under .name, or under
- * a generated name ("mp_" and 16 hex digits) when .name is NULL; the
+ * a generated name ("mp_", the family root's pid in hex, "_" and 12 hex
+ * digits) when .name is NULL; the
  * segment is zero-filled.  Without .create, the existing segment .name is
  * attached and its size is the segment's own.
  *
@@ -136,6 +137,25 @@ MP_EXTERN int mp_shared_memory_unlink(mp_shared_memory *shm);
  */
 MP_EXTERN void mp_shared_memory_free(mp_shared_memory *shm);
 
+/*
+ * mp_cleanup_stale: remove what libmp families that are entirely dead left
+ * behind: the tracked shared memory segments and the socket files (a
+ * Listener's path, a forkserver's rendezvous) listed in their registries
+ * under /dev/shm/libmp-UID, then the registries.  A family is dead when no
+ * process holds its registry open (its members and its resource tracker all
+ * do, with a shared flock), so a live family is never touched, whatever its
+ * root's state; a name is removed only while it is still the file that was
+ * recorded.  Normally the resource tracker cleans up when a family ends
+ * (also after kill -9 of the process group); this call is for what survives
+ * a kill of every process (a cgroup kill, an OOM kill of the tracker).
+ * Every new resource tracker runs it once, in the background; the program
+ * mp-cleanup-stale runs it from the shell.
+ *
+ * Returns the number of dead families cleaned (0 when none), -EPERM if the
+ * registry directory is not the caller's own and private, or another
+ * -errno.  Thread-safe and fork-safe; concurrent callers share the work.
+ */
+MP_EXTERN int mp_cleanup_stale(void);
 /* ==== ShareableList ====================================================== */
 
 typedef struct mp_shareable_list mp_shareable_list;

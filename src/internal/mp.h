@@ -127,10 +127,19 @@ static inline void mp__cpu_relax(void)
  * Poll *word for up to spin_ns nanoseconds while it equals expected, before
  * a caller commits to a futex sleep: a wake-up served from a spin costs no
  * system call on either side.  Returns true when the word changed.  Returns
- * false at once on a machine with one CPU, where spinning only delays the
- * process that would change the word.
+ * false at once, without polling, when spin_ns is 0 or the machine is
+ * oversubscribed (mp__cpu_busy, which includes a machine with one CPU):
+ * there spinning only delays the process that would change the word.
  */
 bool mp__spin_while_equal(const uint32_t *word, uint32_t expected, uint64_t spin_ns);
+
+/*
+ * True when runnable tasks outnumber the cpus this process may use (a
+ * cached answer, refreshed every 10 ms): a waiter then sleeps without
+ * polling first.  mp__cpu_busy_at takes the caller's mp__now_ns().
+ */
+bool mp__cpu_busy(void);
+bool mp__cpu_busy_at(uint64_t now);
 
 /* ---- robust process-shared mutexes (futex.c) --------------------------- */
 
@@ -167,6 +176,11 @@ int mp__heap_attach(int fd, void *addr, size_t size);
 /* The arena's fd, address and size in this process (fd -1: no arena). */
 void mp__heap_info(int *fd, void **addr, size_t *size);
 
+/* The pid of the process that made the arena (the root of the family):
+ * generated shared-memory names carry it, so that tests and people can tell
+ * one family's names from another's.  Makes the arena if there is none. */
+pid_t mp__heap_creator(void);
+
 /*
  * Allocate size bytes of zeroed shared memory.  Blocks of 64 bytes or more
  * are 64-byte aligned (no false sharing between objects), smaller ones are
@@ -178,6 +192,9 @@ void *mp__alloc(size_t size);
 /* Free a block from mp__alloc; 0, or MP_EINVAL for a pointer that is not a
  * live block of the arena (including a double free that can be seen). */
 int mp__free(void *p);
+/* Give the calling thread's cached small blocks back to the arena (a
+ * process about to end calls it; a thread's exit does it by itself). */
+void mp__heap_cache_flush(void);
 
 /* True when p points into the arena. */
 bool mp__in_arena(const void *p);

@@ -1,16 +1,33 @@
-/* internal/resource_tracker.h: the tracker of named shared memory. */
+/* internal/resource_tracker.h: the tracker of named shared memory and of
+ * socket files (see resource_tracker.c). */
 #ifndef LIBMP_INTERNAL_RESOURCE_TRACKER_H
 #define LIBMP_INTERNAL_RESOURCE_TRACKER_H
 
+#include <sys/types.h>
+
 struct mp__tracker;
+
+enum mp__track_kind {
+    MP__TRACK_SHM = 1, /* a POSIX shared memory name, with its leading '/' */
+    MP__TRACK_SOCKET,  /* a Unix socket's path */
+    MP__TRACK_DIR,     /* an (empty by then) directory's path */
+};
 
 /* Make sure this process belongs to a running tracker: 0 or -errno. */
 int mp__tracker_start(void);
 
-/* Track name (with its leading '/'); *where receives the registry. */
-int mp__tracker_register(const char *name, struct mp__tracker **where);
+/* The pid of this process's tracker, 0 if it has none (for tests). */
+pid_t mp__tracker_pid(void);
+
+/*
+ * Track name, removed when the family ends unless untracked first.  fd, if
+ * not -1, is open on the file (its identity is recorded from it; otherwise
+ * from the path).  *where receives the registry.  0, or -errno.
+ */
+int mp__tracker_register(enum mp__track_kind kind, const char *name, int fd,
+                         struct mp__tracker **where);
 
 /* Stop tracking name in registry t (NULL: no-op). */
-void mp__tracker_unregister(struct mp__tracker *t, const char *name);
+void mp__tracker_unregister(struct mp__tracker *t, enum mp__track_kind kind, const char *name);
 
 #endif

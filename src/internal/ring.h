@@ -133,6 +133,7 @@ typedef struct mp__waiter {
     uint32_t key;
     bool armed;
     bool no_spin;
+    bool busy; /* the machine was oversubscribed when the wait began */
 } mp__waiter;
 
 /*
