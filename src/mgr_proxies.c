@@ -338,22 +338,22 @@ static int set_call_seq(mp_proxy *s, const char *method, const mp_val *seq, mp_v
     return mp__mgr_call(s, S, method, NULL, ARGS(seq), out);
 }
 
-int mp_set_add(mp_proxy *s, const mp_val *x)
+int mp_setproxy_add(mp_proxy *s, const mp_val *x)
 {
     return set_call1(s, "add", x);
 }
 
-int mp_set_discard(mp_proxy *s, const mp_val *x)
+int mp_setproxy_discard(mp_proxy *s, const mp_val *x)
 {
     return set_call1(s, "discard", x);
 }
 
-int mp_set_remove(mp_proxy *s, const mp_val *x)
+int mp_setproxy_remove(mp_proxy *s, const mp_val *x)
 {
     return set_call1(s, "remove", x);
 }
 
-int mp_set_contains(mp_proxy *s, const mp_val *x)
+int mp_setproxy_contains(mp_proxy *s, const mp_val *x)
 {
     if (!mp_val_hashable(x))
         return MP_EINVAL;
@@ -362,44 +362,44 @@ int mp_set_contains(mp_proxy *s, const mp_val *x)
     return bool_result(e, v);
 }
 
-ssize_t mp_set_len(mp_proxy *s)
+ssize_t mp_setproxy_len(mp_proxy *s)
 {
     mp_val *v = NULL;
     int e = mp__mgr_call(s, S, "__len__", NULL, NOARGS, &v);
     return int_result(e, v);
 }
 
-int mp_set_pop(mp_proxy *s, mp_val **out)
+int mp_setproxy_pop(mp_proxy *s, mp_val **out)
 {
     return need_out(out) ? MP_EINVAL : mp__mgr_call(s, S, "pop", NULL, NOARGS, out);
 }
 
-int mp_set_clear(mp_proxy *s)
+int mp_setproxy_clear(mp_proxy *s)
 {
     return mp__mgr_call(s, S, "clear", NULL, NOARGS, NULL);
 }
 
-int mp_set_update(mp_proxy *s, const mp_val *seq)
+int mp_setproxy_update(mp_proxy *s, const mp_val *seq)
 {
     return !members_ok(seq) ? MP_EINVAL : mp__mgr_call(s, S, "update", NULL, ARGS(seq), NULL);
 }
 
-int mp_set_union(mp_proxy *s, const mp_val *seq, mp_val **out)
+int mp_setproxy_union(mp_proxy *s, const mp_val *seq, mp_val **out)
 {
     return set_call_seq(s, "union", seq, out);
 }
 
-int mp_set_intersection(mp_proxy *s, const mp_val *seq, mp_val **out)
+int mp_setproxy_intersection(mp_proxy *s, const mp_val *seq, mp_val **out)
 {
     return set_call_seq(s, "intersection", seq, out);
 }
 
-int mp_set_difference(mp_proxy *s, const mp_val *seq, mp_val **out)
+int mp_setproxy_difference(mp_proxy *s, const mp_val *seq, mp_val **out)
 {
     return set_call_seq(s, "difference", seq, out);
 }
 
-int mp_set_members(mp_proxy *s, mp_val **out)
+int mp_setproxy_members(mp_proxy *s, mp_val **out)
 {
     return need_out(out) ? MP_EINVAL : mp__mgr_call(s, S, "copy", NULL, NOARGS, out);
 }
@@ -423,7 +423,7 @@ mp_proxy_iter *mp_proxy_iter_new(mp_proxy *p)
         e = mp_list_copy(p, &snap);
         break;
     case MP_PROXY_SET:
-        e = mp_set_members(p, &snap);
+        e = mp_setproxy_members(p, &snap);
         break;
     default:
         return mp__fail_null(MP_EINVAL);

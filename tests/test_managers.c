@@ -2427,9 +2427,9 @@ static int set_child(void *arg, size_t size)
     if (size != sizeof st)
         return 10;
     memcpy(&st, arg, sizeof st);
-    if (mp_set_add(st, MP_STR("child")) != 0 || mp_set_add(st, MP_I64(1)) != 0)
+    if (mp_setproxy_add(st, MP_STR("child")) != 0 || mp_setproxy_add(st, MP_I64(1)) != 0)
         return 11;
-    return mp_set_contains(st, MP_I64(2)) == 1 ? 0 : 12;
+    return mp_setproxy_contains(st, MP_I64(2)) == 1 ? 0 : 12;
 }
 
 /* Python's SyncManager.set() (test_set in CPython's _TestContainers). */
@@ -2440,28 +2440,28 @@ static void test_mgr_set(void **state)
     assert_non_null(st);
     assert_int_equal(mp_proxy_kind_of(st), MP_PROXY_SET);
     assert_string_equal(mp_proxy_typeid(st), "set");
-    assert_int_equal(mp_set_len(st), 3);
+    assert_int_equal(mp_setproxy_len(st), 3);
     assert_proxy_repr(st, "{1, 2, 'a'}");
-    assert_int_equal(mp_set_add(st, MP_I64(2)), 0);
-    assert_int_equal(mp_set_add(st, MP_TUPLE(MP_I64(3), MP_STR("t"))), 0);
-    assert_int_equal(mp_set_len(st), 4);
-    assert_int_equal(mp_set_contains(st, MP_TUPLE(MP_I64(3), MP_STR("t"))), 1);
-    assert_int_equal(mp_set_contains(st, MP_I64(9)), 0);
-    assert_int_equal(mp_set_discard(st, MP_I64(9)), 0);
-    assert_int_equal(mp_set_discard(st, MP_TUPLE(MP_I64(3), MP_STR("t"))), 0);
-    assert_remote(mp_set_remove(st, MP_I64(9)), "KeyError", "9");
-    assert_int_equal(mp_set_remove(st, MP_STR("a")), 0);
+    assert_int_equal(mp_setproxy_add(st, MP_I64(2)), 0);
+    assert_int_equal(mp_setproxy_add(st, MP_TUPLE(MP_I64(3), MP_STR("t"))), 0);
+    assert_int_equal(mp_setproxy_len(st), 4);
+    assert_int_equal(mp_setproxy_contains(st, MP_TUPLE(MP_I64(3), MP_STR("t"))), 1);
+    assert_int_equal(mp_setproxy_contains(st, MP_I64(9)), 0);
+    assert_int_equal(mp_setproxy_discard(st, MP_I64(9)), 0);
+    assert_int_equal(mp_setproxy_discard(st, MP_TUPLE(MP_I64(3), MP_STR("t"))), 0);
+    assert_remote(mp_setproxy_remove(st, MP_I64(9)), "KeyError", "9");
+    assert_int_equal(mp_setproxy_remove(st, MP_STR("a")), 0);
     assert_proxy_repr(st, "{1, 2}");
     mp_val *v = NULL;
-    assert_int_equal(mp_set_union(st, MP_LIST(MP_I64(2), MP_I64(5)), &v), 0);
+    assert_int_equal(mp_setproxy_union(st, MP_LIST(MP_I64(2), MP_I64(5)), &v), 0);
     assert_val(v, "[1, 2, 5]");
-    assert_int_equal(mp_set_intersection(st, MP_TUPLE(MP_I64(2), MP_I64(5)), &v), 0);
+    assert_int_equal(mp_setproxy_intersection(st, MP_TUPLE(MP_I64(2), MP_I64(5)), &v), 0);
     assert_val(v, "[2]");
-    assert_int_equal(mp_set_difference(st, MP_LIST(MP_I64(2)), &v), 0);
+    assert_int_equal(mp_setproxy_difference(st, MP_LIST(MP_I64(2)), &v), 0);
     assert_val(v, "[1]");
-    assert_int_equal(mp_set_len(st), 2); /* those made new sets */
-    assert_int_equal(mp_set_update(st, MP_LIST(MP_I64(7), MP_I64(1))), 0);
-    assert_int_equal(mp_set_members(st, &v), 0);
+    assert_int_equal(mp_setproxy_len(st), 2); /* those made new sets */
+    assert_int_equal(mp_setproxy_update(st, MP_LIST(MP_I64(7), MP_I64(1))), 0);
+    assert_int_equal(mp_setproxy_members(st, &v), 0);
     assert_val(v, "[1, 2, 7]");
     /* Shared with a child under every start method. */
     mp_process *p = mp_process_new(.target = set_child, .arg = &st, .arg_size = sizeof st);
@@ -2471,34 +2471,34 @@ static void test_mgr_set(void **state)
     assert_int_equal(mp_process_exitcode(p, &code), 0);
     assert_int_equal(code, 0);
     mp_process_free(p);
-    assert_int_equal(mp_set_len(st), 4);
-    assert_int_equal(mp_set_contains(st, MP_STR("child")), 1);
-    assert_int_equal(mp_set_pop(st, &v), 0);
+    assert_int_equal(mp_setproxy_len(st), 4);
+    assert_int_equal(mp_setproxy_contains(st, MP_STR("child")), 1);
+    assert_int_equal(mp_setproxy_pop(st, &v), 0);
     assert_val(v, "'child'");
-    assert_int_equal(mp_set_clear(st), 0);
-    assert_int_equal(mp_set_len(st), 0);
+    assert_int_equal(mp_setproxy_clear(st), 0);
+    assert_int_equal(mp_setproxy_len(st), 0);
     assert_proxy_repr(st, "set()");
-    assert_remote(mp_set_pop(st, &v), "KeyError", "'pop from an empty set'");
+    assert_remote(mp_setproxy_pop(st, &v), "KeyError", "'pop from an empty set'");
 
     /* Bad input, refused before anything is sent or by the server. */
-    assert_int_equal(mp_set_add(st, MP_LIST(MP_I64(1))), MP_EINVAL);
-    assert_int_equal(mp_set_add(st, NULL), MP_EINVAL);
-    assert_int_equal(mp_set_contains(st, MP_EMPTY_DICT), MP_EINVAL);
-    assert_int_equal(mp_set_update(st, MP_I64(1)), MP_EINVAL);
-    assert_int_equal(mp_set_update(st, MP_LIST(MP_EMPTY_LIST)), MP_EINVAL);
-    assert_int_equal(mp_set_union(st, MP_LIST(MP_I64(1)), NULL), MP_EINVAL);
-    assert_int_equal(mp_set_pop(st, NULL), MP_EINVAL);
+    assert_int_equal(mp_setproxy_add(st, MP_LIST(MP_I64(1))), MP_EINVAL);
+    assert_int_equal(mp_setproxy_add(st, NULL), MP_EINVAL);
+    assert_int_equal(mp_setproxy_contains(st, MP_EMPTY_DICT), MP_EINVAL);
+    assert_int_equal(mp_setproxy_update(st, MP_I64(1)), MP_EINVAL);
+    assert_int_equal(mp_setproxy_update(st, MP_LIST(MP_EMPTY_LIST)), MP_EINVAL);
+    assert_int_equal(mp_setproxy_union(st, MP_LIST(MP_I64(1)), NULL), MP_EINVAL);
+    assert_int_equal(mp_setproxy_pop(st, NULL), MP_EINVAL);
     assert_remote(mp_proxy_call(st, "add", MP_TUPLE(MP_EMPTY_LIST), NULL), "TypeError",
                   "unhashable type: 'list'");
     assert_null(mp_manager_set(m, MP_I64(3)));
     assert_int_equal(mp_last_error(), MP_EINVAL);
     assert_null(mp_manager_set(m, MP_LIST(MP_EMPTY_DICT)));
     mp_proxy *d = mp_manager_dict(m, NULL);
-    assert_int_equal(mp_set_len(d), MP_EINVAL); /* a proxy of another kind */
-    assert_int_equal(mp_set_add(d, MP_I64(1)), MP_EINVAL);
+    assert_int_equal(mp_setproxy_len(d), MP_EINVAL); /* a proxy of another kind */
+    assert_int_equal(mp_setproxy_add(d, MP_I64(1)), MP_EINVAL);
     mp_proxy_free(d);
     mp_proxy *e = mp_manager_set(m, NULL);
-    assert_int_equal(mp_set_len(e), 0);
+    assert_int_equal(mp_setproxy_len(e), 0);
     mp_proxy_free(e);
     mp_proxy_free(st);
     stop(m);

@@ -27,7 +27,7 @@
  *   l.append(x); l[i]; l[i] = x; l[a:b]      mp_list_append / mp_list_get / mp_list_set / mp_list_slice
  *   d | x; l + x; l * n; reversed(l)         mp_dict_or / mp_list_add / mp_list_mul / mp_list_reversed
  *   for x in proxy: ...                      mp_proxy_iter_new / mp_proxy_iter_next / _free
- *   s = m.set(init); s.add(x) ...            mp_manager_set(m, init); mp_set_add(s, x) ...
+ *   s = m.set(init); s.add(x) ...            mp_manager_set(m, init); mp_setproxy_add(s, x) ...
  *   ns.x = v; ns.x; del ns.x                 mp_namespace_set / mp_namespace_get / mp_namespace_del
  *   proxy.method(*args)                      mp_proxy_call(p, "method", args, &result)
  *   str(proxy), repr(proxy)                  mp_proxy_tostring(p), mp_proxy_repr(p)
@@ -602,31 +602,31 @@ MP_EXTERN void mp_proxy_iter_free(mp_proxy_iter *it);
  * that are sets in Python (*out of union, intersection, difference and
  * members) are lists of copies in that order, owned by the caller.
  *
- * mp_set_add           s.add(x)
- * mp_set_discard       s.discard(x)  (missing: nothing happens)
- * mp_set_remove        s.remove(x)  (missing: MP_EREMOTE, KeyError)
- * mp_set_contains      x in s: 1 or 0 (or a negative code)
- * mp_set_len           len(s) (or a negative code)
- * mp_set_pop           s.pop(): the last member added
- * mp_set_clear         s.clear()
- * mp_set_update        s.update(seq), s |= set(seq)
- * mp_set_union         s.union(seq), s | set(seq)
- * mp_set_intersection  s.intersection(seq), s & set(seq)
- * mp_set_difference    s.difference(seq), s - set(seq)
- * mp_set_members       list(s), s.copy()
+ * mp_setproxy_add           s.add(x)
+ * mp_setproxy_discard       s.discard(x)  (missing: nothing happens)
+ * mp_setproxy_remove        s.remove(x)  (missing: MP_EREMOTE, KeyError)
+ * mp_setproxy_contains      x in s: 1 or 0 (or a negative code)
+ * mp_setproxy_len           len(s) (or a negative code)
+ * mp_setproxy_pop           s.pop(): the last member added
+ * mp_setproxy_clear         s.clear()
+ * mp_setproxy_update        s.update(seq), s |= set(seq)
+ * mp_setproxy_union         s.union(seq), s | set(seq)
+ * mp_setproxy_intersection  s.intersection(seq), s & set(seq)
+ * mp_setproxy_difference    s.difference(seq), s - set(seq)
+ * mp_setproxy_members       list(s), s.copy()
  */
-MP_EXTERN int mp_set_add(mp_proxy *s, const mp_val *x);
-MP_EXTERN int mp_set_discard(mp_proxy *s, const mp_val *x);
-MP_EXTERN int mp_set_remove(mp_proxy *s, const mp_val *x);
-MP_EXTERN int mp_set_contains(mp_proxy *s, const mp_val *x);
-MP_EXTERN ssize_t mp_set_len(mp_proxy *s);
-MP_EXTERN int mp_set_pop(mp_proxy *s, mp_val **out);
-MP_EXTERN int mp_set_clear(mp_proxy *s);
-MP_EXTERN int mp_set_update(mp_proxy *s, const mp_val *seq);
-MP_EXTERN int mp_set_union(mp_proxy *s, const mp_val *seq, mp_val **out);
-MP_EXTERN int mp_set_intersection(mp_proxy *s, const mp_val *seq, mp_val **out);
-MP_EXTERN int mp_set_difference(mp_proxy *s, const mp_val *seq, mp_val **out);
-MP_EXTERN int mp_set_members(mp_proxy *s, mp_val **out);
+MP_EXTERN int mp_setproxy_add(mp_proxy *s, const mp_val *x);
+MP_EXTERN int mp_setproxy_discard(mp_proxy *s, const mp_val *x);
+MP_EXTERN int mp_setproxy_remove(mp_proxy *s, const mp_val *x);
+MP_EXTERN int mp_setproxy_contains(mp_proxy *s, const mp_val *x);
+MP_EXTERN ssize_t mp_setproxy_len(mp_proxy *s);
+MP_EXTERN int mp_setproxy_pop(mp_proxy *s, mp_val **out);
+MP_EXTERN int mp_setproxy_clear(mp_proxy *s);
+MP_EXTERN int mp_setproxy_update(mp_proxy *s, const mp_val *seq);
+MP_EXTERN int mp_setproxy_union(mp_proxy *s, const mp_val *seq, mp_val **out);
+MP_EXTERN int mp_setproxy_intersection(mp_proxy *s, const mp_val *seq, mp_val **out);
+MP_EXTERN int mp_setproxy_difference(mp_proxy *s, const mp_val *seq, mp_val **out);
+MP_EXTERN int mp_setproxy_members(mp_proxy *s, mp_val **out);
 
 /* ---- Namespace proxies ----------------------------------------------------------- */
 
