@@ -69,10 +69,10 @@ fi
 # with libmp.so every suite but the slow one, with libmp.a the examples
 # under fork (a statically linked program that spawns calls mp_spawn_main).
 echo "build.sh: with musl-gcc: the suite against libmp.so, the examples against libmp.a"
-setup build-musl --werror --native-file musl.ini -Ddefault_library=shared \
+setup build-musl --werror --native-file musl.ini -Ddefault_library=shared -Dmpi=disabled \
     -Dunit_tests=shim -Dbench=false
 meson test -C build-musl --print-errorlogs --num-processes 2 --no-suite slow
-setup build-musl-static --werror --native-file musl.ini -Ddefault_library=static \
+setup build-musl-static --werror --native-file musl.ini -Ddefault_library=static -Dmpi=disabled \
     -Dunit_tests=none -Dbench=false
 meson test -C build-musl-static --print-errorlogs --num-processes 2 --suite examples
 

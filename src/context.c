@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CONTEXT_MAGIC MP__MAGIC('c', 't', 'x', 't')
@@ -291,14 +292,37 @@ int mp_set_executable(const char *path)
     return 0;
 }
 
+/*
+ * The running program: /proc/self/exe, which stays right even if the file
+ * is renamed or replaced meanwhile; but under valgrind that is valgrind's
+ * tool (which refuses to run on its own), while readlink tells the
+ * program's path (valgrind answers it for its client): then that path.
+ */
+static void self_exe(char *buf)
+{
+    static const char self[] = "/proc/self/exe";
+    char path[PATH_MAX];
+    ssize_t n = readlink(self, path, sizeof path - 1);
+    struct stat a, b;
+    strcpy(buf, self);
+    if (n <= 0 || path[0] != '/')
+        return;
+    path[n] = '\0';
+    if (stat(self, &a) != 0 || stat(path, &b) != 0)
+        return;
+    if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+        strcpy(buf, path);
+}
+
 void mp__spawn_executable(char *buf)
 {
     settings_lock_take();
-    if (executable[0] != '\0')
+    bool set = executable[0] != '\0';
+    if (set)
         strcpy(buf, executable);
-    else
-        strcpy(buf, "/proc/self/exe");
     pthread_mutex_unlock(&settings_lock);
+    if (!set)
+        self_exe(buf);
 }
 
 int mp_set_forkserver_preload(void (*fn)(void))

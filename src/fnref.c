@@ -9,15 +9,45 @@
  * object's load base, and resolved again in the process that calls it.
  */
 #include "internal/mp.h"
+#include "internal/spawn.h"
 
+#include <dlfcn.h>
+#include <limits.h>
 #include <link.h>
-#include <sys/auxv.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
+
+#define MODULES_MAGIC MP__MAGIC('m', 'o', 'd', 's')
+
+/*
+ * The family's list of module paths (root MP__ROOT_MODULES): for each
+ * shared object a function reference was made in, the hash its creator
+ * knows it by and its absolute path.  Only a child of the libmp-spawn
+ * helper reads it, to dlopen the modules its targets are in; only
+ * processes whose children may be such children (no start-up hook) write
+ * it.  Nodes are pushed with a compare-and-swap and never removed.
+ */
+struct module_node {
+    struct module_node *next;
+    uint64_t hash;
+    char path[];
+};
+
+struct module_list {
+    mp__obj hdr;
+    struct module_node *head;
+};
+
+static bool helper_mode;
 
 struct find_addr {
     uintptr_t addr;
     mp__fnref *out;
     bool found;
+    char *path; /* if not NULL, receives the module's name (cap bytes) */
+    size_t cap;
 };
 
 static uint64_t path_hash(const char *s)
@@ -58,10 +88,59 @@ static int find_cb(struct dl_phdr_info *info, size_t size, void *data)
     struct find_addr *f = data;
     if (!segment_contains(info, f->addr))
         return 0;
-    f->out->module = path_hash(module_name(info));
+    const char *name = module_name(info);
+    if (f->path != NULL)
+        snprintf(f->path, f->cap, "%s", name);
+    f->out->module = path_hash(name);
     f->out->offset = f->addr - info->dlpi_addr;
     f->found = true;
     return 1;
+}
+
+static void *modules_make(void)
+{
+    return mp__obj_new(sizeof(struct module_list), MODULES_MAGIC);
+}
+
+static struct module_list *modules(void)
+{
+    return mp__heap_root(MP__ROOT_MODULES, modules_make);
+}
+
+static const struct module_node *module_find(const struct module_list *l, uint64_t hash)
+{
+    for (const struct module_node *n = __atomic_load_n(&l->head, __ATOMIC_ACQUIRE); n;
+         n = n->next)
+        if (n->hash == hash)
+            return n;
+    return NULL;
+}
+
+/* Record the path of a module (name as loaded here) under hash. */
+static void module_record(uint64_t hash, const char *name)
+{
+    static _Thread_local uint64_t last;
+    if (hash == last)
+        return;
+    struct module_list *l = modules();
+    if (l == NULL || module_find(l, hash) != NULL) {
+        last = l != NULL ? hash : 0;
+        return;
+    }
+    char abs[PATH_MAX];
+    if (realpath(name, abs) == NULL)
+        return;
+    size_t len = strlen(abs);
+    struct module_node *n = mp__alloc(sizeof *n + len + 1);
+    if (n == NULL)
+        return;
+    n->hash = hash;
+    memcpy(n->path, abs, len + 1);
+    n->next = __atomic_load_n(&l->head, __ATOMIC_ACQUIRE);
+    while (!__atomic_compare_exchange_n(&l->head, &n->next, n, true, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+        ;
+    last = hash;
 }
 
 int mp__fnref_make(mp__fnref *ref, void (*fn)(void))
@@ -71,9 +150,38 @@ int mp__fnref_make(mp__fnref *ref, void (*fn)(void))
         ref->offset = 0;
         return 0;
     }
-    struct find_addr f = {.addr = (uintptr_t)fn, .out = ref, .found = false};
+    int how = mp__spawn_boot_how();
+    bool record = how == MP__BOOT_NONE || how == MP__BOOT_HELPER;
+    char name[PATH_MAX];
+    struct find_addr f = {.addr = (uintptr_t)fn, .out = ref, .found = false,
+                          .path = record ? name : NULL, .cap = sizeof name};
     dl_iterate_phdr(find_cb, &f);
-    return f.found ? 0 : MP_EINVAL;
+    if (!f.found)
+        return MP_EINVAL;
+    if (record && name[0] != '\0')
+        module_record(ref->module, name);
+    return 0;
+}
+
+bool mp__fnref_in_main(const mp__fnref *ref)
+{
+    return ref->module == path_hash("") && !(ref->module == 0 && ref->offset == 0);
+}
+
+int mp__module_path(const void *addr, char *buf, size_t cap)
+{
+    mp__fnref ref;
+    struct find_addr f = {.addr = (uintptr_t)addr, .out = &ref, .found = false,
+                          .path = buf, .cap = cap};
+    dl_iterate_phdr(find_cb, &f);
+    if (!f.found || buf[0] == '\0')
+        return MP_EINVAL;
+    return strlen(buf) + 1 >= cap ? -ENAMETOOLONG : 0;
+}
+
+void mp__fnref_helper_mode(void)
+{
+    helper_mode = true;
 }
 
 struct find_module {
@@ -85,7 +193,10 @@ struct find_module {
 static int module_cb(struct dl_phdr_info *info, size_t size, void *data)
 {
     struct find_module *f = data;
-    if (path_hash(module_name(info)) != f->module)
+    const char *name = module_name(info);
+    if (helper_mode && name[0] == '\0')
+        return 0; /* the helper's own program */
+    if (path_hash(name) != f->module)
         return 0;
     f->base = info->dlpi_addr;
     f->found = true;
@@ -98,6 +209,16 @@ void (*mp__fnref_resolve(const mp__fnref *ref))(void)
         return NULL;
     struct find_module f = {.module = ref->module, .base = 0, .found = false};
     dl_iterate_phdr(module_cb, &f);
+    if (!f.found && helper_mode) {
+        /* Load it from the path its creator recorded (it stays loaded); it
+         * is then known by that path. */
+        const struct module_list *l = modules();
+        const struct module_node *n = l != NULL ? module_find(l, ref->module) : NULL;
+        if (n != NULL && dlopen(n->path, RTLD_NOW | RTLD_GLOBAL) != NULL) {
+            f.module = path_hash(n->path);
+            dl_iterate_phdr(module_cb, &f);
+        }
+    }
     if (!f.found)
         return NULL;
     return (void (*)(void))(f.base + ref->offset);

@@ -721,7 +721,11 @@ int mp_process_start(mp_process *p)
     const mp__popen_ops *ops = mp__popen_ops_get(method);
     if (ops == NULL)
         return MP_EINVAL;
-    int r = mp__heap_init();
+    int r = method == MP__START_FORK ? 0
+            : mp__spawn_can_run((p->flags & F_RUN) ? &p->run : &p->target);
+    if (r != 0)
+        return r;
+    r = mp__heap_init();
     if (r != 0)
         return r;
     mp__util_init();

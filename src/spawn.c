@@ -1,36 +1,39 @@
 /*
  * spawn.c: starting a fresh image of the running program and taking it over
- * before main() runs (Python's spawn.py and the spawning half of
- * popen_spawn_posix.py).  Both the spawn start method and the forkserver
+ * once its constructors have run (Python's spawn.py and the spawning half
+ * of popen_spawn_posix.py).  Both the spawn start method and the forkserver
  * (which is itself spawned) use it.
  *
  * The parent:
- *   1. makes a socketpair, the "preparation channel";
+ *   1. makes a socketpair, the "preparation channel", and a random token;
  *   2. posix_spawns the executable (/proc/self/exe or mp_set_executable's
- *      path) with the parent's argv and environment plus LIBMP_SPAWN_FD=<n>,
- *      the number of the child's end of the channel.  Every fd the child
- *      needs (the arena's memfd, the fds of the fd table, the channel) is
- *      passed at the same number with posix_spawn_file_actions_adddup2(fd,
- *      fd), which clears FD_CLOEXEC in the child (POSIX 2024, glibc 2.29);
- *      since all of them are distinct open fds of the parent, no two of the
- *      actions can collide.  Every other fd above 2 is closed, as Python
- *      closes the fds it does not pass;
- *   3. writes the preparation message (struct prep, then one struct
- *      mp__fs_fd per fd) and waits for the child's answer: an int32, 0 when
- *      the child is ready, or the error that stopped it.
+ *      path; the libmp-spawn helper when this process started without
+ *      libmp's start-up hook, see spawn_boot.c) with the parent's argv and
+ *      environment plus LIBMP_SPAWN_FD=<fd>:<parent pid>:<token>.  Every fd
+ *      the child needs (the arena's memfd, the fds of the fd table, the
+ *      channel) is passed at the same number with
+ *      posix_spawn_file_actions_adddup2(fd, fd), which clears FD_CLOEXEC in
+ *      the child (POSIX 2024, glibc 2.29); since all of them are distinct
+ *      open fds of the parent, no two of the actions can collide.  Every
+ *      other fd above 2 is closed, as Python closes the fds it does not
+ *      pass: those below the highest passed fd one by one, the rest with
+ *      posix_spawn_file_actions_addclosefrom_np (close_range in the child,
+ *      whatever the fds' numbers);
+ *   3. writes the preparation message (struct prep, with the token, then
+ *      one struct mp__fs_fd per fd) and waits for the child's answer: an
+ *      int32, 0 when the child is ready, or the error that stopped it.
  *
- * The child (spawn_ctor, a constructor, so before main): if LIBMP_SPAWN_FD
- * is set, it removes it from the environment at once (so that programs the
- * child starts are not taken for libmp children), reads the message,
- * checks that it is the same build as the parent (GNU build-id), maps the
- * arena at the parent's address, restores FD_CLOEXEC where the parent had
- * it, registers the fds in its fd table with their owners, copies the log
- * settings, answers, and runs the process (mp__process_bootstrap, which
- * exits) or becomes the forkserver.  main() never runs.
- *
- * The constructor is in this file, which process.c pulls in through the
- * table of start methods, so it is linked into every program that uses
- * processes, also statically with libmp.a.
+ * The child (mp__spawn_child_boot, called just before main by spawn_boot.c
+ * or mp_spawn_main, or by the helper): if LIBMP_SPAWN_FD is set, it removes
+ * it from the environment at once (so that programs the child starts are
+ * not taken for libmp children), and acts only if the hand-over is
+ * authentic: the fd is a socket made by the parent the variable names,
+ * which is its parent, and the message carries the token.  It checks that
+ * it is the same build as the parent (GNU build-id), maps the arena at the
+ * parent's address, restores FD_CLOEXEC where the parent had it, registers
+ * the fds in its fd table with their owners, copies the log settings,
+ * answers, and runs the process (mp__process_bootstrap, which exits) or
+ * becomes the forkserver.  main() never runs.
  */
 #include "internal/mp.h"
 #include "internal/popen.h"
@@ -48,7 +51,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,10 +63,18 @@ extern char **environ;
 
 #define ENV_NAME "LIBMP_SPAWN_FD"
 #define PREP_MAGIC 0x6d707370u /* "mpsp" */
-#define PREP_VERSION 1u
+#define PREP_VERSION 2u
+#define TOKEN_LEN 16
+#define HELPER_NAME "libmp-spawn"
 #define HANDSHAKE_MS 60000
 #define BUILD_ID_MAX 64
 #define SPAWN_TRIES 3
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+#define HAVE_ADDCLOSEFROM 1
+#else
+#define HAVE_ADDCLOSEFROM 0
+#endif
 
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
 #define DUP2_SAME_FD_CLEARS_CLOEXEC 1
@@ -75,6 +89,9 @@ extern char **environ;
 struct prep {
     uint32_t magic;
     uint32_t version;
+    uint8_t token[TOKEN_LEN]; /* the one of LIBMP_SPAWN_FD */
+    int32_t helper;           /* started through the libmp-spawn helper */
+    int32_t pad_;
     int32_t kind;
     int32_t nfds;
     uint64_t arena_addr;
@@ -175,13 +192,27 @@ void mp__close_fds(unsigned lo, unsigned hi)
 /* ---- the program's identity ----------------------------------------------- */
 
 struct build_id {
+    uintptr_t addr; /* the module that contains addr; 0: the main program */
     uint8_t id[BUILD_ID_MAX];
     size_t len;
 };
 
+static bool module_contains(const struct dl_phdr_info *info, uintptr_t addr)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && addr >= lo && addr < lo + ph->p_memsz)
+            return true;
+    }
+    return false;
+}
+
 static int build_id_cb(struct dl_phdr_info *info, size_t size, void *data)
 {
     struct build_id *b = data;
+    if (b->addr != 0 && !module_contains(info, b->addr))
+        return 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_NOTE)
@@ -208,12 +239,14 @@ static int build_id_cb(struct dl_phdr_info *info, size_t size, void *data)
     return 1; /* the first object is the main program: stop there */
 }
 
-static struct build_id main_build_id;
+static struct build_id main_build_id, lib_build_id;
 static pthread_once_t build_id_once = PTHREAD_ONCE_INIT;
 
 static void build_id_find(void)
 {
     dl_iterate_phdr(build_id_cb, &main_build_id);
+    lib_build_id.addr = (uintptr_t)build_id_find;
+    dl_iterate_phdr(build_id_cb, &lib_build_id);
 }
 
 size_t mp__build_id(uint8_t *out, size_t cap)
@@ -222,6 +255,16 @@ size_t mp__build_id(uint8_t *out, size_t cap)
     size_t n = main_build_id.len < cap ? main_build_id.len : cap;
     memcpy(out, main_build_id.id, n);
     return n;
+}
+
+/* The build-id that says "same program" for a child: the main program's,
+ * or libmp's own when the child is the helper. */
+static size_t identity(bool helper, uint8_t *out)
+{
+    pthread_once(&build_id_once, build_id_find);
+    const struct build_id *b = helper ? &lib_build_id : &main_build_id;
+    memcpy(out, b->id, b->len);
+    return b->len;
 }
 
 /* ---- the parent --------------------------------------------------------------- */
@@ -289,24 +332,44 @@ static bool fdlist_has(const struct fdlist *l, int fd)
     return bsearch(&key, l->v, l->n, sizeof *l->v, fd_cmp) != NULL;
 }
 
-/* Close in the child every fd above 2 that is not passed. */
+/*
+ * Close in the child every fd above 2 that is not passed: those below the
+ * highest passed fd one by one (they are below the soft RLIMIT_NOFILE, as
+ * that one is), and everything above it at once with closefrom, which the
+ * child does with close_range whatever the numbers (an fd at or above the
+ * soft limit cannot be named in a file action).  Without closefrom (musl,
+ * glibc before 2.34) every open fd is named; glibc refuses those at or
+ * above the soft limit, which then stay open in the child unless they
+ * have FD_CLOEXEC.
+ */
 static int add_closes(posix_spawn_file_actions_t *fa, const struct fdlist *l)
 {
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL)
-        return 0; /* no /proc: only FD_CLOEXEC protects the child */
-    int self = dirfd(d);
+    int top = l->n > 0 ? l->v[l->n - 1].target : 2;
+    long limit = HAVE_ADDCLOSEFROM ? top : LONG_MAX;
+#if defined(__GLIBC__) && !HAVE_ADDCLOSEFROM
+    limit = getdtablesize() - 1;
+#endif
     int r = 0;
-    struct dirent *e;
-    while (r == 0 && (e = readdir(d)) != NULL) {
-        char *end;
-        long fd = strtol(e->d_name, &end, 10);
-        if (*end != '\0' || e->d_name[0] == '.' || fd <= 2 || fd == self)
-            continue;
-        if (!fdlist_has(l, (int)fd))
-            r = -posix_spawn_file_actions_addclose(fa, (int)fd);
+    if (limit > 2) {
+        DIR *d = opendir("/proc/self/fd");
+        if (d == NULL)
+            return 0; /* no /proc: only FD_CLOEXEC protects the child */
+        int self = dirfd(d);
+        struct dirent *e;
+        while (r == 0 && (e = readdir(d)) != NULL) {
+            char *end;
+            long fd = strtol(e->d_name, &end, 10);
+            if (*end != '\0' || e->d_name[0] == '.' || fd <= 2 || fd == self || fd > limit)
+                continue;
+            if (!fdlist_has(l, (int)fd))
+                r = -posix_spawn_file_actions_addclose(fa, (int)fd);
+        }
+        closedir(d);
     }
-    closedir(d);
+#if HAVE_ADDCLOSEFROM
+    if (r == 0)
+        r = -posix_spawn_file_actions_addclosefrom_np(fa, top + 1);
+#endif
     return r;
 }
 
@@ -329,7 +392,7 @@ static int add_dup2s(posix_spawn_file_actions_t *fa, const struct fdlist *l, int
     return 0;
 }
 
-/* The environment plus LIBMP_SPAWN_FD=fd (any old value dropped). */
+/* The environment plus entry, LIBMP_SPAWN_FD=... (any old value dropped). */
 static char **make_env(char *entry)
 {
     size_t n = 0;
@@ -345,13 +408,6 @@ static char **make_env(char *entry)
     env[k++] = entry;
     env[k] = NULL;
     return env;
-}
-
-static char **saved_argv;
-
-char **mp__saved_argv(void)
-{
-    return saved_argv;
 }
 
 /* Reap a child that failed its start (it may still run: it did not
@@ -413,7 +469,6 @@ static int prep_fill(struct prep *pr, const mp__spawn_req *req, size_t nfds)
     pr->method = req->method;
     pr->listen_fd = req->listen_fd;
     pr->alive_fd = req->alive_fd;
-    pr->build_id_len = (uint32_t)mp__build_id(pr->build_id, BUILD_ID_MAX);
     pr->object = (uint64_t)(uintptr_t)req->object;
     if (req->kind == MP__SPAWN_FORKSERVER)
         mp__forkserver_preload(&pr->preload);
@@ -439,9 +494,89 @@ int mp__fds_to_pass(bool registered, const int *extra, size_t nextra,
     return 0;
 }
 
-/* One posix_spawn: -EBADF means an fd went away meanwhile (try again). */
-static int spawn_once(const mp__spawn_req *req, int child_end, pid_t *pid,
-                      struct fdlist *l)
+/* What to execute and with which argv. */
+struct image {
+    bool helper;
+    char exe[PATH_MAX];
+    char lib[PATH_MAX]; /* helper: the path of libmp.so to load */
+    char *argv[3];
+};
+
+/*
+ * The helper: $LIBMP_SPAWN_HELPER, else libmp-spawn beside libmp.so (the
+ * build tree), else in the libexec directory it was installed to.
+ */
+static int helper_path(char *buf, const char *lib)
+{
+    const char *env = getenv("LIBMP_SPAWN_HELPER");
+    if (env != NULL && *env != '\0') {
+        if (strlen(env) >= PATH_MAX)
+            return -ENAMETOOLONG;
+        strcpy(buf, env);
+        return access(buf, X_OK) == 0 ? 0 : mp__errno();
+    }
+    const char *slash = strrchr(lib, '/');
+    if (slash != NULL && (size_t)(slash - lib) + sizeof "/" HELPER_NAME <= PATH_MAX) {
+        memcpy(buf, lib, (size_t)(slash - lib));
+        strcpy(buf + (slash - lib), "/" HELPER_NAME);
+        if (access(buf, X_OK) == 0)
+            return 0;
+    }
+    strcpy(buf, MP_LIBEXECDIR "/" HELPER_NAME);
+    return access(buf, X_OK) == 0 ? 0 : mp__errno();
+}
+
+static int image_pick(struct image *im)
+{
+    int how = mp__spawn_boot_how();
+    im->helper = how == MP__BOOT_NONE || how == MP__BOOT_HELPER;
+    if (!im->helper) {
+        mp__spawn_executable(im->exe);
+        /* Without main's argv (mp_spawn_main(0, NULL)), at least argv[0]
+         * is the program's, as the child's program_invocation_name. */
+        im->argv[0] = program_invocation_name != NULL ? program_invocation_name : im->exe;
+        im->argv[1] = NULL;
+        return 0;
+    }
+    /* No start-up hook ran here, so none will in a copy of this program:
+     * start the helper, which loads libmp.so (and, on demand, the modules
+     * the child's functions are in), if libmp is a shared library. */
+    if (mp__module_path((const void *)(uintptr_t)mp__spawn_start, im->lib, sizeof im->lib) != 0)
+        return MP_ESPAWNMAIN;
+    int r = helper_path(im->exe, im->lib);
+    if (r != 0)
+        return r;
+    im->argv[0] = im->exe;
+    im->argv[1] = im->lib;
+    im->argv[2] = NULL;
+    return 0;
+}
+
+int mp__spawn_can_run(const mp__fnref *fn)
+{
+    int how = mp__spawn_boot_how();
+    if (how == MP__BOOT_HOOK || how == MP__BOOT_CALL)
+        return 0;
+    char lib[PATH_MAX];
+    if (mp__module_path((const void *)(uintptr_t)mp__spawn_start, lib, sizeof lib) != 0 ||
+        mp__fnref_in_main(fn))
+        return MP_ESPAWNMAIN;
+    return 0;
+}
+
+/* True when an fd of the list is not open any more (another thread closed
+ * it while the child was being started). */
+static bool fdlist_changed(const struct fdlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (fcntl(l->v[i].target, F_GETFD) < 0)
+            return true;
+    return false;
+}
+
+/* One posix_spawn of im. */
+static int spawn_once(const mp__spawn_req *req, const struct image *im, const char *entry,
+                      int child_end, pid_t *pid, struct fdlist *l)
 {
     int afd;
     mp__heap_info(&afd, NULL, NULL);
@@ -454,11 +589,7 @@ static int spawn_once(const mp__spawn_req *req, int child_end, pid_t *pid,
     if (r != 0)
         return r;
 
-    char exe[PATH_MAX];
-    mp__spawn_executable(exe);
-    char entry[sizeof ENV_NAME + 16];
-    snprintf(entry, sizeof entry, ENV_NAME "=%d", child_end);
-    char **env = make_env(entry);
+    char **env = make_env((char *)entry);
     int *tmp = malloc((l->n ? l->n : 1) * sizeof *tmp);
     if (env == NULL || tmp == NULL) {
         free(env);
@@ -467,19 +598,19 @@ static int spawn_once(const mp__spawn_req *req, int child_end, pid_t *pid,
     }
     for (size_t i = 0; i < l->n; i++)
         tmp[i] = -1;
-    /* Without the constructor's argv (C libraries other than glibc), at least
-     * argv[0] is the program's, as the child's program_invocation_name. */
-    char *fallback_argv[] = {program_invocation_name != NULL ? program_invocation_name : exe, NULL};
-    char **argv = saved_argv != NULL && saved_argv[0] != NULL ? saved_argv : fallback_argv;
+    char *const *argv = im->argv;
+    char **saved = mp__saved_argv();
+    if (!im->helper && saved != NULL && saved[0] != NULL)
+        argv = saved;
 
     posix_spawn_file_actions_t fa;
     r = -posix_spawn_file_actions_init(&fa);
     if (r == 0) {
-        r = add_closes(&fa, l);
+        r = add_dup2s(&fa, l, tmp);
         if (r == 0)
-            r = add_dup2s(&fa, l, tmp);
+            r = add_closes(&fa, l);
         if (r == 0)
-            r = -posix_spawn(pid, exe, &fa, NULL, argv, env);
+            r = -posix_spawn(pid, im->exe, &fa, NULL, argv, env);
         posix_spawn_file_actions_destroy(&fa);
     }
     for (size_t i = 0; i < l->n; i++)
@@ -490,18 +621,41 @@ static int spawn_once(const mp__spawn_req *req, int child_end, pid_t *pid,
     return r;
 }
 
+static void hex(char *out, const uint8_t *in, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 int mp__spawn_start(const mp__spawn_req *req, pid_t *pid)
 {
     int r = mp__heap_init();
     if (r != 0)
         return r;
+    struct image im;
+    r = image_pick(&im);
+    if (r != 0)
+        return r;
+    uint8_t token[TOKEN_LEN];
+    if (getrandom(token, sizeof token, 0) != (ssize_t)sizeof token)
+        return -EAGAIN;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return mp__errno();
+    char tok[2 * TOKEN_LEN + 1];
+    hex(tok, token, sizeof token);
+    char entry[sizeof ENV_NAME + 3 * 12 + sizeof tok];
+    snprintf(entry, sizeof entry, ENV_NAME "=%d:%d:%s", sv[1], (int)getpid(), tok);
     struct fdlist l = {0};
+    /* EBADF from posix_spawn is retried only when one of the fds to pass
+     * went away meanwhile; any other error would come back the same. */
     for (int i = 0; i < SPAWN_TRIES; i++) {
-        r = spawn_once(req, sv[1], pid, &l);
-        if (r != -EBADF)
+        r = spawn_once(req, &im, entry, sv[1], pid, &l);
+        if (r != -EBADF || !fdlist_changed(&l))
             break;
     }
     close(sv[1]);
@@ -512,6 +666,9 @@ int mp__spawn_start(const mp__spawn_req *req, pid_t *pid)
     }
     struct prep pr;
     r = prep_fill(&pr, req, l.n);
+    memcpy(pr.token, token, sizeof token);
+    pr.helper = im.helper;
+    pr.build_id_len = (uint32_t)identity(im.helper, pr.build_id);
     if (r == 0)
         r = mp__write_full(sv[0], &pr, sizeof pr);
     if (r == 0 && l.n > 0)
@@ -543,11 +700,11 @@ static void child_answer(int sock)
     close(sock);
 }
 
-static _Noreturn void spawn_child(int sock)
+/* The rest of the hand-over, once the message's header (pr) has been
+ * read and authenticated. */
+static _Noreturn void spawn_child(int sock, struct prep *prp)
 {
-    struct prep pr;
-    if (mp__read_full(sock, &pr, sizeof pr) != 0 || pr.magic != PREP_MAGIC)
-        _exit(127); /* not a libmp parent: nobody to tell */
+    struct prep pr = *prp;
     if (pr.version != PREP_VERSION || pr.nfds < 0 || pr.nfds > MP__FS_MAX_FDS)
         child_fail(sock, -ENOEXEC);
     size_t nfds = (size_t)pr.nfds;
@@ -557,9 +714,11 @@ static _Noreturn void spawn_child(int sock)
     if (nfds > 0 && mp__read_full(sock, fds, nfds * sizeof *fds) != 0)
         _exit(127);
 
+    bool helper = mp__spawn_boot_how() == MP__BOOT_HELPER;
     uint8_t id[BUILD_ID_MAX];
-    size_t idlen = mp__build_id(id, sizeof id);
-    if (idlen != pr.build_id_len || memcmp(id, pr.build_id, idlen) != 0)
+    size_t idlen = identity(helper, id);
+    if ((pr.helper != 0) != helper || idlen != pr.build_id_len ||
+        memcmp(id, pr.build_id, idlen) != 0)
         child_fail(sock, -ENOEXEC);
     for (size_t i = 0; i < nfds; i++)
         if (fcntl(fds[i].target, F_GETFD) < 0)
@@ -618,28 +777,124 @@ static _Noreturn void spawn_child(int sock)
     child_fail(sock, MP_EINVAL);
 }
 
+static int unhex(uint8_t *out, const char *in, size_t n)
+{
+    for (size_t i = 0; i < 2 * n; i++) {
+        char c = in[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return -1;
+        out[i / 2] = (uint8_t)(i % 2 ? (out[i / 2] << 4) | v : v);
+    }
+    return in[2 * n] == '\0' ? 0 : -1;
+}
+
+/* LIBMP_SPAWN_FD's value: "<fd>:<parent pid>:<token in hex>". */
+static bool parse_entry(const char *v, int *fd, pid_t *ppid, uint8_t *token)
+{
+    char *end;
+    errno = 0;
+    long f = strtol(v, &end, 10);
+    if (errno != 0 || end == v || *end != ':' || f <= 2 || f > INT_MAX)
+        return false;
+    v = end + 1;
+    long p = strtol(v, &end, 10);
+    if (errno != 0 || end == v || *end != ':' || p <= 1 || p > INT_MAX)
+        return false;
+    if (unhex(token, end + 1, TOKEN_LEN) != 0)
+        return false;
+    *fd = (int)f;
+    *ppid = (pid_t)p;
+    return true;
+}
+
+/* Read the message header within the hand-over's time: 0, or < 0. */
+static int read_prep(int sock, struct prep *pr)
+{
+    struct pollfd pfd = {.fd = sock, .events = POLLIN};
+    int n;
+    do
+        n = poll(&pfd, 1, HANDSHAKE_MS);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return -ETIMEDOUT;
+    return mp__read_full(sock, pr, sizeof *pr);
+}
+
 /*
- * Runs in every program that links the process module, before main (and,
- * linked statically, after the program's own constructors).  glibc hands
- * constructors argc, argv and envp; the argv is kept for the children this
- * program spawns.
+ * The hand-over variable, taken out of the environment by a constructor
+ * (before the program's own: libmp.so's run first, being a dependency, and
+ * in a program linked with libmp.a its priority puts it first), so
+ * that neither the program's constructors nor the programs they start see
+ * it.  The channel's fd is then also closed at exec, if it is a socket from
+ * the parent the variable names.  Nothing is read here: the child is taken
+ * over later, once every constructor has run.
  */
-#ifdef __GLIBC__
-__attribute__((constructor)) static void spawn_ctor(int argc, char **argv, char **envp)
+static struct {
+    bool set;
+    int fd;
+    pid_t parent;
+    uint8_t token[TOKEN_LEN];
+} handover;
+
+/* Whether fd is a socket that parent made (SO_PEERCRED). */
+static bool socket_of(int fd, pid_t parent)
 {
-    saved_argv = argv;
-#else
-__attribute__((constructor)) static void spawn_ctor(void)
+    struct stat st;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+           getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid == parent;
+}
+
+__attribute__((constructor(101))) static void handover_take(void)
 {
-#endif
     const char *v = getenv(ENV_NAME);
     if (v == NULL)
         return;
-    char *end;
-    long fd = strtol(v, &end, 10);
-    bool ok = *end == '\0' && fd > 2 && fd < INT_MAX;
+    handover.set = parse_entry(v, &handover.fd, &handover.parent, handover.token);
     unsetenv(ENV_NAME);
-    if (!ok || fcntl((int)fd, F_GETFD) < 0)
-        return; /* not ours after all: let main run */
-    spawn_child((int)fd);
+    if (handover.set && socket_of(handover.fd, handover.parent) &&
+        getppid() == handover.parent)
+        fcntl(handover.fd, F_SETFD, FD_CLOEXEC);
+}
+
+void mp__spawn_child_boot(void)
+{
+    if (!handover.set)
+        return;
+    handover.set = false;
+    int fd = handover.fd;
+    pid_t parent = handover.parent;
+    /* Only a socket that the process named in the variable made, and only
+     * if that process is ours: a stray variable naming an unrelated fd (a
+     * pipe, a file, another program's socket) never takes us over and is
+     * never read from. */
+    if (!socket_of(fd, parent))
+        return;
+    if (getppid() != parent)
+        _exit(127); /* spawned by libmp, but the parent died meanwhile */
+    struct prep pr;
+    int r = read_prep(fd, &pr);
+    if (r == MP_EEOF || r == -ECONNRESET)
+        _exit(127); /* the parent gave up on us */
+    if (r != 0 || pr.magic != PREP_MAGIC)
+        return;
+    uint8_t diff = 0;
+    for (size_t i = 0; i < TOKEN_LEN; i++)
+        diff |= (uint8_t)(pr.token[i] ^ handover.token[i]);
+    if (diff != 0)
+        return;
+    spawn_child(fd, &pr);
+}
+
+__attribute__((visibility("default"))) int mp__spawn_helper_main(int argc, char **argv)
+{
+    mp__spawn_boot_set(MP__BOOT_HELPER, NULL);
+    mp__fnref_helper_mode();
+    mp__spawn_child_boot();
+    static const char msg[] = "libmp-spawn: not started by libmp\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    return 127;
 }

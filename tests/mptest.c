@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,13 +65,18 @@ __attribute__((destructor)) static void check_fallbacks(void)
 
 int mpt_count_fds(void)
 {
+    /* Only those below the soft limit: valgrind keeps its own fds (more
+     * of them while it reads a library's debug information) above it. */
+    struct rlimit rl;
+    long limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                     ? (long)rl.rlim_cur : LONG_MAX;
     int n = 0;
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL)
         return -1;
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
+        if (e->d_name[0] != '.' && strtol(e->d_name, NULL, 10) < limit)
             n++;
     closedir(d);
     return n - 1; /* the directory's own fd */
@@ -353,6 +359,8 @@ static struct rlimit fill_old;
 int mpt_fds_exhaust(int spare)
 {
     int top = -1;
+    if (getrlimit(RLIMIT_NOFILE, &fill_old) != 0)
+        return -1;
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL)
         return -1;
@@ -360,12 +368,12 @@ int mpt_fds_exhaust(int spare)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         int fd = atoi(e->d_name);
-        if (e->d_name[0] != '.' && fd != self && fd > top)
+        /* Not valgrind's own fds, above the soft limit. */
+        if (e->d_name[0] != '.' && fd != self && fd > top &&
+            (fill_old.rlim_cur == RLIM_INFINITY || (rlim_t)fd < fill_old.rlim_cur))
             top = fd;
     }
     closedir(d);
-    if (getrlimit(RLIMIT_NOFILE, &fill_old) != 0)
-        return -1;
     struct rlimit low = {(rlim_t)top + 1, fill_old.rlim_max};
     if (setrlimit(RLIMIT_NOFILE, &low) != 0)
         return -1;

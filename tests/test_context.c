@@ -28,6 +28,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -63,6 +65,16 @@ static void sleep_s(double s)
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+/* This program's path: /proc/self/exe is valgrind's tool under valgrind,
+ * whose readlink answer is the program. */
+static const char *self_path(void)
+{
+    static char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    path[n > 0 ? n : 0] = '\0';
+    return n > 0 ? path : "/proc/self/exe";
 }
 
 static mp_context *ctx_of(const char *m)
@@ -658,7 +670,7 @@ static void test_set_executable(void **state)
     char copy[] = "/tmp/libmp-test-exe-XXXXXX";
     int out = mkstemp(copy);
     assert_true(out >= 0);
-    int in = open("/proc/self/exe", O_RDONLY);
+    int in = open(self_path(), O_RDONLY);
     assert_true(in >= 0);
     char buf[65536];
     ssize_t k;
@@ -688,14 +700,14 @@ static void test_set_executable(void **state)
 
 /*
  * The arena's address taken in the child: a constructor of this program
- * maps something there (or uses libmp first) when asked to by the
- * environment, before libmp's own constructor runs (linked statically,
- * the program's constructors come first).
+ * maps something there (or uses libmp) when asked to by the environment
+ * (which the parent sets only around the start of that child); the child
+ * is taken over after the constructors, and says so.
  */
 __attribute__((constructor)) static void occupy_arena(void)
 {
     const char *v = getenv("MPT_OCCUPY_ARENA");
-    if (v == NULL || getenv("LIBMP_SPAWN_FD") == NULL)
+    if (v == NULL)
         return;
     if (strcmp(v, "map") == 0) {
         void *addr = (void *)(uintptr_t)strtoull(getenv("MPT_ARENA_ADDR"), NULL, 16);
@@ -862,7 +874,7 @@ static int run_scenario(const char *name, char *out, size_t size)
         dup2(pfd[1], 1);
         close(pfd[0]);
         close(pfd[1]);
-        execl("/proc/self/exe", "test_context", name, (char *)NULL);
+        execl(self_path(), "test_context", name, (char *)NULL);
         _exit(127);
     }
     close(pfd[1]);
@@ -1033,6 +1045,155 @@ static void test_threads_running(void **state)
     mp_lock_free(s.shared_lock);
 }
 
+/* ---- the start-up hook and the hand-over ------------------------------------------- */
+
+/* Wait for pid at most s seconds (killing it then): its status, as
+ * mpt_wait_status, or 2000 if it had to be killed. */
+static int wait_bounded(pid_t pid, double s)
+{
+    for (int i = 0; i < (int)(s * 100); i++) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
+        sleep_s(0.01);
+    }
+    kill(pid, SIGKILL);
+    mpt_wait_status(pid);
+    return 2000;
+}
+
+enum stray { STRAY_GARBAGE, STRAY_OLD, STRAY_CLOSED, STRAY_PIPE, STRAY_OWN_SOCKET,
+             STRAY_PARENT_JUNK, STRAY_COUNT };
+
+/*
+ * Run this program ("stray" scenario) with a LIBMP_SPAWN_FD that no libmp
+ * parent set: main must run (the scenario checks the variable is gone and
+ * exits 0), at once, whatever the variable points at.
+ */
+static int run_stray(enum stray kind)
+{
+    static const char tok[] = "00112233445566778899aabbccddeeff";
+    int sp[2] = {-1, -1};
+    if (kind == STRAY_PARENT_JUNK) {
+        /* A socket the parent made, but the message is not libmp's. */
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+        char junk[4096];
+        memset(junk, 0x5a, sizeof junk);
+        assert_int_equal(write(sp[0], junk, sizeof junk), (ssize_t)sizeof junk);
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char v[128];
+        int fds[2];
+        switch (kind) {
+        case STRAY_GARBAGE:
+            snprintf(v, sizeof v, "not a number");
+            break;
+        case STRAY_OLD:
+            snprintf(v, sizeof v, "7");
+            break;
+        case STRAY_CLOSED:
+            close(200);
+            snprintf(v, sizeof v, "200:%d:%s", (int)parent, tok);
+            break;
+        case STRAY_PIPE: /* an idle pipe: never read from */
+            if (pipe(fds) != 0)
+                _exit(90);
+            snprintf(v, sizeof v, "%d:%d:%s", fds[0], (int)parent, tok);
+            break;
+        case STRAY_OWN_SOCKET: /* a socket the named parent did not make */
+            if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0)
+                _exit(90);
+            snprintf(v, sizeof v, "%d:%d:%s", fds[0], (int)parent, tok);
+            break;
+        default:
+            snprintf(v, sizeof v, "%d:%d:%s", sp[1], (int)parent, tok);
+            break;
+        }
+        setenv("LIBMP_SPAWN_FD", v, 1);
+        execl(self_path(), "test_context", "stray", (char *)NULL);
+        _exit(91);
+    }
+    int code = wait_bounded(pid, 20);
+    if (sp[0] >= 0) {
+        close(sp[0]);
+        close(sp[1]);
+    }
+    return code;
+}
+
+static void test_stray_variable(void **state)
+{
+    for (int k = 0; k < STRAY_COUNT; k++) {
+        int code = run_stray((enum stray)k);
+        if (code != 0)
+            fail_msg("stray LIBMP_SPAWN_FD case %d: status %d", k, code);
+    }
+}
+
+/* A process without the start-up hook (libmp linked into the main program,
+ * as a static program that does not call mp_spawn_main): spawn and
+ * forkserver refuse with MP_ESPAWNMAIN; fork works.  In a raw fork. */
+static int no_hook_child(void)
+{
+    mp__spawn_boot_set(MP__BOOT_NONE, NULL);
+    int v = 3;
+    for (int i = 1; i < NMETHODS; i++) {
+        mp_process *p = mp_process_new(.target = ret_arg, .arg = &v, .arg_size = sizeof v,
+                                       .ctx = mp_get_context(methods[i]));
+        CHECK(p != NULL);
+        CHECK(mp_process_start(p) == MP_ESPAWNMAIN);
+        mp_process_free(p);
+    }
+    CHECK(strstr(mp_strerror(MP_ESPAWNMAIN), "mp_spawn_main") != NULL);
+    mp_process *p = mp_process_new(.target = ret_arg, .arg = &v, .arg_size = sizeof v,
+                                   .ctx = mp_get_context("fork"));
+    int code = -1;
+    CHECK(p != NULL && mp_process_start(p) == 0 && mp_process_join(p, 30) == 0);
+    CHECK(mp_process_exitcode(p, &code) == 0 && code == 3);
+    mp_process_free(p);
+    /* mp_spawn_main records the hook: spawn works again. */
+    char *argv[] = {(char *)"/proc/self/exe", NULL};
+    CHECK(mp_spawn_main(1, argv) == 0);
+    CHECK(mp__spawn_boot_how() == MP__BOOT_CALL);
+    p = mp_process_new(.target = ret_arg, .arg = &v, .arg_size = sizeof v,
+                       .ctx = mp_get_context("spawn"));
+    CHECK(p != NULL && mp_process_start(p) == 0 && mp_process_join(p, 30) == 0);
+    CHECK(mp_process_exitcode(p, &code) == 0 && code == 3);
+    mp_process_free(p);
+    return 0;
+}
+
+static void test_no_hook(void **state)
+{
+    /* This program starts through libmp's hook (libmp.a in a dynamically
+     * linked program), and mp_spawn_main changes nothing then. */
+    assert_int_equal(mp__spawn_boot_how(), MP__BOOT_HOOK);
+    assert_int_equal(mp_spawn_main(0, NULL), 0);
+    assert_int_equal(mp__spawn_boot_how(), MP__BOOT_HOOK);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(no_hook_child());
+    assert_int_equal(mpt_wait_status(pid), 0);
+}
+
+/* Issue 16: an fd at or above the soft RLIMIT_NOFILE (dup2(0, 200) under
+ * a limit of 100) does not stop spawn or a new forkserver. */
+static void test_fd_above_limit(void **state)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl(self_path(), "test_context", "fdlimit", (char *)NULL);
+        _exit(91);
+    }
+    assert_int_equal(wait_bounded(pid, 120), 0);
+}
+
 /* ---- scenarios (a fresh program each) ------------------------------------------- */
 
 static int preload_runs;
@@ -1084,6 +1245,63 @@ static int scenario_lifetime(void)
     if (mp__forkserver_get(&fs, false) != 0)
         return 21;
     printf("%d %s\n", (int)mp__forkserver_pid(fs), mp__forkserver_dir(fs));
+    return 0;
+}
+
+/* Started with a stray LIBMP_SPAWN_FD: main runs, without it. */
+static int scenario_stray(void)
+{
+    return getenv("LIBMP_SPAWN_FD") == NULL ? 0 : 30;
+}
+
+static int scenario_fdlimit(void)
+{
+    if (dup2(0, 200) != 200 || dup2(0, 150) != 150)
+        return 40;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 41;
+    rl.rlim_cur = 100;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 42;
+    for (int i = 0; i < NMETHODS; i++) {
+        int v = 10 + i;
+        mp_process *p = mp_process_new(.target = ret_arg, .arg = &v, .arg_size = sizeof v,
+                                       .ctx = mp_get_context(methods[i]));
+        int code = -1;
+        int r = p == NULL ? mp_last_error() : mp_process_start(p);
+        if (r != 0) {
+            fprintf(stderr, "fdlimit: %s: %s\n", methods[i], mp_err_name(r));
+            return 43 + i;
+        }
+        if (mp_process_join(p, 60) != 0 || mp_process_exitcode(p, &code) != 0 || code != v)
+            return 46 + i;
+        mp_process_free(p);
+    }
+    /* The fd above the limit stayed the parent's only. */
+    if (fcntl(200, F_GETFD) < 0)
+        return 49;
+    /* An fd that must reach a spawned child at its number, above the
+     * limit: glibc's file actions cannot name it; refused, not retried. */
+    void *owner = mp_shared_alloc(16);
+    if (owner == NULL || mp__fd_register(150, owner) != 0)
+        return 52;
+    int v = 1;
+    mp_process *p = mp_process_new(.target = ret_arg, .arg = &v, .arg_size = sizeof v,
+                                   .ctx = mp_get_context("spawn"));
+    int r = p == NULL ? mp_last_error() : mp_process_start(p);
+    if (r != -EBADF) {
+        fprintf(stderr, "fdlimit: passing fd 150: %s\n", mp_err_name(r));
+        return 50;
+    }
+    mp__fd_unregister(150);
+    close(150);
+    mp_shared_free(owner);
+    int code = -1;
+    if (mp_process_start(p) != 0 || mp_process_join(p, 60) != 0 ||
+        mp_process_exitcode(p, &code) != 0 || code != 1)
+        return 51;
+    mp_process_free(p);
     return 0;
 }
 
@@ -1145,6 +1363,10 @@ static int scenario_pool_first(void)
 int main(int argc, char **argv)
 {
     if (argc > 1) {
+        if (strcmp(argv[1], "stray") == 0)
+            return scenario_stray();
+        if (strcmp(argv[1], "fdlimit") == 0)
+            return scenario_fdlimit();
         if (strcmp(argv[1], "preload") == 0)
             return scenario_preload();
         if (strcmp(argv[1], "lifetime") == 0)
@@ -1174,6 +1396,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_forkserver_after_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forkserver_emfile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stray_variable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fd_above_limit, setup, teardown),
     };
     int rc = cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
     mp_process *left[64];

@@ -25,9 +25,11 @@
  *
  *   "fork"        the child is a fork(2) of the caller (the default).
  *   "spawn"       the child is a fresh image of the running program, started
- *                 with posix_spawn(3); libmp takes it over before main()
- *                 runs, maps the shared arena at the same address, and runs
- *                 the target.  main() never runs in the child.
+ *                 with posix_spawn(3); libmp takes it over once the
+ *                 program's constructors have run, before main(), maps the
+ *                 shared arena at the same address, and runs the target.
+ *                 main() never runs in the child.  A fully static program
+ *                 calls mp_spawn_main() at the top of main() for this.
  *   "forkserver"  the child is forked by a small single-threaded server
  *                 process, itself spawned on first use, so a program with
  *                 threads running can start processes safely.
@@ -171,6 +173,33 @@ MP_EXTERN int mp_get_all_start_methods(const char **list, size_t n);
  * mp_process_start).  Per process; a running forkserver is not affected.
  */
 MP_EXTERN int mp_set_executable(const char *path);
+
+/*
+ * mp_spawn_main: call it first thing in main, unconditionally:
+ *
+ *   int main(int argc, char **argv) { mp_spawn_main(argc, argv); ... }
+ *
+ * In a child that libmp's spawn or forkserver start method started, it
+ * takes the process over (maps the shared arena, runs the target, or
+ * becomes the forkserver) and never returns; everywhere else it records
+ * that this program has a start-up hook and returns 0.  A spawned child
+ * is recognised by an authenticated hand-over (a socket from its parent, a
+ * random token), never by an environment variable alone.
+ *
+ * A dynamically linked program does not need it: libmp takes a spawned
+ * child over on its own once every constructor of the program has run,
+ * just before main (docs/context.md, "How spawn works").  It is needed in
+ * a fully static program (cc -static ... libmp.a), where nothing runs
+ * between the constructors and main; without it mp_process_start under
+ * spawn and forkserver returns MP_ESPAWNMAIN.  Calling it in any other
+ * program is harmless.
+ *
+ * argc, argv  main's; argv is kept (not copied) as the argument vector of
+ *             the children this program spawns (Python's sys.argv).
+ *
+ * Returns 0 (or does not return).  Call it before any thread starts.
+ */
+MP_EXTERN int mp_spawn_main(int argc, char **argv);
 
 /*
  * mp_set_forkserver_preload: a function the forkserver runs once when it

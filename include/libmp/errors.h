@@ -24,6 +24,7 @@
  * managers.RemoteError                      MP_EREMOTE
  * BrokenProcessPool / a worker that died    MP_EWORKERLOST
  * (new) lock holder died while holding it   MP_EOWNERDEAD
+ * (new) spawn cannot take a child over      MP_ESPAWNMAIN
  */
 #ifndef LIBMP_ERRORS_H
 #define LIBMP_ERRORS_H
@@ -43,7 +44,8 @@ MP_BEGIN_DECLS
     XX(EINVAL,      -4008, "invalid argument or closed object")             \
     XX(EREMOTE,     -4009, "error in the remote (manager) process")         \
     XX(EWORKERLOST, -4010, "worker process died before finishing the task") \
-    XX(EOWNERDEAD,  -4011, "previous owner died while holding the lock")
+    XX(EOWNERDEAD,  -4011, "previous owner died while holding the lock")    \
+    XX(ESPAWNMAIN,  -4012, "spawn needs mp_spawn_main(argc, argv) at the top of main")
 
 /*
  * Misuse that Python reports with AssertionError (start a process twice,
@@ -55,7 +57,7 @@ typedef enum mp_errno {
 #define MP__ERRNO_ENUM(name, value, text) MP_##name = value,
     MP__ERRNO_MAP(MP__ERRNO_ENUM)
 #undef MP__ERRNO_ENUM
-    MP__ERRNO_LAST = -4012
+    MP__ERRNO_LAST = -4013
 } mp_errno;
 
 /*

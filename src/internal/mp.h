@@ -215,6 +215,7 @@ enum mp__root {
     MP__ROOT_LOGGER,
     MP__ROOT_LIFE_TOKENS, /* lifetoken.c: the owners of Locks */
     MP__ROOT_CONTEXT,
+    MP__ROOT_MODULES, /* fnref.c: paths of the shared objects functions are in */
     MP__ROOT_COUNT = 16
 };
 void *mp__heap_root(enum mp__root slot, void *(*make)(void));
@@ -293,6 +294,23 @@ int mp__fnref_make(mp__fnref *ref, void (*fn)(void));
 /* The function in this process, or NULL (empty reference, or the module is
  * not loaded here). */
 void (*mp__fnref_resolve(const mp__fnref *ref))(void);
+
+/* True when ref names a function of the main program. */
+bool mp__fnref_in_main(const mp__fnref *ref);
+
+/*
+ * The path of the shared object that contains addr, as the dynamic linker
+ * names it, copied into buf (cap bytes): 0, or MP_EINVAL when addr is in
+ * the main program or in nothing loaded (-ENAMETOOLONG if it does not fit).
+ */
+int mp__module_path(const void *addr, char *buf, size_t cap);
+
+/*
+ * In a child of the libmp-spawn helper: the main program is the helper, so
+ * references to the main program resolve to nothing, and a module that is
+ * not loaded yet is loaded (dlopen) from the path its creator recorded.
+ */
+void mp__fnref_helper_mode(void);
 
 /* ---- descriptors to hand to spawned children (handles.c) --------------- */
 

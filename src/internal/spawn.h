@@ -81,9 +81,42 @@ void mp__close_fds(unsigned lo, unsigned hi);
 int mp__read_full(int fd, void *buf, size_t n);
 int mp__write_full(int fd, const void *buf, size_t n);
 
-/* The saved argv of this program (glibc passes it to constructors), or
- * NULL. */
+/* ---- how this process started (spawn_boot.c) ----------------------------- */
+
+enum mp__boot {
+    MP__BOOT_NONE = 0,   /* neither: libmp loaded by dlopen, or static without the call */
+    MP__BOOT_HOOK = 1,   /* main was called through libmp's __libc_start_main */
+    MP__BOOT_CALL = 2,   /* main called mp_spawn_main */
+    MP__BOOT_HELPER = 3, /* a child started through the libmp-spawn helper */
+};
+
+int mp__spawn_boot_how(void);
+void mp__spawn_boot_set(int how, char **argv);
+
+/* main's argv, kept by the hook or mp_spawn_main (NULL if neither ran). */
 char **mp__saved_argv(void);
+
+/*
+ * In a child spawned by libmp (an authenticated LIBMP_SPAWN_FD hand-over):
+ * take the process over, never returning.  Otherwise remove the variable
+ * (if any) and return.  Called once the program's constructors have run.
+ */
+void mp__spawn_child_boot(void);
+
+/*
+ * The entry point of the libmp-spawn helper (which dlopens libmp.so and
+ * calls it): the child of a process whose own start had no hook (libmp in
+ * a plugin).  Takes the process over; returns 127 when it was not started
+ * by libmp.
+ */
+int mp__spawn_helper_main(int argc, char **argv);
+
+/*
+ * Whether a spawned image (spawn, or the forkserver) can run the function
+ * fn: 0, or MP_ESPAWNMAIN when this process started without a hook and fn
+ * is in the main program (or libmp is linked into the main program).
+ */
+int mp__spawn_can_run(const mp__fnref *fn);
 
 /* ---- the forkserver (forkserver.c) --------------------------------------- */
 

@@ -11,13 +11,33 @@ static int child(void *arg, size_t size)
     return 7;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+#ifndef CONSUMER_NO_SPAWN_MAIN
+    /* A fully static program has no start-up hook: this takes its spawned
+     * children over (harmless in the shared build). */
+    mp_spawn_main(argc, argv);
+#else
+    (void)argc;
+    (void)argv;
+#endif
     int *shared = mp_shared_alloc(sizeof *shared);
     if (shared == NULL)
         return 1;
     mp_process *p = mp_process_new(.target = child, .arg = &shared, .arg_size = sizeof shared);
-    if (p == NULL || mp_process_start(p) != 0 || mp_process_join(p, MP_FOREVER) != 0)
+    if (p == NULL)
+        return 2;
+    int r = mp_process_start(p);
+#ifdef CONSUMER_NO_SPAWN_MAIN
+    /* Static, without mp_spawn_main: spawn and forkserver refuse clearly. */
+    if (strcmp(mp_get_start_method(false), "fork") != 0) {
+        mp_process_free(p);
+        mp_shared_free(shared);
+        printf("consumer refused: %s\n", mp_err_name(r));
+        return r == MP_ESPAWNMAIN ? 0 : 4;
+    }
+#endif
+    if (r != 0 || mp_process_join(p, MP_FOREVER) != 0)
         return 2;
     int code = -1;
     mp_process_exitcode(p, &code);

@@ -38,20 +38,31 @@ if pc --static --libs | grep -q -- '-lmpi' &&
     # no static archive here (Debian's Open MPI): libmp.a is still linked
     # statically, the rest dynamically.
     echo "2. static: no libmpi.a, so libmp.a in a dynamically linked program"
+    full_static=0
     static_flag="-Wl,-Bstatic -lmp -Wl,-Bdynamic"
     $cc -Wall -Wextra -Werror -o "$tmp/consumer-static" "$here/consumer.c" \
         $(pc --cflags) -L"$(pc --variable=libdir)" $static_flag \
         $(pc --static --libs | sed 's/ -lmp / /')
 else
     echo "2. static: cc -static consumer.c \$(pkg-config --static --libs libmp)"
+    full_static=1
     $cc -Wall -Wextra -Werror -static -o "$tmp/consumer-static" "$here/consumer.c" \
         $(pc --cflags) $(pc --static --libs)
 fi
 "$tmp/consumer-static"
-# Spawned children and the forkserver of a fully static program: libmp's
-# constructor comes from libmp.a.
+# Spawned children and the forkserver of a fully static program: main calls
+# mp_spawn_main.  Without it, spawn and forkserver refuse with MP_ESPAWNMAIN
+# (a dynamically linked program has libmp's start-up hook instead).
+if [ "$full_static" = 1 ]; then
+    $cc -Wall -Wextra -Werror -static -DCONSUMER_NO_SPAWN_MAIN -o "$tmp/consumer-nomain" \
+        "$here/consumer.c" $(pc --cflags) $(pc --static --libs)
+    "$tmp/consumer-nomain"
+fi
 for m in spawn forkserver; do
     MP_START_METHOD=$m "$tmp/consumer-static"
+    if [ "$full_static" = 1 ]; then
+        MP_START_METHOD=$m "$tmp/consumer-nomain" | grep -q 'consumer refused: MP_ESPAWNMAIN'
+    fi
 done
 
 echo "3. <libmp.h> with <gmp.h>, <tommath.h> and BSD's <mp.h> names"

@@ -1,0 +1,51 @@
+/*
+ * plugin_host.c: a program that knows nothing of libmp (it does not link
+ * it) and loads a plugin that uses it:
+ *
+ *   plugin_host PLUGIN.so MARKFILE
+ *
+ * main appends a line to MARKFILE, then runs the plugin under each start
+ * method.  A child that ran the host's main again would add a line: the
+ * host checks that there is exactly one.  Exit 0 on success.
+ */
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+    if (argc != 3)
+        return 100;
+    int fd = open(argv[2], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, "main\n", 5) != 5)
+        return 101;
+    close(fd);
+    void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) {
+        fprintf(stderr, "plugin_host: %s\n", dlerror());
+        return 102;
+    }
+    int (*run)(const char *) = (int (*)(const char *))(uintptr_t)dlsym(h, "plugin_run");
+    if (run == NULL)
+        return 103;
+    static const char *const methods[] = {"fork", "spawn", "forkserver"};
+    for (int i = 0; i < 3; i++) {
+        int r = run(methods[i]);
+        if (r != 0) {
+            fprintf(stderr, "plugin_host: %s failed (%d)\n", methods[i], r);
+            return 10 * (i + 1) + r;
+        }
+    }
+    char buf[64];
+    fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf);
+    if (n != 5) {
+        fprintf(stderr, "plugin_host: main ran %zd/5 bytes' worth of times\n", n);
+        return 104;
+    }
+    printf("plugin_host: ok\n");
+    return 0;
+}
