@@ -113,6 +113,23 @@ static int copy_address(mp_manager *m, const mp_manager_options *o)
     return 0;
 }
 
+static int copy_initializer(mp_manager *m, const mp_manager_options *o)
+{
+    if ((o->initarg == NULL && o->initarg_size > 0) ||
+        ((o->initarg != NULL || o->initarg_size > 0) && o->initializer == NULL))
+        return MP_EINVAL;
+    if (mp__fnref_make(&m->init, (void (*)(void))o->initializer) != 0)
+        return MP_EINVAL;
+    if (o->initarg_size > 0) {
+        m->initarg = mp__alloc(o->initarg_size);
+        if (m->initarg == NULL)
+            return -ENOMEM;
+        memcpy(m->initarg, o->initarg, o->initarg_size);
+        m->initarg_size = o->initarg_size;
+    }
+    return 0;
+}
+
 mp_manager *mp_manager_new_opts(const mp_manager_options *opts)
 {
     mp_manager_options opts_local;
@@ -127,8 +144,12 @@ mp_manager *mp_manager_new_opts(const mp_manager_options *opts)
         return NULL;
     int r = copy_address(m, opts);
     if (r == 0)
+        r = copy_initializer(m, opts);
+    if (r == 0)
         r = mp__robust_mutex_init(&m->alive);
     if (r != 0) {
+        if (m->initarg != NULL)
+            mp__free(m->initarg);
         mp__obj_free(m);
         return mp__fail_null(r);
     }
@@ -367,6 +388,8 @@ void mp_manager_free(mp_manager *m)
     mp__chan_free_all(m);
     if (m->reg != NULL)
         mp__free(m->reg);
+    if (m->initarg != NULL)
+        mp__free(m->initarg);
     pthread_mutex_destroy(&m->alive);
     mp__obj_free(m);
 }
@@ -391,6 +414,20 @@ pid_t mp_manager_pid(const mp_manager *m)
         return MP_EINVAL;
     uint32_t st = atomic_load(&m->state);
     return st == MGR_RUNNING ? m->server_pid : 0;
+}
+
+int mp_manager_exitcode(const mp_manager *m, int *code)
+{
+    if (check_m(m) != 0 || code == NULL)
+        return MP_EINVAL;
+    if (atomic_load(&m->exit_known)) {
+        *code = m->exitcode;
+        return 0;
+    }
+    /* A server that died on its own, seen by its owner before a shutdown. */
+    if (m->proc != NULL && m->owner_pid == getpid())
+        return mp_process_exitcode(m->proc, code);
+    return MP_ETIMEDOUT;
 }
 
 /* ---- calls ---------------------------------------------------------------------- */
@@ -683,6 +720,18 @@ mp_proxy *mp_manager_dict(mp_manager *m, const mp_val *init)
 mp_proxy *mp_manager_list(mp_manager *m, const mp_val *init)
 {
     return init ? mp__mgr_create(m, "list", NULL, ARGS(init)) : mp__mgr_create(m, "list", NULL, NOARGS);
+}
+
+mp_proxy *mp_manager_set(mp_manager *m, const mp_val *init)
+{
+    if (init != NULL) {
+        bool ok = init->type == MP_VAL_LIST || init->type == MP_VAL_TUPLE;
+        for (size_t i = 0; ok && i < init->seq.len; i++)
+            ok = mp_val_hashable(init->seq.items[i]);
+        if (!ok)
+            return mp__fail_null(MP_EINVAL);
+    }
+    return init ? mp__mgr_create(m, "set", NULL, ARGS(init)) : mp__mgr_create(m, "set", NULL, NOARGS);
 }
 
 mp_proxy *mp_manager_namespace(mp_manager *m)

@@ -515,6 +515,75 @@ static int list_imul(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr
     return 0;
 }
 
+/* A copy of l repeated times times (0 or less: empty), or NULL (oom). */
+static mp_val *list_repeat(const mp_val *l, int64_t times)
+{
+    mp_val *out = mp__val_new(MP_VAL_LIST);
+    size_t n = l->seq.len;
+    if (out == NULL || times <= 0 || n == 0)
+        return out;
+    if ((uint64_t)times > (1ull << 32) / n) {
+        mp_val_free(out);
+        return NULL;
+    }
+    for (int64_t t = 0; t < times; t++)
+        for (size_t i = 0; i < n; i++) {
+            mp_val *c = mp_val_copy(l->seq.items[i]);
+            if (c == NULL || mp__val_list_push(out, c) != 0) {
+                mp_val_free(out);
+                return NULL;
+            }
+        }
+    return out;
+}
+
+static int list_add(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
+{
+    if (mp__args(r, "__add__", a, 1, 1) != 0)
+        return r->code;
+    if (arg(a, 0)->type != MP_VAL_LIST)
+        return mp__reply_error(r, MP_EINVAL, "TypeError",
+                               "can only concatenate list (not \"%s\") to list",
+                               mp_val_type_name(arg(a, 0)));
+    mp_val *out = list_repeat(list_of(o), 1);
+    if (out == NULL)
+        return oom(r);
+    if (list_absorb(out, a->seq.items[0], r) != 0) {
+        mp_val_free(out);
+        return r->code;
+    }
+    mp__reply_val(r, out);
+    return 0;
+}
+
+static int list_mul(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
+{
+    int64_t times;
+    if (mp__args(r, "__mul__", a, 1, 1) != 0 || int_arg(r, arg(a, 0), &times) != 0)
+        return r->code;
+    mp_val *out = list_repeat(list_of(o), times);
+    if (out == NULL)
+        return oom(r);
+    mp__reply_val(r, out);
+    return 0;
+}
+
+static int list_reversed(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
+{
+    if (mp__args(r, "__reversed__", a, 0, 0) != 0)
+        return r->code;
+    mp_val *out = list_repeat(list_of(o), 1);
+    if (out == NULL)
+        return oom(r);
+    for (size_t i = 0, n = out->seq.len; i < n / 2; i++) {
+        mp_val *t = out->seq.items[i];
+        out->seq.items[i] = out->seq.items[n - 1 - i];
+        out->seq.items[n - 1 - i] = t;
+    }
+    mp__reply_val(r, out);
+    return 0;
+}
+
 int mp__mgr_list_create(struct mgr_srv *s, mp_val *a, void **obj, struct mgr_reply *r)
 {
     if (mp__args(r, "list", a, 0, 1) != 0)
@@ -539,6 +608,7 @@ const struct mgr_method mp__mgr_list_methods[] = {
     {"__len__", list_len},       {"reverse", list_reverse},   {"sort", list_sort},
     {"getslice", list_getslice}, {"setslice", list_setslice}, {"delslice", list_delslice},
     {"copy", list_copy},         {"__imul__", list_imul},     {"__repr__", mp__mgr_val_repr},
-    {"__str__", mp__mgr_val_repr},       {NULL, NULL},
+    {"__str__", mp__mgr_val_repr}, {"__add__", list_add},     {"__mul__", list_mul},
+    {"__rmul__", list_mul},      {"__reversed__", list_reversed}, {NULL, NULL},
 };
 

@@ -6,7 +6,9 @@
  */
 #include "internal/managers.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* An int result as ssize_t. */
@@ -264,6 +266,198 @@ int mp_list_del_slice(mp_proxy *l, int64_t start, int64_t stop)
 int mp_list_copy(mp_proxy *l, mp_val **out)
 {
     return need_out(out) ? MP_EINVAL : mp__mgr_call(l, L, "copy", NULL, NOARGS, out);
+}
+
+int mp_dict_or(mp_proxy *d, const mp_val *other, mp_val **out)
+{
+    if (other == NULL || other->type != MP_VAL_DICT || need_out(out) != 0)
+        return MP_EINVAL;
+    return mp__mgr_call(d, D, "__or__", NULL, ARGS(other), out);
+}
+
+int mp_dict_ior(mp_proxy *d, const mp_val *other)
+{
+    if (other == NULL)
+        return MP_EINVAL;
+    return mp__mgr_call(d, D, "__ior__", NULL, ARGS(other), NULL);
+}
+
+int mp_list_add(mp_proxy *l, const mp_val *other, mp_val **out)
+{
+    if (other == NULL || other->type != MP_VAL_LIST || need_out(out) != 0)
+        return MP_EINVAL;
+    return mp__mgr_call(l, L, "__add__", NULL, ARGS(other), out);
+}
+
+int mp_list_iadd(mp_proxy *l, const mp_val *seq)
+{
+    return !is_seq(seq) ? MP_EINVAL : mp__mgr_call(l, L, "__iadd__", NULL, ARGS(seq), NULL);
+}
+
+int mp_list_mul(mp_proxy *l, int64_t n, mp_val **out)
+{
+    return need_out(out) ? MP_EINVAL : mp__mgr_call(l, L, "__mul__", NULL, ARGS(MP_I64(n)), out);
+}
+
+int mp_list_imul(mp_proxy *l, int64_t n)
+{
+    return mp__mgr_call(l, L, "__imul__", NULL, ARGS(MP_I64(n)), NULL);
+}
+
+int mp_list_reversed(mp_proxy *l, mp_val **out)
+{
+    return need_out(out) ? MP_EINVAL : mp__mgr_call(l, L, "__reversed__", NULL, NOARGS, out);
+}
+
+/* ---- set ------------------------------------------------------------------------ */
+
+#define S MP_PROXY_SET
+
+/* A list or tuple of hashable members. */
+static bool members_ok(const mp_val *seq)
+{
+    if (!is_seq(seq))
+        return false;
+    for (size_t i = 0; i < seq->seq.len; i++)
+        if (!mp_val_hashable(seq->seq.items[i]))
+            return false;
+    return true;
+}
+
+static int set_call1(mp_proxy *s, const char *method, const mp_val *x)
+{
+    if (!mp_val_hashable(x))
+        return MP_EINVAL;
+    return mp__mgr_call(s, S, method, NULL, ARGS(x), NULL);
+}
+
+static int set_call_seq(mp_proxy *s, const char *method, const mp_val *seq, mp_val **out)
+{
+    if (!members_ok(seq) || need_out(out) != 0)
+        return MP_EINVAL;
+    return mp__mgr_call(s, S, method, NULL, ARGS(seq), out);
+}
+
+int mp_setproxy_add(mp_proxy *s, const mp_val *x)
+{
+    return set_call1(s, "add", x);
+}
+
+int mp_setproxy_discard(mp_proxy *s, const mp_val *x)
+{
+    return set_call1(s, "discard", x);
+}
+
+int mp_setproxy_remove(mp_proxy *s, const mp_val *x)
+{
+    return set_call1(s, "remove", x);
+}
+
+int mp_setproxy_contains(mp_proxy *s, const mp_val *x)
+{
+    if (!mp_val_hashable(x))
+        return MP_EINVAL;
+    mp_val *v = NULL;
+    int e = mp__mgr_call(s, S, "__contains__", NULL, ARGS(x), &v);
+    return bool_result(e, v);
+}
+
+ssize_t mp_setproxy_len(mp_proxy *s)
+{
+    mp_val *v = NULL;
+    int e = mp__mgr_call(s, S, "__len__", NULL, NOARGS, &v);
+    return int_result(e, v);
+}
+
+int mp_setproxy_pop(mp_proxy *s, mp_val **out)
+{
+    return need_out(out) ? MP_EINVAL : mp__mgr_call(s, S, "pop", NULL, NOARGS, out);
+}
+
+int mp_setproxy_clear(mp_proxy *s)
+{
+    return mp__mgr_call(s, S, "clear", NULL, NOARGS, NULL);
+}
+
+int mp_setproxy_update(mp_proxy *s, const mp_val *seq)
+{
+    return !members_ok(seq) ? MP_EINVAL : mp__mgr_call(s, S, "update", NULL, ARGS(seq), NULL);
+}
+
+int mp_setproxy_union(mp_proxy *s, const mp_val *seq, mp_val **out)
+{
+    return set_call_seq(s, "union", seq, out);
+}
+
+int mp_setproxy_intersection(mp_proxy *s, const mp_val *seq, mp_val **out)
+{
+    return set_call_seq(s, "intersection", seq, out);
+}
+
+int mp_setproxy_difference(mp_proxy *s, const mp_val *seq, mp_val **out)
+{
+    return set_call_seq(s, "difference", seq, out);
+}
+
+int mp_setproxy_members(mp_proxy *s, mp_val **out)
+{
+    return need_out(out) ? MP_EINVAL : mp__mgr_call(s, S, "copy", NULL, NOARGS, out);
+}
+
+/* ---- iteration -------------------------------------------------------------------- */
+
+struct mp_proxy_iter {
+    mp_val *snap; /* a list */
+    size_t pos;
+};
+
+mp_proxy_iter *mp_proxy_iter_new(mp_proxy *p)
+{
+    mp_val *snap = NULL;
+    int e;
+    switch (mp_proxy_kind_of(p)) {
+    case MP_PROXY_DICT:
+        e = mp_dict_keys(p, &snap);
+        break;
+    case MP_PROXY_LIST:
+        e = mp_list_copy(p, &snap);
+        break;
+    case MP_PROXY_SET:
+        e = mp_setproxy_members(p, &snap);
+        break;
+    default:
+        return mp__fail_null(MP_EINVAL);
+    }
+    if (e == 0 && (snap == NULL || snap->type != MP_VAL_LIST))
+        e = -EPROTO;
+    mp_proxy_iter *it = e == 0 ? malloc(sizeof *it) : NULL;
+    if (it == NULL) {
+        mp_val_free(snap);
+        return mp__fail_null(e != 0 ? e : -ENOMEM);
+    }
+    it->snap = snap;
+    it->pos = 0;
+    return it;
+}
+
+int mp_proxy_iter_next(mp_proxy_iter *it, const mp_val **item)
+{
+    if (it == NULL || item == NULL)
+        return MP_EINVAL;
+    if (it->pos >= it->snap->seq.len) {
+        *item = NULL;
+        return 0;
+    }
+    *item = it->snap->seq.items[it->pos++];
+    return 1;
+}
+
+void mp_proxy_iter_free(mp_proxy_iter *it)
+{
+    if (it == NULL)
+        return;
+    mp_val_free(it->snap);
+    free(it);
 }
 
 /* ---- Namespace ------------------------------------------------------------------ */

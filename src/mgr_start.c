@@ -12,10 +12,33 @@
 #include "internal/managers.h"
 #include "internal/popen.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Run the manager's initializer with a private copy of its bytes; 0, or the
+ * code that makes mp_manager_start fail. */
+static int run_initializer(mp_manager *m)
+{
+    if (m->init.module == 0 && m->init.offset == 0)
+        return 0;
+    mp_manager_init_fn fn = (mp_manager_init_fn)mp__fnref_resolve(&m->init);
+    if (fn == NULL)
+        return MP_EINVAL;
+    void *copy = NULL;
+    if (m->initarg_size > 0) {
+        copy = malloc(m->initarg_size);
+        if (copy == NULL)
+            return -ENOMEM;
+        memcpy(copy, m->initarg, m->initarg_size);
+    }
+    int r = fn(copy, m->initarg_size);
+    free(copy);
+    return r < 0 ? r : 0;
+}
 
 static int server_main(void *arg, size_t size)
 {
@@ -24,6 +47,13 @@ static int server_main(void *arg, size_t size)
     mp_manager *m;
     memcpy(&m, arg, sizeof m);
     signal(SIGINT, SIG_IGN);
+    int r = run_initializer(m);
+    if (r != 0) {
+        m->start_error = r;
+        atomic_store(&m->state, MGR_FAILED);
+        mp__futex_wake((uint32_t *)&m->state, INT32_MAX);
+        return 1;
+    }
     return mp__mgr_serve(m, m->owner_pid) == 0 ? 0 : 1;
 }
 
@@ -104,6 +134,11 @@ void mp__mgr_reap_server(mp_manager *m)
             mp_process_kill(p);
             mp_process_join(p, MP_FOREVER);
         }
+    }
+    int code;
+    if (mp_process_exitcode(p, &code) == 0) {
+        m->exitcode = code;
+        atomic_store(&m->exit_known, 1);
     }
     m->proc = NULL;
     mp_process_free(p);

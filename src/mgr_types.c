@@ -216,6 +216,25 @@ static int dict_update(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct m
     return 0;
 }
 
+static int dict_or(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
+{
+    if (mp__args(r, "__or__", a, 1, 1) != 0)
+        return r->code;
+    if (arg(a, 0)->type != MP_VAL_DICT)
+        return mp__reply_error(r, MP_EINVAL, "TypeError",
+                               "unsupported operand type(s) for |: 'dict' and '%s'",
+                               mp_val_type_name(arg(a, 0)));
+    mp_val *out = mp_val_copy(dict_of(o));
+    if (out == NULL)
+        return oom(r);
+    if (dict_merge(out, a->seq.items[0], r) != 0) {
+        mp_val_free(out);
+        return r->code;
+    }
+    mp__reply_val(r, out);
+    return 0;
+}
+
 static int dict_clear(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     if (mp__args(r, "clear", a, 0, 0) != 0)
@@ -325,7 +344,8 @@ static const struct mgr_method dict_methods[] = {
     {"keys", dict_keys},           {"values", dict_values},       {"items", dict_items},
     {"update", dict_update},       {"clear", dict_clear},         {"pop", dict_pop},
     {"popitem", dict_popitem},     {"setdefault", dict_setdefault}, {"copy", dict_copy},
-    {"__repr__", mp__mgr_val_repr},        {"__str__", mp__mgr_val_repr},         {NULL, NULL},
+    {"__repr__", mp__mgr_val_repr},        {"__str__", mp__mgr_val_repr},
+    {"__or__", dict_or},           {"__ior__", dict_update},      {NULL, NULL},
 };
 
 /* ---- Namespace ------------------------------------------------------------------ */
@@ -748,6 +768,7 @@ static const struct mgr_method array_methods[] = {
 static const struct mgr_kind value_kinds[] = {
     {MP_PROXY_DICT, "dict", "dict", false, dict_create, val_destroy, dict_methods},
     {MP_PROXY_LIST, "list", "list", false, mp__mgr_list_create, val_destroy, mp__mgr_list_methods},
+    {MP_PROXY_SET, "set", "set", false, mp__mgr_set_create, val_destroy, mp__mgr_set_methods},
     {MP_PROXY_NAMESPACE, "Namespace", "Namespace", false, ns_create, val_destroy, ns_methods},
     {MP_PROXY_VALUE, "Value", "Value", false, value_create, value_destroy, value_methods},
     {MP_PROXY_ARRAY, "Array", "array", false, array_create, array_destroy, array_methods},

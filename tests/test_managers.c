@@ -2304,6 +2304,315 @@ static void test_mgr_exit_without_shutdown(void **state)
     mp_shared_free(shared);
 }
 
+static int read_exitcode(void *arg, size_t size)
+{
+    mp_manager *m;
+    if (size != sizeof m)
+        return 10;
+    memcpy(&m, arg, sizeof m);
+    int code = -100;
+    int r = mp_manager_exitcode(m, &code);
+    return r == 0 ? (code == 0 ? 0 : 11) : 12;
+}
+
+/* Python's m._process.exitcode: None while it runs, 0 after shutdown, -9
+ * for a server that was killed. */
+static void test_mgr_exitcode(void **state)
+{
+    int code = -100;
+    mp_manager *m = mp_manager_new();
+    assert_int_equal(mp_manager_exitcode(m, &code), MP_ETIMEDOUT);
+    assert_int_equal(mp_manager_start(m), 0);
+    assert_int_equal(mp_manager_exitcode(m, &code), MP_ETIMEDOUT);
+    assert_int_equal(mp_manager_exitcode(m, NULL), MP_EINVAL);
+    assert_int_equal(mp_manager_exitcode(NULL, &code), MP_EINVAL);
+    assert_int_equal(code, -100);
+    assert_int_equal(mp_manager_shutdown(m), 0);
+    assert_int_equal(mp_manager_exitcode(m, &code), 0);
+    assert_int_equal(code, 0);
+    /* Other processes of the family read it too. */
+    mp_process *p = mp_process_new(.target = read_exitcode, .arg = &m, .arg_size = sizeof m);
+    assert_int_equal(mp_process_start(p), 0);
+    assert_int_equal(mp_process_join(p, 30), 0);
+    int pcode = -1;
+    assert_int_equal(mp_process_exitcode(p, &pcode), 0);
+    assert_int_equal(pcode, 0);
+    mp_process_free(p);
+    mp_manager_free(m);
+
+    m = started();
+    assert_int_equal(kill(mp_manager_pid(m), SIGKILL), 0);
+    int r = MP_ETIMEDOUT;
+    for (int i = 0; i < 500 && r == MP_ETIMEDOUT; i++) {
+        r = mp_manager_exitcode(m, &code);
+        if (r == MP_ETIMEDOUT)
+            usleep(10000);
+    }
+    assert_int_equal(r, 0);
+    assert_int_equal(code, -SIGKILL);
+    assert_int_equal(mp_manager_shutdown(m), 0);
+    assert_int_equal(mp_manager_exitcode(m, &code), 0);
+    assert_int_equal(code, -SIGKILL);
+    mp_manager_free(m);
+}
+
+struct init_probe {
+    pid_t pid;
+    int value;
+    int calls;
+};
+
+struct init_arg {
+    struct init_probe *probe;
+    int value;
+};
+
+static int mgr_init(void *arg, size_t size)
+{
+    struct init_arg a;
+    if (arg == NULL || size != sizeof a)
+        return MP_EINVAL;
+    memcpy(&a, arg, sizeof a);
+    a.probe->pid = getpid();
+    a.probe->value = a.value;
+    a.probe->calls++;
+    return 0;
+}
+
+static int mgr_init_fails(void *arg, size_t size)
+{
+    (void)arg;
+    (void)size;
+    return -EPERM;
+}
+
+/* Python's m.start(initializer, initargs): run once in the server. */
+static void test_mgr_initializer(void **state)
+{
+    struct init_probe *probe = mp_shared_alloc(sizeof *probe);
+    assert_non_null(probe);
+    memset(probe, 0, sizeof *probe);
+    struct init_arg a = {.probe = probe, .value = 42};
+    mp_manager *m = mp_manager_new(.initializer = mgr_init, .initarg = &a, .initarg_size = sizeof a);
+    assert_non_null(m);
+    a.value = 7; /* the bytes were copied */
+    assert_int_equal(mp_manager_start(m), 0);
+    assert_int_equal(probe->calls, 1);
+    assert_int_equal(probe->pid, mp_manager_pid(m));
+    assert_int_equal(probe->value, 42);
+    mp_proxy *d = mp_manager_dict(m, NULL);
+    assert_int_equal(mp_dict_set(d, MP_I64(1), MP_I64(2)), 0);
+    mp_proxy_free(d);
+    stop(m);
+    assert_int_equal(probe->calls, 1);
+    mp_shared_free(probe);
+
+    /* A failing initializer fails the start with its code. */
+    m = mp_manager_new(.initializer = mgr_init_fails);
+    assert_non_null(m);
+    assert_int_equal(mp_manager_start(m), -EPERM);
+    assert_null(mp_manager_dict(m, NULL));
+    mp_manager_free(m);
+
+    /* Bad arguments. */
+    assert_null(mp_manager_new(.initarg = &a, .initarg_size = sizeof a));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_manager_new(.initializer = mgr_init, .initarg_size = 4));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+}
+
+static int set_child(void *arg, size_t size)
+{
+    mp_proxy *st;
+    if (size != sizeof st)
+        return 10;
+    memcpy(&st, arg, sizeof st);
+    if (mp_setproxy_add(st, MP_STR("child")) != 0 || mp_setproxy_add(st, MP_I64(1)) != 0)
+        return 11;
+    return mp_setproxy_contains(st, MP_I64(2)) == 1 ? 0 : 12;
+}
+
+/* Python's SyncManager.set() (test_set in CPython's _TestContainers). */
+static void test_mgr_set(void **state)
+{
+    mp_manager *m = started();
+    mp_proxy *st = mp_manager_set(m, MP_LIST(MP_I64(1), MP_I64(2), MP_I64(1), MP_STR("a")));
+    assert_non_null(st);
+    assert_int_equal(mp_proxy_kind_of(st), MP_PROXY_SET);
+    assert_string_equal(mp_proxy_typeid(st), "set");
+    assert_int_equal(mp_setproxy_len(st), 3);
+    assert_proxy_repr(st, "{1, 2, 'a'}");
+    assert_int_equal(mp_setproxy_add(st, MP_I64(2)), 0);
+    assert_int_equal(mp_setproxy_add(st, MP_TUPLE(MP_I64(3), MP_STR("t"))), 0);
+    assert_int_equal(mp_setproxy_len(st), 4);
+    assert_int_equal(mp_setproxy_contains(st, MP_TUPLE(MP_I64(3), MP_STR("t"))), 1);
+    assert_int_equal(mp_setproxy_contains(st, MP_I64(9)), 0);
+    assert_int_equal(mp_setproxy_discard(st, MP_I64(9)), 0);
+    assert_int_equal(mp_setproxy_discard(st, MP_TUPLE(MP_I64(3), MP_STR("t"))), 0);
+    assert_remote(mp_setproxy_remove(st, MP_I64(9)), "KeyError", "9");
+    assert_int_equal(mp_setproxy_remove(st, MP_STR("a")), 0);
+    assert_proxy_repr(st, "{1, 2}");
+    mp_val *v = NULL;
+    assert_int_equal(mp_setproxy_union(st, MP_LIST(MP_I64(2), MP_I64(5)), &v), 0);
+    assert_val(v, "[1, 2, 5]");
+    assert_int_equal(mp_setproxy_intersection(st, MP_TUPLE(MP_I64(2), MP_I64(5)), &v), 0);
+    assert_val(v, "[2]");
+    assert_int_equal(mp_setproxy_difference(st, MP_LIST(MP_I64(2)), &v), 0);
+    assert_val(v, "[1]");
+    assert_int_equal(mp_setproxy_len(st), 2); /* those made new sets */
+    assert_int_equal(mp_setproxy_update(st, MP_LIST(MP_I64(7), MP_I64(1))), 0);
+    assert_int_equal(mp_setproxy_members(st, &v), 0);
+    assert_val(v, "[1, 2, 7]");
+    /* Shared with a child under every start method. */
+    mp_process *p = mp_process_new(.target = set_child, .arg = &st, .arg_size = sizeof st);
+    assert_int_equal(mp_process_start(p), 0);
+    assert_int_equal(mp_process_join(p, 30), 0);
+    int code = -1;
+    assert_int_equal(mp_process_exitcode(p, &code), 0);
+    assert_int_equal(code, 0);
+    mp_process_free(p);
+    assert_int_equal(mp_setproxy_len(st), 4);
+    assert_int_equal(mp_setproxy_contains(st, MP_STR("child")), 1);
+    assert_int_equal(mp_setproxy_pop(st, &v), 0);
+    assert_val(v, "'child'");
+    assert_int_equal(mp_setproxy_clear(st), 0);
+    assert_int_equal(mp_setproxy_len(st), 0);
+    assert_proxy_repr(st, "set()");
+    assert_remote(mp_setproxy_pop(st, &v), "KeyError", "'pop from an empty set'");
+
+    /* Bad input, refused before anything is sent or by the server. */
+    assert_int_equal(mp_setproxy_add(st, MP_LIST(MP_I64(1))), MP_EINVAL);
+    assert_int_equal(mp_setproxy_add(st, NULL), MP_EINVAL);
+    assert_int_equal(mp_setproxy_contains(st, MP_EMPTY_DICT), MP_EINVAL);
+    assert_int_equal(mp_setproxy_update(st, MP_I64(1)), MP_EINVAL);
+    assert_int_equal(mp_setproxy_update(st, MP_LIST(MP_EMPTY_LIST)), MP_EINVAL);
+    assert_int_equal(mp_setproxy_union(st, MP_LIST(MP_I64(1)), NULL), MP_EINVAL);
+    assert_int_equal(mp_setproxy_pop(st, NULL), MP_EINVAL);
+    assert_remote(mp_proxy_call(st, "add", MP_TUPLE(MP_EMPTY_LIST), NULL), "TypeError",
+                  "unhashable type: 'list'");
+    assert_null(mp_manager_set(m, MP_I64(3)));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_manager_set(m, MP_LIST(MP_EMPTY_DICT)));
+    mp_proxy *d = mp_manager_dict(m, NULL);
+    assert_int_equal(mp_setproxy_len(d), MP_EINVAL); /* a proxy of another kind */
+    assert_int_equal(mp_setproxy_add(d, MP_I64(1)), MP_EINVAL);
+    mp_proxy_free(d);
+    mp_proxy *e = mp_manager_set(m, NULL);
+    assert_int_equal(mp_setproxy_len(e), 0);
+    mp_proxy_free(e);
+    mp_proxy_free(st);
+    stop(m);
+}
+
+static int iter_child(void *arg, size_t size)
+{
+    mp_proxy *l;
+    if (size != sizeof l)
+        return 10;
+    memcpy(&l, arg, sizeof l);
+    mp_proxy_iter *it = mp_proxy_iter_new(l);
+    if (it == NULL)
+        return 11;
+    int64_t sum = 0, x;
+    const mp_val *v;
+    while (mp_proxy_iter_next(it, &v) == 1)
+        if (mp_val_as_int(v, &x) == 0)
+            sum += x;
+    mp_proxy_iter_free(it);
+    return sum == 6 ? 0 : 12;
+}
+
+/* dict |, |=; list +, *, +=, *=, reversed; for x in proxy. */
+static void test_mgr_operators_iter(void **state)
+{
+    mp_manager *m = started();
+    mp_proxy *d = mp_manager_dict(m, MP_DICT(MP_STR("a"), MP_I64(1), MP_STR("b"), MP_I64(2)));
+    mp_val *v = NULL;
+    assert_int_equal(mp_dict_or(d, MP_DICT(MP_STR("b"), MP_I64(3), MP_STR("c"), MP_I64(4)), &v), 0);
+    assert_val(v, "{'a': 1, 'b': 3, 'c': 4}");
+    assert_proxy_repr(d, "{'a': 1, 'b': 2}");
+    assert_int_equal(mp_dict_ior(d, MP_DICT(MP_STR("c"), MP_I64(5))), 0);
+    assert_int_equal(mp_dict_ior(d, MP_LIST(MP_TUPLE(MP_STR("a"), MP_I64(0)))), 0);
+    assert_proxy_repr(d, "{'a': 0, 'b': 2, 'c': 5}");
+    assert_int_equal(mp_dict_or(d, MP_LIST(MP_I64(1)), &v), MP_EINVAL);
+    assert_int_equal(mp_dict_or(d, MP_EMPTY_DICT, NULL), MP_EINVAL);
+    assert_remote(mp_proxy_call(d, "__or__", MP_TUPLE(MP_EMPTY_LIST), NULL), "TypeError",
+                  "unsupported operand type(s) for |: 'dict' and 'list'");
+    assert_remote(mp_dict_ior(d, MP_I64(3)), "TypeError", NULL);
+
+    mp_proxy *l = mp_manager_list(m, MP_LIST(MP_I64(1), MP_I64(2), MP_I64(3)));
+    assert_int_equal(mp_list_add(l, MP_LIST(MP_I64(4)), &v), 0);
+    assert_val(v, "[1, 2, 3, 4]");
+    assert_int_equal(mp_list_add(l, MP_TUPLE(MP_I64(4)), &v), MP_EINVAL);
+    assert_remote(mp_proxy_call(l, "__add__", MP_TUPLE(MP_EMPTY_TUPLE), NULL), "TypeError",
+                  "can only concatenate list (not \"tuple\") to list");
+    assert_int_equal(mp_list_mul(l, 2, &v), 0);
+    assert_val(v, "[1, 2, 3, 1, 2, 3]");
+    assert_int_equal(mp_list_mul(l, -1, &v), 0);
+    assert_val(v, "[]");
+    assert_int_equal(mp_list_reversed(l, &v), 0);
+    assert_val(v, "[3, 2, 1]");
+    assert_proxy_repr(l, "[1, 2, 3]");
+    /* Forked, spawned or forkserver child iterates the same list. */
+    mp_process *p = mp_process_new(.target = iter_child, .arg = &l, .arg_size = sizeof l);
+    assert_int_equal(mp_process_start(p), 0);
+    assert_int_equal(mp_process_join(p, 30), 0);
+    int code = -1;
+    assert_int_equal(mp_process_exitcode(p, &code), 0);
+    assert_int_equal(code, 0);
+    mp_process_free(p);
+    assert_int_equal(mp_list_iadd(l, MP_TUPLE(MP_I64(4))), 0);
+    assert_int_equal(mp_list_imul(l, 2), 0);
+    assert_proxy_repr(l, "[1, 2, 3, 4, 1, 2, 3, 4]");
+    assert_int_equal(mp_list_imul(l, 0), 0);
+    assert_int_equal(mp_list_len(l), 0);
+    assert_int_equal(mp_list_iadd(l, MP_I64(1)), MP_EINVAL);
+    assert_int_equal(mp_list_mul(l, 2, NULL), MP_EINVAL);
+    assert_int_equal(mp_list_reversed(d, &v), MP_EINVAL);
+
+    /* Iteration over a snapshot: dict keys, list items, set members. */
+    mp_proxy_iter *it = mp_proxy_iter_new(d);
+    assert_non_null(it);
+    assert_int_equal(mp_dict_set(d, MP_STR("z"), MP_I64(9)), 0); /* not seen */
+    const mp_val *x;
+    char got[64] = "";
+    while (mp_proxy_iter_next(it, &x) == 1) {
+        const char *sp;
+        size_t n;
+        assert_int_equal(mp_val_as_str(x, &sp, &n), 0);
+        strncat(got, sp, n);
+    }
+    assert_string_equal(got, "abc");
+    assert_int_equal(mp_proxy_iter_next(it, &x), 0);
+    assert_null(x);
+    assert_int_equal(mp_proxy_iter_next(it, NULL), MP_EINVAL);
+    assert_int_equal(mp_proxy_iter_next(NULL, &x), MP_EINVAL);
+    mp_proxy_iter_free(it);
+    it = mp_proxy_iter_new(l); /* empty */
+    assert_non_null(it);
+    assert_int_equal(mp_proxy_iter_next(it, &x), 0);
+    mp_proxy_iter_free(it);
+    mp_proxy *st = mp_manager_set(m, MP_LIST(MP_I64(5), MP_I64(6)));
+    it = mp_proxy_iter_new(st);
+    int64_t sum = 0, i;
+    while (mp_proxy_iter_next(it, &x) == 1) {
+        assert_int_equal(mp_val_as_int(x, &i), 0);
+        sum += i;
+    }
+    assert_int_equal(sum, 11);
+    mp_proxy_iter_free(it);
+    mp_proxy_iter_free(NULL);
+    mp_proxy *ns = mp_manager_namespace(m);
+    assert_null(mp_proxy_iter_new(ns));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_proxy_iter_new(NULL));
+    mp_proxy_free(ns);
+    mp_proxy_free(st);
+    mp_proxy_free(l);
+    mp_proxy_free(d);
+    stop(m);
+}
+
 struct hold_arg {
     mp_proxy *d;
     pthread_barrier_t *go;
@@ -2408,6 +2717,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mgr_depth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_registered_hosted_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_exit_without_shutdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_exitcode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_initializer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_operators_iter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_limits, setup, teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);

@@ -3,6 +3,8 @@
  *
  *   Python                                   C
  *   m = Manager()                            m = mp_manager_new(); mp_manager_start(m)
+ *   m.start(initializer, initargs)           mp_manager_new(.initializer = f, .initarg = &a,
+ *                                                  .initarg_size = sizeof a)
  *   m = BaseManager(address, authkey)        m = mp_manager_new(.host = "0.0.0.0", .port = 50000,
  *                                                  .authkey = "abc", .authkey_len = 3)
  *   m.start()                                mp_manager_start(m)
@@ -10,6 +12,7 @@
  *   m.connect()                              mp_manager_connect(m)
  *   m.shutdown() / with m: ...               mp_manager_shutdown(m); mp_manager_free(m)
  *   m.address                                mp_manager_address(m, ...)
+ *   m._process.exitcode                      mp_manager_exitcode(m, &code)
  *   BaseManager.register(typeid, callable,   mp_manager_register(m, .type_name = "Foo",
  *                        exposed=...)              .create = foo_new, .methods = foo_methods, ...)
  *   m.Foo(args) / m.get_queue()              mp_manager_create(m, "Foo", args)
@@ -22,6 +25,9 @@
  *   d[k] = v; d[k]; d.get(k, x); del d[k]    mp_dict_set / mp_dict_getitem / mp_dict_get / mp_dict_del
  *   k in d; len(d); d.keys() ...             mp_dict_contains / mp_dict_len / mp_dict_keys ...
  *   l.append(x); l[i]; l[i] = x; l[a:b]      mp_list_append / mp_list_get / mp_list_set / mp_list_slice
+ *   d | x; l + x; l * n; reversed(l)         mp_dict_or / mp_list_add / mp_list_mul / mp_list_reversed
+ *   for x in proxy: ...                      mp_proxy_iter_new / mp_proxy_iter_next / _free
+ *   s = m.set(init); s.add(x) ...            mp_manager_set(m, init); mp_setproxy_add(s, x) ...
  *   ns.x = v; ns.x; del ns.x                 mp_namespace_set / mp_namespace_get / mp_namespace_del
  *   proxy.method(*args)                      mp_proxy_call(p, "method", args, &result)
  *   str(proxy), repr(proxy)                  mp_proxy_tostring(p), mp_proxy_repr(p)
@@ -89,6 +95,15 @@ typedef struct mp_proxy mp_proxy;
 
 /* ---- the manager ----------------------------------------------------------- */
 
+/*
+ * A manager's initializer (Python's start(initializer, initargs)): called
+ * once in the server process started by mp_manager_start, before it serves,
+ * with its own copy of the initarg bytes (NULL when there are none;
+ * malloc'd, so aligned for any type) and their size.  It returns 0, or a
+ * negative code that makes mp_manager_start fail with that code.
+ */
+typedef int (*mp_manager_init_fn)(void *arg, size_t arg_size);
+
 typedef struct mp_manager_options {
     size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
     mp_context *ctx;         /* start method of the server process (NULL: default) */
@@ -108,6 +123,13 @@ typedef struct mp_manager_options {
      * and unrelated programs must be given.  At most 256 bytes; copied. */
     const void *authkey;
     size_t authkey_len;
+    /* Run in the server started by mp_manager_start (not by
+     * mp_manager_serve_forever, as Python's get_server() does not); stored
+     * as module + offset, so a function of the program or of a loaded
+     * library.  initarg: bytes copied into the manager. */
+    mp_manager_init_fn initializer;
+    const void *initarg;
+    size_t initarg_size;
 } mp_manager_options;
 
 /*
@@ -117,7 +139,9 @@ typedef struct mp_manager_options {
  * Returns the manager, owned by the caller (mp_manager_free), or NULL with
  * mp_last_error(): MP_EINVAL for both .path and .host, a port outside
  * 0..65535 or without a host, an empty path or one longer than 107 bytes,
- * an authkey longer than 256 bytes or NULL with a length; -ENOMEM.  The object lives in the shared arena:
+ * an authkey longer than 256 bytes or NULL with a length, an initializer
+ * in no loaded module, initarg NULL with a size or given without an
+ * initializer; -ENOMEM.  The object lives in the shared arena:
  * pass the pointer to children to let them use the manager.
  */
 #define mp_manager_new(...) \
@@ -226,8 +250,8 @@ MP_EXTERN int mp_remote_raise(int code, const char *type, const char *fmt, ...)
  *
  * Returns 0; MP_EINVAL if m is invalid or was already started, connected
  * or is serving; the error the server met while starting (for example
- * -EADDRINUSE for an address that is taken); -errno from starting the
- * process.
+ * -EADDRINUSE for an address that is taken, or the negative code the
+ * initializer returned); -errno from starting the process.
  */
 MP_EXTERN int mp_manager_start(mp_manager *m);
 
@@ -297,6 +321,21 @@ MP_EXTERN int mp_manager_address(const mp_manager *m, char *path, size_t pathlen
  * another program; MP_EINVAL for an invalid m. */
 MP_EXTERN pid_t mp_manager_pid(const mp_manager *m);
 
+/*
+ * mp_manager_exitcode: the server process's exit code (Python's
+ * m._process.exitcode): 0 after a clean mp_manager_shutdown, -N when it was
+ * ended by signal N (also when shutdown had to terminate it), 1 when it
+ * stopped on an error.  Does not block.
+ *
+ * Returns 0 and sets *code once the process that started the server has
+ * seen it end (shutdown, free, or a server that died: the starter sees
+ * that at once, other processes after its shutdown); MP_ETIMEDOUT while it
+ * runs, or for a manager that was never started or was only connected or
+ * served in the calling process (Python's None); MP_EINVAL for an invalid
+ * m or a NULL code.
+ */
+MP_EXTERN int mp_manager_exitcode(const mp_manager *m, int *code);
+
 /* ---- proxies ------------------------------------------------------------------ */
 
 typedef enum mp_proxy_kind {
@@ -314,7 +353,8 @@ typedef enum mp_proxy_kind {
     MP_PROXY_BARRIER = 12,
     MP_PROXY_QUEUE = 13,
     MP_PROXY_JOINABLE_QUEUE = 14,
-    MP_PROXY_CUSTOM = 15     /* a registered type */
+    MP_PROXY_CUSTOM = 15,    /* a registered type */
+    MP_PROXY_SET = 16
 } mp_proxy_kind;
 
 /*
@@ -327,6 +367,9 @@ typedef enum mp_proxy_kind {
  *
  * mp_manager_dict     init: NULL, a dict, or a list of (key, value) pairs.
  * mp_manager_list     init: NULL or a list or tuple.
+ * mp_manager_set      Python's m.set(init): init NULL or a list or tuple of
+ *                     hashable members (repeats are kept once; anything
+ *                     else is MP_EINVAL, checked before it is sent).
  * mp_manager_namespace  an empty Namespace.
  * mp_manager_value    Python's m.Value(typecode, value): the typecode is
  *                     kept for printing ("Value('i', 5)"); value any mp_val.
@@ -342,6 +385,7 @@ typedef enum mp_proxy_kind {
  */
 MP_EXTERN mp_proxy *mp_manager_dict(mp_manager *m, const mp_val *init);
 MP_EXTERN mp_proxy *mp_manager_list(mp_manager *m, const mp_val *init);
+MP_EXTERN mp_proxy *mp_manager_set(mp_manager *m, const mp_val *init);
 MP_EXTERN mp_proxy *mp_manager_namespace(mp_manager *m);
 MP_EXTERN mp_proxy *mp_manager_value(mp_manager *m, const char *typecode, const mp_val *value);
 MP_EXTERN mp_proxy *mp_manager_array(mp_manager *m, const char *typecode, const mp_val *init);
@@ -446,6 +490,15 @@ MP_EXTERN int mp_dict_popitem(mp_proxy *d, mp_val **out);
 MP_EXTERN int mp_dict_setdefault(mp_proxy *d, const mp_val *key, const mp_val *dflt,
                                  mp_val **out);
 
+/*
+ * mp_dict_or: d | other: a new dict value (a copy of d updated with other,
+ * which must be a dict, else MP_EINVAL) in *out; d is unchanged.
+ * mp_dict_ior: d |= other (other: a dict or a list of pairs, as update).
+ * Codes as above.
+ */
+MP_EXTERN int mp_dict_or(mp_proxy *d, const mp_val *other, mp_val **out);
+MP_EXTERN int mp_dict_ior(mp_proxy *d, const mp_val *other);
+
 /* ---- list proxies (Python's ListProxy) ---------------------------------------- */
 
 /* An omitted slice bound (Python's l[:b], l[a:]). */
@@ -496,6 +549,84 @@ MP_EXTERN int mp_list_slice(mp_proxy *l, int64_t start, int64_t stop, int64_t st
 MP_EXTERN int mp_list_set_slice(mp_proxy *l, int64_t start, int64_t stop, const mp_val *seq);
 MP_EXTERN int mp_list_del_slice(mp_proxy *l, int64_t start, int64_t stop);
 MP_EXTERN int mp_list_copy(mp_proxy *l, mp_val **out);
+
+/*
+ * List operators, codes as above:
+ * mp_list_add          l + other: a new list value in *out (other must be
+ *                      a list, else MP_EINVAL, as Python's TypeError)
+ * mp_list_iadd         l += seq (a list or tuple; the same as extend)
+ * mp_list_mul          l * n: a new list value (n <= 0: empty)
+ * mp_list_imul         l *= n, in place (n <= 0 empties it)
+ * mp_list_reversed     list(reversed(l)): a reversed copy; l is unchanged
+ */
+MP_EXTERN int mp_list_add(mp_proxy *l, const mp_val *other, mp_val **out);
+MP_EXTERN int mp_list_iadd(mp_proxy *l, const mp_val *seq);
+MP_EXTERN int mp_list_mul(mp_proxy *l, int64_t n, mp_val **out);
+MP_EXTERN int mp_list_imul(mp_proxy *l, int64_t n);
+MP_EXTERN int mp_list_reversed(mp_proxy *l, mp_val **out);
+
+/* ---- iterating a dict, list or set proxy ------------------------------------ */
+
+typedef struct mp_proxy_iter mp_proxy_iter;
+
+/*
+ * mp_proxy_iter_new: an iterator over p (Python's for x in proxy): the
+ * keys of a dict, the items of a list, the members of a set, taken as one
+ * snapshot when it is made (one call to the server); later changes to the
+ * object are not seen and do not disturb it (Python raises RuntimeError
+ * for a dict changed during iteration).  Returns the iterator, owned by
+ * the calling process (mp_proxy_iter_free; it cannot be passed to other
+ * processes), or NULL with mp_last_error(): MP_EINVAL for an invalid proxy
+ * or one of another kind; the codes of mp_dict_keys; -ENOMEM.
+ *
+ *     const mp_val *x;
+ *     while (mp_proxy_iter_next(it, &x) == 1) ...
+ *
+ * mp_proxy_iter_next: 1 and *item the next one (owned by the iterator,
+ * valid until it is freed), 0 at the end (*item NULL), MP_EINVAL for NULL
+ * arguments.  mp_proxy_iter_free: release it; NULL is a no-op.
+ */
+MP_EXTERN mp_proxy_iter *mp_proxy_iter_new(mp_proxy *p);
+MP_EXTERN int mp_proxy_iter_next(mp_proxy_iter *it, const mp_val **item);
+MP_EXTERN void mp_proxy_iter_free(mp_proxy_iter *it);
+
+/* ---- set proxies (Python's SetProxy) --------------------------------------- */
+
+/*
+ * Return codes as for dicts: MP_EINVAL for an invalid proxy, one of
+ * another kind, a NULL or unhashable member or a seq that is not a list or
+ * tuple of hashable values (checked before anything is sent); MP_EREMOTE
+ * with "KeyError" for a missing member (remove) or an empty set (pop);
+ * MP_EEOF when the server is gone.  The set keeps its members in the order
+ * they were first added (Python's order is the hash order); the results
+ * that are sets in Python (*out of union, intersection, difference and
+ * members) are lists of copies in that order, owned by the caller.
+ *
+ * mp_setproxy_add           s.add(x)
+ * mp_setproxy_discard       s.discard(x)  (missing: nothing happens)
+ * mp_setproxy_remove        s.remove(x)  (missing: MP_EREMOTE, KeyError)
+ * mp_setproxy_contains      x in s: 1 or 0 (or a negative code)
+ * mp_setproxy_len           len(s) (or a negative code)
+ * mp_setproxy_pop           s.pop(): the last member added
+ * mp_setproxy_clear         s.clear()
+ * mp_setproxy_update        s.update(seq), s |= set(seq)
+ * mp_setproxy_union         s.union(seq), s | set(seq)
+ * mp_setproxy_intersection  s.intersection(seq), s & set(seq)
+ * mp_setproxy_difference    s.difference(seq), s - set(seq)
+ * mp_setproxy_members       list(s), s.copy()
+ */
+MP_EXTERN int mp_setproxy_add(mp_proxy *s, const mp_val *x);
+MP_EXTERN int mp_setproxy_discard(mp_proxy *s, const mp_val *x);
+MP_EXTERN int mp_setproxy_remove(mp_proxy *s, const mp_val *x);
+MP_EXTERN int mp_setproxy_contains(mp_proxy *s, const mp_val *x);
+MP_EXTERN ssize_t mp_setproxy_len(mp_proxy *s);
+MP_EXTERN int mp_setproxy_pop(mp_proxy *s, mp_val **out);
+MP_EXTERN int mp_setproxy_clear(mp_proxy *s);
+MP_EXTERN int mp_setproxy_update(mp_proxy *s, const mp_val *seq);
+MP_EXTERN int mp_setproxy_union(mp_proxy *s, const mp_val *seq, mp_val **out);
+MP_EXTERN int mp_setproxy_intersection(mp_proxy *s, const mp_val *seq, mp_val **out);
+MP_EXTERN int mp_setproxy_difference(mp_proxy *s, const mp_val *seq, mp_val **out);
+MP_EXTERN int mp_setproxy_members(mp_proxy *s, mp_val **out);
 
 /* ---- Namespace proxies ----------------------------------------------------------- */
 

@@ -131,6 +131,16 @@ struct mp_manager {
     pid_t owner_pid;             /* the process that started it */
     mp_process *proc;            /* the server child (mp_manager_start) */
     int finalizer;               /* the owner's exit finalizer (owner only) */
+    /* The server child's exit code once its owner reaped it (exit_known
+     * is set after exitcode is written). */
+    int32_t exitcode;
+    _Atomic uint32_t exit_known;
+    /* The initializer mp_manager_start's server runs (Python's
+     * start(initializer, initargs)), with its argument bytes (an arena
+     * block, NULL for none). */
+    mp__fnref init;
+    void *initarg;
+    size_t initarg_size;
     /* Family threads running a method of a hosted object right now (the
      * server frees those objects at shutdown only once this is 0).  In the
      * padding before ctx: on the cache line of state and of alive's lock

@@ -73,4 +73,8 @@ int mp__mgr_val_repr(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr
 extern const struct mgr_method mp__mgr_list_methods[];
 int mp__mgr_list_create(struct mgr_srv *s, mp_val *a, void **obj, struct mgr_reply *r);
 
+/* The set kind (mgr_set.c). */
+extern const struct mgr_method mp__mgr_set_methods[];
+int mp__mgr_set_create(struct mgr_srv *s, mp_val *a, void **obj, struct mgr_reply *r);
+
 #endif /* LIBMP_INTERNAL_MGR_METHODS_H */
