@@ -4,15 +4,22 @@
 #
 #   ./build.sh demo    build and run the demo
 #   ./build.sh test    build and run the whole test suite, then again under
-#                      AddressSanitizer + UndefinedBehaviorSanitizer
+#                      AddressSanitizer + UndefinedBehaviorSanitizer, then
+#                      the long checks: ThreadSanitizer, fuzzing, gcc's
+#                      static analyzer (docs/checks.md)
+#   ./build.sh coverage  the suite in a coverage build, and gcovr's report
+#
+# MP_QUICK=1 ./build.sh test skips the long checks, for quick local runs
+# only: CI never sets it.
 set -eu
 cd "$(dirname "$0")"
 
 what=${1:-demo}
 case $what in
-demo|test) ;;
-*) echo "usage: $0 demo|test" >&2; exit 2 ;;
+demo|test|coverage) ;;
+*) echo "usage: $0 demo|test|coverage" >&2; exit 2 ;;
 esac
+quick=${MP_QUICK:-0}
 
 # --- install what is missing -------------------------------------------------
 need=""
@@ -35,6 +42,17 @@ command -v mpicc >/dev/null 2>&1 || need="$need libopenmpi-dev"
 command -v mpiexec >/dev/null 2>&1 || need="$need openmpi-bin"
 # (for Debian's /usr/bin/python3, whatever python3 is first in PATH)
 [ -f /usr/lib/python3/dist-packages/mpi4py/__init__.py ] || need="$need python3-mpi4py"
+if [ "$what" = test ] && [ "$quick" != 1 ]; then
+    # ThreadSanitizer (gcc's libtsan), libFuzzer, the format check.
+    [ -n "$(gcc -print-file-name=libtsan.so | grep /)" ] || need="$need libtsan2"
+    command -v clang-14 >/dev/null 2>&1 || need="$need clang-14"
+    [ -d /usr/lib/llvm-14/lib/clang ] && ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
+        need="$need libfuzzer-14-dev"
+    command -v clang-format-14 >/dev/null 2>&1 || need="$need clang-format-14"
+fi
+if [ "$what" = coverage ]; then
+    command -v gcovr >/dev/null 2>&1 || need="$need gcovr"
+fi
 if [ -n "$need" ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo
@@ -47,9 +65,17 @@ fi
 setup() { # dir [meson options...]
     dir=$1; shift
     if [ ! -f "$dir/build.ninja" ]; then
-        meson setup "$dir" "$@" >/dev/null
+        if ! meson setup "$dir" "$@" >"$dir.setup.log" 2>&1; then
+            tail -n 40 "$dir.setup.log" >&2
+            return 1
+        fi
+        rm -f "$dir.setup.log"
     fi
-    meson compile -C "$dir" >/dev/null
+    # Quiet when it works; the compiler's words when it does not.
+    if ! meson compile -C "$dir" >"$dir/compile.log" 2>&1; then
+        tail -n 60 "$dir/compile.log" >&2
+        return 1
+    fi
 }
 
 if [ "$what" = demo ]; then
@@ -57,12 +83,36 @@ if [ "$what" = demo ]; then
     exec tools/demo.sh build
 fi
 
+# Each stage's wall time, printed at the end.
+times=""
+t0=$(date +%s)
+stage_done() { # name
+    t1=$(date +%s)
+    times="$times
+  $1: $((t1 - t0)) s"
+    t0=$t1
+}
+
+if [ "$what" = coverage ]; then
+    # Children that end with _exit write their counters too (MP_COVERAGE
+    # in src/internal/mp.h).  docs/checks.md explains the report.
+    setup build-cov -Db_coverage=true -Dbench=false
+    find build-cov -name '*.gcda' -delete
+    meson test -C build-cov --print-errorlogs --num-processes 2 \
+        --no-suite slow --timeout-multiplier 3 || true
+    gcovr -r . --filter 'src/' --object-directory build-cov \
+        --html-details build-cov/coverage.html --print-summary -s
+    exit 0
+fi
+
 setup build --werror
 meson test -C build --print-errorlogs --num-processes 2
+stage_done "gcc build and the whole suite"
 
 if command -v clang >/dev/null 2>&1; then
     echo "build.sh: the library, tests and examples with clang (build only)"
     CC=clang setup build-clang --werror
+    stage_done "clang build"
 fi
 
 # musl: no cmocka for it here, so the unit tests run on tests/cmocka_shim;
@@ -75,6 +125,7 @@ meson test -C build-musl --print-errorlogs --num-processes 2 --no-suite slow
 setup build-musl-static --werror --native-file musl.ini -Ddefault_library=static -Dmpi=disabled \
     -Dunit_tests=none -Dbench=false
 meson test -C build-musl-static --print-errorlogs --num-processes 2 --suite examples
+stage_done "musl builds and suites"
 
 if [ "${MP_SKIP_SANITIZE:-0}" != 1 ]; then
     echo "build.sh: the suite again under AddressSanitizer + UndefinedBehaviorSanitizer"
@@ -82,4 +133,40 @@ if [ "${MP_SKIP_SANITIZE:-0}" != 1 ]; then
         -Dbench=false
     meson test -C build-asan --print-errorlogs --num-processes 2 \
         --no-suite slow --timeout-multiplier 3
+    stage_done "ASan+UBSan suite"
 fi
+
+if [ "$quick" = 1 ]; then
+    echo "build.sh: MP_QUICK=1: ThreadSanitizer, fuzzing and analysis skipped"
+    echo "build.sh: stage times:$times"
+    exit 0
+fi
+
+# --- the long checks (docs/checks.md) -----------------------------------------
+echo "build.sh: the threaded unit tests under ThreadSanitizer"
+# The arena moves to TSan's application range in this build (src/heap.c);
+# tools/tsan.supp lists what TSan cannot see across processes.
+setup build-tsan --werror -Db_sanitize=thread -Db_lundef=false -Dbench=false \
+    -Dc_args=-Wno-tsan
+meson test -C build-tsan --print-errorlogs --num-processes 2 --suite tsan \
+    --timeout-multiplier 3
+stage_done "TSan"
+
+echo "build.sh: fuzzing every decoder of outside bytes (tools/fuzz.sh)"
+CC=clang-14 setup build-fuzz --werror -Dfuzz=true -Dtests=false -Dbench=false \
+    -Db_sanitize=address,undefined -Db_lundef=false
+tools/fuzz.sh build-fuzz "${MP_FUZZ_SECONDS:-5}"
+stage_done "fuzzing"
+
+echo "build.sh: gcc -fanalyzer over src/ (tools/analyze.py)"
+python3 tools/analyze.py build
+stage_done "static analysis"
+
+# The format check joins once the tree has been formatted with .clang-format
+# (tools/check-format.sh --fix, applied once by the integrator): then set
+# the default below to 1.
+if [ "${MP_CHECK_FORMAT:-0}" = 1 ]; then
+    tools/check-format.sh
+    stage_done "format check"
+fi
+echo "build.sh: stage times:$times"

@@ -74,9 +74,12 @@ static void atfork_parent(void)
     pthread_mutex_unlock(&key_lock);
 }
 
+/* The forking thread holds the lock in the child too: unlocked, not
+ * initialised again over a held mutex (which TSan, rightly, reads as
+ * still held, and which POSIX leaves undefined). */
 static void atfork_child(void)
 {
-    pthread_mutex_init(&key_lock, NULL);
+    pthread_mutex_unlock(&key_lock);
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;

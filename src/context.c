@@ -268,9 +268,14 @@ static void settings_register(void)
                    settings_atfork_release);
 }
 
-static void settings_lock_take(void)
+void mp__settings_atfork_register(void)
 {
     pthread_once(&settings_once, settings_register);
+}
+
+static void settings_lock_take(void)
+{
+    mp__settings_atfork_register();
     pthread_mutex_lock(&settings_lock);
 }
 

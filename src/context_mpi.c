@@ -557,7 +557,8 @@ static void serve(MPI_Comm comm, int parent, bool spawned)
             break;
         int count = 0;
         MPI_Get_count(&st, MPI_BYTE, &count);
-        if (!grow(&in, &incap, (size_t)count + 1))
+        /* A negative count (MPI_UNDEFINED) would wrap the size (gcc -fanalyzer). */
+        if (count < 0 || !grow(&in, &incap, (size_t)count + 1))
             break;
         if (MPI_Recv(in, count, MPI_BYTE, parent, st.MPI_TAG, comm, MPI_STATUS_IGNORE) !=
             MPI_SUCCESS)

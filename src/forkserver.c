@@ -673,7 +673,16 @@ static void atfork_release(void)
 
 static void register_atfork(void)
 {
+    /* start_lock is held while the settings lock is taken (spawning the
+     * server): the settings' handler must be registered first, so that
+     * fork takes the two in the same order (see internal/spawn.h). */
+    mp__settings_atfork_register();
     pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
+
+void mp__forkserver_atfork_register(void)
+{
+    pthread_once(&atfork_once, register_atfork);
 }
 
 static void find_inherited(int fd, const void *owner, void *ctx)
@@ -801,7 +810,7 @@ static int start_server(struct mp__forkserver **out)
 
 int mp__forkserver_get(struct mp__forkserver **fs, bool restart)
 {
-    pthread_once(&atfork_once, register_atfork);
+    mp__forkserver_atfork_register();
     pthread_mutex_lock(&start_lock);
     struct mp__forkserver *cur = current();
     int r = 0;

@@ -97,11 +97,29 @@ static int arena_fd = -1;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_error;
 
+#if defined(__SANITIZE_THREAD__)
+#define MP__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MP__TSAN 1
+#endif
+#endif
+
+#ifdef MP__TSAN
+/* ThreadSanitizer keeps its shadow and metadata in most of the address
+ * space and kills a program that maps outside its application ranges; the
+ * low range (below 0x008000000000, 512 GiB) is one, so a TSan build puts
+ * the arena there.  A TSan build and a normal build never share an arena. */
+static const uintptr_t arena_addrs[] = {
+    0x001000000000ull, 0x002000000000ull, 0x004000000000ull,
+};
+#else
 /* Fixed addresses tried in turn; far from where the kernel puts PIE images,
  * the heap, shared libraries and stacks, and outside ASan's shadow. */
 static const uintptr_t arena_addrs[] = {
     0x3f0000000000ull, 0x2f0000000000ull, 0x1f0000000000ull,
 };
+#endif
 
 static inline uint64_t desc_make(enum run_kind k, unsigned cls, uint64_t len)
 {
@@ -507,7 +525,9 @@ static int small_free(void *p, uint64_t d)
     if (b->tag == (FREE_TAG ^ (uintptr_t)p))
         return MP_EINVAL;
     b->tag = FREE_TAG ^ (uintptr_t)p;
-    b->next = A->cls[c].free;
+    /* next overlays an object's magic, which mp__obj_check may read at any
+     * time through a stale handle: written atomically (TSan). */
+    __atomic_store_n(&b->next, A->cls[c].free, __ATOMIC_RELAXED);
     A->cls[c].free = b;
     return 0;
 }

@@ -173,7 +173,7 @@ static int child_waitid(const mp__popen *po, siginfo_t *si, int flags)
 static int child_poll(mp__popen *po, int *exitcode)
 {
     if (__atomic_load_n(&po->ended, __ATOMIC_ACQUIRE)) {
-        *exitcode = po->exitcode;
+        *exitcode = __atomic_load_n(&po->exitcode, __ATOMIC_RELAXED);
         return 0;
     }
     siginfo_t si;
@@ -182,11 +182,11 @@ static int child_poll(mp__popen *po, int *exitcode)
      * kernels that report a reaped pidfd so. */
     if (r == -ECHILD || r == -ESRCH) {
         if (__atomic_load_n(&po->ended, __ATOMIC_ACQUIRE)) {
-            *exitcode = po->exitcode;
+            *exitcode = __atomic_load_n(&po->exitcode, __ATOMIC_RELAXED);
             return 0;
         }
         /* Reaped behind libmp's back (SIGCHLD ignored, waitpid(-1)). */
-        po->exitcode = 255;
+        __atomic_store_n(&po->exitcode, 255, __ATOMIC_RELAXED);
         __atomic_store_n(&po->ended, 1, __ATOMIC_RELEASE);
         *exitcode = 255;
         return 0;
@@ -196,7 +196,9 @@ static int child_poll(mp__popen *po, int *exitcode)
     if (si.si_pid == 0)
         return MP_ETIMEDOUT;
     int code = si.si_code == CLD_EXITED ? si.si_status : -si.si_status;
-    po->exitcode = code;
+    /* Threads that join the same child may all get here (WNOWAIT): each
+     * stores the same code, atomically (TSan). */
+    __atomic_store_n(&po->exitcode, code, __ATOMIC_RELAXED);
     __atomic_store_n(&po->ended, 1, __ATOMIC_RELEASE);
     child_waitid(po, &si, WEXITED | WNOHANG);
     *exitcode = code;

@@ -74,6 +74,8 @@ static void chan_atfork_child(void)
 
 static void chan_register(void)
 {
+    /* chan_lock is held while start_lock is taken: see internal/spawn.h. */
+    mp__forkserver_atfork_register();
     pthread_atfork(chan_atfork_prepare, chan_atfork_parent, chan_atfork_child);
 }
 

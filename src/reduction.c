@@ -44,9 +44,11 @@ static void stash_atfork_parent(void)
     pthread_mutex_unlock(&stash_lock);
 }
 
+/* The forking thread holds the lock in the child too: unlocked, not
+ * initialised again while held (undefined; TSan reports a double lock). */
 static void stash_atfork_child(void)
 {
-    pthread_mutex_init(&stash_lock, NULL);
+    pthread_mutex_unlock(&stash_lock);
 }
 
 static void stash_init(void)

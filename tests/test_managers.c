@@ -2313,7 +2313,7 @@ struct hold_arg {
 static void *holding_thread(void *arg)
 {
     struct hold_arg *h = arg;
-    h->result = (int)mp_dict_len(h->d);
+    __atomic_store_n(&h->result, (int)mp_dict_len(h->d), __ATOMIC_RELAXED);
     pthread_barrier_wait(h->go); /* keep the channel until all have called */
     return NULL;
 }

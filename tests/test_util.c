@@ -661,7 +661,7 @@ static void test_after_fork(void **state)
 
 /* ---- fork safety ---------------------------------------------------------------- */
 
-static volatile int stop_logging;
+static _Atomic int stop_logging;
 
 /*
  * At most 200000 lines a thread (5 MiB from both), well inside what the

@@ -26,6 +26,18 @@ void mp__context_force(int method);
  * Copied into buf (PATH_MAX bytes). */
 void mp__spawn_executable(char *buf);
 
+/*
+ * Fork handlers that take locks.  pthread_atfork runs prepare handlers in
+ * the reverse order of registration, so a lock taken while another is held
+ * must have its handler registered first, or a fork racing with the holder
+ * deadlocks (ThreadSanitizer found the inversion).  The nesting is
+ * popen_forkserver's chan_lock, then forkserver.c's start_lock, then
+ * context.c's settings lock; each registration first registers the next
+ * inner one (all idempotent).
+ */
+void mp__settings_atfork_register(void);
+void mp__forkserver_atfork_register(void);
+
 /* The forkserver preload hook (empty reference: none). */
 void mp__forkserver_preload(mp__fnref *out);
 
