@@ -16,11 +16,14 @@
 #include <elf.h>
 #include <link.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -174,6 +177,58 @@ static void test_lock_threads(void **state)
     mp.mp_lock_free(l);
 }
 
+/* A fresh thread's first call into libmp: the one that allocates its TLS. */
+struct first_call {
+    mp_lock *lock;
+    _Atomic int started;
+    _Atomic int done;
+    int rc;
+};
+
+static void *first_acquire_thread(void *arg)
+{
+    struct first_call *fc = arg;
+    atomic_store(&fc->started, 1);
+    fc->rc = mp.mp_lock_acquire(fc->lock, MP_FOREVER);
+    atomic_store(&fc->done, 1);
+    if (fc->rc == 0)
+        mp.mp_lock_release(fc->lock);
+    return NULL;
+}
+
+/*
+ * A thread whose first libmp call is mp_lock_acquire(l, MP_FOREVER) on a
+ * held lock waits for it.  With TLS descriptors on a glibc that does not
+ * save the vector registers in _dl_tlsdesc_dynamic (before 2.40), the
+ * timeout (in xmm0) came back from the thread's first TLS access as 0 and
+ * the call returned MP_ETIMEDOUT at once.
+ */
+static void test_lock_first_call_waits(void **state)
+{
+    (void)state;
+    mp_lock_options o = {0};
+    mp_lock *l = mp.mp_lock_new_opts(&o);
+    assert_non_null(l);
+    for (int round = 0; round < 3; round++) {
+        struct first_call fc = {.lock = l};
+        assert_int_equal(mp.mp_lock_acquire(l, 0), 0);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, first_acquire_thread, &fc), 0);
+        while (!atomic_load(&fc.started))
+            sched_yield();
+        /* Time for a wrong MP_ETIMEDOUT to come back; a right one waits. */
+        nanosleep(&(struct timespec){.tv_nsec = 30000000}, NULL);
+        int early = atomic_load(&fc.done);
+        assert_int_equal(mp.mp_lock_release(l), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        if (fc.rc != 0)
+            print_error("round %d: acquire: %s\n", round, mp.mp_strerror(fc.rc));
+        assert_int_equal(fc.rc, 0);
+        assert_int_equal(early, 0);
+    }
+    mp.mp_lock_free(l);
+}
+
 #define MSGS 100
 
 static int producer(void *arg, size_t size)
@@ -252,6 +307,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loaded_late),
         cmocka_unit_test(test_lock_threads),
+        cmocka_unit_test(test_lock_first_call_waits),
         cmocka_unit_test(test_queue_two_processes),
         cmocka_unit_test(test_pool_map),
     };
