@@ -32,8 +32,12 @@ static int run(mp_context *ctx)
     return r;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* Python's `if __name__ == '__main__':` guard.  A dynamically linked
+     * program does without it; this one also runs linked statically
+     * (build-musl-static), where spawn needs it (context.h). */
+    mp_spawn_main(argc, argv);
     const char *all[3];
     int n = mp_get_all_start_methods(all, 3);
     printf("start methods:");
