@@ -65,9 +65,17 @@ fi
 setup() { # dir [meson options...]
     dir=$1; shift
     if [ ! -f "$dir/build.ninja" ]; then
-        meson setup "$dir" "$@" >/dev/null
+        if ! meson setup "$dir" "$@" >"$dir.setup.log" 2>&1; then
+            tail -n 40 "$dir.setup.log" >&2
+            return 1
+        fi
+        rm -f "$dir.setup.log"
     fi
-    meson compile -C "$dir" >/dev/null
+    # Quiet when it works; the compiler's words when it does not.
+    if ! meson compile -C "$dir" >"$dir/compile.log" 2>&1; then
+        tail -n 60 "$dir/compile.log" >&2
+        return 1
+    fi
 }
 
 if [ "$what" = demo ]; then

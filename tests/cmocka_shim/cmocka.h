@@ -102,6 +102,9 @@ static inline void mpt_shim_str(int want_equal, const char *a, const char *b,
 #define assert_memory_equal(a, b, n)                                              \
     MPT_SHIM_CHECK(memcmp((a), (b), (n)) == 0, "%s and %s differ in their %zu bytes", \
                    #a, #b, (size_t)(n))
+#define assert_memory_not_equal(a, b, n)                                          \
+    MPT_SHIM_CHECK(memcmp((a), (b), (n)) != 0, "%s and %s are equal in their %zu bytes", \
+                   #a, #b, (size_t)(n))
 #define fail_msg(...) mpt_shim_fail(__FILE__, __LINE__, __VA_ARGS__)
 #define fail() mpt_shim_fail(__FILE__, __LINE__, "fail()")
 #define skip()                                                                    \
