@@ -1629,6 +1629,267 @@ static void test_mgr_client_killed(void **state)
     stop(m);
 }
 
+/*
+ * Random client kills: client processes of the family SIGKILLed at random
+ * moments (seed printed; MPT_SEED replays the parent's choices) while they
+ * append to a list, put to and get from a hosted queue, set and get dict
+ * items and take a hosted lock, and the others go on.  Each client notes in
+ * shared memory what it attempted before a call and what was acknowledged
+ * (returned 0) after it.  Afterwards: every acknowledged append and put is
+ * in the server exactly once, nothing is there twice or unattempted (a get
+ * in flight in a killed client may take one item with it), each dict key
+ * holds the last acknowledged or the attempted value, the lock was never
+ * held twice, a lock left held by a killed client is acquired with
+ * MP_EOWNERDEAD, and nothing hangs.
+ */
+enum { RK_IDS = 96, RK_GOT = 1 << 18, RK_LIVE = 4 };
+#define RK_TAG(id, j) ((int64_t)(id) * 1000000 + (int64_t)(j))
+
+struct rk_client {
+    uint32_t att_l, ack_l, att_q, ack_q, att_d, ack_d;
+};
+
+struct rk_shared {
+    struct rk_client c[RK_IDS];
+    int64_t got[RK_GOT];
+    uint32_t ngot, in_cs, cs_violations, ownerdead, stop;
+};
+
+struct rk_arg {
+    mp_proxy *d, *l, *q, *lk;
+    struct rk_shared *sh;
+    int id;
+};
+
+static void rk_store(uint32_t *p, uint32_t v)
+{
+    __atomic_store_n(p, v, __ATOMIC_SEQ_CST);
+}
+
+static int rk_lock_step(struct rk_arg *a)
+{
+    struct rk_shared *sh = a->sh;
+    int r = mp_proxy_acquire(a->lk, 10);
+    if (r == MP_EOWNERDEAD) {
+        __atomic_fetch_add(&sh->ownerdead, 1, __ATOMIC_SEQ_CST);
+        rk_store(&sh->in_cs, 0);
+    } else if (r != 0) {
+        return 12;
+    }
+    if (__atomic_exchange_n(&sh->in_cs, 1, __ATOMIC_SEQ_CST) != 0)
+        __atomic_fetch_add(&sh->cs_violations, 1, __ATOMIC_SEQ_CST);
+    usleep(100);
+    rk_store(&sh->in_cs, 0);
+    return mp_proxy_release(a->lk) == 0 ? 0 : 13;
+}
+
+static int rk_client_main(void *arg, size_t size)
+{
+    struct rk_arg *a = arg;
+    struct rk_shared *sh = a->sh;
+    struct rk_client *me = &sh->c[a->id];
+    uint32_t nl = 0, nq = 0, nd = 0;
+    for (uint32_t i = 0; !__atomic_load_n(&sh->stop, __ATOMIC_SEQ_CST); i++) {
+        mp_val *v = NULL;
+        int r;
+        switch (i % 5) {
+        case 0:
+            rk_store(&me->att_l, nl + 1);
+            if (mp_list_append(a->l, MP_I64(RK_TAG(a->id, nl))) != 0)
+                return 10;
+            rk_store(&me->ack_l, ++nl);
+            break;
+        case 1:
+            rk_store(&me->att_q, nq + 1);
+            if (mp_proxy_put(a->q, MP_I64(RK_TAG(a->id, nq)), 10) != 0)
+                return 11;
+            rk_store(&me->ack_q, ++nq);
+            break;
+        case 2:
+            r = mp_proxy_get(a->q, 0, &v);
+            if (r == 0) {
+                uint32_t k = __atomic_fetch_add(&sh->ngot, 1, __ATOMIC_SEQ_CST);
+                if (k >= RK_GOT || v->type != MP_VAL_INT)
+                    return 14;
+                __atomic_store_n(&sh->got[k], v->i, __ATOMIC_SEQ_CST);
+                mp_val_free(v);
+            } else if (r != MP_EEMPTY) {
+                return 15;
+            }
+            break;
+        case 3:
+            rk_store(&me->att_d, nd + 1);
+            if (mp_dict_set(a->d, MP_I64(a->id), MP_I64(nd)) != 0)
+                return 16;
+            rk_store(&me->ack_d, ++nd);
+            if (mp_dict_getitem(a->d, MP_I64(a->id), &v) != 0)
+                return 17;
+            r = v->type == MP_VAL_INT && v->i == (int64_t)nd - 1 ? 0 : 18;
+            mp_val_free(v);
+            if (r != 0)
+                return r;
+            break;
+        default:
+            if ((r = rk_lock_step(a)) != 0)
+                return r;
+        }
+    }
+    return 0;
+}
+
+static mp_process *rk_start(struct rk_arg *a)
+{
+    mp_process *p = mp_process_new(.target = rk_client_main, .arg = a, .arg_size = sizeof *a);
+    assert_non_null(p);
+    assert_int_equal(mp_process_start(p), 0);
+    return p;
+}
+
+/* Counts one appearance of tag in the server; fails on an unattempted or
+ * duplicated one.  seen[id] has att entries. */
+static void rk_seen(uint8_t **seen, const uint32_t *att, int64_t tag)
+{
+    int64_t id = tag / 1000000, j = tag % 1000000;
+    assert_true(tag >= 0 && id < RK_IDS);
+    if ((uint32_t)j >= att[id])
+        fail_msg("tag %lld was never attempted (%u)", (long long)tag, att[id]);
+    if (seen[id][j]++ != 0)
+        fail_msg("tag %lld arrived twice", (long long)tag);
+}
+
+static void test_mgr_random_client_kills(void **state)
+{
+    uint64_t rng = mpt_seed("managers random client kills") | 1;
+    mp_manager *m = started();
+    struct rk_shared *sh = mp_shared_alloc(sizeof *sh);
+    assert_non_null(sh);
+    for (size_t k = 0; k < RK_GOT; k++)
+        sh->got[k] = -1;
+    struct rk_arg a = {.d = mp_manager_dict(m, NULL), .l = mp_manager_list(m, NULL),
+                       .q = mp_manager_queue(m, 0), .lk = mp_manager_lock(m), .sh = sh};
+    assert_non_null(a.d);
+    assert_non_null(a.l);
+    assert_non_null(a.q);
+    assert_non_null(a.lk);
+    mp_process *live[RK_LIVE];
+    int next = 0, kills = 0;
+    for (int i = 0; i < RK_LIVE; i++)
+        a.id = next++, live[i] = rk_start(&a);
+    double t0 = mp__now();
+    while (mp__now() - t0 < 2.5 && next < RK_IDS) {
+        usleep((useconds_t)(2000 + mpt_rand(&rng) % 20000));
+        int v = (int)(mpt_rand(&rng) % RK_LIVE);
+        assert_int_equal(mp_process_kill(live[v]), 0);
+        assert_int_equal(mp_process_join(live[v], 10), 0);
+        int code = 0;
+        assert_int_equal(mp_process_exitcode(live[v], &code), 0);
+        if (code != -SIGKILL)
+            fail_msg("client exited with %d before it was killed", code);
+        mp_process_free(live[v]);
+        kills++;
+        a.id = next++;
+        live[v] = rk_start(&a);
+    }
+    rk_store(&sh->stop, 1);
+    for (int i = 0; i < RK_LIVE; i++) {
+        assert_int_equal(mp_process_join(live[i], 30), 0);
+        int code = -1;
+        assert_int_equal(mp_process_exitcode(live[i], &code), 0);
+        if (code != 0)
+            fail_msg("surviving client exited with %d", code);
+        mp_process_free(live[i]);
+    }
+    double took = mp__now() - t0;
+    uint32_t att_l[RK_IDS], att_q[RK_IDS];
+    uint8_t *seen_l[RK_IDS], *seen_q[RK_IDS];
+    for (int id = 0; id < RK_IDS; id++) {
+        att_l[id] = sh->c[id].att_l;
+        att_q[id] = sh->c[id].att_q;
+        seen_l[id] = calloc(att_l[id] + 1, 1);
+        seen_q[id] = calloc(att_q[id] + 1, 1);
+    }
+    /* The list: every acknowledged append exactly once, none twice. */
+    mp_val *all = NULL;
+    ssize_t len = mp_list_len(a.l);
+    assert_true(len >= 0);
+    assert_int_equal(mp_list_slice(a.l, 0, len, 1, &all), 0);
+    assert_int_equal(all->seq.len, (size_t)len);
+    for (size_t k = 0; k < all->seq.len; k++)
+        rk_seen(seen_l, att_l, all->seq.items[k]->i);
+    mp_val_free(all);
+    size_t acked_l = 0, acked_q = 0, unacked_in_l = 0, got = 0, drained = 0, lost_q = 0;
+    for (int id = 0; id < next; id++) {
+        for (uint32_t j = 0; j < att_l[id]; j++) {
+            if (j < sh->c[id].ack_l && seen_l[id][j] != 1)
+                fail_msg("acknowledged append %d/%u missing", id, j);
+            unacked_in_l += j >= sh->c[id].ack_l && seen_l[id][j];
+        }
+        acked_l += sh->c[id].ack_l;
+    }
+    /* The queue: what clients got plus what is left, each at most once;
+     * an acknowledged put is missing only if a killed client's get took it. */
+    uint32_t ngot = sh->ngot < RK_GOT ? sh->ngot : RK_GOT;
+    for (uint32_t k = 0; k < ngot; k++)
+        if (sh->got[k] >= 0)
+            rk_seen(seen_q, att_q, sh->got[k]), got++;
+    mp_val *v;
+    int r;
+    while ((r = mp_proxy_get(a.q, 0, &v)) == 0) {
+        rk_seen(seen_q, att_q, v->i);
+        mp_val_free(v);
+        drained++;
+    }
+    assert_int_equal(r, MP_EEMPTY);
+    for (int id = 0; id < next; id++) {
+        for (uint32_t j = 0; j < sh->c[id].ack_q; j++)
+            lost_q += seen_q[id][j] == 0;
+        acked_q += sh->c[id].ack_q;
+    }
+    if (lost_q > (size_t)kills)
+        fail_msg("%zu acknowledged puts missing after %d kills", lost_q, kills);
+    /* The dict: each key holds the last acknowledged or the attempted value. */
+    ssize_t keys = 0;
+    for (int id = 0; id < next; id++) {
+        struct rk_client *c = &sh->c[id];
+        r = mp_dict_getitem(a.d, MP_I64(id), &v);
+        if (r == 0) {
+            assert_int_equal(v->type, MP_VAL_INT);
+            if (v->i + 1 < (int64_t)c->ack_d || v->i + 1 > (int64_t)c->att_d)
+                fail_msg("dict[%d] = %lld, acknowledged %u, attempted %u", id,
+                         (long long)v->i, c->ack_d, c->att_d);
+            mp_val_free(v);
+            keys++;
+        } else {
+            assert_int_equal(r, MP_EREMOTE);
+            assert_int_equal(c->ack_d, 0);
+        }
+    }
+    assert_int_equal(mp_dict_len(a.d), keys);
+    /* The lock: never held twice; free, or recovered from a dead holder. */
+    assert_int_equal(sh->cs_violations, 0);
+    r = mp_proxy_acquire(a.lk, 5);
+    assert_true(r == 0 || r == MP_EOWNERDEAD);
+    assert_int_equal(mp_proxy_release(a.lk), 0);
+    assert_int_equal(mp_proxy_acquire(a.lk, 5), 0);
+    assert_int_equal(mp_proxy_release(a.lk), 0);
+    print_message("managers random kills: %d clients, %d kills, %.1f s; list: %zu appends "
+                  "acknowledged, all present once, %zu unacknowledged present; queue: %zu puts "
+                  "acknowledged, %zu got by clients, %zu left, %zu lost in killed gets, 0 "
+                  "duplicated; dict: %zd keys consistent; lock: %u MP_EOWNERDEAD recoveries, "
+                  "0 double holds\n",
+                  next, kills, took, acked_l, unacked_in_l, acked_q, got, drained, lost_q, keys,
+                  sh->ownerdead);
+    assert_true(kills > 10);
+    for (int id = 0; id < RK_IDS; id++)
+        free(seen_l[id]), free(seen_q[id]);
+    mp_proxy_free(a.d);
+    mp_proxy_free(a.l);
+    mp_proxy_free(a.q);
+    mp_proxy_free(a.lk);
+    mp_shared_free(sh);
+    stop(m);
+}
+
 struct blocked_arg {
     mp_proxy *c;
     int result;
@@ -2707,6 +2968,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mgr_remote, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_default_authkey, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_client_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_random_client_kills, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_server_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_lifecycle, setup, teardown),
