@@ -210,31 +210,7 @@ static int mods_cb(struct dl_phdr_info *info, size_t size, void *data)
         return 1;
     mp__mpi_mod *e = &m->v[m->n];
     memset(e, 0, sizeof *e);
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_NOTE)
-            continue;
-        size_t align = ph->p_align == 8 ? 8 : 4;
-        const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
-        const char *end = p + ph->p_memsz;
-        while ((size_t)(end - p) >= sizeof(ElfW(Nhdr))) {
-            const ElfW(Nhdr) *nh = (const void *)p;
-            const char *name = p + sizeof *nh;
-            const char *desc = name + ((nh->n_namesz + align - 1) & ~(align - 1));
-            const char *next = desc + ((nh->n_descsz + align - 1) & ~(align - 1));
-            if (next > end || next <= p)
-                break;
-            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-                memcmp(name, "GNU", 4) == 0) {
-                e->idlen = nh->n_descsz < MP__MPI_IDLEN ? nh->n_descsz : MP__MPI_IDLEN;
-                memcpy(e->id, desc, e->idlen);
-                break;
-            }
-            p = next;
-        }
-        if (e->idlen > 0)
-            break;
-    }
+    e->idlen = mp__module_build_id(info, e->id, MP__MPI_IDLEN);
     /* Only modules with a build id can be checked; the vdso has one too. */
     if (e->idlen > 0) {
         e->hash = path_hash(info->dlpi_name ? info->dlpi_name : "");

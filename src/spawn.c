@@ -208,11 +208,8 @@ static bool module_contains(const struct dl_phdr_info *info, uintptr_t addr)
     return false;
 }
 
-static int build_id_cb(struct dl_phdr_info *info, size_t size, void *data)
+size_t mp__module_build_id(const struct dl_phdr_info *info, uint8_t *out, size_t cap)
 {
-    struct build_id *b = data;
-    if (b->addr != 0 && !module_contains(info, b->addr))
-        return 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_NOTE)
@@ -229,13 +226,22 @@ static int build_id_cb(struct dl_phdr_info *info, size_t size, void *data)
                 break;
             if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
                 memcmp(name, "GNU", 4) == 0) {
-                b->len = n->n_descsz < BUILD_ID_MAX ? n->n_descsz : BUILD_ID_MAX;
-                memcpy(b->id, desc, b->len);
-                return 1;
+                size_t len = n->n_descsz < cap ? n->n_descsz : cap;
+                memcpy(out, desc, len);
+                return len;
             }
             p = next;
         }
     }
+    return 0;
+}
+
+static int build_id_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    struct build_id *b = data;
+    if (b->addr != 0 && !module_contains(info, b->addr))
+        return 0;
+    b->len = mp__module_build_id(info, b->id, BUILD_ID_MAX);
     return 1; /* the first object is the main program: stop there */
 }
 

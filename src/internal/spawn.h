@@ -85,6 +85,10 @@ int mp__fds_to_pass(bool registered, const int *extra, size_t nextra,
 
 /* The GNU build-id of the main program (0 bytes if it has none). */
 size_t mp__build_id(uint8_t *out, size_t cap);
+/* The GNU build id of one loaded object (dl_iterate_phdr), at most cap
+ * bytes of it; 0 when it has none. */
+struct dl_phdr_info;
+size_t mp__module_build_id(const struct dl_phdr_info *info, uint8_t *out, size_t cap);
 
 /* Close every fd in [lo, hi] (close_range(2), or one by one). */
 void mp__close_fds(unsigned lo, unsigned hi);
