@@ -339,8 +339,9 @@ static int scenario_stale(void)
     kill(f.child, SIGKILL);
     if (wait_for(f.child, 10) != 1000 + SIGKILL)
         return 14;
-    int n = mp_cleanup_stale();
-    if (n < 1)
+    /* 0 when another program's tracker (a parallel test) removed the
+     * family first; the look below says whether it is gone. */
+    if (mp_cleanup_stale() < 0)
         return 15;
     if (shm_exists(f.shm) || path_exists(f.sock) || registry_left(f.root))
         return 16;
@@ -375,8 +376,10 @@ static int scenario_next_program(void)
         return 30;
     if (kill_all(&dead) != 0)
         return 31;
-    if (!shm_exists(dead.shm) || !path_exists(dead.sock))
-        return 32;
+    /* No look at the dead family's files here: any libmp program that
+     * starts meanwhile (a test running in parallel) may already have
+     * removed them, which is the behaviour under test too.  What counts is
+     * that they are gone once the next program has started. */
     if (start_family(&next, "d") != 0)
         return 33;
     bool cleaned = family_files_gone(&dead, 10) && !registry_left(dead.root);
