@@ -22,12 +22,12 @@
 #define JSON_MAX_DEPTH 8
 
 struct json {
-    const char *s;      /* NUL-terminated input */
+    const char *s; /* NUL-terminated input */
     const char *path[JSON_MAX_DEPTH];
     char keys[JSON_MAX_DEPTH][64];
     int depth;
-    void (*scalar)(void *ud, const char *const *path, int depth,
-                   const char *str, double num, bool is_num);
+    void (*scalar)(void *ud, const char *const *path, int depth, const char *str, double num,
+                   bool is_num);
     void *ud;
 };
 
@@ -50,11 +50,21 @@ static int json_string(struct json *j, char *buf, size_t cap)
         if (c == '\\') {
             c = *j->s++;
             switch (c) {
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
+            case 'n':
+                c = '\n';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            case 'b':
+                c = '\b';
+                break;
+            case 'f':
+                c = '\f';
+                break;
             case 'u':
                 for (int k = 0; k < 4; k++)
                     if (*j->s++ == '\0')
@@ -64,7 +74,7 @@ static int json_string(struct json *j, char *buf, size_t cap)
             case '\0':
                 return -1;
             default:
-                break;      /* '"', '\\', '/' stand for themselves */
+                break; /* '"', '\\', '/' stand for themselves */
             }
         }
         if (n + 1 < cap)
@@ -179,8 +189,8 @@ static int json_value(struct json *j)
 }
 
 static int json_parse(const char *text,
-                      void (*scalar)(void *, const char *const *, int,
-                                     const char *, double, bool),
+                      void (*scalar)(void *, const char *const *, int, const char *, double,
+                                     bool),
                       void *ud)
 {
     struct json j = {.s = text, .scalar = scalar, .ud = ud};
@@ -207,8 +217,8 @@ static py_fig *fig_get(py_run *run, const char *id)
 }
 
 /* results/<id>/<field>[/<index>] = value; python, executable at the top. */
-static void on_scalar(void *ud, const char *const *path, int depth,
-                      const char *str, double num, bool is_num)
+static void on_scalar(void *ud, const char *const *path, int depth, const char *str,
+                      double num, bool is_num)
 {
     py_run *run = ud;
     if (depth == 1 && str != NULL) {
@@ -260,8 +270,8 @@ const py_fig *cpython_find(const py_run *run, const char *id)
 
 /* ---- running the script ------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4)))
-static void run_fail(py_run *out, int status, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void run_fail(py_run *out, int status,
+                                                           const char *fmt, ...)
 {
     va_list ap;
     out->status = status;
@@ -320,9 +330,8 @@ static int wait_until(pid_t pid, uint64_t deadline_ns, bool *timed_out)
     }
 }
 
-void cpython_run(const char *python, const char *script,
-                 const bench_ctx *ctx, int repeats, const char *ids,
-                 double timeout, py_run *out)
+void cpython_run(const char *python, const char *script, const bench_ctx *ctx, int repeats,
+                 const char *ids, double timeout, py_run *out)
 {
     memset(out, 0, sizeof *out);
     if (access(script, R_OK) != 0) {
@@ -340,10 +349,13 @@ void cpython_run(const char *python, const char *script,
     snprintf(dur, sizeof dur, "%g", ctx->duration);
     snprintf(warm, sizeof warm, "%g", ctx->warmup);
     snprintf(reps, sizeof reps, "%d", repeats);
-    char *argv[] = {(char *)python, (char *)script,
-                    (char *)"--duration", dur, (char *)"--warmup", warm,
-                    (char *)"--repeats", reps, (char *)"--ids", (char *)ids,
-                    (char *)"--json-out", path, (char *)"--quiet", NULL};
+    char *argv[] = {(char *)python,       (char *)script,
+                    (char *)"--duration", dur,
+                    (char *)"--warmup",   warm,
+                    (char *)"--repeats",  reps,
+                    (char *)"--ids",      (char *)ids,
+                    (char *)"--json-out", path,
+                    (char *)"--quiet",    NULL};
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
@@ -365,8 +377,7 @@ void cpython_run(const char *python, const char *script,
         _exit(127);
     }
     bool timed_out;
-    int st = wait_until(pid, bench_ns() + (uint64_t)(timeout * 1e9),
-                        &timed_out);
+    int st = wait_until(pid, bench_ns() + (uint64_t)(timeout * 1e9), &timed_out);
     char *text = read_file(path);
     unlink(path);
     if (timed_out) {
@@ -378,8 +389,7 @@ void cpython_run(const char *python, const char *script,
     } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         run_fail(out, BENCH_ERR, "%s failed (see its messages above)", script);
     } else if (text == NULL || json_parse(text, on_scalar, out) != 0) {
-        run_fail(out, BENCH_ERR, "%s wrote something that is not JSON",
-                 script);
+        run_fail(out, BENCH_ERR, "%s wrote something that is not JSON", script);
     } else {
         out->status = BENCH_OK;
     }

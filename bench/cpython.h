@@ -11,16 +11,16 @@
 
 typedef struct py_fig {
     char id[48];
-    int status;                 /* BENCH_OK, BENCH_NA or BENCH_ERR */
-    bench_result r;             /* medians over the repeats */
-    double reps[PY_MAX_REPS];   /* the headline value of each repeat */
+    int status;               /* BENCH_OK, BENCH_NA or BENCH_ERR */
+    bench_result r;           /* medians over the repeats */
+    double reps[PY_MAX_REPS]; /* the headline value of each repeat */
     int nreps;
 } py_fig;
 
 typedef struct py_run {
-    int status;                 /* BENCH_OK, or BENCH_NA / BENCH_ERR for the run */
+    int status; /* BENCH_OK, or BENCH_NA / BENCH_ERR for the run */
     char why[200];
-    char version[96];           /* "3.11.7 (main, ...)" */
+    char version[96]; /* "3.11.7 (main, ...)" */
     char executable[256];
     py_fig figs[PY_MAX_FIGS];
     int nfigs;
@@ -34,9 +34,8 @@ typedef struct py_run {
  * cannot be run, BENCH_ERR when it fails or writes something that is not
  * the expected JSON.
  */
-void cpython_run(const char *python, const char *script,
-                 const bench_ctx *ctx, int repeats, const char *ids,
-                 double timeout, py_run *out);
+void cpython_run(const char *python, const char *script, const bench_ctx *ctx, int repeats,
+                 const char *ids, double timeout, py_run *out);
 
 /* The figure of one id, or NULL. */
 const py_fig *cpython_find(const py_run *run, const char *id);

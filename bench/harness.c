@@ -33,8 +33,7 @@ int bench_fail(bench_result *out, const char *fmt, ...)
     return BENCH_ERR;
 }
 
-void bench_set_rate(bench_result *out, uint64_t ops, uint64_t bytes,
-                    uint64_t ns)
+void bench_set_rate(bench_result *out, uint64_t ops, uint64_t bytes, uint64_t ns)
 {
     double s = ns > 0 ? (double)ns / 1e9 : 1e-9;
     out->ops_per_s = (double)ops / s;
@@ -150,8 +149,7 @@ void bench_poll_pause(unsigned *spins)
 
 void *bench_shared_map(size_t size)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
@@ -231,8 +229,7 @@ void bench_child_kill(pid_t pid)
  * Wait until *flag is nonzero, checking now and then that the child still
  * runs, so that a child that died early is an error and not a hang.
  */
-static int wait_flag(const _Atomic uint32_t *flag, pid_t child,
-                     bench_result *out)
+static int wait_flag(const _Atomic uint32_t *flag, pid_t child, bench_result *out)
 {
     unsigned spins = 0;
     while (atomic_load(flag) == 0) {
@@ -241,8 +238,7 @@ static int wait_flag(const _Atomic uint32_t *flag, pid_t child,
             int st;
             if (waitpid(child, &st, WNOHANG) == child) {
                 unpin();
-                return bench_fail(out, "child ended before starting (status %d)",
-                                  st);
+                return bench_fail(out, "child ended before starting (status %d)", st);
             }
         }
     }
@@ -251,9 +247,8 @@ static int wait_flag(const _Atomic uint32_t *flag, pid_t child,
 
 /* ---- one process -------------------------------------------------------- */
 
-int bench_run_batches(const bench_ctx *ctx, bench_batch_fn fn, void *arg,
-                      uint64_t batch, uint64_t bytes_per_op,
-                      bench_result *out)
+int bench_run_batches(const bench_ctx *ctx, bench_batch_fn fn, void *arg, uint64_t batch,
+                      uint64_t bytes_per_op, bench_result *out)
 {
     bench_window w;
     bench_window_init(&w, ctx);
@@ -315,8 +310,8 @@ static int pair_child_main(void *p)
     return 0;
 }
 
-int bench_run_pair(const bench_ctx *ctx, bench_batch_fn fn, void *arg,
-                   uint64_t batch, bench_result *out, uint64_t *total_ops)
+int bench_run_pair(const bench_ctx *ctx, bench_batch_fn fn, void *arg, uint64_t batch,
+                   bench_result *out, uint64_t *total_ops)
 {
     struct pair_ctl *ctl = bench_shared_map(sizeof *ctl);
     if (ctl == NULL)
@@ -367,8 +362,7 @@ int bench_run_pair(const bench_ctx *ctx, bench_batch_fn fn, void *arg,
     atomic_store(&ctl->stop, 1);
     rc = bench_child_wait(pid, out);
     if (rc == BENCH_OK && atomic_load(&ctl->err) != 0)
-        rc = bench_fail(out, "operation failed in the child: %d",
-                        (int)atomic_load(&ctl->err));
+        rc = bench_fail(out, "operation failed in the child: %d", (int)atomic_load(&ctl->err));
     if (rc == BENCH_OK) {
         bench_set_rate(out, (own1 - own0) + (child1 - child0), 0, now - t0);
         if (total_ops != NULL)
@@ -391,8 +385,8 @@ static int pp_child_main(void *p)
     return c->ops->serve(c->arg);
 }
 
-int bench_run_pingpong(const bench_ctx *ctx, const bench_pingpong_ops *ops,
-                       void *arg, bench_result *out)
+int bench_run_pingpong(const bench_ctx *ctx, const bench_pingpong_ops *ops, void *arg,
+                       bench_result *out)
 {
     struct pp_child c = {ops, arg};
     pid_t pid = bench_child_start(ctx, pp_child_main, &c);
@@ -442,8 +436,8 @@ static int stream_child_main(void *p)
     return c->ops->produce(c->arg, c->stop);
 }
 
-int bench_run_stream(const bench_ctx *ctx, const bench_stream_ops *ops,
-                     void *arg, bench_result *out)
+int bench_run_stream(const bench_ctx *ctx, const bench_stream_ops *ops, void *arg,
+                     bench_result *out)
 {
     _Atomic uint32_t *stop = bench_shared_map(sizeof *stop);
     if (stop == NULL)

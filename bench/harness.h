@@ -41,18 +41,18 @@ enum { BENCH_OK = 0, BENCH_NA = 1, BENCH_ERR = -1 };
 #define BENCH_EXIT_NOW_FLAG "--exit-now"
 
 typedef struct bench_ctx {
-    double duration;        /* seconds measured per repeat */
-    double warmup;          /* seconds run before measuring, per repeat */
-    bool pin;               /* pin the two processes of a pair to cpus 0, 1 */
-    const char *self_exe;   /* path of this executable (for spawn) */
+    double duration;      /* seconds measured per repeat */
+    double warmup;        /* seconds run before measuring, per repeat */
+    bool pin;             /* pin the two processes of a pair to cpus 0, 1 */
+    const char *self_exe; /* path of this executable (for spawn) */
 } bench_ctx;
 
 typedef struct bench_result {
-    double p50, p99, p999;  /* latency, seconds (0 when not a latency) */
-    double ops_per_s;       /* operations per second */
-    double bytes_per_s;     /* payload bytes per second */
-    uint64_t n;             /* samples (latency) or operations measured */
-    char why[200];          /* reason for BENCH_NA or BENCH_ERR */
+    double p50, p99, p999; /* latency, seconds (0 when not a latency) */
+    double ops_per_s;      /* operations per second */
+    double bytes_per_s;    /* payload bytes per second */
+    uint64_t n;            /* samples (latency) or operations measured */
+    char why[200];         /* reason for BENCH_NA or BENCH_ERR */
 } bench_result;
 
 typedef int (*bench_fn)(const bench_ctx *ctx, bench_result *out);
@@ -60,14 +60,11 @@ typedef int (*bench_fn)(const bench_ctx *ctx, bench_result *out);
 /* ---- results ------------------------------------------------------------ */
 
 /* Write the reason and return BENCH_NA / BENCH_ERR. */
-int bench_na(bench_result *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-int bench_fail(bench_result *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int bench_na(bench_result *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int bench_fail(bench_result *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Fill the rate fields from a count of operations and bytes over ns. */
-void bench_set_rate(bench_result *out, uint64_t ops, uint64_t bytes,
-                    uint64_t ns);
+void bench_set_rate(bench_result *out, uint64_t ops, uint64_t bytes, uint64_t ns);
 
 /* ---- time --------------------------------------------------------------- */
 
@@ -159,9 +156,8 @@ typedef int (*bench_batch_fn)(void *arg, uint64_t n);
  * report operations/s, and bytes_per_op * operations/s as bytes/s.
  * A nonzero return from fn is an error.
  */
-int bench_run_batches(const bench_ctx *ctx, bench_batch_fn fn, void *arg,
-                      uint64_t batch, uint64_t bytes_per_op,
-                      bench_result *out);
+int bench_run_batches(const bench_ctx *ctx, bench_batch_fn fn, void *arg, uint64_t batch,
+                      uint64_t bytes_per_op, bench_result *out);
 
 /*
  * Run fn(arg, batch) in the parent and in a forked child at once for
@@ -169,8 +165,8 @@ int bench_run_batches(const bench_ctx *ctx, bench_batch_fn fn, void *arg,
  * *total_ops (may be NULL) receives every operation both performed,
  * warm-up included, for a correctness check.
  */
-int bench_run_pair(const bench_ctx *ctx, bench_batch_fn fn, void *arg,
-                   uint64_t batch, bench_result *out, uint64_t *total_ops);
+int bench_run_pair(const bench_ctx *ctx, bench_batch_fn fn, void *arg, uint64_t batch,
+                   bench_result *out, uint64_t *total_ops);
 
 /*
  * Round trips between the parent and a forked child.
@@ -186,8 +182,8 @@ typedef struct bench_pingpong_ops {
     int (*quit)(void *arg);
 } bench_pingpong_ops;
 
-int bench_run_pingpong(const bench_ctx *ctx, const bench_pingpong_ops *ops,
-                       void *arg, bench_result *out);
+int bench_run_pingpong(const bench_ctx *ctx, const bench_pingpong_ops *ops, void *arg,
+                       bench_result *out);
 
 /*
  * Throughput from a producer (forked child) to a consumer (the parent).
@@ -207,7 +203,7 @@ typedef struct bench_stream_ops {
     int (*consume)(void *arg, uint64_t *msgs, uint64_t *bytes);
 } bench_stream_ops;
 
-int bench_run_stream(const bench_ctx *ctx, const bench_stream_ops *ops,
-                     void *arg, bench_result *out);
+int bench_run_stream(const bench_ctx *ctx, const bench_stream_ops *ops, void *arg,
+                     bench_result *out);
 
 #endif /* MPBENCH_HARNESS_H */

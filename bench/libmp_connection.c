@@ -23,9 +23,9 @@
 #define CPP_MSG 64
 
 struct conn_pp {
-    mp_connection *parent_w, *parent_r;     /* parent: sends pings, reads pongs */
+    mp_connection *parent_w, *parent_r; /* parent: sends pings, reads pongs */
     mp_connection *child_r, *child_w;
-    mp_connection *own[4];                  /* every object, to free */
+    mp_connection *own[4]; /* every object, to free */
     unsigned char buf[CPP_MSG];
 };
 
@@ -35,8 +35,7 @@ static int conn_serve(void *arg)
     unsigned char msg[CPP_MSG];
     for (;;) {
         size_t n = 0;
-        if (mp_connection_recv_bytes_into(p->child_r, msg, sizeof msg, 0,
-                                          &n) != 0)
+        if (mp_connection_recv_bytes_into(p->child_r, msg, sizeof msg, 0, &n) != 0)
             return 1;
         if (n == 1 && msg[0] == 'q')
             return 0;
@@ -63,8 +62,7 @@ static int conn_quit(void *arg)
     return mp_connection_send(p->parent_w, "q", 1);
 }
 
-static int conn_run(const bench_ctx *ctx, struct conn_pp *p, int made,
-                    bench_result *out)
+static int conn_run(const bench_ctx *ctx, struct conn_pp *p, int made, bench_result *out)
 {
     static const bench_pingpong_ops ops = {conn_serve, conn_ping, conn_quit};
     int rc;

@@ -34,8 +34,7 @@ static int arena_ready(bench_result *out)
 {
     void *p = mp_shared_alloc(64);
     if (p == NULL)
-        return bench_fail(out, "mp_shared_alloc: %s",
-                          mp_strerror(mp_last_error()));
+        return bench_fail(out, "mp_shared_alloc: %s", mp_strerror(mp_last_error()));
     mp_shared_free(p);
     return BENCH_OK;
 }

@@ -33,8 +33,7 @@
 /* The context of the pools: NULL (local), or "mpi" for the pool.mpi rows. */
 static mp_context *pool_ctx;
 
-static int ident_fixed(const void *in, size_t in_size, void *out, size_t out_size,
-                       void *arg)
+static int ident_fixed(const void *in, size_t in_size, void *out, size_t out_size, void *arg)
 {
     memcpy(out, in, sizeof(int));
     return 0;

@@ -67,8 +67,7 @@ static int start_join(const bench_ctx *bctx, const char *method, bench_result *o
             bench_lat_free(&lat);
             return rc;
         }
-        if (t0 >= w.measure &&
-            (!bench_lat_add(&lat, ns) || (t0 + ns >= w.end && lat.n >= 5)))
+        if (t0 >= w.measure && (!bench_lat_add(&lat, ns) || (t0 + ns >= w.end && lat.n >= 5)))
             break;
     }
     return bench_lat_finish(&lat, out);

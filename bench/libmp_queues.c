@@ -36,8 +36,8 @@
 struct q_stream {
     mp_queue *q;
     size_t msg_size;
-    unsigned batch;         /* gets per call of consume */
-    unsigned char *local;   /* this process's buffer (after fork: own copy) */
+    unsigned batch;       /* gets per call of consume */
+    unsigned char *local; /* this process's buffer (after fork: own copy) */
 };
 
 static int q_produce(void *arg, const _Atomic uint32_t *stop)
@@ -77,8 +77,8 @@ static int q_consume(void *arg, uint64_t *msgs, uint64_t *bytes)
  * reads the clock about as often as for the raw ring (which takes up to
  * 256 messages, or its 4 slots of 1 MiB, per call).
  */
-static int q_stream_run(const bench_ctx *ctx, size_t msg_size,
-                        size_t capacity, unsigned batch, bench_result *out)
+static int q_stream_run(const bench_ctx *ctx, size_t msg_size, size_t capacity, unsigned batch,
+                        bench_result *out)
 {
     static const bench_stream_ops ops = {q_produce, q_consume};
     struct q_stream s = {mp_queue_new(.capacity = capacity), msg_size, batch,
@@ -135,8 +135,7 @@ static int zc_consume(void *arg, uint64_t *msgs, uint64_t *bytes)
     for (int i = 0; i < 16; i++) {
         volatile unsigned char *m;
         size_t len = 0;
-        if (mp_queue_get(q, (void *)&m, sizeof m, &len, MP_FOREVER) != 0 ||
-            len != sizeof m)
+        if (mp_queue_get(q, (void *)&m, sizeof m, &len, MP_FOREVER) != 0 || len != sizeof m)
             return -1;
         if (m == NULL)
             return 1;
@@ -166,7 +165,7 @@ int lm_queue_1m_zero_copy(const bench_ctx *ctx, bench_result *out)
 #define QPP_MSG 64
 
 struct q_pp {
-    mp_queue *a, *b;        /* a: parent to child, b: child to parent */
+    mp_queue *a, *b; /* a: parent to child, b: child to parent */
     unsigned char buf[QPP_MSG];
 };
 

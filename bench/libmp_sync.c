@@ -92,8 +92,7 @@ int lm_value_contended(const bench_ctx *ctx, bench_result *out)
 {
     mp_value *v = mp_value_new(.typecode = 'q');
     if (v == NULL)
-        return bench_fail(out, "mp_value_new: %s",
-                          mp_strerror(mp_last_error()));
+        return bench_fail(out, "mp_value_new: %s", mp_strerror(mp_last_error()));
     uint64_t total = 0;
     int rc = bench_run_pair(ctx, value_batch, v, 64, out, &total);
     long long got = 0;
@@ -102,8 +101,7 @@ int lm_value_contended(const bench_ctx *ctx, bench_result *out)
         if (r != 0)
             rc = bench_fail(out, "mp_value_get: %s", mp_strerror(r));
         else if ((uint64_t)got != total)
-            rc = bench_fail(out, "value %lld, expected %llu", got,
-                            (unsigned long long)total);
+            rc = bench_fail(out, "value %lld, expected %llu", got, (unsigned long long)total);
     }
     mp_value_free(v);
     return rc;
@@ -113,15 +111,14 @@ int lm_value_contended(const bench_ctx *ctx, bench_result *out)
 
 struct event_pp {
     mp_event *ping, *pong;
-    _Atomic uint32_t *quit;     /* in shared memory */
+    _Atomic uint32_t *quit; /* in shared memory */
 };
 
 static int event_serve(void *arg)
 {
     struct event_pp *e = arg;
     for (;;) {
-        if (mp_event_wait(e->ping, MP_FOREVER) != 0 ||
-            mp_event_clear(e->ping) != 0)
+        if (mp_event_wait(e->ping, MP_FOREVER) != 0 || mp_event_clear(e->ping) != 0)
             return 1;
         if (atomic_load(e->quit))
             return 0;
@@ -150,14 +147,11 @@ static int event_quit(void *arg)
 
 int lm_event_pingpong(const bench_ctx *ctx, bench_result *out)
 {
-    static const bench_pingpong_ops ops = {event_serve, event_ping,
-                                           event_quit};
-    struct event_pp e = {mp_event_new(), mp_event_new(),
-                         bench_shared_map(sizeof *e.quit)};
+    static const bench_pingpong_ops ops = {event_serve, event_ping, event_quit};
+    struct event_pp e = {mp_event_new(), mp_event_new(), bench_shared_map(sizeof *e.quit)};
     int rc;
     if (e.ping == NULL || e.pong == NULL)
-        rc = bench_fail(out, "mp_event_new: %s",
-                        mp_strerror(mp_last_error()));
+        rc = bench_fail(out, "mp_event_new: %s", mp_strerror(mp_last_error()));
     else if (e.quit == NULL)
         rc = bench_fail(out, "mmap: %s", strerror(errno));
     else

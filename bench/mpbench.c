@@ -42,39 +42,69 @@ enum cmp { T_NONE, T_REL_LE, T_REL_GE, T_ABS_LE, T_ABS_GE, T_PY_GE };
 
 typedef struct target {
     enum cmp cmp;
-    enum metric metric;     /* the line it applies to */
-    double x;               /* a ratio to raw, or a value in the metric's unit */
+    enum metric metric; /* the line it applies to */
+    double x;           /* a ratio to raw, or a value in the metric's unit */
 } target;
 
 typedef struct op {
-    const char *id;         /* matched by --filter; the key in the python JSON */
+    const char *id; /* matched by --filter; the key in the python JSON */
     const char *title;
     enum kind kind;
-    const char *unit;       /* RATE: the operation line's unit; NULL: none */
-    bool bytes;             /* RATE: add a GB/s line */
-    bench_fn libmp;         /* NULL: no libmp figure for this row */
-    bench_fn raw;           /* NULL: no raw figure */
-    bool python;            /* bench_cpython.py measures this id */
+    const char *unit; /* RATE: the operation line's unit; NULL: none */
+    bool bytes;       /* RATE: add a GB/s line */
+    bench_fn libmp;   /* NULL: no libmp figure for this row */
+    bench_fn raw;     /* NULL: no raw figure */
+    bool python;      /* bench_cpython.py measures this id */
     target tgt;
-    const char *raw_what;   /* the legend: what the raw figure is */
+    const char *raw_what; /* the legend: what the raw figure is */
 } op;
 
-#define NO_TARGET {T_NONE, M_P50, 0}
+#define NO_TARGET        \
+    {                    \
+        T_NONE, M_P50, 0 \
+    }
 
 static const op ops[] = {
     /* Processes (issue 5) */
-    {"process.fork", "Process start+join, fork", LAT, NULL, false,
-     lm_process_fork, raw_fork_waitpid, true, {T_REL_LE, M_P50, 1.3},
+    {"process.fork",
+     "Process start+join, fork",
+     LAT,
+     NULL,
+     false,
+     lm_process_fork,
+     raw_fork_waitpid,
+     true,
+     {T_REL_LE, M_P50, 1.3},
      "fork + waitpid of a child that _exits at once"},
-    {"process.spawn", "Process start+join, spawn", LAT, NULL, false,
-     lm_process_spawn, raw_posix_spawn, true, {T_REL_LE, M_P50, 1.5},
+    {"process.spawn",
+     "Process start+join, spawn",
+     LAT,
+     NULL,
+     false,
+     lm_process_spawn,
+     raw_posix_spawn,
+     true,
+     {T_REL_LE, M_P50, 1.5},
      "posix_spawn of this executable (exits at once in main) + waitpid"},
-    {"process.forkserver", "Process start+join, forkserver", LAT, NULL, false,
-     lm_process_forkserver, raw_fork_waitpid, true, {T_REL_LE, M_P50, 1.5},
+    {"process.forkserver",
+     "Process start+join, forkserver",
+     LAT,
+     NULL,
+     false,
+     lm_process_forkserver,
+     raw_fork_waitpid,
+     true,
+     {T_REL_LE, M_P50, 1.5},
      "fork + waitpid (the target compares forkserver to a raw fork)"},
     /* Synchronisation (issue 3) */
-    {"lock.uncontended", "Lock acquire+release, 1 process", RATE, "ops/s",
-     false, lm_lock_uncontended, raw_mutex_uncontended, true,
+    {"lock.uncontended",
+     "Lock acquire+release, 1 process",
+     RATE,
+     "ops/s",
+     false,
+     lm_lock_uncontended,
+     raw_mutex_uncontended,
+     true,
      {T_REL_GE, M_OPS, 0.9},
      "pthread_mutex_lock+unlock, PTHREAD_PROCESS_SHARED, in shared memory"},
     /*
@@ -83,100 +113,208 @@ static const op ops[] = {
      * life token, instead of one per lock); the target above is against a
      * plain one.
      */
-    {"lock.vs_robust", "  Lock 1 process vs robust mutex", RATE,
-     "ops/s", false, lm_lock_uncontended, raw_robust_mutex_uncontended, false,
-     NO_TARGET,
+    {"lock.vs_robust", "  Lock 1 process vs robust mutex", RATE, "ops/s", false,
+     lm_lock_uncontended, raw_robust_mutex_uncontended, false, NO_TARGET,
      "pthread_mutex_lock+unlock, PROCESS_SHARED + ROBUST, 1 process (the "
      "usual owner-death-safe mutex)"},
     {"lock.contended", "Lock acquire+release, 2 procs", RATE, "ops/s", false,
      lm_lock_contended, raw_mutex_contended, true, NO_TARGET,
      "the same mutex, both processes looping at once (total of both)"},
-    {"value.contended", "Value += 1 under lock, 2 procs", RATE, "incr/s",
-     false, lm_value_contended, raw_mutex_counter, true,
+    {"value.contended",
+     "Value += 1 under lock, 2 procs",
+     RATE,
+     "incr/s",
+     false,
+     lm_value_contended,
+     raw_mutex_counter,
+     true,
      {T_REL_GE, M_OPS, 0.8},
      "lock; counter++; unlock on a pshared mutex by 2 processes (total)"},
-    {"value.vs_robust", "  Value 2 procs vs robust mutex", RATE, "incr/s",
-     false, lm_value_contended, raw_robust_mutex_counter, false, NO_TARGET,
+    {"value.vs_robust", "  Value 2 procs vs robust mutex", RATE, "incr/s", false,
+     lm_value_contended, raw_robust_mutex_counter, false, NO_TARGET,
      "lock; counter++; unlock on a PROCESS_SHARED + ROBUST mutex by 2 "
      "processes (total)"},
-    {"event.pingpong", "Event ping-pong round trip", LAT, NULL, false,
-     lm_event_pingpong, raw_futex_pingpong, true, {T_REL_LE, M_P50, 2.0},
+    {"event.pingpong",
+     "Event ping-pong round trip",
+     LAT,
+     NULL,
+     false,
+     lm_event_pingpong,
+     raw_futex_pingpong,
+     true,
+     {T_REL_LE, M_P50, 2.0},
      "futex ping-pong in shared memory (not FUTEX_PRIVATE): spin, then "
      "FUTEX_WAIT; FUTEX_WAKE only when the peer sleeps"},
-    {"ref.sem", "  ref: sem_wait+sem_post pshared", RATE, "ops/s", false,
-     NULL, raw_sem_uncontended, false, NO_TARGET,
+    {"ref.sem", "  ref: sem_wait+sem_post pshared", RATE, "ops/s", false, NULL,
+     raw_sem_uncontended, false, NO_TARGET,
      "sem_init(pshared = 1) semaphore of value 1, wait+post, 1 process"},
-    {"ref.futex_sleep", "  ref: futex ping-pong, no spin", LAT, NULL, false,
-     NULL, raw_futex_pingpong_sleep, false, NO_TARGET,
+    {"ref.futex_sleep", "  ref: futex ping-pong, no spin", LAT, NULL, false, NULL,
+     raw_futex_pingpong_sleep, false, NO_TARGET,
      "futex ping-pong where every wait is a FUTEX_WAIT and every post a "
      "FUTEX_WAKE (the kernel's wake-up cost)"},
     /* Queues and connections (issue 4) */
-    {"queue.64B", "Queue 64 B, 1 producer 1 consumer", RATE, "msg/s", true,
-     lm_queue_64, raw_ring_64, true, {T_ABS_GE, M_OPS, 30e6},
+    {"queue.64B",
+     "Queue 64 B, 1 producer 1 consumer",
+     RATE,
+     "msg/s",
+     true,
+     lm_queue_64,
+     raw_ring_64,
+     true,
+     {T_ABS_GE, M_OPS, 30e6},
      "busy-poll SPSC ring in shared memory, 1024 slots of 64 B, copy in "
      "and copy out"},
-    {"queue.1MiB", "Queue 1 MiB, 1 producer 1 consumer", RATE, "msg/s", true,
-     lm_queue_1m, raw_ring_1m, true, {T_ABS_GE, M_BYTES, 8e9},
+    {"queue.1MiB",
+     "Queue 1 MiB, 1 producer 1 consumer",
+     RATE,
+     "msg/s",
+     true,
+     lm_queue_1m,
+     raw_ring_1m,
+     true,
+     {T_ABS_GE, M_BYTES, 8e9},
      "busy-poll SPSC ring in shared memory, 4 slots of 1 MiB, copy in and "
      "copy out"},
-    {"queue.1MiB_zero_copy", "1 MiB by pointer (shared heap) on a Queue", RATE,
-     "msg/s", true, lm_queue_1m_zero_copy, lm_queue_1m, false,
+    {"queue.1MiB_zero_copy",
+     "1 MiB by pointer (shared heap) on a Queue",
+     RATE,
+     "msg/s",
+     true,
+     lm_queue_1m_zero_copy,
+     lm_queue_1m,
+     false,
      {T_ABS_GE, M_OPS, 1e6},
      "the copying Queue with 1 MiB messages (queue.1MiB's libmp figure)"},
-    {"queue.pingpong", "Queue ping-pong round trip, 64 B", LAT, NULL, false,
-     lm_queue_pingpong, raw_futex_pingpong, true, {T_ABS_LE, M_P50, 1e-6},
+    {"queue.pingpong",
+     "Queue ping-pong round trip, 64 B",
+     LAT,
+     NULL,
+     false,
+     lm_queue_pingpong,
+     raw_futex_pingpong,
+     true,
+     {T_ABS_LE, M_P50, 1e-6},
      "futex ping-pong, as for event.pingpong"},
-    {"pipe.rtt", "Pipe round trip 64 B, 2 one-way", LAT, NULL, false,
-     lm_pipe_pingpong, raw_pipe_pingpong, true, {T_REL_LE, M_P50, 1.1},
+    {"pipe.rtt",
+     "Pipe round trip 64 B, 2 one-way",
+     LAT,
+     NULL,
+     false,
+     lm_pipe_pingpong,
+     raw_pipe_pingpong,
+     true,
+     {T_REL_LE, M_P50, 1.1},
      "two pipe(2)s, write+read of 64 B each way (Pipe(duplex=False) x 2)"},
-    {"pipe.rtt_duplex", "Pipe round trip 64 B, duplex", LAT, NULL, false,
-     lm_pipe_duplex_pingpong, raw_socketpair_pingpong, true,
+    {"pipe.rtt_duplex",
+     "Pipe round trip 64 B, duplex",
+     LAT,
+     NULL,
+     false,
+     lm_pipe_duplex_pingpong,
+     raw_socketpair_pingpong,
+     true,
      {T_REL_LE, M_P50, 1.1},
      "one AF_UNIX SOCK_STREAM socketpair, write+read of 64 B each way "
      "(what a duplex Pipe(), Python's default, uses)"},
-    {"ref.memcpy_1MiB", "  ref: memcpy 1 MiB (in cache)", RATE, NULL, true,
-     NULL, raw_memcpy_1m, false, NO_TARGET,
-     "memcpy of a 1 MiB buffer to another, 1 process"},
-    {"ref.memcpy_64MiB", "  ref: memcpy 64 MiB (memory)", RATE, NULL, true,
-     NULL, raw_memcpy_64m, false, NO_TARGET,
-     "memcpy of a 64 MiB buffer to another, 1 process"},
+    {"ref.memcpy_1MiB", "  ref: memcpy 1 MiB (in cache)", RATE, NULL, true, NULL,
+     raw_memcpy_1m, false, NO_TARGET, "memcpy of a 1 MiB buffer to another, 1 process"},
+    {"ref.memcpy_64MiB", "  ref: memcpy 64 MiB (memory)", RATE, NULL, true, NULL,
+     raw_memcpy_64m, false, NO_TARGET, "memcpy of a 64 MiB buffer to another, 1 process"},
     /* Pool (issue 6) */
-    {"pool.map_cs1", "Pool.map, chunksize 1", RATE, "tasks/s", false,
-     lm_pool_map_cs1, NULL, true, {T_ABS_GE, M_OPS, 2e6}, NULL},
-    {"pool.map_default", "Pool.map, default chunksize", RATE, "items/s",
-     false, lm_pool_map_default, NULL, true, {T_ABS_GE, M_OPS, 50e6}, NULL},
-    {"pool.apply_async", "Pool.apply_async, then get each", RATE, "tasks/s",
-     false, lm_pool_apply_async, NULL, true, {T_ABS_GE, M_OPS, 500e3}, NULL},
-    {"pool.imap_unordered", "Pool.imap_unordered, chunksize 1", RATE,
-     "tasks/s", false, lm_pool_imap_unordered, NULL, true, NO_TARGET, NULL},
+    {"pool.map_cs1",
+     "Pool.map, chunksize 1",
+     RATE,
+     "tasks/s",
+     false,
+     lm_pool_map_cs1,
+     NULL,
+     true,
+     {T_ABS_GE, M_OPS, 2e6},
+     NULL},
+    {"pool.map_default",
+     "Pool.map, default chunksize",
+     RATE,
+     "items/s",
+     false,
+     lm_pool_map_default,
+     NULL,
+     true,
+     {T_ABS_GE, M_OPS, 50e6},
+     NULL},
+    {"pool.apply_async",
+     "Pool.apply_async, then get each",
+     RATE,
+     "tasks/s",
+     false,
+     lm_pool_apply_async,
+     NULL,
+     true,
+     {T_ABS_GE, M_OPS, 500e3},
+     NULL},
+    {"pool.imap_unordered", "Pool.imap_unordered, chunksize 1", RATE, "tasks/s", false,
+     lm_pool_imap_unordered, NULL, true, NO_TARGET, NULL},
     /* Pool on MPI, 2 spawned workers, beside mpi4py.futures (issue 12) */
-    {"pool.mpi.map_cs1", "MPI Pool.map, chunksize 1", RATE, "tasks/s", false,
-     lm_pool_mpi_map_cs1, raw_mpi_rtt, true, {T_PY_GE, M_OPS, 40},
+    {"pool.mpi.map_cs1",
+     "MPI Pool.map, chunksize 1",
+     RATE,
+     "tasks/s",
+     false,
+     lm_pool_mpi_map_cs1,
+     raw_mpi_rtt,
+     true,
+     {T_PY_GE, M_OPS, 40},
      "MPI_Send+MPI_Recv round trip of 64 B between 2 ranks (mpiexec -n 2); "
      "the issue's second target is libmp/raw >= 1.0 (0.5 x raw x 2 workers)"},
-    {"pool.mpi.map_default", "MPI Pool.map, default chunksize", RATE,
-     "items/s", false, lm_pool_mpi_map_default, NULL, true,
-     {T_PY_GE, M_OPS, 10}, NULL},
-    {"pool.mpi.apply_async", "MPI Pool.apply_async, then get each", RATE,
-     "tasks/s", false, lm_pool_mpi_apply_async, NULL, true, NO_TARGET, NULL},
+    {"pool.mpi.map_default",
+     "MPI Pool.map, default chunksize",
+     RATE,
+     "items/s",
+     false,
+     lm_pool_mpi_map_default,
+     NULL,
+     true,
+     {T_PY_GE, M_OPS, 10},
+     NULL},
+    {"pool.mpi.apply_async", "MPI Pool.apply_async, then get each", RATE, "tasks/s", false,
+     lm_pool_mpi_apply_async, NULL, true, NO_TARGET, NULL},
     /* Managers (issue 7) */
-    {"manager.dict", "Manager dict set, get (per call)", RATE, "ops/s",
-     false, lm_manager_dict, NULL, true, {T_ABS_GE, M_OPS, 500e3}, NULL},
-    {"manager.lock", "Manager Lock acquire+release, family", RATE, "ops/s",
-     false, lm_manager_lock, NULL, false, NO_TARGET, NULL},
+    {"manager.dict",
+     "Manager dict set, get (per call)",
+     RATE,
+     "ops/s",
+     false,
+     lm_manager_dict,
+     NULL,
+     true,
+     {T_ABS_GE, M_OPS, 500e3},
+     NULL},
+    {"manager.lock", "Manager Lock acquire+release, family", RATE, "ops/s", false,
+     lm_manager_lock, NULL, false, NO_TARGET, NULL},
     /* The shared arena (on main) */
-    {"heap.alloc64", "mp_shared_alloc+free 64 B", RATE, "ops/s", false,
-     lm_heap_alloc_64, raw_malloc_64, false, {T_REL_GE, M_OPS, 0.5},
+    {"heap.alloc64",
+     "mp_shared_alloc+free 64 B",
+     RATE,
+     "ops/s",
+     false,
+     lm_heap_alloc_64,
+     raw_malloc_64,
+     false,
+     {T_REL_GE, M_OPS, 0.5},
      "malloc+free of 64 B (process-private)"},
-    {"heap.alloc64_2procs", "mp_shared_alloc+free 64 B, 2 procs", RATE,
-     "ops/s", false, lm_heap_alloc_64_pair, raw_malloc_64_pair, false,
-     {T_REL_GE, M_OPS, 0.5}, "malloc+free of 64 B in 2 processes at once (total)"},
-    {"heap.alloc4k", "mp_shared_alloc+free 4 KiB", RATE, "ops/s", false,
-     lm_heap_alloc_4k, raw_malloc_4k, false, NO_TARGET,
-     "malloc+free of 4 KiB (process-private)"},
-    {"heap.alloc1m", "mp_shared_alloc+free 1 MiB", RATE, "ops/s", false,
-     lm_heap_alloc_1m, raw_malloc_1m, false, NO_TARGET,
-     "malloc+free of 1 MiB (mmap+munmap in glibc)"},
+    {"heap.alloc64_2procs",
+     "mp_shared_alloc+free 64 B, 2 procs",
+     RATE,
+     "ops/s",
+     false,
+     lm_heap_alloc_64_pair,
+     raw_malloc_64_pair,
+     false,
+     {T_REL_GE, M_OPS, 0.5},
+     "malloc+free of 64 B in 2 processes at once (total)"},
+    {"heap.alloc4k", "mp_shared_alloc+free 4 KiB", RATE, "ops/s", false, lm_heap_alloc_4k,
+     raw_malloc_4k, false, NO_TARGET, "malloc+free of 4 KiB (process-private)"},
+    {"heap.alloc1m", "mp_shared_alloc+free 1 MiB", RATE, "ops/s", false, lm_heap_alloc_1m,
+     raw_malloc_1m, false, NO_TARGET, "malloc+free of 1 MiB (mmap+munmap in glibc)"},
 };
 
 #define NOPS (sizeof ops / sizeof ops[0])
@@ -184,12 +322,12 @@ static const op ops[] = {
 
 /* ---- figures ------------------------------------------------------------ */
 
-enum { FIG_NONE = 2 };      /* no such figure for this row: printed "-" */
+enum { FIG_NONE = 2 }; /* no such figure for this row: printed "-" */
 
 typedef struct figure {
-    int status;             /* BENCH_OK, BENCH_NA, BENCH_ERR or FIG_NONE */
-    bench_result med;       /* the median of each statistic over the repeats */
-    double reps[MAX_REPEATS];   /* the headline value of each repeat */
+    int status;               /* BENCH_OK, BENCH_NA, BENCH_ERR or FIG_NONE */
+    bench_result med;         /* the median of each statistic over the repeats */
+    double reps[MAX_REPEATS]; /* the headline value of each repeat */
     int nreps;
     char why[200];
 } figure;
@@ -208,11 +346,16 @@ static double headline(const op *o, const bench_result *r)
 static double metric_value(const bench_result *r, enum metric m)
 {
     switch (m) {
-    case M_P50: return r->p50;
-    case M_P99: return r->p99;
-    case M_P999: return r->p999;
-    case M_OPS: return r->ops_per_s;
-    case M_BYTES: return r->bytes_per_s;
+    case M_P50:
+        return r->p50;
+    case M_P99:
+        return r->p99;
+    case M_P999:
+        return r->p999;
+    case M_OPS:
+        return r->ops_per_s;
+    case M_BYTES:
+        return r->bytes_per_s;
     }
     return NAN;
 }
@@ -234,8 +377,8 @@ static void figure_reduce(figure *f, const bench_result *reps, int n)
 {
     double v[MAX_REPEATS];
     const size_t offs[] = {
-        offsetof(bench_result, p50), offsetof(bench_result, p99),
-        offsetof(bench_result, p999), offsetof(bench_result, ops_per_s),
+        offsetof(bench_result, p50),         offsetof(bench_result, p99),
+        offsetof(bench_result, p999),        offsetof(bench_result, ops_per_s),
         offsetof(bench_result, bytes_per_s),
     };
     for (size_t k = 0; k < sizeof offs / sizeof offs[0]; k++) {
@@ -267,30 +410,29 @@ typedef struct options {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-        "usage: mpbench [--short | --full] [--filter TEXT]... [--json FILE]\n"
-        "               [--repeats N] [--duration S] [--warmup S]\n"
-        "               [--python PATH | --no-python] [--script PATH] [--pin]\n"
-        "               [--list] [--oversubscribe]\n"
-        "\n"
-        "Runs each operation's libmp, raw OS and CPython figures and prints\n"
-        "the table (progress goes to stderr, the report to stdout).\n"
-        "  --short        3 repeats of 0.15 s per figure (default; < 1 min)\n"
-        "  --full         7 repeats of 0.5 s per figure (a few minutes)\n"
-        "  --filter TEXT  only the operations whose id contains TEXT\n"
-        "                 (repeat it, or separate with commas)\n"
-        "  --json FILE    also write every figure and the machine to FILE\n"
-        "  --repeats N, --duration S, --warmup S\n"
-        "                 override the mode's values (C and CPython alike)\n"
-        "  --python PATH  the interpreter for bench_cpython.py (python3)\n"
-        "  --no-python    skip the CPython column (printed n/a)\n"
-        "  --script PATH  bench_cpython.py (default: the source tree's)\n"
-        "  --oversubscribe  instead of the table: P = 1, 2, 4, 8 pairs ping-ponging\n"
-        "               at once (Event, Lock, Semaphore, Queue beside a raw\n"
-        "               always-sleeping futex) and Pool.map chunksize 1 with 1x, 4x,\n"
-        "               8x workers per cpu (docs/performance.md)\n"
-        "  --pin          pin the two processes of a pair to cpus 0 and 1\n"
-        "  --list         list the operation ids and exit\n");
+    fprintf(f, "usage: mpbench [--short | --full] [--filter TEXT]... [--json FILE]\n"
+               "               [--repeats N] [--duration S] [--warmup S]\n"
+               "               [--python PATH | --no-python] [--script PATH] [--pin]\n"
+               "               [--list] [--oversubscribe]\n"
+               "\n"
+               "Runs each operation's libmp, raw OS and CPython figures and prints\n"
+               "the table (progress goes to stderr, the report to stdout).\n"
+               "  --short        3 repeats of 0.15 s per figure (default; < 1 min)\n"
+               "  --full         7 repeats of 0.5 s per figure (a few minutes)\n"
+               "  --filter TEXT  only the operations whose id contains TEXT\n"
+               "                 (repeat it, or separate with commas)\n"
+               "  --json FILE    also write every figure and the machine to FILE\n"
+               "  --repeats N, --duration S, --warmup S\n"
+               "                 override the mode's values (C and CPython alike)\n"
+               "  --python PATH  the interpreter for bench_cpython.py (python3)\n"
+               "  --no-python    skip the CPython column (printed n/a)\n"
+               "  --script PATH  bench_cpython.py (default: the source tree's)\n"
+               "  --oversubscribe  instead of the table: P = 1, 2, 4, 8 pairs ping-ponging\n"
+               "               at once (Event, Lock, Semaphore, Queue beside a raw\n"
+               "               always-sleeping futex) and Pool.map chunksize 1 with 1x, 4x,\n"
+               "               8x workers per cpu (docs/performance.md)\n"
+               "  --pin          pin the two processes of a pair to cpus 0 and 1\n"
+               "  --list         list the operation ids and exit\n");
 }
 
 static bool selected(const options *o, const char *id)
@@ -327,10 +469,9 @@ static void parse_options(int argc, char **argv, options *o)
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = strcmp(a, "--filter") == 0 || strcmp(a, "--json") == 0 ||
-                     strcmp(a, "--repeats") == 0 ||
-                     strcmp(a, "--duration") == 0 ||
-                     strcmp(a, "--warmup") == 0 ||
-                     strcmp(a, "--python") == 0 || strcmp(a, "--script") == 0;
+                     strcmp(a, "--repeats") == 0 || strcmp(a, "--duration") == 0 ||
+                     strcmp(a, "--warmup") == 0 || strcmp(a, "--python") == 0 ||
+                     strcmp(a, "--script") == 0;
         if (takes && next == NULL) {
             fprintf(stderr, "mpbench: %s needs a value\n", a);
             exit(2);
@@ -412,9 +553,8 @@ static void read_cpu_times(cpu_times *t)
     memset(t, 0, sizeof *t);
     if (f == NULL)
         return;
-    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
-               &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8],
-               &v[9]) >= 8) {
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+               &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) >= 8) {
         /* user nice system idle iowait irq softirq steal (guest counted in user) */
         t->busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
         t->total = t->busy + v[3] + v[4];
@@ -432,7 +572,8 @@ static double own_cpu_seconds(void)
     return (double)(s.ru_utime.tv_sec + s.ru_stime.tv_sec + c.ru_utime.tv_sec +
                     c.ru_stime.tv_sec) +
            (double)(s.ru_utime.tv_usec + s.ru_stime.tv_usec + c.ru_utime.tv_usec +
-                    c.ru_stime.tv_usec) / 1e6;
+                    c.ru_stime.tv_usec) /
+               1e6;
 }
 
 typedef struct machine {
@@ -508,12 +649,10 @@ static void machine_start(machine *m)
         fclose(f);
     m->online = sysconf(_SC_NPROCESSORS_ONLN);
     cpu_set_t set;
-    m->usable = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
-                                                           : (int)m->online;
+    m->usable = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)m->online;
     struct utsname u;
     if (uname(&u) == 0)
-        snprintf(m->kernel, sizeof m->kernel, "%s %s %s", u.sysname, u.release,
-                 u.machine);
+        snprintf(m->kernel, sizeof m->kernel, "%s %s %s", u.sysname, u.release, u.machine);
 #if defined(__clang__)
     snprintf(m->compiler, sizeof m->compiler, "clang %s", __clang_version__);
     m->compiler[strcspn(m->compiler, "\n")] = '\0';
@@ -550,8 +689,7 @@ static void machine_end(machine *m)
  * the machine's busy time from /proc/stat minus this harness's own (and its
  * children's).  Steal is the hypervisor's.
  */
-static void machine_others(const machine *m, double *others_pct,
-                           double *steal_pct)
+static void machine_others(const machine *m, double *others_pct, double *steal_pct)
 {
     double hz = (double)sysconf(_SC_CLK_TCK);
     double total = (double)(m->t_end.total - m->t_start.total) / hz;
@@ -605,10 +743,10 @@ static void fig_fail(figure *f, int status, const char *why)
  * same load.  The first run that cannot start python marks it absent.
  */
 typedef struct python_state {
-    const char *python;     /* NULL: --no-python */
+    const char *python; /* NULL: --no-python */
     const char *script;
-    bench_ctx ctx;          /* its durations */
-    int status;             /* BENCH_OK until python is found absent */
+    bench_ctx ctx; /* its durations */
+    int status;    /* BENCH_OK until python is found absent */
     char why[200];
     char version[96], executable[256];
 } python_state;
@@ -621,8 +759,7 @@ static int python_figure(const op *o, bench_result *rep)
     if (pystate.status != BENCH_OK)
         return bench_na(rep, "%s", pystate.why);
     double timeout = 60 + 20 * (pystate.ctx.duration + pystate.ctx.warmup);
-    cpython_run(pystate.python, pystate.script, &pystate.ctx, 1, o->id, timeout,
-                &run);
+    cpython_run(pystate.python, pystate.script, &pystate.ctx, 1, o->id, timeout, &run);
     if (run.status == BENCH_NA) {
         pystate.status = BENCH_NA;
         snprintf(pystate.why, sizeof pystate.why, "%s", run.why);
@@ -632,8 +769,7 @@ static int python_figure(const op *o, bench_result *rep)
         return bench_fail(rep, "%s", run.why);
     if (pystate.version[0] == '\0') {
         snprintf(pystate.version, sizeof pystate.version, "%s", run.version);
-        snprintf(pystate.executable, sizeof pystate.executable, "%s",
-                 run.executable);
+        snprintf(pystate.executable, sizeof pystate.executable, "%s", run.executable);
     }
     const py_fig *f = cpython_find(&run, o->id);
     if (f == NULL)
@@ -650,14 +786,12 @@ static int python_figure(const op *o, bench_result *rep)
  * raw, CPython, libmp, raw, CPython, ...) so that all three see the same
  * load.  A raw figure already measured for an earlier row is reused.
  */
-static void run_row(const op *o, const options *opt, const bench_ctx *ctx,
-                    row *r)
+static void run_row(const op *o, const options *opt, const bench_ctx *ctx, row *r)
 {
     static bench_result reps[3][MAX_REPEATS];
     const figure *memo = o->raw ? memo_find(o->raw) : NULL;
     figure *fig[3] = {&r->lm, &r->raw, &r->py};
-    bool todo[3] = {o->libmp != NULL, o->raw != NULL && memo == NULL,
-                    o->python};
+    bool todo[3] = {o->libmp != NULL, o->raw != NULL && memo == NULL, o->python};
     r->lm.status = o->libmp ? BENCH_OK : FIG_NONE;
     r->raw.status = o->raw ? BENCH_OK : FIG_NONE;
     r->py.status = o->python ? BENCH_OK : FIG_NONE;
@@ -702,8 +836,11 @@ static void fmt_value(char *buf, size_t cap, enum metric m, double v)
 {
     if (m == M_P50 || m == M_P99 || m == M_P999) {
         double us = v * 1e6;
-        snprintf(buf, cap, us < 1 ? "%.3f" : us < 10 ? "%.2f" : us < 100 ? "%.1f"
-                                                                         : "%.0f",
+        snprintf(buf, cap,
+                 us < 1     ? "%.3f"
+                 : us < 10  ? "%.2f"
+                 : us < 100 ? "%.1f"
+                            : "%.0f",
                  us);
     } else if (m == M_BYTES) {
         double g = v / 1e9;
@@ -724,8 +861,12 @@ static void fmt_ratio(char *buf, size_t cap, double r)
     if (!isfinite(r))
         snprintf(buf, cap, "n/a");
     else
-        snprintf(buf, cap, r < 0.01 ? "%.4fx" : r < 10 ? "%.2fx"
-                           : r < 100 ? "%.1fx" : "%.0fx", r);
+        snprintf(buf, cap,
+                 r < 0.01  ? "%.4fx"
+                 : r < 10  ? "%.2fx"
+                 : r < 100 ? "%.1fx"
+                           : "%.0fx",
+                 r);
 }
 
 /* The repeats' headline values spread by more than NOISY (max / min). */
@@ -742,13 +883,18 @@ static bool noisy(const figure *f)
 }
 
 /* A value, "-", "n/a" or "err"; the headline line gets "~" when noisy. */
-static void fmt_cell(char *buf, size_t cap, const figure *f, enum metric m,
-                     bool head)
+static void fmt_cell(char *buf, size_t cap, const figure *f, enum metric m, bool head)
 {
     switch (f->status) {
-    case FIG_NONE: snprintf(buf, cap, "-"); break;
-    case BENCH_NA: snprintf(buf, cap, "n/a"); break;
-    case BENCH_ERR: snprintf(buf, cap, "err"); break;
+    case FIG_NONE:
+        snprintf(buf, cap, "-");
+        break;
+    case BENCH_NA:
+        snprintf(buf, cap, "n/a");
+        break;
+    case BENCH_ERR:
+        snprintf(buf, cap, "err");
+        break;
     default:
         fmt_value(buf, cap, m, metric_value(&f->med, m));
         if (head && noisy(f) && strlen(buf) + 1 < cap)
@@ -758,16 +904,15 @@ static void fmt_cell(char *buf, size_t cap, const figure *f, enum metric m,
 }
 
 /* libmp / other on one line, or a dash or n/a. */
-static void fmt_cell_ratio(char *buf, size_t cap, const figure *lm,
-                           const figure *other, enum metric m)
+static void fmt_cell_ratio(char *buf, size_t cap, const figure *lm, const figure *other,
+                           enum metric m)
 {
     if (lm->status == FIG_NONE || other->status == FIG_NONE)
         snprintf(buf, cap, "-");
     else if (lm->status != BENCH_OK || other->status != BENCH_OK)
         snprintf(buf, cap, "n/a");
     else
-        fmt_ratio(buf, cap,
-                  metric_value(&lm->med, m) / metric_value(&other->med, m));
+        fmt_ratio(buf, cap, metric_value(&lm->med, m) / metric_value(&other->med, m));
 }
 
 static void fmt_target(char *buf, size_t cap, const target *t)
@@ -841,9 +986,8 @@ static int row_metrics(const op *o, enum metric *m, const char **label)
 
 static void print_table(FILE *out, const bool *sel, const row *rows)
 {
-    fprintf(out, "%-34s %-8s %9s %9s %9s %9s %9s  %-13s %s\n", "operation",
-            "metric", "libmp", "raw", "CPython", "libmp/raw", "libmp/Py",
-            "target", "met");
+    fprintf(out, "%-34s %-8s %9s %9s %9s %9s %9s  %-13s %s\n", "operation", "metric", "libmp",
+            "raw", "CPython", "libmp/raw", "libmp/Py", "target", "met");
     for (size_t i = 0; i < NOPS; i++) {
         if (!sel[i])
             continue;
@@ -864,8 +1008,8 @@ static void print_table(FILE *out, const bool *sel, const row *rows)
                 fmt_target(tg, sizeof tg, &o->tgt);
             else
                 snprintf(tg, sizeof tg, "%s", k == 0 && o->tgt.cmp == T_NONE ? "-" : "");
-            fprintf(out, "%-34s %-8s %9s %9s %9s %9s %9s  %-13s %s\n",
-                    k == 0 ? o->title : "", label[k], lm, raw, py, rr, rp, tg,
+            fprintf(out, "%-34s %-8s %9s %9s %9s %9s %9s  %-13s %s\n", k == 0 ? o->title : "",
+                    label[k], lm, raw, py, rr, rp, tg,
                     has_tgt ? target_met(&o->tgt, r)
                             : (k == 0 && o->tgt.cmp == T_NONE ? "-" : ""));
         }
@@ -884,19 +1028,17 @@ static void print_notes(FILE *out, const bool *sel, const row *rows)
     bool header = false;
     for (size_t i = 0; i < NOPS; i++) {
         for (int k = 0; k < 3 && sel[i]; k++) {
-            const figure *f = k == 0 ? &rows[i].lm : k == 1 ? &rows[i].raw
-                                                           : &rows[i].py;
+            const figure *f = k == 0 ? &rows[i].lm : k == 1 ? &rows[i].raw : &rows[i].py;
             if (done[i][k] || (f->status != BENCH_NA && f->status != BENCH_ERR))
                 continue;
             if (!header) {
                 fprintf(out, "\nn/a and err:\n");
                 header = true;
             }
-            fprintf(out, "  %s %s (%s):", col[k],
-                    f->status == BENCH_NA ? "n/a" : "err", f->why);
+            fprintf(out, "  %s %s (%s):", col[k], f->status == BENCH_NA ? "n/a" : "err",
+                    f->why);
             for (size_t j = i; j < NOPS; j++) {
-                const figure *g = k == 0 ? &rows[j].lm : k == 1 ? &rows[j].raw
-                                                               : &rows[j].py;
+                const figure *g = k == 0 ? &rows[j].lm : k == 1 ? &rows[j].raw : &rows[j].py;
                 if (sel[j] && !done[j][k] && g->status == f->status &&
                     strcmp(g->why, f->why) == 0) {
                     fprintf(out, " %s", ops[j].id);
@@ -912,42 +1054,39 @@ static void print_header(FILE *out, const options *opt, const machine *m)
 {
     double others, steal;
     machine_others(m, &others, &steal);
-    fprintf(out, "mpbench: libmp %s (%s), %s mode: %d repeats of %.2g s "
+    fprintf(out,
+            "mpbench: libmp %s (%s), %s mode: %d repeats of %.2g s "
             "(+%.2g s warm-up) per C figure, %.2g s (+%.2g s) per CPython "
             "figure; medians\n",
-            MP_VERSION_STRING, MPBENCH_GIT, opt->full ? "full" : "short",
-            opt->repeats, opt->duration, opt->warmup, opt->py_duration,
-            opt->py_warmup);
-    fprintf(out, "machine: %s, %ld cores online, %d usable, %s\n", m->cpu,
-            m->online, m->usable, m->kernel);
-    fprintf(out, "build:   %s, %s; clocksource %s, clock_gettime %.0f ns; %s\n",
-            m->compiler, MPBENCH_BUILDTYPE, m->clocksource, m->timer_ns,
+            MP_VERSION_STRING, MPBENCH_GIT, opt->full ? "full" : "short", opt->repeats,
+            opt->duration, opt->warmup, opt->py_duration, opt->py_warmup);
+    fprintf(out, "machine: %s, %ld cores online, %d usable, %s\n", m->cpu, m->online,
+            m->usable, m->kernel);
+    fprintf(out, "build:   %s, %s; clocksource %s, clock_gettime %.0f ns; %s\n", m->compiler,
+            MPBENCH_BUILDTYPE, m->clocksource, m->timer_ns,
             opt->pin ? "pairs pinned to cpus 0 and 1" : "nothing pinned");
     if (pystate.version[0] != '\0')
-        fprintf(out, "python:  %s (%s)\n", pystate.version,
-                pystate.executable);
+        fprintf(out, "python:  %s (%s)\n", pystate.version, pystate.executable);
     else
         fprintf(out, "python:  n/a (%s)\n",
-                pystate.status != BENCH_OK ? pystate.why
-                                           : "no CPython figure selected");
-    fprintf(out, "load:    loadavg %s at start, %s at end; other processes "
+                pystate.status != BENCH_OK ? pystate.why : "no CPython figure selected");
+    fprintf(out,
+            "load:    loadavg %s at start, %s at end; other processes "
             "kept %.0f%% of the %ld cpus busy during the %.0f s run "
             "(steal %.1f%%)\n",
-            m->load_start, m->load_end, others, m->online,
-            m->wall_end - m->wall_start, steal);
+            m->load_start, m->load_end, others, m->online, m->wall_end - m->wall_start, steal);
     fprintf(out, "date:    %s\n\n", m->date);
 }
 
 static void print_legend(FILE *out)
 {
-    fprintf(out,
-        "\nlibmp/raw and libmp/Py are libmp's figure divided by the other, in "
-        "the line's unit:\nfor us (latency) lower is better, for rates higher "
-        "is better.  The target is checked\non the line where it is written. "
-        "n/a: not measurable in this build (see below);\n-: no such figure; "
-        "~: its repeats spread by more than 1.5x (max/min of the first\n"
-        "line), the machine was busy: compare with care (--json has every "
-        "repeat).\n");
+    fprintf(out, "\nlibmp/raw and libmp/Py are libmp's figure divided by the other, in "
+                 "the line's unit:\nfor us (latency) lower is better, for rates higher "
+                 "is better.  The target is checked\non the line where it is written. "
+                 "n/a: not measurable in this build (see below);\n-: no such figure; "
+                 "~: its repeats spread by more than 1.5x (max/min of the first\n"
+                 "line), the machine was busy: compare with care (--json has every "
+                 "repeat).\n");
 }
 
 /* ---- JSON output -------------------------------------------------------- */
@@ -975,14 +1114,12 @@ static void json_num(FILE *f, double v)
         fprintf(f, "null");
 }
 
-static void json_figure(FILE *f, const char *name, const op *o,
-                        const figure *fig)
+static void json_figure(FILE *f, const char *name, const op *o, const figure *fig)
 {
     static const char *const st[] = {"ok", "n/a", "none"};
     fprintf(f, "      ");
     json_str(f, name);
-    fprintf(f, ": {\"status\": \"%s\"",
-            fig->status == BENCH_ERR ? "err" : st[fig->status]);
+    fprintf(f, ": {\"status\": \"%s\"", fig->status == BENCH_ERR ? "err" : st[fig->status]);
     if (fig->status == BENCH_NA || fig->status == BENCH_ERR) {
         fprintf(f, ", \"why\": ");
         json_str(f, fig->why);
@@ -1001,8 +1138,7 @@ static void json_figure(FILE *f, const char *name, const op *o,
             fprintf(f, ", \"bytes_per_s\": ");
             json_num(f, fig->med.bytes_per_s);
         }
-        fprintf(f, ", \"n\": %llu, \"repeats\": [",
-                (unsigned long long)fig->med.n);
+        fprintf(f, ", \"n\": %llu, \"repeats\": [", (unsigned long long)fig->med.n);
         for (int i = 0; i < fig->nreps; i++) {
             if (i)
                 fprintf(f, ", ");
@@ -1013,28 +1149,27 @@ static void json_figure(FILE *f, const char *name, const op *o,
     fprintf(f, "}");
 }
 
-static int write_json(const char *path, const options *opt, const machine *m,
-                      const bool *sel, const row *rows)
+static int write_json(const char *path, const options *opt, const machine *m, const bool *sel,
+                      const row *rows)
 {
     FILE *f = fopen(path, "w");
     if (f == NULL)
         return -errno;
     double others, steal;
     machine_others(m, &others, &steal);
-    fprintf(f, "{\n  \"mpbench\": {\"libmp\": \"%s\", \"git\": ",
-            MP_VERSION_STRING);
+    fprintf(f, "{\n  \"mpbench\": {\"libmp\": \"%s\", \"git\": ", MP_VERSION_STRING);
     json_str(f, MPBENCH_GIT);
-    fprintf(f, ", \"mode\": \"%s\", \"repeats\": %d, \"duration_s\": %g, "
+    fprintf(f,
+            ", \"mode\": \"%s\", \"repeats\": %d, \"duration_s\": %g, "
             "\"warmup_s\": %g, \"py_duration_s\": %g, \"py_warmup_s\": %g, "
             "\"pinned\": %s, \"date\": ",
-            opt->full ? "full" : "short", opt->repeats, opt->duration,
-            opt->warmup, opt->py_duration, opt->py_warmup,
-            opt->pin ? "true" : "false");
+            opt->full ? "full" : "short", opt->repeats, opt->duration, opt->warmup,
+            opt->py_duration, opt->py_warmup, opt->pin ? "true" : "false");
     json_str(f, m->date);
     fprintf(f, "},\n  \"machine\": {\"cpu\": ");
     json_str(f, m->cpu);
-    fprintf(f, ", \"cores_online\": %ld, \"cores_usable\": %d, \"kernel\": ",
-            m->online, m->usable);
+    fprintf(f, ", \"cores_online\": %ld, \"cores_usable\": %d, \"kernel\": ", m->online,
+            m->usable);
     json_str(f, m->kernel);
     fprintf(f, ", \"compiler\": ");
     json_str(f, m->compiler);
@@ -1065,8 +1200,7 @@ static int write_json(const char *path, const options *opt, const machine *m,
         json_str(f, o->id);
         fprintf(f, ", \"title\": ");
         json_str(f, o->title);
-        fprintf(f, ", \"kind\": \"%s\", \"target\": ",
-                o->kind == LAT ? "latency" : "rate");
+        fprintf(f, ", \"kind\": \"%s\", \"target\": ", o->kind == LAT ? "latency" : "rate");
         json_str(f, tg);
         fprintf(f, ", \"met\": ");
         json_str(f, target_met(&o->tgt, &rows[i]));
@@ -1091,9 +1225,10 @@ static void progress(const op *o, const row *r)
     fmt_cell(a, sizeof a, &r->lm, m, true);
     fmt_cell(b, sizeof b, &r->raw, m, true);
     fmt_cell(c, sizeof c, &r->py, m, true);
-    fprintf(stderr, "  %-22s libmp %9s   raw %9s   CPython %9s   %s\n",
-            o->id, a, b, c,
-            o->kind == LAT ? "us p50" : o->unit ? o->unit : "GB/s");
+    fprintf(stderr, "  %-22s libmp %9s   raw %9s   CPython %9s   %s\n", o->id, a, b, c,
+            o->kind == LAT ? "us p50"
+            : o->unit      ? o->unit
+                           : "GB/s");
 }
 
 int main(int argc, char **argv)
@@ -1113,15 +1248,13 @@ int main(int argc, char **argv)
     static char self[4096];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     if (len <= 0) {
-        fprintf(stderr, "mpbench: cannot read /proc/self/exe: %s\n",
-                strerror(errno));
+        fprintf(stderr, "mpbench: cannot read /proc/self/exe: %s\n", strerror(errno));
         return 1;
     }
     self[len] = '\0';
 
     if (opt.oversub) {
-        bench_ctx octx = {.duration = opt.duration, .warmup = opt.warmup,
-                          .self_exe = self};
+        bench_ctx octx = {.duration = opt.duration, .warmup = opt.warmup, .self_exe = self};
         return oversub_main(&octx, opt.repeats);
     }
 
@@ -1136,8 +1269,10 @@ int main(int argc, char **argv)
 
     machine m;
     machine_start(&m);
-    bench_ctx ctx = {.duration = opt.duration, .warmup = opt.warmup,
-                     .pin = opt.pin, .self_exe = self};
+    bench_ctx ctx = {.duration = opt.duration,
+                     .warmup = opt.warmup,
+                     .pin = opt.pin,
+                     .self_exe = self};
     static row rows[NOPS];
     pystate.python = opt.python;
     pystate.script = opt.script;
@@ -1149,7 +1284,8 @@ int main(int argc, char **argv)
         pystate.status = BENCH_NA;
         snprintf(pystate.why, sizeof pystate.why, "--no-python");
     }
-    fprintf(stderr, "mpbench: %zu operations, %s mode, %d repeats each of libmp, raw, "
+    fprintf(stderr,
+            "mpbench: %zu operations, %s mode, %d repeats each of libmp, raw, "
             "CPython:\n",
             nsel, opt.full ? "full" : "short", opt.repeats);
     for (size_t i = 0; i < NOPS; i++) {
@@ -1169,8 +1305,7 @@ int main(int argc, char **argv)
     if (opt.json != NULL) {
         int r = write_json(opt.json, &opt, &m, sel, rows);
         if (r != 0) {
-            fprintf(stderr, "mpbench: cannot write %s: %s\n", opt.json,
-                    strerror(-r));
+            fprintf(stderr, "mpbench: cannot write %s: %s\n", opt.json, strerror(-r));
             return 1;
         }
     }

@@ -40,9 +40,8 @@
 #include <unistd.h>
 
 enum { K_RAW, K_EVENT, K_LOCK, K_SEM, K_QUEUE, NKINDS };
-static const char *const kind_name[NKINDS] = {"raw futex, always sleeping",
-                                              "Event", "Lock handoff",
-                                              "Semaphore", "Queue 64 B"};
+static const char *const kind_name[NKINDS] = {"raw futex, always sleeping", "Event",
+                                              "Lock handoff", "Semaphore", "Queue 64 B"};
 
 #define MAX_PAIRS 8
 #define SAMPLES_PER_PAIR 50000
@@ -51,7 +50,7 @@ static const char *const kind_name[NKINDS] = {"raw futex, always sleeping",
 struct pair {
     _Alignas(64) _Atomic uint32_t word; /* raw: odd = ping, even = pong */
     _Atomic uint32_t quit;
-    uint64_t rounds;                    /* measured round trips */
+    uint64_t rounds; /* measured round trips */
     uint32_t nsamples;
     mp_event *ev[2];
     mp_lock *lk[3];
@@ -238,8 +237,8 @@ static int server(struct shared *sh, int kind, struct pair *p)
     return serve(kind, p);
 }
 
-static pid_t fork_child(int (*fn)(struct shared *, int, struct pair *),
-                        struct shared *sh, int kind, struct pair *p)
+static pid_t fork_child(int (*fn)(struct shared *, int, struct pair *), struct shared *sh,
+                        int kind, struct pair *p)
 {
     pid_t pid = fork();
     if (pid == 0) {
@@ -289,8 +288,8 @@ static int make_objects(int kind, struct pair *p)
 }
 
 /* One repeat: rate (round trips/s, all pairs), p50 and p99 in seconds. */
-static int pingpong_once(const bench_ctx *ctx, int kind, int npairs, double *rate,
-                         double *p50, double *p99)
+static int pingpong_once(const bench_ctx *ctx, int kind, int npairs, double *rate, double *p50,
+                         double *p99)
 {
     struct shared *sh = bench_shared_map(sizeof *sh);
     if (sh == NULL)
@@ -459,8 +458,8 @@ int oversub_main(const bench_ctx *ctx, int repeats)
                 raw = m;
             printf("| %d | %s | %s | %s-%s | %.2fx | %.1f us | %.1f us |\n", ps[pi],
                    kind_name[k], si(m, b1, sizeof b1), si(lo, b2, sizeof b2),
-                   si(hi, b3, sizeof b3), raw > 0 ? m / raw : 0,
-                   median(p50, repeats) * 1e6, median(p99, repeats) * 1e6);
+                   si(hi, b3, sizeof b3), raw > 0 ? m / raw : 0, median(p50, repeats) * 1e6,
+                   median(p99, repeats) * 1e6);
             fflush(stdout);
         }
     }
@@ -469,7 +468,8 @@ int oversub_main(const bench_ctx *ctx, int repeats)
     free(p99);
 
     printf("\n| workers | Pool.map cs=1 tasks/s (median of %d) | slowest / median "
-           "| median vs 1 per core |\n|---|---|---|---|\n", POOL_MAPS);
+           "| median vs 1 per core |\n|---|---|---|---|\n",
+           POOL_MAPS);
     double base = 0;
     static const int per[] = {1, 4, 8};
     for (size_t i = 0; i < 3; i++) {

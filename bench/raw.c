@@ -43,8 +43,7 @@ static int start_spawn(const bench_ctx *ctx, pid_t *pid)
 }
 
 /* Time start + waitpid of a child that exits at once, after a warm-up. */
-static int start_join_latency(const bench_ctx *ctx, start_fn start,
-                              bench_result *out)
+static int start_join_latency(const bench_ctx *ctx, start_fn start, bench_result *out)
 {
     bench_lat lat;
     bench_lat_init(&lat);
@@ -70,8 +69,7 @@ static int start_join_latency(const bench_ctx *ctx, start_fn start,
             bench_lat_free(&lat);
             return bench_fail(out, "child status %d", st);
         }
-        if (t0 >= w.measure &&
-            (!bench_lat_add(&lat, t1 - t0) || (t1 >= w.end && lat.n >= 5)))
+        if (t0 >= w.measure && (!bench_lat_add(&lat, t1 - t0) || (t1 >= w.end && lat.n >= 5)))
             break;
     }
     return bench_lat_finish(&lat, out);
@@ -206,8 +204,7 @@ static int mutex_counter(const bench_ctx *ctx, bool robust, bench_result *out)
     uint64_t total = 0;
     int rc = bench_run_pair(ctx, counter_batch, s, 64, out, &total);
     if (rc == BENCH_OK && s->counter != total)
-        rc = bench_fail(out, "counter %llu, expected %llu",
-                        (unsigned long long)s->counter,
+        rc = bench_fail(out, "counter %llu, expected %llu", (unsigned long long)s->counter,
                         (unsigned long long)total);
     shared_lock_free(s);
     return rc;
@@ -244,9 +241,9 @@ int raw_robust_mutex_counter(const bench_ctx *ctx, bench_result *out)
 
 struct futex_pp {
     _Alignas(64) _Atomic uint32_t word;
-    _Alignas(64) _Atomic uint32_t sleeping[2];   /* [0] parent, [1] child */
+    _Alignas(64) _Atomic uint32_t sleeping[2]; /* [0] parent, [1] child */
     uint64_t spin_ns;
-    uint32_t seq;                                /* parent's last ping */
+    uint32_t seq; /* parent's last ping */
 };
 
 static void futex_wait_word(_Atomic uint32_t *w, uint32_t old)
@@ -340,8 +337,7 @@ static int futex_quit(void *arg)
     return 0;
 }
 
-static int futex_pingpong(const bench_ctx *ctx, uint64_t spin_ns,
-                          bench_result *out)
+static int futex_pingpong(const bench_ctx *ctx, uint64_t spin_ns, bench_result *out)
 {
     static const bench_pingpong_ops ops = {futex_serve, futex_ping, futex_quit};
     struct futex_pp *f = bench_shared_map(sizeof *f);
@@ -392,8 +388,8 @@ struct ring {
     _Alignas(64) size_t msg_size;
     size_t nslots;
     size_t map_size;
-    unsigned char *local;       /* this process's buffer (after fork: own copy) */
-    uint64_t head_cache;        /* consumer's view of head */
+    unsigned char *local; /* this process's buffer (after fork: own copy) */
+    uint64_t head_cache;  /* consumer's view of head */
 };
 
 #define RING_DATA_OFFSET 4096
@@ -455,8 +451,7 @@ static int ring_consume(void *arg, uint64_t *msgs, uint64_t *bytes)
     return 0;
 }
 
-static int ring_stream(const bench_ctx *ctx, size_t msg_size, size_t nslots,
-                       bench_result *out)
+static int ring_stream(const bench_ctx *ctx, size_t msg_size, size_t nslots, bench_result *out)
 {
     static const bench_stream_ops ops = {ring_produce, ring_consume};
     size_t map_size = RING_DATA_OFFSET + msg_size * nslots;
@@ -540,7 +535,7 @@ int raw_memcpy_64m(const bench_ctx *ctx, bench_result *out)
 #define PP_MSG 64
 
 struct fd_pp {
-    int parent_w, parent_r;     /* the parent writes pings, reads pongs */
+    int parent_w, parent_r; /* the parent writes pings, reads pongs */
     int child_r, child_w;
     unsigned char buf[PP_MSG];
 };
@@ -619,8 +614,10 @@ int raw_pipe_pingpong(const bench_ctx *ctx, bench_result *out)
         close(p2c[1]);
         return bench_fail(out, "pipe: %s", strerror(errno));
     }
-    struct fd_pp f = {.parent_w = p2c[1], .parent_r = c2p[0],
-                      .child_r = p2c[0], .child_w = c2p[1]};
+    struct fd_pp f = {.parent_w = p2c[1],
+                      .parent_r = c2p[0],
+                      .child_r = p2c[0],
+                      .child_w = c2p[1]};
     memset(f.buf, 'p', PP_MSG);
     int rc = bench_run_pingpong(ctx, &fd_ops, &f, out);
     close(p2c[0]);
@@ -635,8 +632,10 @@ int raw_socketpair_pingpong(const bench_ctx *ctx, bench_result *out)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return bench_fail(out, "socketpair: %s", strerror(errno));
-    struct fd_pp f = {.parent_w = sv[0], .parent_r = sv[0],
-                      .child_r = sv[1], .child_w = sv[1]};
+    struct fd_pp f = {.parent_w = sv[0],
+                      .parent_r = sv[0],
+                      .child_r = sv[1],
+                      .child_w = sv[1]};
     memset(f.buf, 'p', PP_MSG);
     int rc = bench_run_pingpong(ctx, &fd_ops, &f, out);
     close(sv[0]);

@@ -58,12 +58,14 @@ int main(void)
     struct stages s = {mp_condition_new(), mp_raw_value_new(.typecode = 'i')};
     if (s.cond == NULL || s.stage1_done == NULL)
         return 1;
-    mp_process *s1 = mp_process_new(.name = "s1", .target = stage_1, .arg = &s, .arg_size = sizeof s);
+    mp_process *s1 = mp_process_new(.name = "s1", .target = stage_1, .arg = &s,
+                                    .arg_size = sizeof s);
     mp_process *s2_clients[2];
     for (int i = 0; i < 2; i++) {
         char name[32];
         snprintf(name, sizeof name, "stage_2[%d]", i + 1);
-        s2_clients[i] = mp_process_new(.name = name, .target = stage_2, .arg = &s, .arg_size = sizeof s);
+        s2_clients[i] = mp_process_new(.name = name, .target = stage_2, .arg = &s,
+                                       .arg_size = sizeof s);
         if (s2_clients[i] == NULL)
             return 1;
     }

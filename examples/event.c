@@ -49,8 +49,8 @@ int main(void)
     if (e == NULL)
         return 1;
     struct args block = {e, MP_FOREVER}, nonblock = {e, 0.5};
-    mp_process *w1 = mp_process_new(.name = "block", .target = wait_for_event,
-                                    .arg = &block, .arg_size = sizeof block);
+    mp_process *w1 = mp_process_new(.name = "block", .target = wait_for_event, .arg = &block,
+                                    .arg_size = sizeof block);
     mp_process *w2 = mp_process_new(.name = "non-block", .target = wait_for_event_timeout,
                                     .arg = &nonblock, .arg_size = sizeof nonblock);
     if (w1 == NULL || w2 == NULL || mp_process_start(w1) != 0 || mp_process_start(w2) != 0)

@@ -52,9 +52,8 @@ int main(void)
         const char *name;
         mp_target_fn fn;
     } funcs[] = {
-        {"exit_error", exit_error}, {"exit_ok", exit_ok},
-        {"return_value", return_value}, {"raises", raises},
-        {"terminated", terminated},
+        {"exit_error", exit_error}, {"exit_ok", exit_ok},       {"return_value", return_value},
+        {"raises", raises},         {"terminated", terminated},
     };
     enum { N = sizeof funcs / sizeof funcs[0] };
     mp_process *jobs[N];

@@ -35,8 +35,10 @@ int main(void)
     mp_lock *lock = mp_lock_new();
     if (lock == NULL)
         return 1;
-    mp_process *w = mp_process_new(.target = worker_with, .arg = &lock, .arg_size = sizeof lock);
-    mp_process *nw = mp_process_new(.target = worker_no_with, .arg = &lock, .arg_size = sizeof lock);
+    mp_process *w = mp_process_new(.target = worker_with, .arg = &lock,
+                                   .arg_size = sizeof lock);
+    mp_process *nw = mp_process_new(.target = worker_no_with, .arg = &lock,
+                                    .arg_size = sizeof lock);
     if (w == NULL || nw == NULL || mp_process_start(w) != 0 || mp_process_start(nw) != 0)
         return 1;
     mp_process_join(w, MP_FOREVER);

@@ -17,8 +17,8 @@ struct simple_mapreduce {
     mp_pool_bytes_fn map_func, reduce_func;
 };
 
-simple_mapreduce *simple_mapreduce_new(mp_pool_bytes_fn map_func,
-                                       mp_pool_bytes_fn reduce_func, int num_workers)
+simple_mapreduce *simple_mapreduce_new(mp_pool_bytes_fn map_func, mp_pool_bytes_fn reduce_func,
+                                       int num_workers)
 {
     return simple_mapreduce_new_ctx(map_func, reduce_func, num_workers, NULL);
 }
@@ -220,7 +220,8 @@ int simple_mapreduce_run(simple_mapreduce *mr, const mp_pool_bytes *inputs, size
     mp_pool_bytes *mapped = calloc(n ? n : 1, sizeof *mapped);
     if (mapped == NULL)
         return -ENOMEM;
-    int r = mp_pool_map_bytes(mr->pool, mr->map_func, inputs, n, mapped, .chunksize = chunksize);
+    int r = mp_pool_map_bytes(mr->pool, mr->map_func, inputs, n, mapped,
+                              .chunksize = chunksize);
     struct table t = {0};
     if (r == 0)
         r = partition(&t, mapped, n);

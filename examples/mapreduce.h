@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 typedef struct mr_pair {
-    char *key;       /* malloc'd, NUL-terminated */
+    char *key; /* malloc'd, NUL-terminated */
     size_t key_len;
     uint64_t value;
 } mr_pair;
@@ -30,8 +30,8 @@ typedef struct simple_mapreduce simple_mapreduce;
 
 /* The map-reduce object and its pool of num_workers (0: one per cpu);
  * NULL with mp_last_error() set when the pool cannot start. */
-simple_mapreduce *simple_mapreduce_new(mp_pool_bytes_fn map_func,
-                                       mp_pool_bytes_fn reduce_func, int num_workers);
+simple_mapreduce *simple_mapreduce_new(mp_pool_bytes_fn map_func, mp_pool_bytes_fn reduce_func,
+                                       int num_workers);
 
 /* Map the n inputs (chunksize of them per task), partition, reduce.
  * *results receives the reduced pairs (malloc'd; free with

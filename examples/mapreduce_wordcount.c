@@ -31,8 +31,8 @@
 #include <string.h>
 
 static const char *const STOP_WORDS[] = {
-    "a", "an", "and", "are", "as", "be", "for", "if", "in",
-    "is", "it", "of", "or", "py", "rst", "the", "to", "with",
+    "a",  "an", "and", "are", "as", "be",  "for", "if", "in",
+    "is", "it", "of",  "or",  "py", "rst", "the", "to", "with",
 };
 
 static bool stop_word(const char *w, size_t n)

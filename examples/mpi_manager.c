@@ -108,7 +108,8 @@ int main(int argc, char **argv)
     mp_pool_join(p, MP_FOREVER);
     mp_pool_free(p);
     if (r != 0) {
-        fprintf(stderr, "mpi_manager: map: %s (%s)\n", mp_strerror(r), mp_pool_error_message());
+        fprintf(stderr, "mpi_manager: map: %s (%s)\n", mp_strerror(r),
+                mp_pool_error_message());
         mp_manager_free(m);
         return 1;
     }

@@ -21,7 +21,8 @@ static int producer(void *arg, size_t size)
     mp_val *my_list;
     if (mp_namespace_get(a->ns, "my_list", &my_list) != 0)
         return 1;
-    mp_val_list_append(my_list, MP_STR("This is the value")); /* DOES NOT UPDATE GLOBAL VALUE! */
+    mp_val_list_append(my_list,
+                       MP_STR("This is the value")); /* DOES NOT UPDATE GLOBAL VALUE! */
     mp_val_free(my_list);
     mp_event_set(a->event);
     return 0;
@@ -55,7 +56,8 @@ int main(void)
     if (mgr == NULL || mp_manager_start(mgr) != 0)
         return 1;
     struct args a = {mp_manager_namespace(mgr), mp_event_new()};
-    if (a.ns == NULL || a.event == NULL || mp_namespace_set(a.ns, "my_list", MP_EMPTY_LIST) != 0)
+    if (a.ns == NULL || a.event == NULL ||
+        mp_namespace_set(a.ns, "my_list", MP_EMPTY_LIST) != 0)
         return 1;
     mp_process *p = mp_process_new(.target = producer, .arg = &a, .arg_size = sizeof a);
     mp_process *c = mp_process_new(.target = consumer, .arg = &a, .arg_size = sizeof a);

@@ -45,15 +45,14 @@ int main(void)
     print_list("Input   : ", inputs, 10);
     print_list("Built-in: ", builtin, 10);
 
-    mp_pool *pool = mp_pool_new(.processes = mp_cpu_count() * 2,
-                                .initializer = start_process);
+    mp_pool *pool = mp_pool_new(.processes = mp_cpu_count() * 2, .initializer = start_process);
     if (pool == NULL) {
         fprintf(stderr, "pool: %s\n", mp_strerror(mp_last_error()));
         return 1;
     }
     int r = mp_pool_map(pool, do_calculation, inputs, sizeof *inputs, 10, outputs,
                         sizeof *outputs);
-    mp_pool_close(pool); /* no more tasks */
+    mp_pool_close(pool);            /* no more tasks */
     mp_pool_join(pool, MP_FOREVER); /* wrap up current tasks */
     mp_pool_free(pool);
     if (r != 0) {

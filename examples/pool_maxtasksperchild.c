@@ -44,8 +44,8 @@ int main(void)
     print_list("Input   : ", inputs, 10);
     print_list("Built-in: ", builtin, 10);
 
-    mp_pool *pool = mp_pool_new(.processes = mp_cpu_count() * 2,
-                                .initializer = start_process, .maxtasksperchild = 2);
+    mp_pool *pool = mp_pool_new(.processes = mp_cpu_count() * 2, .initializer = start_process,
+                                .maxtasksperchild = 2);
     if (pool == NULL) {
         fprintf(stderr, "pool_maxtasksperchild: %s\n", mp_strerror(mp_last_error()));
         return 1;

@@ -70,8 +70,8 @@ int main(void)
     for (int i = 0; i < num_consumers; i++) {
         char name[32];
         snprintf(name, sizeof name, "Consumer-%d", i + 1);
-        consumers[i] = mp_process_new(.run = consumer_run, .arg = &q,
-                                      .arg_size = sizeof q, .name = name);
+        consumers[i] = mp_process_new(.run = consumer_run, .arg = &q, .arg_size = sizeof q,
+                                      .name = name);
         if (consumers[i] == NULL || mp_process_start(consumers[i]) != 0)
             return 1;
     }

@@ -17,8 +17,8 @@ struct fancy {
 /* MyFancyClass.do_something */
 static void fancy_do_something(const struct fancy *self)
 {
-    printf("Doing something fancy in %s for %s!\n",
-           mp_process_name(mp_current_process()), self->name);
+    printf("Doing something fancy in %s for %s!\n", mp_process_name(mp_current_process()),
+           self->name);
 }
 
 static int worker(void *arg, size_t size)

@@ -78,7 +78,8 @@ int main(void)
     for (int i = 0; i < 10; i++) {
         char name[8];
         snprintf(name, sizeof name, "%d", i);
-        jobs[i] = mp_process_new(.target = worker, .name = name, .arg = &a, .arg_size = sizeof a);
+        jobs[i] = mp_process_new(.target = worker, .name = name, .arg = &a,
+                                 .arg_size = sizeof a);
         if (jobs[i] == NULL)
             return 1;
     }

@@ -171,7 +171,8 @@ int main(void)
         uint64_t expect = 0;
         for (int f = 0; f < FRAMES; f++)
             expect += frame_len(i, f);
-        bool ok = code == 0 && pr[i].bad == 0 && pr[i].frames == FRAMES && pr[i].bytes == expect;
+        bool ok = code == 0 && pr[i].bad == 0 && pr[i].frames == FRAMES &&
+                  pr[i].bytes == expect;
         failures += !ok;
         printf("producer %d: %d frames, %llu bytes, %s\n", i, pr[i].frames,
                (unsigned long long)pr[i].bytes, ok ? "checksums ok" : "CORRUPT");
@@ -184,7 +185,7 @@ int main(void)
         mp_connection_free(streams[i]->tx);
         mp_shared_free(streams[i]);
     }
-    printf("all streams complete: %llu bytes from %d producers\n",
-           (unsigned long long)total, PRODUCERS);
+    printf("all streams complete: %llu bytes from %d producers\n", (unsigned long long)total,
+           PRODUCERS);
     return failures == 0 ? 0 : 1;
 }

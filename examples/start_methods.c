@@ -21,8 +21,8 @@ static int test_func(void *arg, size_t size)
 static int run(mp_context *ctx)
 {
     static const char text[] = "Test function execution";
-    mp_process *p = mp_process_new(.target = test_func, .arg = text,
-                                   .arg_size = sizeof text, .ctx = ctx);
+    mp_process *p = mp_process_new(.target = test_func, .arg = text, .arg_size = sizeof text,
+                                   .ctx = ctx);
     int r = p == NULL ? mp_last_error() : mp_process_start(p);
     if (r == 0)
         r = mp_process_join(p, MP_FOREVER);

@@ -23,8 +23,7 @@ static mp_process *worker_new(void)
     mp_process *p = mp_process_new(.run = worker_run);
     if (p != NULL) {
         char name[64];
-        snprintf(name, sizeof name, "Worker-%s",
-                 mp_process_name(p) + strlen("Process-"));
+        snprintf(name, sizeof name, "Worker-%s", mp_process_name(p) + strlen("Process-"));
         mp_process_set_name(p, name);
     }
     return p;

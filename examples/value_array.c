@@ -45,11 +45,11 @@ static int test_func(void *arg, size_t size)
     struct shared *s = arg;
     float v;
     MP_VALUE_GET(s->val, &v);
-    MP_VALUE_SET(s->val, float, v * v); /* shared_value.value = value * value */
+    MP_VALUE_SET(s->val, float, v *v); /* shared_value.value = value * value */
     for (ssize_t i = 0; i < mp_array_len(s->ary); i++) {
         int x;
         MP_ARRAY_GET(s->ary, (size_t)i, &x);
-        MP_ARRAY_SET(s->ary, (size_t)i, int, x * x * x);
+        MP_ARRAY_SET(s->ary, (size_t)i, int, x *x *x);
     }
     return 0;
 }

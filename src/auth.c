@@ -22,11 +22,11 @@
 #define WELCOME "#WELCOME#"
 #define FAILURE "#FAILURE#"
 #define CHALLENGE_LEN (sizeof CHALLENGE - 1)
-#define MESSAGE_LENGTH 40   /* random bytes in a modern challenge */
-#define MD5ONLY_LENGTH 20   /* a legacy challenge's length */
+#define MESSAGE_LENGTH 40 /* random bytes in a modern challenge */
+#define MD5ONLY_LENGTH 20 /* a legacy challenge's length */
 #define MD5_DIGEST_LENGTH 16
 #define MAX_AUTH_MESSAGE 256
-#define MAX_DIGEST_NAME 8   /* "sha3_384", the longest name CPython allows */
+#define MAX_DIGEST_NAME 8 /* "sha3_384", the longest name CPython allows */
 
 /* Receive one handshake message of at most 256 bytes. */
 static int recv_small(mp_connection *c, unsigned char *buf, size_t *len)
@@ -53,8 +53,9 @@ static int split_digest(const unsigned char *m, size_t len, const mp__hash_alg *
     }
     if (len < 2 || m[0] != '{')
         return MP_EAUTH;
-    const unsigned char *end = memchr(m + 1, '}', len - 1 < MAX_DIGEST_NAME + 1
-                                                      ? len - 1 : MAX_DIGEST_NAME + 1);
+    const unsigned char *end = memchr(m + 1, '}',
+                                      len - 1 < MAX_DIGEST_NAME + 1 ? len - 1
+                                                                    : MAX_DIGEST_NAME + 1);
     if (end == NULL || end == m + 1)
         return MP_EAUTH;
     *alg = mp__hash_find((const char *)m + 1, (size_t)(end - m - 1));

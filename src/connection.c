@@ -83,8 +83,8 @@ static int check_open(const mp_connection *c)
     return 0;
 }
 
-mp_connection *mp__connection_wrap(int fd, bool readable, bool writable,
-                                   bool is_socket, int *err)
+mp_connection *mp__connection_wrap(int fd, bool readable, bool writable, bool is_socket,
+                                   int *err)
 {
     mp_connection *c = mp__obj_new(sizeof *c, MP__CONN_MAGIC);
     if (c == NULL) {
@@ -143,8 +143,7 @@ mp_connection *mp_connection_from_fd(int fd, bool readable, bool writable)
     if (fstat(fd, &st) != 0)
         return mp__fail_null(mp__errno());
     int err = 0;
-    mp_connection *c = mp__connection_wrap(fd, readable, writable,
-                                           S_ISSOCK(st.st_mode), &err);
+    mp_connection *c = mp__connection_wrap(fd, readable, writable, S_ISSOCK(st.st_mode), &err);
     return c != NULL ? c : mp__fail_null(err);
 }
 
@@ -320,7 +319,9 @@ static ssize_t recv_keep_fds(const mp_connection *c, void *p, size_t n)
         char buf[CMSG_SPACE(MP_SCM_MAX_FD * sizeof(int))];
     } u;
     struct iovec iov = {p, n};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = u.buf,
                        .msg_controllen = sizeof u.buf};
     ssize_t r = recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC);
     if (r < 0 || m.msg_controllen == 0)
@@ -515,8 +516,8 @@ static int drain(mp_connection *c, uint64_t n)
 
 /* ---- send and receive --------------------------------------------------------- */
 
-int mp_connection_send_bytes(mp_connection *c, const void *buf, size_t len,
-                             size_t offset, size_t size)
+int mp_connection_send_bytes(mp_connection *c, const void *buf, size_t len, size_t offset,
+                             size_t size)
 {
     int r = check_open(c);
     if (r != 0)
@@ -623,8 +624,8 @@ int mp_connection_recv(mp_connection *c, void **buf, size_t *len)
     return mp_connection_recv_bytes(c, buf, len, MP_NO_MAXLENGTH);
 }
 
-int mp_connection_recv_bytes_into(mp_connection *c, void *buf, size_t buflen,
-                                  size_t offset, size_t *nread)
+int mp_connection_recv_bytes_into(mp_connection *c, void *buf, size_t buflen, size_t offset,
+                                  size_t *nread)
 {
     int r = check_readable(c);
     if (r != 0)

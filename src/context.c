@@ -264,8 +264,7 @@ static void settings_atfork_release(void)
 
 static void settings_register(void)
 {
-    pthread_atfork(settings_atfork_prepare, settings_atfork_release,
-                   settings_atfork_release);
+    pthread_atfork(settings_atfork_prepare, settings_atfork_release, settings_atfork_release);
 }
 
 void mp__settings_atfork_register(void)

@@ -39,8 +39,8 @@
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool multiple;     /* MPI_THREAD_MULTIPLE: no call_lock needed */
-static bool we_init;      /* libmp called MPI_Init_thread */
+static bool multiple; /* MPI_THREAD_MULTIPLE: no call_lock needed */
+static bool we_init;  /* libmp called MPI_Init_thread */
 static bool ready;
 static MPI_Comm world = MPI_COMM_NULL;
 static int world_size;
@@ -107,7 +107,8 @@ int mp__mpi_init(int *argc, char ***argv)
         }
         if (r == 0 && provided < MPI_THREAD_SERIALIZED) {
             mp__warn("MPI gives thread level %d: libmp's MPI pool needs "
-                     "MPI_THREAD_SERIALIZED", provided);
+                     "MPI_THREAD_SERIALIZED",
+                     provided);
             r = MP_EINVAL;
         }
         if (r == 0) {
@@ -237,8 +238,9 @@ static int check_build(const mp__mpi_hello *h, char *msg, size_t msize)
     uint32_t n = mp__mpi_modules(mine, MP__MPI_MAX_MODS);
     if (n == 0 || h->nmods == 0 || mine[0].idlen != h->mods[0].idlen ||
         memcmp(mine[0].id, h->mods[0].id, mine[0].idlen) != 0) {
-        snprintf(msg, msize, "the MPI worker runs another build of the program "
-                             "(GNU build-id differs)");
+        snprintf(msg, msize,
+                 "the MPI worker runs another build of the program "
+                 "(GNU build-id differs)");
         return MP_EINVAL;
     }
     for (uint32_t i = 1; i < n; i++) {
@@ -247,8 +249,10 @@ static int check_build(const mp__mpi_hello *h, char *msg, size_t msize)
                 continue;
             if (h->mods[k].idlen != mine[i].idlen ||
                 memcmp(h->mods[k].id, mine[i].id, mine[i].idlen) != 0) {
-                snprintf(msg, msize, "the MPI worker loaded another build of a "
-                                     "shared library (module %u, GNU build-id differs)", i);
+                snprintf(msg, msize,
+                         "the MPI worker loaded another build of a "
+                         "shared library (module %u, GNU build-id differs)",
+                         i);
                 return MP_EINVAL;
             }
         }
@@ -337,13 +341,11 @@ static void send_ack(MPI_Comm comm, int parent, int code, int refused, const cha
     MPI_Send(&a, (int)sizeof a, MPI_BYTE, parent, MP__MPI_TAG_ACK, comm);
 }
 
-static void do_hello(struct session *S, MPI_Comm comm, int parent, const char *buf,
-                     size_t len)
+static void do_hello(struct session *S, MPI_Comm comm, int parent, const char *buf, size_t len)
 {
     char msg[192] = "";
     const mp__mpi_hello *h = (const void *)buf;
-    if (len < sizeof *h || h->magic != MP__MPI_MAGIC ||
-        len - sizeof *h < h->initarg_size) {
+    if (len < sizeof *h || h->magic != MP__MPI_MAGIC || len - sizeof *h < h->initarg_size) {
         send_ack(comm, parent, MP_EINVAL, 1, "the MPI worker got a malformed start message");
         return;
     }
@@ -441,8 +443,8 @@ static int do_task(struct session *S, MPI_Comm comm, int parent, char *buf, size
     if (t.op == MP__MPI_OP_SLOTS) {
         guarding = 1;
         if (sigsetjmp(fault_jmp, 1) == 0) {
-            int r = mp__pool_local_slots(fn, t.flags & MP__JF_BYTES, p, t.nitems,
-                                         t.in_size, t.out_size, arg, &out, &out_len);
+            int r = mp__pool_local_slots(fn, t.flags & MP__JF_BYTES, p, t.nitems, t.in_size,
+                                         t.out_size, arg, &out, &out_len);
             guarding = 0;
             if (r < 0) {
                 res.chunk_code = r;
@@ -484,8 +486,8 @@ static int do_task(struct session *S, MPI_Comm comm, int parent, char *buf, size
         if (sigsetjmp(fault_jmp, 1) == 0) {
             bool ok = mp__pool_local_fixed(fn, t.op == MP__MPI_OP_STAR, p, t.in_size, cols,
                                            csz, t.ncols, t.nitems, out, t.out_size, arg,
-                                           status, &res.err_index, &res.err_code,
-                                           res.err_msg, sizeof res.err_msg);
+                                           status, &res.err_index, &res.err_code, res.err_msg,
+                                           sizeof res.err_msg);
             guarding = 0;
             res.failed = !ok;
         } else {
@@ -512,8 +514,7 @@ static int do_task(struct session *S, MPI_Comm comm, int parent, char *buf, size
     if (out_len > 0)
         memcpy(S->buf + sizeof res, out, out_len);
     free(out);
-    MPI_Send(S->buf, (int)(sizeof res + out_len), MPI_BYTE, parent, MP__MPI_TAG_RESULT,
-             comm);
+    MPI_Send(S->buf, (int)(sizeof res + out_len), MPI_BYTE, parent, MP__MPI_TAG_RESULT, comm);
     return 0;
 }
 
@@ -544,8 +545,8 @@ static void serve(MPI_Comm comm, int parent, bool spawned)
         } else if (st.MPI_TAG == MP__MPI_TAG_TASK) {
             int r = do_task(&S, comm, parent, in, (size_t)count);
             if (r != 0) {
-                fprintf(stderr, "libmp MPI worker %d: cannot run a task (%s)\n",
-                        (int)getpid(), mp_err_name(r));
+                fprintf(stderr, "libmp MPI worker %d: cannot run a task (%s)\n", (int)getpid(),
+                        mp_err_name(r));
                 break;
             }
         } else if (st.MPI_TAG == MP__MPI_TAG_END) {

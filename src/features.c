@@ -52,6 +52,6 @@ void mp__fallback_taken(enum mp__feature f)
 
 unsigned long mp__fallback_count(enum mp__feature f)
 {
-    return f >= 0 && f < MP__FEAT_COUNT
-               ? atomic_load_explicit(&taken[f], memory_order_relaxed) : 0;
+    return f >= 0 && f < MP__FEAT_COUNT ? atomic_load_explicit(&taken[f], memory_order_relaxed)
+                                        : 0;
 }

@@ -153,8 +153,11 @@ int mp__fnref_make(mp__fnref *ref, void (*fn)(void))
     int how = mp__spawn_boot_how();
     bool record = how == MP__BOOT_NONE || how == MP__BOOT_HELPER;
     char name[PATH_MAX];
-    struct find_addr f = {.addr = (uintptr_t)fn, .out = ref, .found = false,
-                          .path = record ? name : NULL, .cap = sizeof name};
+    struct find_addr f = {.addr = (uintptr_t)fn,
+                          .out = ref,
+                          .found = false,
+                          .path = record ? name : NULL,
+                          .cap = sizeof name};
     dl_iterate_phdr(find_cb, &f);
     if (!f.found)
         return MP_EINVAL;
@@ -171,8 +174,8 @@ bool mp__fnref_in_main(const mp__fnref *ref)
 int mp__module_path(const void *addr, char *buf, size_t cap)
 {
     mp__fnref ref;
-    struct find_addr f = {.addr = (uintptr_t)addr, .out = &ref, .found = false,
-                          .path = buf, .cap = cap};
+    struct find_addr f = {
+        .addr = (uintptr_t)addr, .out = &ref, .found = false, .path = buf, .cap = cap};
     dl_iterate_phdr(find_cb, &f);
     if (!f.found || buf[0] == '\0')
         return MP_EINVAL;

@@ -116,7 +116,7 @@ pid_t mp__forkserver_pid(const struct mp__forkserver *fs)
 
 struct waiting {
     pid_t pid;
-    int status_fd; /* the server's end of the child's sentinel */
+    int status_fd;   /* the server's end of the child's sentinel */
     uint64_t client; /* the id of the channel that asked for it */
     bool daemon;     /* to be killed when its parent dies */
 };
@@ -195,8 +195,10 @@ int mp__recv_with_fds(int sock, void *buf, size_t len, int *fds, size_t max, siz
             struct cmsghdr align;
         } u;
         struct iovec iov = {len > 0 ? (char *)buf + done : &zero, want - done};
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
-                           .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+        struct msghdr m = {.msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = u.buf,
+                           .msg_controllen = sizeof u.buf};
         ssize_t r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
         if (r < 0 && errno == EINTR)
             continue;
@@ -324,8 +326,7 @@ static int server_signals(struct server *sv)
 }
 
 static _Noreturn void serve_child(struct server *s, const struct mp__fs_request *rq,
-                                  const struct mp__fs_fd *e, int *fds, size_t nfds,
-                                  int parent)
+                                  const struct mp__fs_fd *e, int *fds, size_t nfds, int parent)
 {
     int arena_fd;
     mp__heap_info(&arena_fd, NULL, NULL);
@@ -407,8 +408,8 @@ static int serve_request(struct server *s, const struct client *cl)
     if (fds == NULL)
         return -ENOMEM;
     int r = mp__recv_with_fds(conn, &rq, sizeof rq, fds, MP__FS_FDS_PER_MSG, &got);
-    if (r == 0 && (rq.magic != MP__FS_MAGIC || rq.version != MP__FS_VERSION ||
-                   rq.nfds < 0 || rq.nfds > MP__FS_MAX_FDS || got > (size_t)rq.nfds))
+    if (r == 0 && (rq.magic != MP__FS_MAGIC || rq.version != MP__FS_VERSION || rq.nfds < 0 ||
+                   rq.nfds > MP__FS_MAX_FDS || got > (size_t)rq.nfds))
         r = -EPROTO;
     size_t nfds = r == 0 ? (size_t)rq.nfds : 0;
     struct mp__fs_fd *e = NULL;
@@ -590,8 +591,8 @@ static void drain(int fd)
         ;
 }
 
-_Noreturn void mp__forkserver_main(struct mp__forkserver *fs, int listen_fd,
-                                   int alive_fd, const mp__fnref *preload)
+_Noreturn void mp__forkserver_main(struct mp__forkserver *fs, int listen_fd, int alive_fd,
+                                   const mp__fnref *preload)
 {
     struct server *sv = &server;
     *sv = (struct server){.fs = fs, .listen_fd = listen_fd, .alive_fd = alive_fd};

@@ -39,8 +39,8 @@
 enum run_kind { RUN_UNUSED = 0, RUN_SMALL, RUN_LARGE, RUN_LARGE_TAIL, RUN_FREE, RUN_DIRTY };
 
 static const uint32_t class_size[] = {
-    16, 32, 48, 64, 128, 192, 256, 384, 512, 768, 1024, 1536,
-    2048, 3072, 4096, 6144, 8192, 12288, 16384, 32768,
+    16,   32,   48,   64,   128,  192,  256,  384,   512,   768,
+    1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 32768,
 };
 #define NCLASS (sizeof class_size / sizeof class_size[0])
 #define SMALL_MAX 32768u
@@ -78,16 +78,16 @@ struct arena {
     uint64_t magic;
     uint64_t size;
     uint64_t nruns;
-    uint64_t first_run;     /* first run usable for data */
-    int64_t creator;        /* pid of the process that made the arena */
+    uint64_t first_run; /* first run usable for data */
+    int64_t creator;    /* pid of the process that made the arena */
     pthread_mutex_t lock MP__ALIGNED(MP__CACHELINE);
-    uint64_t top;           /* first run never handed out */
+    uint64_t top; /* first run never handed out */
     struct free_extent *extents;
     struct size_class cls[NCLASS];
     uint64_t dirty[DIRTY_SLOTS]; /* first runs of RUN_DIRTY blocks; 0: none */
     _Atomic uint64_t next_id MP__ALIGNED(MP__CACHELINE);
     _Atomic(void *) roots[MP__ROOT_COUNT];
-    uint64_t desc[];        /* one per run: kind | class << 8 | len << 32 */
+    uint64_t desc[]; /* one per run: kind | class << 8 | len << 32 */
 };
 
 static struct arena *A;
@@ -111,13 +111,17 @@ static int init_error;
  * low range (below 0x008000000000, 512 GiB) is one, so a TSan build puts
  * the arena there.  A TSan build and a normal build never share an arena. */
 static const uintptr_t arena_addrs[] = {
-    0x001000000000ull, 0x002000000000ull, 0x004000000000ull,
+    0x001000000000ull,
+    0x002000000000ull,
+    0x004000000000ull,
 };
 #else
 /* Fixed addresses tried in turn; far from where the kernel puts PIE images,
  * the heap, shared libraries and stacks, and outside ASan's shadow. */
 static const uintptr_t arena_addrs[] = {
-    0x3f0000000000ull, 0x2f0000000000ull, 0x1f0000000000ull,
+    0x3f0000000000ull,
+    0x2f0000000000ull,
+    0x1f0000000000ull,
 };
 #endif
 
@@ -125,9 +129,18 @@ static inline uint64_t desc_make(enum run_kind k, unsigned cls, uint64_t len)
 {
     return (uint64_t)k | (uint64_t)cls << 8 | len << 32;
 }
-static inline enum run_kind desc_kind(uint64_t d) { return (enum run_kind)(d & 0xff); }
-static inline unsigned desc_class(uint64_t d) { return (unsigned)(d >> 8 & 0xff); }
-static inline uint64_t desc_len(uint64_t d) { return d >> 32; }
+static inline enum run_kind desc_kind(uint64_t d)
+{
+    return (enum run_kind)(d & 0xff);
+}
+static inline unsigned desc_class(uint64_t d)
+{
+    return (unsigned)(d >> 8 & 0xff);
+}
+static inline uint64_t desc_len(uint64_t d)
+{
+    return d >> 32;
+}
 
 static inline char *run_addr(uint64_t run)
 {
@@ -163,8 +176,7 @@ static size_t arena_size_wanted(void)
 static void *map_at(int fd, uintptr_t addr, size_t size)
 {
     void *p = mmap((void *)addr, size, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_NORESERVE | (addr ? MAP_FIXED_NOREPLACE : 0),
-                   fd, 0);
+                   MAP_SHARED | MAP_NORESERVE | (addr ? MAP_FIXED_NOREPLACE : 0), fd, 0);
     if (p == MAP_FAILED)
         return NULL;
     if (addr != 0 && (uintptr_t)p != addr) {
@@ -405,8 +417,7 @@ static void punch(void *p, size_t len)
 {
     off_t off = (off_t)((char *)p - (char *)A);
 #ifdef FALLOC_FL_PUNCH_HOLE
-    if (fallocate(arena_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
-                  (off_t)len) == 0)
+    if (fallocate(arena_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len) == 0)
         return;
 #endif
     /* No hole punching: at least keep the zero invariant. */
@@ -474,11 +485,9 @@ static int large_free(void *p)
 
 /* The class of each size up to 1 KiB, by the size in 16-byte steps rounded up. */
 static const uint8_t class_by_16[1024 / 16 + 1] = {
-    0, 0, 1, 2, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6,
-    6, 7, 7, 7, 7, 7, 7, 7, 7, 8, 8, 8, 8, 8, 8, 8,
-    8, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
-    9, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10,
-    10,
+    0, 0, 1, 2, 3, 4,  4,  4,  4,  5,  5,  5,  5,  6,  6,  6,  6,  7,  7,  7,  7,  7,
+    7, 7, 7, 8, 8, 8,  8,  8,  8,  8,  8,  9,  9,  9,  9,  9,  9,  9,  9,  9,  9,  9,
+    9, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10,
 };
 
 static unsigned class_of(size_t size)
@@ -573,7 +582,7 @@ static bool tc_key_ok;
  */
 static const uint32_t class_recip[CACHE_CLASSES] = {
     268435456u, 134217728u, 89478486u, 67108864u, 33554432u, 22369622u,
-    16777216u, 11184811u, 8388608u, 5592406u, 4194304u,
+    16777216u,  11184811u,  8388608u,  5592406u,  4194304u,
 };
 
 /* How many blocks a cache holds: CACHE_BYTES of them, at most CACHE_MAX. */

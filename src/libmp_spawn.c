@@ -26,7 +26,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "libmp-spawn: %s\n", dlerror());
         return 127;
     }
-    int (*entry)(int, char **) = (int (*)(int, char **))(uintptr_t)dlsym(lib, "mp__spawn_helper_main");
+    int (*entry)(int, char **) = (int (*)(int, char **))(
+        uintptr_t)dlsym(lib, "mp__spawn_helper_main");
     if (entry == NULL) {
         fprintf(stderr, "libmp-spawn: %s is not libmp\n", argv[1]);
         return 127;

@@ -24,7 +24,7 @@
 #define MAX_CHUNKS 128 /* (CHUNK * MAX_CHUNKS) << GEN_BITS stays below bit 31 */
 #define TOKEN_MAGIC MP__MAGIC('t', 'o', 'k', 'n')
 
-_Static_assert((uint64_t)CHUNK * MAX_CHUNKS << GEN_BITS <= MP__TOKEN_WAITERS,
+_Static_assert((uint64_t)CHUNK *MAX_CHUNKS << GEN_BITS <= MP__TOKEN_WAITERS,
                "a token must leave the waiters bit free");
 /*
  * The life word is the C library's futex word inside the robust mutex: the
@@ -34,8 +34,7 @@ _Static_assert((uint64_t)CHUNK * MAX_CHUNKS << GEN_BITS <= MP__TOKEN_WAITERS,
  * never notices a death.
  */
 #if defined(__GLIBC__)
-_Static_assert(offsetof(pthread_mutex_t, __data.__lock) == 0,
-               "glibc's mutex layout");
+_Static_assert(offsetof(pthread_mutex_t, __data.__lock) == 0, "glibc's mutex layout");
 #define LIFE_WORD_OFFSET 0
 #else
 #define LIFE_WORD_OFFSET sizeof(int)
@@ -84,8 +83,7 @@ static struct slot *slot_at(uint32_t index)
     struct table *t = table_cache != NULL ? table_cache : table_get();
     if (t == NULL || index >= (uint32_t)CHUNK * MAX_CHUNKS)
         return NULL;
-    struct chunk *c = atomic_load_explicit(&t->chunks[index / CHUNK],
-                                           memory_order_acquire);
+    struct chunk *c = atomic_load_explicit(&t->chunks[index / CHUNK], memory_order_acquire);
     return c != NULL ? &c->slots[index % CHUNK] : NULL;
 }
 
@@ -216,7 +214,8 @@ int mp__token_claim(uint32_t *out)
         return -ENOMEM;
     uint32_t token = 0;
     uint32_t limit = mp__token_limit < (uint32_t)CHUNK * MAX_CHUNKS
-                         ? mp__token_limit : (uint32_t)CHUNK * MAX_CHUNKS;
+                         ? mp__token_limit
+                         : (uint32_t)CHUNK * MAX_CHUNKS;
     int n = 0;
     while (n < MAX_CHUNKS && atomic_load(&t->chunks[n]) != NULL)
         n++;
@@ -264,8 +263,7 @@ static int wait_both(uint32_t *word, uint32_t expected, _Atomic uint32_t *life,
         {.val = expected, .uaddr = (uintptr_t)word, .flags = FUTEX_32},
         {.val = life_val, .uaddr = (uintptr_t)life, .flags = FUTEX_32},
     };
-    long r = syscall(SYS_futex_waitv, w, 2, 0, d->forever ? NULL : &d->at,
-                     CLOCK_MONOTONIC);
+    long r = syscall(SYS_futex_waitv, w, 2, 0, d->forever ? NULL : &d->at, CLOCK_MONOTONIC);
     if (r == 1 && (atomic_load(life) & FUTEX_OWNER_DIED)) {
         /* The kernel wakes one waiter of a dead thread's mutex: pass it on. */
         mp__futex_wake((uint32_t *)life, INT32_MAX);
@@ -299,8 +297,7 @@ static int wait_slice(uint32_t *word, uint32_t expected, const mp__deadline *d)
     return r == MP_ETIMEDOUT && last ? MP_ETIMEDOUT : 0;
 }
 
-int mp__token_wait(uint32_t *word, uint32_t expected, uint32_t holder,
-                   const mp__deadline *d)
+int mp__token_wait(uint32_t *word, uint32_t expected, uint32_t holder, const mp__deadline *d)
 {
     struct slot *s = slot_of(holder);
     if (s == NULL)

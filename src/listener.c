@@ -24,8 +24,8 @@
 struct mp_listener {
     mp__obj hdr;
     int fd;
-    pid_t creator;           /* the process that bound the address */
-    bool unlink_path;        /* a filesystem AF_UNIX path to remove on close */
+    pid_t creator;               /* the process that bound the address */
+    bool unlink_path;            /* a filesystem AF_UNIX path to remove on close */
     struct mp__tracker *tracker; /* where the path is tracked, or NULL */
     char tracked[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; /* as tracked */
     bool has_last;
@@ -34,7 +34,7 @@ struct mp_listener {
     socklen_t last_len;
     struct sockaddr_storage addr;
     struct sockaddr_storage last;
-    double timeout;          /* .timeout: 0 for the process default */
+    double timeout; /* .timeout: 0 for the process default */
     size_t authkey_len;
     unsigned char authkey[];
 };
@@ -112,9 +112,9 @@ static int handshake(mp_connection *c, int fd, const void *key, size_t len, bool
 typedef struct sockaddr_any {
     struct sockaddr_storage ss;
     socklen_t len;
-    int family;              /* AF_UNIX or AF_INET */
-    bool is_path;            /* AF_UNIX with a filesystem path */
-    bool autobind;           /* AF_UNIX, no name: the kernel picks one */
+    int family;    /* AF_UNIX or AF_INET */
+    bool is_path;  /* AF_UNIX with a filesystem path */
+    bool autobind; /* AF_UNIX, no name: the kernel picks one */
 } sockaddr_any;
 
 /* The address fields common to both options structs. */
@@ -353,8 +353,7 @@ static int bind_listen(const sockaddr_any *a, int backlog, int *fdp)
     int one = 1;
     int r = 0;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0 ||
-        listen(fd, backlog) != 0)
+        bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0 || listen(fd, backlog) != 0)
         r = mp__errno();
     if (r != 0) {
         close(fd);

@@ -449,8 +449,8 @@ int mp__mgr_transport(mp_manager *m, const mp__buf *req, mp__buf *rep)
 /* Codes that are an operation's normal outcome and reach the caller as is. */
 static bool passes_through(int code)
 {
-    return code == MP_ETIMEDOUT || code == MP_EEMPTY || code == MP_EFULL || code == MP_EBROKEN ||
-           code == MP_EOWNERDEAD || code == MP_EEOF;
+    return code == MP_ETIMEDOUT || code == MP_EEMPTY || code == MP_EFULL ||
+           code == MP_EBROKEN || code == MP_EOWNERDEAD || code == MP_EEOF;
 }
 
 struct reply_info {
@@ -505,7 +505,8 @@ static int parse_reply(const mp__buf *rep, mp_val **out, struct reply_info *pi)
         const char *tid;
         size_t tlen;
         if (mp__rd_varint(&rd, &pi->oid) != 0 || mp__rd_varint(&rd, &kind) != 0 ||
-            mp__rd_bytes(&rd, &tid, &tlen) != 0 || tlen >= MGR_NAME_MAX || rd.len - rd.pos != 8)
+            mp__rd_bytes(&rd, &tid, &tlen) != 0 || tlen >= MGR_NAME_MAX ||
+            rd.len - rd.pos != 8)
             return -EPROTO;
         pi->kind = (uint32_t)kind;
         memcpy(pi->typeid, tid, tlen);
@@ -549,7 +550,8 @@ static int put_args(mp__buf *b, const mp_val *tuple, const mp_val *const *argv, 
 
 int mp__mgr_check_proxy(const mp_proxy *p, uint32_t kind)
 {
-    if (mp__obj_check(p, MP__MAGIC_PROXY) != 0 || check_m(p->m) != 0 || p->m->hdr.id != p->mgr_id)
+    if (mp__obj_check(p, MP__MAGIC_PROXY) != 0 || check_m(p->m) != 0 ||
+        p->m->hdr.id != p->mgr_id)
         return MP_EINVAL;
     if (kind != 0 && p->kind != kind)
         return MP_EINVAL;
@@ -582,8 +584,9 @@ static int call_native(mp_proxy *p, const char *method, const mp_val *tuple,
     struct mgr_reply r;
     memset(&r, 0, sizeof r);
     if (md == NULL) {
-        mp__reply_error(&r, MP_EINVAL, "AttributeError", "method '%s' of '%s' object is not exposed",
-                        method, k ? k->pyname : "?");
+        mp__reply_error(&r, MP_EINVAL, "AttributeError",
+                        "method '%s' of '%s' object is not exposed", method,
+                        k ? k->pyname : "?");
         return local_error(&r);
     }
     mp_val *args = mp__val_new(MP_VAL_TUPLE);
@@ -603,8 +606,8 @@ static int call_native(mp_proxy *p, const char *method, const mp_val *tuple,
     }
     if (args == NULL)
         return -ENOMEM;
-    struct mgr_obj o = {.id = p->oid, .kind = p->kind, .typeidx = -1, .refs = 1, .obj = p->native,
-                        .watch = m};
+    struct mgr_obj o = {
+        .id = p->oid, .kind = p->kind, .typeidx = -1, .refs = 1, .obj = p->native, .watch = m};
     /*
      * Counted in before the server is looked at, and the stopping server
      * sets its state before it counts the users (both sequentially
@@ -714,12 +717,14 @@ mp_proxy *mp_manager_create(mp_manager *m, const char *typeid, const mp_val *arg
 
 mp_proxy *mp_manager_dict(mp_manager *m, const mp_val *init)
 {
-    return init ? mp__mgr_create(m, "dict", NULL, ARGS(init)) : mp__mgr_create(m, "dict", NULL, NOARGS);
+    return init ? mp__mgr_create(m, "dict", NULL, ARGS(init))
+                : mp__mgr_create(m, "dict", NULL, NOARGS);
 }
 
 mp_proxy *mp_manager_list(mp_manager *m, const mp_val *init)
 {
-    return init ? mp__mgr_create(m, "list", NULL, ARGS(init)) : mp__mgr_create(m, "list", NULL, NOARGS);
+    return init ? mp__mgr_create(m, "list", NULL, ARGS(init))
+                : mp__mgr_create(m, "list", NULL, NOARGS);
 }
 
 mp_proxy *mp_manager_set(mp_manager *m, const mp_val *init)
@@ -731,7 +736,8 @@ mp_proxy *mp_manager_set(mp_manager *m, const mp_val *init)
         if (!ok)
             return mp__fail_null(MP_EINVAL);
     }
-    return init ? mp__mgr_create(m, "set", NULL, ARGS(init)) : mp__mgr_create(m, "set", NULL, NOARGS);
+    return init ? mp__mgr_create(m, "set", NULL, ARGS(init))
+                : mp__mgr_create(m, "set", NULL, NOARGS);
 }
 
 mp_proxy *mp_manager_namespace(mp_manager *m)
@@ -750,7 +756,8 @@ mp_proxy *mp_manager_array(mp_manager *m, const char *typecode, const mp_val *in
 {
     if (typecode == NULL)
         return mp__fail_null(MP_EINVAL);
-    return mp__mgr_create(m, "Array", NULL, ARGS(MP_STR(typecode), init ? init : MP_EMPTY_LIST));
+    return mp__mgr_create(m, "Array", NULL,
+                          ARGS(MP_STR(typecode), init ? init : MP_EMPTY_LIST));
 }
 
 void mp_proxy_free(mp_proxy *p)
@@ -818,4 +825,3 @@ char *mp_proxy_tostring(mp_proxy *p)
 {
     return text_call(p, "__str__");
 }
-

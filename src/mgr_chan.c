@@ -92,8 +92,8 @@ static __thread unsigned tl_next_evict;
 
 static bool slot_live(const struct tl_slot *sl)
 {
-    return sl->ch != NULL && sl->pid == my_pid() && mp__obj_check(sl->m, MP__MAGIC_MANAGER) == 0 &&
-           sl->m->hdr.id == sl->mgr_id;
+    return sl->ch != NULL && sl->pid == my_pid() &&
+           mp__obj_check(sl->m, MP__MAGIC_MANAGER) == 0 && sl->m->hdr.id == sl->mgr_id;
 }
 
 static void chan_give_back(struct mgr_chan *ch)
@@ -405,8 +405,21 @@ int mp__chan_call(mp_manager *m, const void *req, size_t len, mp__buf *reply)
 /* ---- server side --------------------------------------------------------------- */
 
 /* The reply when no other can be built: MemoryError, code -ENOMEM. */
-static const uint8_t nomem[] = {MGR_ST_ERROR, 0x17 /* zigzag(-ENOMEM) */, 11, 'M', 'e', 'm', 'o',
-                                'r', 'y', 'E', 'r', 'r', 'o', 'r', 0};
+static const uint8_t nomem[] = {MGR_ST_ERROR,
+                                0x17 /* zigzag(-ENOMEM) */,
+                                11,
+                                'M',
+                                'e',
+                                'm',
+                                'o',
+                                'r',
+                                'y',
+                                'E',
+                                'r',
+                                'r',
+                                'o',
+                                'r',
+                                0};
 
 /* Answer one channel; returns 1 when it asked for a shutdown. */
 static int serve_chan(mp_manager *m, struct mgr_srv *s, struct mgr_chan *ch, mp__buf *out)

@@ -95,7 +95,8 @@ static int list_setitem(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct 
         return r->code;
     long k = list_index(list_of(o), i);
     if (k < 0)
-        return mp__reply_error(r, MP_EINVAL, "IndexError", "list assignment index out of range");
+        return mp__reply_error(r, MP_EINVAL, "IndexError",
+                               "list assignment index out of range");
     mp_val_free(list_of(o)->seq.items[k]);
     list_of(o)->seq.items[k] = steal(a, 1);
     mp__reply_none(r);
@@ -109,7 +110,8 @@ static int list_delitem(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct 
         return r->code;
     long k = list_index(list_of(o), i);
     if (k < 0)
-        return mp__reply_error(r, MP_EINVAL, "IndexError", "list assignment index out of range");
+        return mp__reply_error(r, MP_EINVAL, "IndexError",
+                               "list assignment index out of range");
     mp_val_free(mp__val_list_remove(list_of(o), (size_t)k));
     mp__reply_none(r);
     return 0;
@@ -118,7 +120,8 @@ static int list_delitem(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct 
 static int list_pop(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     int64_t i = -1;
-    if (mp__args(r, "pop", a, 0, 1) != 0 || (a->seq.len == 1 && int_arg(r, arg(a, 0), &i) != 0))
+    if (mp__args(r, "pop", a, 0, 1) != 0 ||
+        (a->seq.len == 1 && int_arg(r, arg(a, 0), &i) != 0))
         return r->code;
     if (list_of(o)->seq.len == 0)
         return mp__reply_error(r, MP_EINVAL, "IndexError", "pop from empty list");
@@ -266,7 +269,8 @@ static int cmp_casefold(const mp_val *x, const mp_val *y)
     return (x->s.len > y->s.len) - (x->s.len < y->s.len);
 }
 
-static int sort_cmp(const struct sorter *st, const struct sort_item *a, const struct sort_item *b)
+static int sort_cmp(const struct sorter *st, const struct sort_item *a,
+                    const struct sort_item *b)
 {
     int c;
     if (st->by_bytes) {
@@ -282,7 +286,8 @@ static int sort_cmp(const struct sorter *st, const struct sort_item *a, const st
 
 /* A stable merge sort (reverse by negating the order keeps equal items in
  * their original order, which is what Python's reverse=True does). */
-static void merge_sort(const struct sorter *st, struct sort_item *x, struct sort_item *tmp, size_t n)
+static void merge_sort(const struct sorter *st, struct sort_item *x, struct sort_item *tmp,
+                       size_t n)
 {
     if (n < 2)
         return;
@@ -319,7 +324,8 @@ static int list_sort(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr
     if (a->seq.len >= 1 && arg(a, 0)->type != MP_VAL_NONE) {
         const mp_val *name = arg(a, 0);
         if (name->type != MP_VAL_STR)
-            return mp__reply_error(r, MP_EINVAL, "TypeError", "sort key must be a comparator name");
+            return mp__reply_error(r, MP_EINVAL, "TypeError",
+                                   "sort key must be a comparator name");
         const char *n = name->s.ptr;
         if (strcmp(n, "default") == 0)
             st.cmp = mp_val_cmp;
@@ -372,7 +378,8 @@ static int slice_bounds(struct mgr_reply *r, const mp_val *vstart, const mp_val 
     int64_t n = (int64_t)len;
     bool has_start = vstart != NULL && vstart->type != MP_VAL_NONE;
     bool has_stop = vstop != NULL && vstop->type != MP_VAL_NONE;
-    if ((has_start && int_arg(r, vstart, start) != 0) || (has_stop && int_arg(r, vstop, stop) != 0))
+    if ((has_start && int_arg(r, vstart, start) != 0) ||
+        (has_stop && int_arg(r, vstop, stop) != 0))
         return r->code;
     if (!has_start)
         *start = step < 0 ? n - 1 : 0;
@@ -421,7 +428,8 @@ static int list_getslice(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct
 }
 
 /* The [start, stop) range of a step-1 slice. */
-static int simple_slice(struct mgr_reply *r, const mp_val *a, size_t len, size_t *from, size_t *to)
+static int simple_slice(struct mgr_reply *r, const mp_val *a, size_t len, size_t *from,
+                        size_t *to)
 {
     int64_t start, stop;
     size_t count;
@@ -458,7 +466,8 @@ static int list_setslice(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct
     } else {
         for (size_t i = from + add; i < to; i++)
             mp_val_free(l->seq.items[i]);
-        memmove(&l->seq.items[from + add], &l->seq.items[to], (l->seq.len - to) * sizeof(mp_val *));
+        memmove(&l->seq.items[from + add], &l->seq.items[to],
+                (l->seq.len - to) * sizeof(mp_val *));
         l->seq.len -= del - add;
     }
     for (size_t i = 0; i < add; i++) {
@@ -474,7 +483,8 @@ static int list_delslice(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct
 {
     size_t from = 0, to = 0;
     mp_val *l = list_of(o);
-    if (mp__args(r, "delslice", a, 2, 2) != 0 || simple_slice(r, a, l->seq.len, &from, &to) != 0)
+    if (mp__args(r, "delslice", a, 2, 2) != 0 ||
+        simple_slice(r, a, l->seq.len, &from, &to) != 0)
         return r->code;
     for (size_t i = from; i < to; i++)
         mp_val_free(l->seq.items[i]);
@@ -601,14 +611,31 @@ int mp__mgr_list_create(struct mgr_srv *s, mp_val *a, void **obj, struct mgr_rep
 }
 
 const struct mgr_method mp__mgr_list_methods[] = {
-    {"append", list_append},     {"extend", list_extend},     {"__iadd__", list_extend},
-    {"insert", list_insert},     {"__getitem__", list_getitem}, {"__setitem__", list_setitem},
-    {"__delitem__", list_delitem}, {"pop", list_pop},         {"remove", list_remove},
-    {"index", list_index_of},    {"count", list_count},       {"__contains__", list_contains},
-    {"__len__", list_len},       {"reverse", list_reverse},   {"sort", list_sort},
-    {"getslice", list_getslice}, {"setslice", list_setslice}, {"delslice", list_delslice},
-    {"copy", list_copy},         {"__imul__", list_imul},     {"__repr__", mp__mgr_val_repr},
-    {"__str__", mp__mgr_val_repr}, {"__add__", list_add},     {"__mul__", list_mul},
-    {"__rmul__", list_mul},      {"__reversed__", list_reversed}, {NULL, NULL},
+    {"append", list_append},
+    {"extend", list_extend},
+    {"__iadd__", list_extend},
+    {"insert", list_insert},
+    {"__getitem__", list_getitem},
+    {"__setitem__", list_setitem},
+    {"__delitem__", list_delitem},
+    {"pop", list_pop},
+    {"remove", list_remove},
+    {"index", list_index_of},
+    {"count", list_count},
+    {"__contains__", list_contains},
+    {"__len__", list_len},
+    {"reverse", list_reverse},
+    {"sort", list_sort},
+    {"getslice", list_getslice},
+    {"setslice", list_setslice},
+    {"delslice", list_delslice},
+    {"copy", list_copy},
+    {"__imul__", list_imul},
+    {"__repr__", mp__mgr_val_repr},
+    {"__str__", mp__mgr_val_repr},
+    {"__add__", list_add},
+    {"__mul__", list_mul},
+    {"__rmul__", list_mul},
+    {"__reversed__", list_reversed},
+    {NULL, NULL},
 };
-

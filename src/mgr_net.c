@@ -130,7 +130,8 @@ static void *acceptor_main(void *arg)
     struct mgr_net *net = arg;
     int lfd = mp_listener_fileno(net->l);
     for (;;) {
-        struct pollfd pf[2] = {{.fd = lfd, .events = POLLIN}, {.fd = net->stopfd, .events = POLLIN}};
+        struct pollfd pf[2] = {{.fd = lfd, .events = POLLIN},
+                               {.fd = net->stopfd, .events = POLLIN}};
         int n = poll(pf, 2, 1000);
         if (n < 0 && errno != EINTR)
             break;

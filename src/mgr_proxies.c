@@ -158,17 +158,20 @@ int mp_list_extend(mp_proxy *l, const mp_val *seq)
 
 int mp_list_insert(mp_proxy *l, int64_t i, const mp_val *x)
 {
-    return x == NULL ? MP_EINVAL : mp__mgr_call(l, L, "insert", NULL, ARGS(MP_I64(i), x), NULL);
+    return x == NULL ? MP_EINVAL
+                     : mp__mgr_call(l, L, "insert", NULL, ARGS(MP_I64(i), x), NULL);
 }
 
 int mp_list_get(mp_proxy *l, int64_t i, mp_val **out)
 {
-    return need_out(out) ? MP_EINVAL : mp__mgr_call(l, L, "__getitem__", NULL, ARGS(MP_I64(i)), out);
+    return need_out(out) ? MP_EINVAL
+                         : mp__mgr_call(l, L, "__getitem__", NULL, ARGS(MP_I64(i)), out);
 }
 
 int mp_list_set(mp_proxy *l, int64_t i, const mp_val *x)
 {
-    return x == NULL ? MP_EINVAL : mp__mgr_call(l, L, "__setitem__", NULL, ARGS(MP_I64(i), x), NULL);
+    return x == NULL ? MP_EINVAL
+                     : mp__mgr_call(l, L, "__setitem__", NULL, ARGS(MP_I64(i), x), NULL);
 }
 
 int mp_list_del(mp_proxy *l, int64_t i)
@@ -229,7 +232,8 @@ int mp_list_sort(mp_proxy *l, const char *cmp, bool reverse)
 {
     if (cmp != NULL && !mp__mgr_name_ok(cmp))
         return MP_EINVAL;
-    return mp__mgr_call(l, L, "sort", NULL, ARGS(cmp ? MP_STR(cmp) : MP_NONE, MP_BOOL(reverse)), NULL);
+    return mp__mgr_call(l, L, "sort", NULL,
+                        ARGS(cmp ? MP_STR(cmp) : MP_NONE, MP_BOOL(reverse)), NULL);
 }
 
 static const mp_val *bound(int64_t b, mp_val *tmp)
@@ -246,7 +250,8 @@ int mp_list_slice(mp_proxy *l, int64_t start, int64_t stop, int64_t step, mp_val
     if (out == NULL || step == 0)
         return MP_EINVAL;
     mp_val a = {0}, b = {0};
-    return mp__mgr_call(l, L, "getslice", NULL, ARGS(bound(start, &a), bound(stop, &b), MP_I64(step)), out);
+    return mp__mgr_call(l, L, "getslice", NULL,
+                        ARGS(bound(start, &a), bound(stop, &b), MP_I64(step)), out);
 }
 
 int mp_list_set_slice(mp_proxy *l, int64_t start, int64_t stop, const mp_val *seq)
@@ -254,7 +259,8 @@ int mp_list_set_slice(mp_proxy *l, int64_t start, int64_t stop, const mp_val *se
     if (!is_seq(seq))
         return MP_EINVAL;
     mp_val a = {0}, b = {0};
-    return mp__mgr_call(l, L, "setslice", NULL, ARGS(bound(start, &a), bound(stop, &b), seq), NULL);
+    return mp__mgr_call(l, L, "setslice", NULL, ARGS(bound(start, &a), bound(stop, &b), seq),
+                        NULL);
 }
 
 int mp_list_del_slice(mp_proxy *l, int64_t start, int64_t stop)
@@ -296,7 +302,8 @@ int mp_list_iadd(mp_proxy *l, const mp_val *seq)
 
 int mp_list_mul(mp_proxy *l, int64_t n, mp_val **out)
 {
-    return need_out(out) ? MP_EINVAL : mp__mgr_call(l, L, "__mul__", NULL, ARGS(MP_I64(n)), out);
+    return need_out(out) ? MP_EINVAL
+                         : mp__mgr_call(l, L, "__mul__", NULL, ARGS(MP_I64(n)), out);
 }
 
 int mp_list_imul(mp_proxy *l, int64_t n)
@@ -466,12 +473,12 @@ void mp_proxy_iter_free(mp_proxy_iter *it)
 
 static bool attr_ok(const char *name)
 {
-    if (name == NULL || name[0] == '\0' || name[0] == '_' || (name[0] >= '0' && name[0] <= '9') ||
-        strlen(name) > 255)
+    if (name == NULL || name[0] == '\0' || name[0] == '_' ||
+        (name[0] >= '0' && name[0] <= '9') || strlen(name) > 255)
         return false;
     for (const unsigned char *c = (const unsigned char *)name; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-              *c == '_' || *c >= 0x80))
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+              (*c >= '0' && *c <= '9') || *c == '_' || *c >= 0x80))
             return false;
     return mp__utf8_valid(name, strlen(name));
 }
@@ -506,7 +513,8 @@ int mp_namespace_copy(mp_proxy *ns, mp_val **out)
 
 int mp_valueproxy_get(mp_proxy *v, mp_val **out)
 {
-    return need_out(out) ? MP_EINVAL : mp__mgr_call(v, MP_PROXY_VALUE, "get", NULL, NOARGS, out);
+    return need_out(out) ? MP_EINVAL
+                         : mp__mgr_call(v, MP_PROXY_VALUE, "get", NULL, NOARGS, out);
 }
 
 int mp_valueproxy_set(mp_proxy *v, const mp_val *x)
@@ -523,19 +531,22 @@ ssize_t mp_arrayproxy_len(mp_proxy *a)
 
 int mp_arrayproxy_get(mp_proxy *a, int64_t i, mp_val **out)
 {
-    return need_out(out) ? MP_EINVAL
-                         : mp__mgr_call(a, MP_PROXY_ARRAY, "__getitem__", NULL, ARGS(MP_I64(i)), out);
+    return need_out(out)
+               ? MP_EINVAL
+               : mp__mgr_call(a, MP_PROXY_ARRAY, "__getitem__", NULL, ARGS(MP_I64(i)), out);
 }
 
 int mp_arrayproxy_set(mp_proxy *a, int64_t i, const mp_val *x)
 {
     return x == NULL ? MP_EINVAL
-                     : mp__mgr_call(a, MP_PROXY_ARRAY, "__setitem__", NULL, ARGS(MP_I64(i), x), NULL);
+                     : mp__mgr_call(a, MP_PROXY_ARRAY, "__setitem__", NULL, ARGS(MP_I64(i), x),
+                                    NULL);
 }
 
 int mp_arrayproxy_tolist(mp_proxy *a, mp_val **out)
 {
-    return need_out(out) ? MP_EINVAL : mp__mgr_call(a, MP_PROXY_ARRAY, "tolist", NULL, NOARGS, out);
+    return need_out(out) ? MP_EINVAL
+                         : mp__mgr_call(a, MP_PROXY_ARRAY, "tolist", NULL, NOARGS, out);
 }
 
 /* ---- hosted synchronisation objects and queues ---------------------------------------- */
@@ -592,7 +603,8 @@ mp_proxy *mp_manager_barrier(mp_manager *m, int parties, double timeout)
     if (check_timeout(timeout) != 0)
         return mp__fail_null(MP_EINVAL);
     return mp__mgr_create(m, "Barrier", NULL,
-                  ARGS(MP_I64(parties), &mp__none, timeout == 0 ? &mp__none : timeout_val(timeout, &tmp)));
+                          ARGS(MP_I64(parties), &mp__none,
+                               timeout == 0 ? &mp__none : timeout_val(timeout, &tmp)));
 }
 
 mp_proxy *mp_manager_queue(mp_manager *m, long maxsize)
@@ -610,14 +622,15 @@ void *mp_proxy_native(const mp_proxy *p)
     return mp__mgr_check_proxy(p, 0) == 0 ? p->native : NULL;
 }
 
-static bool kind_in(const mp_proxy *p, uint32_t a, uint32_t b, uint32_t c, uint32_t d, uint32_t e)
+static bool kind_in(const mp_proxy *p, uint32_t a, uint32_t b, uint32_t c, uint32_t d,
+                    uint32_t e)
 {
     if (mp__mgr_check_proxy(p, 0) != 0)
         return false;
     return p->kind == a || p->kind == b || p->kind == c || p->kind == d || p->kind == e;
 }
 
-#define LOCKISH(p)                                                                      \
+#define LOCKISH(p)                                                                            \
     kind_in(p, MP_PROXY_LOCK, MP_PROXY_RLOCK, MP_PROXY_SEMAPHORE, MP_PROXY_BOUNDED_SEMAPHORE, \
             MP_PROXY_CONDITION)
 #define IS(p, k) kind_in(p, k, k, k, k, k)

@@ -89,13 +89,16 @@ int mp__args(struct mgr_reply *r, const char *name, const mp_val *args, size_t m
     if (n >= min && n <= max)
         return 0;
     if (min == max)
-        return mp__reply_error(r, MP_EINVAL, "TypeError", "%s() takes exactly %zu argument%s (%zu given)",
-                               name, min, min == 1 ? "" : "s", n);
+        return mp__reply_error(r, MP_EINVAL, "TypeError",
+                               "%s() takes exactly %zu argument%s (%zu given)", name, min,
+                               min == 1 ? "" : "s", n);
     if (n < min)
-        return mp__reply_error(r, MP_EINVAL, "TypeError", "%s expected at least %zu argument%s, got %zu",
-                               name, min, min == 1 ? "" : "s", n);
-    return mp__reply_error(r, MP_EINVAL, "TypeError", "%s expected at most %zu argument%s, got %zu",
-                           name, max, max == 1 ? "" : "s", n);
+        return mp__reply_error(r, MP_EINVAL, "TypeError",
+                               "%s expected at least %zu argument%s, got %zu", name, min,
+                               min == 1 ? "" : "s", n);
+    return mp__reply_error(r, MP_EINVAL, "TypeError",
+                           "%s expected at most %zu argument%s, got %zu", name, max,
+                           max == 1 ? "" : "s", n);
 }
 
 static void encode_reply(struct mgr_reply *r, mp__buf *out)
@@ -224,7 +227,8 @@ static int reg_find(struct mgr_srv *s, const char *typeid, size_t len)
     if (reg == NULL)
         return -1;
     for (uint32_t i = 0; i < reg->ntypes; i++)
-        if (strlen(reg->types[i].typeid) == len && memcmp(reg->types[i].typeid, typeid, len) == 0)
+        if (strlen(reg->types[i].typeid) == len &&
+            memcmp(reg->types[i].typeid, typeid, len) == 0)
             return (int)i;
     return -1;
 }
@@ -236,7 +240,8 @@ int (*mp__mgr_comparator(struct mgr_srv *s, const char *name))(const mp_val *, c
         return NULL;
     for (uint32_t i = 0; i < reg->ncmps; i++)
         if (strcmp(reg->cmps[i].name, name) == 0)
-            return (int (*)(const mp_val *, const mp_val *))mp__fnref_resolve(&reg->cmps[i].fn);
+            return (int (*)(const mp_val *, const mp_val *))mp__fnref_resolve(
+                &reg->cmps[i].fn);
     return NULL;
 }
 
@@ -245,8 +250,8 @@ int (*mp__mgr_comparator(struct mgr_srv *s, const char *name))(const mp_val *, c
 static void obj_destroy(struct mgr_srv *s, struct mgr_obj *o)
 {
     if (o->typeidx >= 0) {
-        void (*destroy)(void *) =
-            (void (*)(void *))mp__fnref_resolve(&reg_type(s, o->typeidx)->destroy);
+        void (*destroy)(void *) = (void (*)(void *))mp__fnref_resolve(
+            &reg_type(s, o->typeidx)->destroy);
         if (destroy != NULL)
             destroy(o->obj);
     } else {
@@ -321,10 +326,11 @@ static int do_create(struct mgr_srv *s, const char *typeid, size_t tlen, mp_val 
     int idx = reg_find(s, typeid, tlen);
     if (idx >= 0) {
         const struct mgr_type_def *t = reg_type(s, idx);
-        void *(*create)(const mp_val *) = (void *(*)(const mp_val *))mp__fnref_resolve(&t->create);
+        void *(*create)(const mp_val *) = (void *(*)(const mp_val *))mp__fnref_resolve(
+            &t->create);
         if (create == NULL)
-            return mp__reply_error(r, MP_EINVAL, "TypeError", "typeid '%s' has no callable here",
-                                   t->typeid);
+            return mp__reply_error(r, MP_EINVAL, "TypeError",
+                                   "typeid '%s' has no callable here", t->typeid);
         raise_target = r;
         r->status = MGR_ST_OK;
         void *obj = create(args);
@@ -338,8 +344,8 @@ static int do_create(struct mgr_srv *s, const char *typeid, size_t tlen, mp_val 
     }
     const struct mgr_kind *k = mp__mgr_kind_by_typeid(typeid, tlen);
     if (k == NULL || k->create == NULL)
-        return mp__reply_error(r, MP_EINVAL, "KeyError", "'%.*s'", (int)(tlen > 64 ? 64 : tlen),
-                               typeid);
+        return mp__reply_error(r, MP_EINVAL, "KeyError", "'%.*s'",
+                               (int)(tlen > 64 ? 64 : tlen), typeid);
     void *obj = NULL;
     int e = k->create(s, args, &obj, r);
     if (e != 0)
@@ -375,8 +381,8 @@ static int call_registered(struct mgr_srv *s, struct mgr_obj *o, const char *nam
         }
         if (result != NULL && mp__val_check(result) != 0) {
             mp_val_free(result);
-            return mp__reply_error(r, MP_EINVAL, "ValueError", "%s() returned a malformed value",
-                                   md->name);
+            return mp__reply_error(r, MP_EINVAL, "ValueError",
+                                   "%s() returned a malformed value", md->name);
         }
         if (result != NULL)
             mp__reply_val(r, result);
@@ -400,16 +406,18 @@ static int call_registered(struct mgr_srv *s, struct mgr_obj *o, const char *nam
                            (int)(nlen > 64 ? 64 : nlen), name, t->typeid);
 }
 
-static const struct mgr_method *find_method(const struct mgr_kind *k, const char *name, size_t nlen)
+static const struct mgr_method *find_method(const struct mgr_kind *k, const char *name,
+                                            size_t nlen)
 {
     for (const struct mgr_method *m = k->methods; m->name != NULL; m++)
-        if (m->name[0] == name[0] && strncmp(m->name, name, nlen) == 0 && m->name[nlen] == '\0')
+        if (m->name[0] == name[0] && strncmp(m->name, name, nlen) == 0 &&
+            m->name[nlen] == '\0')
             return m;
     return NULL;
 }
 
-static int do_call(struct mgr_srv *s, uint64_t oid, const char *name, size_t nlen, mp_val *args,
-                   bool may_block, struct mgr_reply *r)
+static int do_call(struct mgr_srv *s, uint64_t oid, const char *name, size_t nlen,
+                   mp_val *args, bool may_block, struct mgr_reply *r)
 {
     struct mgr_obj *o = tab_find(s, oid);
     if (o == NULL)
@@ -428,7 +436,8 @@ static int do_call(struct mgr_srv *s, uint64_t oid, const char *name, size_t nle
         return m->fn(s, o, args, r);
     if (!may_block)
         return mp__reply_error(r, MP_EINVAL, "RuntimeError",
-                               "a hosted %s is used directly by processes of the family", k->pyname);
+                               "a hosted %s is used directly by processes of the family",
+                               k->pyname);
     /* A call that may block runs without the lock, with the object pinned. */
     o->pins++;
     pthread_mutex_unlock(&s->lock);
@@ -496,8 +505,8 @@ int mp__srv_handle(struct mgr_srv *s, const uint8_t *req, size_t len, mp__buf *o
             goto malformed;
         struct mgr_obj *o = tab_find(s, oid);
         if (o == NULL) {
-            mp__reply_error(&r, MP_EINVAL, "KeyError", "object %llu is not held by the manager",
-                            (unsigned long long)oid);
+            mp__reply_error(&r, MP_EINVAL, "KeyError",
+                            "object %llu is not held by the manager", (unsigned long long)oid);
         } else {
             if (op == MGR_OP_INCREF)
                 o->refs++;

@@ -23,7 +23,8 @@ static bool member_ok(const mp_val *k)
 
 static int unhashable(struct mgr_reply *r, const mp_val *k)
 {
-    return mp__reply_error(r, MP_EINVAL, "TypeError", "unhashable type: '%s'", mp_val_type_name(k));
+    return mp__reply_error(r, MP_EINVAL, "TypeError", "unhashable type: '%s'",
+                           mp_val_type_name(k));
 }
 
 /* Add k (taken) to the set d; 0 or -ENOMEM. */
@@ -98,7 +99,8 @@ static int set_add(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_r
     return 0;
 }
 
-static int set_drop(struct mgr_obj *o, mp_val *a, struct mgr_reply *r, const char *name, bool must)
+static int set_drop(struct mgr_obj *o, mp_val *a, struct mgr_reply *r, const char *name,
+                    bool must)
 {
     if (mp__args(r, name, a, 1, 1) != 0)
         return r->code;
@@ -198,7 +200,8 @@ static int set_union(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr
 }
 
 /* intersection (keep 1) and difference (keep 0) with a sequence. */
-static int set_filter(struct mgr_obj *o, mp_val *a, struct mgr_reply *r, const char *name, int keep)
+static int set_filter(struct mgr_obj *o, mp_val *a, struct mgr_reply *r, const char *name,
+                      int keep)
 {
     if (mp__args(r, name, a, 1, 1) != 0 || seq_members(r, arg(a, 0)) != 0)
         return r->code;
@@ -212,7 +215,8 @@ static int set_filter(struct mgr_obj *o, mp_val *a, struct mgr_reply *r, const c
     return e;
 }
 
-static int set_intersection(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
+static int set_intersection(struct mgr_srv *s, struct mgr_obj *o, mp_val *a,
+                            struct mgr_reply *r)
 {
     return set_filter(o, a, r, "intersection", 1);
 }
@@ -266,10 +270,20 @@ int mp__mgr_set_create(struct mgr_srv *s, mp_val *a, void **obj, struct mgr_repl
 }
 
 const struct mgr_method mp__mgr_set_methods[] = {
-    {"add", set_add},           {"discard", set_discard},   {"remove", set_remove},
-    {"__contains__", set_contains}, {"__len__", set_len},   {"pop", set_pop},
-    {"clear", set_clear},       {"update", set_update},     {"__ior__", set_update},
-    {"copy", set_copy},         {"union", set_union},       {"intersection", set_intersection},
-    {"difference", set_difference}, {"__repr__", set_repr}, {"__str__", set_repr},
+    {"add", set_add},
+    {"discard", set_discard},
+    {"remove", set_remove},
+    {"__contains__", set_contains},
+    {"__len__", set_len},
+    {"pop", set_pop},
+    {"clear", set_clear},
+    {"update", set_update},
+    {"__ior__", set_update},
+    {"copy", set_copy},
+    {"union", set_union},
+    {"intersection", set_intersection},
+    {"difference", set_difference},
+    {"__repr__", set_repr},
+    {"__str__", set_repr},
     {NULL, NULL},
 };

@@ -60,7 +60,8 @@ static int server_main(void *arg, size_t size)
 static void finalize_manager(void *arg)
 {
     mp_manager *m = arg;
-    if (mp__obj_check(m, MP__MAGIC_MANAGER) == 0 && m->proc != NULL && m->owner_pid == getpid())
+    if (mp__obj_check(m, MP__MAGIC_MANAGER) == 0 && m->proc != NULL &&
+        m->owner_pid == getpid())
         mp_manager_shutdown(m);
 }
 

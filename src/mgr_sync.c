@@ -83,10 +83,12 @@ static int timeout_args(struct mgr_reply *r, const mp_val *a, int ib, int it, do
     size_t n = a->seq.len;
     if (it >= 0 && (size_t)it < n && a->seq.items[it]->type != MP_VAL_NONE) {
         if (mp_val_as_float(a->seq.items[it], t) != 0)
-            return mp__reply_error(r, MP_EINVAL, "TypeError", "timeout must be a number or None");
+            return mp__reply_error(r, MP_EINVAL, "TypeError",
+                                   "timeout must be a number or None");
         mp__deadline d;
         if (mp__deadline_init(&d, *t) != 0)
-            return mp__reply_error(r, MP_EINVAL, "ValueError", "'timeout' must be a non-negative number");
+            return mp__reply_error(r, MP_EINVAL, "ValueError",
+                                   "'timeout' must be a non-negative number");
     }
     if (ib >= 0 && (size_t)ib < n && !mp_val_truth(a->seq.items[ib]))
         *t = 0;
@@ -276,8 +278,10 @@ static int sem_make(mp_val *a, void **obj, struct mgr_reply *r, bool bounded)
         int_arg(r, a, 0, 1, &value) != 0)
         return r->code;
     if (value < 0 || value > INT32_MAX)
-        return mp__reply_error(r, MP_EINVAL, "ValueError", "semaphore initial value must be >= 0");
-    *obj = bounded ? mp_bounded_semaphore_new(.value = (int)value) : mp_semaphore_new(.value = (int)value);
+        return mp__reply_error(r, MP_EINVAL, "ValueError",
+                               "semaphore initial value must be >= 0");
+    *obj = bounded ? mp_bounded_semaphore_new(.value = (int)value)
+                   : mp_semaphore_new(.value = (int)value);
     return *obj != NULL ? 0 : oom(r);
 }
 
@@ -352,7 +356,8 @@ static int cond_notify(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct m
     return e < 0 ? fail(r, e, "notify") : ok_none(r);
 }
 
-static int cond_notify_all(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
+static int cond_notify_all(struct mgr_srv *s, struct mgr_obj *o, mp_val *a,
+                           struct mgr_reply *r)
 {
     if (mp__args(r, "notify_all", a, 0, 0) != 0)
         return r->code;
@@ -440,7 +445,7 @@ static void event_destroy(void *obj)
 }
 
 static const struct mgr_method event_methods[] = {
-    {"is_set", event_is_set}, {"set", event_set},   {"clear", event_clear},
+    {"is_set", event_is_set}, {"set", event_set}, {"clear", event_clear},
     {"wait", event_wait},     {NULL, NULL},
 };
 
@@ -472,7 +477,8 @@ static int barrier_abort(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct
     return e != 0 ? fail(r, e, "abort") : ok_none(r);
 }
 
-static int barrier_parties(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
+static int barrier_parties(struct mgr_srv *s, struct mgr_obj *o, mp_val *a,
+                           struct mgr_reply *r)
 {
     if (mp__args(r, "parties", a, 0, 0) != 0)
         return r->code;
@@ -480,7 +486,8 @@ static int barrier_parties(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, stru
     return e < 0 ? fail(r, e, "parties") : ok_int(r, e);
 }
 
-static int barrier_n_waiting(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
+static int barrier_n_waiting(struct mgr_srv *s, struct mgr_obj *o, mp_val *a,
+                             struct mgr_reply *r)
 {
     if (mp__args(r, "n_waiting", a, 0, 0) != 0)
         return r->code;
@@ -519,9 +526,13 @@ static void barrier_destroy(void *obj)
 }
 
 static const struct mgr_method barrier_methods[] = {
-    {"wait", barrier_wait},         {"reset", barrier_reset},   {"abort", barrier_abort},
-    {"parties", barrier_parties},   {"n_waiting", barrier_n_waiting},
-    {"broken", barrier_broken},     {NULL, NULL},
+    {"wait", barrier_wait},
+    {"reset", barrier_reset},
+    {"abort", barrier_abort},
+    {"parties", barrier_parties},
+    {"n_waiting", barrier_n_waiting},
+    {"broken", barrier_broken},
+    {NULL, NULL},
 };
 
 /* ---- Queue and JoinableQueue ---------------------------------------------------------- */
@@ -555,7 +566,8 @@ static int do_put(struct mgr_srv *s, struct mgr_obj *o, const mp_val *v, double 
     int e = mp__val_encode_buf(&b, v);
     if (e != 0) {
         mp__buf_free(&b);
-        return e == -ENOMEM ? oom(r) : mp__reply_error(r, e, "ValueError", "value cannot be encoded");
+        return e == -ENOMEM ? oom(r)
+                            : mp__reply_error(r, e, "ValueError", "value cannot be encoded");
     }
     struct put_job j = {b.p, b.len};
     e = timed(s, o, t, MP_EFULL, queue_put_op, &j);
@@ -588,7 +600,8 @@ static int queue_put(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr
     return do_put(s, o, a->seq.items[0], t, r);
 }
 
-static int queue_put_nowait(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
+static int queue_put_nowait(struct mgr_srv *s, struct mgr_obj *o, mp_val *a,
+                            struct mgr_reply *r)
 {
     if (mp__args(r, "put_nowait", a, 1, 1) != 0)
         return r->code;
@@ -603,7 +616,8 @@ static int queue_get(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr
     return do_get(s, o, t, r);
 }
 
-static int queue_get_nowait(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
+static int queue_get_nowait(struct mgr_srv *s, struct mgr_obj *o, mp_val *a,
+                            struct mgr_reply *r)
 {
     if (mp__args(r, "get_nowait", a, 0, 0) != 0)
         return r->code;
@@ -634,7 +648,8 @@ static int queue_full(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mg
     return e < 0 ? fail(r, e, "full") : ok_bool(r, e == 1);
 }
 
-static int queue_task_done(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
+static int queue_task_done(struct mgr_srv *s, struct mgr_obj *o, mp_val *a,
+                           struct mgr_reply *r)
 {
     if (mp__args(r, "task_done", a, 0, 0) != 0)
         return r->code;
@@ -666,7 +681,8 @@ static int queue_make(mp_val *a, void **obj, struct mgr_reply *r, bool joinable)
         return r->code;
     if (maxsize > INT32_MAX)
         return mp__reply_error(r, MP_EINVAL, "ValueError", "maxsize too large");
-    *obj = joinable ? mp_joinable_queue_new(.maxsize = (long)maxsize) : mp_queue_new(.maxsize = (long)maxsize);
+    *obj = joinable ? mp_joinable_queue_new(.maxsize = (long)maxsize)
+                    : mp_queue_new(.maxsize = (long)maxsize);
     return *obj != NULL ? 0 : oom(r);
 }
 
@@ -685,14 +701,19 @@ static void queue_destroy(void *obj)
     mp_queue_free(obj);
 }
 
-#define QUEUE_METHODS                                                                       \
-    {"put", queue_put}, {"put_nowait", queue_put_nowait}, {"get", queue_get},               \
-    {"get_nowait", queue_get_nowait}, {"qsize", queue_qsize}, {"empty", queue_empty},       \
-    {"full", queue_full}
+#define QUEUE_METHODS                                                                     \
+    {"put", queue_put}, {"put_nowait", queue_put_nowait}, {"get", queue_get},             \
+        {"get_nowait", queue_get_nowait}, {"qsize", queue_qsize}, {"empty", queue_empty}, \
+    {                                                                                     \
+        "full", queue_full                                                                \
+    }
 
 static const struct mgr_method queue_methods[] = {QUEUE_METHODS, {NULL, NULL}};
 static const struct mgr_method jqueue_methods[] = {
-    QUEUE_METHODS, {"task_done", queue_task_done}, {"join", queue_join}, {NULL, NULL},
+    QUEUE_METHODS,
+    {"task_done", queue_task_done},
+    {"join", queue_join},
+    {NULL, NULL},
 };
 
 /* ---- the table --------------------------------------------------------------------------- */
@@ -703,18 +724,21 @@ static const struct mgr_kind sync_kinds[] = {
     {MP_PROXY_SEMAPHORE, "Semaphore", "Semaphore", true, sem_create, sem_destroy, sem_methods},
     {MP_PROXY_BOUNDED_SEMAPHORE, "BoundedSemaphore", "BoundedSemaphore", true, bsem_create,
      sem_destroy, sem_methods},
-    {MP_PROXY_CONDITION, "Condition", "Condition", true, cond_create, cond_destroy, cond_methods},
+    {MP_PROXY_CONDITION, "Condition", "Condition", true, cond_create, cond_destroy,
+     cond_methods},
     {MP_PROXY_EVENT, "Event", "Event", true, event_create, event_destroy, event_methods},
-    {MP_PROXY_BARRIER, "Barrier", "Barrier", true, barrier_create, barrier_destroy, barrier_methods},
+    {MP_PROXY_BARRIER, "Barrier", "Barrier", true, barrier_create, barrier_destroy,
+     barrier_methods},
     {MP_PROXY_QUEUE, "Queue", "Queue", true, queue_create, queue_destroy, queue_methods},
-    {MP_PROXY_JOINABLE_QUEUE, "JoinableQueue", "JoinableQueue", true, jqueue_create, queue_destroy,
-     jqueue_methods},
+    {MP_PROXY_JOINABLE_QUEUE, "JoinableQueue", "JoinableQueue", true, jqueue_create,
+     queue_destroy, jqueue_methods},
 };
 
 const struct mgr_kind *mp__mgr_sync_kind_by_typeid(const char *typeid, size_t len)
 {
     for (size_t i = 0; i < sizeof sync_kinds / sizeof sync_kinds[0]; i++)
-        if (strlen(sync_kinds[i].typeid) == len && memcmp(sync_kinds[i].typeid, typeid, len) == 0)
+        if (strlen(sync_kinds[i].typeid) == len &&
+            memcmp(sync_kinds[i].typeid, typeid, len) == 0)
             return &sync_kinds[i];
     return NULL;
 }

@@ -27,7 +27,8 @@ static int key_error(struct mgr_reply *r, const mp_val *key)
 
 static int unhashable(struct mgr_reply *r, const mp_val *key)
 {
-    return mp__reply_error(r, MP_EINVAL, "TypeError", "unhashable type: '%s'", mp_val_type_name(key));
+    return mp__reply_error(r, MP_EINVAL, "TypeError", "unhashable type: '%s'",
+                           mp_val_type_name(key));
 }
 
 /* ---- dict ------------------------------------------------------------------ */
@@ -69,7 +70,8 @@ static int dict_lookup(struct mgr_reply *r, const mp_val *d, const mp_val *key, 
 static int dict_getitem(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     long slot = -1;
-    if (mp__args(r, "__getitem__", a, 1, 1) != 0 || dict_lookup(r, dict_of(o), arg(a, 0), &slot))
+    if (mp__args(r, "__getitem__", a, 1, 1) != 0 ||
+        dict_lookup(r, dict_of(o), arg(a, 0), &slot))
         return r->code;
     if (slot < 0)
         return key_error(r, arg(a, 0));
@@ -94,7 +96,8 @@ static int dict_get(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_
 static int dict_delitem(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     long slot = -1;
-    if (mp__args(r, "__delitem__", a, 1, 1) != 0 || dict_lookup(r, dict_of(o), arg(a, 0), &slot))
+    if (mp__args(r, "__delitem__", a, 1, 1) != 0 ||
+        dict_lookup(r, dict_of(o), arg(a, 0), &slot))
         return r->code;
     if (slot < 0)
         return key_error(r, arg(a, 0));
@@ -106,7 +109,8 @@ static int dict_delitem(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct 
 static int dict_contains(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     long slot = -1;
-    if (mp__args(r, "__contains__", a, 1, 1) != 0 || dict_lookup(r, dict_of(o), arg(a, 0), &slot))
+    if (mp__args(r, "__contains__", a, 1, 1) != 0 ||
+        dict_lookup(r, dict_of(o), arg(a, 0), &slot))
         return r->code;
     return reply_bool(r, slot >= 0);
 }
@@ -119,7 +123,8 @@ static int dict_len(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_
 }
 
 /* keys (0), values (1) or items (2) as a list. */
-static int dict_view(struct mgr_obj *o, mp_val *a, struct mgr_reply *r, const char *name, int what)
+static int dict_view(struct mgr_obj *o, mp_val *a, struct mgr_reply *r, const char *name,
+                     int what)
 {
     if (mp__args(r, name, a, 0, 0) != 0)
         return r->code;
@@ -192,9 +197,10 @@ static int dict_merge(mp_val *d, mp_val *other, struct mgr_reply *r)
     for (size_t i = 0; i < other->seq.len; i++) {
         mp_val *pair = other->seq.items[i];
         if ((pair->type != MP_VAL_LIST && pair->type != MP_VAL_TUPLE) || pair->seq.len != 2)
-            return mp__reply_error(r, MP_EINVAL, "ValueError",
-                                   "dictionary update sequence element #%zu has length %zu; 2 is required",
-                                   i, mp_val_len(pair));
+            return mp__reply_error(
+                r, MP_EINVAL, "ValueError",
+                "dictionary update sequence element #%zu has length %zu; 2 is required", i,
+                mp_val_len(pair));
         if (!mp_val_hashable(pair->seq.items[0]))
             return unhashable(r, pair->seq.items[0]);
     }
@@ -285,10 +291,12 @@ static int dict_popitem(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct 
     return 0;
 }
 
-static int dict_setdefault(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
+static int dict_setdefault(struct mgr_srv *s, struct mgr_obj *o, mp_val *a,
+                           struct mgr_reply *r)
 {
     long slot = -1;
-    if (mp__args(r, "setdefault", a, 1, 2) != 0 || dict_lookup(r, dict_of(o), arg(a, 0), &slot))
+    if (mp__args(r, "setdefault", a, 1, 2) != 0 ||
+        dict_lookup(r, dict_of(o), arg(a, 0), &slot))
         return r->code;
     mp_val *d = dict_of(o);
     if (slot < 0) {
@@ -325,7 +333,8 @@ static int dict_create(struct mgr_srv *s, mp_val *a, void **obj, struct mgr_repl
     mp_val *d = mp__val_new(MP_VAL_DICT);
     if (d == NULL)
         return oom(r);
-    if (a->seq.len == 1 && arg(a, 0)->type != MP_VAL_NONE && dict_merge(d, a->seq.items[0], r) != 0) {
+    if (a->seq.len == 1 && arg(a, 0)->type != MP_VAL_NONE &&
+        dict_merge(d, a->seq.items[0], r) != 0) {
         mp_val_free(d);
         return r->code;
     }
@@ -339,13 +348,26 @@ static void val_destroy(void *obj)
 }
 
 static const struct mgr_method dict_methods[] = {
-    {"__setitem__", dict_setitem}, {"__getitem__", dict_getitem}, {"get", dict_get},
-    {"__delitem__", dict_delitem}, {"__contains__", dict_contains}, {"__len__", dict_len},
-    {"keys", dict_keys},           {"values", dict_values},       {"items", dict_items},
-    {"update", dict_update},       {"clear", dict_clear},         {"pop", dict_pop},
-    {"popitem", dict_popitem},     {"setdefault", dict_setdefault}, {"copy", dict_copy},
-    {"__repr__", mp__mgr_val_repr},        {"__str__", mp__mgr_val_repr},
-    {"__or__", dict_or},           {"__ior__", dict_update},      {NULL, NULL},
+    {"__setitem__", dict_setitem},
+    {"__getitem__", dict_getitem},
+    {"get", dict_get},
+    {"__delitem__", dict_delitem},
+    {"__contains__", dict_contains},
+    {"__len__", dict_len},
+    {"keys", dict_keys},
+    {"values", dict_values},
+    {"items", dict_items},
+    {"update", dict_update},
+    {"clear", dict_clear},
+    {"pop", dict_pop},
+    {"popitem", dict_popitem},
+    {"setdefault", dict_setdefault},
+    {"copy", dict_copy},
+    {"__repr__", mp__mgr_val_repr},
+    {"__str__", mp__mgr_val_repr},
+    {"__or__", dict_or},
+    {"__ior__", dict_update},
+    {NULL, NULL},
 };
 
 /* ---- Namespace ------------------------------------------------------------------ */
@@ -353,14 +375,15 @@ static const struct mgr_method dict_methods[] = {
 static int attr_name(struct mgr_reply *r, const mp_val *v)
 {
     if (v->type != MP_VAL_STR)
-        return mp__reply_error(r, MP_EINVAL, "TypeError", "attribute name must be string, not '%s'",
-                               mp_val_type_name(v));
+        return mp__reply_error(r, MP_EINVAL, "TypeError",
+                               "attribute name must be string, not '%s'", mp_val_type_name(v));
     return 0;
 }
 
 static int no_attr(struct mgr_reply *r, const mp_val *name)
 {
-    return mp__reply_error(r, MP_EINVAL, "AttributeError", "'Namespace' object has no attribute '%.*s'",
+    return mp__reply_error(r, MP_EINVAL, "AttributeError",
+                           "'Namespace' object has no attribute '%.*s'",
                            (int)(name->s.len > 200 ? 200 : name->s.len), name->s.ptr);
 }
 
@@ -471,8 +494,12 @@ static int ns_create(struct mgr_srv *s, mp_val *a, void **obj, struct mgr_reply 
 }
 
 static const struct mgr_method ns_methods[] = {
-    {"__getattribute__", ns_getattr}, {"__setattr__", ns_setattr}, {"__delattr__", ns_delattr},
-    {"copy", dict_copy},              {"__repr__", ns_repr},        {"__str__", ns_repr},
+    {"__getattribute__", ns_getattr},
+    {"__setattr__", ns_setattr},
+    {"__delattr__", ns_delattr},
+    {"copy", dict_copy},
+    {"__repr__", ns_repr},
+    {"__str__", ns_repr},
     {NULL, NULL},
 };
 
@@ -549,8 +576,8 @@ static void value_destroy(void *obj)
 }
 
 static const struct mgr_method value_methods[] = {
-    {"get", value_get},       {"set", value_set}, {"__repr__", value_repr},
-    {"__str__", value_repr},  {NULL, NULL},
+    {"get", value_get},      {"set", value_set}, {"__repr__", value_repr},
+    {"__str__", value_repr}, {NULL, NULL},
 };
 
 /* ---- Array (Python's array.array) -------------------------------------------- */
@@ -579,11 +606,22 @@ static bool tc_unsigned(char tc)
 static int tc_bits(char tc)
 {
     switch (tc) {
-    case 'b': case 'B': return 8;
-    case 'h': case 'H': return 16;
-    case 'i': case 'I': return 32;
-    case 'l': case 'L': case 'q': case 'Q': return 64;
-    default: return 0;
+    case 'b':
+    case 'B':
+        return 8;
+    case 'h':
+    case 'H':
+        return 16;
+    case 'i':
+    case 'I':
+        return 32;
+    case 'l':
+    case 'L':
+    case 'q':
+    case 'Q':
+        return 64;
+    default:
+        return 0;
     }
 }
 
@@ -601,20 +639,26 @@ static int array_store(struct marray *ar, size_t i, const mp_val *x, struct mgr_
     }
     int64_t v;
     if (x->type == MP_VAL_FLOAT || mp_val_as_int(x, &v) != 0)
-        return mp__reply_error(r, MP_EINVAL, "TypeError", "'%s' object cannot be interpreted as an integer",
+        return mp__reply_error(r, MP_EINVAL, "TypeError",
+                               "'%s' object cannot be interpreted as an integer",
                                mp_val_type_name(x));
     int bits = tc_bits(tc);
     if (tc_unsigned(tc)) {
         if (v < 0 || (bits < 64 && (uint64_t)v >> bits))
             return mp__reply_error(r, MP_EINVAL, "OverflowError",
-                                   v < 0 ? "unsigned %s is less than minimum" : "unsigned %s is greater than maximum",
-                                   bits == 8 ? "byte integer" : bits == 16 ? "short integer" : "int");
+                                   v < 0 ? "unsigned %s is less than minimum"
+                                         : "unsigned %s is greater than maximum",
+                                   bits == 8    ? "byte integer"
+                                   : bits == 16 ? "short integer"
+                                                : "int");
         ar->u[i] = (uint64_t)v;
     } else {
         int64_t lim = bits == 64 ? INT64_MAX : ((int64_t)1 << (bits - 1)) - 1;
         if (v > lim || v < -lim - 1)
             return mp__reply_error(r, MP_EINVAL, "OverflowError", "signed %s is %s",
-                                   bits == 8 ? "char" : bits == 16 ? "short integer" : "integer",
+                                   bits == 8    ? "char"
+                                   : bits == 16 ? "short integer"
+                                                : "integer",
                                    v > lim ? "greater than maximum" : "less than minimum");
         ar->i[i] = v;
     }
@@ -669,7 +713,8 @@ static int array_setitem(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct
     if (i < 0)
         i += (int64_t)ar->len;
     if (i < 0 || (uint64_t)i >= ar->len)
-        return mp__reply_error(r, MP_EINVAL, "IndexError", "array assignment index out of range");
+        return mp__reply_error(r, MP_EINVAL, "IndexError",
+                               "array assignment index out of range");
     if (array_store(ar, (size_t)i, arg(a, 1), r) != 0)
         return r->code;
     mp__reply_none(r);
@@ -732,11 +777,13 @@ static int array_create(struct mgr_srv *s, mp_val *a, void **obj, struct mgr_rep
     if (mp__args(r, "Array", a, 2, 3) != 0 || typecode_arg(r, arg(a, 0), tc, sizeof tc) != 0)
         return r->code;
     if (tc[1] != '\0' || (!tc_float(tc[0]) && tc_bits(tc[0]) == 0))
-        return mp__reply_error(r, MP_EINVAL, "ValueError",
-                               "bad typecode (must be b, B, u, h, H, i, I, l, L, q, Q, f or d)");
+        return mp__reply_error(
+            r, MP_EINVAL, "ValueError",
+            "bad typecode (must be b, B, u, h, H, i, I, l, L, q, Q, f or d)");
     const mp_val *init = arg(a, 1);
     if (init->type != MP_VAL_LIST && init->type != MP_VAL_TUPLE)
-        return mp__reply_error(r, MP_EINVAL, "TypeError", "cannot use a %s to initialize an array",
+        return mp__reply_error(r, MP_EINVAL, "TypeError",
+                               "cannot use a %s to initialize an array",
                                mp_val_type_name(init));
     struct marray *ar = calloc(1, sizeof *ar);
     if (ar == NULL)
@@ -758,8 +805,12 @@ static int array_create(struct mgr_srv *s, mp_val *a, void **obj, struct mgr_rep
 }
 
 static const struct mgr_method array_methods[] = {
-    {"__len__", array_len},   {"__getitem__", array_getitem}, {"__setitem__", array_setitem},
-    {"tolist", array_tolist}, {"__repr__", array_repr},       {"__str__", array_repr},
+    {"__len__", array_len},
+    {"__getitem__", array_getitem},
+    {"__setitem__", array_setitem},
+    {"tolist", array_tolist},
+    {"__repr__", array_repr},
+    {"__str__", array_repr},
     {NULL, NULL},
 };
 
@@ -767,7 +818,8 @@ static const struct mgr_method array_methods[] = {
 
 static const struct mgr_kind value_kinds[] = {
     {MP_PROXY_DICT, "dict", "dict", false, dict_create, val_destroy, dict_methods},
-    {MP_PROXY_LIST, "list", "list", false, mp__mgr_list_create, val_destroy, mp__mgr_list_methods},
+    {MP_PROXY_LIST, "list", "list", false, mp__mgr_list_create, val_destroy,
+     mp__mgr_list_methods},
     {MP_PROXY_SET, "set", "set", false, mp__mgr_set_create, val_destroy, mp__mgr_set_methods},
     {MP_PROXY_NAMESPACE, "Namespace", "Namespace", false, ns_create, val_destroy, ns_methods},
     {MP_PROXY_VALUE, "Value", "Value", false, value_create, value_destroy, value_methods},
@@ -777,7 +829,8 @@ static const struct mgr_kind value_kinds[] = {
 const struct mgr_kind *mp__mgr_kind_by_typeid(const char *typeid, size_t len)
 {
     for (size_t i = 0; i < sizeof value_kinds / sizeof value_kinds[0]; i++)
-        if (strlen(value_kinds[i].typeid) == len && memcmp(value_kinds[i].typeid, typeid, len) == 0)
+        if (strlen(value_kinds[i].typeid) == len &&
+            memcmp(value_kinds[i].typeid, typeid, len) == 0)
             return &value_kinds[i];
     return mp__mgr_sync_kind_by_typeid(typeid, len);
 }

@@ -106,8 +106,7 @@ static bool mul_ok(size_t a, size_t b, size_t *out)
 /* Whether [p, p + len) is memory of the arena (used in place). */
 static bool in_arena(const void *p, size_t len)
 {
-    return p != NULL && len > 0 && mp__in_arena(p) &&
-           mp__in_arena((const char *)p + len - 1);
+    return p != NULL && len > 0 && mp__in_arena(p) && mp__in_arena((const char *)p + len - 1);
 }
 
 static size_t default_chunksize(const struct mp_pool *pool, size_t n)
@@ -256,7 +255,7 @@ static const char *cancel_text(int code)
 
 /* The code and message of item i of a slots chunk that has no records. */
 int mp__pool_slot_chunk_code(const mp__pjob *j, const mp__pslot *s, uint32_t st, char *msg,
-                           size_t msize)
+                             size_t msize)
 {
     if (st == MP__CS_LOST) {
         mp__pool_lost_message(msg, msize, s->lost_pid, s->lost_exit);
@@ -337,7 +336,9 @@ static void finish_slots(mp__pjob *j)
         size_t off = 0;
         for (uint32_t i = 0; i < s->nitems; i++) {
             size_t idx = (size_t)s->first + i;
-            const mp__orec *h = (st == MP__CS_OK || st == MP__CS_ERR) ? mp__pool_orec_at(s->out, s->out_len, &off) : NULL;
+            const mp__orec *h = (st == MP__CS_OK || st == MP__CS_ERR)
+                                    ? mp__pool_orec_at(s->out, s->out_len, &off)
+                                    : NULL;
             int code;
             const char *m;
             if (h != NULL) {
@@ -349,8 +350,8 @@ static void finish_slots(mp__pjob *j)
             }
             if (j->user_bytes != NULL) {
                 j->user_bytes[idx].size = h != NULL ? h->size : 0;
-                j->user_bytes[idx].data =
-                    mp__pool_dup(h != NULL ? mp__orec_data(h) : "", h != NULL ? h->size : 0);
+                j->user_bytes[idx].data = mp__pool_dup(h != NULL ? mp__orec_data(h) : "",
+                                                       h != NULL ? h->size : 0);
                 if (j->user_bytes[idx].data == NULL && code == 0)
                     code = -ENOMEM;
             }
@@ -629,17 +630,22 @@ static int sync_finish(mp__pjob *j, void **out, size_t *out_size)
     return r;
 }
 
-int mp_pool_map_opts(mp_pool *pool, mp_pool_fn f, const void *in, size_t in_size,
-                     size_t n, void *out, size_t out_size, const mp_pool_call_options *o)
+int mp_pool_map_opts(mp_pool *pool, mp_pool_fn f, const void *in, size_t in_size, size_t n,
+                     void *out, size_t out_size, const mp_pool_call_options *o)
 {
     mp_pool_call_options opts_local;
     int opts_err;
     o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
     if (opts_err != 0)
         return opts_err;
-    struct fixed_call fc = {.pool = pool, .fn = (void (*)(void))f, .in = in,
-                            .in_size = in_size, .n = n, .out = out,
-                            .out_size = out_size, .o = o};
+    struct fixed_call fc = {.pool = pool,
+                            .fn = (void (*)(void))f,
+                            .in = in,
+                            .in_size = in_size,
+                            .n = n,
+                            .out = out,
+                            .out_size = out_size,
+                            .o = o};
     int r = fixed_check(&fc);
     if (r != 0)
         return r;
@@ -650,34 +656,47 @@ int mp_pool_map_opts(mp_pool *pool, mp_pool_fn f, const void *in, size_t in_size
 }
 
 mp_async_result *mp_pool_map_async_opts(mp_pool *pool, mp_pool_fn f, const void *in,
-                                        size_t in_size, size_t n, void *out,
-                                        size_t out_size, const mp_pool_call_options *o)
+                                        size_t in_size, size_t n, void *out, size_t out_size,
+                                        const mp_pool_call_options *o)
 {
     mp_pool_call_options opts_local;
     int opts_err;
     o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
     if (opts_err != 0)
         return mp__fail_null(opts_err);
-    struct fixed_call fc = {.pool = pool, .fn = (void (*)(void))f, .in = in,
-                            .in_size = in_size, .n = n, .out = out,
-                            .out_size = out_size, .o = o, .async = true};
+    struct fixed_call fc = {.pool = pool,
+                            .fn = (void (*)(void))f,
+                            .in = in,
+                            .in_size = in_size,
+                            .n = n,
+                            .out = out,
+                            .out_size = out_size,
+                            .o = o,
+                            .async = true};
     int r;
     mp__pjob *j = fixed_submit(&fc, MP__JOB_ASYNC, &r);
     return j != NULL ? (mp_async_result *)j : mp__fail_null(r);
 }
 
 int mp_pool_starmap_opts(mp_pool *pool, mp_pool_star_fn f, size_t ncols,
-                         const void *const *cols, const size_t *sizes, size_t n,
-                         void *out, size_t out_size, const mp_pool_call_options *o)
+                         const void *const *cols, const size_t *sizes, size_t n, void *out,
+                         size_t out_size, const mp_pool_call_options *o)
 {
     mp_pool_call_options opts_local;
     int opts_err;
     o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
     if (opts_err != 0)
         return opts_err;
-    struct fixed_call fc = {.pool = pool, .fn = (void (*)(void))f, .flags = MP__JF_STAR,
-                            .ncols = ncols, .cols = cols, .sizes = sizes, .n = n,
-                            .out = out, .out_size = out_size, .o = o};
+    struct fixed_call fc = {.pool = pool,
+                            .fn = (void (*)(void))f,
+                            .flags = MP__JF_STAR,
+                            .ncols = ncols,
+                            .cols = cols,
+                            .sizes = sizes,
+                            .n = n,
+                            .out = out,
+                            .out_size = out_size,
+                            .o = o};
     int r = fixed_check(&fc);
     if (r != 0)
         return r;
@@ -697,9 +716,17 @@ mp_async_result *mp_pool_starmap_async_opts(mp_pool *pool, mp_pool_star_fn f, si
     o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
     if (opts_err != 0)
         return mp__fail_null(opts_err);
-    struct fixed_call fc = {.pool = pool, .fn = (void (*)(void))f, .flags = MP__JF_STAR,
-                            .ncols = ncols, .cols = cols, .sizes = sizes, .n = n,
-                            .out = out, .out_size = out_size, .o = o, .async = true};
+    struct fixed_call fc = {.pool = pool,
+                            .fn = (void (*)(void))f,
+                            .flags = MP__JF_STAR,
+                            .ncols = ncols,
+                            .cols = cols,
+                            .sizes = sizes,
+                            .n = n,
+                            .out = out,
+                            .out_size = out_size,
+                            .o = o,
+                            .async = true};
     int r;
     mp__pjob *j = fixed_submit(&fc, MP__JOB_ASYNC, &r);
     return j != NULL ? (mp_async_result *)j : mp__fail_null(r);

@@ -369,8 +369,8 @@ static mp__pjob *imap_submit(mp_pool *pool, void (*fn)(void), uint32_t flags, co
                              size_t in_size, size_t n, size_t out_size,
                              const mp_pool_call_options *o, int *err)
 {
-    if (o == NULL || mp__pool_check_owner(pool) != 0 || fn == NULL ||
-        o->callback != NULL || o->error_callback != NULL || o->status != NULL ||
+    if (o == NULL || mp__pool_check_owner(pool) != 0 || fn == NULL || o->callback != NULL ||
+        o->error_callback != NULL || o->status != NULL ||
         (in != NULL && o->next_input != NULL) || (in == NULL && n > 0) ||
         o->chunksize > UINT32_MAX || (!(flags & MP__JF_BYTES) && in_size == 0)) {
         *err = MP_EINVAL;

@@ -22,12 +22,12 @@
 #include <unistd.h>
 
 struct mpi_worker {
-    int rank;             /* in comm's remote group (spawn) or world rank */
+    int rank; /* in comm's remote group (spawn) or world rank */
     int pid;
     int init_code;
     bool dead;
-    uint64_t last_job;    /* the job whose .arg the worker holds */
-    char *buf;            /* messages to and from the worker (its proxy only) */
+    uint64_t last_job; /* the job whose .arg the worker holds */
+    char *buf;         /* messages to and from the worker (its proxy only) */
     size_t cap;
     char host[64];
 };
@@ -53,7 +53,7 @@ struct mp__mpipool {
     MPI_Comm comm;
     bool spawned;
     bool stopped;
-    bool spoiled;         /* a worker refused or died: do not reuse them */
+    bool spoiled; /* a worker refused or died: do not reuse them */
     uint32_t n;
     struct mpi_worker *w;
     int *world_ranks;

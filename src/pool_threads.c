@@ -33,8 +33,7 @@ void mp__pool_lost_message(char *buf, size_t size, pid_t pid, int exitcode)
                  "worker process %d was killed by signal %d (SIG%s) while running the task",
                  (int)pid, -exitcode, name != NULL ? name : "?");
     } else {
-        snprintf(buf, size,
-                 "worker process %d exited with code %d while running the task",
+        snprintf(buf, size, "worker process %d exited with code %d while running the task",
                  (int)pid, exitcode);
     }
 }
@@ -165,8 +164,7 @@ static int run_initializer(struct mp_pool *pool, mp__wrec *rec)
 static int worker_body(struct mp_pool *pool, uint32_t w)
 {
     mp__wrec *rec = &pool->recs[w];
-    int r = pool->mpi != NULL ? mp__mpi_pool_init_code(pool, w)
-                              : run_initializer(pool, rec);
+    int r = pool->mpi != NULL ? mp__mpi_pool_init_code(pool, w) : run_initializer(pool, rec);
     if (r != 0) {
         rec->init_code = r;
         MP__ST(&rec->state, MP__W_INITFAIL);
@@ -496,4 +494,3 @@ void *mp__pool_rh_main(void *arg)
     mp__futex_wake(&pool->L->rh_done, INT32_MAX);
     return NULL;
 }
-

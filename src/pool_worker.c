@@ -90,12 +90,12 @@ void mp_pool_set_error(const char *fmt, ...)
 }
 
 struct mp_pool_out {
-    mp__wrec *rec;  /* the worker's record (NULL in a thread pool: no death) */
+    mp__wrec *rec; /* the worker's record (NULL in a thread pool: no death) */
     char *buf;
     size_t len, cap;
-    bool arena;     /* buf is an arena block this builder allocated */
-    bool failed;    /* an allocation failed: the item gets -ENOMEM */
-    bool heap;      /* an MPI worker's: buf is malloc'd, never the arena */
+    bool arena;  /* buf is an arena block this builder allocated */
+    bool failed; /* an allocation failed: the item gets -ENOMEM */
+    bool heap;   /* an MPI worker's: buf is malloc'd, never the arena */
 };
 
 /* Make room for extra more bytes; false when memory ran out. */
@@ -223,8 +223,8 @@ void mp__pool_chunk_counted(struct mp_pool *pool, mp__pjob *j, mp__wrec *hint_re
     }
 }
 
-void mp__pool_record_error(struct mp_pool *pool, mp__pjob *j, uint64_t index,
-                           int code, const char *msg)
+void mp__pool_record_error(struct mp_pool *pool, mp__pjob *j, uint64_t index, int code,
+                           const char *msg)
 {
     mp__robust_lock(&pool->err_lock);
     if (index < j->err_index) {
@@ -259,8 +259,7 @@ static bool claim(mp__pjob *j, uint64_t hi, uint32_t w, mp__wrec *rec, uint64_t 
         uint64_t expect = mp__chunk_free(j, c);
         rec->cur_job = j;
         rec->cur_chunk = c;
-        if (MP__CAS(mp__chunk_state(j, c), &expect,
-                                           mp__cs(c, MP__CS_OWNED + w))) {
+        if (MP__CAS(mp__chunk_state(j, c), &expect, mp__cs(c, MP__CS_OWNED + w))) {
             uint64_t cc = c;
             MP__CAS(&j->next, &cc, c + 1);
             *out = c;
@@ -371,12 +370,11 @@ static void orec_end(mp_pool_out *o, size_t at, int r, const char *msg)
     h->msg_len = mlen;
 }
 
-static void run_slots(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *rec,
-                      bool track)
+static void run_slots(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *rec, bool track)
 {
     mp__pslot *s = &j->slots[c % j->nslots];
-    mp_pool_out o = {track ? rec : NULL, s->out_inline, 0, sizeof s->out_inline,
-                     false, false, false};
+    mp_pool_out o = {
+        track ? rec : NULL, s->out_inline, 0, sizeof s->out_inline, false, false, false};
     void (*fn)(void) = resolve(&j->fn);
     bool failed = false;
     const char *in = s->in;
@@ -386,7 +384,7 @@ static void run_slots(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
         const void *item;
         size_t isz;
         if (j->flags & MP__JF_BYTES) {
-            isz = (size_t)*(const uint64_t *)(in + off);
+            isz = (size_t) * (const uint64_t *)(in + off);
             item = in + off + 16;
             off += MP__ALIGN16(16 + isz);
         } else {
@@ -402,14 +400,14 @@ static void run_slots(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
         msg_reset();
         int r;
         if (fn == NULL) {
-            snprintf(task_msg, sizeof task_msg, "the task function is not loaded in the worker");
+            snprintf(task_msg, sizeof task_msg,
+                     "the task function is not loaded in the worker");
             r = MP_EINVAL;
         } else if (j->flags & MP__JF_BYTES) {
             r = ((mp_pool_bytes_fn)fn)(item, isz, &o, j->arg);
         } else {
             void *dst = mp_pool_out_reserve(&o, j->out_size);
-            r = dst == NULL ? -ENOMEM
-                            : ((mp_pool_fn)fn)(item, isz, dst, j->out_size, j->arg);
+            r = dst == NULL ? -ENOMEM : ((mp_pool_fn)fn)(item, isz, dst, j->out_size, j->arg);
         }
         if (o.failed && r >= 0)
             r = -ENOMEM;
@@ -450,10 +448,10 @@ static void run_chunk(struct mp_pool *pool, mp__pjob *j, uint64_t c, mp__wrec *r
 /* ---- in an MPI worker: the same, in the worker's own memory ----------------------- */
 
 bool mp__pool_local_fixed(void (*fn)(void), bool star, const char *in, size_t in_size,
-                          const char *const *cols, const size_t *col_size,
-                          uint32_t ncols, size_t nitems, char *out, size_t out_size,
-                          void *arg, int32_t *status, int64_t *err_index,
-                          int32_t *err_code, char *err_msg, size_t msg_size)
+                          const char *const *cols, const size_t *col_size, uint32_t ncols,
+                          size_t nitems, char *out, size_t out_size, void *arg,
+                          int32_t *status, int64_t *err_index, int32_t *err_code,
+                          char *err_msg, size_t msg_size)
 {
     bool failed = false;
     const void *args[MP__POOL_MAX_COLS];
@@ -470,8 +468,7 @@ bool mp__pool_local_fixed(void (*fn)(void), bool star, const char *in, size_t in
                 args[k] = cols[k] + i * col_size[k];
             r = ((mp_pool_star_fn)fn)(args, out + i * out_size, out_size, arg);
         } else {
-            r = ((mp_pool_fn)fn)(in + i * in_size, in_size, out + i * out_size, out_size,
-                                 arg);
+            r = ((mp_pool_fn)fn)(in + i * in_size, in_size, out + i * out_size, out_size, arg);
         }
         status[i] = r < 0 ? r : 0;
         if (r < 0 && !failed) {
@@ -497,7 +494,7 @@ int mp__pool_local_slots(void (*fn)(void), bool bytes, const char *in, uint32_t 
         const void *item;
         size_t isz;
         if (bytes) {
-            isz = (size_t)*(const uint64_t *)(in + off);
+            isz = (size_t) * (const uint64_t *)(in + off);
             item = in + off + 16;
             off += MP__ALIGN16(16 + isz);
         } else {
@@ -572,8 +569,7 @@ static uint64_t work_once(struct mp_pool *pool, uint32_t w, mp__wrec *rec, uint6
             continue;
         }
         uint64_t c, done = 0;
-        while (done < budget && MP__LDR(&pool->state) !=
-                                    MP__P_TERMINATE &&
+        while (done < budget && MP__LDR(&pool->state) != MP__P_TERMINATE &&
                claim(j, hi, w, rec, &c)) {
             run_chunk(pool, j, c, rec);
             done++;

@@ -204,8 +204,10 @@ static int recv_reply(int sock, struct mp__fs_reply *rep, int fds[2], size_t *go
         struct cmsghdr align;
     } u;
     struct iovec iov = {rep, sizeof *rep};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
-                       .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = u.buf,
+                       .msg_controllen = sizeof u.buf};
     ssize_t n;
     do
         n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);

@@ -46,9 +46,9 @@ enum { ST_INITIAL = 0, ST_STARTED = 1, ST_ENDED = 2 };
 enum {
     F_DAEMON = 1u << 0,
     F_CLOSED = 1u << 1,
-    F_MAIN = 1u << 2,   /* the MainProcess object */
-    F_PARENT = 1u << 3, /* a child's view of its parent */
-    F_RUN = 1u << 4,    /* .run (self) rather than .target (arg bytes) */
+    F_MAIN = 1u << 2,     /* the MainProcess object */
+    F_PARENT = 1u << 3,   /* a child's view of its parent */
+    F_RUN = 1u << 4,      /* .run (self) rather than .target (arg bytes) */
     F_INDIRECT = 1u << 5, /* a parent that is not the kernel's parent */
     F_SIGMASK = 1u << 6,  /* sig_block was given (mp__process_set_sigmask) */
     F_PDEATH = 1u << 7,   /* killed when its parent ends (a daemon) */
@@ -68,8 +68,8 @@ struct mp_process {
     int32_t exitcode; /* valid in state ST_ENDED */
     /* Start-method state: meaningful only in the creator. */
     mp__popen po;
-    pid_t parent_pid; /* the starter, for the child's parent_process() */
-    uint64_t sig_block; /* the child's signal mask: bit n-1 for signal n */
+    pid_t parent_pid;            /* the starter, for the child's parent_process() */
+    uint64_t sig_block;          /* the child's signal mask: bit n-1 for signal n */
     char identity[IDENTITY_LEN]; /* Python's _identity: "2:1" */
     char parent_name[NAME_MAX_LEN + 1];
     char name[NAME_MAX_LEN + 1];
@@ -84,9 +84,9 @@ struct mp_process {
 /* NULL in the main process until asked; atomic because any thread may ask
  * (and log) while another creates MainProcess. */
 static _Atomic(mp_process *) current;
-static bool is_child;            /* bootstrapped by libmp */
+static bool is_child; /* bootstrapped by libmp */
 static _Atomic(mp_process *) parent_proxy;
-static void *current_arg;        /* the child's private copy of its bytes */
+static void *current_arg; /* the child's private copy of its bytes */
 static size_t current_arg_size;
 static atomic_uint name_counter; /* Python's _process_counter */
 
@@ -230,8 +230,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void register_atfork(void)
 {
-    pthread_atfork(children_atfork_prepare, children_atfork_parent,
-                   children_atfork_child);
+    pthread_atfork(children_atfork_prepare, children_atfork_parent, children_atfork_child);
 }
 
 /* ---- waiting, reaping, releasing -------------------------------------------- */
@@ -291,8 +290,8 @@ static void release(mp_process *p)
 static bool release_orphan(mp_process *p)
 {
     uint32_t expected = ORPHAN_MAGIC;
-    if (!__atomic_compare_exchange_n(&p->hdr.magic, &expected, RELEASING_MAGIC,
-                                     false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    if (!__atomic_compare_exchange_n(&p->hdr.magic, &expected, RELEASING_MAGIC, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return false;
     release(p);
     return true;
@@ -721,8 +720,9 @@ int mp_process_start(mp_process *p)
     const mp__popen_ops *ops = mp__popen_ops_get(method);
     if (ops == NULL)
         return MP_EINVAL;
-    int r = method == MP__START_FORK ? 0
-            : mp__spawn_can_run((p->flags & F_RUN) ? &p->run : &p->target);
+    int r = method == MP__START_FORK
+                ? 0
+                : mp__spawn_can_run((p->flags & F_RUN) ? &p->run : &p->target);
     if (r != 0)
         return r;
     r = mp__heap_init();
@@ -737,8 +737,8 @@ int mp_process_start(mp_process *p)
 
     /* Two threads starting the same object: one wins. */
     uint32_t expected = ST_INITIAL;
-    if (!__atomic_compare_exchange_n(&p->state, &expected, ST_STARTED, false,
-                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    if (!__atomic_compare_exchange_n(&p->state, &expected, ST_STARTED, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
         return MP_EINVAL;
     p->parent_pid = getpid();
     if (!(load_u32(&p->flags) & F_SIGMASK))
@@ -850,8 +850,7 @@ int mp_process_exitcode(mp_process *p, int *code)
     if (code == NULL || check_readable(p) != 0 || closed(p))
         return MP_EINVAL;
     uint32_t st = load_u32(&p->state);
-    if (st == ST_STARTED && owned(p) && !(p->flags & (F_MAIN | F_PARENT)) &&
-        proc_poll(p) == 0)
+    if (st == ST_STARTED && owned(p) && !(p->flags & (F_MAIN | F_PARENT)) && proc_poll(p) == 0)
         st = ST_ENDED;
     if (st != ST_ENDED || (p->flags & F_PARENT))
         return MP_ETIMEDOUT;
@@ -977,8 +976,8 @@ int mp_process_set_authkey(mp_process *p, const void *key, size_t len)
         mp__authkey_set(key, len);
         return 0;
     }
-    if ((p->flags & (F_MAIN | F_PARENT)) || closed(p) ||
-        load_u32(&p->state) != ST_INITIAL || !owned(p))
+    if ((p->flags & (F_MAIN | F_PARENT)) || closed(p) || load_u32(&p->state) != ST_INITIAL ||
+        !owned(p))
         return MP_EINVAL;
     if (len > 0)
         memcpy(p->authkey, key, len);

@@ -14,8 +14,8 @@
 /* One layout for all three kinds; the ring's slots follow the struct. */
 struct mp_queue {
     mp__obj hdr;
-    long maxsize;              /* 0: unbounded */
-    _Atomic uint32_t nclosed;  /* closes by any process (see closed_here) */
+    long maxsize;             /* 0: unbounded */
+    _Atomic uint32_t nclosed; /* closes by any process (see closed_here) */
     mp__ring ring;
 };
 
@@ -151,8 +151,7 @@ mp_queue *mp_joinable_queue_new_opts(const mp_queue_options *o)
         return mp__fail_null(opts_err);
     if (o == NULL)
         return mp__fail_null(MP_EINVAL);
-    return queue_create(QUEUE_MAGIC, o->maxsize, o->capacity, o->slot_size,
-                        MP__RING_JOINABLE);
+    return queue_create(QUEUE_MAGIC, o->maxsize, o->capacity, o->slot_size, MP__RING_JOINABLE);
 }
 
 mp_simple_queue *mp_simple_queue_new_opts(const mp_simple_queue_options *o)
@@ -206,8 +205,8 @@ static int queue_put(struct mp_queue *q, uint32_t magic, const void *buf, size_t
     return mp__ring_put(&q->ring, buf, len, &d);
 }
 
-static int queue_get(struct mp_queue *q, uint32_t magic, void *buf, size_t size,
-                     void **alloc, size_t *len, double timeout)
+static int queue_get(struct mp_queue *q, uint32_t magic, void *buf, size_t size, void **alloc,
+                     size_t *len, double timeout)
 {
     mp__deadline d;
     if (usable(q, magic) != 0 || mp__deadline_init(&d, timeout) != 0)

@@ -142,7 +142,9 @@ int mp_connection_send_fds(mp_connection *c, const int *fds, size_t n)
     memset(&u, 0, sizeof u);
     unsigned char count = (unsigned char)(n % 256);
     struct iovec iov = {&count, 1};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = u.buf,
                        .msg_controllen = CMSG_SPACE(n * sizeof(int))};
     struct cmsghdr *h = CMSG_FIRSTHDR(&m);
     h->cmsg_level = SOL_SOCKET;

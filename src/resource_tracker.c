@@ -243,7 +243,8 @@ static int clean_one(int dfd, const char *name)
         st.st_uid != geteuid())
         goto out;
     char hdr[HDR_LEN];
-    if (pread(fd, hdr, sizeof hdr, 0) != HDR_LEN || memcmp(hdr, REG_HDR, sizeof REG_HDR - 1) != 0) {
+    if (pread(fd, hdr, sizeof hdr, 0) != HDR_LEN ||
+        memcmp(hdr, REG_HDR, sizeof REG_HDR - 1) != 0) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
         if (now.tv_sec - st.st_mtim.tv_sec < CREATING_SECONDS)
@@ -320,7 +321,8 @@ static void cleanup(struct mp__tracker *t)
         char msg[128];
         int len = snprintf(msg, sizeof msg,
                            "libmp resource_tracker: unlinked %d leaked "
-                           "shared_memory segment(s) at shutdown\n", n);
+                           "shared_memory segment(s) at shutdown\n",
+                           n);
         if (len > 0 && write(2, msg, (size_t)len) < 0)
             return;
     }

@@ -30,7 +30,7 @@
 /* An unbounded ring full this long (a consumer stalled, not merely
  * descheduled for a moment) overflows; tests shorten it. */
 #define PATIENCE_NS 100000000u
-#define JOIN_TICK_NS 20000000u   /* join re-checks at least this often */
+#define JOIN_TICK_NS 20000000u /* join re-checks at least this often */
 #define CACHE_BLOCK_MAX (64u << 20)
 
 /* A slot: state word, message length, then the message (inline) or the
@@ -60,9 +60,18 @@ static inline uint64_t wmake(uint64_t base, unsigned st, pid_t pid)
 {
     return base << 24 | (uint64_t)st << PID_BITS | ((uint64_t)pid & PID_MASK);
 }
-static inline uint64_t wbase(uint64_t w) { return w >> 24; }
-static inline unsigned wst(uint64_t w) { return (unsigned)(w >> PID_BITS) & 3u; }
-static inline pid_t wpid(uint64_t w) { return (pid_t)(w & PID_MASK); }
+static inline uint64_t wbase(uint64_t w)
+{
+    return w >> 24;
+}
+static inline unsigned wst(uint64_t w)
+{
+    return (unsigned)(w >> PID_BITS) & 3u;
+}
+static inline pid_t wpid(uint64_t w)
+{
+    return (pid_t)(w & PID_MASK);
+}
 
 /* Laps between w's base and base, computed on the 40 bits stored. */
 static inline int64_t wdiff(uint64_t w, uint64_t base)
@@ -119,16 +128,14 @@ static inline void advance(_Atomic uint64_t *pos, uint64_t from)
 
 static inline void help(_Atomic uint64_t *pos, uint64_t from)
 {
-    atomic_compare_exchange_strong_explicit(pos, &from, from + 1,
-                                            memory_order_relaxed,
+    atomic_compare_exchange_strong_explicit(pos, &from, from + 1, memory_order_relaxed,
                                             memory_order_relaxed);
 }
 
 /* Claiming acquires: the claimer sees everything the previous owner did. */
 static inline bool claim(struct slot *s, uint64_t *w, uint64_t nw)
 {
-    return atomic_compare_exchange_strong_explicit(&s->w, w, nw,
-                                                   memory_order_acquire,
+    return atomic_compare_exchange_strong_explicit(&s->w, w, nw, memory_order_acquire,
                                                    memory_order_acquire);
 }
 
@@ -176,8 +183,8 @@ static void stop_now(void)
 
 /* ---- geometry ------------------------------------------------------------ */
 
-int mp__ring_geometry(long maxsize, size_t capacity, size_t slot_size,
-                      uint64_t *nslots, uint32_t *slot_size_out)
+int mp__ring_geometry(long maxsize, size_t capacity, size_t slot_size, uint64_t *nslots,
+                      uint32_t *slot_size_out)
 {
     if (slot_size == 0)
         slot_size = DEFAULT_SLOT;
@@ -201,8 +208,8 @@ int mp__ring_geometry(long maxsize, size_t capacity, size_t slot_size,
     return 0;
 }
 
-int mp__ring_init(mp__ring *r, unsigned char *slots, uint64_t nslots,
-                  uint32_t slot_size, uint32_t flags)
+int mp__ring_init(mp__ring *r, unsigned char *slots, uint64_t nslots, uint32_t slot_size,
+                  uint32_t flags)
 {
     /* Zeroed slots are FREE for lap 0: nothing to write, and the memory of
      * a large bounded ring is only committed as it is used. */
@@ -431,7 +438,8 @@ static int ovf_get(mp__ring *r, struct getbuf *gb, size_t *outlen)
         /* gets before the count: see ring_idle. */
         if (r->flags & MP__RING_JOINABLE)
             atomic_fetch_add(&r->gets, 1);
-        atomic_store(&r->ovf_count, atomic_load_explicit(&r->ovf_count, memory_order_relaxed) - 1);
+        atomic_store(&r->ovf_count,
+                     atomic_load_explicit(&r->ovf_count, memory_order_relaxed) - 1);
         mp__robust_unlock(&r->ovf_lock);
         if (n->len != 0)
             memcpy(gb->buf, n->blk != NULL ? n->blk : n->data, n->len);
@@ -472,8 +480,7 @@ static int await_room(mp__ring *r, uint64_t t, mp__waiter *wt, const mp__deadlin
     }
 }
 
-static int ring_put(mp__ring *r, const void *buf, size_t len, void *blk,
-                    const mp__deadline *d)
+static int ring_put(mp__ring *r, const void *buf, size_t len, void *blk, const mp__deadline *d)
 {
     bool bounded = r->flags & MP__RING_BOUNDED;
     mp__waiter wt = {0};
@@ -691,8 +698,8 @@ static uint64_t settle(mp__ring *r, _Atomic uint64_t *pos, bool is_tail)
         struct slot *s = slot_at(r, p, &base);
         uint64_t w = atomic_load_explicit(&s->w, memory_order_acquire);
         int64_t dd = wdiff(w, base);
-        bool taken = dd > 0 || (dd == 0 && (is_tail ? wst(w) != ST_FREE
-                                                     : wst(w) == ST_READING));
+        bool taken = dd > 0 ||
+                     (dd == 0 && (is_tail ? wst(w) != ST_FREE : wst(w) == ST_READING));
         if (!taken)
             return p;
         help(pos, p);

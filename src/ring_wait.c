@@ -63,7 +63,8 @@ static void process_init(void)
 {
     pthread_once(&atfork_once, register_atfork);
     long rc = mp__feature_disabled(MP__FEAT_MEMBARRIER)
-                  ? -1 : syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0);
+                  ? -1
+                  : syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0);
     atomic_store_explicit(&mp__ring_fenceless, rc == 0 ? 1 : -1, memory_order_relaxed);
     atomic_store_explicit(&self_pid, getpid(), memory_order_relaxed);
 }
@@ -155,7 +156,7 @@ static bool deadline_before(const mp__deadline *a, const mp__deadline *b)
  * use it).  Signals interrupting the sleep are absorbed.
  */
 int mp__waiter_step(mp__waiter *wt, _Atomic uint32_t *ev, const mp__deadline *d,
-                       uint64_t tick_ns)
+                    uint64_t tick_ns)
 {
     if (wt->armed) {
         wt->armed = false;

@@ -114,8 +114,12 @@ static size_t item_room(const mp_val *v)
 static bool storable(const mp_val *v)
 {
     switch (mp_val_typeof(v)) {
-    case MP_VAL_NONE: case MP_VAL_BOOL: case MP_VAL_INT: case MP_VAL_FLOAT:
-    case MP_VAL_STR: case MP_VAL_BYTES:
+    case MP_VAL_NONE:
+    case MP_VAL_BOOL:
+    case MP_VAL_INT:
+    case MP_VAL_FLOAT:
+    case MP_VAL_STR:
+    case MP_VAL_BYTES:
         return v != NULL;
     default:
         return false;
@@ -185,7 +189,8 @@ static void put_item(const struct layout *L, int64_t i, size_t off, size_t room,
 
 /* ---- ShareableList ---------------------------------------------------------- */
 
-static mp_shareable_list *shareable_list_create(const mp_val *seq, const char *name, bool notrack)
+static mp_shareable_list *shareable_list_create(const mp_val *seq, const char *name,
+                                                bool notrack)
 {
     mp_val_type t = mp_val_typeof(seq);
     if (seq == NULL || (t != MP_VAL_LIST && t != MP_VAL_TUPLE))
@@ -291,7 +296,8 @@ static int item_at(mp_shareable_list *l, int64_t *i, struct layout *L, size_t *o
     if (*i < 0 || *i >= L->n)
         return MP_EINVAL; /* IndexError */
     int64_t a = rd64(L->base + 8 + (size_t)*i * 8), b = rd64(L->base + 16 + (size_t)*i * 8);
-    if (a < 0 || b < a + 8 || L->data + (size_t)b > L->size || L->codes + (size_t)L->n > L->size)
+    if (a < 0 || b < a + 8 || L->data + (size_t)b > L->size ||
+        L->codes + (size_t)L->n > L->size)
         return -EPROTO;
     *off = (size_t)a;
     *room = (size_t)(b - a);
@@ -423,7 +429,7 @@ struct smm_entry {
 
 struct mp_shm_manager {
     mp__obj hdr;
-    pthread_mutex_t lock; /* robust, process-shared */
+    pthread_mutex_t lock;     /* robust, process-shared */
     struct smm_entry *blocks; /* arena: every segment handed out */
     bool shut;
 };

@@ -23,7 +23,7 @@
 struct mp_shared_memory {
     mp__obj hdr;
     size_t size;
-    struct mp__tracker *tracker; /* registry it is tracked in, or NULL */
+    struct mp__tracker *tracker;    /* registry it is tracked in, or NULL */
     char name[MP_SHM_NAME_MAX + 2]; /* with the leading '/' */
 };
 

@@ -33,21 +33,36 @@ struct ctype {
 size_t mp_typecode_size(char typecode)
 {
     switch (typecode) {
-    case 'c': return sizeof(char);
-    case 'b': return sizeof(signed char);
-    case 'B': return sizeof(unsigned char);
-    case 'h': return sizeof(short);
-    case 'H': return sizeof(unsigned short);
-    case 'i': return sizeof(int);
-    case 'I': return sizeof(unsigned int);
-    case 'l': return sizeof(long);
-    case 'L': return sizeof(unsigned long);
-    case 'q': return sizeof(long long);
-    case 'Q': return sizeof(unsigned long long);
-    case 'f': return sizeof(float);
-    case 'd': return sizeof(double);
-    case 'u': return sizeof(wchar_t);
-    default: return 0;
+    case 'c':
+        return sizeof(char);
+    case 'b':
+        return sizeof(signed char);
+    case 'B':
+        return sizeof(unsigned char);
+    case 'h':
+        return sizeof(short);
+    case 'H':
+        return sizeof(unsigned short);
+    case 'i':
+        return sizeof(int);
+    case 'I':
+        return sizeof(unsigned int);
+    case 'l':
+        return sizeof(long);
+    case 'L':
+        return sizeof(unsigned long);
+    case 'q':
+        return sizeof(long long);
+    case 'Q':
+        return sizeof(unsigned long long);
+    case 'f':
+        return sizeof(float);
+    case 'd':
+        return sizeof(double);
+    case 'u':
+        return sizeof(wchar_t);
+    default:
+        return 0;
     }
 }
 
@@ -56,8 +71,8 @@ static size_t item_size(char typecode, size_t itemsize)
 {
     if (typecode == MP_STRUCT)
         return itemsize > 0 && itemsize <= UINT32_MAX ? itemsize : 0;
-    return itemsize == 0 || itemsize == mp_typecode_size(typecode)
-               ? mp_typecode_size(typecode) : 0;
+    return itemsize == 0 || itemsize == mp_typecode_size(typecode) ? mp_typecode_size(typecode)
+                                                                   : 0;
 }
 
 /* ---- conversions to and from double ------------------------------------- */
@@ -148,20 +163,34 @@ static int store_double(char tc, void *p, double x)
 static double load_double(char tc, const void *p)
 {
     switch (tc) {
-    case 'c': return *(const char *)p;
-    case 'b': return *(const signed char *)p;
-    case 'B': return *(const unsigned char *)p;
-    case 'h': return *(const short *)p;
-    case 'H': return *(const unsigned short *)p;
-    case 'i': return *(const int *)p;
-    case 'I': return *(const unsigned int *)p;
-    case 'l': return (double)*(const long *)p;
-    case 'L': return (double)*(const unsigned long *)p;
-    case 'q': return (double)*(const long long *)p;
-    case 'Q': return (double)*(const unsigned long long *)p;
-    case 'f': return *(const float *)p;
-    case 'u': return *(const wchar_t *)p;
-    default: return *(const double *)p;
+    case 'c':
+        return *(const char *)p;
+    case 'b':
+        return *(const signed char *)p;
+    case 'B':
+        return *(const unsigned char *)p;
+    case 'h':
+        return *(const short *)p;
+    case 'H':
+        return *(const unsigned short *)p;
+    case 'i':
+        return *(const int *)p;
+    case 'I':
+        return *(const unsigned int *)p;
+    case 'l':
+        return (double)*(const long *)p;
+    case 'L':
+        return (double)*(const unsigned long *)p;
+    case 'q':
+        return (double)*(const long long *)p;
+    case 'Q':
+        return (double)*(const unsigned long long *)p;
+    case 'f':
+        return *(const float *)p;
+    case 'u':
+        return *(const wchar_t *)p;
+    default:
+        return *(const double *)p;
     }
 }
 
@@ -172,9 +201,9 @@ _Static_assert(sizeof(long) == 8, "libmp's 'l' and 'L' typecodes assume LP64");
 
 struct make {
     char typecode;
-    size_t itemsize;     /* MP_STRUCT's size; 0 or the typecode's otherwise */
+    size_t itemsize; /* MP_STRUCT's size; 0 or the typecode's otherwise */
     size_t len;
-    const void *init;    /* len items, or NULL */
+    const void *init; /* len items, or NULL */
     mp_lock *lock;
     bool nolock;
     bool raw;
@@ -234,8 +263,13 @@ static mp_value *value_make(const mp_value_options *o, bool raw)
             return mp__fail_null(MP_EINVAL);
         init = &first;
     }
-    struct make m = {.typecode = o->typecode, .itemsize = o->itemsize, .len = 1, .init = init,
-                     .lock = o->lock, .nolock = o->nolock, .raw = raw,
+    struct make m = {.typecode = o->typecode,
+                     .itemsize = o->itemsize,
+                     .len = 1,
+                     .init = init,
+                     .lock = o->lock,
+                     .nolock = o->nolock,
+                     .raw = raw,
                      .magic = VALUE_MAGIC};
     return (mp_value *)ctype_make(&m);
 }
@@ -259,9 +293,13 @@ static mp_array *array_make(const mp_array_options *o, bool raw)
         return mp__fail_null(opts_err);
     if (o == NULL)
         return mp__fail_null(MP_EINVAL);
-    struct make m = {.typecode = o->typecode, .itemsize = o->itemsize, .len = o->size,
+    struct make m = {.typecode = o->typecode,
+                     .itemsize = o->itemsize,
+                     .len = o->size,
                      .init = o->init,
-                     .lock = o->lock, .nolock = o->nolock, .raw = raw,
+                     .lock = o->lock,
+                     .nolock = o->nolock,
+                     .raw = raw,
                      .magic = ARRAY_MAGIC};
     return (mp_array *)ctype_make(&m);
 }
@@ -312,11 +350,11 @@ static void access_end(struct ctype *c, bool taken)
 }
 
 /* Copy count items from or to the array under the lock. */
-static int ctype_copy(struct ctype *c, size_t start, size_t count, void *buf,
-                      size_t size, bool out)
+static int ctype_copy(struct ctype *c, size_t start, size_t count, void *buf, size_t size,
+                      bool out)
 {
-    if (size != c->itemsize || (buf == NULL && count > 0) ||
-        start > c->len || count > c->len - start)
+    if (size != c->itemsize || (buf == NULL && count > 0) || start > c->len ||
+        count > c->len - start)
         return MP_EINVAL;
     if (count == 0)
         return 0;
@@ -388,8 +426,11 @@ static struct ctype *ctype_copy_new(struct ctype *c, uint32_t magic)
 {
     if (c == NULL)
         return mp__fail_null(MP_EINVAL);
-    struct make m = {.typecode = c->typecode, .itemsize = c->itemsize, .len = c->len,
-                     .raw = true, .magic = magic};
+    struct make m = {.typecode = c->typecode,
+                     .itemsize = c->itemsize,
+                     .len = c->len,
+                     .raw = true,
+                     .magic = magic};
     struct ctype *n = ctype_make(&m);
     if (n == NULL)
         return NULL;
@@ -555,8 +596,7 @@ int mp_array_read(mp_array *a, size_t start, size_t count, void *buf, size_t siz
     return c ? ctype_copy(c, start, count, buf, size, true) : MP_EINVAL;
 }
 
-int mp_array_write(mp_array *a, size_t start, size_t count, const void *buf,
-                   size_t size)
+int mp_array_write(mp_array *a, size_t start, size_t count, const void *buf, size_t size)
 {
     struct ctype *c = A(a);
     return c ? ctype_copy(c, start, count, (void *)buf, size, false) : MP_EINVAL;

@@ -482,8 +482,8 @@ static int prep_fill(struct prep *pr, const mp__spawn_req *req, size_t nfds)
     return 0;
 }
 
-int mp__fds_to_pass(bool registered, const int *extra, size_t nextra,
-                    struct mp__fs_fd **out, size_t *n)
+int mp__fds_to_pass(bool registered, const int *extra, size_t nextra, struct mp__fs_fd **out,
+                    size_t *n)
 {
     struct fdlist l = {0};
     if (registered)
@@ -547,7 +547,8 @@ static int image_pick(struct image *im)
     /* No start-up hook ran here, so none will in a copy of this program:
      * start the helper, which loads libmp.so (and, on demand, the modules
      * the child's functions are in), if libmp is a shared library. */
-    if (mp__module_path((const void *)(uintptr_t)mp__spawn_start, im->lib, sizeof im->lib) != 0)
+    if (mp__module_path((const void *)(uintptr_t)mp__spawn_start, im->lib, sizeof im->lib) !=
+        0)
         return MP_ESPAWNMAIN;
     int r = helper_path(im->exe, im->lib);
     if (r != 0)
@@ -590,8 +591,8 @@ static int spawn_once(const mp__spawn_req *req, const struct image *im, const ch
     free(l->v);
     l->v = NULL;
     l->n = l->cap = 0;
-    int r = mp__fds_to_pass(req->pass_registered, extra, sizeof extra / sizeof extra[0],
-                            &l->v, &l->n);
+    int r = mp__fds_to_pass(req->pass_registered, extra, sizeof extra / sizeof extra[0], &l->v,
+                            &l->n);
     if (r != 0)
         return r;
 
@@ -777,8 +778,8 @@ static _Noreturn void spawn_child(int sock, struct prep *prp)
             _exit(0);
         }
         close(sock);
-        mp__forkserver_main((struct mp__forkserver *)(uintptr_t)pr.object,
-                            pr.listen_fd, pr.alive_fd, &pr.preload);
+        mp__forkserver_main((struct mp__forkserver *)(uintptr_t)pr.object, pr.listen_fd,
+                            pr.alive_fd, &pr.preload);
     }
     child_fail(sock, MP_EINVAL);
 }

@@ -55,4 +55,3 @@ int mp_spawn_main(int argc, char **argv)
         mp__spawn_child_boot();
     return 0;
 }
-

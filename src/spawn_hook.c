@@ -51,16 +51,16 @@ static void *next_start_main(void)
 #if defined(__GLIBC__)
 /* glibc: main, argc, argv, init and fini (NULL since 2.34), the dynamic
  * linker's fini, the stack end. */
-typedef int (*start_fn)(main_fn, int, char **, void (*)(void), void (*)(void),
-                        void (*)(void), void *);
+typedef int (*start_fn)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void),
+                        void *);
 
 __attribute__((weak, visibility("default"))) int
-__libc_start_main(main_fn main, int argc, char **argv, void (*init)(void),
-                  void (*fini)(void), void (*rtld_fini)(void), void *stack_end);
+__libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), void (*fini)(void),
+                  void (*rtld_fini)(void), void *stack_end);
 
 __attribute__((weak, visibility("default"))) int
-__libc_start_main(main_fn main, int argc, char **argv, void (*init)(void),
-                  void (*fini)(void), void (*rtld_fini)(void), void *stack_end)
+__libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), void (*fini)(void),
+                  void (*rtld_fini)(void), void *stack_end)
 {
     start_fn next = (start_fn)(uintptr_t)next_start_main();
     real_main = main;
@@ -68,16 +68,15 @@ __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void),
 }
 #else
 /* musl: main, argc, argv and three unused function pointers. */
-typedef int (*start_fn)(main_fn, int, char **, void (*)(void), void (*)(void),
-                        void (*)(void));
+typedef int (*start_fn)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void));
 
 __attribute__((weak, visibility("default"))) int
-__libc_start_main(main_fn main, int argc, char **argv, void (*init)(void),
-                  void (*fini)(void), void (*ldso_fini)(void));
+__libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), void (*fini)(void),
+                  void (*ldso_fini)(void));
 
 __attribute__((weak, visibility("default"))) int
-__libc_start_main(main_fn main, int argc, char **argv, void (*init)(void),
-                  void (*fini)(void), void (*ldso_fini)(void))
+__libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), void (*fini)(void),
+                  void (*ldso_fini)(void))
 {
     start_fn next = (start_fn)(uintptr_t)next_start_main();
     real_main = main;

@@ -175,8 +175,7 @@ static int lock_take(mp_lock *l, const mp__deadline *d, uint32_t me)
     uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
     for (;;) {
         if (w == 0) {
-            if (atomic_compare_exchange_weak_explicit(&l->word, &w, want,
-                                                      memory_order_acquire,
+            if (atomic_compare_exchange_weak_explicit(&l->word, &w, want, memory_order_acquire,
                                                       memory_order_relaxed))
                 return 0;
             continue;
@@ -225,8 +224,7 @@ static int lock_again(mp_lock *l, const mp__deadline *d)
     return MP_ETIMEDOUT;
 }
 
-static int __attribute__((noinline))
-lock_acquire_slow(mp_lock *l, double timeout, uint32_t me)
+static int __attribute__((noinline)) lock_acquire_slow(mp_lock *l, double timeout, uint32_t me)
 {
     mp__deadline d;
     int r = mp__deadline_init(&d, timeout);
@@ -385,8 +383,7 @@ static bool sem_trydown(mp_semaphore *s)
 {
     uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
     while (v > 0) {
-        if (atomic_compare_exchange_weak_explicit(&s->value, &v, v - 1,
-                                                  memory_order_acquire,
+        if (atomic_compare_exchange_weak_explicit(&s->value, &v, v - 1, memory_order_acquire,
                                                   memory_order_relaxed))
             return true;
     }
@@ -616,8 +613,7 @@ int mp_condition_wait(mp_condition *c, double timeout)
     return mp__condition_wait_watched(c, timeout, NULL);
 }
 
-int mp_condition_wait_for(mp_condition *c, mp_predicate_fn pred, void *arg,
-                          double timeout)
+int mp_condition_wait_for(mp_condition *c, mp_predicate_fn pred, void *arg, double timeout)
 {
     int r = cond_check(c);
     if (r != 0)

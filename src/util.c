@@ -39,14 +39,22 @@ static _Atomic(mp_logger *) logger_token;
 const char *mp_log_level_name(int level, char *buf, size_t size)
 {
     switch (level) {
-    case MP_LOG_NOTSET: return "NOTSET";
-    case MP_LOG_SUBDEBUG: return "SUBDEBUG";
-    case MP_LOG_DEBUG: return "DEBUG";
-    case MP_LOG_INFO: return "INFO";
-    case MP_LOG_SUBWARNING: return "SUBWARNING";
-    case MP_LOG_WARNING: return "WARNING";
-    case MP_LOG_ERROR: return "ERROR";
-    case MP_LOG_CRITICAL: return "CRITICAL";
+    case MP_LOG_NOTSET:
+        return "NOTSET";
+    case MP_LOG_SUBDEBUG:
+        return "SUBDEBUG";
+    case MP_LOG_DEBUG:
+        return "DEBUG";
+    case MP_LOG_INFO:
+        return "INFO";
+    case MP_LOG_SUBWARNING:
+        return "SUBWARNING";
+    case MP_LOG_WARNING:
+        return "WARNING";
+    case MP_LOG_ERROR:
+        return "ERROR";
+    case MP_LOG_CRITICAL:
+        return "CRITICAL";
     }
     if (buf == NULL || size == 0)
         return "Level";
@@ -106,12 +114,9 @@ static void emit_stderr(int level, const char *name, const char *msg)
     char lbuf[32];
     const char *lname = mp_log_level_name(level, lbuf, sizeof lbuf);
     struct iovec iov[] = {
-        {(void *)"[", 1},
-        {(void *)lname, strlen(lname)},
-        {(void *)"/", 1},
-        {(void *)name, strlen(name)},
-        {(void *)"] ", 2},
-        {(void *)msg, strlen(msg)},
+        {(void *)"[", 1},  {(void *)lname, strlen(lname)},
+        {(void *)"/", 1},  {(void *)name, strlen(name)},
+        {(void *)"] ", 2}, {(void *)msg, strlen(msg)},
         {(void *)"\n", 1},
     };
     write_all(iov, (int)(sizeof iov / sizeof iov[0]));
@@ -279,10 +284,10 @@ int mp_logger_log(mp_logger *lg, int level, const char *fmt, ...)
 
 struct finalizer {
     int id;
-    int priority;           /* MP_NO_EXITPRIORITY: never run at exit */
+    int priority; /* MP_NO_EXITPRIORITY: never run at exit */
     void (*fn)(void *);
     void *arg;
-    const void *obj;        /* run when it is freed; NULL: none */
+    const void *obj; /* run when it is freed; NULL: none */
 };
 
 /* How many registered finalizers have an object: mp__obj_free and

@@ -352,7 +352,8 @@ static bool eq_rec(const mp_val *a, const mp_val *b, int depth)
         return true;
     case MP_VAL_STR:
     case MP_VAL_BYTES:
-        return a->s.len == b->s.len && (a->s.len == 0 || memcmp(a->s.ptr, b->s.ptr, a->s.len) == 0);
+        return a->s.len == b->s.len &&
+               (a->s.len == 0 || memcmp(a->s.ptr, b->s.ptr, a->s.len) == 0);
     case MP_VAL_LIST:
     case MP_VAL_TUPLE:
         if (a->seq.len != b->seq.len)
@@ -475,8 +476,8 @@ mp_val_type mp_val_typeof(const mp_val *v)
 
 const char *mp_val_type_name(const mp_val *v)
 {
-    static const char *const names[] = {"NoneType", "bool", "int", "float", "str",
-                                        "bytes", "list", "tuple", "dict"};
+    static const char *const names[] = {"NoneType", "bool", "int",   "float", "str",
+                                        "bytes",    "list", "tuple", "dict"};
     mp_val_type t = v ? v->type : MP_VAL_NONE;
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
 }
@@ -834,4 +835,3 @@ int mp_val_list_del(mp_val *l, int64_t i)
     mp_val_free(mp__val_list_remove(l, (size_t)k));
     return 0;
 }
-

@@ -11,10 +11,10 @@
 #include <sys/random.h>
 
 struct dindex {
-    size_t nb;       /* buckets, a power of two */
-    size_t used;     /* buckets not empty: live entries and removed marks */
-    uint32_t *b;     /* 0 empty, 1 removed, slot + 2 */
-    uint64_t *h;     /* hash of each slot */
+    size_t nb;   /* buckets, a power of two */
+    size_t used; /* buckets not empty: live entries and removed marks */
+    uint32_t *b; /* 0 empty, 1 removed, slot + 2 */
+    uint64_t *h; /* hash of each slot */
 };
 
 void mp__val_dindex_free(void *p)

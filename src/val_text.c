@@ -359,10 +359,23 @@ static mp_val *parse_string(parser *p, bool bytes)
         uint32_t cp = 0;
         int digits = 0;
         switch (c) {
-        case 'n': mp__buf_putc(&b, '\n'); continue;
-        case 't': mp__buf_putc(&b, '\t'); continue;
-        case 'r': mp__buf_putc(&b, '\r'); continue;
-        case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7':
+        case 'n':
+            mp__buf_putc(&b, '\n');
+            continue;
+        case 't':
+            mp__buf_putc(&b, '\t');
+            continue;
+        case 'r':
+            mp__buf_putc(&b, '\r');
+            continue;
+        case '0':
+        case '1':
+        case '2':
+        case '3':
+        case '4':
+        case '5':
+        case '6':
+        case '7':
             cp = (uint32_t)(c - '0');
             for (int k = 0; k < 2 && p->s[p->pos] >= '0' && p->s[p->pos] <= '7'; k++)
                 cp = cp * 8 + (uint32_t)(p->s[p->pos++] - '0');
@@ -372,16 +385,36 @@ static mp_val *parse_string(parser *p, bool bytes)
             }
             put_utf8(&b, cp);
             continue;
-        case 'a': mp__buf_putc(&b, '\a'); continue;
-        case 'b': mp__buf_putc(&b, '\b'); continue;
-        case 'f': mp__buf_putc(&b, '\f'); continue;
-        case 'v': mp__buf_putc(&b, '\v'); continue;
-        case '\\': case '\'': case '"': mp__buf_putc(&b, c); continue;
-        case '\n': continue;
-        case 'x': digits = 2; break;
-        case 'u': digits = bytes ? 0 : 4; break;
-        case 'U': digits = bytes ? 0 : 8; break;
-        default: break;
+        case 'a':
+            mp__buf_putc(&b, '\a');
+            continue;
+        case 'b':
+            mp__buf_putc(&b, '\b');
+            continue;
+        case 'f':
+            mp__buf_putc(&b, '\f');
+            continue;
+        case 'v':
+            mp__buf_putc(&b, '\v');
+            continue;
+        case '\\':
+        case '\'':
+        case '"':
+            mp__buf_putc(&b, c);
+            continue;
+        case '\n':
+            continue;
+        case 'x':
+            digits = 2;
+            break;
+        case 'u':
+            digits = bytes ? 0 : 4;
+            break;
+        case 'U':
+            digits = bytes ? 0 : 8;
+            break;
+        default:
+            break;
         }
         if (digits == 0) {
             /* Python keeps unknown escapes as they are. */
@@ -472,7 +505,8 @@ static mp_val *parse_number(parser *p)
             ok = true;
             is_float = true;
         }
-        if (base == 10 && (c == '+' || c == '-') && n > 0 && (tok[n - 1] == 'e' || tok[n - 1] == 'E'))
+        if (base == 10 && (c == '+' || c == '-') && n > 0 &&
+            (tok[n - 1] == 'e' || tok[n - 1] == 'E'))
             ok = true;
         if (!ok)
             break;
@@ -630,7 +664,8 @@ static mp_val *parse_value(parser *p, int depth)
         v = mp__val_new(MP_VAL_BOOL);
         if (v)
             v->b = p->s[p->pos - 1] == 'e' && p->s[p->pos - 2] == 'u';
-    } else if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'i' || c == 'n') {
+    } else if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'i' ||
+               c == 'n') {
         return parse_number(p);
     } else {
         p->err = MP_EINVAL;

@@ -62,8 +62,8 @@ static int use(mp_manager *m)
     if (mp_proxy_get(q, 0.05, &v) != MP_EEMPTY)
         return 18;
     mp_proxy *l = mp_manager_lock(m);
-    if (l == NULL || mp_proxy_acquire(l, MP_FOREVER) != 0 || mp_proxy_acquire(l, 0.05) != MP_ETIMEDOUT ||
-        mp_proxy_release(l) != 0)
+    if (l == NULL || mp_proxy_acquire(l, MP_FOREVER) != 0 ||
+        mp_proxy_acquire(l, 0.05) != MP_ETIMEDOUT || mp_proxy_release(l) != 0)
         return 19;
     mp_proxy_free(l);
     mp_proxy_free(q);
@@ -78,7 +78,8 @@ static int garbage(const char *addr, const char *key)
     if (addr[0] != '/' && colon != NULL) {
         char host[64];
         snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
-        c = mp_client(.host = host, .port = atoi(colon + 1), .authkey = key, .authkey_len = strlen(key));
+        c = mp_client(.host = host, .port = atoi(colon + 1), .authkey = key,
+                      .authkey_len = strlen(key));
     } else {
         c = mp_client(.path = addr, .authkey = key, .authkey_len = strlen(key));
     }

@@ -69,7 +69,8 @@ int mpt_count_fds(void)
      * of them while it reads a library's debug information) above it. */
     struct rlimit rl;
     long limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-                     ? (long)rl.rlim_cur : LONG_MAX;
+                     ? (long)rl.rlim_cur
+                     : LONG_MAX;
     int n = 0;
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL)

@@ -30,7 +30,8 @@ int mpt_count_children(void);
  * the live (not zombie) processes of process group pgid; mpt_find_process
  * returns a live process named comm whose parent is ppid, or 0.
  */
-int mpt_proc_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgid, char *comm, size_t commlen);
+int mpt_proc_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgid, char *comm,
+                  size_t commlen);
 int mpt_count_pgroup(pid_t pgid);
 pid_t mpt_find_process(const char *comm, pid_t ppid);
 

@@ -283,8 +283,10 @@ static int rk_attacher(void *arg, size_t size)
         struct rk_rec *r = mp_shared_memory_buf(s);
         for (int i = 0; r != NULL && i < 50; i++) {
             int ok = rk_read_rec(r);
-            __atomic_fetch_add(ok > 0 ? &t->reads : ok == 0 ? &t->torn : &t->stuck, 1,
-                               __ATOMIC_SEQ_CST);
+            __atomic_fetch_add(ok > 0    ? &t->reads
+                               : ok == 0 ? &t->torn
+                                         : &t->stuck,
+                               1, __ATOMIC_SEQ_CST);
             if (ok <= 0)
                 break;
         }
@@ -377,7 +379,8 @@ static int random_kills(const char *seed_text)
         }
         mp_process_free(ps[i]);
     }
-    printf("kills %d in-create %d created %llu unlinked %llu reads %llu stuck %llu torn %llu left %d\n",
+    printf("kills %d in-create %d created %llu unlinked %llu reads %llu stuck %llu torn %llu "
+           "left %d\n",
            kills, in_create, (unsigned long long)t->created, (unsigned long long)t->unlinked,
            (unsigned long long)t->reads, (unsigned long long)t->stuck,
            (unsigned long long)t->torn, count_own_shm());
@@ -409,7 +412,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "smm-die") == 0) {
         mp_shm_manager *m = mp_shm_manager_new();
         mp_shared_memory *s = mp_shm_manager_shared_memory(m, 4096);
-        mp_shareable_list *l = mp_shm_manager_shareable_list(m, MP_LIST(MP_I64(1), MP_STR("x")));
+        mp_shareable_list *l = mp_shm_manager_shareable_list(m,
+                                                             MP_LIST(MP_I64(1), MP_STR("x")));
         FILE *f = fopen(argv[2], "w");
         if (m == NULL || s == NULL || l == NULL || f == NULL)
             return 7;
@@ -421,8 +425,8 @@ int main(int argc, char **argv)
     bool notrack = strcmp(argv[1], "die-notrack") == 0;
     if (!notrack && strcmp(argv[1], "die") != 0)
         return 2;
-    mp_shared_memory *s = mp_shared_memory_new(.name = argv[2], .create = true,
-                                               .size = 4096, .notrack = notrack);
+    mp_shared_memory *s = mp_shared_memory_new(.name = argv[2], .create = true, .size = 4096,
+                                               .notrack = notrack);
     if (s == NULL)
         return 5;
     raise(SIGKILL);

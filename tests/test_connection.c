@@ -47,10 +47,10 @@ static int teardown(void **state)
 /* ---- helpers ---------------------------------------------------------------- */
 
 /* In a child: fail with an exit code naming the line. */
-#define CHECK_OK(c)                             \
-    do {                                        \
-        if (!(c))                               \
-            return 1 + (__LINE__ % 250);        \
+#define CHECK_OK(c)                      \
+    do {                                 \
+        if (!(c))                        \
+            return 1 + (__LINE__ % 250); \
     } while (0)
 
 /* Run fn(arg) in a forked child whose exit status is fn's return value. */
@@ -151,7 +151,8 @@ static void test_pipe_oneway(void **state)
     char small[8];
     assert_int_equal(mp_connection_recv(w, &buf, &len), MP_EINVAL);
     assert_null(buf);
-    assert_int_equal(mp_connection_recv_bytes_into(w, small, sizeof small, 0, &len), MP_EINVAL);
+    assert_int_equal(mp_connection_recv_bytes_into(w, small, sizeof small, 0, &len),
+                     MP_EINVAL);
     assert_int_equal(mp_connection_poll(w, 0), MP_EINVAL);
 
     send_str(w, "one");
@@ -420,7 +421,8 @@ static int child_sees_closed(void *arg)
 {
     mp_connection *const *later = arg;
     return mp_connection_closed(*later) == 1 && mp_connection_send(*later, "x", 1) == MP_EINVAL
-               ? 0 : 1;
+               ? 0
+               : 1;
 }
 
 static void test_not_held_after_fork(void **state)
@@ -459,8 +461,8 @@ struct burst {
 
 static size_t burst_size(int i)
 {
-    static const size_t sizes[] = {0, 1, 3, 4, 5, 100, 2015, 2016, 2017, 4020, 4028,
-                                   4032, 4033, 8000, 20000, 70000};
+    static const size_t sizes[] = {0,    1,    3,    4,    5,    100,  2015,  2016,
+                                   2017, 4020, 4028, 4032, 4033, 8000, 20000, 70000};
     return sizes[i % (int)(sizeof sizes / sizeof sizes[0])];
 }
 
@@ -765,9 +767,9 @@ static int child_lying_header(void *arg)
         return 31;
 #endif
     static const char *const headers[] = {
-        "\x7f\xff\xff\xff",                          /* 2 GiB - 1 */
-        "\xff\xff\xff\xff\0\0\0\x10\0\0\0\0",        /* 64 GiB */
-        "\xff\xff\xff\xff\0\0\x01\0\0\0\0\0",        /* 1 TiB */
+        "\x7f\xff\xff\xff",                   /* 2 GiB - 1 */
+        "\xff\xff\xff\xff\0\0\0\x10\0\0\0\0", /* 64 GiB */
+        "\xff\xff\xff\xff\0\0\x01\0\0\0\0\0", /* 1 TiB */
     };
     static const size_t hlen[] = {4, 12, 12};
     for (int i = 0; i < 3; i++) {
@@ -1072,7 +1074,8 @@ static void test_digests(void **state)
                "8086072ba1e7cc2358baeca134c825a7");
     check_hash(&mp__sha384,
                "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmno"
-               "ijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu", 1,
+               "ijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+               1,
                "09330c33f71147e83d192fc782cd1b4753111b173b3b05d22fa08086e3b0f712"
                "fcc7c71a557e2db966c3e9fa91746039");
     /* RFC 2202 and RFC 4231. */
@@ -1290,8 +1293,8 @@ static void make_tmpdir(void)
 
 struct client_job {
     mp_address addr;
-    const char *key;     /* NULL: no authkey */
-    int expect;          /* what mp_client should fail with, 0 for success */
+    const char *key; /* NULL: no authkey */
+    int expect;      /* what mp_client should fail with, 0 for success */
 };
 
 /* Connect, say hello, expect the echo, close.  Runs in a child. */
@@ -1695,8 +1698,8 @@ static void test_client_timeout(void **state)
     mp_address a;
     assert_int_equal(mp_listener_address(l, &a), 0);
     double t0 = mp__now();
-    assert_null(mp_client(.address = &a, .authkey = KEY, .authkey_len = strlen(KEY),
-                          .timeout = 0.2));
+    assert_null(
+        mp_client(.address = &a, .authkey = KEY, .authkey_len = strlen(KEY), .timeout = 0.2));
     assert_int_equal(mp_last_error(), MP_ETIMEDOUT);
     assert_true(since(t0) >= 0.19);
     mp_process *p;
@@ -1787,7 +1790,7 @@ static bool find_python(char *out, size_t n)
 
 typedef struct py_proc {
     pid_t pid;
-    int out;            /* its standard output */
+    int out; /* its standard output */
     char line[512];
 } py_proc;
 
@@ -1880,8 +1883,8 @@ static void exchange(mp_connection *c, bool python_says_hello)
 }
 
 /* libmp Client against a Python Listener. */
-static void interop_python_listens(const char *python, const char *family,
-                                   const char *address, const char *proto)
+static void interop_python_listens(const char *python, const char *family, const char *address,
+                                   const char *proto)
 {
     for (int wrong = 0; wrong < 2; wrong++) {
         py_proc py;

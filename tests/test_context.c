@@ -34,10 +34,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CHECK(c)                                \
-    do {                                        \
-        if (!(c))                               \
-            return 1 + (__LINE__ % 250);        \
+#define CHECK(c)                         \
+    do {                                 \
+        if (!(c))                        \
+            return 1 + (__LINE__ % 250); \
     } while (0)
 
 static const char *const methods[] = {"fork", "spawn", "forkserver"};
@@ -153,7 +153,7 @@ static int default_method_checks(void)
     unsetenv("MP_START_METHOD");
     CHECK(mp_set_start_method(NULL, true) == 0);
     CHECK(mp_get_start_method(true) == NULL);
-    CHECK(strcmp(mp_get_start_method(false), "fork") == 0); /* fixes it */
+    CHECK(strcmp(mp_get_start_method(false), "fork") == 0);  /* fixes it */
     CHECK(mp_set_start_method("spawn", false) == MP_EINVAL); /* already set */
     CHECK(mp_set_start_method("spawn", true) == 0);
     CHECK(strcmp(mp_get_start_method(true), "spawn") == 0);
@@ -317,7 +317,8 @@ static void test_exit_status(void **state)
         mp_context *c = ctx_of(methods[i]);
         int v = 300;
         assert_int_equal(run_code(mp_process_new(.target = ret_arg, .arg = &v,
-                                                 .arg_size = sizeof v, .ctx = c)), 300 & 0xff);
+                                                 .arg_size = sizeof v, .ctx = c)),
+                         300 & 0xff);
         assert_int_equal(run_code(mp_process_new(.target = self_kill, .ctx = c)), -SIGKILL);
         mp_process *p = mp_process_new(.target = pauser, .ctx = c);
         assert_int_equal(mp_process_start(p), 0);
@@ -385,9 +386,9 @@ static void test_join_threads(void **state)
 /* ---- what a child inherits --------------------------------------------------- */
 
 struct fd_report {
-    int passed_cloexec;   /* registered, FD_CLOEXEC */
-    int passed_plain;     /* registered, no FD_CLOEXEC */
-    int unregistered;     /* not registered, no FD_CLOEXEC */
+    int passed_cloexec; /* registered, FD_CLOEXEC */
+    int passed_plain;   /* registered, no FD_CLOEXEC */
+    int unregistered;   /* not registered, no FD_CLOEXEC */
     int under_fork;
 };
 
@@ -424,8 +425,10 @@ static void test_fds_passed(void **state)
     mpt_pass_fd(61);
     for (int i = 0; i < NMETHODS; i++) {
         struct fd_report r = {777, 61, 62, i == 0};
-        assert_int_equal(run_code(mp_process_new(.target = check_fds, .arg = &r, .arg_size = sizeof r,
-                                                 .ctx = ctx_of(methods[i]))), 0);
+        assert_int_equal(run_code(mp_process_new(.target = check_fds, .arg = &r,
+                                                 .arg_size = sizeof r,
+                                                 .ctx = ctx_of(methods[i]))),
+                         0);
         char c[2];
         assert_int_equal(read(a[0], c, 1), 1);
         assert_int_equal(read(b[0], c + 1, 1), 1);
@@ -480,17 +483,17 @@ static void test_stdio(void **state)
 /* ---- the handle rule -------------------------------------------------------- */
 
 struct handles {
-    int *counter;              /* mp_shared_alloc */
-    mp_shared_memory *shm;     /* named shared memory (the tracker's fd) */
-    mp_process *parent;        /* a process object */
-    mp_context *ctx;           /* a context */
-    const char *method;        /* a string in the arena */
-    int fd;                    /* a registered pipe */
+    int *counter;          /* mp_shared_alloc */
+    mp_shared_memory *shm; /* named shared memory (the tracker's fd) */
+    mp_process *parent;    /* a process object */
+    mp_context *ctx;       /* a context */
+    const char *method;    /* a string in the arena */
+    int fd;                /* a registered pipe */
     mp_queue *queue;
     mp_lock *lock;
     mp_event *event;
     mp_value *value;
-    mp_connection *conn;       /* an fd-holding object: one end of a Pipe */
+    mp_connection *conn; /* an fd-holding object: one end of a Pipe */
 };
 
 static int use_handles(void *arg, size_t n)
@@ -618,7 +621,8 @@ static void test_nested(void **state)
         *counter = 0;
         assert_int_equal(run_code(mp_process_new(.target = nested, .arg = &counter,
                                                  .arg_size = sizeof counter,
-                                                 .ctx = ctx_of(methods[i]))), 0);
+                                                 .ctx = ctx_of(methods[i]))),
+                         0);
         assert_int_equal(*counter, 1 + NMETHODS);
     }
     mp_shared_free(counter);
@@ -633,7 +637,8 @@ static void test_bad_target(void **state)
     assert_null(mp_process_new(.target = (mp_target_fn)(uintptr_t)&data_word));
     assert_int_equal(mp_last_error(), MP_EINVAL);
     void *heap = malloc(16);
-    assert_null(mp_process_new(.target = (mp_target_fn)(uintptr_t)heap, .ctx = ctx_of("spawn")));
+    assert_null(
+        mp_process_new(.target = (mp_target_fn)(uintptr_t)heap, .ctx = ctx_of("spawn")));
     assert_int_equal(mp_last_error(), MP_EINVAL);
     free(heap);
 
@@ -680,8 +685,9 @@ static void test_set_executable(void **state)
     fchmod(out, 0700);
     close(out);
     assert_int_equal(mp_set_executable(copy), 0);
-    assert_int_equal(run_code(mp_process_new(.target = ret_arg, .arg = &v, .arg_size = sizeof v,
-                                             .ctx = ctx_of("spawn"))), 5);
+    assert_int_equal(run_code(mp_process_new(.target = ret_arg, .arg = &v,
+                                             .arg_size = sizeof v, .ctx = ctx_of("spawn"))),
+                     5);
 
     /* A libmp program of another build: refused by the child. */
     assert_int_equal(mp_set_executable(MPT_SHM_PEER), 0);
@@ -798,8 +804,10 @@ static void test_forkserver_restart(void **state)
     while (!ended(server) && mp__now() - t0 < 10)
         sleep_s(0.01);
     int v = 6;
-    assert_int_equal(run_code(mp_process_new(.target = ret_arg, .arg = &v, .arg_size = sizeof v,
-                                             .ctx = ctx_of("forkserver"))), 6);
+    assert_int_equal(run_code(mp_process_new(.target = ret_arg, .arg = &v,
+                                             .arg_size = sizeof v,
+                                             .ctx = ctx_of("forkserver"))),
+                     6);
     struct mp__forkserver *again = NULL;
     assert_int_equal(mp__forkserver_get(&again, false), 0);
     assert_ptr_not_equal(again, fs);
@@ -822,8 +830,8 @@ static int wait_event_then(void *arg, size_t n)
 static void test_forkserver_dies(void **state)
 {
     mp_event *ev = mp_event_new();
-    mp_process *p = mp_process_new(.target = wait_event_then, .arg = &ev, .arg_size = sizeof ev,
-                                   .ctx = ctx_of("forkserver"));
+    mp_process *p = mp_process_new(.target = wait_event_then, .arg = &ev,
+                                   .arg_size = sizeof ev, .ctx = ctx_of("forkserver"));
     mp_process *q = mp_process_new(.target = pauser, .ctx = ctx_of("forkserver"));
     assert_int_equal(mp_process_start(p), 0);
     assert_int_equal(mp_process_start(q), 0);
@@ -859,8 +867,10 @@ static void test_forkserver_dies(void **state)
     rmdir(dir);
     /* And the next start brings a new server. */
     int v = 8;
-    assert_int_equal(run_code(mp_process_new(.target = ret_arg, .arg = &v, .arg_size = sizeof v,
-                                             .ctx = ctx_of("forkserver"))), 8);
+    assert_int_equal(run_code(mp_process_new(.target = ret_arg, .arg = &v,
+                                             .arg_size = sizeof v,
+                                             .ctx = ctx_of("forkserver"))),
+                     8);
 }
 
 /* Run this executable again as a fresh program: main's scenario mode. */
@@ -1063,8 +1073,15 @@ static int wait_bounded(pid_t pid, double s)
     return 2000;
 }
 
-enum stray { STRAY_GARBAGE, STRAY_OLD, STRAY_CLOSED, STRAY_PIPE, STRAY_OWN_SOCKET,
-             STRAY_PARENT_JUNK, STRAY_COUNT };
+enum stray {
+    STRAY_GARBAGE,
+    STRAY_OLD,
+    STRAY_CLOSED,
+    STRAY_PIPE,
+    STRAY_OWN_SOCKET,
+    STRAY_PARENT_JUNK,
+    STRAY_COUNT
+};
 
 /*
  * Run this program ("stray" scenario) with a LIBMP_SPAWN_FD that no libmp
@@ -1216,7 +1233,8 @@ static int scenario_preload(void)
     if (mp_set_forkserver_preload(preload_fn) != 0)
         return 11;
     for (int i = 0; i < 2; i++) {
-        mp_process *p = mp_process_new(.target = report_preload, .ctx = mp_get_context("forkserver"));
+        mp_process *p = mp_process_new(.target = report_preload,
+                                       .ctx = mp_get_context("forkserver"));
         int code = -1;
         if (p == NULL || mp_process_start(p) != 0 || mp_process_join(p, 30) != 0 ||
             mp_process_exitcode(p, &code) != 0)

@@ -57,10 +57,10 @@ static struct {
     SYM(mp_strerror);
 } mp;
 
-#define LOAD(name)                                                       \
-    do {                                                                 \
-        *(void **)(&mp.name) = dlsym(mp.handle, #name);                  \
-        assert_non_null(mp.name);                                        \
+#define LOAD(name)                                      \
+    do {                                                \
+        *(void **)(&mp.name) = dlsym(mp.handle, #name); \
+        assert_non_null(mp.name);                       \
     } while (0)
 
 /* found[0]: libmp.so is loaded; found[1]: it has DF_STATIC_TLS. */

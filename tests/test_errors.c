@@ -14,8 +14,7 @@ static const struct {
     {MP_ETOOSHORT, "MP_ETOOSHORT"},   {MP_EAUTH, "MP_EAUTH"},
     {MP_EBROKEN, "MP_EBROKEN"},       {MP_EINVAL, "MP_EINVAL"},
     {MP_EREMOTE, "MP_EREMOTE"},       {MP_EWORKERLOST, "MP_EWORKERLOST"},
-    {MP_EOWNERDEAD, "MP_EOWNERDEAD"},
-    {MP_ESPAWNMAIN, "MP_ESPAWNMAIN"},
+    {MP_EOWNERDEAD, "MP_EOWNERDEAD"}, {MP_ESPAWNMAIN, "MP_ESPAWNMAIN"},
 };
 
 static void test_every_code_named(void **state)

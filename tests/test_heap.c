@@ -32,8 +32,8 @@ static bool all_zero(const unsigned char *p, size_t n)
 
 static void test_small_blocks(void **state)
 {
-    static const size_t sizes[] = {1, 15, 16, 17, 48, 63, 64, 65, 100, 200,
-                                   1000, 4096, 5000, 32768};
+    static const size_t sizes[] = {1,  15,  16,  17,   48,   63,   64,
+                                   65, 100, 200, 1000, 4096, 5000, 32768};
     void *blocks[sizeof sizes / sizeof sizes[0]];
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         unsigned char *p = mp_shared_alloc(sizes[i]);
@@ -295,8 +295,7 @@ static _Noreturn void kill_worker(_Atomic(void *) *slots, unsigned seed)
             _exit(4);
         memset(p, pattern_of(p), mp_shared_size(p));
         void *expected = NULL;
-        if (!atomic_compare_exchange_strong(&slots[i], &expected, p) &&
-            mp_shared_free(p) != 0)
+        if (!atomic_compare_exchange_strong(&slots[i], &expected, p) && mp_shared_free(p) != 0)
             _exit(5);
     }
 }

@@ -44,8 +44,14 @@ static mp_val *random_val(int depth, bool hashable)
     int kind = (int)(rnd() % (depth > 3 ? 6 : 9));
     if (hashable && kind >= 6)
         kind = rnd() % 2 ? 7 : (int)(rnd() % 6);
-    static const char *const words[] = {"", "a", "it's", "say \"hi\"", "\xc3\xa9t\xc3\xa9",
-                                        "tab\there", "\x01\x7f", "long string with words"};
+    static const char *const words[] = {"",
+                                        "a",
+                                        "it's",
+                                        "say \"hi\"",
+                                        "\xc3\xa9t\xc3\xa9",
+                                        "tab\there",
+                                        "\x01\x7f",
+                                        "long string with words"};
     switch (kind) {
     case 0:
         return mp_val_none();
@@ -113,7 +119,8 @@ static void test_val_repr_seed_outputs(void **state)
     assert_repr(l, "[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]");
     mp_val_free(l);
 
-    assert_repr(MP_DICT(MP_FLOAT(0.25), MP_NONE, MP_I64(1), MP_STR("1"), MP_STR("2"), MP_I64(2)),
+    assert_repr(MP_DICT(MP_FLOAT(0.25), MP_NONE, MP_I64(1), MP_STR("1"), MP_STR("2"),
+                        MP_I64(2)),
                 "{0.25: None, 1: '1', '2': 2}");
     d = mp_val_dict();
     assert_int_equal(mp_val_dict_set(d, MP_I64(1), MP_STR("1")), 0);
@@ -141,13 +148,30 @@ static void test_val_repr_floats(void **state)
         double f;
         const char *want;
     } cases[] = {
-        {0.25, "0.25"}, {1.0, "1.0"}, {-0.0, "-0.0"}, {0.0, "0.0"}, {0.1, "0.1"},
-        {(double)3.14f, "3.140000104904175"}, {9.859601020812988, "9.859601020812988"},
-        {1e16, "1e+16"}, {1e15, "1000000000000000.0"}, {1e-5, "1e-05"}, {0.0001, "0.0001"},
-        {123456789.0, "123456789.0"}, {1.5e300, "1.5e+300"}, {5e-324, "5e-324"},
-        {2.675, "2.675"}, {1234.5, "1234.5"}, {-2.5e-7, "-2.5e-07"}, {3.1415927, "3.1415927"},
-        {1.7976931348623157e308, "1.7976931348623157e+308"}, {INFINITY, "inf"},
-        {-INFINITY, "-inf"}, {NAN, "nan"}, {100.0, "100.0"}, {0.3, "0.3"},
+        {0.25, "0.25"},
+        {1.0, "1.0"},
+        {-0.0, "-0.0"},
+        {0.0, "0.0"},
+        {0.1, "0.1"},
+        {(double)3.14f, "3.140000104904175"},
+        {9.859601020812988, "9.859601020812988"},
+        {1e16, "1e+16"},
+        {1e15, "1000000000000000.0"},
+        {1e-5, "1e-05"},
+        {0.0001, "0.0001"},
+        {123456789.0, "123456789.0"},
+        {1.5e300, "1.5e+300"},
+        {5e-324, "5e-324"},
+        {2.675, "2.675"},
+        {1234.5, "1234.5"},
+        {-2.5e-7, "-2.5e-07"},
+        {3.1415927, "3.1415927"},
+        {1.7976931348623157e308, "1.7976931348623157e+308"},
+        {INFINITY, "inf"},
+        {-INFINITY, "-inf"},
+        {NAN, "nan"},
+        {100.0, "100.0"},
+        {0.3, "0.3"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         assert_repr(MP_FLOAT(cases[i].f), cases[i].want);
@@ -162,7 +186,10 @@ static void test_val_repr_strings(void **state)
     assert_repr(MP_STR("\xc3\xa9t\xc3\xa9"), "'\xc3\xa9t\xc3\xa9'");
     assert_repr(MP_STR("\xc2\xa0"), "'\\xa0'");
     assert_repr(MP_STR("\xe2\x80\xa8"), "'\\u2028'");
-    assert_repr(MP_BYTES("\x00\xff" "a'", 4), "b\"\\x00\\xffa'\"");
+    assert_repr(MP_BYTES("\x00\xff"
+                         "a'",
+                         4),
+                "b\"\\x00\\xffa'\"");
     assert_repr(MP_BYTES("", 0), "b''");
     assert_repr(MP_I64(INT64_MIN), "-9223372036854775808");
     /* Invalid UTF-8 in a literal is refused, not printed. */
@@ -170,9 +197,9 @@ static void test_val_repr_strings(void **state)
     assert_int_equal(mp_last_error(), MP_EINVAL);
     assert_null(mp_val_repr(NULL));
     assert_null(mp_val_str("\xc0\x80"));
-    assert_null(mp_val_strn("\xed\xa0\x80", 3)); /* a surrogate */
+    assert_null(mp_val_strn("\xed\xa0\x80", 3));     /* a surrogate */
     assert_null(mp_val_strn("\xf4\x90\x80\x80", 4)); /* past U+10FFFF */
-    assert_null(mp_val_strn("\xe2\x82", 2)); /* truncated */
+    assert_null(mp_val_strn("\xe2\x82", 2));         /* truncated */
     mp_val *ok = mp_val_strn("\xf0\x9f\x98\x80", 4);
     assert_non_null(ok);
     mp_val_free(ok);
@@ -261,7 +288,9 @@ static void test_val_containers(void **state)
     assert_int_equal(mp_val_len(d), 10000);
     assert_string_equal(mp_val_dict_get(d, MP_I64(1))->s.ptr, "one");
     assert_int_equal(mp_val_dict_set(d, MP_LIST(MP_I64(1)), MP_NONE), MP_EINVAL);
-    assert_int_equal(mp_val_dict_set((mp_val *)MP_DICT(MP_I64(1), MP_NONE), MP_I64(2), MP_NONE), MP_EINVAL);
+    assert_int_equal(mp_val_dict_set((mp_val *)MP_DICT(MP_I64(1), MP_NONE), MP_I64(2),
+                                     MP_NONE),
+                     MP_EINVAL);
     mp_val_free(d);
 
     d = mp_val_dict();
@@ -293,7 +322,8 @@ static void test_val_containers(void **state)
     mp_val_free(l);
 
     /* Copies are deep and equal; literals copy into allocated values. */
-    const mp_val *lit = MP_DICT(MP_STR("k"), MP_LIST(MP_I64(1), MP_TUPLE(MP_NONE, MP_FLOAT(2.5))),
+    const mp_val *lit = MP_DICT(MP_STR("k"),
+                                MP_LIST(MP_I64(1), MP_TUPLE(MP_NONE, MP_FLOAT(2.5))),
                                 MP_I64(7), MP_BYTES("x", 1));
     mp_val *c = mp_val_copy(lit);
     assert_non_null(c);
@@ -326,11 +356,37 @@ static void test_val_containers(void **state)
 static void test_val_parse(void **state)
 {
     static const char *const ok[] = {
-        "None", "True", "False", "0", "-5", "+7", "1_000", "0x1F", "-0o17", "0b101",
-        "9223372036854775807", "-9223372036854775808", "2.5", "-1e-05", ".5", "1.",
-        "inf", "-inf", "'a'", "\"it's\"", "'\\x41\\u00e9\\U0001F600\\n\\101'", "b'\\x00ab'",
-        "[]", "[1, 2,]", "()", "(1,)", "(1)", "{}", "{'a': [1, (2, 3)], 4: None}",
-        "  [ 1 , 'x' ]  ", "{0.25: None, 1: '1', '2': 2}",
+        "None",
+        "True",
+        "False",
+        "0",
+        "-5",
+        "+7",
+        "1_000",
+        "0x1F",
+        "-0o17",
+        "0b101",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "2.5",
+        "-1e-05",
+        ".5",
+        "1.",
+        "inf",
+        "-inf",
+        "'a'",
+        "\"it's\"",
+        "'\\x41\\u00e9\\U0001F600\\n\\101'",
+        "b'\\x00ab'",
+        "[]",
+        "[1, 2,]",
+        "()",
+        "(1,)",
+        "(1)",
+        "{}",
+        "{'a': [1, (2, 3)], 4: None}",
+        "  [ 1 , 'x' ]  ",
+        "{0.25: None, 1: '1', '2': 2}",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         mp_val *v;
@@ -339,9 +395,24 @@ static void test_val_parse(void **state)
         mp_val_free(v);
     }
     static const char *const bad[] = {
-        "", "[", "[1 2]", "{1}", "{[]: 1}", "{1: 2, 1: 3}", "9223372036854775808",
-        "-9223372036854775809", "'abc", "b'\xc3\xa9'", "'\\x4'", "nope", "1 2", "(1 2)",
-        "'\\ud800'", "0x", "1e", "[1,,]",
+        "",
+        "[",
+        "[1 2]",
+        "{1}",
+        "{[]: 1}",
+        "{1: 2, 1: 3}",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "'abc",
+        "b'\xc3\xa9'",
+        "'\\x4'",
+        "nope",
+        "1 2",
+        "(1 2)",
+        "'\\ud800'",
+        "0x",
+        "1e",
+        "[1,,]",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         mp_val *v = (mp_val *)1;
@@ -426,8 +497,10 @@ static void test_codec_exact_bytes(void **state)
     void *buf;
     size_t len;
     assert_int_equal(mp_val_encode(MP_DICT(MP_I64(1), MP_LIST(MP_STR("ab"), MP_NONE, MP_TRUE)),
-                                   &buf, &len), 0);
-    static const uint8_t want[] = {0x09, 0x01, 0x03, 0x02, 0x07, 0x03, 0x05, 0x02, 'a', 'b', 0x00, 0x02};
+                                   &buf, &len),
+                     0);
+    static const uint8_t want[] = {0x09, 0x01, 0x03, 0x02, 0x07, 0x03,
+                                   0x05, 0x02, 'a',  'b',  0x00, 0x02};
     assert_int_equal(len, sizeof want);
     assert_memory_equal(buf, want, sizeof want);
     free(buf);
@@ -617,7 +690,8 @@ static void test_mgr_dict(void **state)
         assert_int_equal(mp_dict_set(d, MP_I64(i), MP_I64(i * 2)), 0);
     assert_proxy_repr(d, "{0: 0, 1: 2, 2: 4, 3: 6, 4: 8, 5: 10, 6: 12, 7: 14, 8: 16, 9: 18}");
     char *s = mp_proxy_tostring(d);
-    assert_string_equal(s, "{0: 0, 1: 2, 2: 4, 3: 6, 4: 8, 5: 10, 6: 12, 7: 14, 8: 16, 9: 18}");
+    assert_string_equal(s,
+                        "{0: 0, 1: 2, 2: 4, 3: 6, 4: 8, 5: 10, 6: 12, 7: 14, 8: 16, 9: 18}");
     free(s);
     mp_val *v;
     assert_int_equal(mp_dict_getitem(d, MP_FLOAT(3.0), &v), 0);
@@ -638,7 +712,9 @@ static void test_mgr_dict(void **state)
     assert_remote(mp_dict_del(d, MP_I64(9)), "KeyError", "9");
     assert_int_equal(mp_dict_len(d), 9);
     assert_int_equal(mp_dict_clear(d), 0);
-    assert_int_equal(mp_dict_update(d, MP_DICT(MP_I64(1), MP_STR("1"), MP_STR("2"), MP_I64(2))), 0);
+    assert_int_equal(mp_dict_update(d,
+                                    MP_DICT(MP_I64(1), MP_STR("1"), MP_STR("2"), MP_I64(2))),
+                     0);
     assert_int_equal(mp_dict_update(d, MP_LIST(MP_TUPLE(MP_FLOAT(0.25), MP_NONE))), 0);
     assert_proxy_repr(d, "{1: '1', '2': 2, 0.25: None}");
     assert_remote(mp_dict_update(d, MP_LIST(MP_I64(1))), "ValueError", NULL);
@@ -713,7 +789,8 @@ static void test_mgr_dict(void **state)
 
 static int cmp_by_abs(const mp_val *a, const mp_val *b)
 {
-    int64_t x = a->type == MP_VAL_INT ? llabs(a->i) : 0, y = b->type == MP_VAL_INT ? llabs(b->i) : 0;
+    int64_t x = a->type == MP_VAL_INT ? llabs(a->i) : 0,
+            y = b->type == MP_VAL_INT ? llabs(b->i) : 0;
     return (x > y) - (x < y);
 }
 
@@ -752,7 +829,8 @@ static void test_mgr_list(void **state)
     assert_remote(mp_list_get(l, 10, &v), "IndexError", "list index out of range");
     assert_remote(mp_list_get(l, -11, &v), "IndexError", "list index out of range");
     assert_int_equal(mp_list_set(l, -1, MP_STR("last")), 0);
-    assert_remote(mp_list_set(l, 10, MP_NONE), "IndexError", "list assignment index out of range");
+    assert_remote(mp_list_set(l, 10, MP_NONE), "IndexError",
+                  "list assignment index out of range");
     assert_int_equal(mp_list_del(l, -1), 0);
     assert_int_equal(mp_list_len(l), 9);
     assert_int_equal(mp_list_pop(l, -1, &v), 0);
@@ -775,7 +853,8 @@ static void test_mgr_list(void **state)
     assert_remote((int)mp_list_index(l, MP_STR("zz")), "ValueError", "'zz' is not in list");
     assert_int_equal(mp_list_remove(l, MP_I64(7)), 0);
     assert_int_equal(mp_list_index(l, MP_I64(7)), 7);
-    assert_remote(mp_list_remove(l, MP_STR("zz")), "ValueError", "list.remove(x): x not in list");
+    assert_remote(mp_list_remove(l, MP_STR("zz")), "ValueError",
+                  "list.remove(x): x not in list");
     assert_int_equal(mp_list_remove(l, MP_NONE), 0);
     assert_int_equal(mp_list_remove(l, MP_TRUE), 0);
     assert_proxy_repr(l, "[0.5, 8, 6, 5, 4, 3, 2, 7, 'a', 'B']");
@@ -789,14 +868,17 @@ static void test_mgr_list(void **state)
     assert_int_equal(mp_list_sort(l, "abs", false), 0);
     assert_proxy_repr(l, "[0.5, -1, 2, 3, 4, 5, 6, 7, 8, -9]");
     assert_remote(mp_list_sort(l, "nope", false), "KeyError", "no comparator named 'nope'");
-    mp_proxy *w = mp_manager_list(m, MP_LIST(MP_STR("bb"), MP_STR("a"), MP_STR("Ab"), MP_STR("c")));
+    mp_proxy *w = mp_manager_list(m, MP_LIST(MP_STR("bb"), MP_STR("a"), MP_STR("Ab"),
+                                             MP_STR("c")));
     assert_int_equal(mp_list_sort(w, "casefold", false), 0);
     assert_proxy_repr(w, "['a', 'Ab', 'bb', 'c']");
     assert_int_equal(mp_list_sort(w, "len", false), 0);
     assert_proxy_repr(w, "['a', 'c', 'Ab', 'bb']"); /* stable */
     assert_int_equal(mp_list_sort(w, "len", true), 0);
     assert_proxy_repr(w, "['Ab', 'bb', 'a', 'c']"); /* stable in reverse too */
-    assert_int_equal(mp_list_set_slice(w, 0, MP_SLICE_END, MP_LIST(MP_I64(300), MP_I64(2), MP_I64(-1))), 0);
+    assert_int_equal(mp_list_set_slice(w, 0, MP_SLICE_END,
+                                       MP_LIST(MP_I64(300), MP_I64(2), MP_I64(-1))),
+                     0);
     assert_int_equal(mp_list_sort(w, "bytes", false), 0);
     assert_proxy_repr(w, "[-1, 2, 300]"); /* zigzag varints: 0x01, 0x04, 0xd8 0x04 */
     mp_proxy_free(w);
@@ -819,7 +901,9 @@ static void test_mgr_list(void **state)
     assert_int_equal(mp_list_slice(s, 0, 1, 0, &v), MP_EINVAL);
     assert_int_equal(mp_list_set_slice(s, 2, 5, MP_LIST(MP_STR("x"))), 0);
     assert_proxy_repr(s, "[0, 1, 'x', 5, 6, 7, 8, 9]");
-    assert_int_equal(mp_list_set_slice(s, 1, 2, MP_LIST(MP_STR("y"), MP_STR("z"), MP_STR("w"))), 0);
+    assert_int_equal(mp_list_set_slice(s, 1, 2,
+                                       MP_LIST(MP_STR("y"), MP_STR("z"), MP_STR("w"))),
+                     0);
     assert_proxy_repr(s, "[0, 'y', 'z', 'w', 'x', 5, 6, 7, 8, 9]");
     assert_int_equal(mp_list_set_slice(s, MP_SLICE_END, 0, MP_TUPLE(MP_I64(-1))), 0);
     assert_int_equal(mp_list_set_slice(s, 100, MP_SLICE_END, MP_TUPLE(MP_I64(10))), 0);
@@ -865,7 +949,8 @@ static void test_mgr_namespace_value_array(void **state)
     assert_int_equal(mp_namespace_get(ns, "my_list", &v), 0);
     assert_val(v, "[]");
     assert_int_equal(mp_namespace_del(ns, "a"), 0);
-    assert_remote(mp_namespace_del(ns, "a"), "AttributeError", "'Namespace' object has no attribute 'a'");
+    assert_remote(mp_namespace_del(ns, "a"), "AttributeError",
+                  "'Namespace' object has no attribute 'a'");
     assert_int_equal(mp_namespace_copy(ns, &v), 0);
     assert_val(v, "{'value': 'This is the value', 'my_list': []}");
     assert_int_equal(mp_namespace_set(ns, "_private", MP_NONE), MP_EINVAL);
@@ -873,7 +958,8 @@ static void test_mgr_namespace_value_array(void **state)
     assert_int_equal(mp_namespace_set(ns, "a b", MP_NONE), MP_EINVAL);
     assert_int_equal(mp_namespace_set(ns, "", MP_NONE), MP_EINVAL);
     assert_int_equal(mp_namespace_get(ns, NULL, &v), MP_EINVAL);
-    mp_proxy *n2 = mp_manager_create(m, "Namespace", MP_TUPLE(MP_DICT(MP_STR("x"), MP_I64(1))));
+    mp_proxy *n2 = mp_manager_create(m, "Namespace",
+                                     MP_TUPLE(MP_DICT(MP_STR("x"), MP_I64(1))));
     assert_proxy_repr(n2, "Namespace(x=1)");
     mp_proxy_free(n2);
     mp_proxy_free(ns);
@@ -1028,12 +1114,14 @@ static void register_all(mp_manager *m)
 {
     assert_int_equal(mp_manager_register(m, .type_name = "Counter", .create = counter_new,
                                          .destroy = counter_free, .methods = counter_methods,
-                                         .nmethods = sizeof counter_methods / sizeof counter_methods[0]),
+                                         .nmethods = sizeof counter_methods /
+                                                     sizeof counter_methods[0]),
                      0);
-    assert_int_equal(mp_manager_register(m, .type_name = "shared_dict", .create = get_shared_dict,
-                                         .kind = MP_PROXY_DICT),
+    assert_int_equal(mp_manager_register(m, .type_name = "shared_dict",
+                                         .create = get_shared_dict, .kind = MP_PROXY_DICT),
                      0);
-    assert_int_equal(mp_manager_register(m, .type_name = "shared_counter", .create = get_shared_counter,
+    assert_int_equal(mp_manager_register(m, .type_name = "shared_counter",
+                                         .create = get_shared_counter,
                                          .methods = counter_methods, .nmethods = 2),
                      0);
 }
@@ -1043,13 +1131,17 @@ static void test_mgr_registered(void **state)
     mp_manager *m = mp_manager_new();
     register_all(m);
     /* Refused registrations. */
-    assert_int_equal(mp_manager_register(m, .type_name = "Counter", .create = counter_new), MP_EINVAL);
-    assert_int_equal(mp_manager_register(m, .type_name = "dict", .create = counter_new), MP_EINVAL);
-    assert_int_equal(mp_manager_register(m, .type_name = "Lock", .create = counter_new), MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .type_name = "Counter", .create = counter_new),
+                     MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .type_name = "dict", .create = counter_new),
+                     MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .type_name = "Lock", .create = counter_new),
+                     MP_EINVAL);
     assert_int_equal(mp_manager_register(m, .type_name = "NoCreate"), MP_EINVAL);
     assert_int_equal(mp_manager_register(m, .create = counter_new), MP_EINVAL);
-    assert_int_equal(mp_manager_register(m, .type_name = "0123456789012345678901234567890123456789012345678",
-                                         .create = counter_new),
+    assert_int_equal(mp_manager_register(
+                         m, .type_name = "0123456789012345678901234567890123456789012345678",
+                         .create = counter_new),
                      MP_EINVAL);
     assert_int_equal(mp_manager_register(m, .type_name = "X", .create = counter_new,
                                          .kind = MP_PROXY_ARRAY),
@@ -1059,15 +1151,17 @@ static void test_mgr_registered(void **state)
                                          .nmethods = 1),
                      MP_EINVAL);
     static const mp_method dup[] = {{"a", counter_get}, {"a", counter_get}};
-    assert_int_equal(mp_manager_register(m, .type_name = "Dup", .create = counter_new, .methods = dup,
-                                         .nmethods = 2),
+    assert_int_equal(mp_manager_register(m, .type_name = "Dup", .create = counter_new,
+                                         .methods = dup, .nmethods = 2),
                      MP_EINVAL);
     assert_int_equal(mp_manager_register(m, .type_name = "Many", .create = counter_new,
                                          .methods = counter_methods, .nmethods = 1000),
                      MP_EINVAL);
-    assert_int_equal(mp_manager_register(NULL, .type_name = "Z", .create = counter_new), MP_EINVAL);
+    assert_int_equal(mp_manager_register(NULL, .type_name = "Z", .create = counter_new),
+                     MP_EINVAL);
     assert_int_equal(mp_manager_start(m), 0);
-    assert_int_equal(mp_manager_register(m, .type_name = "Late", .create = counter_new), MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .type_name = "Late", .create = counter_new),
+                     MP_EINVAL);
 
     mp_proxy *c = mp_manager_create(m, "Counter", MP_TUPLE(MP_I64(10)));
     assert_non_null(c);
@@ -1079,9 +1173,11 @@ static void test_mgr_registered(void **state)
     assert_int_equal(mp_proxy_call(c, "add", NULL, NULL), 0);
     assert_int_equal(mp_proxy_call(c, "get", NULL, &v), 0);
     assert_val(v, "16");
-    assert_remote(mp_proxy_call(c, "add", MP_TUPLE(MP_STR("x")), &v), "TypeError", "add() wants an int, not str");
+    assert_remote(mp_proxy_call(c, "add", MP_TUPLE(MP_STR("x")), &v), "TypeError",
+                  "add() wants an int, not str");
     assert_int_equal(mp_remote_error_code(), MP_EINVAL);
-    assert_remote(mp_proxy_call(c, "add", MP_TUPLE(MP_I64(-1)), &v), "ValueError", "cannot add -1");
+    assert_remote(mp_proxy_call(c, "add", MP_TUPLE(MP_I64(-1)), &v), "ValueError",
+                  "cannot add -1");
     assert_int_equal(mp_remote_error_code(), -ERANGE);
     assert_remote(mp_proxy_call(c, "fail", NULL, &v), "Error", NULL);
     assert_int_equal(mp_remote_error_code(), -EIO);
@@ -1161,8 +1257,10 @@ static void test_mgr_children(void **state)
     mp_manager *m = mp_manager_new();
     register_all(m);
     assert_int_equal(mp_manager_start(m), 0);
-    struct worker_arg w = {.d = mp_manager_dict(m, NULL), .l = mp_manager_list(m, NULL),
-                           .c = mp_manager_create(m, "Counter", NULL), .n = 300};
+    struct worker_arg w = {.d = mp_manager_dict(m, NULL),
+                           .l = mp_manager_list(m, NULL),
+                           .c = mp_manager_create(m, "Counter", NULL),
+                           .n = 300};
     mp_process *ps[6];
     for (int i = 0; i < 6; i++) {
         w.id = i;
@@ -1441,7 +1539,8 @@ static void remote_round(mp_manager *m, const char *addr)
 
 static void test_mgr_remote(void **state)
 {
-    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0, .authkey = "secret", .authkey_len = 6);
+    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0, .authkey = "secret",
+                                   .authkey_len = 6);
     register_all(m);
     assert_int_equal(mp_manager_start(m), 0);
     char host[64];
@@ -1454,7 +1553,8 @@ static void test_mgr_remote(void **state)
     remote_round(m, addr);
 
     /* A connected manager in this program: calls go over the socket. */
-    mp_manager *c = mp_manager_new(.host = "127.0.0.1", .port = port, .authkey = "secret", .authkey_len = 6);
+    mp_manager *c = mp_manager_new(.host = "127.0.0.1", .port = port, .authkey = "secret",
+                                   .authkey_len = 6);
     assert_int_equal(mp_manager_connect(c), 0);
     assert_int_equal(mp_manager_connect(c), MP_EINVAL);
     assert_int_equal(mp_manager_pid(c), 0);
@@ -1483,7 +1583,8 @@ static void test_mgr_remote(void **state)
     mp_manager_free(c);
 
     /* A wrong key, and no server. */
-    mp_manager *bad = mp_manager_new(.host = "127.0.0.1", .port = port, .authkey = "nope", .authkey_len = 4);
+    mp_manager *bad = mp_manager_new(.host = "127.0.0.1", .port = port, .authkey = "nope",
+                                     .authkey_len = 4);
     assert_int_equal(mp_manager_connect(bad), MP_EAUTH);
     mp_manager_free(bad);
     /* A peer shuts the server down. */
@@ -1602,7 +1703,8 @@ static void test_mgr_client_killed(void **state)
     mp_manager *m = mp_manager_new();
     register_all(m);
     assert_int_equal(mp_manager_start(m), 0);
-    struct worker_arg w = {.d = mp_manager_dict(m, NULL), .c = mp_manager_create(m, "Counter", NULL)};
+    struct worker_arg w = {.d = mp_manager_dict(m, NULL),
+                           .c = mp_manager_create(m, "Counter", NULL)};
     /* More kills than channels: dead clients' channels must be reused. */
     for (int round = 0; round < MGR_NCHAN / 4 + 8; round++) {
         mp_process *ps[5];
@@ -1643,7 +1745,7 @@ static void test_mgr_client_killed(void **state)
  * MP_EOWNERDEAD, and nothing hangs.
  */
 enum { RK_IDS = 96, RK_GOT = 1 << 18, RK_LIVE = 4 };
-#define RK_TAG(id, j) ((int64_t)(id) * 1000000 + (int64_t)(j))
+#define RK_TAG(id, j) ((int64_t)(id)*1000000 + (int64_t)(j))
 
 struct rk_client {
     uint32_t att_l, ack_l, att_q, ack_q, att_d, ack_d;
@@ -1765,8 +1867,11 @@ static void test_mgr_random_client_kills(void **state)
     assert_non_null(sh);
     for (size_t k = 0; k < RK_GOT; k++)
         sh->got[k] = -1;
-    struct rk_arg a = {.d = mp_manager_dict(m, NULL), .l = mp_manager_list(m, NULL),
-                       .q = mp_manager_queue(m, 0), .lk = mp_manager_lock(m), .sh = sh};
+    struct rk_arg a = {.d = mp_manager_dict(m, NULL),
+                       .l = mp_manager_list(m, NULL),
+                       .q = mp_manager_queue(m, 0),
+                       .lk = mp_manager_lock(m),
+                       .sh = sh};
     assert_non_null(a.d);
     assert_non_null(a.l);
     assert_non_null(a.q);
@@ -1855,8 +1960,8 @@ static void test_mgr_random_client_kills(void **state)
         if (r == 0) {
             assert_int_equal(v->type, MP_VAL_INT);
             if (v->i + 1 < (int64_t)c->ack_d || v->i + 1 > (int64_t)c->att_d)
-                fail_msg("dict[%d] = %lld, acknowledged %u, attempted %u", id,
-                         (long long)v->i, c->ack_d, c->att_d);
+                fail_msg("dict[%d] = %lld, acknowledged %u, attempted %u", id, (long long)v->i,
+                         c->ack_d, c->att_d);
             mp_val_free(v);
             keys++;
         } else {
@@ -1872,13 +1977,14 @@ static void test_mgr_random_client_kills(void **state)
     assert_int_equal(mp_proxy_release(a.lk), 0);
     assert_int_equal(mp_proxy_acquire(a.lk, 5), 0);
     assert_int_equal(mp_proxy_release(a.lk), 0);
-    print_message("managers random kills: %d clients, %d kills, %.1f s; list: %zu appends "
-                  "acknowledged, all present once, %zu unacknowledged present; queue: %zu puts "
-                  "acknowledged, %zu got by clients, %zu left, %zu lost in killed gets, 0 "
-                  "duplicated; dict: %zd keys consistent; lock: %u MP_EOWNERDEAD recoveries, "
-                  "0 double holds\n",
-                  next, kills, took, acked_l, unacked_in_l, acked_q, got, drained, lost_q, keys,
-                  sh->ownerdead);
+    print_message(
+        "managers random kills: %d clients, %d kills, %.1f s; list: %zu appends "
+        "acknowledged, all present once, %zu unacknowledged present; queue: %zu puts "
+        "acknowledged, %zu got by clients, %zu left, %zu lost in killed gets, 0 "
+        "duplicated; dict: %zd keys consistent; lock: %u MP_EOWNERDEAD recoveries, "
+        "0 double holds\n",
+        next, kills, took, acked_l, unacked_in_l, acked_q, got, drained, lost_q, keys,
+        sh->ownerdead);
     assert_true(kills > 10);
     for (int id = 0; id < RK_IDS; id++)
         free(seen_l[id]), free(seen_q[id]);
@@ -1974,8 +2080,9 @@ static void test_mgr_malformed(void **state)
     mp__val_encode_buf(&req, MP_EMPTY_TUPLE);
     assert_int_equal(mp__srv_handle(s, (uint8_t *)req.p, req.len, &out, true), 0);
     assert_int_equal(out.p[0], MGR_ST_PROXY);
-    static const char *const methods[] = {"append", "sort", "getslice", "setslice", "insert",
-                                          "__getitem__", "pop", "index", "__imul__", "extend"};
+    static const char *const methods[] = {"append",   "sort",        "getslice", "setslice",
+                                          "insert",   "__getitem__", "pop",      "index",
+                                          "__imul__", "extend"};
     for (int i = 0; i < 50000; i++) {
         req.len = 0;
         mp__buf_putc(&req, MGR_OP_CALL);
@@ -1986,7 +2093,8 @@ static void test_mgr_malformed(void **state)
         mp_val *args = mp_val_tuple();
         size_t na = rnd() % 4;
         for (size_t k = 0; k < na; k++) {
-            mp_val *x = rnd() % 2 ? mp_val_int((int64_t)(rnd() % 7) - 3) : random_val(2, false);
+            mp_val *x = rnd() % 2 ? mp_val_int((int64_t)(rnd() % 7) - 3)
+                                  : random_val(2, false);
             mp_val_list_append(args, x);
             mp_val_free(x);
         }
@@ -2132,7 +2240,8 @@ static void test_mgr_shutdown_wakes_remote_waiters(void **state)
     mp_manager_address(m, NULL, 0, NULL, 0, &port);
     mp_manager *rm = mp_manager_new(.host = "127.0.0.1", .port = port);
     assert_int_equal(mp_manager_connect(rm), 0);
-    struct wait_arg c = {.p = mp_manager_condition(rm)}, b = {.p = mp_manager_barrier(rm, 3, 0)};
+    struct wait_arg c = {.p = mp_manager_condition(rm)},
+                    b = {.p = mp_manager_barrier(rm, 3, 0)};
     assert_non_null(c.p);
     assert_non_null(b.p);
     pthread_t tc, tb;
@@ -2165,13 +2274,14 @@ enum {
     HW_EVENT,
     HW_COND,
     HW_BARRIER,
-    HW_JOIN,       /* JoinableQueue.join with a task not done */
+    HW_JOIN, /* JoinableQueue.join with a task not done */
     HW_NKINDS
 };
 
 static const char *const hw_names[HW_NKINDS] = {
-    "Queue.get", "Queue.get(30)", "Queue.put", "Lock.acquire",    "RLock.acquire",
-    "Semaphore.acquire", "Event.wait", "Condition.wait", "Barrier.wait", "JoinableQueue.join",
+    "Queue.get",     "Queue.get(30)",      "Queue.put",  "Lock.acquire",
+    "RLock.acquire", "Semaphore.acquire",  "Event.wait", "Condition.wait",
+    "Barrier.wait",  "JoinableQueue.join",
 };
 
 /* One waiter's report, in the arena (a child process writes it). */
@@ -2314,7 +2424,8 @@ static void hosted_waits_end(bool kill_server)
         args[i] = (struct hw_arg){.kind = i % HW_NKINDS, .slot = &slots[i]};
         memcpy(args[i].p, i / HW_NKINDS == 2 ? rem : fam, sizeof args[i].p);
         if (i / HW_NKINDS == 1) {
-            ps[i % HW_NKINDS] = mp_process_new(.target = hw_child, .arg = &args[i], .arg_size = sizeof args[i]);
+            ps[i % HW_NKINDS] = mp_process_new(.target = hw_child, .arg = &args[i],
+                                               .arg_size = sizeof args[i]);
             assert_non_null(ps[i % HW_NKINDS]);
             assert_int_equal(mp_process_start(ps[i % HW_NKINDS]), 0);
         } else {
@@ -2327,8 +2438,8 @@ static void hosted_waits_end(bool kill_server)
     usleep(300000); /* into their sleeps */
     for (int i = 0; i < NW; i++)
         if (atomic_load(&slots[i].done))
-            fail_msg("%s (waiter %d) returned %d before the server went", hw_names[i % HW_NKINDS], i,
-                     slots[i].result);
+            fail_msg("%s (waiter %d) returned %d before the server went",
+                     hw_names[i % HW_NKINDS], i, slots[i].result);
 
     pid_t server = mp_manager_pid(m);
     double t0 = mp__now();
@@ -2354,8 +2465,9 @@ static void hosted_waits_end(bool kill_server)
     }
     /* managers.h promises about 50 ms; the bound leaves room for a loaded
      * machine (the figure is printed for the record). */
-    print_message("# hosted waits (%s): all %d returned MP_EEOF, the last %.1f ms after the %s\n",
-                  mpt_method(), NW, worst * 1e3, kill_server ? "SIGKILL" : "shutdown");
+    print_message(
+        "# hosted waits (%s): all %d returned MP_EEOF, the last %.1f ms after the %s\n",
+        mpt_method(), NW, worst * 1e3, kill_server ? "SIGKILL" : "shutdown");
     assert_true(worst < 2.0);
     for (int i = 0; i < NW; i++) {
         if (i / HW_NKINDS == 1) {
@@ -2515,8 +2627,8 @@ static void *get_shared_queue(const mp_val *args)
 static void test_mgr_registered_hosted_kind(void **state)
 {
     mp_manager *m = mp_manager_new();
-    assert_int_equal(mp_manager_register(m, .type_name = "get_queue", .create = get_shared_queue,
-                                         .kind = MP_PROXY_QUEUE),
+    assert_int_equal(mp_manager_register(m, .type_name = "get_queue",
+                                         .create = get_shared_queue, .kind = MP_PROXY_QUEUE),
                      0);
     assert_int_equal(mp_manager_start(m), 0);
     mp_proxy *a = mp_manager_create(m, "get_queue", NULL);
@@ -2552,7 +2664,8 @@ static void test_mgr_exit_without_shutdown(void **state)
 {
     pid_t *shared = mp_shared_alloc(sizeof *shared);
     assert_non_null(shared);
-    mp_process *p = mp_process_new(.target = forgetful_owner, .arg = &shared, .arg_size = sizeof shared);
+    mp_process *p = mp_process_new(.target = forgetful_owner, .arg = &shared,
+                                   .arg_size = sizeof shared);
     assert_int_equal(mp_process_start(p), 0);
     assert_int_equal(mp_process_join(p, 30), 0);
     int code = -1;
@@ -2654,7 +2767,8 @@ static void test_mgr_initializer(void **state)
     assert_non_null(probe);
     memset(probe, 0, sizeof *probe);
     struct init_arg a = {.probe = probe, .value = 42};
-    mp_manager *m = mp_manager_new(.initializer = mgr_init, .initarg = &a, .initarg_size = sizeof a);
+    mp_manager *m = mp_manager_new(.initializer = mgr_init, .initarg = &a,
+                                   .initarg_size = sizeof a);
     assert_non_null(m);
     a.value = 7; /* the bytes were copied */
     assert_int_equal(mp_manager_start(m), 0);
@@ -2789,7 +2903,9 @@ static void test_mgr_operators_iter(void **state)
     mp_manager *m = started();
     mp_proxy *d = mp_manager_dict(m, MP_DICT(MP_STR("a"), MP_I64(1), MP_STR("b"), MP_I64(2)));
     mp_val *v = NULL;
-    assert_int_equal(mp_dict_or(d, MP_DICT(MP_STR("b"), MP_I64(3), MP_STR("c"), MP_I64(4)), &v), 0);
+    assert_int_equal(mp_dict_or(d, MP_DICT(MP_STR("b"), MP_I64(3), MP_STR("c"), MP_I64(4)),
+                                &v),
+                     0);
     assert_val(v, "{'a': 1, 'b': 3, 'c': 4}");
     assert_proxy_repr(d, "{'a': 1, 'b': 2}");
     assert_int_equal(mp_dict_ior(d, MP_DICT(MP_STR("c"), MP_I64(5))), 0);
@@ -2934,7 +3050,8 @@ static void test_mgr_limits(void **state)
         snprintf(name, sizeof name, "T%d", i);
         assert_int_equal(mp_manager_register(m, .type_name = name, .create = counter_new), 0);
     }
-    assert_int_equal(mp_manager_register(m, .type_name = "T32", .create = counter_new), MP_EINVAL);
+    assert_int_equal(mp_manager_register(m, .type_name = "T32", .create = counter_new),
+                     MP_EINVAL);
     for (int i = 0; i < 16; i++) {
         char name[16];
         snprintf(name, sizeof name, "c%d", i);
@@ -2972,10 +3089,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mgr_server_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_lifecycle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_shutdown_wakes_remote_waiters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_shutdown_wakes_remote_waiters, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_mgr_hosted_waits_server_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_hosted_waits_shutdown, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_shutdown_keeps_objects_in_use, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_shutdown_keeps_objects_in_use, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_mgr_depth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_registered_hosted_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_exit_without_shutdown, setup, teardown),

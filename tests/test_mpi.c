@@ -142,13 +142,12 @@ static int slow(const void *in, size_t in_size, void *out, size_t out_size, void
 
 /* ---- the runner (rank 0 under mpiexec) ---------------------------------------- */
 
-#define CHECK(c)                                                            \
-    do {                                                                    \
-        if (!(c)) {                                                         \
-            fprintf(stderr, "test_mpi runner: check failed at line %d: %s\n", \
-                    __LINE__, #c);                                          \
-            return __LINE__ % 250 + 1;                                       \
-        }                                                                   \
+#define CHECK(c)                                                                             \
+    do {                                                                                     \
+        if (!(c)) {                                                                          \
+            fprintf(stderr, "test_mpi runner: check failed at line %d: %s\n", __LINE__, #c); \
+            return __LINE__ % 250 + 1;                                                       \
+        }                                                                                    \
     } while (0)
 
 struct cbs {
@@ -289,9 +288,9 @@ static int run_lazy(mp_pool *p, mp_pool *loc)
     for (int i = 0; i < N; i++)
         in[i] = i;
     for (int unordered = 0; unordered < 2; unordered++) {
-        mp_imap *it = unordered ? mp_pool_imap_unordered(p, sq, in, sizeof *in, N, 8,
-                                                         .chunksize = 3)
-                                : mp_pool_imap(p, sq, in, sizeof *in, N, 8, .window = 64);
+        mp_imap *it = unordered
+                          ? mp_pool_imap_unordered(p, sq, in, sizeof *in, N, 8, .chunksize = 3)
+                          : mp_pool_imap(p, sq, in, sizeof *in, N, 8, .window = 64);
         CHECK(it != NULL);
         static char seen[N];
         memset(seen, 0, sizeof seen);
@@ -342,9 +341,9 @@ static int run_lazy(mp_pool *p, mp_pool *loc)
     struct cbs c = {0};
     mp_async_result *as[64];
     for (int i = 0; i < 64; i++) {
-        as[i] = mp_pool_apply_async(p, rev, i % 8 == 0 ? "bad" : "abcd",
-                                    i % 8 == 0 ? 3 : 4, .callback = on_bytes,
-                                    .error_callback = on_err, .cb_arg = &c);
+        as[i] = mp_pool_apply_async(p, rev, i % 8 == 0 ? "bad" : "abcd", i % 8 == 0 ? 3 : 4,
+                                    .callback = on_bytes, .error_callback = on_err,
+                                    .cb_arg = &c);
         CHECK(as[i] != NULL);
     }
     for (int i = 0; i < 64; i++) {
@@ -579,8 +578,7 @@ static int list_shm(char names[][256], int cap)
     struct dirent *e;
     while (d != NULL && (e = readdir(d)) != NULL) {
         if (strncmp(e->d_name, "vader_segment", 13) != 0 &&
-            strncmp(e->d_name, "sm_segment", 10) != 0 &&
-            strncmp(e->d_name, "libmp", 5) != 0)
+            strncmp(e->d_name, "sm_segment", 10) != 0 && strncmp(e->d_name, "libmp", 5) != 0)
             continue;
         if (n < cap)
             snprintf(names[n], 256, "%s", e->d_name);
@@ -654,9 +652,8 @@ static int launch(int ranks, const char *what, int workers, int expect, double l
         /* Open MPI's own allocations are not ours to check. */
         setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
         if (ranks > 0 && strcmp(what, "wrongbuild") == 0 && workers == 0)
-            execlp(MPT_MPIEXEC, MPT_MPIEXEC, "--oversubscribe", "-n", "1", self, "--run",
-                   what, w, e, ":", "-n", n, MPT_OTHER_BUILD, "--run", "serve", "0",
-                   (char *)NULL);
+            execlp(MPT_MPIEXEC, MPT_MPIEXEC, "--oversubscribe", "-n", "1", self, "--run", what,
+                   w, e, ":", "-n", n, MPT_OTHER_BUILD, "--run", "serve", "0", (char *)NULL);
         else if (ranks > 0)
             execlp(MPT_MPIEXEC, MPT_MPIEXEC, "--oversubscribe", "-n", n, self, "--run", what,
                    w, e, (char *)NULL);

@@ -394,8 +394,7 @@ static void test_map_bad_args(void **state)
     assert_int_equal(mp_pool_map(p, sq, in, 8, 4, out, 8, .arg_size = 3), MP_EINVAL);
     assert_int_equal(mp_pool_map(p, (mp_pool_fn)(uintptr_t)0x1000, in, 8, 4, out, 8),
                      MP_EINVAL);
-    assert_int_equal(mp_pool_map(p, sq, in, 8, 4, out, 8,
-                                 .callback = count_cb_decl),
+    assert_int_equal(mp_pool_map(p, sq, in, 8, 4, out, 8, .callback = count_cb_decl),
                      MP_EINVAL);
     assert_null(mp_pool_map_async(p, sq, NULL, 8, 4, out, 8));
     assert_int_equal(mp_last_error(), MP_EINVAL);
@@ -443,7 +442,8 @@ static void test_starmap(void **state)
         for (size_t i = 0; i < n; i++)
             assert_int_equal(out[i], a[i] + b[i] * 1000 + c[i]);
         memset(out, 0, n * sizeof *out);
-        mp_async_result *r = mp_pool_starmap_async(p, add3, 3, cols, sizes, n, out, sizeof *out);
+        mp_async_result *r = mp_pool_starmap_async(p, add3, 3, cols, sizes, n, out,
+                                                   sizeof *out);
         assert_non_null(r);
         assert_int_equal(mp_async_result_get(r, MP_FOREVER, NULL, NULL), 0);
         for (size_t i = 0; i < n; i++)
@@ -660,8 +660,8 @@ static void test_map_async(void **state)
             want += i * i;
         }
         mp_async_result *r = mp_pool_map_async(p, sq, in, sizeof *in, n, out, sizeof *out,
-                                               .callback = map_cb,
-                                               .error_callback = count_ecb, .cb_arg = &c);
+                                               .callback = map_cb, .error_callback = count_ecb,
+                                               .cb_arg = &c);
         assert_non_null(r);
         /* The inputs were copied: changing them now changes nothing. */
         memset(in, 0, sizeof in);
@@ -1003,7 +1003,9 @@ static void imap_after_join(bool threads, bool unordered)
 {
     mp_pool *p = make_pool(threads, 2);
     struct gen g = {.limit = 3000, .fail_at = -1};
-    mp_pool_call_options o = {.next_input = gen_next, .next_ctx = &g, .window = 8,
+    mp_pool_call_options o = {.next_input = gen_next,
+                              .next_ctx = &g,
+                              .window = 8,
                               .chunksize = 3};
     mp_imap *it = mp_pool_imap_opts(p, sq, NULL, sizeof(int64_t), 0, sizeof(int64_t),
                                     unordered, &o);
@@ -1087,8 +1089,10 @@ static void test_initializer_once_per_worker(void **state)
 {
     for (int t = 0; t < 2; t++) {
         uint64_t *counter = mp_shared_alloc(sizeof *counter);
-        mp_pool_options o = {.processes = 3, .initializer = init_count,
-                             .initarg = &counter, .initarg_size = sizeof counter};
+        mp_pool_options o = {.processes = 3,
+                             .initializer = init_count,
+                             .initarg = &counter,
+                             .initarg_size = sizeof counter};
         mp_pool *p = t ? mp_thread_pool_new_opts(&o) : mp_pool_new_opts(&o);
         assert_non_null(p);
         int64_t in[200], out[200];
@@ -1121,8 +1125,10 @@ static void test_maxtasksperchild(void **state)
 {
     for (int t = 0; t < 2; t++) {
         uint64_t *counter = mp_shared_alloc(sizeof *counter);
-        mp_pool_options o = {.processes = 2, .maxtasksperchild = 2,
-                             .initializer = init_count, .initarg = &counter,
+        mp_pool_options o = {.processes = 2,
+                             .maxtasksperchild = 2,
+                             .initializer = init_count,
+                             .initarg = &counter,
                              .initarg_size = sizeof counter};
         mp_pool *p = t ? mp_thread_pool_new_opts(&o) : mp_pool_new_opts(&o);
         assert_non_null(p);
@@ -1206,8 +1212,8 @@ static void test_worker_killed_map(void **state)
         }
     }
     /* With chunks of 4, the items of the lost chunk are reported. */
-    r = mp_pool_map(p, killer, in, 8, 40, out, 8, .chunksize = 4, .status = st,
-                    .arg = &victim, .arg_size = sizeof victim);
+    r = mp_pool_map(p, killer, in, 8, 40, out, 8, .chunksize = 4, .status = st, .arg = &victim,
+                    .arg_size = sizeof victim);
     assert_int_equal(r, MP_EWORKERLOST);
     for (int i = 0; i < 40; i++)
         assert_int_equal(st[i], i >= 16 && i < 20 ? MP_EWORKERLOST : 0);
@@ -1447,7 +1453,8 @@ static void test_task_sigterm(void **state)
     mp_pool *p = make_pool(false, 1);
     int64_t in[2] = {0, 1}, out[2] = {0, 0};
     int st[2];
-    assert_int_equal(mp_pool_map(p, raise_term, in, 8, 2, out, 8, .chunksize = 1, .status = st),
+    assert_int_equal(mp_pool_map(p, raise_term, in, 8, 2, out, 8, .chunksize = 1,
+                                 .status = st),
                      MP_EWORKERLOST);
     assert_int_equal(st[0], MP_EWORKERLOST);
     assert_int_equal(st[1], 0);
@@ -1504,7 +1511,7 @@ static int mask_task(const void *in, size_t in_size, void *out, size_t out_size,
     return 0;
 }
 
-#define SIGBIT(s) (UINT64_C(1) << ((s) - 1))
+#define SIGBIT(s) (UINT64_C(1) << ((s)-1))
 
 /* Workers get the mask of the thread that made the pool, not the pool's
  * own threads' (which block everything), and ignore SIGINT. */
@@ -1712,7 +1719,8 @@ static void test_many_deaths_slow(void **state)
     enum { N = 500 };
     mp_async_result *rs[N];
     for (int i = 0; i < N; i++)
-        rs[i] = mp_pool_apply_async(p, echo_bytes, i % 50 == 7 ? "kill" : "ok", i % 50 == 7 ? 4 : 2);
+        rs[i] = mp_pool_apply_async(p, echo_bytes, i % 50 == 7 ? "kill" : "ok",
+                                    i % 50 == 7 ? 4 : 2);
     for (int i = 0; i < N; i++) {
         assert_int_equal(mp_async_result_get(rs[i], 60, NULL, NULL),
                          i % 50 == 7 ? MP_EWORKERLOST : 0);
@@ -1893,7 +1901,8 @@ static void test_random_kills_slow(void **state)
     free(rs);
     base += NASYNC;
     mp_imap *it = mp_pool_imap_unordered(p, busy_counted, in + base, 8, NIMAP, 8,
-                                         .chunksize = 3, .arg = &runs, .arg_size = sizeof runs);
+                                         .chunksize = 3, .arg = &runs,
+                                         .arg_size = sizeof runs);
     assert_non_null(it);
     char *seen = calloc(NIMAP, 1);
     int64_t v;

@@ -22,10 +22,10 @@
 #include <unistd.h>
 
 /* In a child: fail with an exit code naming the line. */
-#define CHECK(c)                                \
-    do {                                        \
-        if (!(c))                               \
-            return 1 + (__LINE__ % 250);        \
+#define CHECK(c)                         \
+    do {                                 \
+        if (!(c))                        \
+            return 1 + (__LINE__ % 250); \
     } while (0)
 
 static int setup(void **state)
@@ -195,7 +195,8 @@ static void test_exit_code_return(void **state)
     static const int in[] = {0, 1, 3, 255, 256, -1};
     static const int out[] = {0, 1, 3, 255, 0, 255};
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
-        mp_process *p = mp_process_new(.target = ret_int, .arg = &in[i], .arg_size = sizeof in[i]);
+        mp_process *p = mp_process_new(.target = ret_int, .arg = &in[i],
+                                       .arg_size = sizeof in[i]);
         assert_int_equal(run_code(p), out[i]);
     }
 }
@@ -204,7 +205,8 @@ static void test_exit_code_exit_call(void **state)
 {
     int code = 7;
     assert_int_equal(run_code(mp_process_new(.target = call_exit, .arg = &code,
-                                             .arg_size = sizeof code)), 7);
+                                             .arg_size = sizeof code)),
+                     7);
 }
 
 static void test_exit_code_signals(void **state)
@@ -225,8 +227,7 @@ static void test_exit_code_crash(void **state)
 
 static void test_terminate_kill_interrupt(void **state)
 {
-    int (*fns[])(mp_process *) = {mp_process_terminate, mp_process_kill,
-                                  mp_process_interrupt};
+    int (*fns[])(mp_process *) = {mp_process_terminate, mp_process_kill, mp_process_interrupt};
     int codes[] = {-SIGTERM, -SIGKILL, -SIGINT};
     for (int i = 0; i < 3; i++) {
         mp_process *p = mp_process_new(.target = pauser);
@@ -306,7 +307,8 @@ static void test_reaped_elsewhere(void **state)
         sigemptyset(&ign.sa_mask);
         sigaction(SIGCHLD, &ign, &old);
         int three = 3;
-        mp_process *p = mp_process_new(.target = ret_int, .arg = &three, .arg_size = sizeof three);
+        mp_process *p = mp_process_new(.target = ret_int, .arg = &three,
+                                       .arg_size = sizeof three);
         assert_int_equal(mp_process_start(p), 0);
         assert_int_equal(mp_process_join(p, 30), 0);
         int code;
@@ -491,7 +493,8 @@ static void test_sentinel_pipe(void **state)
     /* Exit codes and timeouts work the same way. */
     int sig = SIGTERM;
     assert_int_equal(run_code(mp_process_new(.target = self_signal, .arg = &sig,
-                                             .arg_size = sizeof sig)), -SIGTERM);
+                                             .arg_size = sizeof sig)),
+                     -SIGTERM);
     mp_process *p = mp_process_new(.target = pauser);
     assert_int_equal(mp_process_start(p), 0);
     double t0 = mp__now();
@@ -772,7 +775,8 @@ static int daemon_starts_child(void *arg, size_t n)
 
 static void test_daemon_no_children(void **state)
 {
-    assert_int_equal(run_code(mp_process_new(.target = daemon_starts_child, .daemon = true)), 0);
+    assert_int_equal(run_code(mp_process_new(.target = daemon_starts_child, .daemon = true)),
+                     0);
 }
 
 /* Start a grandchild that never ends, report its pid, and return. */
@@ -781,8 +785,9 @@ static int start_and_leave(void *arg, size_t n)
     int wfd = ((int *)arg)[0];
     bool daemon = ((int *)arg)[1];
     double t = 0.3;
-    mp_process *g = daemon ? mp_process_new(.target = pauser, .daemon = true)
-                           : mp_process_new(.target = sleeper, .arg = &t, .arg_size = sizeof t);
+    mp_process *g = daemon
+                        ? mp_process_new(.target = pauser, .daemon = true)
+                        : mp_process_new(.target = sleeper, .arg = &t, .arg_size = sizeof t);
     CHECK(g != NULL && mp_process_start(g) == 0);
     pid_t pid = mp_process_pid(g);
     CHECK(write(wfd, &pid, sizeof pid) == (ssize_t)sizeof pid);
@@ -875,7 +880,8 @@ static void test_daemon_terminated_at_exit(void **state)
     int pfd[2];
     assert_int_equal(mpt_pipe(pfd), 0);
     int arg[2] = {pfd[1], 1};
-    mp_process *p = mp_process_new(.target = start_and_leave, .arg = arg, .arg_size = sizeof arg);
+    mp_process *p = mp_process_new(.target = start_and_leave, .arg = arg,
+                                   .arg_size = sizeof arg);
     assert_int_equal(run_code(p), 0);
     mpt_close(pfd[1]);
     pid_t g;
@@ -891,7 +897,8 @@ static void test_nondaemon_joined_at_exit(void **state)
     int pfd[2];
     assert_int_equal(mpt_pipe(pfd), 0);
     int arg[2] = {pfd[1], 0};
-    mp_process *p = mp_process_new(.target = start_and_leave, .arg = arg, .arg_size = sizeof arg);
+    mp_process *p = mp_process_new(.target = start_and_leave, .arg = arg,
+                                   .arg_size = sizeof arg);
     double t0 = mp__now();
     assert_int_equal(run_code(p), 0);
     assert_true(mp__now() - t0 >= 0.3); /* it waited for the grandchild */
@@ -1071,7 +1078,8 @@ static void test_not_owner(void **state)
     assert_int_equal(mp_process_start(o.running), 0);
     o.unstarted = mp_process_new(.target = noop);
     assert_int_equal(run_code(mp_process_new(.target = poke_others, .arg = &o,
-                                             .arg_size = sizeof o)), 0);
+                                             .arg_size = sizeof o)),
+                     0);
     assert_int_equal(mp_process_kill(o.running), 0);
     assert_int_equal(mp_process_join(o.running, MP_FOREVER), 0);
     mp_process_free(o.ended);
@@ -1085,7 +1093,8 @@ static void test_repr(void **state)
 {
     char buf[128];
     mp_process *p = mp_process_new(.target = pauser, .name = "r");
-    assert_int_equal(mp_process_repr(p, buf, sizeof buf), (int)strlen("<Process(r, initial)>"));
+    assert_int_equal(mp_process_repr(p, buf, sizeof buf),
+                     (int)strlen("<Process(r, initial)>"));
     assert_string_equal(buf, "<Process(r, initial)>");
     mp_process_set_daemon(p, true);
     mp_process_repr(p, buf, sizeof buf);
@@ -1106,7 +1115,8 @@ static void test_repr(void **state)
     mp_process_free(p);
 
     int three = 3, zero = 0;
-    p = mp_process_new(.target = ret_int, .arg = &three, .arg_size = sizeof three, .name = "s");
+    p = mp_process_new(.target = ret_int, .arg = &three, .arg_size = sizeof three,
+                       .name = "s");
     mp_process_start(p);
     mp_process_join(p, MP_FOREVER);
     mp_process_repr(p, buf, sizeof buf);
@@ -1136,7 +1146,8 @@ static void test_many(void **state)
     for (int i = 0; i < 200; i++) {
         int v = i & 0x7f;
         assert_int_equal(run_code(mp_process_new(.target = ret_int, .arg = &v,
-                                                 .arg_size = sizeof v)), v);
+                                                 .arg_size = sizeof v)),
+                         v);
     }
 }
 
@@ -1145,7 +1156,7 @@ static void test_many(void **state)
 struct key_arg {
     uint32_t len;
     unsigned char key[MP_AUTHKEY_MAX];
-    uint32_t grand_len;        /* a key the child sets for itself, 0: none */
+    uint32_t grand_len; /* a key the child sets for itself, 0: none */
     unsigned char grand[16];
 };
 
@@ -1192,8 +1203,9 @@ static void test_authkey(void **state)
     /* Inherited by default, under the suite's start method. */
     struct key_arg k = {.len = (uint32_t)n};
     memcpy(k.key, main_key, (size_t)n);
-    assert_int_equal(run_code(mp_process_new(.target = child_key, .arg = &k,
-                                             .arg_size = sizeof k)), 0);
+    assert_int_equal(run_code(
+                         mp_process_new(.target = child_key, .arg = &k, .arg_size = sizeof k)),
+                     0);
 
     /* p.authkey = ... before start: the child's key; the caller's stays. */
     mp_process *p = mp_process_new(.target = child_key, .arg = &k, .arg_size = sizeof k);
@@ -1215,8 +1227,9 @@ static void test_authkey(void **state)
     k.len = 12;
     memcpy(k.key, "new main key", 12);
     k.grand_len = 0;
-    assert_int_equal(run_code(mp_process_new(.target = child_key, .arg = &k,
-                                             .arg_size = sizeof k)), 0);
+    assert_int_equal(run_code(
+                         mp_process_new(.target = child_key, .arg = &k, .arg_size = sizeof k)),
+                     0);
     /* An empty key is a key. */
     assert_int_equal(mp_process_set_authkey(me, "", 0), 0);
     assert_int_equal(mp_process_authkey(me, got, sizeof got), 0);
@@ -1314,7 +1327,8 @@ static int atexit_program(char *log)
     CHECK(mp_atexit(NULL, NULL) == MP_EINVAL);
     CHECK(mp_atexit(mp_handler_p, NULL) == 0);
     CHECK(atexit(c_handler_q) == 0);
-    mp_process *p = mp_process_new(.target = atexit_target, .arg = &log, .arg_size = sizeof log);
+    mp_process *p = mp_process_new(.target = atexit_target, .arg = &log,
+                                   .arg_size = sizeof log);
     CHECK(p != NULL && mp_process_start(p) == 0 && mp_process_join(p, 60) == 0);
     int code = -1;
     CHECK(mp_process_exitcode(p, &code) == 0 && code == 0);
@@ -1368,7 +1382,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_is_alive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sentinel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sentinel_pipe, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sentinel_pipe_held_by_grandchild, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sentinel_pipe_held_by_grandchild, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_after_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_running, setup, teardown),

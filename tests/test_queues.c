@@ -111,9 +111,8 @@ static void test_fifo_and_size(void **state)
 
 static void test_message_sizes(void **state)
 {
-    static const size_t sizes[] = {0,    1,    47,    48,      111,     112,
-                                   113,  1000, 4096,  65536,   1 << 20, 3 << 20,
-                                   8191, 200,  33000, 1 << 16};
+    static const size_t sizes[] = {0,    1,     47,      48,      111,  112, 113,   1000,
+                                   4096, 65536, 1 << 20, 3 << 20, 8191, 200, 33000, 1 << 16};
     const size_t n = sizeof sizes / sizeof sizes[0];
     mp_queue *q = mp_queue_new();
     assert_non_null(q);
@@ -497,7 +496,8 @@ static int mpmc_producer(void *arg)
     struct mpmc_arg *a = arg;
     unsigned char buf[1024];
     for (long i = 0; i < a->n; i++) {
-        struct msg m = {(uint32_t)a->id, sizeof m, (uint64_t)i, mix((uint64_t)a->id << 40 | (uint64_t)i)};
+        struct msg m = {(uint32_t)a->id, sizeof m, (uint64_t)i,
+                        mix((uint64_t)a->id << 40 | (uint64_t)i)};
         if (i % 97 == 5)
             m.size = 300 + (uint32_t)(i % 700); /* through a block */
         else if (i % 13 == 1)
@@ -653,7 +653,9 @@ static void test_threads(void **state)
     struct thread_arg a[4];
     for (int i = 0; i < 4; i++) {
         a[i] = (struct thread_arg){q, i, 0};
-        assert_int_equal(pthread_create(&t[i], NULL, i < 2 ? thread_producer : thread_consumer, &a[i]), 0);
+        assert_int_equal(pthread_create(&t[i], NULL, i < 2 ? thread_producer : thread_consumer,
+                                        &a[i]),
+                         0);
     }
     for (int i = 0; i < 2; i++)
         pthread_join(t[i], NULL);
@@ -883,7 +885,7 @@ static void test_kill_consumer_mid_get(void **state)
 static void test_kill_in_overflow(void **state)
 {
     mp_queue *q = mp_queue_new(.capacity = 256); /* 2 slots */
-    for (int i = 1; i <= 3; i++) /* 3 overflows at once: nowait */
+    for (int i = 1; i <= 3; i++)                 /* 3 overflows at once: nowait */
         assert_int_equal(mp_queue_put_nowait(q, &i, sizeof i), 0);
     assert_int_equal(mp_queue_qsize(q), 3);
     /* Killed holding the overflow lock, its node linked but the list's
@@ -1266,7 +1268,8 @@ static void run_queue_chaos(double seconds, size_t maxsize)
             assert_false(qc_seen(sh, inc, seq));
     }
     printf("[ CHAOS    ] %ld acked, %ld lost, %ld unacked arrived; %d producers and %d "
-           "consumers killed\n", acked, lost, extra, producer_kills, consumer_kills);
+           "consumers killed\n",
+           acked, lost, extra, producer_kills, consumer_kills);
     assert_int_equal(atomic_load(&sh->dups), 0);
     assert_int_equal(atomic_load(&sh->torn), 0);
     assert_true(lost <= consumer_kills);
@@ -1297,12 +1300,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_maxsize_and_timeouts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocking_wakeups, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_producer_exit_and_join_before_drain, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_overflow_order_with_slow_consumer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_producer_exit_and_join_before_drain, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_overflow_order_with_slow_consumer, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_mpmc_small, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_producer_mid_put, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_producer_with_waiting_consumer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_producer_with_waiting_consumer, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_kill_producer_nowait_consumers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_producer_large_and_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_consumer_mid_get, setup, teardown),

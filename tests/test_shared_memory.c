@@ -384,7 +384,8 @@ static int scenario_next_program(void)
         return 33;
     bool cleaned = family_files_gone(&dead, 10) && !registry_left(dead.root);
     kill(-next.root, SIGKILL);
-    if (wait_for(next.root, 10) < 0 || wait_for(next.child, 10) < 0 || wait_for(next.tracker, 10) != 0)
+    if (wait_for(next.root, 10) < 0 || wait_for(next.child, 10) < 0 ||
+        wait_for(next.tracker, 10) != 0)
         return 34;
     if (!cleaned)
         return 35;
@@ -451,7 +452,8 @@ static int scenario_busy_tree_kills(void)
         posix_spawnattr_destroy(&at);
         close(p[1]);
         struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-        bool ready = r == 0 && poll(&pfd, 1, 30000) == 1 && read(p[0], line, sizeof line - 1) > 0;
+        bool ready = r == 0 && poll(&pfd, 1, 30000) == 1 &&
+                     read(p[0], line, sizeof line - 1) > 0;
         close(p[0]);
         if (!ready || strcmp(line, "ready\n") != 0)
             return 41;
@@ -524,10 +526,11 @@ static int random_kills_under(const char *method, uint64_t seed)
     }
     int kills = 0, in_create = 0, left = -1;
     unsigned long long created, unlinked, reads, stuck, torn;
-    if (sscanf(line,
-               "kills %d in-create %d created %llu unlinked %llu reads %llu stuck %llu torn %llu "
-               "left %d",
-               &kills, &in_create, &created, &unlinked, &reads, &stuck, &torn, &left) != 8)
+    if (sscanf(
+            line,
+            "kills %d in-create %d created %llu unlinked %llu reads %llu stuck %llu torn %llu "
+            "left %d",
+            &kills, &in_create, &created, &unlinked, &reads, &stuck, &torn, &left) != 8)
         return 63;
     char prefix[32];
     snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)root);
@@ -539,7 +542,8 @@ static int random_kills_under(const char *method, uint64_t seed)
            "segments created, %llu unlinked by "
            "their creators, %d left by killed ones at the end, %d after the tracker ran; "
            "%llu record reads, %llu torn, %llu given up (a writer inside); %.1f s\n",
-           method, kills, in_create, created, unlinked, left, after, reads, torn, stuck, mp__now() - t0);
+           method, kills, in_create, created, unlinked, left, after, reads, torn, stuck,
+           mp__now() - t0);
     fflush(stdout);
     /* A creator killed between shm_open and its registration with the
      * tracker leaks its segment (as in Python): only those may be left. */
@@ -606,9 +610,10 @@ static void assert_item(mp_shareable_list *l, int64_t i, const char *repr)
 
 static void test_shareable_list(void **state)
 {
-    mp_shareable_list *l = mp_shareable_list_new(
-        MP_LIST(MP_I64(-5), MP_FLOAT(2.5), MP_STR("hello"), MP_BYTES("ab\0c", 4), MP_TRUE,
-                MP_NONE, MP_STR("exactly8")), NULL);
+    mp_shareable_list *l = mp_shareable_list_new(MP_LIST(MP_I64(-5), MP_FLOAT(2.5),
+                                                         MP_STR("hello"), MP_BYTES("ab\0c", 4),
+                                                         MP_TRUE, MP_NONE, MP_STR("exactly8")),
+                                                 NULL);
     assert_non_null(l);
     assert_int_equal(mp_shareable_list_len(l), 7);
     /* Python's layout: n, n + 1 offsets, data, formats, codes. */
@@ -619,8 +624,8 @@ static void test_shareable_list(void **state)
     memcpy(w, b, sizeof w);
     assert_int_equal(w[0], 7);
     assert_int_equal(w[1], 0);
-    assert_int_equal(w[4], 24);  /* "hello": 8 bytes of room */
-    assert_int_equal(w[8], 64);  /* "exactly8": 16 */
+    assert_int_equal(w[4], 24); /* "hello": 8 bytes of room */
+    assert_int_equal(w[8], 64); /* "exactly8": 16 */
     assert_memory_equal(b + 72 + 64 + 6 * 8, "16s\0\0\0\0\0", 8);
     assert_memory_equal(b + 72 + 64 + 4 * 8, "xxxxxxx?", 8);
     assert_int_equal(b[72 + 64 + 56 + 3], 2); /* bytes */
@@ -727,17 +732,16 @@ static bool find_python3(char *out, size_t n)
 }
 
 /* Python attaches to (and its tracker must not unlink) what C made. */
-static const char PY_READ[] =
-    "import sys\n"
-    "from multiprocessing import resource_tracker\n"
-    "from multiprocessing.shared_memory import ShareableList\n"
-    "sl = ShareableList(name=sys.argv[1])\n"
-    "resource_tracker.unregister(sl.shm._name, 'shared_memory')\n"
-    "print(repr(list(sl)))\n"
-    "sl[0] = 'from py'\n"
-    "sl[1] = 12345\n"
-    "sl[3] = None\n"
-    "sl.shm.close()\n";
+static const char PY_READ[] = "import sys\n"
+                              "from multiprocessing import resource_tracker\n"
+                              "from multiprocessing.shared_memory import ShareableList\n"
+                              "sl = ShareableList(name=sys.argv[1])\n"
+                              "resource_tracker.unregister(sl.shm._name, 'shared_memory')\n"
+                              "print(repr(list(sl)))\n"
+                              "sl[0] = 'from py'\n"
+                              "sl[1] = 12345\n"
+                              "sl[3] = None\n"
+                              "sl.shm.close()\n";
 
 static const char PY_MAKE[] =
     "import sys\n"
@@ -756,13 +760,17 @@ static void test_shareable_list_python(void **state)
         skip();
     }
     /* libmp creates, Python reads and writes. */
-    mp_shareable_list *l = mp_shareable_list_new(
-        MP_LIST(MP_STR("hello, python"), MP_FLOAT(-0.25), MP_I64(1LL << 40), MP_TRUE,
-                MP_NONE, MP_BYTES("\x01\x02", 2)), NULL);
+    mp_shareable_list *l = mp_shareable_list_new(MP_LIST(MP_STR("hello, python"),
+                                                         MP_FLOAT(-0.25), MP_I64(1LL << 40),
+                                                         MP_TRUE, MP_NONE,
+                                                         MP_BYTES("\x01\x02", 2)),
+                                                 NULL);
     assert_non_null(l);
     char out[512];
-    assert_int_equal(run_python(python, PY_READ, mp_shareable_list_name(l), out, sizeof out), 0);
-    assert_string_equal(out, "['hello, python', -0.25, 1099511627776, True, None, b'\\x01\\x02']\n");
+    assert_int_equal(run_python(python, PY_READ, mp_shareable_list_name(l), out, sizeof out),
+                     0);
+    assert_string_equal(
+        out, "['hello, python', -0.25, 1099511627776, True, None, b'\\x01\\x02']\n");
     assert_item(l, 0, "'from py'");
     assert_item(l, 1, "12345");
     assert_item(l, 3, "None");
@@ -898,7 +906,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fork_child_shares, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unrelated_program_attaches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tracker_unlinks_after_sigkill, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stale_family_cleaned_live_untouched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_family_cleaned_live_untouched, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_tree_kill_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_program_cleans_dead_family, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cleanup_stale_spares_own_family, setup, teardown),

@@ -38,11 +38,24 @@ static int teardown(void **state)
 
 static void test_typecodes(void **state)
 {
-    static const struct { char tc; size_t size; double v; } t[] = {
-        {'c', 1, 'x'}, {'b', 1, -128}, {'B', 1, 255}, {'h', 2, -32768},
-        {'H', 2, 65535}, {'i', 4, INT_MIN}, {'I', 4, 4294967295.0},
-        {'l', 8, -9007199254740992.0}, {'L', 8, 9007199254740992.0},
-        {'q', 8, -1e18}, {'Q', 8, 1e19}, {'f', 4, 0.5}, {'d', 8, 3.1415927},
+    static const struct {
+        char tc;
+        size_t size;
+        double v;
+    } t[] = {
+        {'c', 1, 'x'},
+        {'b', 1, -128},
+        {'B', 1, 255},
+        {'h', 2, -32768},
+        {'H', 2, 65535},
+        {'i', 4, INT_MIN},
+        {'I', 4, 4294967295.0},
+        {'l', 8, -9007199254740992.0},
+        {'L', 8, 9007199254740992.0},
+        {'q', 8, -1e18},
+        {'Q', 8, 1e19},
+        {'f', 4, 0.5},
+        {'d', 8, 3.1415927},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         assert_int_equal(mp_typecode_size(t[i].tc), t[i].size);
@@ -102,10 +115,13 @@ static void test_value_conversions(void **state)
     mp_value_free(v);
 
     /* Values that do not fit the type. */
-    static const struct { char tc; double v; } bad[] = {
-        {'b', 128}, {'b', -129}, {'B', -1}, {'B', 256}, {'h', 40000},
-        {'H', -1}, {'i', 0.5}, {'I', -1}, {'I', 0x1p32}, {'l', 0x1p63},
-        {'L', -1}, {'q', NAN}, {'Q', 0x1p64}, {'c', 256}, {'i', INFINITY},
+    static const struct {
+        char tc;
+        double v;
+    } bad[] = {
+        {'b', 128}, {'b', -129}, {'B', -1},     {'B', 256},    {'h', 40000},
+        {'H', -1},  {'i', 0.5},  {'I', -1},     {'I', 0x1p32}, {'l', 0x1p63},
+        {'L', -1},  {'q', NAN},  {'Q', 0x1p64}, {'c', 256},    {'i', INFINITY},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_null(mp_value_new(.typecode = bad[i].tc, .value = bad[i].v));
@@ -261,7 +277,7 @@ static void test_array_basic(void **state)
         int x;
         assert_int_equal(MP_ARRAY_GET(a, (size_t)i, &x), 0);
         assert_int_equal(x, i);
-        assert_int_equal(MP_ARRAY_SET(a, (size_t)i, int, x * x * x), 0);
+        assert_int_equal(MP_ARRAY_SET(a, (size_t)i, int, x *x *x), 0);
     }
     int out[5];
     assert_int_equal(mp_array_read(a, 0, 5, out, sizeof out[0]), 0);
@@ -431,10 +447,10 @@ static int setup_methods(void **state)
 }
 
 struct shared_objs {
-    mp_value *pt;      /* a Point, with a lock */
-    mp_array *pts;     /* 4 Points, with a lock */
-    mp_array *text;    /* 'u' */
-    mp_array *sync;    /* synchronized over a raw array */
+    mp_value *pt;   /* a Point, with a lock */
+    mp_array *pts;  /* 4 Points, with a lock */
+    mp_array *text; /* 'u' */
+    mp_array *sync; /* synchronized over a raw array */
 };
 
 /* In a child: move every point, append to the text, add to sync. */
@@ -494,7 +510,8 @@ static void test_struct_and_wchar(void **state)
         assert_null(mp_value_ptr_as(o.pt, sizeof(double)));
         assert_non_null(mp_value_ptr_as(o.pt, sizeof(struct point)));
         assert_true(((uintptr_t)mp_value_ptr(o.pt) & 63) == 0);
-        o.pts = mp_array_new(.typecode = MP_STRUCT, .itemsize = sizeof(struct point), .size = 4);
+        o.pts = mp_array_new(.typecode = MP_STRUCT, .itemsize = sizeof(struct point),
+                             .size = 4);
         assert_non_null(o.pts);
         assert_int_equal(mp_array_len(o.pts), 4);
         assert_int_equal(MP_ARRAY(o.pts, struct point)[3].y, 0);

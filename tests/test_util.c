@@ -17,10 +17,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CHECK(c)                                \
-    do {                                        \
-        if (!(c))                               \
-            return 1 + (__LINE__ % 250);        \
+#define CHECK(c)                         \
+    do {                                 \
+        if (!(c))                        \
+            return 1 + (__LINE__ % 250); \
     } while (0)
 
 static int setup(void **state)
@@ -199,21 +199,19 @@ static void test_format(void **state)
     char out[4096];
     int level = MP_LOG_DEBUG;
     assert_int_equal(run_program(log_some, &level, out, sizeof out, false), 0);
-    assert_string_equal(out,
-                        "[DEBUG/MainProcess] debug 1\n"
-                        "[INFO/MainProcess] info two\n"
-                        "[SUBWARNING/MainProcess] subwarning\n"
-                        "[WARNING/MainProcess] warning 3.5\n"
-                        "[CRITICAL/MainProcess] critical\n"
-                        "[Level 42/MainProcess] custom\n");
+    assert_string_equal(out, "[DEBUG/MainProcess] debug 1\n"
+                             "[INFO/MainProcess] info two\n"
+                             "[SUBWARNING/MainProcess] subwarning\n"
+                             "[WARNING/MainProcess] warning 3.5\n"
+                             "[CRITICAL/MainProcess] critical\n"
+                             "[Level 42/MainProcess] custom\n");
 
     /* log_to_stderr() without a level: the effective level is WARNING. */
     level = MP_LOG_NOTSET;
     assert_int_equal(run_program(log_some, &level, out, sizeof out, false), 0);
-    assert_string_equal(out,
-                        "[WARNING/MainProcess] warning 3.5\n"
-                        "[CRITICAL/MainProcess] critical\n"
-                        "[Level 42/MainProcess] custom\n");
+    assert_string_equal(out, "[WARNING/MainProcess] warning 3.5\n"
+                             "[CRITICAL/MainProcess] critical\n"
+                             "[Level 42/MainProcess] custom\n");
 
     /* No handler at all: Python's last resort, the bare message. */
     level = -1;
@@ -302,7 +300,8 @@ static void test_logger_in_child(void **state)
 {
     mp_logger *lg = mp_get_logger();
     mp_logger_set_level(lg, MP_LOG_ERROR);
-    mp_process *p = mp_process_new(.target = child_sets_level, .arg = &lg, .arg_size = sizeof lg);
+    mp_process *p = mp_process_new(.target = child_sets_level, .arg = &lg,
+                                   .arg_size = sizeof lg);
     assert_int_equal(mp_process_start(p), 0);
     assert_int_equal(mp_process_join(p, MP_FOREVER), 0);
     int code;
@@ -355,15 +354,15 @@ static void test_lifecycle_messages(void **state)
     char out[4096];
     struct target_box box = {ret5};
     assert_int_equal(run_program(one_child, &box, out, sizeof out, false), 0);
-    assert_string_equal(out,
-        "[INFO/w] child process calling self.run()\n"
-        "[INFO/w] process shutting down\n"
-        "[DEBUG/w] running all \"atexit\" finalizers with priority >= 0\n"
-        "[DEBUG/w] running the remaining \"atexit\" finalizers\n"
-        "[INFO/w] process exiting with exitcode 5\n"
-        "[INFO/MainProcess] process shutting down\n"
-        "[DEBUG/MainProcess] running all \"atexit\" finalizers with priority >= 0\n"
-        "[DEBUG/MainProcess] running the remaining \"atexit\" finalizers\n");
+    assert_string_equal(
+        out, "[INFO/w] child process calling self.run()\n"
+             "[INFO/w] process shutting down\n"
+             "[DEBUG/w] running all \"atexit\" finalizers with priority >= 0\n"
+             "[DEBUG/w] running the remaining \"atexit\" finalizers\n"
+             "[INFO/w] process exiting with exitcode 5\n"
+             "[INFO/MainProcess] process shutting down\n"
+             "[DEBUG/MainProcess] running all \"atexit\" finalizers with priority >= 0\n"
+             "[DEBUG/MainProcess] running the remaining \"atexit\" finalizers\n");
 
     /* A target that calls exit(): the code is logged all the same, where
      * the C library's on_exit hands it over (glibc; musl has no on_exit). */
@@ -374,15 +373,14 @@ static void test_lifecycle_messages(void **state)
 #endif
     box.fn = exit7;
     assert_int_equal(run_program(one_child, &box, out, sizeof out, false), 0);
-    assert_string_equal(out,
-        "[INFO/w] child process calling self.run()\n"
-        "[INFO/w] process shutting down\n"
-        "[DEBUG/w] running all \"atexit\" finalizers with priority >= 0\n"
-        "[DEBUG/w] running the remaining \"atexit\" finalizers\n"
-        EXITING_7
-        "[INFO/MainProcess] process shutting down\n"
-        "[DEBUG/MainProcess] running all \"atexit\" finalizers with priority >= 0\n"
-        "[DEBUG/MainProcess] running the remaining \"atexit\" finalizers\n");
+    assert_string_equal(
+        out, "[INFO/w] child process calling self.run()\n"
+             "[INFO/w] process shutting down\n"
+             "[DEBUG/w] running all \"atexit\" finalizers with priority >= 0\n"
+             "[DEBUG/w] running the remaining \"atexit\" finalizers\n" EXITING_7
+             "[INFO/MainProcess] process shutting down\n"
+             "[DEBUG/MainProcess] running all \"atexit\" finalizers with priority >= 0\n"
+             "[DEBUG/MainProcess] running the remaining \"atexit\" finalizers\n");
 }
 
 static void log_fin(void *arg)
@@ -615,7 +613,8 @@ static void test_finalizer_object_child(void **state)
 {
     char *log = mp_shared_alloc(16);
     memset(log, 0, 16);
-    mp_process *p = mp_process_new(.target = fin_object_child, .arg = &log, .arg_size = sizeof log);
+    mp_process *p = mp_process_new(.target = fin_object_child, .arg = &log,
+                                   .arg_size = sizeof log);
     assert_non_null(p);
     assert_int_equal(mp_process_start(p), 0);
     assert_int_equal(mp_process_join(p, 60), 0);

@@ -91,7 +91,10 @@ typedef struct mp_context mp_context;
 #elif __cplusplus >= 202002L
 extern "C++" {
 /* The address of a temporary that lives to the end of the full expression. */
-template <class T> inline const T *mp__opts_ptr(const T &opts) { return &opts; }
+template <class T> inline const T *mp__opts_ptr(const T &opts)
+{
+    return &opts;
+}
 }
 #define MP__OPTS(type, ...) ::mp__opts_ptr(type{.struct_size = sizeof(type), __VA_ARGS__})
 #else

@@ -334,7 +334,7 @@ typedef struct mp_listener_options {
     const char *host;
     int port;
     const mp_address *address;
-    int backlog;            /* listen(2) backlog; 0: 1, Python's default */
+    int backlog; /* listen(2) backlog; 0: 1, Python's default */
     const void *authkey;
     size_t authkey_len;
     /* Bound on each mp_listener_accept, the wait for a client and the
@@ -361,8 +361,7 @@ typedef struct mp_listener_options {
  * host name that does not resolve to an IPv4 address; -EADDRINUSE and other
  * -errno from socket, bind and listen; -ENOMEM.
  */
-#define mp_listener_new(...) \
-    mp_listener_new_opts(MP__OPTS(mp_listener_options, __VA_ARGS__))
+#define mp_listener_new(...) mp_listener_new_opts(MP__OPTS(mp_listener_options, __VA_ARGS__))
 MP_EXTERN mp_listener *mp_listener_new_opts(const mp_listener_options *opts);
 
 /*
@@ -389,8 +388,7 @@ MP_EXTERN int mp_listener_accept(mp_listener *l, mp_connection **conn);
  * together.  Returns as mp_listener_accept; MP_EINVAL also for a bad
  * timeout.
  */
-MP_EXTERN int mp_listener_accept_timeout(mp_listener *l, double timeout,
-                                         mp_connection **conn);
+MP_EXTERN int mp_listener_accept_timeout(mp_listener *l, double timeout, mp_connection **conn);
 
 /*
  * mp_set_default_timeout / mp_get_default_timeout: the timeout of the
@@ -474,8 +472,7 @@ typedef struct mp_client_options {
  * or during the challenge (a listener that says nothing); -ENOMEM.  With
  * neither timeout set it blocks while connecting, as in Python.
  */
-#define mp_client(...) \
-    mp_client_opts(MP__OPTS(mp_client_options, __VA_ARGS__))
+#define mp_client(...) mp_client_opts(MP__OPTS(mp_client_options, __VA_ARGS__))
 MP_EXTERN mp_connection *mp_client_opts(const mp_client_options *opts);
 
 /* ---- passing file descriptors (Python's multiprocessing.reduction) ---- */

@@ -34,18 +34,18 @@
 MP_BEGIN_DECLS
 
 #define MP__ERRNO_MAP(XX)                                                   \
-    XX(EEMPTY,      -4001, "queue is empty")                                \
-    XX(EFULL,       -4002, "queue is full")                                 \
-    XX(ETIMEDOUT,   -4003, "operation timed out")                           \
-    XX(EEOF,        -4004, "end of file: the peer closed the connection")   \
-    XX(ETOOSHORT,   -4005, "buffer too short for the message")              \
-    XX(EAUTH,       -4006, "authentication failed")                         \
-    XX(EBROKEN,     -4007, "barrier is broken")                             \
-    XX(EINVAL,      -4008, "invalid argument or closed object")             \
-    XX(EREMOTE,     -4009, "error in the remote (manager) process")         \
+    XX(EEMPTY, -4001, "queue is empty")                                     \
+    XX(EFULL, -4002, "queue is full")                                       \
+    XX(ETIMEDOUT, -4003, "operation timed out")                             \
+    XX(EEOF, -4004, "end of file: the peer closed the connection")          \
+    XX(ETOOSHORT, -4005, "buffer too short for the message")                \
+    XX(EAUTH, -4006, "authentication failed")                               \
+    XX(EBROKEN, -4007, "barrier is broken")                                 \
+    XX(EINVAL, -4008, "invalid argument or closed object")                  \
+    XX(EREMOTE, -4009, "error in the remote (manager) process")             \
     XX(EWORKERLOST, -4010, "worker process died before finishing the task") \
-    XX(EOWNERDEAD,  -4011, "previous owner died while holding the lock")    \
-    XX(ESPAWNMAIN,  -4012, "spawn needs mp_spawn_main(argc, argv) at the top of main")
+    XX(EOWNERDEAD, -4011, "previous owner died while holding the lock")     \
+    XX(ESPAWNMAIN, -4012, "spawn needs mp_spawn_main(argc, argv) at the top of main")
 
 /*
  * Misuse that Python reports with AssertionError (start a process twice,
@@ -57,7 +57,7 @@ typedef enum mp_errno {
 #define MP__ERRNO_ENUM(name, value, text) MP_##name = value,
     MP__ERRNO_MAP(MP__ERRNO_ENUM)
 #undef MP__ERRNO_ENUM
-    MP__ERRNO_LAST = -4013
+        MP__ERRNO_LAST = -4013
 } mp_errno;
 
 /*

@@ -106,7 +106,7 @@ typedef int (*mp_manager_init_fn)(void *arg, size_t arg_size);
 
 typedef struct mp_manager_options {
     size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
-    mp_context *ctx;         /* start method of the server process (NULL: default) */
+    mp_context *ctx;    /* start method of the server process (NULL: default) */
     /*
      * Address for other programs (Python's address=): give .path (AF_UNIX;
      * "@name" is a Linux abstract name) or .host and .port (AF_INET; port 0
@@ -144,8 +144,7 @@ typedef struct mp_manager_options {
  * initializer; -ENOMEM.  The object lives in the shared arena:
  * pass the pointer to children to let them use the manager.
  */
-#define mp_manager_new(...) \
-    mp_manager_new_opts(MP__OPTS(mp_manager_options, __VA_ARGS__))
+#define mp_manager_new(...) mp_manager_new_opts(MP__OPTS(mp_manager_options, __VA_ARGS__))
 MP_EXTERN mp_manager *mp_manager_new_opts(const mp_manager_options *opts);
 
 /*
@@ -162,13 +161,13 @@ MP_EXTERN mp_manager *mp_manager_new_opts(const mp_manager_options *opts);
 typedef int (*mp_method_fn)(void *self, const mp_val *args, mp_val **result);
 
 typedef struct mp_method {
-    const char *name;        /* at most 47 bytes */
+    const char *name; /* at most 47 bytes */
     mp_method_fn fn;
 } mp_method;
 
 typedef struct mp_manager_type {
-    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
-    const char *type_name;   /* the name (Python's typeid), at most 47 bytes */
+    size_t struct_size;    /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
+    const char *type_name; /* the name (Python's typeid), at most 47 bytes */
     /* Runs in the server for mp_manager_create(m, type_name, args): returns
      * the object, or NULL after mp_remote_raise.  Returning the same
      * pointer again gives a proxy to the same object (Python's
@@ -314,8 +313,8 @@ MP_EXTERN void mp_manager_free(mp_manager *m);
  * address, MP_EINVAL for an invalid m.  pathlen and hostlen are the sizes of
  * the buffers (the text is cut to fit, always NUL-terminated).
  */
-MP_EXTERN int mp_manager_address(const mp_manager *m, char *path, size_t pathlen,
-                                 char *host, size_t hostlen, int *port);
+MP_EXTERN int mp_manager_address(const mp_manager *m, char *path, size_t pathlen, char *host,
+                                 size_t hostlen, int *port);
 
 /* mp_manager_pid: the server's pid, 0 if it is not started or runs in
  * another program; MP_EINVAL for an invalid m. */
@@ -353,7 +352,7 @@ typedef enum mp_proxy_kind {
     MP_PROXY_BARRIER = 12,
     MP_PROXY_QUEUE = 13,
     MP_PROXY_JOINABLE_QUEUE = 14,
-    MP_PROXY_CUSTOM = 15,    /* a registered type */
+    MP_PROXY_CUSTOM = 15, /* a registered type */
     MP_PROXY_SET = 16
 } mp_proxy_kind;
 
@@ -389,7 +388,8 @@ MP_EXTERN mp_proxy *mp_manager_set(mp_manager *m, const mp_val *init);
 MP_EXTERN mp_proxy *mp_manager_namespace(mp_manager *m);
 MP_EXTERN mp_proxy *mp_manager_value(mp_manager *m, const char *typecode, const mp_val *value);
 MP_EXTERN mp_proxy *mp_manager_array(mp_manager *m, const char *typecode, const mp_val *init);
-MP_EXTERN mp_proxy *mp_manager_create(mp_manager *m, const char *type_name, const mp_val *args);
+MP_EXTERN mp_proxy *mp_manager_create(mp_manager *m, const char *type_name,
+                                      const mp_val *args);
 
 /*
  * mp_proxy_free: drop the proxy: the server forgets the object when no
@@ -545,7 +545,8 @@ MP_EXTERN int mp_list_contains(mp_proxy *l, const mp_val *x);
 MP_EXTERN ssize_t mp_list_len(mp_proxy *l);
 MP_EXTERN int mp_list_reverse(mp_proxy *l);
 MP_EXTERN int mp_list_sort(mp_proxy *l, const char *cmp, bool reverse);
-MP_EXTERN int mp_list_slice(mp_proxy *l, int64_t start, int64_t stop, int64_t step, mp_val **out);
+MP_EXTERN int mp_list_slice(mp_proxy *l, int64_t start, int64_t stop, int64_t step,
+                            mp_val **out);
 MP_EXTERN int mp_list_set_slice(mp_proxy *l, int64_t start, int64_t stop, const mp_val *seq);
 MP_EXTERN int mp_list_del_slice(mp_proxy *l, int64_t start, int64_t stop);
 MP_EXTERN int mp_list_copy(mp_proxy *l, mp_val **out);

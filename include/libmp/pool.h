@@ -114,23 +114,21 @@ typedef struct mp_pool_bytes {
  * NULL.  The outputs of an item whose task failed are left as the task
  * left them.
  */
-typedef int (*mp_pool_fn)(const void *in, size_t in_size, void *out,
-                          size_t out_size, void *arg);
+typedef int (*mp_pool_fn)(const void *in, size_t in_size, void *out, size_t out_size,
+                          void *arg);
 
 /*
  * A task over byte strings: read in_size bytes at in, write the result with
  * mp_pool_out_write / mp_pool_out_reserve on out (an empty result is fine),
  * return 0 or a negative code.  arg as for mp_pool_fn.
  */
-typedef int (*mp_pool_bytes_fn)(const void *in, size_t in_size,
-                                mp_pool_out *out, void *arg);
+typedef int (*mp_pool_bytes_fn)(const void *in, size_t in_size, mp_pool_out *out, void *arg);
 
 /*
  * A task of mp_pool_starmap: args[k] points to the item of column k (its
  * size is the column's), out to out_size bytes.  arg as for mp_pool_fn.
  */
-typedef int (*mp_pool_star_fn)(const void *const *args, void *out,
-                               size_t out_size, void *arg);
+typedef int (*mp_pool_star_fn)(const void *const *args, void *out, size_t out_size, void *arg);
 
 /*
  * The initializer: called once in each worker when it starts, before any
@@ -148,10 +146,8 @@ typedef int (*mp_pool_init_fn)(void *arg, size_t arg_size);
  * (size is n * sizeof(mp_pool_bytes)).  error_callback receives the error
  * code of the first failed item and its message ("" if none).
  */
-typedef void (*mp_pool_callback_fn)(const void *result, size_t size,
-                                    void *cb_arg);
-typedef void (*mp_pool_error_callback_fn)(int code, const char *message,
-                                          void *cb_arg);
+typedef void (*mp_pool_callback_fn)(const void *result, size_t size, void *cb_arg);
+typedef void (*mp_pool_error_callback_fn)(int code, const char *message, void *cb_arg);
 
 /*
  * A lazy input for imap (Python's iterable): called in the calling process,
@@ -166,12 +162,12 @@ typedef int (*mp_pool_next_fn)(void *ctx, const void **data, size_t *size);
 
 typedef struct mp_pool_options {
     size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
-    int processes;              /* workers; 0: mp_cpu_count() */
+    int processes;      /* workers; 0: mp_cpu_count() */
     mp_pool_init_fn initializer; /* may be NULL */
-    const void *initarg;        /* bytes copied for the initializer */
+    const void *initarg;         /* bytes copied for the initializer */
     size_t initarg_size;
-    size_t maxtasksperchild;    /* tasks (chunks) per worker; 0: unlimited */
-    mp_context *ctx;            /* start method; NULL: the default context */
+    size_t maxtasksperchild; /* tasks (chunks) per worker; 0: unlimited */
+    mp_context *ctx;         /* start method; NULL: the default context */
 } mp_pool_options;
 
 /*
@@ -206,8 +202,7 @@ typedef struct mp_pool_options {
  * -EMFILE / -ENFILE when no fd is left.
  * Thread-safe; the pool belongs to the calling process.
  */
-#define mp_pool_new(...) \
-    mp_pool_new_opts(MP__OPTS(mp_pool_options, __VA_ARGS__))
+#define mp_pool_new(...) mp_pool_new_opts(MP__OPTS(mp_pool_options, __VA_ARGS__))
 MP_EXTERN mp_pool *mp_pool_new_opts(const mp_pool_options *opts);
 
 /*
@@ -216,8 +211,7 @@ MP_EXTERN mp_pool *mp_pool_new_opts(const mp_pool_options *opts);
  * same API.  The initializer runs once per thread.  A thread cannot be
  * killed: mp_pool_terminate waits for the tasks already running.
  */
-#define mp_thread_pool_new(...) \
-    mp_thread_pool_new_opts(MP__OPTS(mp_pool_options, __VA_ARGS__))
+#define mp_thread_pool_new(...) mp_thread_pool_new_opts(MP__OPTS(mp_pool_options, __VA_ARGS__))
 MP_EXTERN mp_pool *mp_thread_pool_new_opts(const mp_pool_options *opts);
 
 /*
@@ -282,16 +276,16 @@ MP_EXTERN size_t mp_pool_chunksize(const mp_pool *pool, size_t n);
 
 typedef struct mp_pool_call_options {
     size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
-    size_t chunksize;           /* items per task; 0: map's rule, or 1 for imap */
-    const void *arg;            /* extra bytes passed to every task (copied) */
+    size_t chunksize;   /* items per task; 0: map's rule, or 1 for imap */
+    const void *arg;    /* extra bytes passed to every task (copied) */
     size_t arg_size;
-    int *status;                /* map: receives each item's code (n ints) */
+    int *status;                              /* map: receives each item's code (n ints) */
     mp_pool_callback_fn callback;             /* async calls only */
     mp_pool_error_callback_fn error_callback; /* async calls only */
-    void *cb_arg;               /* passed to the callbacks */
-    mp_pool_next_fn next_input; /* imap: a lazy input (then in is NULL) */
+    void *cb_arg;                             /* passed to the callbacks */
+    mp_pool_next_fn next_input;               /* imap: a lazy input (then in is NULL) */
     void *next_ctx;
-    size_t window;              /* imap: chunks in flight; 0: 16 per worker, >= 64 */
+    size_t window; /* imap: chunks in flight; 0: 16 per worker, >= 64 */
 } mp_pool_call_options;
 
 /*
@@ -331,12 +325,12 @@ typedef struct mp_pool_call_options {
  * then dropped, and tasks already running finish in the background (when
  * out is shared memory used in place, they may still write to it).
  */
-#define mp_pool_map(pool, f, in, in_size, n, out, /* out_size, options */...) \
-    mp_pool_map_opts(pool, f, in, in_size, n, out, MP__POOL_LAST(__VA_ARGS__),   \
+#define mp_pool_map(pool, f, in, in_size, n, out, /* out_size, options */...)  \
+    mp_pool_map_opts(pool, f, in, in_size, n, out, MP__POOL_LAST(__VA_ARGS__), \
                      MP__POOL_OPTS(__VA_ARGS__))
-MP_EXTERN int mp_pool_map_opts(mp_pool *pool, mp_pool_fn f, const void *in,
-                               size_t in_size, size_t n, void *out,
-                               size_t out_size, const mp_pool_call_options *o);
+MP_EXTERN int mp_pool_map_opts(mp_pool *pool, mp_pool_fn f, const void *in, size_t in_size,
+                               size_t n, void *out, size_t out_size,
+                               const mp_pool_call_options *o);
 
 /*
  * mp_pool_map_async: the same without waiting (Python's map_async()).
@@ -351,12 +345,12 @@ MP_EXTERN int mp_pool_map_opts(mp_pool *pool, mp_pool_fn f, const void *in,
  * Returns the result, owned by the caller (mp_async_result_free), or NULL
  * with mp_last_error() set as mp_pool_map's errors.
  */
-#define mp_pool_map_async(pool, f, in, in_size, n, out, /* out_size, options */...) \
-    mp_pool_map_async_opts(pool, f, in, in_size, n, out, MP__POOL_LAST(__VA_ARGS__),   \
+#define mp_pool_map_async(pool, f, in, in_size, n, out, /* out_size, options */...)  \
+    mp_pool_map_async_opts(pool, f, in, in_size, n, out, MP__POOL_LAST(__VA_ARGS__), \
                            MP__POOL_OPTS(__VA_ARGS__))
-MP_EXTERN mp_async_result *mp_pool_map_async_opts(mp_pool *pool, mp_pool_fn f,
-                                                  const void *in, size_t in_size,
-                                                  size_t n, void *out, size_t out_size,
+MP_EXTERN mp_async_result *mp_pool_map_async_opts(mp_pool *pool, mp_pool_fn f, const void *in,
+                                                  size_t in_size, size_t n, void *out,
+                                                  size_t out_size,
                                                   const mp_pool_call_options *o);
 
 /*
@@ -365,20 +359,21 @@ MP_EXTERN mp_async_result *mp_pool_map_async_opts(mp_pool *pool, mp_pool_fn f,
  * of column j being sizes[j] bytes.  Everything else as mp_pool_map.
  * mp_pool_starmap_async is to it what mp_pool_map_async is to mp_pool_map.
  */
-#define mp_pool_starmap(pool, f, ncols, cols, sizes, n, out, /* out_size, options */...) \
-    mp_pool_starmap_opts(pool, f, ncols, cols, sizes, n, out, MP__POOL_LAST(__VA_ARGS__),   \
+#define mp_pool_starmap(pool, f, ncols, cols, sizes, n, out, /* out_size, options */...)  \
+    mp_pool_starmap_opts(pool, f, ncols, cols, sizes, n, out, MP__POOL_LAST(__VA_ARGS__), \
                          MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN int mp_pool_starmap_opts(mp_pool *pool, mp_pool_star_fn f, size_t ncols,
-                                   const void *const *cols, const size_t *sizes,
-                                   size_t n, void *out, size_t out_size,
-                                   const mp_pool_call_options *o);
-#define mp_pool_starmap_async(pool, f, ncols, cols, sizes, n, out, /* out_size, options */...) \
-    mp_pool_starmap_async_opts(pool, f, ncols, cols, sizes, n, out,                             \
+                                   const void *const *cols, const size_t *sizes, size_t n,
+                                   void *out, size_t out_size, const mp_pool_call_options *o);
+#define mp_pool_starmap_async(pool, f, ncols, cols, sizes, n, out,  \
+                              /* out_size, options */...)           \
+    mp_pool_starmap_async_opts(pool, f, ncols, cols, sizes, n, out, \
                                MP__POOL_LAST(__VA_ARGS__), MP__POOL_OPTS(__VA_ARGS__))
-MP_EXTERN mp_async_result *mp_pool_starmap_async_opts(
-    mp_pool *pool, mp_pool_star_fn f, size_t ncols, const void *const *cols,
-    const size_t *sizes, size_t n, void *out, size_t out_size,
-    const mp_pool_call_options *o);
+MP_EXTERN mp_async_result *mp_pool_starmap_async_opts(mp_pool *pool, mp_pool_star_fn f,
+                                                      size_t ncols, const void *const *cols,
+                                                      const size_t *sizes, size_t n, void *out,
+                                                      size_t out_size,
+                                                      const mp_pool_call_options *o);
 
 /* ---- bytes: apply and map ----------------------------------------------------- */
 
@@ -395,8 +390,8 @@ MP_EXTERN mp_async_result *mp_pool_starmap_async_opts(
  * MP_EWORKERLOST if the worker died, -EINTR as mp_pool_map, MP_EINVAL
  * (invalid or closed pool, bad arguments), -ENOMEM.
  */
-#define mp_pool_apply(pool, f, in, in_size, out, /* out_size, options */...) \
-    mp_pool_apply_opts(pool, f, in, in_size, out, MP__POOL_LAST(__VA_ARGS__),   \
+#define mp_pool_apply(pool, f, in, in_size, out, /* out_size, options */...)  \
+    mp_pool_apply_opts(pool, f, in, in_size, out, MP__POOL_LAST(__VA_ARGS__), \
                        MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN int mp_pool_apply_opts(mp_pool *pool, mp_pool_bytes_fn f, const void *in,
                                  size_t in_size, void **out, size_t *out_size,
@@ -410,7 +405,7 @@ MP_EXTERN int mp_pool_apply_opts(mp_pool *pool, mp_pool_bytes_fn f, const void *
  * caller, or NULL with mp_last_error() set as mp_pool_apply's errors.
  * No system call is made when the workers are busy.
  */
-#define mp_pool_apply_async(pool, f, in, /* in_size, options */...)          \
+#define mp_pool_apply_async(pool, f, in, /* in_size, options */...)   \
     mp_pool_apply_async_opts(pool, f, in, MP__POOL_LAST(__VA_ARGS__), \
                              MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN mp_async_result *mp_pool_apply_async_opts(mp_pool *pool, mp_pool_bytes_fn f,
@@ -425,11 +420,11 @@ MP_EXTERN mp_async_result *mp_pool_apply_async_opts(mp_pool *pool, mp_pool_bytes
  * Returns as mp_pool_map.  On failure other than an item's code, out is
  * untouched.
  */
-#define mp_pool_map_bytes(pool, f, in, n, /* out, options */...) \
-    mp_pool_map_bytes_opts(pool, f, in, n, MP__POOL_LAST(__VA_ARGS__), MP__POOL_OPTS(__VA_ARGS__))
+#define mp_pool_map_bytes(pool, f, in, n, /* out, options */...)       \
+    mp_pool_map_bytes_opts(pool, f, in, n, MP__POOL_LAST(__VA_ARGS__), \
+                           MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN int mp_pool_map_bytes_opts(mp_pool *pool, mp_pool_bytes_fn f,
-                                     const mp_pool_bytes *in, size_t n,
-                                     mp_pool_bytes *out,
+                                     const mp_pool_bytes *in, size_t n, mp_pool_bytes *out,
                                      const mp_pool_call_options *o);
 
 /*
@@ -437,12 +432,13 @@ MP_EXTERN int mp_pool_map_bytes_opts(mp_pool *pool, mp_pool_bytes_fn f,
  * stay valid until the result is ready or freed; it is filled when the
  * result becomes ready.
  */
-#define mp_pool_map_bytes_async(pool, f, in, n, /* out, options */...)            \
+#define mp_pool_map_bytes_async(pool, f, in, n, /* out, options */...)       \
     mp_pool_map_bytes_async_opts(pool, f, in, n, MP__POOL_LAST(__VA_ARGS__), \
                                  MP__POOL_OPTS(__VA_ARGS__))
-MP_EXTERN mp_async_result *mp_pool_map_bytes_async_opts(
-    mp_pool *pool, mp_pool_bytes_fn f, const mp_pool_bytes *in, size_t n,
-    mp_pool_bytes *out, const mp_pool_call_options *o);
+MP_EXTERN mp_async_result *mp_pool_map_bytes_async_opts(mp_pool *pool, mp_pool_bytes_fn f,
+                                                        const mp_pool_bytes *in, size_t n,
+                                                        mp_pool_bytes *out,
+                                                        const mp_pool_call_options *o);
 
 /* ---- async results ------------------------------------------------------------ */
 
@@ -460,8 +456,8 @@ MP_EXTERN mp_async_result *mp_pool_map_bytes_async_opts(
  * the timeout; -EINTR as mp_pool_map (the task goes on); MP_EINVAL for an
  * invalid result, a bad timeout or a call from another process; -ENOMEM.
  */
-MP_EXTERN int mp_async_result_get(mp_async_result *r, double timeout,
-                                  void **out, size_t *size);
+MP_EXTERN int mp_async_result_get(mp_async_result *r, double timeout, void **out,
+                                  size_t *size);
 
 /*
  * mp_async_result_get_into: like get, for apply_async, into the caller's
@@ -469,8 +465,8 @@ MP_EXTERN int mp_async_result_get(mp_async_result *r, double timeout,
  * NULL) to its length.  MP_ETOOSHORT (with *len set to the length needed)
  * when it does not fit.  For the map calls it is get.
  */
-MP_EXTERN int mp_async_result_get_into(mp_async_result *r, double timeout,
-                                       void *buf, size_t size, size_t *len);
+MP_EXTERN int mp_async_result_get_into(mp_async_result *r, double timeout, void *buf,
+                                       size_t size, size_t *len);
 
 /*
  * mp_async_result_wait: wait until ready (Python's wait(timeout)).  Returns
@@ -521,30 +517,29 @@ MP_EXTERN void mp_async_result_free(mp_async_result *r);
  * (Python's imap_unordered()); mp_imap_next's index says which input each
  * result belongs to.
  */
-#define mp_pool_imap(pool, f, in, in_size, n, /* out_size, options */...)       \
+#define mp_pool_imap(pool, f, in, in_size, n, /* out_size, options */...)         \
     mp_pool_imap_opts(pool, f, in, in_size, n, MP__POOL_LAST(__VA_ARGS__), false, \
                       MP__POOL_OPTS(__VA_ARGS__))
 #define mp_pool_imap_unordered(pool, f, in, in_size, n, /* out_size, options */...) \
-    mp_pool_imap_opts(pool, f, in, in_size, n, MP__POOL_LAST(__VA_ARGS__), true,     \
+    mp_pool_imap_opts(pool, f, in, in_size, n, MP__POOL_LAST(__VA_ARGS__), true,    \
                       MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN mp_imap *mp_pool_imap_opts(mp_pool *pool, mp_pool_fn f, const void *in,
-                                     size_t in_size, size_t n, size_t out_size,
-                                     bool unordered, const mp_pool_call_options *o);
+                                     size_t in_size, size_t n, size_t out_size, bool unordered,
+                                     const mp_pool_call_options *o);
 
 /*
  * mp_pool_imap_bytes / mp_pool_imap_bytes_unordered: the same over byte
  * strings (in: n entries, NULL with n 0 for an empty input, or NULL with
  * .next_input), results taken with mp_imap_next_bytes.
  */
-#define mp_pool_imap_bytes(pool, f, in, /* n, options */...)                        \
+#define mp_pool_imap_bytes(pool, f, in, /* n, options */...)                \
     mp_pool_imap_bytes_opts(pool, f, in, MP__POOL_LAST(__VA_ARGS__), false, \
                             MP__POOL_OPTS(__VA_ARGS__))
-#define mp_pool_imap_bytes_unordered(pool, f, in, /* n, options */...)             \
+#define mp_pool_imap_bytes_unordered(pool, f, in, /* n, options */...)     \
     mp_pool_imap_bytes_opts(pool, f, in, MP__POOL_LAST(__VA_ARGS__), true, \
                             MP__POOL_OPTS(__VA_ARGS__))
 MP_EXTERN mp_imap *mp_pool_imap_bytes_opts(mp_pool *pool, mp_pool_bytes_fn f,
-                                           const mp_pool_bytes *in, size_t n,
-                                           bool unordered,
+                                           const mp_pool_bytes *in, size_t n, bool unordered,
                                            const mp_pool_call_options *o);
 
 /*
@@ -570,8 +565,8 @@ MP_EXTERN int mp_imap_next(mp_imap *it, double timeout, void *out, size_t *index
  * NULL to drop it.  A fixed-size iterator is accepted too (the result is
  * its out_size bytes).
  */
-MP_EXTERN int mp_imap_next_bytes(mp_imap *it, double timeout, void **data,
-                                 size_t *size, size_t *index);
+MP_EXTERN int mp_imap_next_bytes(mp_imap *it, double timeout, void **data, size_t *size,
+                                 size_t *index);
 
 /*
  * mp_imap_free: release the iterator; results not taken are dropped and

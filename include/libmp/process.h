@@ -70,14 +70,14 @@ typedef int (*mp_target_fn)(void *arg, size_t arg_size);
 typedef int (*mp_run_fn)(mp_process *self);
 
 typedef struct mp_process_options {
-    size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
-    mp_target_fn target;    /* the function to run (or .run) */
-    mp_run_fn run;          /* instead of .target: run(self) */
-    const void *arg;        /* bytes copied to the child (may be NULL) */
-    size_t arg_size;        /* their size */
-    const char *name;       /* NULL: "Process-N" as Python names it */
-    bool daemon;            /* terminated when the parent exits */
-    mp_context *ctx;        /* start method; NULL: the default context */
+    size_t struct_size;  /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
+    mp_target_fn target; /* the function to run (or .run) */
+    mp_run_fn run;       /* instead of .target: run(self) */
+    const void *arg;     /* bytes copied to the child (may be NULL) */
+    size_t arg_size;     /* their size */
+    const char *name;    /* NULL: "Process-N" as Python names it */
+    bool daemon;         /* terminated when the parent exits */
+    mp_context *ctx;     /* start method; NULL: the default context */
 } mp_process_options;
 
 /*
@@ -100,8 +100,7 @@ typedef struct mp_process_options {
  * would exceed 63 bytes of identity (processes nested about 30 deep);
  * -ENOMEM.  Fork-safe: the object may be created before or after a fork.
  */
-#define mp_process_new(...) \
-    mp_process_new_opts(MP__OPTS(mp_process_options, __VA_ARGS__))
+#define mp_process_new(...) mp_process_new_opts(MP__OPTS(mp_process_options, __VA_ARGS__))
 MP_EXTERN mp_process *mp_process_new_opts(const mp_process_options *opts);
 
 /*

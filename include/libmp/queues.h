@@ -96,8 +96,7 @@ typedef struct mp_queue_options {
  * error met creating the arena.  Fork-safe; may be called before or after
  * children start.
  */
-#define mp_queue_new(...) \
-    mp_queue_new_opts(MP__OPTS(mp_queue_options, __VA_ARGS__))
+#define mp_queue_new(...) mp_queue_new_opts(MP__OPTS(mp_queue_options, __VA_ARGS__))
 MP_EXTERN mp_queue *mp_queue_new_opts(const mp_queue_options *opts);
 
 /*
@@ -156,8 +155,7 @@ MP_EXTERN int mp_queue_put_nowait(mp_queue *q, const void *buf, size_t len);
  * order their puts completed; each producer's messages keep their order.
  * Thread-safe and usable from every process of the family at once.
  */
-MP_EXTERN int mp_queue_get(mp_queue *q, void *buf, size_t size, size_t *len,
-                           double timeout);
+MP_EXTERN int mp_queue_get(mp_queue *q, void *buf, size_t size, size_t *len, double timeout);
 
 /* mp_queue_get_nowait: mp_queue_get with timeout 0 (Python's get_nowait). */
 MP_EXTERN int mp_queue_get_nowait(mp_queue *q, void *buf, size_t size, size_t *len);

@@ -90,14 +90,14 @@ typedef struct mp_value mp_value;
 
 typedef struct mp_value_options {
     size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
-    char typecode;     /* required: one of "cbBhHiIlLqQfdu", or MP_STRUCT */
-    double value;      /* initial value, converted to the type (default 0) */
-    const void *init;  /* instead of .value: the initial value as one item
+    char typecode;      /* required: one of "cbBhHiIlLqQfdu", or MP_STRUCT */
+    double value;       /* initial value, converted to the type (default 0) */
+    const void *init;   /* instead of .value: the initial value as one item
                           of the C type (for 64-bit integers beyond 2^53) */
-    mp_lock *lock;     /* a Lock or RLock to use; NULL: an RLock of its own */
-    bool nolock;       /* Python's lock=False: no lock at all */
-    mp_context *ctx;   /* accepted for symmetry with Python; unused */
-    size_t itemsize;   /* MP_STRUCT: the struct's size (sizeof); otherwise
+    mp_lock *lock;      /* a Lock or RLock to use; NULL: an RLock of its own */
+    bool nolock;        /* Python's lock=False: no lock at all */
+    mp_context *ctx;    /* accepted for symmetry with Python; unused */
+    size_t itemsize;    /* MP_STRUCT: the struct's size (sizeof); otherwise
                           0 or the typecode's size */
 } mp_value_options;
 
@@ -118,10 +118,8 @@ typedef struct mp_value_options {
  * fit, both .lock and .nolock, a .lock that is not a live lock, a .lock
  * given to mp_raw_value_new; -ENOMEM.
  */
-#define mp_value_new(...) \
-    mp_value_new_opts(MP__OPTS(mp_value_options, __VA_ARGS__))
-#define mp_raw_value_new(...) \
-    mp_raw_value_new_opts(MP__OPTS(mp_value_options, __VA_ARGS__))
+#define mp_value_new(...) mp_value_new_opts(MP__OPTS(mp_value_options, __VA_ARGS__))
+#define mp_raw_value_new(...) mp_raw_value_new_opts(MP__OPTS(mp_value_options, __VA_ARGS__))
 MP_EXTERN mp_value *mp_value_new_opts(const mp_value_options *opts);
 MP_EXTERN mp_value *mp_raw_value_new_opts(const mp_value_options *opts);
 
@@ -219,13 +217,13 @@ typedef struct mp_array mp_array;
 
 typedef struct mp_array_options {
     size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
-    char typecode;     /* required: one of "cbBhHiIlLqQfdu", or MP_STRUCT */
-    size_t size;       /* number of items (0 is allowed) */
-    const void *init;  /* NULL: zeros; else .size items of the C type */
-    mp_lock *lock;     /* a Lock or RLock to use; NULL: an RLock of its own */
-    bool nolock;       /* Python's lock=False: no lock at all */
-    mp_context *ctx;   /* accepted for symmetry with Python; unused */
-    size_t itemsize;   /* MP_STRUCT: the struct's size; else 0 or the
+    char typecode;      /* required: one of "cbBhHiIlLqQfdu", or MP_STRUCT */
+    size_t size;        /* number of items (0 is allowed) */
+    const void *init;   /* NULL: zeros; else .size items of the C type */
+    mp_lock *lock;      /* a Lock or RLock to use; NULL: an RLock of its own */
+    bool nolock;        /* Python's lock=False: no lock at all */
+    mp_context *ctx;    /* accepted for symmetry with Python; unused */
+    size_t itemsize;    /* MP_STRUCT: the struct's size; else 0 or the
                           typecode's size */
 } mp_array_options;
 
@@ -242,10 +240,8 @@ typedef struct mp_array_options {
  * lock, a .lock given to mp_raw_array_new; -ENOMEM when the arena cannot
  * hold it.
  */
-#define mp_array_new(...) \
-    mp_array_new_opts(MP__OPTS(mp_array_options, __VA_ARGS__))
-#define mp_raw_array_new(...) \
-    mp_raw_array_new_opts(MP__OPTS(mp_array_options, __VA_ARGS__))
+#define mp_array_new(...) mp_array_new_opts(MP__OPTS(mp_array_options, __VA_ARGS__))
+#define mp_raw_array_new(...) mp_raw_array_new_opts(MP__OPTS(mp_array_options, __VA_ARGS__))
 MP_EXTERN mp_array *mp_array_new_opts(const mp_array_options *opts);
 MP_EXTERN mp_array *mp_raw_array_new_opts(const mp_array_options *opts);
 
@@ -295,10 +291,9 @@ MP_EXTERN int mp_array_set(mp_array *a, size_t index, const void *in, size_t siz
  * Returns 0, MP_EOWNERDEAD, MP_EINVAL for an invalid a, a NULL buf with
  * count > 0, a wrong size, or a range past the end; -EDEADLK.
  */
-MP_EXTERN int mp_array_read(mp_array *a, size_t start, size_t count, void *buf,
-                            size_t size);
-MP_EXTERN int mp_array_write(mp_array *a, size_t start, size_t count,
-                             const void *buf, size_t size);
+MP_EXTERN int mp_array_read(mp_array *a, size_t start, size_t count, void *buf, size_t size);
+MP_EXTERN int mp_array_write(mp_array *a, size_t start, size_t count, const void *buf,
+                             size_t size);
 
 /* mp_array_get_double / mp_array_set_double: item index as a double, as
  * mp_value_get_double / mp_value_set_double; MP_EINVAL past the end. */

@@ -78,7 +78,7 @@ typedef struct mp_lock mp_rlock;
 
 typedef struct mp_lock_options {
     size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
-    mp_context *ctx; /* accepted for symmetry with Python; unused */
+    mp_context *ctx;    /* accepted for symmetry with Python; unused */
 } mp_lock_options;
 
 /*
@@ -93,10 +93,8 @@ typedef struct mp_lock_options {
  * creating the arena.  Fork-safe: the lock may be created before or after
  * a fork and used by every process of the family.
  */
-#define mp_lock_new(...) \
-    mp_lock_new_opts(MP__OPTS(mp_lock_options, __VA_ARGS__))
-#define mp_rlock_new(...) \
-    mp_rlock_new_opts(MP__OPTS(mp_lock_options, __VA_ARGS__))
+#define mp_lock_new(...) mp_lock_new_opts(MP__OPTS(mp_lock_options, __VA_ARGS__))
+#define mp_rlock_new(...) mp_rlock_new_opts(MP__OPTS(mp_lock_options, __VA_ARGS__))
 MP_EXTERN mp_lock *mp_lock_new_opts(const mp_lock_options *opts);
 MP_EXTERN mp_rlock *mp_rlock_new_opts(const mp_lock_options *opts);
 
@@ -188,8 +186,8 @@ typedef struct mp_semaphore mp_bounded_semaphore;
 
 typedef struct mp_semaphore_options {
     size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
-    int value;       /* initial value, 0 .. INT32_MAX (default 0, see below) */
-    mp_context *ctx; /* accepted for symmetry with Python; unused */
+    int value;          /* initial value, 0 .. INT32_MAX (default 0, see below) */
+    mp_context *ctx;    /* accepted for symmetry with Python; unused */
 } mp_semaphore_options;
 
 /*
@@ -208,7 +206,8 @@ typedef struct mp_semaphore_options {
 #define mp_bounded_semaphore_new(...) \
     mp_bounded_semaphore_new_opts(MP__OPTS(mp_semaphore_options, __VA_ARGS__))
 MP_EXTERN mp_semaphore *mp_semaphore_new_opts(const mp_semaphore_options *opts);
-MP_EXTERN mp_bounded_semaphore *mp_bounded_semaphore_new_opts(const mp_semaphore_options *opts);
+MP_EXTERN mp_bounded_semaphore *
+mp_bounded_semaphore_new_opts(const mp_semaphore_options *opts);
 
 /*
  * mp_semaphore_acquire: decrement the value, waiting while it is 0.
@@ -256,8 +255,8 @@ typedef bool (*mp_predicate_fn)(void *arg);
 
 typedef struct mp_condition_options {
     size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
-    mp_lock *lock;   /* a Lock or RLock to use; NULL: a new RLock of its own */
-    mp_context *ctx; /* accepted for symmetry with Python; unused */
+    mp_lock *lock;      /* a Lock or RLock to use; NULL: a new RLock of its own */
+    mp_context *ctx;    /* accepted for symmetry with Python; unused */
 } mp_condition_options;
 
 /*
@@ -314,8 +313,8 @@ MP_EXTERN int mp_condition_wait(mp_condition *c, double timeout);
  * MP_EOWNERDEAD as mp_condition_wait (pred is then not called again).
  * The caller holds the lock on return in every case but MP_EINVAL.
  */
-MP_EXTERN int mp_condition_wait_for(mp_condition *c, mp_predicate_fn pred,
-                                    void *arg, double timeout);
+MP_EXTERN int mp_condition_wait_for(mp_condition *c, mp_predicate_fn pred, void *arg,
+                                    double timeout);
 
 /*
  * mp_condition_notify: wake up to n waiters, oldest first (Python's
@@ -340,7 +339,7 @@ typedef struct mp_event mp_event;
 
 typedef struct mp_event_options {
     size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
-    mp_context *ctx; /* accepted for symmetry with Python; unused */
+    mp_context *ctx;    /* accepted for symmetry with Python; unused */
 } mp_event_options;
 
 /*
@@ -348,8 +347,7 @@ typedef struct mp_event_options {
  * event, owned by the caller (mp_event_free), or NULL with mp_last_error()
  * set (-ENOMEM).
  */
-#define mp_event_new(...) \
-    mp_event_new_opts(MP__OPTS(mp_event_options, __VA_ARGS__))
+#define mp_event_new(...) mp_event_new_opts(MP__OPTS(mp_event_options, __VA_ARGS__))
 MP_EXTERN mp_event *mp_event_new_opts(const mp_event_options *opts);
 
 /* mp_event_set: set the flag and wake every waiter.  mp_event_clear: reset
@@ -398,7 +396,7 @@ typedef int (*mp_barrier_action_fn)(void *arg);
 
 typedef struct mp_barrier_options {
     size_t struct_size; /* sizeof: the macros set it; 0 is the 0.1 layout (common.h) */
-    int parties;                 /* number of waiters per cycle, >= 1 */
+    int parties;        /* number of waiters per cycle, >= 1 */
     mp_barrier_action_fn action; /* optional */
     void *action_arg;            /* passed to action */
     double timeout;              /* default for mp_barrier_wait; 0 (left out)
@@ -414,8 +412,7 @@ typedef struct mp_barrier_options {
  * mp_last_error() set: MP_EINVAL for parties < 1, a negative timeout other
  * than MP_FOREVER, NaN, or an action that is in no loaded module; -ENOMEM.
  */
-#define mp_barrier_new(...) \
-    mp_barrier_new_opts(MP__OPTS(mp_barrier_options, __VA_ARGS__))
+#define mp_barrier_new(...) mp_barrier_new_opts(MP__OPTS(mp_barrier_options, __VA_ARGS__))
 MP_EXTERN mp_barrier *mp_barrier_new_opts(const mp_barrier_options *opts);
 
 /*

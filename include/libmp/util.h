@@ -120,8 +120,8 @@ MP_EXTERN int mp_logger_is_enabled_for(const mp_logger *lg, int level);
  * thread, and from a forked child, so it should not take locks that a fork
  * can leave held.
  */
-typedef void (*mp_log_handler_fn)(int level, const char *process_name,
-                                  const char *message, void *ctx);
+typedef void (*mp_log_handler_fn)(int level, const char *process_name, const char *message,
+                                  void *ctx);
 
 /*
  * mp_logger_set_handler: install fn as the logger's handler, in addition to
@@ -130,8 +130,7 @@ typedef void (*mp_log_handler_fn)(int level, const char *process_name,
  * children, but a spawned child starts without one.  Set it before other
  * threads log.  Returns 0, or MP_EINVAL for an invalid handle.
  */
-MP_EXTERN int mp_logger_set_handler(mp_logger *lg, mp_log_handler_fn fn,
-                                    void *ctx);
+MP_EXTERN int mp_logger_set_handler(mp_logger *lg, mp_log_handler_fn fn, void *ctx);
 
 /*
  * mp_logger_log: log a printf-style message at level (Python's
@@ -149,8 +148,7 @@ MP_EXTERN int mp_logger_set_handler(mp_logger *lg, mp_log_handler_fn fn,
  * forked child of a multithreaded parent: it takes no lock and writes with
  * write(2).
  */
-MP_EXTERN int mp_logger_log(mp_logger *lg, int level, const char *fmt, ...)
-    MP__PRINTF(3, 4);
+MP_EXTERN int mp_logger_log(mp_logger *lg, int level, const char *fmt, ...) MP__PRINTF(3, 4);
 MP_EXTERN int mp_log(int level, const char *fmt, ...) MP__PRINTF(2, 3);
 MP_EXTERN int mp_vlog(int level, const char *fmt, va_list ap) MP__PRINTF(2, 0);
 

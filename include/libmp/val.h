@@ -75,7 +75,7 @@ typedef enum mp_val_type {
     MP_VAL_BYTES = 5, /* raw bytes */
     MP_VAL_LIST = 6,
     MP_VAL_TUPLE = 7,
-    MP_VAL_DICT = 8   /* insertion-ordered, as Python 3's dict */
+    MP_VAL_DICT = 8 /* insertion-ordered, as Python 3's dict */
 } mp_val_type;
 
 typedef struct mp_val mp_val;
@@ -98,9 +98,9 @@ struct mp__val_seq {
     size_t cap_;
 };
 struct mp__val_dict {
-    mp_val **kv_;   /* internal: key, value, key, value, ... */
-    size_t slots_;  /* internal: pairs in kv_, removed ones too */
-    size_t count;   /* number of entries */
+    mp_val **kv_;  /* internal: key, value, key, value, ... */
+    size_t slots_; /* internal: pairs in kv_, removed ones too */
+    size_t count;  /* number of entries */
     size_t cap_;
     void *index_;
 };
@@ -135,17 +135,20 @@ struct mp_val {
 #define MP_STRN(p, n) (&(const mp_val){.type = MP_VAL_STR, .s = {(const char *)(p), (n)}})
 #define MP_BYTES(p, n) (&(const mp_val){.type = MP_VAL_BYTES, .s = {(const char *)(p), (n)}})
 /* Containers of one or more const mp_val * items (MP_EMPTY_* for none). */
-#define MP_LIST(...)                                                                     \
-    (&(const mp_val){.type = MP_VAL_LIST,                                                \
-                     .seq = {(mp_val **)(const mp_val *[]){__VA_ARGS__}, MP__NARGS(__VA_ARGS__), 0}})
-#define MP_TUPLE(...)                                                                    \
-    (&(const mp_val){.type = MP_VAL_TUPLE,                                               \
-                     .seq = {(mp_val **)(const mp_val *[]){__VA_ARGS__}, MP__NARGS(__VA_ARGS__), 0}})
+#define MP_LIST(...)                                                     \
+    (&(const mp_val){.type = MP_VAL_LIST,                                \
+                     .seq = {(mp_val **)(const mp_val *[]){__VA_ARGS__}, \
+                             MP__NARGS(__VA_ARGS__), 0}})
+#define MP_TUPLE(...)                                                    \
+    (&(const mp_val){.type = MP_VAL_TUPLE,                               \
+                     .seq = {(mp_val **)(const mp_val *[]){__VA_ARGS__}, \
+                             MP__NARGS(__VA_ARGS__), 0}})
 /* MP_DICT(key1, value1, key2, value2, ...): the keys must be distinct. */
 #define MP_DICT(...)                                                                     \
     (&(const mp_val){.type = MP_VAL_DICT,                                                \
                      .dict = {(mp_val **)(const mp_val *[]){__VA_ARGS__},                \
-                              MP__NARGS(__VA_ARGS__) / 2, MP__NARGS(__VA_ARGS__) / 2, 0, NULL}})
+                              MP__NARGS(__VA_ARGS__) / 2, MP__NARGS(__VA_ARGS__) / 2, 0, \
+                              NULL}})
 #define MP_EMPTY_LIST (&(const mp_val){.type = MP_VAL_LIST})
 #define MP_EMPTY_TUPLE (&(const mp_val){.type = MP_VAL_TUPLE})
 #define MP_EMPTY_DICT (&(const mp_val){.type = MP_VAL_DICT})

@@ -18,9 +18,9 @@ typedef struct mp__hash mp__hash;
 
 /* One hash function.  The tables are static and process-local. */
 typedef struct mp__hash_alg {
-    const char *name;   /* as Python's hashlib names it: "md5", "sha256" */
-    size_t digest_len;  /* bytes of output */
-    size_t block_len;   /* bytes per compression block */
+    const char *name;  /* as Python's hashlib names it: "md5", "sha256" */
+    size_t digest_len; /* bytes of output */
+    size_t block_len;  /* bytes per compression block */
     void (*init)(mp__hash *h);
     void (*compress)(mp__hash *h, const unsigned char *block);
     void (*finish)(mp__hash *h, unsigned char *out);
@@ -32,8 +32,8 @@ struct mp__hash {
         uint32_t w32[8];
         uint64_t w64[8];
     } state;
-    uint64_t bytes;     /* message bytes hashed so far */
-    size_t used;        /* bytes waiting in buf */
+    uint64_t bytes; /* message bytes hashed so far */
+    size_t used;    /* bytes waiting in buf */
     unsigned char buf[MP__HASH_MAX_BLOCK];
 };
 
@@ -48,8 +48,8 @@ void mp__hash_update(mp__hash *h, const void *data, size_t len);
 void mp__hash_final(mp__hash *h, unsigned char *out);
 
 /* out = HMAC-alg(key, msg) (RFC 2104); alg->digest_len bytes. */
-void mp__hmac(const mp__hash_alg *alg, const void *key, size_t key_len,
-              const void *msg, size_t msg_len, unsigned char *out);
+void mp__hmac(const mp__hash_alg *alg, const void *key, size_t key_len, const void *msg,
+              size_t msg_len, unsigned char *out);
 
 /* Constant-time comparison of two byte strings of length n: true if equal. */
 bool mp__bytes_equal(const void *a, const void *b, size_t n);
@@ -98,14 +98,14 @@ struct mp_connection {
     int fd;
     bool readable;
     bool writable;
-    bool is_socket;       /* written with send(MSG_NOSIGNAL), else write */
+    bool is_socket; /* written with send(MSG_NOSIGNAL), else write */
     /*
      * A header was read but its message was not (MP_ETOOSHORT, -EMSGSIZE):
      * the next receive takes pending_len instead of reading a header.
      */
     bool pending;
     uint64_t pending_len;
-    uint32_t rx_start;    /* read-ahead bytes are rx[rx_start .. rx_end) */
+    uint32_t rx_start; /* read-ahead bytes are rx[rx_start .. rx_end) */
     uint32_t rx_end;
     unsigned char rx[MP__CONN_RXBUF];
 };
@@ -115,8 +115,8 @@ struct mp_connection {
  * this process.  On failure returns NULL with the code in *err and leaves
  * fd open.
  */
-mp_connection *mp__connection_wrap(int fd, bool readable, bool writable,
-                                   bool is_socket, int *err);
+mp_connection *mp__connection_wrap(int fd, bool readable, bool writable, bool is_socket,
+                                   int *err);
 
 /*
  * The calling thread's deadline for the waits of connection I/O on an fd

@@ -55,8 +55,7 @@ bool mp__token_dead(uint32_t token);
  * holder's life word; without it, sleeps on the word in slices and looks at
  * the holder between slices.
  */
-int mp__token_wait(uint32_t *word, uint32_t expected, uint32_t holder,
-                   const mp__deadline *d);
+int mp__token_wait(uint32_t *word, uint32_t expected, uint32_t holder, const mp__deadline *d);
 
 /* Tests set this to force the sliced sleep that replaces FUTEX_WAITV on
  * kernels without it (ENOSYS).  Also set when the kernel says ENOSYS. */

@@ -50,7 +50,7 @@ enum mgr_status {
 #define MGR_CHAN_SIZE 8192 /* one channel, inline buffer included */
 #define MGR_MAX_TYPES 32
 #define MGR_MAX_METHODS 48
-#define MGR_NAME_MAX 48    /* typeid, method and comparator names */
+#define MGR_NAME_MAX 48 /* typeid, method and comparator names */
 /* A family process waiting on a hosted object looks at the server this
  * often (managers.h promises MP_EEOF within about 50 ms of its death). */
 #define MGR_CLIENT_SLICE_MS 20
@@ -125,12 +125,12 @@ struct mgr_registry {
 
 struct mp_manager {
     mp__obj hdr;
-    _Atomic uint32_t state;      /* enum mgr_state; waited on while starting */
+    _Atomic uint32_t state; /* enum mgr_state; waited on while starting */
     int32_t start_error;
     pid_t server_pid;
-    pid_t owner_pid;             /* the process that started it */
-    mp_process *proc;            /* the server child (mp_manager_start) */
-    int finalizer;               /* the owner's exit finalizer (owner only) */
+    pid_t owner_pid;  /* the process that started it */
+    mp_process *proc; /* the server child (mp_manager_start) */
+    int finalizer;    /* the owner's exit finalizer (owner only) */
     /* The server child's exit code once its owner reaped it (exit_known
      * is set after exitcode is written). */
     int32_t exitcode;
@@ -147,15 +147,15 @@ struct mp_manager {
      * word, which such a call touches anyway. */
     _Atomic uint32_t native_users;
     mp_context *ctx;
-    pthread_mutex_t alive;       /* robust: held by the server while it serves */
-    _Atomic uint32_t dead_seen;  /* a client found the server dead */
+    pthread_mutex_t alive;      /* robust: held by the server while it serves */
+    _Atomic uint32_t dead_seen; /* a client found the server dead */
     /* shared-memory transport */
     _Atomic uint32_t doorbell MP__ALIGNED(MP__CACHELINE);
     _Atomic uint32_t srv_sleeping;
     _Atomic uint64_t pending[MGR_NCHAN / 64] MP__ALIGNED(MP__CACHELINE);
     struct mgr_chan *_Atomic chans[MGR_NCHAN];
     /* socket transport */
-    int family;                  /* 0 none, 1 AF_UNIX, 2 AF_INET */
+    int family; /* 0 none, 1 AF_UNIX, 2 AF_INET */
     char path[112];
     size_t path_len;
     char host[64];
@@ -177,7 +177,7 @@ struct mp_proxy {
     uint64_t oid;
     uint32_t kind;
     char typeid[MGR_NAME_MAX];
-    void *native;    /* a hosted libmp object in the server's arena */
+    void *native; /* a hosted libmp object in the server's arena */
 };
 
 /* ---- server (mgr_server.c) ----------------------------------------------- */
@@ -186,13 +186,13 @@ struct mgr_srv;
 
 /* A reply being built by a method. */
 struct mgr_reply {
-    int status;               /* enum mgr_status */
-    const mp_val *val;        /* MGR_ST_OK: borrowed or owned (below) */
-    mp_val *owned;            /* freed after encoding */
-    int code;                 /* MGR_ST_ERROR */
+    int status;        /* enum mgr_status */
+    const mp_val *val; /* MGR_ST_OK: borrowed or owned (below) */
+    mp_val *owned;     /* freed after encoding */
+    int code;          /* MGR_ST_ERROR */
     char type[MGR_ERRTYPE_MAX];
     char msg[MGR_ERRMSG_MAX];
-    uint64_t oid;             /* MGR_ST_PROXY */
+    uint64_t oid; /* MGR_ST_PROXY */
     uint32_t kind;
     char typeid[MGR_NAME_MAX];
     void *native;
@@ -207,13 +207,13 @@ int mp__reply_error(struct mgr_reply *r, int code, const char *type, const char 
 /* An object held by the server. */
 struct mgr_obj {
     uint64_t id;
-    uint32_t kind;        /* mp_proxy_kind */
-    int typeidx;          /* registered type, or -1 */
+    uint32_t kind; /* mp_proxy_kind */
+    int typeidx;   /* registered type, or -1 */
     long refs;
-    long pins;            /* calls running outside the server lock */
-    bool dead;            /* refs reached 0 while pinned */
+    long pins; /* calls running outside the server lock */
+    bool dead; /* refs reached 0 while pinned */
     void *obj;
-    mp_manager *watch;    /* in a family process: the manager whose server
+    mp_manager *watch; /* in a family process: the manager whose server
                            * a wait watches (mgr_sync.c) */
 };
 
@@ -234,8 +234,8 @@ struct mgr_method {
 struct mgr_kind {
     uint32_t kind;
     const char *typeid;
-    const char *pyname;           /* for messages: 'dict' object ... */
-    bool blocking;                /* methods run outside the server lock */
+    const char *pyname; /* for messages: 'dict' object ... */
+    bool blocking;      /* methods run outside the server lock */
     int (*create)(struct mgr_srv *s, mp_val *args, void **obj, struct mgr_reply *r);
     void (*destroy)(void *obj);
     const struct mgr_method *methods;
@@ -248,7 +248,8 @@ const struct mgr_kind *mp__mgr_sync_kind_by_typeid(const char *typeid, size_t le
 const struct mgr_kind *mp__mgr_sync_kind_by_kind(uint32_t kind);
 
 /* Check the argument count; fills an error reply (TypeError) if wrong. */
-int mp__args(struct mgr_reply *r, const char *name, const mp_val *args, size_t min, size_t max);
+int mp__args(struct mgr_reply *r, const char *name, const mp_val *args, size_t min,
+             size_t max);
 
 /* Find a registered comparator in the server's registry; NULL if none. */
 int (*mp__mgr_comparator(struct mgr_srv *s, const char *name))(const mp_val *, const mp_val *);

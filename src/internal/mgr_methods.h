@@ -63,7 +63,8 @@ static inline int int_arg(struct mgr_reply *r, const mp_val *v, int64_t *out)
     if (mp_val_as_int(v, out) == 0)
         return 0;
     return mp__reply_error(r, MP_EINVAL, "TypeError",
-                           "'%s' object cannot be interpreted as an integer", mp_val_type_name(v));
+                           "'%s' object cannot be interpreted as an integer",
+                           mp_val_type_name(v));
 }
 
 /* __repr__ and __str__ of the value kinds: repr of the held mp_val. */

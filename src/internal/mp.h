@@ -69,10 +69,10 @@ const void *mp__opts_load(void *dst, size_t cur, size_t base, const void *src, i
 #define MP__OPTS_V1(type, last) (offsetof(type, last) + sizeof(((type *)0)->last))
 
 /* o = MP__OPTS_LOAD(local, o, last, &err): o then points at local. */
-#define MP__OPTS_LOAD(local, src, last, err)                                          \
-    ((const __typeof__(local) *)mp__opts_load(&(local), sizeof(local),                \
-                                              MP__OPTS_V1(__typeof__(local), last), \
-                                              (src), (err)))
+#define MP__OPTS_LOAD(local, src, last, err)                                               \
+    ((const __typeof__(local) *)mp__opts_load(&(local), sizeof(local),                     \
+                                              MP__OPTS_V1(__typeof__(local), last), (src), \
+                                              (err)))
 
 /* ---- time and deadlines (time.c) -------------------------------------- */
 

@@ -93,8 +93,8 @@ typedef struct mp__mpi_hello {
 } mp__mpi_hello;
 
 typedef struct mp__mpi_ack {
-    int32_t code;      /* 0, MP_EINVAL (another build), or the initializer's */
-    int32_t refused;   /* 1: the worker refused the pool (code says why) */
+    int32_t code;    /* 0, MP_EINVAL (another build), or the initializer's */
+    int32_t refused; /* 1: the worker refused the pool (code says why) */
     int32_t pid;
     int32_t pad_;
     char host[64];
@@ -111,9 +111,9 @@ enum { MP__MPI_OP_FIXED = 1, MP__MPI_OP_STAR, MP__MPI_OP_SLOTS };
  */
 typedef struct mp__mpi_task {
     uint32_t op;
-    uint32_t flags;     /* the job's MP__JF_* flags */
+    uint32_t flags; /* the job's MP__JF_* flags */
     mp__fnref fn;
-    uint64_t job;       /* the job's id: the worker keeps its .arg */
+    uint64_t job; /* the job's id: the worker keeps its .arg */
     uint64_t arg_size;
     uint32_t has_arg;
     uint32_t nitems;
@@ -133,7 +133,7 @@ typedef struct mp__mpi_result {
     int32_t chunk_code; /* SLOTS without records: every item failed with it */
     uint32_t failed;
     uint64_t out_len;
-    int64_t err_index;  /* FIXED/STAR: the first failed item in the chunk */
+    int64_t err_index; /* FIXED/STAR: the first failed item in the chunk */
     int32_t err_code;
     uint32_t pad_;
     char err_msg[256];
@@ -180,10 +180,10 @@ bool mp__pool_claim(struct mp__pjob *j, uint64_t hi, uint32_t w, struct mp__wrec
  * Returns true when every item succeeded.
  */
 bool mp__pool_local_fixed(void (*f)(void), bool star, const char *in, size_t in_size,
-                          const char *const *cols, const size_t *col_size,
-                          uint32_t ncols, size_t nitems, char *out, size_t out_size,
-                          void *arg, int32_t *status, int64_t *err_index,
-                          int32_t *err_code, char *err_msg, size_t msg_size);
+                          const char *const *cols, const size_t *col_size, uint32_t ncols,
+                          size_t nitems, char *out, size_t out_size, void *arg,
+                          int32_t *status, int64_t *err_index, int32_t *err_code,
+                          char *err_msg, size_t msg_size);
 
 /*
  * Run the input records of a slot (bytes when bytes, else fixed in_size

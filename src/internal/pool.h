@@ -60,7 +60,7 @@
 #define MP__CS_MASK ((1u << MP__CS_SHIFT) - 1)
 enum {
     MP__CS_FREE = 1,
-    MP__CS_OWNED = 2, /* + worker index */
+    MP__CS_OWNED = 2,               /* + worker index */
     MP__CS_TAKEN = MP__CS_MASK - 4, /* imap: the caller has taken the results */
     MP__CS_CANCEL = MP__CS_MASK - 3,
     MP__CS_LOST = MP__CS_MASK - 2,
@@ -132,16 +132,16 @@ static inline const char *mp__orec_msg(const mp__orec *h)
  */
 typedef struct mp__pslot {
     uint64_t state;
-    uint64_t first;       /* index of the chunk's first item */
+    uint64_t first; /* index of the chunk's first item */
     uint32_t nitems;
-    int32_t chunk_code;   /* ERR without outputs: every item failed with it */
-    int32_t lost_exit;    /* LOST: the exit code of the worker that died */
+    int32_t chunk_code; /* ERR without outputs: every item failed with it */
+    int32_t lost_exit;  /* LOST: the exit code of the worker that died */
     pid_t lost_pid;
-    char *in;             /* input records: fixed items, or [u64 size][data] */
+    char *in; /* input records: fixed items, or [u64 size][data] */
     size_t in_len;
-    char *in_block;       /* an arena block owned by the slot (or NULL) */
+    char *in_block; /* an arena block owned by the slot (or NULL) */
     size_t in_cap;
-    char *out;            /* output records (inline or an arena block) */
+    char *out; /* output records (inline or an arena block) */
     size_t out_len;
     _Alignas(16) char in_inline[MP__POOL_SLOT_INLINE];
     _Alignas(16) char out_inline[MP__POOL_SLOT_INLINE];
@@ -157,54 +157,54 @@ typedef struct mp__pcol {
 
 /* A chunk's results kept in the caller (an imap drained by join). */
 typedef struct mp__spill {
-    uint64_t first;        /* index of its first item */
+    uint64_t first; /* index of its first item */
     uint32_t nitems;
-    uint32_t st;           /* its final state */
+    uint32_t st; /* its final state */
     int32_t chunk_code, lost_exit;
     pid_t lost_pid;
-    char *out;             /* malloc'd copy of the output records */
+    char *out; /* malloc'd copy of the output records */
     size_t out_len;
 } mp__spill;
 
 /* The feeding and taking state of an imap (malloc'd: caller only). */
 typedef struct mp__imapst {
-    pthread_mutex_t lock;  /* next, drain and free may come from several threads */
-    uint64_t fed;          /* chunks fed */
-    uint64_t taken;        /* ordered: chunks taken */
-    uint64_t low;          /* unordered: lowest chunk not taken */
-    int64_t cur;           /* unordered: chunk being returned, or -1 */
-    uint32_t item_pos;     /* next item of the chunk being returned */
-    size_t deliver_off;    /* offset of its next output record */
+    pthread_mutex_t lock; /* next, drain and free may come from several threads */
+    uint64_t fed;         /* chunks fed */
+    uint64_t taken;       /* ordered: chunks taken */
+    uint64_t low;         /* unordered: lowest chunk not taken */
+    int64_t cur;          /* unordered: chunk being returned, or -1 */
+    uint32_t item_pos;    /* next item of the chunk being returned */
+    size_t deliver_off;   /* offset of its next output record */
     bool input_ended, input_err_told;
     int input_err;
-    size_t in_index;       /* next input item */
+    size_t in_index; /* next input item */
     const char *src_fixed;
     const mp_pool_bytes *src_bytes;
     size_t src_n;
     mp_pool_next_fn src_next;
     void *src_ctx;
-    mp__spill *spill;      /* drained chunks, returned before anything else */
+    mp__spill *spill; /* drained chunks, returned before anything else */
     size_t nspill, spill_head, capspill;
 } mp__imapst;
 
 typedef struct mp__pjob {
     mp__obj hdr;
-    struct mp_pool *pool;  /* NULL once the pool is freed */
+    struct mp_pool *pool; /* NULL once the pool is freed */
     uint32_t kind;
     uint32_t flags;
     mp__fnref fn;
-    void *arg;             /* arena copy of the call's extra bytes */
+    void *arg; /* arena copy of the call's extra bytes */
     size_t arg_size;
     size_t in_size, out_size; /* fixed items (0 for bytes) */
-    size_t n;              /* items of a map */
+    size_t n;                 /* items of a map */
     size_t chunksize;
-    uint64_t nchunks;      /* maps; an imap grows it as it feeds (caller) */
+    uint64_t nchunks; /* maps; an imap grows it as it feeds (caller) */
     /* MP__K_FIXED */
     const char *in;
     char *out;
-    int32_t *status;       /* per item, or NULL */
-    uint64_t *cstate;      /* one state word per chunk; FREE is 0 */
-    mp__pcol *cols;        /* starmap: ncols columns (arena) */
+    int32_t *status;  /* per item, or NULL */
+    uint64_t *cstate; /* one state word per chunk; FREE is 0 */
+    mp__pcol *cols;   /* starmap: ncols columns (arena) */
     uint32_t ncols;
     /* MP__K_SLOTS */
     uint32_t pad_;
@@ -216,16 +216,16 @@ typedef struct mp__pjob {
     /* Chunks not final (maps).  Its low 32 bits are the futex word that a
      * waiting caller sleeps on; woken when it reaches 0 or when dirty. */
     uint64_t remaining MP__ALIGNED(MP__CACHELINE);
-    uint32_t waiters;      /* callers asleep on remaining or wake_seq */
-    uint32_t wake_seq;     /* bumped per final chunk of an imap, and when dirty */
+    uint32_t waiters;  /* callers asleep on remaining or wake_seq */
+    uint32_t wake_seq; /* bumped per final chunk of an imap, and when dirty */
     /* Set when a worker died between marking its chunk final and counting
      * it: remaining may then stay above 0, and observers count states. */
     uint32_t dirty;
-    int32_t cancel_code;   /* the code of CANCEL chunks */
+    int32_t cancel_code; /* the code of CANCEL chunks */
     /* First failure of a fixed map, under the pool's err_lock. */
     uint64_t err_index;
     int32_t err_code;
-    char *err_msg;         /* arena, made on first error, grown for a longer one */
+    char *err_msg; /* arena, made on first error, grown for a longer one */
 
     /*
      * ---- state of the calling process only ----
@@ -233,27 +233,27 @@ typedef struct mp__pjob {
      * included) and nobody else; pointers here are that process's.
      */
     struct mp__pjob *prev, *next_job; /* the pool's list of jobs */
-    int refs;              /* the caller's handle, the result thread */
-    uint32_t ready;        /* futex: the result is ready (callbacks done) */
-    uint32_t fin;          /* 0, 1 finishing, 2 finished, 3 abandoned */
-    int result;            /* after finishing */
-    uint64_t last_pos;     /* ring position of the latest entry + 1 (0: none) */
-    bool entries_done;     /* no more entries will be pushed */
-    bool abandoned;        /* freed by the caller before completion */
-    bool rh_pending;       /* in the result thread's set */
-    bool staged_out;       /* out is a staging block to copy to user_out */
-    bool counted_feeding;  /* counted in the pool's feeding */
+    int refs;                         /* the caller's handle, the result thread */
+    uint32_t ready;                   /* futex: the result is ready (callbacks done) */
+    uint32_t fin;                     /* 0, 1 finishing, 2 finished, 3 abandoned */
+    int result;                       /* after finishing */
+    uint64_t last_pos;                /* ring position of the latest entry + 1 (0: none) */
+    bool entries_done;                /* no more entries will be pushed */
+    bool abandoned;                   /* freed by the caller before completion */
+    bool rh_pending;                  /* in the result thread's set */
+    bool staged_out;                  /* out is a staging block to copy to user_out */
+    bool counted_feeding;             /* counted in the pool's feeding */
     mp_pool_callback_fn cb;
     mp_pool_error_callback_fn ecb;
     void *cb_arg;
-    char *msg;             /* malloc'd message of a failed result */
-    void *user_out;        /* where staged outputs go */
+    char *msg;      /* malloc'd message of a failed result */
+    void *user_out; /* where staged outputs go */
     int *user_status;
     mp_pool_bytes *user_bytes;
     char *stage_in, *stage_out; /* arena blocks owned by the job */
     int32_t *stage_status;
-    char *in_blob;         /* arena block of bytes inputs */
-    mp__imapst *im;        /* imap only */
+    char *in_blob;  /* arena block of bytes inputs */
+    mp__imapst *im; /* imap only */
 } mp__pjob;
 
 /* ---- the pool ----------------------------------------------------------------- */
@@ -274,7 +274,7 @@ typedef struct mp__wrec {
     mp__pjob *hazard MP__ALIGNED(MP__CACHELINE);
     mp__pjob *cur_job;
     uint64_t cur_chunk;
-    char *out_block;       /* arena block being filled, freed if the worker dies */
+    char *out_block; /* arena block being filled, freed if the worker dies */
     uint32_t state;
     int32_t init_code;
     pid_t pid;
@@ -291,7 +291,7 @@ struct mp__plocal;
 
 struct mp_pool {
     mp__obj hdr;
-    uint32_t threads;      /* a ThreadPool */
+    uint32_t threads; /* a ThreadPool */
     uint32_t nworkers;
     uint64_t maxtasks;
     mp__fnref init;
@@ -299,9 +299,9 @@ struct mp_pool {
     size_t initarg_size;
     mp_context *ctx;
     pid_t creator;
-    uint64_t sig_block;    /* the creating thread's mask, the workers' */
+    uint64_t sig_block; /* the creating thread's mask, the workers' */
     uint32_t state;
-    int32_t broken;        /* an initializer failed: its code */
+    int32_t broken; /* an initializer failed: its code */
     mp__pentry *ring;
     mp__wrec *recs;
     pthread_mutex_t err_lock; /* robust, shared: first errors of fixed maps */
@@ -310,8 +310,8 @@ struct mp_pool {
     uint64_t tail MP__ALIGNED(MP__CACHELINE);
     uint32_t work_seq MP__ALIGNED(MP__CACHELINE);
     uint32_t sleepers;
-    uint32_t spinner;      /* 1 while one idle worker spins for work */
-    uint32_t feeding;      /* imaps whose input has not ended */
+    uint32_t spinner; /* 1 while one idle worker spins for work */
+    uint32_t feeding; /* imaps whose input has not ended */
     uint32_t rh_seq MP__ALIGNED(MP__CACHELINE);
     uint32_t rh_sleeping;
     uint32_t rh_rescan;
@@ -343,13 +343,13 @@ struct mp__plocal {
      * memory stays reachable from the library's own state (a pool left
      * running at exit is not a leak to LeakSanitizer). */
     struct mp__plocal *live_prev, *live_next;
-    pthread_mutex_t lock; /* jobs, limbo, pending, ring pushes */
+    pthread_mutex_t lock;       /* jobs, limbo, pending, ring pushes */
     pthread_mutex_t stage_lock; /* the stage cache (taken with or without lock) */
     pthread_t handler, rh;
     bool handler_started, rh_started, joined;
     int evfd;
     int fin_id;
-    uint32_t started;      /* futex: the first workers are up (or failed) */
+    uint32_t started; /* futex: the first workers are up (or failed) */
     int start_error;
     uint32_t handler_done; /* futex */
     uint32_t rh_done;      /* futex */
@@ -404,8 +404,8 @@ static inline uint64_t mp__chunk_free(const mp__pjob *j, uint64_t c)
 void mp__pool_chunk_counted(struct mp_pool *pool, mp__pjob *j, mp__wrec *hint_rec);
 
 /* Record the first failure of a fixed map (lowest item index wins). */
-void mp__pool_record_error(struct mp_pool *pool, mp__pjob *j, uint64_t index,
-                           int code, const char *msg);
+void mp__pool_record_error(struct mp_pool *pool, mp__pjob *j, uint64_t index, int code,
+                           const char *msg);
 
 /* Wake up to n sleeping workers after new work or a state change. */
 void mp__pool_wake_workers(struct mp_pool *pool, int n);

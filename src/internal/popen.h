@@ -33,14 +33,14 @@ enum mp__sentinel_kind {
 };
 
 typedef struct mp__popen {
-    uint8_t method;        /* enum mp__start_method */
-    uint8_t kind;          /* enum mp__sentinel_kind */
-    int sentinel;          /* fd readable when the child has ended, or -1 */
-    int aux;               /* a second fd a start method may need, or -1 */
-    pid_t pid;             /* the child */
-    int exitcode;          /* valid once ended is set */
-    uint32_t ended;        /* set (release) once the exit status is known */
-    uint32_t busy;         /* forkserver: a thread is reading the status */
+    uint8_t method; /* enum mp__start_method */
+    uint8_t kind;   /* enum mp__sentinel_kind */
+    int sentinel;   /* fd readable when the child has ended, or -1 */
+    int aux;        /* a second fd a start method may need, or -1 */
+    pid_t pid;      /* the child */
+    int exitcode;   /* valid once ended is set */
+    uint32_t ended; /* set (release) once the exit status is known */
+    uint32_t busy;  /* forkserver: a thread is reading the status */
 } mp__popen;
 
 typedef struct mp__popen_ops {

@@ -13,12 +13,12 @@
 
 #include <stdatomic.h>
 
-#define MP__RING_CACHE 4          /* recycled message blocks kept per ring */
-#define MP__RING_SLOT_HEADER 16   /* state word + length */
+#define MP__RING_CACHE 4        /* recycled message blocks kept per ring */
+#define MP__RING_SLOT_HEADER 16 /* state word + length */
 
 enum {
-    MP__RING_BOUNDED = 1u << 0,   /* maxsize > 0: the ring is the limit */
-    MP__RING_JOINABLE = 1u << 1,  /* count gets for task_done / join */
+    MP__RING_BOUNDED = 1u << 0,  /* maxsize > 0: the ring is the limit */
+    MP__RING_JOINABLE = 1u << 1, /* count gets for task_done / join */
 };
 
 typedef struct mp__ring_node mp__ring_node;
@@ -26,11 +26,11 @@ typedef struct mp__ring_node mp__ring_node;
 typedef struct mp__ring {
     /* Geometry, written once before the ring is shared. */
     uint64_t nslots;
-    uint64_t mask;                /* nslots - 1 for a power of two, else 0 */
+    uint64_t mask; /* nslots - 1 for a power of two, else 0 */
     uint32_t slot_size;
-    uint32_t inline_max;          /* slot_size - MP__RING_SLOT_HEADER */
+    uint32_t inline_max; /* slot_size - MP__RING_SLOT_HEADER */
     uint32_t flags;
-    unsigned char *slots;         /* arena address */
+    unsigned char *slots; /* arena address */
 
     /* Producers' and consumers' positions, on lines of their own. */
     _Atomic uint64_t tail MP__ALIGNED(MP__CACHELINE);
@@ -63,13 +63,13 @@ typedef struct mp__ring {
  * otherwise capacity (0: default) bytes rounded down to a power of two
  * number of slots.  0 or MP_EINVAL.
  */
-int mp__ring_geometry(long maxsize, size_t capacity, size_t slot_size,
-                      uint64_t *nslots, uint32_t *slot_size_out);
+int mp__ring_geometry(long maxsize, size_t capacity, size_t slot_size, uint64_t *nslots,
+                      uint32_t *slot_size_out);
 
 /* Initialise a ring whose slots (nslots * slot_size zero bytes) are at
  * slots.  0 or a negative code. */
-int mp__ring_init(mp__ring *r, unsigned char *slots, uint64_t nslots,
-                  uint32_t slot_size, uint32_t flags);
+int mp__ring_init(mp__ring *r, unsigned char *slots, uint64_t nslots, uint32_t slot_size,
+                  uint32_t flags);
 
 /* Release every message still held (blocks, overflow nodes, cache). */
 void mp__ring_destroy(mp__ring *r);
@@ -175,11 +175,11 @@ bool mp__stuck_dead(mp__stuck *st, uint64_t w, pid_t pid);
  */
 enum mp__ring_stop {
     MP__RING_STOP_NONE = 0,
-    MP__RING_STOP_PUT,            /* slot claimed, half the message written */
-    MP__RING_STOP_PUT_LARGE,      /* slot claimed, large block attached */
-    MP__RING_STOP_GET,            /* slot claimed, half the message copied */
-    MP__RING_STOP_PUT_OVERFLOW,   /* overflow lock held, node half linked */
-    MP__RING_STOP_GET_OVERFLOW,   /* overflow lock held, node half unlinked */
+    MP__RING_STOP_PUT,          /* slot claimed, half the message written */
+    MP__RING_STOP_PUT_LARGE,    /* slot claimed, large block attached */
+    MP__RING_STOP_GET,          /* slot claimed, half the message copied */
+    MP__RING_STOP_PUT_OVERFLOW, /* overflow lock held, node half linked */
+    MP__RING_STOP_GET_OVERFLOW, /* overflow lock held, node half unlinked */
 };
 void mp__ring_stop_at(int point, int fd);
 

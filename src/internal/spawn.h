@@ -80,8 +80,8 @@ struct mp__fs_fd;
  * MP__FS_FD_CLOEXEC where the fd has FD_CLOEXEC.  *out is malloc'd.
  * 0 or -ENOMEM.
  */
-int mp__fds_to_pass(bool registered, const int *extra, size_t nextra,
-                    struct mp__fs_fd **out, size_t *n);
+int mp__fds_to_pass(bool registered, const int *extra, size_t nextra, struct mp__fs_fd **out,
+                    size_t *n);
 
 /* The GNU build-id of the main program (0 bytes if it has none). */
 size_t mp__build_id(uint8_t *out, size_t cap);
@@ -140,8 +140,8 @@ struct mp__forkserver;
 
 /* In the spawned server, once the arena is mapped: serve until every
  * holder of the alive pipe is gone.  Never returns. */
-_Noreturn void mp__forkserver_main(struct mp__forkserver *fs, int listen_fd,
-                                   int alive_fd, const mp__fnref *preload);
+_Noreturn void mp__forkserver_main(struct mp__forkserver *fs, int listen_fd, int alive_fd,
+                                   const mp__fnref *preload);
 
 /*
  * The caller's running server (starting one if needed): 0 and *fs, or a

@@ -32,8 +32,14 @@ struct CMUnitTest {
     void *initial_state;
 };
 
-#define cmocka_unit_test(f) {#f, f, NULL, NULL, NULL}
-#define cmocka_unit_test_setup_teardown(f, s, t) {#f, f, s, t, NULL}
+#define cmocka_unit_test(f)     \
+    {                           \
+#f, f, NULL, NULL, NULL \
+    }
+#define cmocka_unit_test_setup_teardown(f, s, t) \
+    {                                            \
+#f, f, s, t, NULL                        \
+    }
 
 struct mpt_shim {
     jmp_buf jump;
@@ -72,8 +78,8 @@ mpt_shim_fail(const char *file, int line, const char *fmt, ...)
 #define MPT_SHIM_CHECK(cond, ...) \
     ((cond) ? (void)0 : mpt_shim_fail(__FILE__, __LINE__, __VA_ARGS__))
 
-static inline void mpt_shim_str(int want_equal, const char *a, const char *b,
-                                const char *file, int line)
+static inline void mpt_shim_str(int want_equal, const char *a, const char *b, const char *file,
+                                int line)
 {
     int equal = a != NULL && b != NULL && strcmp(a, b) == 0;
     if (equal != want_equal)
@@ -85,33 +91,33 @@ static inline void mpt_shim_str(int want_equal, const char *a, const char *b,
 #define assert_false(c) MPT_SHIM_CHECK(!(c), "%s is not false", #c)
 #define assert_null(p) MPT_SHIM_CHECK((p) == NULL, "%s is not NULL", #p)
 #define assert_non_null(p) MPT_SHIM_CHECK((p) != NULL, "%s is NULL", #p)
-#define assert_int_equal(a, b)                                                    \
-    MPT_SHIM_CHECK((intmax_t)(a) == (intmax_t)(b), "%jd != %jd (%s, %s)",         \
-                   (intmax_t)(a), (intmax_t)(b), #a, #b)
-#define assert_int_not_equal(a, b)                                                \
-    MPT_SHIM_CHECK((intmax_t)(a) != (intmax_t)(b), "%jd == %jd (%s, %s)",         \
-                   (intmax_t)(a), (intmax_t)(b), #a, #b)
-#define assert_ptr_equal(a, b)                                                    \
-    MPT_SHIM_CHECK((uintptr_t)(a) == (uintptr_t)(b), "%#jx != %#jx (%s, %s)",     \
+#define assert_int_equal(a, b)                                                           \
+    MPT_SHIM_CHECK((intmax_t)(a) == (intmax_t)(b), "%jd != %jd (%s, %s)", (intmax_t)(a), \
+                   (intmax_t)(b), #a, #b)
+#define assert_int_not_equal(a, b)                                                       \
+    MPT_SHIM_CHECK((intmax_t)(a) != (intmax_t)(b), "%jd == %jd (%s, %s)", (intmax_t)(a), \
+                   (intmax_t)(b), #a, #b)
+#define assert_ptr_equal(a, b)                                                \
+    MPT_SHIM_CHECK((uintptr_t)(a) == (uintptr_t)(b), "%#jx != %#jx (%s, %s)", \
                    (uintmax_t)(uintptr_t)(a), (uintmax_t)(uintptr_t)(b), #a, #b)
-#define assert_ptr_not_equal(a, b)                                                \
-    MPT_SHIM_CHECK((uintptr_t)(a) != (uintptr_t)(b), "%#jx == %#jx (%s, %s)",     \
+#define assert_ptr_not_equal(a, b)                                            \
+    MPT_SHIM_CHECK((uintptr_t)(a) != (uintptr_t)(b), "%#jx == %#jx (%s, %s)", \
                    (uintmax_t)(uintptr_t)(a), (uintmax_t)(uintptr_t)(b), #a, #b)
 #define assert_string_equal(a, b) mpt_shim_str(1, (a), (b), __FILE__, __LINE__)
 #define assert_string_not_equal(a, b) mpt_shim_str(0, (a), (b), __FILE__, __LINE__)
-#define assert_memory_equal(a, b, n)                                              \
-    MPT_SHIM_CHECK(memcmp((a), (b), (n)) == 0, "%s and %s differ in their %zu bytes", \
-                   #a, #b, (size_t)(n))
-#define assert_memory_not_equal(a, b, n)                                          \
-    MPT_SHIM_CHECK(memcmp((a), (b), (n)) != 0, "%s and %s are equal in their %zu bytes", \
-                   #a, #b, (size_t)(n))
+#define assert_memory_equal(a, b, n)                                                          \
+    MPT_SHIM_CHECK(memcmp((a), (b), (n)) == 0, "%s and %s differ in their %zu bytes", #a, #b, \
+                   (size_t)(n))
+#define assert_memory_not_equal(a, b, n)                                                     \
+    MPT_SHIM_CHECK(memcmp((a), (b), (n)) != 0, "%s and %s are equal in their %zu bytes", #a, \
+                   #b, (size_t)(n))
 #define fail_msg(...) mpt_shim_fail(__FILE__, __LINE__, __VA_ARGS__)
 #define fail() mpt_shim_fail(__FILE__, __LINE__, "fail()")
-#define skip()                                                                    \
-    do {                                                                          \
-        if (mpt_shim()->in_test)                                                  \
-            longjmp(mpt_shim()->jump, MPT_SHIM_SKIPPED);                          \
-        exit(0);                                                                  \
+#define skip()                                           \
+    do {                                                 \
+        if (mpt_shim()->in_test)                         \
+            longjmp(mpt_shim()->jump, MPT_SHIM_SKIPPED); \
+        exit(0);                                         \
     } while (0)
 #define print_message(...) printf(__VA_ARGS__)
 #define print_error(...) fprintf(stderr, __VA_ARGS__)
@@ -141,8 +147,7 @@ static inline int mpt_shim_step(CMUnitTestFunction test, CMFixtureFunction fixtu
 }
 
 static inline int mpt_shim_run(const char *group, const struct CMUnitTest *tests, size_t n,
-                               CMFixtureFunction group_setup,
-                               CMFixtureFunction group_teardown)
+                               CMFixtureFunction group_setup, CMFixtureFunction group_teardown)
 {
     void *group_state = NULL;
     size_t failed = 0, passed = 0, run = 0;
@@ -166,12 +171,13 @@ static inline int mpt_shim_run(const char *group, const struct CMUnitTest *tests
             r = MPT_SHIM_FAILED;
         else {
             r = mpt_shim_step(t->test_func, NULL, &state);
-            if (t->teardown_func != NULL &&
-                mpt_shim_step(NULL, t->teardown_func, &state) != 0)
+            if (t->teardown_func != NULL && mpt_shim_step(NULL, t->teardown_func, &state) != 0)
                 r = MPT_SHIM_FAILED;
         }
-        printf("%s %s\n", r == 0 ? "[       OK ]" : r == MPT_SHIM_SKIPPED ? "[  SKIPPED ]"
-                                                                         : "[  FAILED  ]",
+        printf("%s %s\n",
+               r == 0                  ? "[       OK ]"
+               : r == MPT_SHIM_SKIPPED ? "[  SKIPPED ]"
+                                       : "[  FAILED  ]",
                t->name);
         fflush(stdout);
         failed += r == MPT_SHIM_FAILED;
