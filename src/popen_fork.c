@@ -93,12 +93,27 @@ static void abandon_child(pid_t pid)
         ;
 }
 
+int mp__sentinel_reaped(mp__popen *po)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+        return mp__errno();
+    close(pfd[1]);
+    po->sentinel = pfd[0];
+    po->kind = MP__SENTINEL_PIPE;
+    __atomic_store_n(&po->exitcode, 255, __ATOMIC_RELAXED);
+    __atomic_store_n(&po->ended, 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
 /* In the parent after the fork. */
 static int sentinel_finish(mp__popen *po, pid_t pid, int pfd[2])
 {
     po->pid = pid;
     if (pfd[0] < 0) {
         int fd = sys_pidfd_open(pid);
+        if (fd < 0 && errno == ESRCH)
+            return mp__sentinel_reaped(po);
         if (fd < 0) {
             int r = mp__errno();
             abandon_child(pid);

@@ -52,6 +52,8 @@ static int spawn_launch(mp_process *p, mp__popen *po)
         return 0;
     }
     int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0 && errno == ESRCH)
+        return mp__sentinel_reaped(po);
     if (fd < 0) {
         r = mp__errno();
         kill(pid, SIGKILL);

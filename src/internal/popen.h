@@ -105,6 +105,15 @@ int mp__child_wait(mp__popen *po, const mp__deadline *d, int *exitcode);
 int mp__child_send_signal(mp__popen *po, int sig);
 void mp__child_close(mp__popen *po);
 
+/*
+ * mp__sentinel_reaped: pidfd_open found no such process, so the child has
+ * already ended and was reaped behind libmp's back (SIGCHLD ignored, a
+ * waitpid(-1) elsewhere) before its parent could open the pidfd.  Gives
+ * *po a sentinel that is readable at once (a pipe with no writer) and the
+ * exit code of any child reaped so, 255.  0, or -errno.
+ */
+int mp__sentinel_reaped(mp__popen *po);
+
 /* Tests set this to force the pipe sentinel where pidfds work. */
 extern bool mp__sentinel_force_pipe;
 
