@@ -736,8 +736,9 @@ static void test_arena_taken(void **state)
         setenv("MPT_OCCUPY_ARENA", how[i], 1);
         mp_process *p = mp_process_new(.target = ret_arg, .arg = &v, .arg_size = sizeof v,
                                        .ctx = ctx_of("spawn"));
-        assert_int_equal(mp_process_start(p), -EADDRINUSE);
-        unsetenv("MPT_OCCUPY_ARENA");
+        int r = mp_process_start(p);
+        unsetenv("MPT_OCCUPY_ARENA"); /* first: a failure must not leave it set */
+        assert_int_equal(r, -EADDRINUSE);
         assert_int_equal(mp_process_start(p), 0); /* the object is still usable */
         assert_int_equal(mp_process_join(p, 30), 0);
         mp_process_free(p);
@@ -984,7 +985,14 @@ static int emfile_start(int spare)
 
 static void test_forkserver_emfile(void **state)
 {
-    for (int spare = 0; spare < 2; spare++) {
+    /* valgrind keeps the fd limit itself (setrlimit does not reach the
+     * kernel): calls that return one fd fail at it, but fds received with
+     * SCM_RIGHTS do not, so the answer's fds are never cut there. */
+    int cases = mpt_valgrind() ? 1 : 2;
+    if (cases == 1)
+        fprintf(stderr, "test_forkserver_emfile: under valgrind, only the case with no fd "
+                        "left (valgrind does not apply its fd limit to received fds)\n");
+    for (int spare = 0; spare < cases; spare++) {
         fflush(NULL);
         pid_t pid = fork();
         if (pid == 0)
