@@ -3062,6 +3062,472 @@ static void test_mgr_limits(void **state)
     mp_manager_free(m);
 }
 
+/* ---- proxies stored in managed objects -------------------------------------- */
+
+/* d[key] as a proxy (Python's d[key] when the value is a proxy). */
+static mp_proxy *dict_proxy_at(mp_proxy *d, const char *key)
+{
+    mp_val *r = NULL;
+    assert_int_equal(mp_dict_getitem(d, MP_STR(key), &r), 0);
+    assert_int_equal(mp_val_typeof(r), MP_VAL_PROXY);
+    mp_proxy *p = mp_proxy_from_val(NULL, r);
+    mp_val_free(r);
+    assert_non_null(p);
+    return p;
+}
+
+static mp_proxy *list_proxy_at(mp_proxy *l, int64_t i)
+{
+    mp_val *r = NULL;
+    assert_int_equal(mp_list_get(l, i, &r), 0);
+    assert_int_equal(mp_val_typeof(r), MP_VAL_PROXY);
+    mp_proxy *p = mp_proxy_from_val(NULL, r);
+    mp_val_free(r);
+    assert_non_null(p);
+    return p;
+}
+
+static int64_t dict_int(mp_proxy *d, const char *key)
+{
+    mp_val *v = NULL;
+    int64_t i = -1;
+    assert_int_equal(mp_dict_getitem(d, MP_STR(key), &v), 0);
+    assert_int_equal(mp_val_as_int(v, &i), 0);
+    mp_val_free(v);
+    return i;
+}
+
+/* CPython's test_dict_proxy_nested, step by step. */
+static void nested_dicts(mp_manager *m)
+{
+    ssize_t base = mp_manager_object_count(m);
+    assert_true(base >= 0);
+    mp_proxy *pets = mp_manager_dict(m, MP_DICT(MP_STR("ferrets"), MP_I64(2),
+                                                MP_STR("hamsters"), MP_I64(4)));
+    mp_proxy *supplies = mp_manager_dict(m, MP_DICT(MP_STR("water"), MP_I64(10),
+                                                    MP_STR("feed"), MP_I64(3)));
+    mp_val *rp = mp_val_proxy(pets), *rs = mp_val_proxy(supplies);
+    assert_non_null(rp);
+    assert_string_equal(mp_val_type_name(rp), "DictProxy");
+    assert_string_equal(rp->ref.type_id, "dict");
+    mp_proxy *d = mp_manager_dict(m, MP_DICT(MP_STR("pets"), rp, MP_STR("supplies"), rs));
+    assert_non_null(d);
+    mp_val_free(rp);
+    mp_val_free(rs);
+    assert_int_equal(mp_manager_object_count(m), base + 3);
+
+    mp_proxy *x = dict_proxy_at(d, "supplies");
+    assert_int_equal(mp_proxy_kind_of(x), MP_PROXY_DICT);
+    assert_int_equal(dict_int(x, "water"), 10);
+    assert_int_equal(mp_dict_set(x, MP_STR("blankets"), MP_I64(5)), 0);
+    mp_proxy_free(x);
+    assert_int_equal(dict_int(supplies, "blankets"), 5);
+    assert_int_equal(mp_dict_set(supplies, MP_STR("water"), MP_I64(7)), 0);
+    x = dict_proxy_at(d, "supplies");
+    assert_int_equal(dict_int(x, "water"), 7);
+    mp_proxy_free(x);
+
+    /* The container keeps them alive once their proxies are gone. */
+    mp_proxy_free(pets);
+    mp_proxy_free(supplies);
+    assert_int_equal(mp_manager_object_count(m), base + 3);
+    pets = dict_proxy_at(d, "pets");
+    assert_int_equal(dict_int(pets, "ferrets"), 2);
+    supplies = dict_proxy_at(d, "supplies");
+    assert_int_equal(mp_dict_set(supplies, MP_STR("blankets"), MP_I64(11)), 0);
+    x = dict_proxy_at(d, "supplies");
+    assert_int_equal(dict_int(x, "blankets"), 11);
+    mp_proxy_free(x);
+
+    /* Emptied, the outer dict lets go; the proxies still hold them. */
+    assert_int_equal(mp_dict_clear(d), 0);
+    assert_int_equal(mp_dict_len(d), 0);
+    assert_int_equal(dict_int(supplies, "water"), 7);
+    assert_int_equal(dict_int(pets, "hamsters"), 4);
+
+    /* A list of them (l = m.list([pets, supplies])). */
+    rp = mp_val_proxy(pets);
+    rs = mp_val_proxy(supplies);
+    mp_proxy *l = mp_manager_list(m, MP_LIST(rp, rs));
+    mp_val_free(rp);
+    mp_val_free(rs);
+    x = list_proxy_at(l, 0);
+    assert_int_equal(mp_dict_set(x, MP_STR("marmots"), MP_I64(1)), 0);
+    mp_proxy_free(x);
+    assert_int_equal(dict_int(pets, "marmots"), 1);
+    mp_proxy_free(pets);
+    mp_proxy_free(supplies);
+    x = list_proxy_at(l, 0);
+    assert_int_equal(dict_int(x, "marmots"), 1);
+    mp_proxy_free(x);
+
+    /* outer = m.list([[88, 99], l]): a plain list stays a list. */
+    mp_val *rl = mp_val_proxy(l);
+    mp_proxy *outer = mp_manager_list(m, MP_LIST(MP_LIST(MP_I64(88), MP_I64(99)), rl));
+    mp_val_free(rl);
+    mp_val *v = NULL;
+    assert_int_equal(mp_list_get(outer, 0, &v), 0);
+    assert_val(v, "[88, 99]");
+    mp_proxy *inner = list_proxy_at(outer, -1);
+    x = list_proxy_at(inner, -1);
+    assert_int_equal(dict_int(x, "feed"), 3);
+    mp_proxy_free(x);
+    mp_proxy_free(inner);
+    /* The repr of the whole list names the proxy. */
+    assert_int_equal(mp_list_copy(outer, &v), 0);
+    char *text = mp_val_repr(v);
+    mp_val_free(v);
+    assert_non_null(strstr(text, "[[88, 99], <ListProxy object, typeid 'list', id "));
+    free(text);
+
+    /* Freeing the containers frees everything they alone held. */
+    mp_proxy_free(l);
+    assert_true(mp_manager_object_count(m) > base + 1);
+    mp_proxy_free(outer);
+    assert_int_equal(mp_manager_object_count(m), base + 1);
+    mp_proxy_free(d);
+    assert_int_equal(mp_manager_object_count(m), base);
+}
+
+/* CPython's test_list_proxy_in_list and test_nested_queue. */
+static void nested_lists_queues(mp_manager *m)
+{
+    ssize_t base = mp_manager_object_count(m);
+    /* a = m.list([m.list(range(3)) for _ in range(3)]): the proxies live
+     * until the outer list holds their objects. */
+    mp_val *refs = mp_val_list();
+    mp_proxy *ps[3];
+    for (int i = 0; i < 3; i++) {
+        mp_val *range = mp_val_range(0, 3, 1);
+        ps[i] = mp_manager_list(m, range);
+        mp_val_free(range);
+        mp_val *r = mp_val_proxy(ps[i]);
+        assert_int_equal(mp_val_list_append(refs, r), 0);
+        mp_val_free(r);
+    }
+    mp_proxy *a = mp_manager_list(m, refs);
+    mp_val_free(refs);
+    for (int i = 0; i < 3; i++)
+        mp_proxy_free(ps[i]);
+    assert_int_equal(mp_manager_object_count(m), base + 4);
+    for (int i = 0; i < 3; i++) {
+        mp_proxy *x = list_proxy_at(a, i);
+        assert_int_equal(mp_list_len(x), 3);
+        mp_val *v;
+        assert_int_equal(mp_list_copy(x, &v), 0);
+        assert_val(v, "[0, 1, 2]");
+        mp_proxy_free(x);
+    }
+    mp_proxy *x = list_proxy_at(a, 0);
+    assert_int_equal(mp_list_set(x, -1, MP_I64(55)), 0);
+    mp_proxy_free(x);
+    x = list_proxy_at(a, 0);
+    mp_val *v;
+    assert_int_equal(mp_list_get(x, -1, &v), 0);
+    assert_val(v, "55");
+    mp_proxy_free(x);
+    /* Overwriting and removing entries lets the inner lists go. */
+    assert_int_equal(mp_list_set(a, 0, MP_STR("plain")), 0);
+    assert_int_equal(mp_manager_object_count(m), base + 3);
+    /* A popped reference was its object's last holder: the object is gone
+     * (take a proxy before removing it; docs/managers.md). */
+    assert_int_equal(mp_list_pop(a, -1, &v), 0);
+    assert_int_equal(mp_manager_object_count(m), base + 2);
+    assert_null(mp_proxy_from_val(NULL, v));
+    assert_int_equal(mp_last_error(), MP_EREMOTE);
+    mp_val_free(v);
+    assert_int_equal(mp_list_del(a, 1), 0);
+    assert_int_equal(mp_manager_object_count(m), base + 1);
+    /* a[0] was a list proxy; an append of itself makes no trouble. */
+    mp_val *ra = mp_val_proxy(a);
+    assert_int_equal(mp_list_append(a, ra), 0);
+    assert_int_equal(mp_list_remove(a, ra), 0);
+    mp_val_free(ra);
+    assert_int_equal(mp_list_len(a), 1);
+
+    /* Queues in a list and in a dict. */
+    mp_proxy *q = mp_manager_queue(m, 0);
+    mp_val *rq = mp_val_proxy(q);
+    assert_int_equal(mp_list_append(a, rq), 0);
+    mp_proxy_free(q);
+    mp_proxy *d = mp_manager_dict(m, NULL);
+    assert_int_equal(mp_dict_set(d, MP_I64(0), rq), 0);
+    mp_val_free(rq);
+    q = list_proxy_at(a, -1);
+    assert_int_equal(mp_proxy_kind_of(q), MP_PROXY_QUEUE);
+    assert_int_equal(mp_proxy_put(q, MP_I64(123), 5), 0);
+    mp_proxy_free(q);
+    q = list_proxy_at(a, -1);
+    assert_int_equal(mp_proxy_get(q, 5, &v), 0);
+    assert_val(v, "123");
+    mp_proxy_free(q);
+    assert_int_equal(mp_dict_getitem(d, MP_I64(0), &v), 0);
+    q = mp_proxy_from_val(NULL, v);
+    mp_val_free(v);
+    assert_int_equal(mp_proxy_put(q, MP_I64(456), 5), 0);
+    assert_int_equal(mp_proxy_get(q, 5, &v), 0);
+    assert_val(v, "456");
+    mp_proxy_free(q);
+    mp_proxy_free(a);
+    mp_proxy_free(d);
+    assert_int_equal(mp_manager_object_count(m), base);
+}
+
+struct nested_arg {
+    mp_proxy *d;
+    int id;
+};
+
+/* A child: d['l'].append(id) and d['ns'] set through the outer dict. */
+static int nested_child(void *arg, size_t size)
+{
+    struct nested_arg *a = arg;
+    mp_val *r = NULL;
+    if (mp_dict_getitem(a->d, MP_STR("l"), &r) != 0)
+        return 10;
+    mp_proxy *l = mp_proxy_from_val(NULL, r);
+    mp_val_free(r);
+    if (l == NULL)
+        return 11;
+    int rc = mp_list_append(l, MP_I64(a->id)) == 0 ? 0 : 12;
+    /* Store a proxy of its own making; the parent reads it. */
+    mp_proxy *mine = mp_manager_list(l->m, MP_LIST(MP_I64(a->id * 10)));
+    r = mine ? mp_val_proxy(mine) : NULL;
+    if (r == NULL || mp_dict_set(a->d, MP_I64(a->id), r) != 0)
+        rc = 13;
+    mp_val_free(r);
+    mp_proxy_free(mine);
+    mp_proxy_free(l);
+    return rc;
+}
+
+static void test_mgr_nested_proxies(void **state)
+{
+    mp_manager *m = started();
+    nested_dicts(m);
+    nested_lists_queues(m);
+
+    /* Children of every start method mutate through the outer container. */
+    ssize_t base = mp_manager_object_count(m);
+    mp_proxy *l = mp_manager_list(m, NULL);
+    mp_val *rl = mp_val_proxy(l);
+    mp_proxy *d = mp_manager_dict(m, MP_DICT(MP_STR("l"), rl));
+    mp_val_free(rl);
+    mp_proxy_free(l);
+    mp_process *ps[3];
+    struct nested_arg na = {.d = d};
+    for (int i = 0; i < 3; i++) {
+        na.id = i + 1;
+        ps[i] = mp_process_new(.target = nested_child, .arg = &na, .arg_size = sizeof na);
+        assert_int_equal(mp_process_start(ps[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        int code = -1;
+        assert_int_equal(mp_process_join(ps[i], MP_FOREVER), 0);
+        assert_int_equal(mp_process_exitcode(ps[i], &code), 0);
+        assert_int_equal(code, 0);
+        mp_process_free(ps[i]);
+    }
+    l = dict_proxy_at(d, "l");
+    assert_int_equal(mp_list_len(l), 3);
+    assert_int_equal(mp_list_sort(l, NULL, false), 0);
+    mp_val *v;
+    assert_int_equal(mp_list_copy(l, &v), 0);
+    assert_val(v, "[1, 2, 3]");
+    mp_proxy_free(l);
+    assert_int_equal(mp_dict_getitem(d, MP_I64(2), &v), 0);
+    l = mp_proxy_from_val(NULL, v);
+    mp_val_free(v);
+    assert_int_equal(mp_list_copy(l, &v), 0);
+    assert_val(v, "[20]");
+    mp_proxy_free(l);
+    assert_int_equal(mp_manager_object_count(m), base + 5);
+    mp_proxy_free(d);
+    assert_int_equal(mp_manager_object_count(m), base);
+
+    /* A proxy of another manager cannot be stored here. */
+    mp_manager *m2 = started();
+    mp_proxy *other = mp_manager_list(m2, NULL);
+    mp_val *ro = mp_val_proxy(other);
+    d = mp_manager_dict(m, NULL);
+    assert_int_equal(mp_dict_set(d, MP_I64(1), ro), MP_EINVAL);
+    assert_null(mp_proxy_from_val(m, ro));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    /* Not a key, not a set member, not a reference: MP_EINVAL. */
+    assert_false(mp_val_hashable(ro));
+    assert_null(mp_proxy_from_val(NULL, MP_I64(1)));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_proxy_from_val(NULL, NULL));
+    /* Bytes that claim an object the server does not hold. */
+    mp_val *forged = mp__val_new_ref("list", 4, "", 0, 999999, MP_PROXY_LIST);
+    assert_int_equal(mp_dict_set(d, MP_I64(1), forged), MP_EREMOTE);
+    assert_string_equal(mp_remote_error_type(), "KeyError");
+    assert_null(mp_proxy_from_val(NULL, forged)); /* no manager to ask */
+    assert_null(mp_proxy_from_val(m, forged));
+    assert_int_equal(mp_last_error(), MP_EREMOTE);
+    mp_val_free(forged);
+    /* The wrong kind or typeid for an id that exists: refused too. */
+    mp_val *rd = mp_val_proxy(d);
+    void *enc;
+    size_t n;
+    assert_int_equal(mp_val_encode(rd, &enc, &n), 0);
+    mp_val *dec;
+    assert_int_equal(mp_val_decode(enc, n, &dec, NULL), 0);
+    free(enc);
+    assert_true(mp_val_eq(dec, rd));
+    mp_proxy *again = mp_proxy_from_val(m, dec); /* a decoded one needs m */
+    assert_non_null(again);
+    assert_int_equal(mp_dict_set(again, MP_I64(5), MP_I64(6)), 0);
+    assert_int_equal(mp_dict_len(d), 1);
+    mp_proxy_free(again);
+    dec->ref.kind = MP_PROXY_LIST;
+    assert_null(mp_proxy_from_val(m, dec));
+    assert_int_equal(mp_last_error(), MP_EREMOTE);
+    mp_val_free(dec);
+    mp_val_free(rd);
+    mp_proxy_free(d);
+
+    /* A proxy of an object whose server died: MP_EEOF. */
+    mp_proxy *ql = mp_manager_list(m2, NULL);
+    mp_val *rq = mp_val_proxy(ql);
+    assert_int_equal(mp_list_append(ql, ro), 0);
+    mp_proxy *held = list_proxy_at(ql, 0);
+    mp_proxy_free(other);
+    assert_int_equal(kill(mp_manager_pid(m2), SIGKILL), 0);
+    double t0 = mp__now();
+    while (mp_list_len(held) != MP_EEOF && mp__now() - t0 < 5)
+        usleep(10000);
+    assert_int_equal(mp_list_len(held), MP_EEOF);
+    assert_null(mp_proxy_from_val(NULL, rq));
+    assert_int_equal(mp_last_error(), MP_EEOF);
+    assert_null(mp_proxy_from_val(NULL, ro));
+    assert_int_equal(mp_last_error(), MP_EEOF);
+    mp_val_free(rq);
+    mp_val_free(ro);
+    mp_proxy_free(held);
+    mp_proxy_free(ql);
+    stop(m2);
+    stop(m);
+}
+
+/* The same through a socket connection (another program's view). */
+static void test_mgr_nested_proxies_remote(void **state)
+{
+    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0);
+    assert_int_equal(mp_manager_start(m), 0);
+    int port = 0;
+    mp_manager_address(m, NULL, 0, NULL, 0, &port);
+    mp_manager *rm = mp_manager_new(.host = "127.0.0.1", .port = port);
+    assert_int_equal(mp_manager_connect(rm), 0);
+    ssize_t base = mp_manager_object_count(rm);
+    mp_proxy *q = mp_manager_queue(rm, 0);
+    mp_val *rq = mp_val_proxy(q);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%d", port);
+    assert_string_equal(mp_val_proxy_address(rq), want);
+    mp_proxy *d = mp_manager_dict(rm, NULL);
+    assert_int_equal(mp_dict_set(d, MP_STR("q"), rq), 0);
+    mp_val_free(rq);
+    mp_proxy_free(q);
+    q = dict_proxy_at(d, "q");
+    assert_null(mp_proxy_native(q));
+    assert_int_equal(mp_proxy_put(q, MP_STR("x"), 5), 0);
+    mp_proxy_free(q);
+    /* The family side sees the same objects. */
+    assert_int_equal(mp_manager_object_count(m), base + 2);
+    mp_proxy *fq = mp_manager_dict(m, NULL);
+    mp_proxy_free(fq);
+    q = dict_proxy_at(d, "q");
+    mp_val *v;
+    assert_int_equal(mp_proxy_get(q, 5, &v), 0);
+    assert_val(v, "'x'");
+    mp_proxy_free(q);
+    /* A reference through the family's manager object is another
+     * manager's for the connected one. */
+    mp_proxy *fl = mp_manager_list(m, NULL);
+    mp_val *rf = mp_val_proxy(fl);
+    assert_int_equal(mp_dict_set(d, MP_STR("l"), rf), MP_EINVAL);
+    mp_val_free(rf);
+    mp_proxy_free(fl);
+    mp_proxy_free(d);
+    assert_int_equal(mp_manager_object_count(rm), base);
+    mp_manager_free(rm);
+    stop(m);
+}
+
+/* Proxy references in the value encoding: exact bytes and garbage. */
+static void test_codec_proxy_refs(void **state)
+{
+    static const uint8_t good[] = {0x0a, 0x05, 0x02, 0x04, 'l', 'i', 's', 't', 0x02, '/', 'x'};
+    mp_val *v = NULL;
+    assert_int_equal(mp_val_decode(good, sizeof good, &v, NULL), 0);
+    assert_int_equal(mp_val_typeof(v), MP_VAL_PROXY);
+    assert_int_equal(v->ref.oid, 5);
+    assert_int_equal(v->ref.kind, MP_PROXY_LIST);
+    assert_string_equal(v->ref.type_id, "list");
+    assert_string_equal(mp_val_proxy_address(v), "/x");
+    assert_repr(v, "<ListProxy object, typeid 'list', id 5>");
+    assert_true(mp_val_truth(v));
+    assert_int_equal(mp_val_len(v), 0);
+    uint64_t h;
+    assert_int_equal(mp_val_hash(v, &h), MP_EINVAL);
+    assert_true(mp_val_cmp(v, MP_EMPTY_DICT) > 0);
+    mp_val *c = mp_val_copy(v);
+    assert_true(mp_val_eq(c, v));
+    c->ref.oid = 6;
+    assert_false(mp_val_eq(c, v));
+    assert_true(mp_val_cmp(v, c) < 0);
+    mp_val_free(c);
+    void *buf;
+    size_t n;
+    assert_int_equal(mp_val_encode(v, &buf, &n), 0);
+    assert_int_equal(n, sizeof good);
+    assert_memory_equal(buf, good, n);
+    free(buf);
+    /* As a dict key: unhashable. */
+    mp_val *dict = mp_val_dict();
+    assert_int_equal(mp_val_dict_set(dict, v, MP_NONE), MP_EINVAL);
+    assert_int_equal(mp_val_dict_set(dict, MP_NONE, v), 0);
+    assert_int_equal(mp_val_encode(dict, &buf, &n), 0);
+    mp_val *back;
+    assert_int_equal(mp_val_decode(buf, n, &back, NULL), 0);
+    assert_true(mp_val_eq(back, dict));
+    mp_val_free(back);
+    free(buf);
+    mp_val_free(dict);
+    mp_val_free(v);
+    /* Truncated at every byte. */
+    for (size_t k = 0; k < sizeof good; k++)
+        expect_bad(good, k);
+    /* Id 0, kind 0, kind past the last, an empty or too long typeid, a NUL
+     * in it, invalid UTF-8, an address that is too long. */
+    expect_bad("\x0a\x00\x02\x01l\x00", 6);
+    expect_bad("\x0a\x01\x00\x01l\x00", 6);
+    expect_bad("\x0a\x01\x11\x01l\x00", 6);
+    expect_bad("\x0a\x01\x7f\x01l\x00", 6);
+    expect_bad("\x0a\x01\x02\x00\x00", 5);
+    expect_bad("\x0a\x01\x02\x02l\x00\x00", 7);
+    expect_bad("\x0a\x01\x02\x01\xff\x00", 6);
+    expect_bad("\x0a\x01\x02\x01l\x01\xff", 7);
+    expect_bad("\x0a\x01\x02\x01l\x01\x00", 7);
+    uint8_t longid[4 + 48 + 1] = {0x0a, 0x01, 0x02, 48};
+    memset(longid + 4, 'a', 48);
+    longid[52] = 0x00;
+    expect_bad(longid, sizeof longid);
+    longid[3] = 47;
+    longid[51] = 0x00;
+    assert_int_equal(mp_val_decode(longid, sizeof longid - 1, &v, NULL), 0);
+    mp_val_free(v);
+    uint8_t longaddr[7 + 256] = {0x0a, 0x01, 0x02, 0x01, 'l', 0x80, 0x02};
+    memset(longaddr + 7, 'a', 256);
+    expect_bad(longaddr, sizeof longaddr);
+    /* Overflowing oid varint, a varint kind that does not fit. */
+    expect_bad("\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02\x02\x01l\x00", 15);
+    expect_bad("\x0a\x01\xff\xff\xff\xff\x7f\x01l\x00", 10);
+    /* Trailing garbage after a good reference. */
+    expect_bad("\x0a\x01\x02\x01l\x00\x00", 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -3103,6 +3569,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mgr_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_operators_iter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_limits, setup, teardown),
+        cmocka_unit_test(test_codec_proxy_refs),
+        cmocka_unit_test_setup_teardown(test_mgr_nested_proxies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_nested_proxies_remote, setup, teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
 }

@@ -29,6 +29,10 @@
  *   for x in proxy: ...                      mp_proxy_iter_new / mp_proxy_iter_next / _free
  *   s = m.set(init); s.add(x) ...            mp_manager_set(m, init); mp_setproxy_add(s, x) ...
  *   ns.x = v; ns.x; del ns.x                 mp_namespace_set / mp_namespace_get / mp_namespace_del
+ *   d['a'] = m.list(); d['a'].append(1)      r = mp_val_proxy(l); mp_dict_set(d, k, r);
+ *                                            mp_dict_getitem(d, k, &r);
+ *                                            l2 = mp_proxy_from_val(NULL, r)
+ *   m._number_of_objects()                   mp_manager_object_count(m)
  *   proxy.method(*args)                      mp_proxy_call(p, "method", args, &result)
  *   str(proxy), repr(proxy)                  mp_proxy_tostring(p), mp_proxy_repr(p)
  *   RemoteError, exceptions from methods     MP_EREMOTE; mp_remote_error_type() / _message()
@@ -398,6 +402,63 @@ MP_EXTERN mp_proxy *mp_manager_create(mp_manager *m, const char *type_name,
  * released.  NULL is a no-op.
  */
 MP_EXTERN void mp_proxy_free(mp_proxy *p);
+
+/* ---- proxies stored in managed objects --------------------------------------- */
+
+/*
+ * mp_val_proxy: a value that names p's object (MP_VAL_PROXY, a proxy
+ * reference: what Python pickles a proxy into, its Token: typeid, object
+ * id, server address), for storing in the same manager's objects, as in
+ * Python's d['a'] = m.list() or m.list([m.Queue()]):
+ *
+ *     mp_val *r = mp_val_proxy(inner);
+ *     mp_dict_set(d, MP_STR("a"), r);
+ *     mp_val_free(r);
+ *
+ * While a managed dict, list, namespace, value or registered object holds
+ * the reference, the server keeps the object alive, even after every proxy
+ * of it is freed; it lets it go when the entry is overwritten or removed
+ * or the container is freed (Python's refcounting through its
+ * server-side proxies).  Getting the entry back (mp_dict_getitem,
+ * mp_list_get, ...) gives the reference, which mp_proxy_from_val turns into
+ * a proxy.  A reference is only stored in its own manager: sending one to
+ * another manager's object is MP_EINVAL.  References are not hashable (no
+ * dict keys or set members).
+ *
+ * Returns a new value owned by the caller (mp_val_free; freeing it does
+ * not touch the object), or NULL with mp_last_error(): MP_EINVAL for an
+ * invalid proxy; -ENOMEM.  Fork-safe; makes no call to the server.
+ */
+MP_EXTERN mp_val *mp_val_proxy(const mp_proxy *p);
+
+/*
+ * mp_proxy_from_val: a new proxy for the object a reference names
+ * (Python's RebuildProxy, which unpickling a proxy runs): d['a'].append(1)
+ * is mp_dict_getitem, mp_proxy_from_val, mp_list_append.  The proxy is of
+ * the object's kind (a list proxy, a queue proxy, ...) and takes a
+ * reference of its own: it stays usable after the reference value is freed
+ * or the entry removed.
+ *
+ * m    the manager the reference came from, or NULL: a reference that a
+ *      call through a manager handed out (or that mp_val_proxy made)
+ *      remembers it.  Needed for one decoded from bytes (mp_val_decode).
+ * v    a proxy reference (not consumed).
+ *
+ * Returns the proxy, owned by the caller (mp_proxy_free), or NULL with
+ * mp_last_error(): MP_EINVAL when v is not a proxy reference, m is NULL and
+ * v remembers no live manager, or m is not the one v came from;
+ * MP_EREMOTE ("KeyError") when the server holds no such object any more;
+ * MP_EEOF when the server is gone; -ENOMEM.
+ */
+MP_EXTERN mp_proxy *mp_proxy_from_val(mp_manager *m, const mp_val *v);
+
+/*
+ * mp_manager_object_count: how many objects the server holds (Python's
+ * BaseManager._number_of_objects()), for finding leaks.  Returns the
+ * count; MP_EINVAL for an invalid or unstarted manager; MP_EEOF when the
+ * server is gone.
+ */
+MP_EXTERN ssize_t mp_manager_object_count(mp_manager *m);
 
 /* mp_proxy_kind: the kind of object behind p (MP_PROXY_...), or MP_EINVAL.
  * mp_proxy_typeid: its typeid ("dict", "Counter", ...), owned by the proxy;

@@ -29,6 +29,8 @@ enum mgr_op {
     MGR_OP_DECREF = 4,   /* varint oid */
     MGR_OP_SHUTDOWN = 5, /* nothing */
     MGR_OP_PING = 6,     /* nothing: replies None */
+    MGR_OP_REBUILD = 7,  /* varint oid, varint kind, str typeid: incref, a proxy reply */
+    MGR_OP_COUNT = 8,    /* nothing: replies the number of objects held */
 };
 
 enum mgr_status {
