@@ -852,6 +852,24 @@ void mp_proxy_free(mp_proxy *p)
     mp__obj_free(p);
 }
 
+mp_proxy *mp__mgr_call_proxy(mp_proxy *p, uint32_t kind, const char *method,
+                             const mp_val *const *argv, size_t n)
+{
+    int e = mp__mgr_check_proxy(p, kind);
+    if (e != 0)
+        return mp__fail_null(e);
+    struct tl_state *t = tls();
+    t->req.len = 0;
+    t->req.oom = false;
+    mp__buf_putc(&t->req, MGR_OP_CALL);
+    mp__buf_varint(&t->req, p->oid);
+    put_name(&t->req, method);
+    e = put_args(&t->req, p->m, NULL, argv, n);
+    if (e == 0)
+        e = mp__mgr_transport(p->m, &t->req, &t->rep);
+    return proxy_from_reply(p->m, t, e);
+}
+
 mp_val *mp_val_proxy(const mp_proxy *p)
 {
     if (mp__mgr_check_proxy(p, 0) != 0)

@@ -412,6 +412,11 @@ static int obj_register(struct mgr_srv *s, uint32_t kind, int typeidx, void *ptr
     return 0;
 }
 
+int mp__srv_register(struct mgr_srv *s, uint32_t kind, void *obj, struct mgr_reply *r)
+{
+    return obj_register(s, kind, -1, obj, r);
+}
+
 /* ---- requests --------------------------------------------------------------- */
 
 static int do_create(struct mgr_srv *s, const char *typeid, size_t tlen, mp_val *args,

@@ -175,7 +175,7 @@ const char *mp_val_proxy_address(const mp_val *v)
 bool mp__ref_ok(const mp_val *v)
 {
     if (v->ref.type_id == NULL || v->ref.oid == 0 || v->ref.kind < MP_PROXY_DICT ||
-        v->ref.kind > MP_PROXY_SET)
+        v->ref.kind > MP_PROXY_ASYNC_RESULT)
         return false;
     size_t tlen = strlen(v->ref.type_id);
     const char *addr = v->ref.type_id + tlen + 1;
@@ -195,7 +195,8 @@ const char *mp__proxy_class_name(uint32_t kind)
         [MP_PROXY_CONDITION] = "ConditionProxy", [MP_PROXY_EVENT] = "EventProxy",
         [MP_PROXY_BARRIER] = "BarrierProxy",     [MP_PROXY_QUEUE] = "AutoProxy",
         [MP_PROXY_JOINABLE_QUEUE] = "AutoProxy", [MP_PROXY_CUSTOM] = "AutoProxy",
-        [MP_PROXY_SET] = "SetProxy"};
+        [MP_PROXY_SET] = "SetProxy",             [MP_PROXY_POOL] = "PoolProxy",
+        [MP_PROXY_ASYNC_RESULT] = "AutoProxy"};
     if (kind >= sizeof names / sizeof names[0] || names[kind] == NULL)
         return "?";
     return names[kind];

@@ -3503,7 +3503,7 @@ static void test_codec_proxy_refs(void **state)
      * in it, invalid UTF-8, an address that is too long. */
     expect_bad("\x0a\x00\x02\x01l\x00", 6);
     expect_bad("\x0a\x01\x00\x01l\x00", 6);
-    expect_bad("\x0a\x01\x11\x01l\x00", 6);
+    expect_bad("\x0a\x01\x13\x01l\x00", 6);
     expect_bad("\x0a\x01\x7f\x01l\x00", 6);
     expect_bad("\x0a\x01\x02\x00\x00", 5);
     expect_bad("\x0a\x01\x02\x02l\x00\x00", 7);
@@ -3526,6 +3526,258 @@ static void test_codec_proxy_refs(void **state)
     expect_bad("\x0a\x01\xff\xff\xff\xff\x7f\x01l\x00", 10);
     /* Trailing garbage after a good reference. */
     expect_bad("\x0a\x01\x02\x01l\x00\x00", 7);
+}
+
+/* ---- a Pool in the manager ----------------------------------------------------- */
+
+static int mpool_sqr(const void *in, size_t in_size, void *out, size_t out_size, void *arg)
+{
+    int64_t x;
+    memcpy(&x, in, sizeof x);
+    if (x == -1) {
+        mp_pool_set_error("no square for %d", -1);
+        return -EDOM;
+    }
+    x *= x;
+    memcpy(out, &x, sizeof x);
+    return 0;
+}
+
+/* The bytes task: "sleep:<ms>" sleeps, "fail" fails, else echoes upper-cased. */
+static int mpool_bytes(const void *in, size_t n, mp_pool_out *out, void *arg)
+{
+    if (arg != NULL)
+        return -EFAULT;
+    if (n > 6 && memcmp(in, "sleep:", 6) == 0) {
+        char ms[16] = "";
+        memcpy(ms, (const char *)in + 6, n - 6 < 15 ? n - 6 : 15);
+        usleep((useconds_t)atoi(ms) * 1000);
+        return mp_pool_out_write(out, "slept", 5);
+    }
+    if (n == 4 && memcmp(in, "fail", 4) == 0) {
+        mp_pool_set_error("failed on purpose");
+        return -ERANGE;
+    }
+    char *p = mp_pool_out_reserve(out, n);
+    if (p == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        char c = ((const char *)in)[i];
+        p[i] = (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
+    }
+    return 0;
+}
+
+static int mpool_child(void *arg, size_t size)
+{
+    mp_proxy *pool = *(mp_proxy **)arg;
+    int64_t in[20], out[20];
+    for (int i = 0; i < 20; i++)
+        in[i] = i + 100;
+    if (mp_poolproxy_map(pool, mpool_sqr, in, sizeof in[0], 20, out, sizeof out[0]) != 0)
+        return 1;
+    for (int i = 0; i < 20; i++)
+        if (out[i] != (i + 100) * (i + 100))
+            return 2;
+    void *res = NULL;
+    size_t n = 0;
+    if (mp_poolproxy_apply(pool, mpool_bytes, "child", 5, &res, &n) != 0 || n != 5 ||
+        memcmp(res, "CHILD", 5) != 0)
+        return 3;
+    free(res);
+    return 0;
+}
+
+static void test_mgr_pool(void **state)
+{
+    mp_manager *m = started();
+    ssize_t base = mp_manager_object_count(m);
+    mp_proxy *pool = mp_manager_pool(m, 2);
+    assert_non_null(pool);
+    assert_int_equal(mp_proxy_kind_of(pool), MP_PROXY_POOL);
+    assert_string_equal(mp_proxy_typeid(pool), "Pool");
+    assert_proxy_repr(pool, "<Pool processes=2>");
+
+    /* apply (test_apply: sqr(5)), as bytes. */
+    void *res = NULL;
+    size_t n = 0;
+    assert_int_equal(mp_poolproxy_apply(pool, mpool_bytes, "abc", 3, &res, &n), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(res, "ABC", 3);
+    free(res);
+    assert_int_equal(mp_poolproxy_apply(pool, mpool_bytes, NULL, 0, NULL, NULL), 0);
+
+    /* map (test_map), and over nothing (test_empty_iterable). */
+    int64_t in[100], out[100];
+    for (int i = 0; i < 100; i++)
+        in[i] = i;
+    memset(out, 0, sizeof out);
+    assert_int_equal(mp_poolproxy_map(pool, mpool_sqr, in, sizeof in[0], 100, out, sizeof out[0]),
+                     0);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(out[i], i * i);
+    assert_int_equal(mp_poolproxy_map(pool, mpool_sqr, NULL, sizeof in[0], 0, NULL, 8), 0);
+    mp_proxy *ar = mp_poolproxy_map_async(pool, mpool_sqr, in, sizeof in[0], 10, 8, 3);
+    assert_non_null(ar);
+    assert_int_equal(mp_asyncproxy_get(ar, 10, &res, &n), 0);
+    assert_int_equal(n, 10 * 8);
+    assert_memory_equal(res, out, 80);
+    free(res);
+    mp_proxy_free(ar);
+
+    /* A failing item: its code and message. */
+    in[7] = -1;
+    assert_int_equal(mp_poolproxy_map(pool, mpool_sqr, in, sizeof in[0], 10, out, sizeof out[0]),
+                     -EDOM);
+    assert_string_equal(mp_remote_error_message(), "no square for -1");
+    assert_int_equal(mp_poolproxy_apply(pool, mpool_bytes, "fail", 4, &res, &n), -ERANGE);
+    assert_string_equal(mp_remote_error_message(), "failed on purpose");
+
+    /* apply_async and AsyncResult (test_async, test_async_timeout). */
+    ar = mp_poolproxy_apply_async(pool, mpool_bytes, "sleep:300", 9);
+    assert_non_null(ar);
+    assert_int_equal(mp_proxy_kind_of(ar), MP_PROXY_ASYNC_RESULT);
+    assert_int_equal(mp_asyncproxy_ready(ar), 0);
+    assert_int_equal(mp_asyncproxy_successful(ar), MP_EINVAL);
+    double t0 = mp__now();
+    assert_int_equal(mp_asyncproxy_get(ar, 0.05, &res, &n), MP_ETIMEDOUT);
+    assert_true(mp__now() - t0 < 0.25);
+    assert_null(res);
+    assert_int_equal(mp_asyncproxy_wait(ar, 0.01), MP_ETIMEDOUT);
+    assert_int_equal(mp_asyncproxy_get(ar, MP_FOREVER, &res, &n), 0);
+    assert_int_equal(n, 5);
+    assert_memory_equal(res, "slept", 5);
+    free(res);
+    assert_int_equal(mp_asyncproxy_ready(ar), 1);
+    assert_int_equal(mp_asyncproxy_successful(ar), 1);
+    assert_int_equal(mp_asyncproxy_wait(ar, 0), 0);
+    mp_proxy_free(ar);
+    ar = mp_poolproxy_apply_async(pool, mpool_bytes, "fail", 4);
+    assert_int_equal(mp_asyncproxy_wait(ar, 10), 0);
+    assert_int_equal(mp_asyncproxy_successful(ar), 0);
+    assert_int_equal(mp_asyncproxy_get(ar, 0, NULL, NULL), -ERANGE);
+    mp_proxy_free(ar);
+
+    /* Processes of the family share the pool through the proxy. */
+    mp_process *ps[2];
+    for (int i = 0; i < 2; i++) {
+        ps[i] = mp_process_new(.target = mpool_child, .arg = &pool, .arg_size = sizeof pool);
+        assert_int_equal(mp_process_start(ps[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        int code = -1;
+        assert_int_equal(mp_process_join(ps[i], MP_FOREVER), 0);
+        assert_int_equal(mp_process_exitcode(ps[i], &code), 0);
+        assert_int_equal(code, 0);
+        mp_process_free(ps[i]);
+    }
+
+    /* Bad arguments. */
+    assert_null(mp_poolproxy_apply_async(pool, NULL, "x", 1));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_int_equal(mp_poolproxy_map(pool, mpool_sqr, in, 0, 3, out, 8), MP_EINVAL);
+    mp_proxy *d = mp_manager_dict(m, NULL);
+    assert_int_equal(mp_poolproxy_apply(d, mpool_bytes, "x", 1, NULL, NULL), MP_EINVAL);
+    assert_int_equal(mp_asyncproxy_get(d, 1, NULL, NULL), MP_EINVAL);
+    assert_int_equal(mp_proxy_call(pool, "map_async", MP_TUPLE(MP_I64(1)), NULL), MP_EREMOTE);
+    assert_int_equal(mp_proxy_call(pool, "map_async",
+                                   MP_TUPLE(MP_I64(1), MP_I64(2), MP_BYTES("abc", 3), MP_I64(2),
+                                            MP_I64(8), MP_I64(0)),
+                                   NULL),
+                     MP_EREMOTE);
+    assert_int_equal(mp_proxy_call(pool, "imap", NULL, NULL), MP_EREMOTE);
+    assert_string_equal(mp_remote_error_type(), "AttributeError");
+    assert_null(mp_manager_create(m, "AsyncResult", NULL));
+    mp_proxy_free(d);
+
+    /* join before close is refused; close, then join (test_make_pool). */
+    assert_int_equal(mp_poolproxy_join(pool, 1), MP_EINVAL);
+    ar = mp_poolproxy_apply_async(pool, mpool_bytes, "sleep:100", 9);
+    assert_int_equal(mp_poolproxy_close(pool), 0);
+    assert_int_equal(mp_poolproxy_apply(pool, mpool_bytes, "x", 1, NULL, NULL), MP_EREMOTE);
+    assert_int_equal(mp_poolproxy_join(pool, 30), 0);
+    assert_int_equal(mp_asyncproxy_get(ar, 0, NULL, NULL), 0);
+    mp_proxy_free(ar);
+    mp_proxy_free(pool);
+    assert_int_equal(mp_manager_object_count(m), base);
+
+    /* terminate with work pending (test_terminate). */
+    pool = mp_manager_pool(m, 1);
+    ar = mp_poolproxy_apply_async(pool, mpool_bytes, "sleep:20000", 11);
+    mp_proxy *ar2 = mp_poolproxy_apply_async(pool, mpool_bytes, "x", 1);
+    usleep(100000);
+    t0 = mp__now();
+    assert_int_equal(mp_poolproxy_terminate(pool), 0);
+    assert_int_equal(mp_poolproxy_join(pool, 30), 0);
+    assert_true(mp__now() - t0 < 10);
+    assert_int_equal(mp_asyncproxy_get(ar, 10, NULL, NULL), MP_EWORKERLOST);
+    assert_true(mp_asyncproxy_get(ar2, 10, NULL, NULL) < 0);
+    mp_proxy_free(ar);
+    /* A pool freed before its last result: the result keeps it. */
+    mp_proxy_free(pool);
+    assert_int_equal(mp_asyncproxy_ready(ar2), 1);
+    mp_proxy_free(ar2);
+    assert_int_equal(mp_manager_object_count(m), base);
+
+    /* The server dies while a result is awaited: MP_EEOF. */
+    pool = mp_manager_pool(m, 1);
+    ar = mp_poolproxy_apply_async(pool, mpool_bytes, "sleep:20000", 11);
+    pid_t spid = mp_manager_pid(m);
+    assert_int_equal(kill(spid, SIGKILL), 0);
+    t0 = mp__now();
+    assert_int_equal(mp_asyncproxy_get(ar, 30, NULL, NULL), MP_EEOF);
+    assert_true(mp__now() - t0 < 5);
+    assert_int_equal(mp_poolproxy_apply(pool, mpool_bytes, "x", 1, NULL, NULL), MP_EEOF);
+    mp_proxy_free(ar);
+    mp_proxy_free(pool);
+    stop(m);
+}
+
+/* Through a socket: the pool can be made and stopped, not sent functions. */
+static void test_mgr_pool_remote(void **state)
+{
+    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0);
+    assert_int_equal(mp_manager_start(m), 0);
+    int port = 0;
+    mp_manager_address(m, NULL, 0, NULL, 0, &port);
+    mp_manager *rm = mp_manager_new(.host = "127.0.0.1", .port = port);
+    assert_int_equal(mp_manager_connect(rm), 0);
+    mp_proxy *pool = mp_manager_pool(rm, 1);
+    assert_non_null(pool);
+    assert_int_equal(mp_poolproxy_apply(pool, mpool_bytes, "x", 1, NULL, NULL), MP_EINVAL);
+    /* A result made in the family is awaited by the remote side in the
+     * server's connection thread. */
+    mp_proxy *fpool = mp_manager_pool(m, 1);
+    mp_proxy *ar = mp_poolproxy_apply_async(fpool, mpool_bytes, "sleep:200", 9);
+    mp_val *r = mp_val_proxy(ar);
+    mp_proxy *d = mp_manager_dict(m, MP_DICT(MP_STR("r"), r));
+    void *enc;
+    size_t n;
+    assert_int_equal(mp_val_encode(r, &enc, &n), 0);
+    mp_val_free(r);
+    mp_proxy_free(ar);
+    /* The other program receives the reference as bytes. */
+    mp_val *dec;
+    assert_int_equal(mp_val_decode(enc, n, &dec, NULL), 0);
+    free(enc);
+    mp_proxy *rar = mp_proxy_from_val(rm, dec);
+    mp_val_free(dec);
+    assert_non_null(rar);
+    assert_null(mp_proxy_native(rar));
+    void *res = NULL;
+    assert_int_equal(mp_asyncproxy_get(rar, 10, &res, &n), 0);
+    assert_int_equal(n, 5);
+    assert_memory_equal(res, "slept", 5);
+    free(res);
+    assert_int_equal(mp_asyncproxy_successful(rar), 1);
+    mp_proxy_free(rar);
+    assert_int_equal(mp_poolproxy_close(pool), 0);
+    assert_int_equal(mp_poolproxy_join(pool, 30), 0);
+    mp_proxy_free(pool);
+    mp_proxy_free(fpool);
+    mp_proxy_free(d);
+    mp_manager_free(rm);
+    stop(m);
 }
 
 int main(void)
@@ -3572,6 +3824,8 @@ int main(void)
         cmocka_unit_test(test_codec_proxy_refs),
         cmocka_unit_test_setup_teardown(test_mgr_nested_proxies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_nested_proxies_remote, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_pool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_pool_remote, setup, teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
 }

@@ -284,6 +284,10 @@ void mp__obj_free(void *p);
  * while 0, freeing an object or a shared block looks for none. */
 extern _Atomic size_t mp__obj_finalizers;
 
+/* Set by a manager's server that hosts a Pool: this daemonic process may
+ * start children (process.c). */
+extern bool mp__daemon_children_ok;
+
 /* ---- function pointers across start methods (fnref.c) ----------------- */
 
 /*
