@@ -201,10 +201,8 @@ static void ares_destroy(void *obj)
 }
 
 static const struct mgr_method ares_methods[] = {
-    {"get", ares_get},
-    {"wait", ares_wait},
-    {"ready", ares_ready},
-    {"successful", ares_successful},
+    {"get", ares_get},     {"wait", ares_wait},
+    {"ready", ares_ready}, {"successful", ares_successful},
     {NULL, NULL},
 };
 
@@ -311,7 +309,8 @@ static int pool_map_async(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struc
     if (f == NULL)
         return r->code;
     if (mp_val_as_str(a->seq.items[2], &in, &len) != 0 ||
-        a->seq.items[2]->type != MP_VAL_BYTES || mp_val_as_int(a->seq.items[3], &in_size) != 0 ||
+        a->seq.items[2]->type != MP_VAL_BYTES ||
+        mp_val_as_int(a->seq.items[3], &in_size) != 0 ||
         mp_val_as_int(a->seq.items[4], &out_size) != 0 ||
         mp_val_as_int(a->seq.items[5], &chunk) != 0 || in_size <= 0 || out_size < 0 ||
         chunk < 0 || len % (uint64_t)in_size != 0)
@@ -337,8 +336,7 @@ static int pool_map_async(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struc
         return mp__reply_error(r, e, "ValueError", "map_async: %s", mp_strerror(e));
     }
     /* An empty map may be complete without a callback. */
-    if (n == 0 && atomic_load(&x->state) == ARES_PENDING &&
-        mp_async_result_ready(x->r) == 1)
+    if (n == 0 && atomic_load(&x->state) == ARES_PENDING && mp_async_result_ready(x->r) == 1)
         ares_finish(x, 0, NULL, "", 0);
     return ares_publish(s, x, r);
 }
@@ -355,8 +353,7 @@ static int pool_close(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mg
     return 0;
 }
 
-static int pool_terminate(struct mgr_srv *s, struct mgr_obj *o, mp_val *a,
-                          struct mgr_reply *r)
+static int pool_terminate(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     if (mp__args(r, "terminate", a, 0, 0) != 0)
         return r->code;
@@ -573,7 +570,7 @@ int mp_asyncproxy_successful(mp_proxy *r)
 {
     int e = bool_call(r, "successful", NULL);
     return e == MP_EREMOTE && strcmp(mp_remote_error_type(), "ValueError") == 0 ? MP_EINVAL
-                                                                                 : e;
+                                                                                : e;
 }
 
 int mp_poolproxy_apply(mp_proxy *pool, mp_pool_bytes_fn f, const void *in, size_t in_size,
@@ -635,7 +632,7 @@ int mp_poolproxy_join(mp_proxy *pool, double timeout)
     if (r == NULL) {
         int e = mp_last_error();
         return e == MP_EREMOTE && strcmp(mp_remote_error_type(), "ValueError") == 0 ? MP_EINVAL
-                                                                                     : e;
+                                                                                    : e;
     }
     int e = mp_asyncproxy_wait(r, timeout);
     if (e == 0)

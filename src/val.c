@@ -186,17 +186,24 @@ bool mp__ref_ok(const mp_val *v)
 
 const char *mp__proxy_class_name(uint32_t kind)
 {
-    static const char *const names[] = {
-        [MP_PROXY_DICT] = "DictProxy",           [MP_PROXY_LIST] = "ListProxy",
-        [MP_PROXY_NAMESPACE] = "NamespaceProxy", [MP_PROXY_VALUE] = "ValueProxy",
-        [MP_PROXY_ARRAY] = "ArrayProxy",         [MP_PROXY_LOCK] = "AcquirerProxy",
-        [MP_PROXY_RLOCK] = "AcquirerProxy",      [MP_PROXY_SEMAPHORE] = "AcquirerProxy",
-        [MP_PROXY_BOUNDED_SEMAPHORE] = "AcquirerProxy",
-        [MP_PROXY_CONDITION] = "ConditionProxy", [MP_PROXY_EVENT] = "EventProxy",
-        [MP_PROXY_BARRIER] = "BarrierProxy",     [MP_PROXY_QUEUE] = "AutoProxy",
-        [MP_PROXY_JOINABLE_QUEUE] = "AutoProxy", [MP_PROXY_CUSTOM] = "AutoProxy",
-        [MP_PROXY_SET] = "SetProxy",             [MP_PROXY_POOL] = "PoolProxy",
-        [MP_PROXY_ASYNC_RESULT] = "AutoProxy"};
+    static const char *const names[] = {[MP_PROXY_DICT] = "DictProxy",
+                                        [MP_PROXY_LIST] = "ListProxy",
+                                        [MP_PROXY_NAMESPACE] = "NamespaceProxy",
+                                        [MP_PROXY_VALUE] = "ValueProxy",
+                                        [MP_PROXY_ARRAY] = "ArrayProxy",
+                                        [MP_PROXY_LOCK] = "AcquirerProxy",
+                                        [MP_PROXY_RLOCK] = "AcquirerProxy",
+                                        [MP_PROXY_SEMAPHORE] = "AcquirerProxy",
+                                        [MP_PROXY_BOUNDED_SEMAPHORE] = "AcquirerProxy",
+                                        [MP_PROXY_CONDITION] = "ConditionProxy",
+                                        [MP_PROXY_EVENT] = "EventProxy",
+                                        [MP_PROXY_BARRIER] = "BarrierProxy",
+                                        [MP_PROXY_QUEUE] = "AutoProxy",
+                                        [MP_PROXY_JOINABLE_QUEUE] = "AutoProxy",
+                                        [MP_PROXY_CUSTOM] = "AutoProxy",
+                                        [MP_PROXY_SET] = "SetProxy",
+                                        [MP_PROXY_POOL] = "PoolProxy",
+                                        [MP_PROXY_ASYNC_RESULT] = "AutoProxy"};
     if (kind >= sizeof names / sizeof names[0] || names[kind] == NULL)
         return "?";
     return names[kind];

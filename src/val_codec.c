@@ -203,7 +203,8 @@ static int dec_ref(mp__rd *r, mp_val **out)
         (e = mp__rd_bytes(r, &tid, &tlen)) != 0 || (e = mp__rd_bytes(r, &addr, &alen)) != 0)
         return e;
     if (oid == 0 || kind < MP_PROXY_DICT || kind > MP_PROXY_ASYNC_RESULT || tlen == 0 ||
-        !ref_text_ok(tid, tlen, MP__REF_TYPEID_MAX) || !ref_text_ok(addr, alen, MP__REF_ADDR_MAX))
+        !ref_text_ok(tid, tlen, MP__REF_TYPEID_MAX) ||
+        !ref_text_ok(addr, alen, MP__REF_ADDR_MAX))
         return MP_EINVAL;
     *out = mp__val_new_ref(tid, tlen, addr, alen, oid, (uint32_t)kind);
     if (*out == NULL)

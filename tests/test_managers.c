@@ -3612,7 +3612,8 @@ static void test_mgr_pool(void **state)
     for (int i = 0; i < 100; i++)
         in[i] = i;
     memset(out, 0, sizeof out);
-    assert_int_equal(mp_poolproxy_map(pool, mpool_sqr, in, sizeof in[0], 100, out, sizeof out[0]),
+    assert_int_equal(mp_poolproxy_map(pool, mpool_sqr, in, sizeof in[0], 100, out,
+                                      sizeof out[0]),
                      0);
     for (int i = 0; i < 100; i++)
         assert_int_equal(out[i], i * i);
@@ -3627,7 +3628,8 @@ static void test_mgr_pool(void **state)
 
     /* A failing item: its code and message. */
     in[7] = -1;
-    assert_int_equal(mp_poolproxy_map(pool, mpool_sqr, in, sizeof in[0], 10, out, sizeof out[0]),
+    assert_int_equal(mp_poolproxy_map(pool, mpool_sqr, in, sizeof in[0], 10, out,
+                                      sizeof out[0]),
                      -EDOM);
     assert_string_equal(mp_remote_error_message(), "no square for -1");
     assert_int_equal(mp_poolproxy_apply(pool, mpool_bytes, "fail", 4, &res, &n), -ERANGE);
@@ -3681,8 +3683,8 @@ static void test_mgr_pool(void **state)
     assert_int_equal(mp_asyncproxy_get(d, 1, NULL, NULL), MP_EINVAL);
     assert_int_equal(mp_proxy_call(pool, "map_async", MP_TUPLE(MP_I64(1)), NULL), MP_EREMOTE);
     assert_int_equal(mp_proxy_call(pool, "map_async",
-                                   MP_TUPLE(MP_I64(1), MP_I64(2), MP_BYTES("abc", 3), MP_I64(2),
-                                            MP_I64(8), MP_I64(0)),
+                                   MP_TUPLE(MP_I64(1), MP_I64(2), MP_BYTES("abc", 3),
+                                            MP_I64(2), MP_I64(8), MP_I64(0)),
                                    NULL),
                      MP_EREMOTE);
     assert_int_equal(mp_proxy_call(pool, "imap", NULL, NULL), MP_EREMOTE);

@@ -111,11 +111,11 @@ struct mp__val_dict {
 struct mp__val_ref {
     const char *type_id; /* the object's typeid, NUL-terminated; the server's
                          * address follows its NUL (mp_val_proxy_address) */
-    uint64_t oid;       /* the object's id in its manager */
-    uint32_t kind;      /* mp_proxy_kind */
-    uint32_t bind_;     /* internal */
-    void *owner_;       /* internal */
-    uint64_t owner_id_; /* internal */
+    uint64_t oid;        /* the object's id in its manager */
+    uint32_t kind;       /* mp_proxy_kind */
+    uint32_t bind_;      /* internal */
+    void *owner_;        /* internal */
+    uint64_t owner_id_;  /* internal */
 };
 
 struct mp_val {
