@@ -20,6 +20,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The server's pool, shared by the Pool object and its results (each
  * result keeps it until it is freed). */
@@ -94,7 +95,8 @@ static void ares_finish(struct ares *a, int code, const char *msg, const void *d
             code = -ENOMEM;
             msg = "out of memory for the result";
         } else {
-            memcpy(a->data, data, n);
+            if (n > 0)
+                memcpy(a->data, data, n);
             a->size = n;
         }
     }
@@ -217,6 +219,12 @@ static int pool_create(struct mgr_srv *s, mp_val *a, void **obj, struct mgr_repl
         (mp_val_as_int(a->seq.items[0], &n) != 0 || n < 0 || n > 4096))
         return mp__reply_error(r, MP_EINVAL, "ValueError",
                                "Number of processes must be at least 1");
+    /* Only a serving server starts workers (not a dispatcher run on its
+     * own, as the request fuzzer does). */
+    mp_manager *m = mp__srv_manager(s);
+    if (atomic_load(&m->state) != MGR_RUNNING || m->server_pid != getpid())
+        return mp__reply_error(r, MP_EINVAL, "ValueError",
+                               "Pool(): the manager is not serving");
     struct hpool *h = calloc(1, sizeof *h);
     if (h == NULL)
         return oom(r);

@@ -412,6 +412,11 @@ static int obj_register(struct mgr_srv *s, uint32_t kind, int typeidx, void *ptr
     return 0;
 }
 
+mp_manager *mp__srv_manager(struct mgr_srv *s)
+{
+    return s->m;
+}
+
 int mp__srv_register(struct mgr_srv *s, uint32_t kind, void *obj, struct mgr_reply *r)
 {
     return obj_register(s, kind, -1, obj, r);

@@ -259,6 +259,9 @@ const struct mgr_kind *mp__mgr_pool_kind_by_kind(uint32_t kind);
 int mp__mgr_timed(struct mgr_srv *s, const struct mgr_obj *o, double timeout, int timeout_code,
                   int (*op)(void *obj, void *extra, double timeout), void *extra);
 
+/* The manager a server serves. */
+mp_manager *mp__srv_manager(struct mgr_srv *s);
+
 /* Hold obj, a new object of a builtin kind made by a method, and make r the
  * reply that hands out a proxy for it; 0, or -ENOMEM (with an error reply)
  * when it cannot be held (the caller still owns obj). */
