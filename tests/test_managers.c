@@ -3639,6 +3639,8 @@ static void test_mgr_pool(void **state)
     ar = mp_poolproxy_apply_async(pool, mpool_bytes, "sleep:300", 9);
     assert_non_null(ar);
     assert_int_equal(mp_proxy_kind_of(ar), MP_PROXY_ASYNC_RESULT);
+    assert_null(mp_proxy_native(ar));
+    assert_null(mp_proxy_native(pool));
     assert_int_equal(mp_asyncproxy_ready(ar), 0);
     assert_int_equal(mp_asyncproxy_successful(ar), MP_EINVAL);
     double t0 = mp__now();
