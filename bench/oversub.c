@@ -40,6 +40,8 @@
 #include <unistd.h>
 
 enum { K_RAW, K_EVENT, K_LOCK, K_SEM, K_QUEUE, NKINDS };
+static const char *const kind_id[NKINDS] = {"oversub.raw", "oversub.event", "oversub.lock",
+                                            "oversub.sem", "oversub.queue"};
 static const char *const kind_name[NKINDS] = {"raw futex, always sleeping", "Event",
                                               "Lock handoff", "Semaphore", "Queue 64 B"};
 
@@ -424,7 +426,8 @@ static void loadavg(char *buf, size_t n)
     }
 }
 
-int oversub_main(const bench_ctx *ctx, int repeats)
+int oversub_main(const bench_ctx *ctx, int repeats, bool (*selected)(const char *id),
+                 int pairs)
 {
     static const int ps[] = {1, 2, 4, 8};
     int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -441,9 +444,16 @@ int oversub_main(const bench_ctx *ctx, int repeats)
     if (rate == NULL || p50 == NULL || p99 == NULL)
         return 1;
     int fails = 0;
-    for (size_t pi = 0; pi < sizeof ps / sizeof ps[0]; pi++) {
+    bool any = false;
+    for (int k = K_EVENT; k < NKINDS; k++)
+        any |= selected(kind_id[k]);
+    for (size_t pi = 0; any && pi < sizeof ps / sizeof ps[0]; pi++) {
         double raw = 0;
+        if (pairs != 0 && ps[pi] != pairs)
+            continue;
         for (int k = 0; k < NKINDS; k++) {
+            if (k != K_RAW && !selected(kind_id[k]))
+                continue;
             int ok = 1;
             for (int r = 0; r < repeats && ok; r++)
                 ok = pingpong_once(ctx, k, ps[pi], &rate[r], &p50[r], &p99[r]) == 0;
@@ -467,6 +477,8 @@ int oversub_main(const bench_ctx *ctx, int repeats)
     free(p50);
     free(p99);
 
+    if (!selected("oversub.pool"))
+        goto out;
     printf("\n| workers | Pool.map cs=1 tasks/s (median of %d) | slowest / median "
            "| median vs 1 per core |\n|---|---|---|---|\n",
            POOL_MAPS);
@@ -486,6 +498,7 @@ int oversub_main(const bench_ctx *ctx, int repeats)
                si(m, b1, sizeof b1), r[0] / m, base > 0 ? m / base : 0);
         fflush(stdout);
     }
+out:
     loadavg(la, sizeof la);
     printf("\nload average after: %s\n", la);
     return fails != 0;

@@ -81,6 +81,12 @@ static _Atomic uint64_t busy_checked_at;
 static _Atomic uint64_t busy_seen_at; /* the last sample that said busy */
 static _Atomic int busy_now;
 static _Atomic int busy_ncpu;
+static _Atomic int busy_forced = -1;
+
+void mp__cpu_busy_force(int mode)
+{
+    atomic_store_explicit(&busy_forced, mode < 0 ? -1 : mode != 0, memory_order_relaxed);
+}
 
 static int usable_cpus(void)
 {
@@ -124,6 +130,9 @@ static int runnable_tasks(void)
 
 bool mp__cpu_busy_at(uint64_t now)
 {
+    int forced = atomic_load_explicit(&busy_forced, memory_order_relaxed);
+    if (MP__UNLIKELY(forced >= 0))
+        return forced != 0;
     uint64_t at = atomic_load_explicit(&busy_checked_at, memory_order_relaxed);
     if (at != 0 && now - at < BUSY_CHECK_NS)
         return atomic_load_explicit(&busy_now, memory_order_relaxed) != 0;

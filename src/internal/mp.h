@@ -151,6 +151,10 @@ bool mp__spin_while_equal(const uint32_t *word, uint32_t expected, uint64_t spin
 bool mp__cpu_busy(void);
 bool mp__cpu_busy_at(uint64_t now);
 
+/* Test hook: mode 1 makes mp__cpu_busy always true in this process (and
+ * its forked children), 0 always false, -1 (the default) measures. */
+void mp__cpu_busy_force(int mode);
+
 /* ---- robust process-shared mutexes (futex.c) --------------------------- */
 
 /* Initialise a PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST mutex. */
