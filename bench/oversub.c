@@ -15,9 +15,11 @@
  *   sem      two Semaphores(0): ping = release(a), acquire(b);
  *   queue    two Queues, 64 B messages.
  * Each repeat reports the total round trips per second of all pairs and
- * the p50/p99 of every round trip timed by the pinging sides; the table
- * shows the median over repeats, the slowest and fastest repeat, and the
- * ratio of the medians to raw's at the same P.
+ * the p50/p99 of every round trip timed by the pinging sides; repeats
+ * interleave the kinds.  The table shows the median over repeats, the
+ * slowest and fastest repeat, the ratio of the medians to raw's at the same
+ * P, and the median of each repeat's ratio to the raw repeat just before it
+ * ("paired": the steadier figure while the machine's load drifts).
  *
  * Pool.map: mp_pool_map of N trivial tasks, chunksize 1, with 1, 4 and 8
  * workers per core; ten timed maps each: the median rate, the slowest
@@ -385,7 +387,7 @@ static int ident(const void *in, size_t in_size, void *out, size_t out_size, voi
     return 0;
 }
 
-#define POOL_TASKS 100000
+#define POOL_TASKS 400000
 #define POOL_MAPS 10
 
 static int pool_rates(int workers, double *rates)
@@ -437,45 +439,65 @@ int oversub_main(const bench_ctx *ctx, int repeats, bool (*selected)(const char 
            "load average before: %s\n\n",
            ncpu, repeats, ctx->duration, ctx->warmup, la);
     printf("| P pairs | operation | round trips/s (median) | slowest-fastest | vs raw "
-           "| p50 | p99 |\n|---|---|---|---|---|---|---|\n");
-    double *rate = calloc((size_t)repeats, sizeof *rate);
-    double *p50 = calloc((size_t)repeats, sizeof *p50);
-    double *p99 = calloc((size_t)repeats, sizeof *p99);
-    if (rate == NULL || p50 == NULL || p99 == NULL)
+           "| vs raw, paired | p50 | p99 |\n|---|---|---|---|---|---|---|---|\n");
+    size_t nr = (size_t)repeats;
+    double *rate = calloc(NKINDS * nr, sizeof *rate);
+    double *p50 = calloc(NKINDS * nr, sizeof *p50);
+    double *p99 = calloc(NKINDS * nr, sizeof *p99);
+    double *tmp = calloc(nr, sizeof *tmp);
+    if (rate == NULL || p50 == NULL || p99 == NULL || tmp == NULL)
         return 1;
     int fails = 0;
     bool any = false;
     for (int k = K_EVENT; k < NKINDS; k++)
         any |= selected(kind_id[k]);
     for (size_t pi = 0; any && pi < sizeof ps / sizeof ps[0]; pi++) {
-        double raw = 0;
         if (pairs != 0 && ps[pi] != pairs)
             continue;
+        /* Repeats interleave the kinds (raw, Event, ..., raw, Event, ...):
+         * the load of a busy machine drifts within seconds. */
+        bool ok[NKINDS];
+        for (int k = 0; k < NKINDS; k++)
+            ok[k] = k == K_RAW || selected(kind_id[k]);
+        bool run[NKINDS];
+        memcpy(run, ok, sizeof run);
+        for (int r = 0; r < repeats; r++)
+            for (int k = 0; k < NKINDS; k++)
+                if (ok[k])
+                    ok[k] = pingpong_once(ctx, k, ps[pi], &rate[k * nr + r], &p50[k * nr + r],
+                                          &p99[k * nr + r]) == 0;
+        double raw = 0;
         for (int k = 0; k < NKINDS; k++) {
-            if (k != K_RAW && !selected(kind_id[k]))
+            if (!run[k])
                 continue;
-            int ok = 1;
-            for (int r = 0; r < repeats && ok; r++)
-                ok = pingpong_once(ctx, k, ps[pi], &rate[r], &p50[r], &p99[r]) == 0;
-            if (!ok) {
-                printf("| %d | %s | failed | | | | |\n", ps[pi], kind_name[k]);
+            if (!ok[k]) {
+                printf("| %d | %s | failed | | | | | |\n", ps[pi], kind_name[k]);
                 fails++;
                 continue;
             }
-            double m = median(rate, repeats);
-            double lo = rate[0], hi = rate[repeats - 1];
+            double *kr = rate + k * nr;
+            double paired = 0;
+            if (raw > 0 && ok[K_RAW]) {
+                for (size_t r = 0; r < nr; r++)
+                    tmp[r] = rate[K_RAW * nr + r] > 0 ? kr[r] / rate[K_RAW * nr + r] : 0;
+                paired = median(tmp, repeats);
+            }
+            memcpy(tmp, kr, nr * sizeof *tmp);
+            double m = median(tmp, repeats);
+            double lo = tmp[0], hi = tmp[nr - 1];
             if (k == K_RAW)
                 raw = m;
-            printf("| %d | %s | %s | %s-%s | %.2fx | %.1f us | %.1f us |\n", ps[pi],
+            printf("| %d | %s | %s | %s-%s | %.2fx | %.2fx | %.1f us | %.1f us |\n", ps[pi],
                    kind_name[k], si(m, b1, sizeof b1), si(lo, b2, sizeof b2),
-                   si(hi, b3, sizeof b3), raw > 0 ? m / raw : 0, median(p50, repeats) * 1e6,
-                   median(p99, repeats) * 1e6);
+                   si(hi, b3, sizeof b3), raw > 0 ? m / raw : 0, k == K_RAW ? 1.0 : paired,
+                   median(p50 + k * nr, repeats) * 1e6, median(p99 + k * nr, repeats) * 1e6);
             fflush(stdout);
         }
     }
     free(rate);
     free(p50);
     free(p99);
+    free(tmp);
 
     if (!selected("oversub.pool"))
         goto out;
