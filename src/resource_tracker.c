@@ -42,6 +42,10 @@
 
 #define TRACKER_MAGIC MP__MAGIC('t', 'r', 'k', 'r')
 #define REC_LIVE MP__MAGIC('r', 'e', 'c', '1')
+/* A name recorded before it was made: one only this family can have made
+ * (a random name, or a name inside such a directory), so it is removed if
+ * it exists, whatever its identity. */
+#define REC_PENDING MP__MAGIC('r', 'e', 'c', '0')
 #define NAME_LEN 264
 #define HDR_LEN 64
 #define REG_HDR "libmp registry 1\n"
@@ -118,8 +122,10 @@ static bool remove_rec(const struct rec *r)
         p = path;
     }
     struct stat st;
-    if (lstat(p, &st) != 0 || (uint64_t)st.st_dev != r->dev || (uint64_t)st.st_ino != r->ino ||
-        st.st_uid != geteuid())
+    if (lstat(p, &st) != 0 || st.st_uid != geteuid())
+        return false;
+    if (r->magic != REC_PENDING &&
+        ((uint64_t)st.st_dev != r->dev || (uint64_t)st.st_ino != r->ino))
         return false;
     switch (r->kind) {
     case MP__TRACK_SHM:
@@ -217,7 +223,8 @@ static int clean_registry(int fd)
         struct rec r;
         for (off_t off = HDR_LEN; pread(fd, &r, sizeof r, off) == (ssize_t)sizeof r;
              off += (off_t)sizeof r) {
-            if (r.magic != REC_LIVE || (r.kind == MP__TRACK_DIR) != (pass == 1))
+            if ((r.magic != REC_LIVE && r.magic != REC_PENDING) ||
+                (r.kind == MP__TRACK_DIR) != (pass == 1))
                 continue;
             if (remove_rec(&r) && r.kind == MP__TRACK_SHM)
                 n++;
@@ -477,18 +484,17 @@ pid_t mp__tracker_pid(void)
 
 /* The identity recorded for name: the file that fd is open on, or the
  * path itself (not followed). */
-static int identify(struct rec *r, int fd)
+static int identify(struct stat *st, const char *name, int fd)
 {
-    struct stat st;
-    if (fd >= 0 ? fstat(fd, &st) != 0 : lstat(r->name, &st) != 0)
+    if (fd >= 0 ? fstat(fd, st) != 0 : lstat(name, st) != 0)
         return mp__errno();
-    r->dev = (uint64_t)st.st_dev;
-    r->ino = (uint64_t)st.st_ino;
     return 0;
 }
 
-int mp__tracker_register(enum mp__track_kind kind, const char *name, int fd,
-                         struct mp__tracker **where)
+/* Add a record (magic, kind, name, identity st or none) to the list and
+ * the registry. */
+static int add(uint32_t magic, enum mp__track_kind kind, const char *name, const struct stat *st,
+               struct mp__tracker **where)
 {
     if (strlen(name) >= NAME_LEN)
         return -ENAMETOOLONG;
@@ -496,11 +502,12 @@ int mp__tracker_register(enum mp__track_kind kind, const char *name, int fd,
     struct mp__tracker *t = ensure(&err);
     if (t == NULL)
         return err ? err : -ENOMEM;
-    struct rec r = {.magic = REC_LIVE, .kind = kind};
+    struct rec r = {.magic = magic, .kind = kind};
     snprintf(r.name, sizeof r.name, "%s", name);
-    err = identify(&r, fd);
-    if (err != 0)
-        return err;
+    if (st != NULL) {
+        r.dev = (uint64_t)st->st_dev;
+        r.ino = (uint64_t)st->st_ino;
+    }
     mp__robust_lock(&t->lock);
     struct tracked *e = t->spare;
     if (e != NULL) {
@@ -514,13 +521,59 @@ int mp__tracker_register(enum mp__track_kind kind, const char *name, int fd,
         e->r = r;
         registry_write(t, e->slot, &e->r);
         e->next = t->head;
-        t->head = e;
+        /* Last, so that a death here never leaves a half-made record in
+         * the list the tracker reads. */
+        __atomic_store_n(&t->head, e, __ATOMIC_RELEASE);
     }
     mp__robust_unlock(&t->lock);
     if (e == NULL)
         return -ENOMEM;
     *where = t;
     return 0;
+}
+
+int mp__tracker_register_stat(enum mp__track_kind kind, const char *name, const struct stat *st,
+                              struct mp__tracker **where)
+{
+    return add(REC_LIVE, kind, name, st, where);
+}
+
+int mp__tracker_register(enum mp__track_kind kind, const char *name, int fd,
+                         struct mp__tracker **where)
+{
+    struct stat st;
+    int err = identify(&st, name, fd);
+    return err != 0 ? err : add(REC_LIVE, kind, name, &st, where);
+}
+
+int mp__tracker_reserve(enum mp__track_kind kind, const char *name, struct mp__tracker **where)
+{
+    return add(REC_PENDING, kind, name, NULL, where);
+}
+
+int mp__tracker_confirm(struct mp__tracker *t, enum mp__track_kind kind, const char *name, int fd)
+{
+    if (mp__obj_check(t, TRACKER_MAGIC) != 0)
+        return MP_EINVAL;
+    struct stat st;
+    int err = identify(&st, name, fd);
+    if (err != 0)
+        return err;
+    err = -ENOENT;
+    mp__robust_lock(&t->lock);
+    for (struct tracked *e = t->head; e; e = e->next) {
+        if (e->r.kind == (uint32_t)kind && strcmp(e->r.name, name) == 0) {
+            e->r.dev = (uint64_t)st.st_dev;
+            e->r.ino = (uint64_t)st.st_ino;
+            /* Last: a death here leaves the record pending or whole. */
+            __atomic_store_n(&e->r.magic, REC_LIVE, __ATOMIC_RELEASE);
+            registry_write(t, e->slot, &e->r);
+            err = 0;
+            break;
+        }
+    }
+    mp__robust_unlock(&t->lock);
+    return err;
 }
 
 void mp__tracker_unregister(struct mp__tracker *t, enum mp__track_kind kind, const char *name)

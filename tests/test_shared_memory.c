@@ -490,8 +490,10 @@ static void test_busy_tree_kills_leave_nothing(void **state)
  * create, attach, write, close and unlink (shm_peer random-kills, a family
  * of its own, seed printed): no surviving reader sees a torn record, and
  * once the family has ended and its tracker has run, none of its names is
- * left in /dev/shm. */
-static int random_kills_under(const char *method, uint64_t seed)
+ * left in /dev/shm, not even those of creators killed inside
+ * mp_shared_memory_new.  disable, if not NULL, is MP_DISABLE for the peer
+ * ("tmpfile": names made with shm_open, reserved with the tracker first). */
+static int random_kills_under(const char *method, const char *disable, uint64_t seed)
 {
     char seed_text[32], line[256] = {0};
     snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)seed);
@@ -510,6 +512,8 @@ static int random_kills_under(const char *method, uint64_t seed)
     pid_t root;
     double t0 = mp__now();
     setenv("MP_START_METHOD", method, 1);
+    if (disable != NULL)
+        setenv("MP_DISABLE", disable, 1);
     int r = posix_spawn(&root, MPT_SHM_PEER, &fa, &at, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
@@ -534,45 +538,47 @@ static int random_kills_under(const char *method, uint64_t seed)
         return 63;
     char prefix[32];
     snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)root);
-    for (int i = 0; i < 1000 && mpt_count_shm(prefix) > in_create; i++)
+    /* The trackers (one per writer) run once the family has ended. */
+    for (int i = 0; i < 1000 && mpt_count_shm(prefix) > 0; i++)
         usleep(10000);
-    usleep(200000);
     int after = mpt_count_shm(prefix);
-    printf("shared memory random kills (%s): %d kills (%d inside mp_shared_memory_new), %llu "
-           "segments created, %llu unlinked by "
-           "their creators, %d left by killed ones at the end, %d after the tracker ran; "
-           "%llu record reads, %llu torn, %llu given up (a writer inside); %.1f s\n",
-           method, kills, in_create, created, unlinked, left, after, reads, torn, stuck,
-           mp__now() - t0);
+    printf("shared memory random kills (%s%s%s): %d kills (%d inside mp_shared_memory_new), "
+           "%llu segments created, %llu unlinked by their creators, %d left by killed ones at "
+           "the end, %d after the tracker ran; %llu record reads, %llu torn, %llu given up (a "
+           "writer inside); %.1f s\n",
+           method, disable ? ", MP_DISABLE=" : "", disable ? disable : "", kills, in_create,
+           created, unlinked, left, after, reads, torn, stuck, mp__now() - t0);
     fflush(stdout);
-    /* A creator killed between shm_open and its registration with the
-     * tracker leaks its segment (as in Python): only those may be left. */
-    if (after > in_create || registry_left(root))
+    if (after != 0 || registry_left(root)) {
+        /* Leave nothing behind for the next run. */
+        char name[300];
+        DIR *d = opendir("/dev/shm");
+        struct dirent *e;
+        while (d != NULL && (e = readdir(d)) != NULL)
+            if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+                printf("left: %s\n", e->d_name);
+                snprintf(name, sizeof name, "/%s", e->d_name);
+                shm_unlink(name);
+            }
+        if (d != NULL)
+            closedir(d);
         return 64;
-    /* Remove what the known window leaked. */
-    char name[300];
-    DIR *d = opendir("/dev/shm");
-    struct dirent *e;
-    while (d != NULL && (e = readdir(d)) != NULL)
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
-            snprintf(name, sizeof name, "/%s", e->d_name);
-            shm_unlink(name);
-        }
-    if (d != NULL)
-        closedir(d);
+    }
     if (torn != 0 || reads == 0 || kills < 10)
         return 65;
     return 0;
 }
 
 /* The peer's children start with each method (the peer is a program of
- * its own: the suites' MP_START_METHOD does not choose for it). */
+ * its own: the suites' MP_START_METHOD does not choose for it); the names
+ * are made nameless first and linked (O_TMPFILE), and once more under fork
+ * with shm_open and reserved names, the fallback. */
 static int scenario_random_kills(void)
 {
     uint64_t seed = mpt_seed("shared memory random kills");
-    static const char *const methods[] = {"fork", "spawn", "forkserver"};
-    for (int k = 0; k < 3; k++) {
-        int r = random_kills_under(methods[k], seed + (uint64_t)k);
+    static const char *const methods[] = {"fork", "spawn", "forkserver", "fork"};
+    for (int k = 0; k < 4; k++) {
+        int r = random_kills_under(methods[k], k == 3 ? "tmpfile" : NULL, seed + (uint64_t)k);
         if (r != 0)
             return r;
     }
