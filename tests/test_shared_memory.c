@@ -486,14 +486,65 @@ static void test_busy_tree_kills_leave_nothing(void **state)
     run_scenario(scenario_busy_tree_kills);
 }
 
+/* Remove (and name) what the family of root left in /dev/shm; how many. */
+static int remove_left(pid_t root)
+{
+    char prefix[32], name[300];
+    snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)root);
+    int n = 0;
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+            printf("left: %s\n", e->d_name);
+            snprintf(name, sizeof name, "/%s", e->d_name);
+            shm_unlink(name);
+            n++;
+        }
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+/* The rest of random_kills_under for a kill of the peer's process group. */
+static int random_group_kill(pid_t root, int out, int ms, const char *method, double t0)
+{
+    char line[16];
+    struct pollfd pfd = {.fd = out, .events = POLLIN};
+    /* The peer prints only at its end: anything here means it ended. */
+    bool early = poll(&pfd, 1, ms) != 0 && read(out, line, sizeof line) != 0;
+    close(out);
+    if (early || kill(-root, SIGKILL) != 0 || wait_for(root, 10) != 1000 + SIGKILL)
+        return 70;
+    for (int i = 0; i < 1000 && mpt_count_pgroup(root) > 0; i++)
+        usleep(10000);
+    if (mpt_count_pgroup(root) != 0)
+        return 71;
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)root);
+    for (int i = 0; i < 1000 && mpt_count_shm(prefix) > 0; i++)
+        usleep(10000);
+    int after = mpt_count_shm(prefix);
+    printf("shared memory random kills (%s), then kill -9 of the process group after %d ms: "
+           "%d names left after the trackers ran; %.1f s\n",
+           method, ms, after, mp__now() - t0);
+    fflush(stdout);
+    mpt_kill_children(); /* reaps the family's zombies, killed already */
+    return remove_left(root) != 0 || registry_left(root) ? 72 : 0;
+}
+
 /* Creators and attachers of segments SIGKILLed at random points between
  * create, attach, write, close and unlink (shm_peer random-kills, a family
  * of its own, seed printed): no surviving reader sees a torn record, and
  * once the family has ended and its tracker has run, none of its names is
  * left in /dev/shm, not even those of creators killed inside
  * mp_shared_memory_new.  disable, if not NULL, is MP_DISABLE for the peer
- * ("tmpfile": names made with shm_open, reserved with the tracker first). */
-static int random_kills_under(const char *method, const char *disable, uint64_t seed)
+ * ("tmpfile": names made with shm_open, reserved with the tracker first).
+ * group_kill_ms > 0: kill -9 the peer's process group after that long,
+ * while its writers create and unlink segments; the trackers (sessions of
+ * their own) still leave nothing behind. */
+static int random_kills_under(const char *method, const char *disable, uint64_t seed,
+                              int group_kill_ms)
 {
     char seed_text[32], line[256] = {0};
     snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)seed);
@@ -512,14 +563,22 @@ static int random_kills_under(const char *method, const char *disable, uint64_t 
     pid_t root;
     double t0 = mp__now();
     setenv("MP_START_METHOD", method, 1);
+    char *had = getenv("MP_DISABLE") ? strdup(getenv("MP_DISABLE")) : NULL;
     if (disable != NULL)
         setenv("MP_DISABLE", disable, 1);
     int r = posix_spawn(&root, MPT_SHM_PEER, &fa, &at, argv, environ);
+    if (had != NULL)
+        setenv("MP_DISABLE", had, 1);
+    else
+        unsetenv("MP_DISABLE");
+    free(had);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     close(p[1]);
     if (r != 0)
         return 61;
+    if (group_kill_ms > 0)
+        return random_group_kill(root, p[0], group_kill_ms, method, t0);
     struct pollfd pfd = {.fd = p[0], .events = POLLIN};
     ssize_t n = poll(&pfd, 1, 60000) == 1 ? read(p[0], line, sizeof line - 1) : -1;
     close(p[0]);
@@ -549,21 +608,8 @@ static int random_kills_under(const char *method, const char *disable, uint64_t 
            method, disable ? ", MP_DISABLE=" : "", disable ? disable : "", kills, in_create,
            created, unlinked, left, after, reads, torn, stuck, mp__now() - t0);
     fflush(stdout);
-    if (after != 0 || registry_left(root)) {
-        /* Leave nothing behind for the next run. */
-        char name[300];
-        DIR *d = opendir("/dev/shm");
-        struct dirent *e;
-        while (d != NULL && (e = readdir(d)) != NULL)
-            if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
-                printf("left: %s\n", e->d_name);
-                snprintf(name, sizeof name, "/%s", e->d_name);
-                shm_unlink(name);
-            }
-        if (d != NULL)
-            closedir(d);
+    if (remove_left(root) != 0 || registry_left(root))
         return 64;
-    }
     if (torn != 0 || reads == 0 || kills < 10)
         return 65;
     return 0;
@@ -572,13 +618,17 @@ static int random_kills_under(const char *method, const char *disable, uint64_t 
 /* The peer's children start with each method (the peer is a program of
  * its own: the suites' MP_START_METHOD does not choose for it); the names
  * are made nameless first and linked (O_TMPFILE), and once more under fork
- * with shm_open and reserved names, the fallback. */
+ * with shm_open and reserved names, the fallback.  Then the same with a
+ * kill of the whole process group at a random moment, under each. */
 static int scenario_random_kills(void)
 {
     uint64_t seed = mpt_seed("shared memory random kills");
+    uint64_t rng = seed;
     static const char *const methods[] = {"fork", "spawn", "forkserver", "fork"};
-    for (int k = 0; k < 4; k++) {
-        int r = random_kills_under(methods[k], k == 3 ? "tmpfile" : NULL, seed + (uint64_t)k);
+    for (int k = 0; k < 8; k++) {
+        int ms = k < 4 ? 0 : 200 + (int)(mpt_rand(&rng) % 1000);
+        int r = random_kills_under(methods[k % 4], k % 4 == 3 ? "tmpfile" : NULL,
+                                   seed + (uint64_t)k, ms);
         if (r != 0)
             return r;
     }
@@ -924,5 +974,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shm_manager, setup_methods, teardown),
         cmocka_unit_test_setup_teardown(test_shm_manager_killed, setup, teardown),
     };
+    if (getenv("MPT_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("MPT_FILTER"));
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
 }
