@@ -522,7 +522,8 @@ static int random_group_kill(pid_t root, int out, int ms, const char *method, do
         return 71;
     char prefix[32];
     snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)root);
-    for (int i = 0; i < 1000 && mpt_count_shm(prefix) > 0; i++)
+    /* The root's tracker (of the forkserver's socket) ends last. */
+    for (int i = 0; i < 1000 && (mpt_count_shm(prefix) > 0 || registry_left(root)); i++)
         usleep(10000);
     int after = mpt_count_shm(prefix);
     printf("shared memory random kills (%s), then kill -9 of the process group after %d ms: "
@@ -598,7 +599,7 @@ static int random_kills_under(const char *method, const char *disable, uint64_t 
     char prefix[32];
     snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)root);
     /* The trackers (one per writer) run once the family has ended. */
-    for (int i = 0; i < 1000 && mpt_count_shm(prefix) > 0; i++)
+    for (int i = 0; i < 1000 && (mpt_count_shm(prefix) > 0 || registry_left(root)); i++)
         usleep(10000);
     int after = mpt_count_shm(prefix);
     printf("shared memory random kills (%s%s%s): %d kills (%d inside mp_shared_memory_new), "
