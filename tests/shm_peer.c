@@ -15,6 +15,10 @@
  *   shm_peer smm-die FILE      a SharedMemoryManager hands out a segment and
  *                              a ShareableList; their names go to FILE, one
  *                              a line; then SIGKILL itself
+ *   shm_peer sock-churn DIR    starts a process (the forkserver's socket in
+ *                              DIR, as TMPDIR), prints "ready", then makes
+ *                              and closes Listeners at DIR/a and at the
+ *                              relative path b (in DIR) until killed
  *   shm_peer random-kills SEED creators and attachers of segments killed
  *                              at random; prints what it counted (see
  *                              random_kills) and exits 0 if no read was torn
@@ -113,6 +117,35 @@ static int busy(const char *path)
     for (;;)
         if (mp_pool_map(pool, square, in, sizeof *in, 1000, out, sizeof *out) != 0)
             return 12;
+}
+
+static int noop(void *arg, size_t size)
+{
+    (void)arg;
+    (void)size;
+    return 0;
+}
+
+static int sock_churn(const char *dir)
+{
+    char abs[108];
+    snprintf(abs, sizeof abs, "%s/a", dir);
+    if (setenv("TMPDIR", dir, 1) != 0 || chdir(dir) != 0)
+        return 7;
+    mp_process *p = mp_process_new(.target = noop);
+    if (p == NULL || mp_process_start(p) != 0 || mp_process_join(p, MP_FOREVER) != 0)
+        return 8;
+    mp_process_free(p);
+    printf("ready\n");
+    fflush(stdout);
+    for (;;) {
+        mp_listener *a = mp_listener_new(.path = abs);
+        mp_listener *b = mp_listener_new(.path = "b");
+        if (a == NULL || b == NULL)
+            return 9;
+        mp_listener_free(a);
+        mp_listener_free(b);
+    }
 }
 
 /* ---- random-kills: creators, attachers and a reader of segments ----------- */
@@ -392,6 +425,8 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "random-kills") == 0)
         return random_kills(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "sock-churn") == 0)
+        return sock_churn(argv[2]);
     if (argc == 3 && strcmp(argv[1], "busy") == 0)
         return busy(argv[2]);
     if (argc == 4 && strcmp(argv[1], "family") == 0)

@@ -641,6 +641,113 @@ static void test_random_kills(void **state)
     run_scenario(scenario_random_kills);
 }
 
+/* Socket files made at every moment of a kill: shm_peer sock-churn starts
+ * a process (under each start method; the forkserver's directory and
+ * socket go into a private TMPDIR) and then makes and closes Listeners at
+ * paths in that directory, absolute and relative, in a loop; it is killed
+ * with its process group at a random moment, the first rounds of each
+ * method while it starts.  Once its tracker has run, the directory is
+ * empty: no listener's path, no temporary name, no forkserver directory. */
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+static int sock_churn_round(const char *dir, const char *method, int ms)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return 80;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    posix_spawn_file_actions_addclose(&fa, p[0]);
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&at, 0);
+    char *argv[] = {(char *)MPT_SHM_PEER, "sock-churn", (char *)dir, NULL};
+    pid_t root;
+    setenv("MP_START_METHOD", method, 1);
+    int r = posix_spawn(&root, MPT_SHM_PEER, &fa, &at, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(p[1]);
+    if (r != 0) {
+        close(p[0]);
+        return 81;
+    }
+    /* A negative ms counts from the start, a positive one from "ready". */
+    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+    char line[16] = {0};
+    bool ok = ms < 0 || (poll(&pfd, 1, 30000) == 1 && read(p[0], line, sizeof line - 1) > 0 &&
+                         strcmp(line, "ready\n") == 0);
+    usleep((useconds_t)(ms < 0 ? -ms : ms) * 1000);
+    int st = kill(-root, SIGKILL) == 0 ? wait_for(root, 10) : -2;
+    close(p[0]); /* after the kill: "ready" must not meet a closed pipe */
+    if (st != 1000 + SIGKILL) {
+        printf("sock churn (%s, kill after %d ms): the peer ended with %d\n", method, ms, st);
+        fflush(stdout);
+        return 82;
+    }
+    for (int i = 0; i < 1000 && (count_entries(dir) > 0 || mpt_count_pgroup(root) > 0); i++)
+        usleep(10000);
+    mpt_kill_children(); /* reaps the family's zombies, killed already */
+    int left = count_entries(dir);
+    if (left != 0) {
+        printf("sock churn (%s, kill after %d ms): %d names left in %s\n", method, ms, left,
+               dir);
+        fflush(stdout);
+        return 83;
+    }
+    return ok ? 0 : 84;
+}
+
+static int scenario_sock_churn(void)
+{
+    uint64_t rng = mpt_seed("socket files and kills");
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/mpt_churn_%d", (int)getpid());
+    if (mkdir(dir, 0700) != 0)
+        return 85;
+    static const char *const methods[] = {"fork", "spawn", "forkserver"};
+    int r = 0;
+    for (int round = 0; round < 24 && r == 0; round++) {
+        int ms = 1 + (int)(mpt_rand(&rng) % 40);
+        r = sock_churn_round(dir, methods[round % 3], round < 9 ? -ms : ms);
+    }
+    /* After a failure: what was left (a forkserver's directory holds its
+     * socket). */
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[600];
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s/sock", dir, e->d_name);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0)
+            rmdir(path);
+    }
+    if (d != NULL)
+        closedir(d);
+    rmdir(dir);
+    return r;
+}
+
+static void test_socket_files_random_kills(void **state)
+{
+    run_scenario(scenario_sock_churn);
+}
+
 static void test_cleanup_stale_spares_own_family(void **state)
 {
     /* This program's family is alive: its segment survives a clean-up. */
@@ -970,6 +1077,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cleanup_stale_spares_own_family, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_tree_kills_leave_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_kills, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_socket_files_random_kills, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shareable_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shareable_list_python, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shm_manager, setup_methods, teardown),
