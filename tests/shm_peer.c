@@ -350,8 +350,8 @@ static int count_own_shm(void)
 }
 
 /*
- * Writers and attachers SIGKILLed at random for 1.5 seconds, one
- * attacher never; then everyone stops.  Prints "kills K in-create W created
+ * Writers and attachers SIGKILLed at random for 1.5 seconds and at least
+ * 12 times, one attacher never; then everyone stops.  Prints "kills K in-create W created
  * C unlinked U reads R stuck S torn T left L" (W: kills of a writer inside
  * mp_shared_memory_new; S: reads given up because a writer stayed inside
  * the record, killed there or slow; L: this family's names still there,
@@ -383,7 +383,9 @@ static int random_kills(const char *seed_text)
     }
     int kills = 0, in_create = 0;
     double t0 = rk_now();
-    while (rk_now() - t0 < 1.5) {
+    /* At least 12 kills however loaded the machine (a kill, its join and
+     * the restart take longer there), within 20 s. */
+    while (rk_now() - t0 < 1.5 || (kills < 12 && rk_now() - t0 < 20)) {
         usleep((useconds_t)(1000 + rk_rand(&rng) % 30000));
         int v = (int)(rk_rand(&rng) % (N - 1)); /* the last attacher is never killed */
         if (mp_process_kill(ps[v]) != 0 || mp_process_join(ps[v], 10) != 0)
