@@ -403,9 +403,9 @@ static int bind_linked(mp_listener *l, const char *path, const char *tmp, const 
     if (r == 0)
         r = mp__tracker_register_stat(MP__TRACK_SOCKET, l->tracked, &st, &l->tracker);
     if (r == 0 && link(tmp, path) != 0) {
-        r = errno == EEXIST ? -EADDRINUSE
+        r = errno == EEXIST                                            ? -EADDRINUSE
             : errno == EPERM || errno == EOPNOTSUPP || errno == EMLINK ? 1
-                                                                        : mp__errno();
+                                                                       : mp__errno();
         mp__tracker_unregister(l->tracker, MP__TRACK_SOCKET, l->tracked);
         l->tracker = NULL;
     }

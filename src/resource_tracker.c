@@ -493,8 +493,8 @@ static int identify(struct stat *st, const char *name, int fd)
 
 /* Add a record (magic, kind, name, identity st or none) to the list and
  * the registry. */
-static int add(uint32_t magic, enum mp__track_kind kind, const char *name, const struct stat *st,
-               struct mp__tracker **where)
+static int add(uint32_t magic, enum mp__track_kind kind, const char *name,
+               const struct stat *st, struct mp__tracker **where)
 {
     if (strlen(name) >= NAME_LEN)
         return -ENAMETOOLONG;
@@ -532,8 +532,8 @@ static int add(uint32_t magic, enum mp__track_kind kind, const char *name, const
     return 0;
 }
 
-int mp__tracker_register_stat(enum mp__track_kind kind, const char *name, const struct stat *st,
-                              struct mp__tracker **where)
+int mp__tracker_register_stat(enum mp__track_kind kind, const char *name,
+                              const struct stat *st, struct mp__tracker **where)
 {
     return add(REC_LIVE, kind, name, st, where);
 }
@@ -551,7 +551,8 @@ int mp__tracker_reserve(enum mp__track_kind kind, const char *name, struct mp__t
     return add(REC_PENDING, kind, name, NULL, where);
 }
 
-int mp__tracker_confirm(struct mp__tracker *t, enum mp__track_kind kind, const char *name, int fd)
+int mp__tracker_confirm(struct mp__tracker *t, enum mp__track_kind kind, const char *name,
+                        int fd)
 {
     if (mp__obj_check(t, TRACKER_MAGIC) != 0)
         return MP_EINVAL;

@@ -171,7 +171,8 @@ static int create_linked(mp_shared_memory *shm, const mp_shared_memory_options *
  * name is reserved with the tracker before it is made (no other family
  * can make it); a given name is tracked once made, which leaves the window
  * open for it (docs/shared_memory.md). */
-static int create_named(mp_shared_memory *shm, const mp_shared_memory_options *o, bool generated)
+static int create_named(mp_shared_memory *shm, const mp_shared_memory_options *o,
+                        bool generated)
 {
     mp__fallback_taken(MP__FEAT_TMPFILE);
     bool reserve = generated && !o->notrack;

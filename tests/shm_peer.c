@@ -351,8 +351,9 @@ static int count_own_shm(void)
 
 /*
  * Writers and attachers SIGKILLed at random for 1.5 seconds and at least
- * 12 times, one attacher never; then everyone stops.  Prints "kills K in-create W created
- * C unlinked U reads R stuck S torn T left L" (W: kills of a writer inside
+ * 12 times, one attacher never; then everyone stops.  Prints "kills K
+ * in-create W created C unlinked U reads R stuck S torn T left L" (W:
+ * kills of a writer inside
  * mp_shared_memory_new; S: reads given up because a writer stayed inside
  * the record, killed there or slow; L: this family's names still there,
  * which its tracker removes when the family ends).  Exits 0, or 40 + n.
