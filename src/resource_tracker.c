@@ -24,6 +24,7 @@
  */
 #include "internal/mp.h"
 #include "internal/resource_tracker.h"
+#include "internal/linux.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -77,8 +78,9 @@ struct mp__tracker {
     struct tracked *spare; /* untracked, keeping their slots for reuse */
     uint32_t nslots;
     int wfd;   /* the pipe's write end, at this number in every member */
-    int regfd; /* the registry file, likewise; -1 without one */
-    pid_t pid; /* the tracker process */
+    int regfd;     /* the registry file, likewise; -1 without one */
+    bool unlinked; /* the registry has no name (yet, or for good) */
+    pid_t pid;     /* the tracker process */
     char regpath[128];
 };
 
@@ -160,6 +162,52 @@ static int open_dir_checked(const char *dir)
     return fd;
 }
 
+static void registry_name(struct mp__tracker *t, const char *dir)
+{
+    uint32_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
+        rnd = (uint32_t)mp__now_ns();
+    snprintf(t->regpath, sizeof t->regpath, "%s/fam-%d-%08x", dir, (int)getpid(), rnd);
+}
+
+/* Make the registry nameless (O_TMPFILE), locked and with its header: it
+ * gets its name once the tracker holds it (registry_link), so that a kill
+ * at any moment leaves no registry that nobody will remove.  0 or -errno. */
+static int registry_create_unlinked(struct mp__tracker *t, const char *dir)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return mp__errno();
+    char hdr[HDR_LEN] = REG_HDR;
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0 || pwrite(fd, hdr, sizeof hdr, 0) != HDR_LEN) {
+        int r = errno ? mp__errno() : -EIO;
+        close(fd);
+        return r;
+    }
+    registry_name(t, dir);
+    t->regfd = fd;
+    t->unlinked = true;
+    return 0;
+}
+
+/* Give the nameless registry its name, once the tracker holds it.  On
+ * failure the family goes on without a registry on disk. */
+static void registry_link(struct mp__tracker *t)
+{
+    char dir[64], from[64];
+    registry_dir(dir, sizeof dir);
+    snprintf(from, sizeof from, "/proc/self/fd/%d", t->regfd);
+    for (int tries = 0; tries < 8; tries++) {
+        if (linkat(AT_FDCWD, from, AT_FDCWD, t->regpath, AT_SYMLINK_FOLLOW) == 0) {
+            t->unlinked = false;
+            return;
+        }
+        if (errno != EEXIST)
+            return;
+        registry_name(t, dir);
+    }
+}
+
 /* Make this family's registry file, locked shared, in t->regfd. */
 static int registry_create(struct mp__tracker *t)
 {
@@ -171,11 +219,11 @@ static int registry_create(struct mp__tracker *t)
     if (dfd < 0)
         return dfd;
     close(dfd);
+    if (!mp__feature_disabled(MP__FEAT_TMPFILE) && access("/proc/self/fd", X_OK) == 0 &&
+        registry_create_unlinked(t, dir) == 0)
+        return 0;
     for (int tries = 0; tries < 8; tries++) {
-        uint32_t rnd = 0;
-        if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
-            rnd = (uint32_t)mp__now_ns();
-        snprintf(t->regpath, sizeof t->regpath, "%s/fam-%d-%08x", dir, (int)getpid(), rnd);
+        registry_name(t, dir);
         int fd = open(t->regpath, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0 && errno == EEXIST)
             continue;
@@ -322,7 +370,11 @@ static void cleanup(struct mp__tracker *t)
                 n++;
     t->head = NULL;
     mp__robust_unlock(&t->lock);
-    if (t->regfd >= 0)
+    /* The registry is at fd 3 here; its name may never have been made (its
+     * creator died first) or made again since by someone else. */
+    struct stat a, b;
+    if (t->regfd >= 0 && fstat(3, &a) == 0 && lstat(t->regpath, &b) == 0 &&
+        a.st_dev == b.st_dev && a.st_ino == b.st_ino)
         unlink(t->regpath);
     if (n > 0) {
         char msg[128];
@@ -429,6 +481,8 @@ static int start(struct mp__tracker *t)
         goto fail;
     }
     t->wfd = p[1];
+    if (t->regfd >= 0 && t->unlinked)
+        registry_link(t);
     r = mp__fd_register(p[1], t);
     if (r == 0 && t->regfd >= 0)
         r = mp__fd_register(t->regfd, t);
@@ -442,7 +496,8 @@ static int start(struct mp__tracker *t)
     return r;
 fail:
     if (t->regfd >= 0) {
-        unlink(t->regpath);
+        if (!t->unlinked)
+            unlink(t->regpath);
         close(t->regfd);
     }
     return r;
