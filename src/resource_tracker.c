@@ -77,7 +77,7 @@ struct mp__tracker {
     struct tracked *head;  /* tracked now */
     struct tracked *spare; /* untracked, keeping their slots for reuse */
     uint32_t nslots;
-    int wfd;   /* the pipe's write end, at this number in every member */
+    int wfd;       /* the pipe's write end, at this number in every member */
     int regfd;     /* the registry file, likewise; -1 without one */
     bool unlinked; /* the registry has no name (yet, or for good) */
     pid_t pid;     /* the tracker process */
