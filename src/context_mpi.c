@@ -310,11 +310,14 @@ struct session {
     uint64_t arg_job;
     void *arg;
     size_t arg_size;
-    char *buf;
+    char *buf; /* the reply */
     size_t cap;
+    char *status; /* the items' codes */
+    size_t status_cap;
 };
 
-static bool grow(char **buf, size_t *cap, size_t need)
+/* Not inlined: its locals must not live in the frames that call sigsetjmp. */
+__attribute__((noinline)) static bool grow(char **buf, size_t *cap, size_t need)
 {
     if (need <= *cap)
         return true;
@@ -412,6 +415,90 @@ static void (*resolve_cached(const mp__fnref *r))(void)
     return fn;
 }
 
+/* Run a FIXED or STAR message's items, writing the reply in S->buf after
+ * the header: the outputs, then, when some failed, their codes. */
+static int run_fixed_items(struct session *S, const mp__mpi_task *t, const char *p, void *arg,
+                           void (*fn)(void), mp__mpi_result *res)
+{
+    size_t ob = (size_t)t->nitems * t->out_size;
+    size_t sb = (size_t)t->nitems * sizeof(int32_t);
+    if (!grow(&S->buf, &S->cap, sizeof *res + ob + sb) ||
+        !grow(&S->status, &S->status_cap, sb + sizeof(int32_t)))
+        return -ENOMEM;
+    char *out = S->buf + sizeof *res;
+    int32_t *status = (int32_t *)(void *)S->status;
+    const char *cols[MP__POOL_MAX_COLS];
+    size_t csz[MP__POOL_MAX_COLS];
+    const char *cp = p;
+    for (uint32_t k = 0; k < t->ncols; k++) {
+        cols[k] = cp;
+        csz[k] = (size_t)t->col_size[k];
+        cp += csz[k] * t->nitems;
+    }
+    res->err_index = -1;
+    memset(out, 0, ob);
+    guarding = 1;
+    if (sigsetjmp(fault_jmp, 1) == 0) {
+        bool ok = mp__pool_local_fixed(fn, t->op == MP__MPI_OP_STAR, p, t->in_size, cols, csz,
+                                       t->ncols, t->nitems, out, t->out_size, arg, status,
+                                       &res->err_index, &res->err_code, res->err_msg,
+                                       sizeof res->err_msg);
+        guarding = 0;
+        res->failed = !ok;
+    } else {
+        for (uint32_t i = 0; i < t->nitems; i++)
+            status[i] = MP_EINVAL;
+        res->failed = 1;
+        res->err_index = 0;
+        res->err_code = MP_EINVAL;
+        snprintf(res->err_msg, sizeof res->err_msg, "%s", fault_text);
+    }
+    res->out_len = ob;
+    if (res->failed) {
+        memcpy(out + ob, status, sb);
+        res->out_len += sb;
+    }
+    return 0;
+}
+
+/* Run a SLOTS message's records; the reply goes to S->buf after the header. */
+static int run_slot_items(struct session *S, const mp__mpi_task *t, const char *p, void *arg,
+                          void (*fn)(void), mp__mpi_result *res)
+{
+    char *out = NULL;
+    size_t out_len = 0;
+    guarding = 1;
+    if (sigsetjmp(fault_jmp, 1) == 0) {
+        int r = mp__pool_local_slots(fn, t->flags & MP__JF_BYTES, p, t->nitems, t->in_size,
+                                     t->out_size, arg, &out, &out_len);
+        guarding = 0;
+        if (r < 0) {
+            res->chunk_code = r;
+            res->failed = 1;
+            out = NULL;
+            out_len = 0;
+        } else {
+            res->failed = r != 0;
+        }
+    } else {
+        out = fault_records(t->nitems, &out_len);
+        res->failed = 1;
+        if (out == NULL) {
+            res->chunk_code = MP_EINVAL;
+            out_len = 0;
+        }
+    }
+    if (!grow(&S->buf, &S->cap, sizeof *res + out_len)) {
+        free(out);
+        return -ENOMEM;
+    }
+    if (out_len > 0)
+        memcpy(S->buf + sizeof *res, out, out_len);
+    free(out);
+    res->out_len = out_len;
+    return 0;
+}
+
 static int do_task(struct session *S, MPI_Comm comm, int parent, char *buf, size_t len)
 {
     mp__mpi_task t;
@@ -438,83 +525,15 @@ static int do_task(struct session *S, MPI_Comm comm, int parent, char *buf, size
         return MP_EINVAL;
     void *arg = t.arg_size > 0 && S->arg_job == t.job ? S->arg : NULL;
     void (*fn)(void) = resolve_cached(&t.fn);
-    char *out = NULL;
-    size_t out_len = 0;
-    if (t.op == MP__MPI_OP_SLOTS) {
-        guarding = 1;
-        if (sigsetjmp(fault_jmp, 1) == 0) {
-            int r = mp__pool_local_slots(fn, t.flags & MP__JF_BYTES, p, t.nitems, t.in_size,
-                                         t.out_size, arg, &out, &out_len);
-            guarding = 0;
-            if (r < 0) {
-                res.chunk_code = r;
-                res.failed = 1;
-                out = NULL;
-                out_len = 0;
-            } else {
-                res.failed = r != 0;
-            }
-        } else {
-            out = fault_records(t.nitems, &out_len);
-            res.failed = 1;
-            if (out == NULL) {
-                res.chunk_code = MP_EINVAL;
-                out_len = 0;
-            }
-        }
-    } else {
-        size_t ob = (size_t)t.nitems * t.out_size;
-        out = malloc(ob + (size_t)t.nitems * sizeof(int32_t) + 1);
-        if (out == NULL)
-            return -ENOMEM;
-        int32_t *status = malloc(((size_t)t.nitems + 1) * sizeof *status);
-        if (status == NULL) {
-            free(out);
-            return -ENOMEM;
-        }
-        const char *cols[MP__POOL_MAX_COLS];
-        size_t csz[MP__POOL_MAX_COLS];
-        const char *cp = p;
-        for (uint32_t k = 0; k < t.ncols; k++) {
-            cols[k] = cp;
-            csz[k] = (size_t)t.col_size[k];
-            cp += csz[k] * t.nitems;
-        }
-        res.err_index = -1;
-        memset(out, 0, ob);
-        guarding = 1;
-        if (sigsetjmp(fault_jmp, 1) == 0) {
-            bool ok = mp__pool_local_fixed(fn, t.op == MP__MPI_OP_STAR, p, t.in_size, cols,
-                                           csz, t.ncols, t.nitems, out, t.out_size, arg,
-                                           status, &res.err_index, &res.err_code, res.err_msg,
-                                           sizeof res.err_msg);
-            guarding = 0;
-            res.failed = !ok;
-        } else {
-            for (uint32_t i = 0; i < t.nitems; i++)
-                status[i] = MP_EINVAL;
-            res.failed = 1;
-            res.err_index = 0;
-            res.err_code = MP_EINVAL;
-            snprintf(res.err_msg, sizeof res.err_msg, "%s", fault_text);
-        }
-        out_len = ob;
-        if (res.failed) {
-            memcpy(out + ob, status, (size_t)t.nitems * sizeof *status);
-            out_len += (size_t)t.nitems * sizeof *status;
-        }
-        free(status);
-    }
-    res.out_len = out_len;
-    if (!grow(&S->buf, &S->cap, sizeof res + out_len)) {
-        free(out);
-        return -ENOMEM;
-    }
+    uint64_t t0 = mp__now_ns();
+    int r = t.op == MP__MPI_OP_SLOTS ? run_slot_items(S, &t, p, arg, fn, &res)
+                                     : run_fixed_items(S, &t, p, arg, fn, &res);
+    if (r != 0)
+        return r;
+    res.run_ns = mp__now_ns() - t0;
     memcpy(S->buf, &res, sizeof res);
-    if (out_len > 0)
-        memcpy(S->buf + sizeof res, out, out_len);
-    free(out);
-    MPI_Send(S->buf, (int)(sizeof res + out_len), MPI_BYTE, parent, MP__MPI_TAG_RESULT, comm);
+    MPI_Send(S->buf, (int)(sizeof res + res.out_len), MPI_BYTE, parent, MP__MPI_TAG_RESULT,
+             comm);
     return 0;
 }
 
@@ -558,6 +577,7 @@ static void serve(MPI_Comm comm, int parent, bool spawned)
     free(in);
     free(S.arg);
     free(S.buf);
+    free(S.status);
 }
 
 /* A spawned worker: serve the parent, then leave without running main. */

@@ -104,10 +104,12 @@ typedef struct mp__mpi_ack {
 enum { MP__MPI_OP_FIXED = 1, MP__MPI_OP_STAR, MP__MPI_OP_SLOTS };
 
 /*
- * Parent to worker, per chunk.  Followed by arg_size bytes of the call's
+ * Parent to worker, per message.  Followed by arg_size bytes of the call's
  * .arg when has_arg (sent once per job and worker), then in_len bytes of
  * inputs: FIXED nitems * in_size; STAR each column's nitems items in turn;
- * SLOTS the slot's input records as the local pool lays them out.
+ * SLOTS the slot's input records as the local pool lays them out.  A FIXED
+ * or STAR message may carry several chunks of a map (a batch): their items
+ * follow one another, and the worker runs them as one run of nitems items.
  */
 typedef struct mp__mpi_task {
     uint32_t op;
@@ -133,6 +135,7 @@ typedef struct mp__mpi_result {
     int32_t chunk_code; /* SLOTS without records: every item failed with it */
     uint32_t failed;
     uint64_t out_len;
+    uint64_t run_ns;   /* the worker's time running the items (the parent's window) */
     int64_t err_index; /* FIXED/STAR: the first failed item in the chunk */
     int32_t err_code;
     uint32_t pad_;
