@@ -6,7 +6,9 @@
  * they stop at priority 15).  A worker is a process that serves pools:
  *
  *   spawned  started by a pool with MPI_Comm_spawn and the argument
- *            MP__MPI_WORKER_ARG; a constructor takes it over before main,
+ *            MP__MPI_WORKER_ARG; it is taken over after the program's
+ *            constructors, before main (mp__mpi_child_boot, called by
+ *            libmp's __libc_start_main, mp_spawn_main or mp_mpi_main),
  *            serves the parent's pools through the parent
  *            intercommunicator (the parent reuses its spawned workers),
  *            and exits when the parent sends EXIT at its end.
@@ -604,15 +606,27 @@ static void spawned_worker(void)
     _exit(0);
 }
 
-__attribute__((constructor)) static void mpi_worker_ctor(int argc, char **argv, char **envp)
+void mp__mpi_child_boot(int argc, char **argv)
 {
     if (argc >= 2 && argv != NULL && argv[1] != NULL &&
         strcmp(argv[1], MP__MPI_WORKER_ARG) == 0)
         spawned_worker();
 }
 
+static bool main_called;
+
+bool mp__mpi_workers_boot(void)
+{
+    int how = mp__spawn_boot_how();
+    return how == MP__BOOT_HOOK || how == MP__BOOT_CALL || MP__LD(&main_called);
+}
+
 int mp_mpi_main(int *argc, char ***argv)
 {
+    /* A spawned worker of a program whose start had no hook (static). */
+    if (argc != NULL && argv != NULL)
+        mp__mpi_child_boot(*argc, *argv);
+    MP__ST(&main_called, true);
     int r = mp__mpi_init(argc, argv);
     if (r != 0)
         return r;

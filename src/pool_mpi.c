@@ -139,6 +139,11 @@ static void group_put(struct group *g, bool spoiled)
 
 static int spawn_workers(struct mp__mpipool *M, uint32_t n)
 {
+    if (!mp__mpi_workers_boot()) {
+        mp__warn("MPI pool: a spawned worker would run main (no start-up hook: call "
+                 "mp_mpi_main or mp_spawn_main at the top of main)");
+        return MP_ESPAWNMAIN;
+    }
     char exe[PATH_MAX];
     mp__spawn_executable(exe);
     if (strcmp(exe, "/proc/self/exe") == 0) {
