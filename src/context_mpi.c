@@ -158,18 +158,31 @@ mp_context *mp__mpi_get_context(void)
 
 /* ---- waiting without burning a cpu ------------------------------------------ */
 
-/* Poll for 50 us, yield the cpu until 2 ms, then sleep up to 1 ms at a time. */
+/* Poll for 50 us, yield the cpu until 2 ms, then sleep up to 1 ms at a
+ * time; never sleep while one of sends is not complete: MPI moves a large
+ * message's data only inside MPI calls, so a sleeping sender would hold
+ * its receiver up. */
 #define SPIN_NS 50000
 #define YIELD_NS 2000000
 
-int mp__mpi_wait(MPI_Comm comm, int src, int tag, MPI_Status *st)
+int mp__mpi_wait_sends(MPI_Comm comm, int src, int tag, MPI_Status *st,
+                       MPI_Request *const *sends, unsigned nsends)
 {
     uint64_t start = mp__now_ns();
     long nap = 1000;
     for (unsigned i = 0;; i++) {
-        int flag = 0;
+        int flag = 0, rc = MPI_SUCCESS;
+        bool sending = false;
         mp__mpi_lock();
-        int rc = MPI_Iprobe(src, tag, comm, &flag, st);
+        for (unsigned k = 0; k < nsends && rc == MPI_SUCCESS; k++) {
+            if (*sends[k] == MPI_REQUEST_NULL)
+                continue;
+            int done = 0;
+            rc = MPI_Test(sends[k], &done, MPI_STATUS_IGNORE);
+            sending |= !done;
+        }
+        if (rc == MPI_SUCCESS)
+            rc = MPI_Iprobe(src, tag, comm, &flag, st);
         mp__mpi_unlock();
         if (rc != MPI_SUCCESS)
             return -EIO;
@@ -178,7 +191,7 @@ int mp__mpi_wait(MPI_Comm comm, int src, int tag, MPI_Status *st)
         uint64_t t = (i & 15) == 15 ? mp__now_ns() - start : 0;
         if (t < SPIN_NS) {
             mp__cpu_relax();
-        } else if (t < YIELD_NS) {
+        } else if (t < YIELD_NS || sending) {
             sched_yield();
         } else {
             struct timespec ts = {0, nap};
@@ -187,6 +200,11 @@ int mp__mpi_wait(MPI_Comm comm, int src, int tag, MPI_Status *st)
                 nap *= 2;
         }
     }
+}
+
+int mp__mpi_wait(MPI_Comm comm, int src, int tag, MPI_Status *st)
+{
+    return mp__mpi_wait_sends(comm, src, tag, st, NULL, 0);
 }
 
 /* ---- the modules and their build ids --------------------------------------- */

@@ -393,6 +393,8 @@ struct mp__mpipool *mp__mpi_pool_open(const mp_pool_options *o, uint32_t *n)
         M->w[i].b = calloc(MAX_BATCHES, sizeof *M->w[i].b);
         if (M->w[i].b == NULL)
             r = -ENOMEM;
+        for (unsigned k = 0; r == 0 && k < MAX_BATCHES; k++)
+            M->w[i].b[k].req = MPI_REQUEST_NULL;
     }
     mp__heap_init(); /* the arena's range goes to the workers */
     if (r == 0)
@@ -435,8 +437,8 @@ bool mp__mpi_worker_dead(struct mp__mpipool *M, uint32_t w)
  * flight per worker (it runs one while the next is on its way), holding at
  * most lim chunks in all.  lim starts at 2 and follows the worker's own
  * time per chunk (sent back with each reply): a worker holds about
- * BUDGET_NS of queued work at most, which bounds how much longer one
- * worker can run than the others at the end of a map.  A message carries
+ * BUDGET_NS of queued work, which bounds how much longer one worker can
+ * run than the others at the end of a map.  A message carries
  * at most BATCH_BYTES of inputs and outputs beyond its first chunk.
  * Messages are sent with MPI_Isend: a large one waits for the worker to
  * take it, while the worker may itself be sending its previous reply.
@@ -631,7 +633,7 @@ static bool unpack(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *b,
     if (res.out_len < ob + (failed ? nitems * sizeof(int32_t) : 0) ||
         (failed && (res.err_index < 0 || (uint64_t)res.err_index >= nitems)))
         return false;
-    const int32_t *codes = (const int32_t *)(const void *)(data + ob);
+    const char *codes = data + ob; /* int32 each, perhaps unaligned */
     size_t at = 0;
     for (uint32_t i = 0; i < b->n; i++) {
         uint64_t c = b->c[i];
@@ -641,11 +643,11 @@ static bool unpack(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *b,
         if (failed) {
             int32_t code;
             for (size_t x = 0; x < k && !bad; x++) {
-                memcpy(&code, codes + at + x, sizeof code);
+                memcpy(&code, codes + (at + x) * sizeof code, sizeof code);
                 bad = code != 0;
             }
             if (j->status != NULL)
-                memcpy(j->status + lo, codes + at, k * sizeof(int32_t));
+                memcpy(j->status + lo, codes + at * sizeof(int32_t), k * sizeof(int32_t));
             /* The batch's first failure is the lowest index of its chunks
              * (claimed in increasing order). */
             if ((uint64_t)res.err_index >= at && (uint64_t)res.err_index < at + k) {
@@ -714,14 +716,20 @@ static int send_batch(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *b
     return 0;
 }
 
-/* Take W's next reply, which is batch b's (replies come in order). */
+/* Take W's next reply, which is batch b's (replies come in order); the
+ * sends of W's batches in flight progress meanwhile. */
 static void take_reply(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *b,
                        struct mpi_worker *W)
 {
     struct mp__mpipool *M = pool->mpi;
     MPI_Status st;
     int count = 0;
-    if (W->dead || mp__mpi_wait(M->comm, W->rank, MP__MPI_TAG_RESULT, &st) != 0 ||
+    MPI_Request *sends[MAX_BATCHES];
+    for (unsigned k = 0; k < MAX_BATCHES; k++)
+        sends[k] = &W->b[k].req;
+    if (W->dead ||
+        mp__mpi_wait_sends(M->comm, W->rank, MP__MPI_TAG_RESULT, &st, sends, MAX_BATCHES) !=
+            0 ||
         MPI_Get_count(&st, MPI_BYTE, &count) != MPI_SUCCESS || count < 0 ||
         !grow_buf(&W->buf, &W->cap, (size_t)count + 1)) {
         lose_batch(pool, j, b, W);
@@ -738,14 +746,23 @@ static void take_reply(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *
         lose_batch(pool, j, b, W);
 }
 
-/* The window after a reply: about BUDGET_NS of the worker's time queued. */
+/*
+ * The window after a reply: about BUDGET_NS of the worker's time queued.
+ * It at most doubles or halves per reply: the worker's time is wall-clock
+ * time, and one batch during which a busy machine took the cpu away from
+ * the worker must not shrink the window to nothing.
+ */
 static uint32_t next_lim(uint32_t lim, uint64_t run_ns, uint32_t nchunks)
 {
     uint64_t per = run_ns / (nchunks ? nchunks : 1);
     uint64_t want = 1 + BUDGET_NS / (per ? per : 1);
     if (want > BATCH_MAX * MAX_BATCHES)
         want = BATCH_MAX * MAX_BATCHES;
-    return want > 2 * (uint64_t)lim ? 2 * lim : (uint32_t)want;
+    if (want > 2 * (uint64_t)lim)
+        return 2 * lim;
+    if (want < lim / 2)
+        return lim / 2;
+    return (uint32_t)want;
 }
 
 /* Count the chunks of b but c (the caller counts c). */

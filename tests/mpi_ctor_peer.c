@@ -52,7 +52,8 @@ int main(int argc, char **argv)
     mp_pool_join(p, MP_FOREVER);
     mp_pool_free(p);
     if (r != 0 || bad != 0) {
-        fprintf(stderr, "mpi_ctor_peer: map %s, %d of 16 items without the constructor's value\n",
+        fprintf(stderr,
+                "mpi_ctor_peer: map %s, %d of 16 items without the constructor's value\n",
                 mp_err_name(r), bad);
         return 5;
     }

@@ -157,6 +157,11 @@ MPI_Comm mp__mpi_world(void);
  * an idle process does not burn a cpu).  0, or -EIO when MPI failed. */
 int mp__mpi_wait(MPI_Comm comm, int src, int tag, MPI_Status *st);
 
+/* The same, testing the nsends requests *sends[k] meanwhile (completed ones
+ * become MPI_REQUEST_NULL); it never sleeps while one is not complete. */
+int mp__mpi_wait_sends(MPI_Comm comm, int src, int tag, MPI_Status *st,
+                       MPI_Request *const *sends, unsigned nsends);
+
 /* True when a worker spawned from this program will be taken over before
  * main: libmp's start-up hook ran here, or mp_spawn_main or mp_mpi_main
  * was called (the worker is the same program and starts the same way). */
