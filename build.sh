@@ -105,67 +105,98 @@ if [ "$what" = coverage ]; then
     exit 0
 fi
 
-setup build --werror
-meson test -C build --print-errorlogs --num-processes 2
-stage_done "gcc build and the whole suite"
+# --- test: three phases; stages of a phase run side by side ------------------
+# On a 2-core machine most tests wait rather than compute, so running the
+# independent stages together halves the wall time (the suites are written to
+# pass on a loaded machine).  A stage in the background writes to its own log,
+# printed when it ends; its time is measured from its own start.
+logs=build-logs
+rm -rf "$logs"
+mkdir -p "$logs"
+pids=""
+bg() { # name function: run the function in the background
+    ( s=$(date +%s); "$2"; echo "build.sh: $1: $(($(date +%s) - s)) s" ) \
+        >"$logs/$1.log" 2>&1 &
+    pids="$pids $!:$1"
+}
+wait_all() { # wait for every background stage; fail if one failed
+    failed=""
+    for p in $pids; do
+        if wait "${p%%:*}"; then st=ok; else st=FAILED; failed="$failed ${p#*:}"; fi
+        echo "=== build.sh: stage ${p#*:}: $st"
+        if [ $st = ok ]; then tail -n 3 "$logs/${p#*:}.log"; else cat "$logs/${p#*:}.log"; fi
+    done
+    pids=""
+    if [ -n "$failed" ]; then
+        echo "build.sh: failed:$failed" >&2
+        exit 1
+    fi
+}
 
-if command -v clang >/dev/null 2>&1; then
-    echo "build.sh: the library, tests and examples with clang (build only)"
-    CC=clang setup build-clang --werror
-    stage_done "clang build"
-fi
-
+build_others() { # clang (build only) and the two musl trees
+    if command -v clang >/dev/null 2>&1; then
+        CC=clang setup build-clang --werror
+    fi
+    setup build-musl --werror --native-file musl.ini -Ddefault_library=shared -Dmpi=disabled \
+        -Dunit_tests=shim -Dbench=false
+    setup build-musl-static --werror --native-file musl.ini -Ddefault_library=static \
+        -Dmpi=disabled -Dunit_tests=none -Dbench=false
+}
 # musl: no cmocka for it here, so the unit tests run on tests/cmocka_shim;
-# with libmp.so every suite but the slow one, with libmp.a the examples
-# under fork (a statically linked program that spawns calls mp_spawn_main).
-echo "build.sh: with musl-gcc: the suite against libmp.so, the examples against libmp.a"
-setup build-musl --werror --native-file musl.ini -Ddefault_library=shared -Dmpi=disabled \
-    -Dunit_tests=shim -Dbench=false
-meson test -C build-musl --print-errorlogs --num-processes 2 --no-suite slow
-setup build-musl-static --werror --native-file musl.ini -Ddefault_library=static -Dmpi=disabled \
-    -Dunit_tests=none -Dbench=false
-meson test -C build-musl-static --print-errorlogs --num-processes 2 --suite examples
-stage_done "musl builds and suites"
-
-if [ "${MP_SKIP_SANITIZE:-0}" != 1 ]; then
-    echo "build.sh: the suite again under AddressSanitizer + UndefinedBehaviorSanitizer"
+# with libmp.so every suite but the slow and packaging ones (the installed
+# files do not depend on the libc), with libmp.a the examples under fork (a
+# statically linked program that spawns calls mp_spawn_main).
+musl_tests() {
+    meson test -C build-musl --print-errorlogs --num-processes 2 \
+        --no-suite slow --no-suite packaging
+    meson test -C build-musl-static --print-errorlogs --num-processes 2 --suite examples
+}
+asan_tests() {
     setup build-asan --werror -Db_sanitize=address,undefined -Db_lundef=false \
         -Dbench=false
     meson test -C build-asan --print-errorlogs --num-processes 2 \
         --no-suite slow --timeout-multiplier 3
-    stage_done "ASan+UBSan suite"
-fi
+}
+# The long checks (docs/checks.md).
+long_checks() {
+    # The arena moves to TSan's application range in this build
+    # (src/heap.c); tools/tsan.supp lists what TSan cannot see across
+    # processes.
+    echo "build.sh: the threaded unit tests under ThreadSanitizer"
+    setup build-tsan --werror -Db_sanitize=thread -Db_lundef=false -Dbench=false \
+        -Dc_args=-Wno-tsan
+    meson test -C build-tsan --print-errorlogs --num-processes 2 --suite tsan \
+        --timeout-multiplier 3
+    echo "build.sh: fuzzing every decoder of outside bytes (tools/fuzz.sh)"
+    CC=clang-14 setup build-fuzz --werror -Dfuzz=true -Dtests=false -Dbench=false \
+        -Db_sanitize=address,undefined -Db_lundef=false
+    tools/fuzz.sh build-fuzz "${MP_FUZZ_SECONDS:-5}"
+    echo "build.sh: gcc -fanalyzer over src/ (tools/analyze.py)"
+    python3 tools/analyze.py build
+    # The tree is formatted as .clang-format says (tools/check-format.sh
+    # --fix rewrites it); MP_CHECK_FORMAT=0 skips the check locally.
+    if [ "${MP_CHECK_FORMAT:-1}" = 1 ]; then
+        tools/check-format.sh
+    fi
+}
 
+# Phase 1: the gcc suite, while the other trees compile.
+setup build --werror
+bg others build_others
+meson test -C build --print-errorlogs --num-processes 2
+stage_done "gcc build and the whole suite"
+wait_all
+stage_done "rest of the clang and musl builds"
+
+# Phase 2: musl's suites, ASan+UBSan's, and (unless MP_QUICK=1) TSan,
+# fuzzing, the static analyzer and the format check, side by side.
+bg musl musl_tests
+[ "${MP_SKIP_SANITIZE:-0}" = 1 ] || bg asan asan_tests
 if [ "$quick" = 1 ]; then
     echo "build.sh: MP_QUICK=1: ThreadSanitizer, fuzzing and analysis skipped"
-    echo "build.sh: stage times:$times"
-    exit 0
+else
+    bg long long_checks
 fi
-
-# --- the long checks (docs/checks.md) -----------------------------------------
-echo "build.sh: the threaded unit tests under ThreadSanitizer"
-# The arena moves to TSan's application range in this build (src/heap.c);
-# tools/tsan.supp lists what TSan cannot see across processes.
-setup build-tsan --werror -Db_sanitize=thread -Db_lundef=false -Dbench=false \
-    -Dc_args=-Wno-tsan
-meson test -C build-tsan --print-errorlogs --num-processes 2 --suite tsan \
-    --timeout-multiplier 3
-stage_done "TSan"
-
-echo "build.sh: fuzzing every decoder of outside bytes (tools/fuzz.sh)"
-CC=clang-14 setup build-fuzz --werror -Dfuzz=true -Dtests=false -Dbench=false \
-    -Db_sanitize=address,undefined -Db_lundef=false
-tools/fuzz.sh build-fuzz "${MP_FUZZ_SECONDS:-5}"
-stage_done "fuzzing"
-
-echo "build.sh: gcc -fanalyzer over src/ (tools/analyze.py)"
-python3 tools/analyze.py build
-stage_done "static analysis"
-
-# The tree is formatted as .clang-format says (tools/check-format.sh --fix
-# rewrites it); MP_CHECK_FORMAT=0 skips the check for a local run.
-if [ "${MP_CHECK_FORMAT:-1}" = 1 ]; then
-    tools/check-format.sh
-    stage_done "format check"
-fi
+wait_all
+stage_done "musl, sanitizers and the long checks"
 echo "build.sh: stage times:$times"

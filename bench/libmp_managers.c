@@ -28,7 +28,14 @@ static int dict_batch(void *arg, uint64_t n)
     return 0;
 }
 
-int lm_manager_dict(const bench_ctx *ctx, bench_result *out)
+static mp_proxy *new_dict(mp_manager *m)
+{
+    return mp_manager_dict(m, NULL);
+}
+
+/* Start a manager, make one proxy with make(), and time batch over it. */
+static int run_hosted(const bench_ctx *ctx, bench_result *out, mp_proxy *(*make)(mp_manager *),
+                      int (*batch)(void *, uint64_t))
 {
     mp_manager *m = mp_manager_new();
     if (m == NULL)
@@ -38,16 +45,21 @@ int lm_manager_dict(const bench_ctx *ctx, bench_result *out)
         mp_manager_free(m);
         return bench_fail(out, "mp_manager_start: %s", mp_strerror(r));
     }
-    mp_proxy *d = mp_manager_dict(m, NULL);
+    mp_proxy *p = make(m);
     int rc;
-    if (d == NULL)
-        rc = bench_fail(out, "mp_manager_dict: %s", mp_strerror(mp_last_error()));
+    if (p == NULL)
+        rc = bench_fail(out, "creating the proxy: %s", mp_strerror(mp_last_error()));
     else
-        rc = bench_run_batches(ctx, dict_batch, d, 1000, 0, out);
-    mp_proxy_free(d);
+        rc = bench_run_batches(ctx, batch, p, 1000, 0, out);
+    mp_proxy_free(p);
     mp_manager_shutdown(m);
     mp_manager_free(m);
     return rc;
+}
+
+int lm_manager_dict(const bench_ctx *ctx, bench_result *out)
+{
+    return run_hosted(ctx, out, new_dict, dict_batch);
 }
 
 /*
@@ -72,22 +84,5 @@ static int lock_batch(void *arg, uint64_t n)
 
 int lm_manager_lock(const bench_ctx *ctx, bench_result *out)
 {
-    mp_manager *m = mp_manager_new();
-    if (m == NULL)
-        return bench_fail(out, "mp_manager_new: %s", mp_strerror(mp_last_error()));
-    int r = mp_manager_start(m);
-    if (r != 0) {
-        mp_manager_free(m);
-        return bench_fail(out, "mp_manager_start: %s", mp_strerror(r));
-    }
-    mp_proxy *l = mp_manager_lock(m);
-    int rc;
-    if (l == NULL)
-        rc = bench_fail(out, "mp_manager_lock: %s", mp_strerror(mp_last_error()));
-    else
-        rc = bench_run_batches(ctx, lock_batch, l, 1000, 0, out);
-    mp_proxy_free(l);
-    mp_manager_shutdown(m);
-    mp_manager_free(m);
-    return rc;
+    return run_hosted(ctx, out, mp_manager_lock, lock_batch);
 }

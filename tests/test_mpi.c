@@ -597,15 +597,19 @@ static int run(int argc, char **argv)
 
 static char token[64];
 
-/* Entries of /dev/shm that Open MPI (vader) or libmp could leave. */
+/* Open MPI's shared-memory segments of this test's runs go to a directory
+ * of its own (btl_vader_backing_directory), so that only they are counted:
+ * other programs on the machine run MPI jobs too. */
+static char vader_dir[64];
+
+/* The entries of vader_dir: what this test's MPI runs left. */
 static int list_shm(char names[][256], int cap)
 {
     int n = 0;
-    DIR *d = opendir("/dev/shm");
+    DIR *d = opendir(vader_dir);
     struct dirent *e;
     while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, "vader_segment", 13) != 0 &&
-            strncmp(e->d_name, "sm_segment", 10) != 0 && strncmp(e->d_name, "libmp", 5) != 0)
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         if (n < cap)
             snprintf(names[n], 256, "%s", e->d_name);
@@ -740,8 +744,8 @@ static int setup(void **state)
     return 0;
 }
 
-/* Fail on any new vader/libmp entry in /dev/shm (removing it, so that one
- * failure does not leave the machine dirty). */
+/* Fail on any new entry in vader_dir (removing it, so that one failure
+ * does not leave the machine dirty). */
 static int teardown(void **state)
 {
     char after[64][256];
@@ -752,7 +756,7 @@ static int teardown(void **state)
             old = strcmp(after[i], before[k]) == 0;
         if (!old) {
             char path[300];
-            snprintf(path, sizeof path, "/dev/shm/%.250s", after[i]);
+            snprintf(path, sizeof path, "%s/%.200s", vader_dir, after[i]);
             fprintf(stderr, "left behind: %s\n", path);
             unlink(path);
             fresh++;
@@ -910,6 +914,12 @@ int main(int argc, char **argv)
      * --oversubscribe does not reach MPI_Comm_spawn). */
     setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
     snprintf(token, sizeof token, "MPT_MPI_TOKEN=%d.%ld", (int)getpid(), (long)time(NULL));
+    snprintf(vader_dir, sizeof vader_dir, "/dev/shm/mpt-mpi-XXXXXX");
+    if (mkdtemp(vader_dir) == NULL) {
+        perror("test_mpi: mkdtemp");
+        return 1;
+    }
+    setenv("OMPI_MCA_btl_vader_backing_directory", vader_dir, 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_context),
         cmocka_unit_test_setup_teardown(test_spawn_1_2, setup, teardown),
@@ -926,7 +936,12 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_ctrl_c_spawn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctrl_c_world, setup, teardown),
     };
-    return cmocka_run_group_tests_name("mpi", tests, NULL, NULL);
+    int rc = cmocka_run_group_tests_name("mpi", tests, NULL, NULL);
+    if (rmdir(vader_dir) != 0) {
+        perror("test_mpi: rmdir of the segment directory");
+        rc = 1;
+    }
+    return rc;
 }
 
 #else /* no MPI */

@@ -1332,12 +1332,20 @@ static void test_barrier_action_dies(void **state)
     struct shared *s = shared_new();
     s->barrier = mp_barrier_new(.parties = 2, .action = die_in_action, .action_arg = s);
     s->timeout = 20.0;
-    pid_t pid = fork_child(barrier_wait_index, s);
-    /* The child arrives last, runs the action and dies holding the
+    /* The parent arrives first (it must not run the action: that would
+     * kill the test), so it waits in the barrier before the child starts.
+     * The child arrives last, runs the action and dies holding the
      * barrier's internal lock: the parent's wait times out broken. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (int i = 0; i < 20000 && mp_barrier_n_waiting(s->barrier) < 1; i++)
+            usleep(1000);
+        _exit(barrier_wait_index(s));
+    }
+    assert_true(pid > 0);
     double t0 = mp__now();
-    assert_int_equal(mp_barrier_wait(s->barrier, 1.0), MP_EBROKEN);
-    assert_true(mp__now() - t0 >= 1.0);
+    assert_int_equal(mp_barrier_wait(s->barrier, 3.0), MP_EBROKEN);
+    assert_true(mp__now() - t0 >= 3.0);
     assert_int_equal(mpt_wait_status(pid), 1000 + SIGKILL);
     assert_int_equal(mp_barrier_broken(s->barrier), 1);
     assert_int_equal(atomic_load(&s->actions), 1);
