@@ -37,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -519,6 +521,45 @@ static int run_slot_items(struct session *S, const mp__mpi_task *t, const char *
     return 0;
 }
 
+/*
+ * How long the items kept the worker busy, for the parent's window: the
+ * wall-clock time when they waited for something (a voluntary context
+ * switch: a lock, I/O, a sleep), else the cpu time, so that the time a busy
+ * machine took the cpu away from the worker does not count.
+ */
+struct busy {
+    uint64_t wall, cpu;
+    long nvcsw;
+};
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static long voluntary_switches(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : -1;
+}
+
+static void busy_start(struct busy *b)
+{
+    b->nvcsw = voluntary_switches();
+    b->cpu = thread_cpu_ns();
+    b->wall = mp__now_ns();
+}
+
+static uint64_t busy_ns(const struct busy *b)
+{
+    uint64_t wall = mp__now_ns() - b->wall, cpu = thread_cpu_ns() - b->cpu;
+    long v = voluntary_switches();
+    return v < 0 || b->nvcsw < 0 || v != b->nvcsw || cpu > wall ? wall : cpu;
+}
+
 static int do_task(struct session *S, MPI_Comm comm, int parent, char *buf, size_t len)
 {
     mp__mpi_task t;
@@ -545,12 +586,13 @@ static int do_task(struct session *S, MPI_Comm comm, int parent, char *buf, size
         return MP_EINVAL;
     void *arg = t.arg_size > 0 && S->arg_job == t.job ? S->arg : NULL;
     void (*fn)(void) = resolve_cached(&t.fn);
-    uint64_t t0 = mp__now_ns();
+    struct busy b0;
+    busy_start(&b0);
     int r = t.op == MP__MPI_OP_SLOTS ? run_slot_items(S, &t, p, arg, fn, &res)
                                      : run_fixed_items(S, &t, p, arg, fn, &res);
     if (r != 0)
         return r;
-    res.run_ns = mp__now_ns() - t0;
+    res.run_ns = busy_ns(&b0);
     memcpy(S->buf, &res, sizeof res);
     MPI_Send(S->buf, (int)(sizeof res + res.out_len), MPI_BYTE, parent, MP__MPI_TAG_RESULT,
              comm);

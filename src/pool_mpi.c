@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define MAX_BATCHES 2
-#define BATCH_MAX 256 /* chunks per message */
+#define BATCH_MAX 1024 /* chunks per message */
 #define BUDGET_NS 1000000
 #define BATCH_BYTES (256 * 1024)
 
@@ -748,9 +748,8 @@ static void take_reply(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *
 
 /*
  * The window after a reply: about BUDGET_NS of the worker's time queued.
- * It at most doubles or halves per reply: the worker's time is wall-clock
- * time, and one batch during which a busy machine took the cpu away from
- * the worker must not shrink the window to nothing.
+ * It at most doubles or halves per reply, so that one odd batch does not
+ * swing it.
  */
 static uint32_t next_lim(uint32_t lim, uint64_t run_ns, uint32_t nchunks)
 {
@@ -769,9 +768,10 @@ static uint32_t next_lim(uint32_t lim, uint64_t run_ns, uint32_t nchunks)
 static void count_batch(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *b, uint64_t c,
                         mp__wrec *rec)
 {
+    uint64_t k = 0;
     for (uint32_t i = 0; i < b->n; i++)
-        if (b->c[i] != c)
-            mp__pool_chunk_counted(pool, j, rec);
+        k += b->c[i] != c;
+    mp__pool_chunks_counted(pool, j, rec, k);
 }
 
 /*

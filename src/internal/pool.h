@@ -403,6 +403,10 @@ static inline uint64_t mp__chunk_free(const mp__pjob *j, uint64_t c)
  */
 void mp__pool_chunk_counted(struct mp_pool *pool, mp__pjob *j, mp__wrec *hint_rec);
 
+/* The same for k final chunks at once (an MPI proxy's batch). */
+void mp__pool_chunks_counted(struct mp_pool *pool, mp__pjob *j, mp__wrec *hint_rec,
+                             uint64_t k);
+
 /* Record the first failure of a fixed map (lowest item index wins). */
 void mp__pool_record_error(struct mp_pool *pool, mp__pjob *j, uint64_t index, int code,
                            const char *msg);
