@@ -24,6 +24,7 @@
 #define MAX_BATCHES 2
 #define BATCH_MAX 1024 /* chunks per message */
 #define BUDGET_NS 1000000
+#define PAIR_NS 10000000
 #define BATCH_BYTES (256 * 1024)
 
 struct mp__mpi_batch {
@@ -755,6 +756,10 @@ static uint32_t next_lim(uint32_t lim, uint64_t run_ns, uint32_t nchunks)
 {
     uint64_t per = run_ns / (nchunks ? nchunks : 1);
     uint64_t want = 1 + BUDGET_NS / (per ? per : 1);
+    /* One chunk on its way while the worker runs another, up to PAIR_NS
+     * per chunk: large chunks cost a transfer each way. */
+    if (want < 2 && per <= PAIR_NS)
+        want = 2;
     if (want > BATCH_MAX * MAX_BATCHES)
         want = BATCH_MAX * MAX_BATCHES;
     if (want > 2 * (uint64_t)lim)
