@@ -749,8 +749,9 @@ static void take_reply(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *
 
 /*
  * The window after a reply: about BUDGET_NS of the worker's time queued.
- * It at most doubles or halves per reply, so that one odd batch does not
- * swing it.
+ * It grows at most 8 times per reply (from 2 to the largest in 4 replies:
+ * on a busy machine a round trip costs milliseconds) and at most halves,
+ * so that one odd batch does not swing it.
  */
 static uint32_t next_lim(uint32_t lim, uint64_t run_ns, uint32_t nchunks)
 {
@@ -762,8 +763,8 @@ static uint32_t next_lim(uint32_t lim, uint64_t run_ns, uint32_t nchunks)
         want = 2;
     if (want > BATCH_MAX * MAX_BATCHES)
         want = BATCH_MAX * MAX_BATCHES;
-    if (want > 2 * (uint64_t)lim)
-        return 2 * lim;
+    if (want > 8 * (uint64_t)lim)
+        return 8 * lim;
     if (want < lim / 2)
         return lim / 2;
     return (uint32_t)want;
