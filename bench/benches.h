@@ -82,7 +82,11 @@ int raw_mpi_main(int argc, char **argv);
 int lm_manager_dict(const bench_ctx *ctx, bench_result *out);
 int lm_manager_lock(const bench_ctx *ctx, bench_result *out);
 
-/* oversub.c: the --oversubscribe tables (printed to stdout); 0 or 1. */
-int oversub_main(const bench_ctx *ctx, int repeats);
+/* oversub.c: the --oversubscribe tables (printed to stdout); 0 or 1.
+ * selected(id) says which rows to run (ids oversub.event, oversub.lock,
+ * oversub.sem, oversub.queue, oversub.pool; the raw comparator runs with
+ * any ping-pong row); pairs (0: 1, 2, 4 and 8) limits the P column. */
+int oversub_main(const bench_ctx *ctx, int repeats, bool (*selected)(const char *id),
+                 int pairs);
 
 #endif /* MPBENCH_BENCHES_H */

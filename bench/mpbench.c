@@ -406,6 +406,7 @@ typedef struct options {
     const char *script;
     bool pin;
     bool oversub;
+    int pairs;
 } options;
 
 static void usage(FILE *f)
@@ -430,7 +431,9 @@ static void usage(FILE *f)
                "  --oversubscribe  instead of the table: P = 1, 2, 4, 8 pairs ping-ponging\n"
                "               at once (Event, Lock, Semaphore, Queue beside a raw\n"
                "               always-sleeping futex) and Pool.map chunksize 1 with 1x, 4x,\n"
-               "               8x workers per cpu (docs/performance.md)\n"
+               "               8x workers per cpu (docs/performance.md); --filter\n"
+               "               takes oversub.event, .lock, .sem, .queue, .pool\n"
+               "  --pairs P      with --oversubscribe: only P pairs (1, 2, 4 or 8)\n"
                "  --pin          pin the two processes of a pair to cpus 0 and 1\n"
                "  --list         list the operation ids and exit\n");
 }
@@ -447,6 +450,13 @@ static bool selected(const options *o, const char *id)
                 return true;
     }
     return false;
+}
+
+static const options *oversub_opt;
+
+static bool oversub_selected(const char *id)
+{
+    return selected(oversub_opt, id);
 }
 
 static double parse_pos(const char *s, const char *what)
@@ -471,7 +481,7 @@ static void parse_options(int argc, char **argv, options *o)
         bool takes = strcmp(a, "--filter") == 0 || strcmp(a, "--json") == 0 ||
                      strcmp(a, "--repeats") == 0 || strcmp(a, "--duration") == 0 ||
                      strcmp(a, "--warmup") == 0 || strcmp(a, "--python") == 0 ||
-                     strcmp(a, "--script") == 0;
+                     strcmp(a, "--script") == 0 || strcmp(a, "--pairs") == 0;
         if (takes && next == NULL) {
             fprintf(stderr, "mpbench: %s needs a value\n", a);
             exit(2);
@@ -513,6 +523,13 @@ static void parse_options(int argc, char **argv, options *o)
             i++;
         } else if (strcmp(a, "--oversubscribe") == 0) {
             o->oversub = true;
+        } else if (strcmp(a, "--pairs") == 0) {
+            o->pairs = atoi(next);
+            if (o->pairs != 1 && o->pairs != 2 && o->pairs != 4 && o->pairs != 8) {
+                fprintf(stderr, "mpbench: --pairs takes 1, 2, 4 or 8\n");
+                exit(2);
+            }
+            i++;
         } else if (strcmp(a, "--pin") == 0) {
             o->pin = true;
         } else if (strcmp(a, "--list") == 0) {
@@ -1260,7 +1277,8 @@ int main(int argc, char **argv)
 
     if (opt.oversub) {
         bench_ctx octx = {.duration = opt.duration, .warmup = opt.warmup, .self_exe = self};
-        return oversub_main(&octx, opt.repeats);
+        oversub_opt = &opt;
+        return oversub_main(&octx, opt.repeats, oversub_selected, opt.pairs);
     }
 
     bool sel[NOPS];

@@ -15,9 +15,11 @@
  *   sem      two Semaphores(0): ping = release(a), acquire(b);
  *   queue    two Queues, 64 B messages.
  * Each repeat reports the total round trips per second of all pairs and
- * the p50/p99 of every round trip timed by the pinging sides; the table
- * shows the median over repeats, the slowest and fastest repeat, and the
- * ratio of the medians to raw's at the same P.
+ * the p50/p99 of every round trip timed by the pinging sides; repeats
+ * interleave the kinds.  The table shows the median over repeats, the
+ * slowest and fastest repeat, the ratio of the medians to raw's at the same
+ * P, and the median of each repeat's ratio to the raw repeat just before it
+ * ("paired": the steadier figure while the machine's load drifts).
  *
  * Pool.map: mp_pool_map of N trivial tasks, chunksize 1, with 1, 4 and 8
  * workers per core; ten timed maps each: the median rate, the slowest
@@ -40,6 +42,8 @@
 #include <unistd.h>
 
 enum { K_RAW, K_EVENT, K_LOCK, K_SEM, K_QUEUE, NKINDS };
+static const char *const kind_id[NKINDS] = {"oversub.raw", "oversub.event", "oversub.lock",
+                                            "oversub.sem", "oversub.queue"};
 static const char *const kind_name[NKINDS] = {"raw futex, always sleeping", "Event",
                                               "Lock handoff", "Semaphore", "Queue 64 B"};
 
@@ -383,7 +387,7 @@ static int ident(const void *in, size_t in_size, void *out, size_t out_size, voi
     return 0;
 }
 
-#define POOL_TASKS 100000
+#define POOL_TASKS 400000
 #define POOL_MAPS 10
 
 static int pool_rates(int workers, double *rates)
@@ -424,7 +428,8 @@ static void loadavg(char *buf, size_t n)
     }
 }
 
-int oversub_main(const bench_ctx *ctx, int repeats)
+int oversub_main(const bench_ctx *ctx, int repeats, bool (*selected)(const char *id),
+                 int pairs)
 {
     static const int ps[] = {1, 2, 4, 8};
     int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -434,39 +439,68 @@ int oversub_main(const bench_ctx *ctx, int repeats)
            "load average before: %s\n\n",
            ncpu, repeats, ctx->duration, ctx->warmup, la);
     printf("| P pairs | operation | round trips/s (median) | slowest-fastest | vs raw "
-           "| p50 | p99 |\n|---|---|---|---|---|---|---|\n");
-    double *rate = calloc((size_t)repeats, sizeof *rate);
-    double *p50 = calloc((size_t)repeats, sizeof *p50);
-    double *p99 = calloc((size_t)repeats, sizeof *p99);
-    if (rate == NULL || p50 == NULL || p99 == NULL)
+           "| vs raw, paired | p50 | p99 |\n|---|---|---|---|---|---|---|---|\n");
+    size_t nr = (size_t)repeats;
+    double *rate = calloc(NKINDS * nr, sizeof *rate);
+    double *p50 = calloc(NKINDS * nr, sizeof *p50);
+    double *p99 = calloc(NKINDS * nr, sizeof *p99);
+    double *tmp = calloc(nr, sizeof *tmp);
+    if (rate == NULL || p50 == NULL || p99 == NULL || tmp == NULL)
         return 1;
     int fails = 0;
-    for (size_t pi = 0; pi < sizeof ps / sizeof ps[0]; pi++) {
+    bool any = false;
+    for (int k = K_EVENT; k < NKINDS; k++)
+        any |= selected(kind_id[k]);
+    for (size_t pi = 0; any && pi < sizeof ps / sizeof ps[0]; pi++) {
+        if (pairs != 0 && ps[pi] != pairs)
+            continue;
+        /* Repeats interleave the kinds (raw, Event, ..., raw, Event, ...):
+         * the load of a busy machine drifts within seconds. */
+        bool ok[NKINDS];
+        for (int k = 0; k < NKINDS; k++)
+            ok[k] = k == K_RAW || selected(kind_id[k]);
+        bool run[NKINDS];
+        memcpy(run, ok, sizeof run);
+        for (int r = 0; r < repeats; r++)
+            for (int k = 0; k < NKINDS; k++)
+                if (ok[k])
+                    ok[k] = pingpong_once(ctx, k, ps[pi], &rate[k * nr + r], &p50[k * nr + r],
+                                          &p99[k * nr + r]) == 0;
         double raw = 0;
         for (int k = 0; k < NKINDS; k++) {
-            int ok = 1;
-            for (int r = 0; r < repeats && ok; r++)
-                ok = pingpong_once(ctx, k, ps[pi], &rate[r], &p50[r], &p99[r]) == 0;
-            if (!ok) {
-                printf("| %d | %s | failed | | | | |\n", ps[pi], kind_name[k]);
+            if (!run[k])
+                continue;
+            if (!ok[k]) {
+                printf("| %d | %s | failed | | | | | |\n", ps[pi], kind_name[k]);
                 fails++;
                 continue;
             }
-            double m = median(rate, repeats);
-            double lo = rate[0], hi = rate[repeats - 1];
+            double *kr = rate + k * nr;
+            double paired = 0;
+            if (raw > 0 && ok[K_RAW]) {
+                for (size_t r = 0; r < nr; r++)
+                    tmp[r] = rate[K_RAW * nr + r] > 0 ? kr[r] / rate[K_RAW * nr + r] : 0;
+                paired = median(tmp, repeats);
+            }
+            memcpy(tmp, kr, nr * sizeof *tmp);
+            double m = median(tmp, repeats);
+            double lo = tmp[0], hi = tmp[nr - 1];
             if (k == K_RAW)
                 raw = m;
-            printf("| %d | %s | %s | %s-%s | %.2fx | %.1f us | %.1f us |\n", ps[pi],
+            printf("| %d | %s | %s | %s-%s | %.2fx | %.2fx | %.1f us | %.1f us |\n", ps[pi],
                    kind_name[k], si(m, b1, sizeof b1), si(lo, b2, sizeof b2),
-                   si(hi, b3, sizeof b3), raw > 0 ? m / raw : 0, median(p50, repeats) * 1e6,
-                   median(p99, repeats) * 1e6);
+                   si(hi, b3, sizeof b3), raw > 0 ? m / raw : 0, k == K_RAW ? 1.0 : paired,
+                   median(p50 + k * nr, repeats) * 1e6, median(p99 + k * nr, repeats) * 1e6);
             fflush(stdout);
         }
     }
     free(rate);
     free(p50);
     free(p99);
+    free(tmp);
 
+    if (!selected("oversub.pool"))
+        goto out;
     printf("\n| workers | Pool.map cs=1 tasks/s (median of %d) | slowest / median "
            "| median vs 1 per core |\n|---|---|---|---|\n",
            POOL_MAPS);
@@ -486,6 +520,7 @@ int oversub_main(const bench_ctx *ctx, int repeats)
                si(m, b1, sizeof b1), r[0] / m, base > 0 ? m / base : 0);
         fflush(stdout);
     }
+out:
     loadavg(la, sizeof la);
     printf("\nload average after: %s\n", la);
     return fails != 0;

@@ -4,7 +4,8 @@
  *
  * Invariant checked beyond "no crash, no leak": a value that decodes
  * encodes again, and that encoding decodes to a value that encodes to the
- * same bytes (decode and encode agree).
+ * same bytes (decode and encode agree); a copy of it (proxy references
+ * included) encodes to those bytes too.
  */
 #include <libmp.h>
 
@@ -34,6 +35,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (mp_val_encode(w, &b2, &n2) == 0 && (n1 != n2 || memcmp(b1, b2, n1) != 0))
             abort();
         mp_val_free(w);
+        free(b2);
+        b2 = NULL;
+        mp_val *c = mp_val_copy(v);
+        if (c == NULL || mp_val_encode(c, &b2, &n2) != 0 || n1 != n2 ||
+            memcmp(b1, b2, n1) != 0)
+            abort();
+        mp_val_free(c);
     }
     free(b1);
     free(b2);

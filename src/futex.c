@@ -67,20 +67,27 @@ int mp__futex_wait_watched(uint32_t *word, uint32_t expected, const mp__deadline
  * the wait needs, and every waiter should sleep at once.  The answer is the
  * kernel's instantaneous count of runnable tasks (the fourth field of
  * /proc/loadavg, which counts the caller itself), refreshed by whichever
- * waiter finds it older than BUSY_CHECK_NS, so a process asks the kernel at
- * most about a hundred times a second and only while it waits.  Spinning
+ * waiter finds it older than BUSY_CHECK_NS.  The answer lives in the arena's
+ * header, shared by the whole family, so the family asks the kernel at most
+ * about a hundred times a second, however many processes wait (reading the
+ * file costs 5 to 20 us here: 16 processes each reading it every 10 ms took
+ * over 1% of a cpu); without an arena each process keeps its own.  Spinning
  * waiters count as runnable, which is what is wanted: P spinning pairs on
- * fewer than 2P cpus are oversubscribed (and stay so for BUSY_HOLD_NS
- * after the last sample that said so).  Plain process-wide atomics, no
- * thread-local storage; a forked child inherits a fresh enough answer.
+ * fewer than 2P cpus are oversubscribed (and stay so for BUSY_HOLD_NS after
+ * the last sample that said so).  Plain atomics, no thread-local storage;
+ * the clock is CLOCK_MONOTONIC, the same in every process.
  */
 #define BUSY_CHECK_NS 10000000u
 #define BUSY_HOLD_NS 100000000u
 
-static _Atomic uint64_t busy_checked_at;
-static _Atomic uint64_t busy_seen_at; /* the last sample that said busy */
-static _Atomic int busy_now;
+static mp__busy_state busy_local;
 static _Atomic int busy_ncpu;
+static _Atomic int busy_forced = -1;
+
+void mp__cpu_busy_force(int mode)
+{
+    atomic_store_explicit(&busy_forced, mode < 0 ? -1 : mode != 0, memory_order_relaxed);
+}
 
 static int usable_cpus(void)
 {
@@ -124,12 +131,19 @@ static int runnable_tasks(void)
 
 bool mp__cpu_busy_at(uint64_t now)
 {
-    uint64_t at = atomic_load_explicit(&busy_checked_at, memory_order_relaxed);
-    if (at != 0 && now - at < BUSY_CHECK_NS)
-        return atomic_load_explicit(&busy_now, memory_order_relaxed) != 0;
+    int forced = atomic_load_explicit(&busy_forced, memory_order_relaxed);
+    if (MP__UNLIKELY(forced >= 0))
+        return forced != 0;
+    mp__busy_state *b = mp__heap_busy_state();
+    if (b == NULL)
+        b = &busy_local;
+    uint64_t at = atomic_load_explicit(&b->checked_at, memory_order_relaxed);
+    /* Signed: another process's sample may be a little ahead of our now. */
+    if (at != 0 && (int64_t)(now - at) < (int64_t)BUSY_CHECK_NS)
+        return atomic_load_explicit(&b->busy, memory_order_relaxed) != 0;
     /* One waiter refreshes; the others keep the previous answer. */
-    if (!atomic_compare_exchange_strong(&busy_checked_at, &at, now))
-        return atomic_load_explicit(&busy_now, memory_order_relaxed) != 0;
+    if (!atomic_compare_exchange_strong(&b->checked_at, &at, now))
+        return atomic_load_explicit(&b->busy, memory_order_relaxed) != 0;
     int ncpu = usable_cpus();
     int run = ncpu > 1 ? runnable_tasks() : ncpu + 1;
     /*
@@ -139,10 +153,10 @@ bool mp__cpu_busy_at(uint64_t now)
      * holds for BUSY_HOLD_NS, ten samples, before polling resumes.
      */
     if (run > ncpu)
-        atomic_store_explicit(&busy_seen_at, now, memory_order_relaxed);
-    uint64_t seen = atomic_load_explicit(&busy_seen_at, memory_order_relaxed);
-    bool busy = seen != 0 && now - seen < BUSY_HOLD_NS;
-    atomic_store_explicit(&busy_now, busy, memory_order_relaxed);
+        atomic_store_explicit(&b->seen_at, now, memory_order_relaxed);
+    uint64_t seen = atomic_load_explicit(&b->seen_at, memory_order_relaxed);
+    bool busy = seen != 0 && (int64_t)(now - seen) < (int64_t)BUSY_HOLD_NS;
+    atomic_store_explicit(&b->busy, busy, memory_order_relaxed);
     return busy;
 }
 

@@ -87,6 +87,7 @@ struct arena {
     uint64_t dirty[DIRTY_SLOTS]; /* first runs of RUN_DIRTY blocks; 0: none */
     _Atomic uint64_t next_id MP__ALIGNED(MP__CACHELINE);
     _Atomic(void *) roots[MP__ROOT_COUNT];
+    mp__busy_state busy MP__ALIGNED(MP__CACHELINE); /* futex.c's mp__cpu_busy */
     uint64_t desc[]; /* one per run: kind | class << 8 | len << 32 */
 };
 
@@ -152,7 +153,13 @@ static void set_arena(struct arena *a)
     uintptr_t lo = (uintptr_t)a + ((uintptr_t)a->first_run << RUN_SHIFT);
     mp__arena_len = (uintptr_t)a + a->size - lo;
     mp__arena_lo = lo;
-    A = a;
+    __atomic_store_n(&A, a, __ATOMIC_RELEASE);
+}
+
+mp__busy_state *mp__heap_busy_state(void)
+{
+    struct arena *a = __atomic_load_n(&A, __ATOMIC_ACQUIRE);
+    return a != NULL ? &a->busy : NULL;
 }
 
 static inline uint64_t run_of(const void *p)

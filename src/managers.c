@@ -460,8 +460,37 @@ struct reply_info {
     void *native;
 };
 
-/* Parse a reply: the value into *out (if out), a proxy into *pi (if pi). */
-static int parse_reply(const mp__buf *rep, mp_val **out, struct reply_info *pi)
+/* Attach the proxy references of a value that came from m's server to m,
+ * so that mp_proxy_from_val finds the manager again. */
+static void attach_refs(mp_val *v, mp_manager *m)
+{
+    size_t pos = 0;
+    switch (v->type) {
+    case MP_VAL_PROXY:
+        if (v->ref.bind_ == MP__REF_FREE) {
+            v->ref.bind_ = MP__REF_CLIENT;
+            v->ref.owner_ = m;
+            v->ref.owner_id_ = m->hdr.id;
+        }
+        break;
+    case MP_VAL_LIST:
+    case MP_VAL_TUPLE:
+        for (size_t i = 0; i < v->seq.len; i++)
+            attach_refs(v->seq.items[i], m);
+        break;
+    case MP_VAL_DICT:
+        for (; pos < v->dict.slots_; pos++)
+            if (mp__val_dict_slot_key(v, pos) != NULL)
+                attach_refs(mp__val_dict_slot_value(v, pos), m);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Parse a reply: the value into *out (if out), a proxy into *pi (if pi);
+ * references in the value are attached to m. */
+static int parse_reply(mp_manager *m, const mp__buf *rep, mp_val **out, struct reply_info *pi)
 {
     mp__rd rd = {.p = (const uint8_t *)rep->p, .len = rep->len, .pos = 0};
     if (rep->len == 0)
@@ -478,6 +507,8 @@ static int parse_reply(const mp__buf *rep, mp_val **out, struct reply_info *pi)
             mp_val_free(e == 0 ? v : NULL);
             return -EPROTO;
         }
+        if (rd.nrefs > 0)
+            attach_refs(v, m);
         *out = v;
         return 0;
     }
@@ -527,8 +558,37 @@ static void put_name(mp__buf *b, const char *name)
     mp__buf_put(b, name, n);
 }
 
-/* Encode args (NULL, a tuple or a list, or an array of n values) as a tuple. */
-static int put_args(mp__buf *b, const mp_val *tuple, const mp_val *const *argv, size_t n)
+/* True when every proxy reference in v may be sent to m: one that came
+ * through m (or was made from one of its proxies), or one decoded from
+ * bytes (the server checks that it names one of its objects). */
+static bool refs_belong(const mp_val *v, const mp_manager *m)
+{
+    size_t pos = 0;
+    const mp_val *x;
+    switch (v->type) {
+    case MP_VAL_PROXY:
+        return v->ref.bind_ == MP__REF_FREE ||
+               (v->ref.owner_ == m && v->ref.owner_id_ == m->hdr.id);
+    case MP_VAL_LIST:
+    case MP_VAL_TUPLE:
+        for (size_t i = 0; i < v->seq.len; i++)
+            if (!refs_belong(v->seq.items[i], m))
+                return false;
+        return true;
+    case MP_VAL_DICT:
+        while (mp_val_dict_next(v, &pos, NULL, &x))
+            if (!refs_belong(x, m))
+                return false;
+        return true;
+    default:
+        return true;
+    }
+}
+
+/* Encode args (NULL, a tuple or a list, or an array of n values) as a tuple,
+ * for m's server. */
+static int put_args(mp__buf *b, const mp_manager *m, const mp_val *tuple,
+                    const mp_val *const *argv, size_t n)
 {
     if (tuple != NULL) {
         if (tuple->type != MP_VAL_TUPLE && tuple->type != MP_VAL_LIST)
@@ -538,6 +598,7 @@ static int put_args(mp__buf *b, const mp_val *tuple, const mp_val *const *argv, 
     }
     mp__buf_putc(b, MP__TAG_TUPLE);
     mp__buf_varint(b, n);
+    b->nrefs = 0;
     for (size_t i = 0; i < n; i++) {
         /* At depth 1, inside the tuple: a value the server's decoder would
          * find too deep is refused here (MP_EINVAL). */
@@ -545,6 +606,10 @@ static int put_args(mp__buf *b, const mp_val *tuple, const mp_val *const *argv, 
         if (e != 0)
             return e;
     }
+    /* A proxy of another manager cannot be stored in this one. */
+    for (size_t i = 0; b->nrefs > 0 && i < n; i++)
+        if (!refs_belong(argv[i], m))
+            return MP_EINVAL;
     return b->oom ? -ENOMEM : 0;
 }
 
@@ -661,15 +726,17 @@ int mp__mgr_call(mp_proxy *p, uint32_t kind, const char *method, const mp_val *t
     mp__buf_putc(&t->req, MGR_OP_CALL);
     mp__buf_varint(&t->req, p->oid);
     put_name(&t->req, method);
-    e = put_args(&t->req, tuple, argv, n);
+    e = put_args(&t->req, p->m, tuple, argv, n);
     if (e != 0)
         return e;
     e = mp__mgr_transport(p->m, &t->req, &t->rep);
     if (e != 0)
         return e;
-    return parse_reply(&t->rep, out, NULL);
+    return parse_reply(p->m, &t->rep, out, NULL);
 }
 
+
+static mp_proxy *proxy_from_reply(mp_manager *m, struct tl_state *t, int e);
 
 mp_proxy *mp__mgr_create(mp_manager *m, const char *typeid, const mp_val *tuple,
                          const mp_val *const *argv, size_t n)
@@ -681,12 +748,19 @@ mp_proxy *mp__mgr_create(mp_manager *m, const char *typeid, const mp_val *tuple,
     t->req.oom = false;
     mp__buf_putc(&t->req, MGR_OP_CREATE);
     put_name(&t->req, typeid);
-    int e = put_args(&t->req, tuple, argv, n);
+    int e = put_args(&t->req, m, tuple, argv, n);
     if (e == 0)
         e = mp__mgr_transport(m, &t->req, &t->rep);
+    return proxy_from_reply(m, t, e);
+}
+
+/* The proxy for the object the reply in t->rep names (e: the transport's
+ * result so far). */
+static mp_proxy *proxy_from_reply(mp_manager *m, struct tl_state *t, int e)
+{
     struct reply_info pi;
     if (e == 0)
-        e = parse_reply(&t->rep, NULL, &pi);
+        e = parse_reply(m, &t->rep, NULL, &pi);
     if (e != 0)
         return mp__fail_null(e);
     mp_proxy *p = mp__obj_new(sizeof *p, MP__MAGIC_PROXY);
@@ -776,6 +850,89 @@ void mp_proxy_free(mp_proxy *p)
         }
     }
     mp__obj_free(p);
+}
+
+mp_proxy *mp__mgr_call_proxy(mp_proxy *p, uint32_t kind, const char *method,
+                             const mp_val *const *argv, size_t n)
+{
+    int e = mp__mgr_check_proxy(p, kind);
+    if (e != 0)
+        return mp__fail_null(e);
+    struct tl_state *t = tls();
+    t->req.len = 0;
+    t->req.oom = false;
+    mp__buf_putc(&t->req, MGR_OP_CALL);
+    mp__buf_varint(&t->req, p->oid);
+    put_name(&t->req, method);
+    e = put_args(&t->req, p->m, NULL, argv, n);
+    if (e == 0)
+        e = mp__mgr_transport(p->m, &t->req, &t->rep);
+    return proxy_from_reply(p->m, t, e);
+}
+
+mp_val *mp_val_proxy(const mp_proxy *p)
+{
+    if (mp__mgr_check_proxy(p, 0) != 0)
+        return mp__fail_null(MP_EINVAL);
+    const mp_manager *m = p->m;
+    char addr[MP__REF_ADDR_MAX + 1] = "";
+    if (m->family == 1)
+        snprintf(addr, sizeof addr, "%s", m->path);
+    else if (m->family == 2)
+        snprintf(addr, sizeof addr, "%s:%d", m->host, m->port);
+    mp_val *v = mp__val_new_ref(p->typeid, strlen(p->typeid), addr, strlen(addr), p->oid,
+                                p->kind);
+    if (v == NULL)
+        return mp__fail_null(-ENOMEM);
+    v->ref.bind_ = MP__REF_CLIENT;
+    v->ref.owner_ = p->m;
+    v->ref.owner_id_ = p->m->hdr.id;
+    return v;
+}
+
+mp_proxy *mp_proxy_from_val(mp_manager *m, const mp_val *v)
+{
+    if (v == NULL || v->type != MP_VAL_PROXY || !mp__ref_ok(v))
+        return mp__fail_null(MP_EINVAL);
+    if (v->ref.bind_ == MP__REF_CLIENT) {
+        mp_manager *from = v->ref.owner_;
+        if (m != NULL && m != from)
+            return mp__fail_null(MP_EINVAL);
+        m = from;
+        if (check_m(m) != 0 || m->hdr.id != v->ref.owner_id_)
+            return mp__fail_null(MP_EINVAL);
+    } else if (v->ref.bind_ != MP__REF_FREE || check_m(m) != 0) {
+        return mp__fail_null(MP_EINVAL);
+    }
+    /* Python's RebuildProxy: a new proxy, which takes a reference. */
+    struct tl_state *t = tls();
+    t->req.len = 0;
+    t->req.oom = false;
+    mp__buf_putc(&t->req, MGR_OP_REBUILD);
+    mp__buf_varint(&t->req, v->ref.oid);
+    mp__buf_varint(&t->req, v->ref.kind);
+    put_name(&t->req, v->ref.type_id);
+    return proxy_from_reply(m, t, mp__mgr_transport(m, &t->req, &t->rep));
+}
+
+ssize_t mp_manager_object_count(mp_manager *m)
+{
+    if (check_m(m) != 0)
+        return MP_EINVAL;
+    struct tl_state *t = tls();
+    t->req.len = 0;
+    t->req.oom = false;
+    mp__buf_putc(&t->req, MGR_OP_COUNT);
+    int e = mp__mgr_transport(m, &t->req, &t->rep);
+    mp_val *n = NULL;
+    if (e == 0)
+        e = parse_reply(m, &t->rep, &n, NULL);
+    if (e != 0)
+        return e;
+    int64_t c = -1;
+    e = mp_val_as_int(n, &c) == 0 && c >= 0 ? 0 : -EPROTO;
+    mp_val_free(n);
+    return e != 0 ? e : (ssize_t)c;
 }
 
 int mp_proxy_kind_of(const mp_proxy *p)

@@ -619,7 +619,10 @@ mp_proxy *mp_manager_joinable_queue(mp_manager *m, long maxsize)
 
 void *mp_proxy_native(const mp_proxy *p)
 {
-    return mp__mgr_check_proxy(p, 0) == 0 ? p->native : NULL;
+    /* An AsyncResult's shared state is libmp's own, not an object of the API. */
+    if (mp__mgr_check_proxy(p, 0) != 0 || p->kind == MP_PROXY_ASYNC_RESULT)
+        return NULL;
+    return p->native;
 }
 
 static bool kind_in(const mp_proxy *p, uint32_t a, uint32_t b, uint32_t c, uint32_t d,

@@ -23,6 +23,7 @@ struct mgr_srv {
     size_t count;
     uint64_t next_id;
     _Atomic bool stopping;
+    bool freeing; /* mp__srv_free: references no longer count */
 };
 
 static struct mgr_obj tomb_obj;
@@ -274,6 +275,96 @@ static void obj_decref(struct mgr_srv *s, struct mgr_obj *o)
         obj_destroy(s, o);
 }
 
+/* The typeid of a held object. */
+static const char *obj_typeid(struct mgr_srv *s, const struct mgr_obj *o)
+{
+    if (o->typeidx >= 0)
+        return reg_type(s, o->typeidx)->typeid;
+    const struct mgr_kind *k = mp__mgr_kind_by_kind(o->kind);
+    return k ? k->typeid : "?";
+}
+
+/* ---- proxy references held by the server -------------------------------------
+ *
+ * A proxy reference (MP_VAL_PROXY) that arrives in a request is bound to
+ * the server: it counts as one reference to its object for as long as the
+ * value lives, wherever it is stored (Python's server-side proxy that the
+ * unpickled token becomes).  Freeing it (the container is freed, the slot
+ * overwritten or removed, the argument tuple dropped) gives the reference
+ * back; copying it takes another.  Values are freed and copied under the
+ * server lock, as the objects that hold them are used.
+ */
+
+void mp__mgr_ref_drop(mp_val *v)
+{
+    struct mgr_srv *s = v->ref.owner_;
+    if (s == NULL || s->freeing)
+        return;
+    struct mgr_obj *o = tab_find(s, v->ref.oid);
+    if (o != NULL)
+        obj_decref(s, o);
+}
+
+void mp__mgr_ref_keep(mp_val *v)
+{
+    struct mgr_srv *s = v->ref.owner_;
+    struct mgr_obj *o = s != NULL && !s->freeing ? tab_find(s, v->ref.oid) : NULL;
+    if (o != NULL)
+        o->refs++;
+    else
+        v->ref.bind_ = MP__REF_FREE;
+}
+
+/* The object a reference names, if it is held with that kind and typeid. */
+static struct mgr_obj *ref_target(struct mgr_srv *s, uint64_t oid, uint32_t kind,
+                                  const char *typeid, size_t tlen)
+{
+    struct mgr_obj *o = tab_find(s, oid);
+    if (o == NULL || o->kind != kind)
+        return NULL;
+    const char *t = obj_typeid(s, o);
+    return strlen(t) == tlen && memcmp(t, typeid, tlen) == 0 ? o : NULL;
+}
+
+/* Bind every proxy reference in v to the server; MP_EINVAL (with an error
+ * reply) for one that names no object held here. */
+static int bind_refs(struct mgr_srv *s, mp_val *v, struct mgr_reply *r)
+{
+    size_t pos = 0;
+    mp_val *k, *x;
+    switch (v->type) {
+    case MP_VAL_PROXY: {
+        struct mgr_obj *o = ref_target(s, v->ref.oid, v->ref.kind, v->ref.type_id,
+                                       strlen(v->ref.type_id));
+        if (o == NULL)
+            return mp__reply_error(r, MP_EINVAL, "KeyError",
+                                   "proxy of '%s' object %llu: no such object in this manager",
+                                   v->ref.type_id, (unsigned long long)v->ref.oid);
+        o->refs++;
+        v->ref.bind_ = MP__REF_SERVER;
+        v->ref.owner_ = s;
+        return 0;
+    }
+    case MP_VAL_LIST:
+    case MP_VAL_TUPLE:
+        for (size_t i = 0; i < v->seq.len; i++)
+            if (bind_refs(s, v->seq.items[i], r) != 0)
+                return MP_EINVAL;
+        return 0;
+    case MP_VAL_DICT:
+        while (pos < v->dict.slots_) {
+            k = mp__val_dict_slot_key(v, pos);
+            x = mp__val_dict_slot_value(v, pos);
+            pos++;
+            if (k != NULL && (bind_refs(s, k, r) != 0 || bind_refs(s, x, r) != 0))
+                return MP_EINVAL;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 /* An object a registered create returned before: same pointer, same id. */
 static struct mgr_obj *find_by_ptr(struct mgr_srv *s, int typeidx, void *ptr)
 {
@@ -283,6 +374,18 @@ static struct mgr_obj *find_by_ptr(struct mgr_srv *s, int typeidx, void *ptr)
             return o;
     }
     return NULL;
+}
+
+/* A reply that hands out a proxy for o. */
+static void proxy_reply(struct mgr_srv *s, struct mgr_obj *o, struct mgr_reply *r)
+{
+    r->status = MGR_ST_PROXY;
+    r->oid = o->id;
+    r->kind = o->kind;
+    snprintf(r->typeid, sizeof r->typeid, "%s", obj_typeid(s, o));
+    /* A hosted libmp object lives in the arena: the family uses it directly. */
+    const struct mgr_kind *k = mp__mgr_kind_by_kind(o->kind);
+    r->native = k != NULL && k->blocking ? o->obj : NULL;
 }
 
 static int obj_register(struct mgr_srv *s, uint32_t kind, int typeidx, void *ptr,
@@ -305,17 +408,18 @@ static int obj_register(struct mgr_srv *s, uint32_t kind, int typeidx, void *ptr
             return mp__reply_error(r, -ENOMEM, "MemoryError", "out of memory");
         }
     }
-    r->status = MGR_ST_PROXY;
-    r->oid = o->id;
-    r->kind = kind;
-    const struct mgr_kind *k = mp__mgr_kind_by_kind(kind);
-    if (typeidx >= 0)
-        snprintf(r->typeid, sizeof r->typeid, "%s", reg_type(s, typeidx)->typeid);
-    else
-        snprintf(r->typeid, sizeof r->typeid, "%s", k ? k->typeid : "?");
-    /* A hosted libmp object lives in the arena: the family uses it directly. */
-    r->native = k != NULL && k->blocking ? ptr : NULL;
+    proxy_reply(s, o, r);
     return 0;
+}
+
+mp_manager *mp__srv_manager(struct mgr_srv *s)
+{
+    return s->m;
+}
+
+int mp__srv_register(struct mgr_srv *s, uint32_t kind, void *obj, struct mgr_reply *r)
+{
+    return obj_register(s, kind, -1, obj, r);
 }
 
 /* ---- requests --------------------------------------------------------------- */
@@ -432,8 +536,15 @@ static int do_call(struct mgr_srv *s, uint64_t oid, const char *name, size_t nle
         return mp__reply_error(r, MP_EINVAL, "AttributeError",
                                "method '%.*s' of '%s' object is not exposed",
                                (int)(nlen > 64 ? 64 : nlen), name, k ? k->pyname : "?");
-    if (!k->blocking)
-        return m->fn(s, o, args, r);
+    if (!k->blocking) {
+        /* Pinned: the call may drop the last reference to its own object
+         * (a container that held a reference to itself). */
+        o->pins++;
+        int e = m->fn(s, o, args, r);
+        if (--o->pins == 0 && o->dead)
+            obj_destroy(s, o);
+        return e;
+    }
     if (!may_block)
         return mp__reply_error(r, MP_EINVAL, "RuntimeError",
                                "a hosted %s is used directly by processes of the family",
@@ -492,13 +603,45 @@ int mp__srv_handle(struct mgr_srv *s, const uint8_t *req, size_t len, mp__buf *o
         if (mp__rd_varint(&rd, &oid) != 0 || read_name(&rd, &name, &nlen) != 0 ||
             read_args(&rd, &args) != 0)
             goto malformed;
+        if (rd.nrefs > 0 && bind_refs(s, args, &r) != 0)
+            break;
         do_call(s, oid, name, nlen, args, may_block, &r);
         break;
     case MGR_OP_CREATE:
         if (read_name(&rd, &name, &nlen) != 0 || read_args(&rd, &args) != 0)
             goto malformed;
+        if (rd.nrefs > 0 && bind_refs(s, args, &r) != 0)
+            break;
         do_create(s, name, nlen, args, &r);
         break;
+    case MGR_OP_REBUILD: {
+        uint64_t kind;
+        if (mp__rd_varint(&rd, &oid) != 0 || mp__rd_varint(&rd, &kind) != 0 ||
+            read_name(&rd, &name, &nlen) != 0 || rd.pos != len || kind > UINT32_MAX)
+            goto malformed;
+        struct mgr_obj *o = ref_target(s, oid, (uint32_t)kind, name, nlen);
+        if (o == NULL) {
+            mp__reply_error(&r, MP_EINVAL, "KeyError",
+                            "object %llu is not held by the manager (freed?)",
+                            (unsigned long long)oid);
+            break;
+        }
+        o->refs++;
+        proxy_reply(s, o, &r);
+        break;
+    }
+    case MGR_OP_COUNT: {
+        if (rd.pos != len)
+            goto malformed;
+        mp_val *n = mp__val_new(MP_VAL_INT);
+        if (n == NULL) {
+            mp__reply_error(&r, -ENOMEM, "MemoryError", "out of memory");
+            break;
+        }
+        n->i = (int64_t)s->count;
+        mp__reply_val(&r, n);
+        break;
+    }
     case MGR_OP_INCREF:
     case MGR_OP_DECREF: {
         if (mp__rd_varint(&rd, &oid) != 0 || rd.pos != len)
@@ -533,10 +676,11 @@ int mp__srv_handle(struct mgr_srv *s, const uint8_t *req, size_t len, mp__buf *o
         mp__reply_error(&r, MP_EINVAL, "ValueError", "malformed request");
         break;
     }
-    /* Encoded under the lock: the reply may borrow from a held object. */
+    /* Encoded under the lock: the reply may borrow from a held object.  The
+     * arguments are freed under it too: their proxy references count. */
     encode_reply(&r, out);
-    pthread_mutex_unlock(&s->lock);
     mp_val_free(args);
+    pthread_mutex_unlock(&s->lock);
     return out->oom ? -ENOMEM : ret;
 reply:
     encode_reply(&r, out);
@@ -573,6 +717,7 @@ void mp__srv_free_keep(struct mgr_srv *s, bool keep_hosted)
 {
     if (s == NULL)
         return;
+    s->freeing = true;
     for (size_t i = 0; i < s->nb; i++) {
         struct mgr_obj *o = s->tab[i];
         if (o == NULL || o == TOMB)

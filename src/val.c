@@ -8,6 +8,8 @@
  */
 #include "internal/val.h"
 
+#include <libmp/managers.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +142,82 @@ mp_val *mp_val_range(int64_t start, int64_t stop, int64_t step)
     return l;
 }
 
+mp_val *mp__val_new_ref(const char *typeid, size_t tlen, const char *addr, size_t alen,
+                        uint64_t oid, uint32_t kind)
+{
+    if (tlen > 4096 || alen > 4096)
+        return NULL;
+    mp_val *v = malloc(sizeof *v + tlen + alen + 2);
+    if (v == NULL)
+        return NULL;
+    memset(v, 0, sizeof *v);
+    char *text = (char *)(v + 1);
+    memcpy(text, typeid, tlen);
+    text[tlen] = '\0';
+    if (alen)
+        memcpy(text + tlen + 1, addr, alen);
+    text[tlen + 1 + alen] = '\0';
+    v->type = MP_VAL_PROXY;
+    v->alloc_ = 1;
+    v->ref.type_id = text;
+    v->ref.oid = oid;
+    v->ref.kind = kind;
+    return v;
+}
+
+const char *mp_val_proxy_address(const mp_val *v)
+{
+    if (v == NULL || v->type != MP_VAL_PROXY || v->ref.type_id == NULL)
+        return NULL;
+    return v->ref.type_id + strlen(v->ref.type_id) + 1;
+}
+
+bool mp__ref_ok(const mp_val *v)
+{
+    if (v->ref.type_id == NULL || v->ref.oid == 0 || v->ref.kind < MP_PROXY_DICT ||
+        v->ref.kind > MP_PROXY_ASYNC_RESULT)
+        return false;
+    size_t tlen = strlen(v->ref.type_id);
+    const char *addr = v->ref.type_id + tlen + 1;
+    size_t alen = strlen(addr);
+    return tlen > 0 && tlen <= MP__REF_TYPEID_MAX && alen <= MP__REF_ADDR_MAX &&
+           mp__utf8_valid(v->ref.type_id, tlen) && mp__utf8_valid(addr, alen);
+}
+
+const char *mp__proxy_class_name(uint32_t kind)
+{
+    static const char *const names[] = {[MP_PROXY_DICT] = "DictProxy",
+                                        [MP_PROXY_LIST] = "ListProxy",
+                                        [MP_PROXY_NAMESPACE] = "NamespaceProxy",
+                                        [MP_PROXY_VALUE] = "ValueProxy",
+                                        [MP_PROXY_ARRAY] = "ArrayProxy",
+                                        [MP_PROXY_LOCK] = "AcquirerProxy",
+                                        [MP_PROXY_RLOCK] = "AcquirerProxy",
+                                        [MP_PROXY_SEMAPHORE] = "AcquirerProxy",
+                                        [MP_PROXY_BOUNDED_SEMAPHORE] = "AcquirerProxy",
+                                        [MP_PROXY_CONDITION] = "ConditionProxy",
+                                        [MP_PROXY_EVENT] = "EventProxy",
+                                        [MP_PROXY_BARRIER] = "BarrierProxy",
+                                        [MP_PROXY_QUEUE] = "AutoProxy",
+                                        [MP_PROXY_JOINABLE_QUEUE] = "AutoProxy",
+                                        [MP_PROXY_CUSTOM] = "AutoProxy",
+                                        [MP_PROXY_SET] = "SetProxy",
+                                        [MP_PROXY_POOL] = "PoolProxy",
+                                        [MP_PROXY_ASYNC_RESULT] = "AutoProxy"};
+    if (kind >= sizeof names / sizeof names[0] || names[kind] == NULL)
+        return "?";
+    return names[kind];
+}
+
+/* A reference held by a server keeps its object alive: let it go. */
+static void ref_release(mp_val *v)
+{
+    if (v->ref.bind_ == MP__REF_SERVER)
+        mp__mgr_ref_drop(v);
+    v->ref.bind_ = MP__REF_FREE;
+    v->ref.owner_ = NULL;
+}
+
 /* ---- freeing ------------------------------------------------------------ */
 
 void mp__val_clear(mp_val *v)
@@ -161,6 +239,9 @@ void mp__val_clear(mp_val *v)
         free(v->dict.kv_);
         mp__val_dindex_free(v->dict.index_);
         memset(&v->dict, 0, sizeof v->dict);
+        break;
+    case MP_VAL_PROXY:
+        ref_release(v);
         break;
     default:
         break;
@@ -364,6 +445,10 @@ static bool eq_rec(const mp_val *a, const mp_val *b, int depth)
         return true;
     case MP_VAL_DICT:
         return dict_eq(a, b, depth);
+    case MP_VAL_PROXY:
+        return a->ref.oid == b->ref.oid && a->ref.kind == b->ref.kind &&
+               strcmp(a->ref.type_id, b->ref.type_id) == 0 &&
+               strcmp(mp_val_proxy_address(a), mp_val_proxy_address(b)) == 0;
     default:
         return false;
     }
@@ -395,8 +480,10 @@ static int rank(const mp_val *v)
         return 5;
     case MP_VAL_DICT:
         return 6;
-    default:
+    case MP_VAL_PROXY:
         return 7;
+    default:
+        return 8;
     }
 }
 
@@ -457,6 +544,14 @@ static int cmp_rec(const mp_val *a, const mp_val *b, int depth)
             j++;
         }
     }
+    case 7: {
+        int c = strcmp(mp_val_proxy_address(a), mp_val_proxy_address(b));
+        if (c == 0)
+            c = strcmp(a->ref.type_id, b->ref.type_id);
+        if (c == 0)
+            return (a->ref.oid > b->ref.oid) - (a->ref.oid < b->ref.oid);
+        return c < 0 ? -1 : 1;
+    }
     default:
         return 0;
     }
@@ -479,6 +574,8 @@ const char *mp_val_type_name(const mp_val *v)
     static const char *const names[] = {"NoneType", "bool", "int",   "float", "str",
                                         "bytes",    "list", "tuple", "dict"};
     mp_val_type t = v ? v->type : MP_VAL_NONE;
+    if (t == MP_VAL_PROXY)
+        return mp__proxy_class_name(v->ref.kind);
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
 }
 
@@ -541,6 +638,8 @@ bool mp_val_truth(const mp_val *v)
         return v->i != 0;
     case MP_VAL_FLOAT:
         return v->f != 0.0;
+    case MP_VAL_PROXY:
+        return true;
     default:
         return mp_val_len(v) != 0;
     }
@@ -622,6 +721,8 @@ static int check_rec(const mp_val *v, int depth)
                 return MP_EINVAL;
         }
         return 0;
+    case MP_VAL_PROXY:
+        return mp__ref_ok(v) ? 0 : MP_EINVAL;
     default:
         return MP_EINVAL;
     }
@@ -712,6 +813,22 @@ static int copy_rec(const mp_val *v, mp_val **out, int depth)
             }
         }
         break;
+    case MP_VAL_PROXY: {
+        if (!mp__ref_ok(v))
+            return MP_EINVAL;
+        const char *addr = mp_val_proxy_address(v);
+        c = mp__val_new_ref(v->ref.type_id, strlen(v->ref.type_id), addr, strlen(addr),
+                            v->ref.oid, v->ref.kind);
+        if (c == NULL)
+            return -ENOMEM;
+        c->ref.owner_ = v->ref.owner_;
+        c->ref.owner_id_ = v->ref.owner_id_;
+        c->ref.bind_ = v->ref.bind_;
+        /* A server's copy holds the object as the original does. */
+        if (c->ref.bind_ == MP__REF_SERVER)
+            mp__mgr_ref_keep(c);
+        break;
+    }
     default:
         return MP_EINVAL;
     }

@@ -11,6 +11,8 @@
  */
 #include "internal/val.h"
 
+#include <libmp/managers.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,6 +91,21 @@ static int enc_rec(mp__buf *b, const mp_val *v, int depth)
                 return r;
         }
         return 0;
+    case MP_VAL_PROXY: {
+        if (!mp__ref_ok(v))
+            return MP_EINVAL;
+        const char *addr = mp_val_proxy_address(v);
+        mp__buf_putc(b, MP__TAG_PROXY);
+        mp__buf_varint(b, v->ref.oid);
+        mp__buf_varint(b, v->ref.kind);
+        size_t tlen = strlen(v->ref.type_id), alen = strlen(addr);
+        mp__buf_varint(b, tlen);
+        mp__buf_put(b, v->ref.type_id, tlen);
+        mp__buf_varint(b, alen);
+        mp__buf_put(b, addr, alen);
+        b->nrefs++;
+        return 0;
+    }
     default:
         return MP_EINVAL;
     }
@@ -167,6 +184,32 @@ int mp__rd_bytes(mp__rd *r, const char **p, size_t *n)
     *p = (const char *)r->p + r->pos;
     *n = (size_t)len;
     r->pos += (size_t)len;
+    return 0;
+}
+
+/* Text of a proxy reference: valid UTF-8 without a NUL, at most max bytes. */
+static bool ref_text_ok(const char *p, size_t n, size_t max)
+{
+    return n <= max && memchr(p, '\0', n) == NULL && mp__utf8_valid(p, n);
+}
+
+static int dec_ref(mp__rd *r, mp_val **out)
+{
+    uint64_t oid, kind;
+    const char *tid, *addr;
+    size_t tlen, alen;
+    int e;
+    if ((e = mp__rd_varint(r, &oid)) != 0 || (e = mp__rd_varint(r, &kind)) != 0 ||
+        (e = mp__rd_bytes(r, &tid, &tlen)) != 0 || (e = mp__rd_bytes(r, &addr, &alen)) != 0)
+        return e;
+    if (oid == 0 || kind < MP_PROXY_DICT || kind > MP_PROXY_ASYNC_RESULT || tlen == 0 ||
+        !ref_text_ok(tid, tlen, MP__REF_TYPEID_MAX) ||
+        !ref_text_ok(addr, alen, MP__REF_ADDR_MAX))
+        return MP_EINVAL;
+    *out = mp__val_new_ref(tid, tlen, addr, alen, oid, (uint32_t)kind);
+    if (*out == NULL)
+        return -ENOMEM;
+    r->nrefs++;
     return 0;
 }
 
@@ -276,6 +319,8 @@ static int dec_rec(mp__rd *r, mp_val **out, int depth)
             }
         }
         break;
+    case MP__TAG_PROXY:
+        return dec_ref(r, out);
     default:
         return MP_EINVAL;
     }

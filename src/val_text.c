@@ -211,6 +211,14 @@ static int repr_rec(mp__buf *b, const mp_val *v, bool as_str, int depth)
         mp__buf_putc(b, '}');
         return 0;
     }
+    case MP_VAL_PROXY:
+        /* Python prints the object's address; the id names it here. */
+        if (!mp__ref_ok(v))
+            return MP_EINVAL;
+        mp__buf_printf(b, "<%s object, typeid '%s', id %llu>",
+                       mp__proxy_class_name(v->ref.kind), v->ref.type_id,
+                       (unsigned long long)v->ref.oid);
+        return 0;
     default:
         return MP_EINVAL;
     }

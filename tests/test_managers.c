@@ -3062,6 +3062,728 @@ static void test_mgr_limits(void **state)
     mp_manager_free(m);
 }
 
+/* ---- proxies stored in managed objects -------------------------------------- */
+
+/* d[key] as a proxy (Python's d[key] when the value is a proxy). */
+static mp_proxy *dict_proxy_at(mp_proxy *d, const char *key)
+{
+    mp_val *r = NULL;
+    assert_int_equal(mp_dict_getitem(d, MP_STR(key), &r), 0);
+    assert_int_equal(mp_val_typeof(r), MP_VAL_PROXY);
+    mp_proxy *p = mp_proxy_from_val(NULL, r);
+    mp_val_free(r);
+    assert_non_null(p);
+    return p;
+}
+
+static mp_proxy *list_proxy_at(mp_proxy *l, int64_t i)
+{
+    mp_val *r = NULL;
+    assert_int_equal(mp_list_get(l, i, &r), 0);
+    assert_int_equal(mp_val_typeof(r), MP_VAL_PROXY);
+    mp_proxy *p = mp_proxy_from_val(NULL, r);
+    mp_val_free(r);
+    assert_non_null(p);
+    return p;
+}
+
+static int64_t dict_int(mp_proxy *d, const char *key)
+{
+    mp_val *v = NULL;
+    int64_t i = -1;
+    assert_int_equal(mp_dict_getitem(d, MP_STR(key), &v), 0);
+    assert_int_equal(mp_val_as_int(v, &i), 0);
+    mp_val_free(v);
+    return i;
+}
+
+/* CPython's test_dict_proxy_nested, step by step. */
+static void nested_dicts(mp_manager *m)
+{
+    ssize_t base = mp_manager_object_count(m);
+    assert_true(base >= 0);
+    mp_proxy *pets = mp_manager_dict(m, MP_DICT(MP_STR("ferrets"), MP_I64(2),
+                                                MP_STR("hamsters"), MP_I64(4)));
+    mp_proxy *supplies = mp_manager_dict(m, MP_DICT(MP_STR("water"), MP_I64(10),
+                                                    MP_STR("feed"), MP_I64(3)));
+    mp_val *rp = mp_val_proxy(pets), *rs = mp_val_proxy(supplies);
+    assert_non_null(rp);
+    assert_string_equal(mp_val_type_name(rp), "DictProxy");
+    assert_string_equal(rp->ref.type_id, "dict");
+    mp_proxy *d = mp_manager_dict(m, MP_DICT(MP_STR("pets"), rp, MP_STR("supplies"), rs));
+    assert_non_null(d);
+    mp_val_free(rp);
+    mp_val_free(rs);
+    assert_int_equal(mp_manager_object_count(m), base + 3);
+
+    mp_proxy *x = dict_proxy_at(d, "supplies");
+    assert_int_equal(mp_proxy_kind_of(x), MP_PROXY_DICT);
+    assert_int_equal(dict_int(x, "water"), 10);
+    assert_int_equal(mp_dict_set(x, MP_STR("blankets"), MP_I64(5)), 0);
+    mp_proxy_free(x);
+    assert_int_equal(dict_int(supplies, "blankets"), 5);
+    assert_int_equal(mp_dict_set(supplies, MP_STR("water"), MP_I64(7)), 0);
+    x = dict_proxy_at(d, "supplies");
+    assert_int_equal(dict_int(x, "water"), 7);
+    mp_proxy_free(x);
+
+    /* The container keeps them alive once their proxies are gone. */
+    mp_proxy_free(pets);
+    mp_proxy_free(supplies);
+    assert_int_equal(mp_manager_object_count(m), base + 3);
+    pets = dict_proxy_at(d, "pets");
+    assert_int_equal(dict_int(pets, "ferrets"), 2);
+    supplies = dict_proxy_at(d, "supplies");
+    assert_int_equal(mp_dict_set(supplies, MP_STR("blankets"), MP_I64(11)), 0);
+    x = dict_proxy_at(d, "supplies");
+    assert_int_equal(dict_int(x, "blankets"), 11);
+    mp_proxy_free(x);
+
+    /* Emptied, the outer dict lets go; the proxies still hold them. */
+    assert_int_equal(mp_dict_clear(d), 0);
+    assert_int_equal(mp_dict_len(d), 0);
+    assert_int_equal(dict_int(supplies, "water"), 7);
+    assert_int_equal(dict_int(pets, "hamsters"), 4);
+
+    /* A list of them (l = m.list([pets, supplies])). */
+    rp = mp_val_proxy(pets);
+    rs = mp_val_proxy(supplies);
+    mp_proxy *l = mp_manager_list(m, MP_LIST(rp, rs));
+    mp_val_free(rp);
+    mp_val_free(rs);
+    x = list_proxy_at(l, 0);
+    assert_int_equal(mp_dict_set(x, MP_STR("marmots"), MP_I64(1)), 0);
+    mp_proxy_free(x);
+    assert_int_equal(dict_int(pets, "marmots"), 1);
+    mp_proxy_free(pets);
+    mp_proxy_free(supplies);
+    x = list_proxy_at(l, 0);
+    assert_int_equal(dict_int(x, "marmots"), 1);
+    mp_proxy_free(x);
+
+    /* outer = m.list([[88, 99], l]): a plain list stays a list. */
+    mp_val *rl = mp_val_proxy(l);
+    mp_proxy *outer = mp_manager_list(m, MP_LIST(MP_LIST(MP_I64(88), MP_I64(99)), rl));
+    mp_val_free(rl);
+    mp_val *v = NULL;
+    assert_int_equal(mp_list_get(outer, 0, &v), 0);
+    assert_val(v, "[88, 99]");
+    mp_proxy *inner = list_proxy_at(outer, -1);
+    x = list_proxy_at(inner, -1);
+    assert_int_equal(dict_int(x, "feed"), 3);
+    mp_proxy_free(x);
+    mp_proxy_free(inner);
+    /* The repr of the whole list names the proxy. */
+    assert_int_equal(mp_list_copy(outer, &v), 0);
+    char *text = mp_val_repr(v);
+    mp_val_free(v);
+    assert_non_null(strstr(text, "[[88, 99], <ListProxy object, typeid 'list', id "));
+    free(text);
+
+    /* Freeing the containers frees everything they alone held. */
+    mp_proxy_free(l);
+    assert_true(mp_manager_object_count(m) > base + 1);
+    mp_proxy_free(outer);
+    assert_int_equal(mp_manager_object_count(m), base + 1);
+    mp_proxy_free(d);
+    assert_int_equal(mp_manager_object_count(m), base);
+}
+
+/* CPython's test_list_proxy_in_list and test_nested_queue. */
+static void nested_lists_queues(mp_manager *m)
+{
+    ssize_t base = mp_manager_object_count(m);
+    /* a = m.list([m.list(range(3)) for _ in range(3)]): the proxies live
+     * until the outer list holds their objects. */
+    mp_val *refs = mp_val_list();
+    mp_proxy *ps[3];
+    for (int i = 0; i < 3; i++) {
+        mp_val *range = mp_val_range(0, 3, 1);
+        ps[i] = mp_manager_list(m, range);
+        mp_val_free(range);
+        mp_val *r = mp_val_proxy(ps[i]);
+        assert_int_equal(mp_val_list_append(refs, r), 0);
+        mp_val_free(r);
+    }
+    mp_proxy *a = mp_manager_list(m, refs);
+    mp_val_free(refs);
+    for (int i = 0; i < 3; i++)
+        mp_proxy_free(ps[i]);
+    assert_int_equal(mp_manager_object_count(m), base + 4);
+    for (int i = 0; i < 3; i++) {
+        mp_proxy *x = list_proxy_at(a, i);
+        assert_int_equal(mp_list_len(x), 3);
+        mp_val *v;
+        assert_int_equal(mp_list_copy(x, &v), 0);
+        assert_val(v, "[0, 1, 2]");
+        mp_proxy_free(x);
+    }
+    mp_proxy *x = list_proxy_at(a, 0);
+    assert_int_equal(mp_list_set(x, -1, MP_I64(55)), 0);
+    mp_proxy_free(x);
+    x = list_proxy_at(a, 0);
+    mp_val *v;
+    assert_int_equal(mp_list_get(x, -1, &v), 0);
+    assert_val(v, "55");
+    mp_proxy_free(x);
+    /* Overwriting and removing entries lets the inner lists go. */
+    assert_int_equal(mp_list_set(a, 0, MP_STR("plain")), 0);
+    assert_int_equal(mp_manager_object_count(m), base + 3);
+    /* A popped reference was its object's last holder: the object is gone
+     * (take a proxy before removing it; docs/managers.md). */
+    assert_int_equal(mp_list_pop(a, -1, &v), 0);
+    assert_int_equal(mp_manager_object_count(m), base + 2);
+    assert_null(mp_proxy_from_val(NULL, v));
+    assert_int_equal(mp_last_error(), MP_EREMOTE);
+    mp_val_free(v);
+    assert_int_equal(mp_list_del(a, 1), 0);
+    assert_int_equal(mp_manager_object_count(m), base + 1);
+    /* a[0] was a list proxy; an append of itself makes no trouble. */
+    mp_val *ra = mp_val_proxy(a);
+    assert_int_equal(mp_list_append(a, ra), 0);
+    assert_int_equal(mp_list_remove(a, ra), 0);
+    mp_val_free(ra);
+    assert_int_equal(mp_list_len(a), 1);
+
+    /* Queues in a list and in a dict. */
+    mp_proxy *q = mp_manager_queue(m, 0);
+    mp_val *rq = mp_val_proxy(q);
+    assert_int_equal(mp_list_append(a, rq), 0);
+    mp_proxy_free(q);
+    mp_proxy *d = mp_manager_dict(m, NULL);
+    assert_int_equal(mp_dict_set(d, MP_I64(0), rq), 0);
+    mp_val_free(rq);
+    q = list_proxy_at(a, -1);
+    assert_int_equal(mp_proxy_kind_of(q), MP_PROXY_QUEUE);
+    assert_int_equal(mp_proxy_put(q, MP_I64(123), 5), 0);
+    mp_proxy_free(q);
+    q = list_proxy_at(a, -1);
+    assert_int_equal(mp_proxy_get(q, 5, &v), 0);
+    assert_val(v, "123");
+    mp_proxy_free(q);
+    assert_int_equal(mp_dict_getitem(d, MP_I64(0), &v), 0);
+    q = mp_proxy_from_val(NULL, v);
+    mp_val_free(v);
+    assert_int_equal(mp_proxy_put(q, MP_I64(456), 5), 0);
+    assert_int_equal(mp_proxy_get(q, 5, &v), 0);
+    assert_val(v, "456");
+    mp_proxy_free(q);
+    mp_proxy_free(a);
+    mp_proxy_free(d);
+    assert_int_equal(mp_manager_object_count(m), base);
+}
+
+struct nested_arg {
+    mp_proxy *d;
+    int id;
+};
+
+/* A child: d['l'].append(id) and d['ns'] set through the outer dict. */
+static int nested_child(void *arg, size_t size)
+{
+    struct nested_arg *a = arg;
+    mp_val *r = NULL;
+    if (mp_dict_getitem(a->d, MP_STR("l"), &r) != 0)
+        return 10;
+    mp_proxy *l = mp_proxy_from_val(NULL, r);
+    mp_val_free(r);
+    if (l == NULL)
+        return 11;
+    int rc = mp_list_append(l, MP_I64(a->id)) == 0 ? 0 : 12;
+    /* Store a proxy of its own making; the parent reads it. */
+    mp_proxy *mine = mp_manager_list(l->m, MP_LIST(MP_I64(a->id * 10)));
+    r = mine ? mp_val_proxy(mine) : NULL;
+    if (r == NULL || mp_dict_set(a->d, MP_I64(a->id), r) != 0)
+        rc = 13;
+    mp_val_free(r);
+    mp_proxy_free(mine);
+    mp_proxy_free(l);
+    return rc;
+}
+
+static void test_mgr_nested_proxies(void **state)
+{
+    mp_manager *m = started();
+    nested_dicts(m);
+    nested_lists_queues(m);
+
+    /* Children of every start method mutate through the outer container. */
+    ssize_t base = mp_manager_object_count(m);
+    mp_proxy *l = mp_manager_list(m, NULL);
+    mp_val *rl = mp_val_proxy(l);
+    mp_proxy *d = mp_manager_dict(m, MP_DICT(MP_STR("l"), rl));
+    mp_val_free(rl);
+    mp_proxy_free(l);
+    mp_process *ps[3];
+    struct nested_arg na = {.d = d};
+    for (int i = 0; i < 3; i++) {
+        na.id = i + 1;
+        ps[i] = mp_process_new(.target = nested_child, .arg = &na, .arg_size = sizeof na);
+        assert_int_equal(mp_process_start(ps[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        int code = -1;
+        assert_int_equal(mp_process_join(ps[i], MP_FOREVER), 0);
+        assert_int_equal(mp_process_exitcode(ps[i], &code), 0);
+        assert_int_equal(code, 0);
+        mp_process_free(ps[i]);
+    }
+    l = dict_proxy_at(d, "l");
+    assert_int_equal(mp_list_len(l), 3);
+    assert_int_equal(mp_list_sort(l, NULL, false), 0);
+    mp_val *v;
+    assert_int_equal(mp_list_copy(l, &v), 0);
+    assert_val(v, "[1, 2, 3]");
+    mp_proxy_free(l);
+    assert_int_equal(mp_dict_getitem(d, MP_I64(2), &v), 0);
+    l = mp_proxy_from_val(NULL, v);
+    mp_val_free(v);
+    assert_int_equal(mp_list_copy(l, &v), 0);
+    assert_val(v, "[20]");
+    mp_proxy_free(l);
+    assert_int_equal(mp_manager_object_count(m), base + 5);
+    mp_proxy_free(d);
+    assert_int_equal(mp_manager_object_count(m), base);
+
+    /* A proxy of another manager cannot be stored here. */
+    mp_manager *m2 = started();
+    mp_proxy *other = mp_manager_list(m2, NULL);
+    mp_val *ro = mp_val_proxy(other);
+    d = mp_manager_dict(m, NULL);
+    assert_int_equal(mp_dict_set(d, MP_I64(1), ro), MP_EINVAL);
+    assert_null(mp_proxy_from_val(m, ro));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    /* Not a key, not a set member, not a reference: MP_EINVAL. */
+    assert_false(mp_val_hashable(ro));
+    assert_null(mp_proxy_from_val(NULL, MP_I64(1)));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_null(mp_proxy_from_val(NULL, NULL));
+    /* Bytes that claim an object the server does not hold. */
+    mp_val *forged = mp__val_new_ref("list", 4, "", 0, 999999, MP_PROXY_LIST);
+    assert_int_equal(mp_dict_set(d, MP_I64(1), forged), MP_EREMOTE);
+    assert_string_equal(mp_remote_error_type(), "KeyError");
+    assert_null(mp_proxy_from_val(NULL, forged)); /* no manager to ask */
+    assert_null(mp_proxy_from_val(m, forged));
+    assert_int_equal(mp_last_error(), MP_EREMOTE);
+    mp_val_free(forged);
+    /* The wrong kind or typeid for an id that exists: refused too. */
+    mp_val *rd = mp_val_proxy(d);
+    void *enc;
+    size_t n;
+    assert_int_equal(mp_val_encode(rd, &enc, &n), 0);
+    mp_val *dec;
+    assert_int_equal(mp_val_decode(enc, n, &dec, NULL), 0);
+    free(enc);
+    assert_true(mp_val_eq(dec, rd));
+    mp_proxy *again = mp_proxy_from_val(m, dec); /* a decoded one needs m */
+    assert_non_null(again);
+    assert_int_equal(mp_dict_set(again, MP_I64(5), MP_I64(6)), 0);
+    assert_int_equal(mp_dict_len(d), 1);
+    mp_proxy_free(again);
+    dec->ref.kind = MP_PROXY_LIST;
+    assert_null(mp_proxy_from_val(m, dec));
+    assert_int_equal(mp_last_error(), MP_EREMOTE);
+    mp_val_free(dec);
+    mp_val_free(rd);
+    mp_proxy_free(d);
+
+    /* A proxy of an object whose server died: MP_EEOF. */
+    mp_proxy *ql = mp_manager_list(m2, NULL);
+    mp_val *rq = mp_val_proxy(ql);
+    assert_int_equal(mp_list_append(ql, ro), 0);
+    mp_proxy *held = list_proxy_at(ql, 0);
+    mp_proxy_free(other);
+    assert_int_equal(kill(mp_manager_pid(m2), SIGKILL), 0);
+    double t0 = mp__now();
+    while (mp_list_len(held) != MP_EEOF && mp__now() - t0 < 5)
+        usleep(10000);
+    assert_int_equal(mp_list_len(held), MP_EEOF);
+    assert_null(mp_proxy_from_val(NULL, rq));
+    assert_int_equal(mp_last_error(), MP_EEOF);
+    assert_null(mp_proxy_from_val(NULL, ro));
+    assert_int_equal(mp_last_error(), MP_EEOF);
+    mp_val_free(rq);
+    mp_val_free(ro);
+    mp_proxy_free(held);
+    mp_proxy_free(ql);
+    stop(m2);
+    stop(m);
+}
+
+/* The same through a socket connection (another program's view). */
+static void test_mgr_nested_proxies_remote(void **state)
+{
+    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0);
+    assert_int_equal(mp_manager_start(m), 0);
+    int port = 0;
+    mp_manager_address(m, NULL, 0, NULL, 0, &port);
+    mp_manager *rm = mp_manager_new(.host = "127.0.0.1", .port = port);
+    assert_int_equal(mp_manager_connect(rm), 0);
+    ssize_t base = mp_manager_object_count(rm);
+    mp_proxy *q = mp_manager_queue(rm, 0);
+    mp_val *rq = mp_val_proxy(q);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%d", port);
+    assert_string_equal(mp_val_proxy_address(rq), want);
+    mp_proxy *d = mp_manager_dict(rm, NULL);
+    assert_int_equal(mp_dict_set(d, MP_STR("q"), rq), 0);
+    mp_val_free(rq);
+    mp_proxy_free(q);
+    q = dict_proxy_at(d, "q");
+    assert_null(mp_proxy_native(q));
+    assert_int_equal(mp_proxy_put(q, MP_STR("x"), 5), 0);
+    mp_proxy_free(q);
+    /* The family side sees the same objects. */
+    assert_int_equal(mp_manager_object_count(m), base + 2);
+    mp_proxy *fq = mp_manager_dict(m, NULL);
+    mp_proxy_free(fq);
+    q = dict_proxy_at(d, "q");
+    mp_val *v;
+    assert_int_equal(mp_proxy_get(q, 5, &v), 0);
+    assert_val(v, "'x'");
+    mp_proxy_free(q);
+    /* A reference through the family's manager object is another
+     * manager's for the connected one. */
+    mp_proxy *fl = mp_manager_list(m, NULL);
+    mp_val *rf = mp_val_proxy(fl);
+    assert_int_equal(mp_dict_set(d, MP_STR("l"), rf), MP_EINVAL);
+    mp_val_free(rf);
+    mp_proxy_free(fl);
+    mp_proxy_free(d);
+    assert_int_equal(mp_manager_object_count(rm), base);
+    mp_manager_free(rm);
+    stop(m);
+}
+
+/* Proxy references in the value encoding: exact bytes and garbage. */
+static void test_codec_proxy_refs(void **state)
+{
+    static const uint8_t good[] = {0x0a, 0x05, 0x02, 0x04, 'l', 'i', 's', 't', 0x02, '/', 'x'};
+    mp_val *v = NULL;
+    assert_int_equal(mp_val_decode(good, sizeof good, &v, NULL), 0);
+    assert_int_equal(mp_val_typeof(v), MP_VAL_PROXY);
+    assert_int_equal(v->ref.oid, 5);
+    assert_int_equal(v->ref.kind, MP_PROXY_LIST);
+    assert_string_equal(v->ref.type_id, "list");
+    assert_string_equal(mp_val_proxy_address(v), "/x");
+    assert_repr(v, "<ListProxy object, typeid 'list', id 5>");
+    assert_true(mp_val_truth(v));
+    assert_int_equal(mp_val_len(v), 0);
+    uint64_t h;
+    assert_int_equal(mp_val_hash(v, &h), MP_EINVAL);
+    assert_true(mp_val_cmp(v, MP_EMPTY_DICT) > 0);
+    mp_val *c = mp_val_copy(v);
+    assert_true(mp_val_eq(c, v));
+    c->ref.oid = 6;
+    assert_false(mp_val_eq(c, v));
+    assert_true(mp_val_cmp(v, c) < 0);
+    mp_val_free(c);
+    void *buf;
+    size_t n;
+    assert_int_equal(mp_val_encode(v, &buf, &n), 0);
+    assert_int_equal(n, sizeof good);
+    assert_memory_equal(buf, good, n);
+    free(buf);
+    /* As a dict key: unhashable. */
+    mp_val *dict = mp_val_dict();
+    assert_int_equal(mp_val_dict_set(dict, v, MP_NONE), MP_EINVAL);
+    assert_int_equal(mp_val_dict_set(dict, MP_NONE, v), 0);
+    assert_int_equal(mp_val_encode(dict, &buf, &n), 0);
+    mp_val *back;
+    assert_int_equal(mp_val_decode(buf, n, &back, NULL), 0);
+    assert_true(mp_val_eq(back, dict));
+    mp_val_free(back);
+    free(buf);
+    mp_val_free(dict);
+    mp_val_free(v);
+    /* Truncated at every byte. */
+    for (size_t k = 0; k < sizeof good; k++)
+        expect_bad(good, k);
+    /* Id 0, kind 0, kind past the last, an empty or too long typeid, a NUL
+     * in it, invalid UTF-8, an address that is too long. */
+    expect_bad("\x0a\x00\x02\x01l\x00", 6);
+    expect_bad("\x0a\x01\x00\x01l\x00", 6);
+    expect_bad("\x0a\x01\x13\x01l\x00", 6);
+    expect_bad("\x0a\x01\x7f\x01l\x00", 6);
+    expect_bad("\x0a\x01\x02\x00\x00", 5);
+    expect_bad("\x0a\x01\x02\x02l\x00\x00", 7);
+    expect_bad("\x0a\x01\x02\x01\xff\x00", 6);
+    expect_bad("\x0a\x01\x02\x01l\x01\xff", 7);
+    expect_bad("\x0a\x01\x02\x01l\x01\x00", 7);
+    uint8_t longid[4 + 48 + 1] = {0x0a, 0x01, 0x02, 48};
+    memset(longid + 4, 'a', 48);
+    longid[52] = 0x00;
+    expect_bad(longid, sizeof longid);
+    longid[3] = 47;
+    longid[51] = 0x00;
+    assert_int_equal(mp_val_decode(longid, sizeof longid - 1, &v, NULL), 0);
+    mp_val_free(v);
+    uint8_t longaddr[7 + 256] = {0x0a, 0x01, 0x02, 0x01, 'l', 0x80, 0x02};
+    memset(longaddr + 7, 'a', 256);
+    expect_bad(longaddr, sizeof longaddr);
+    /* Overflowing oid varint, a varint kind that does not fit. */
+    expect_bad("\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02\x02\x01l\x00", 15);
+    expect_bad("\x0a\x01\xff\xff\xff\xff\x7f\x01l\x00", 10);
+    /* Trailing garbage after a good reference. */
+    expect_bad("\x0a\x01\x02\x01l\x00\x00", 7);
+}
+
+/* ---- a Pool in the manager ----------------------------------------------------- */
+
+static int mpool_sqr(const void *in, size_t in_size, void *out, size_t out_size, void *arg)
+{
+    int64_t x;
+    memcpy(&x, in, sizeof x);
+    if (x == -1) {
+        mp_pool_set_error("no square for %d", -1);
+        return -EDOM;
+    }
+    x *= x;
+    memcpy(out, &x, sizeof x);
+    return 0;
+}
+
+/* The bytes task: "sleep:<ms>" sleeps, "fail" fails, else echoes upper-cased. */
+static int mpool_bytes(const void *in, size_t n, mp_pool_out *out, void *arg)
+{
+    if (arg != NULL)
+        return -EFAULT;
+    if (n > 6 && memcmp(in, "sleep:", 6) == 0) {
+        char ms[16] = "";
+        memcpy(ms, (const char *)in + 6, n - 6 < 15 ? n - 6 : 15);
+        usleep((useconds_t)atoi(ms) * 1000);
+        return mp_pool_out_write(out, "slept", 5);
+    }
+    if (n == 4 && memcmp(in, "fail", 4) == 0) {
+        mp_pool_set_error("failed on purpose");
+        return -ERANGE;
+    }
+    char *p = mp_pool_out_reserve(out, n);
+    if (p == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        char c = ((const char *)in)[i];
+        p[i] = (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
+    }
+    return 0;
+}
+
+static int mpool_child(void *arg, size_t size)
+{
+    mp_proxy *pool = *(mp_proxy **)arg;
+    int64_t in[20], out[20];
+    for (int i = 0; i < 20; i++)
+        in[i] = i + 100;
+    if (mp_poolproxy_map(pool, mpool_sqr, in, sizeof in[0], 20, out, sizeof out[0]) != 0)
+        return 1;
+    for (int i = 0; i < 20; i++)
+        if (out[i] != (i + 100) * (i + 100))
+            return 2;
+    void *res = NULL;
+    size_t n = 0;
+    if (mp_poolproxy_apply(pool, mpool_bytes, "child", 5, &res, &n) != 0 || n != 5 ||
+        memcmp(res, "CHILD", 5) != 0)
+        return 3;
+    free(res);
+    return 0;
+}
+
+static void test_mgr_pool(void **state)
+{
+    mp_manager *m = started();
+    ssize_t base = mp_manager_object_count(m);
+    mp_proxy *pool = mp_manager_pool(m, 2);
+    assert_non_null(pool);
+    assert_int_equal(mp_proxy_kind_of(pool), MP_PROXY_POOL);
+    assert_string_equal(mp_proxy_typeid(pool), "Pool");
+    assert_proxy_repr(pool, "<Pool processes=2>");
+
+    /* apply (test_apply: sqr(5)), as bytes. */
+    void *res = NULL;
+    size_t n = 0;
+    assert_int_equal(mp_poolproxy_apply(pool, mpool_bytes, "abc", 3, &res, &n), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(res, "ABC", 3);
+    free(res);
+    assert_int_equal(mp_poolproxy_apply(pool, mpool_bytes, NULL, 0, NULL, NULL), 0);
+
+    /* map (test_map), and over nothing (test_empty_iterable). */
+    int64_t in[100], out[100];
+    for (int i = 0; i < 100; i++)
+        in[i] = i;
+    memset(out, 0, sizeof out);
+    assert_int_equal(mp_poolproxy_map(pool, mpool_sqr, in, sizeof in[0], 100, out,
+                                      sizeof out[0]),
+                     0);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(out[i], i * i);
+    assert_int_equal(mp_poolproxy_map(pool, mpool_sqr, NULL, sizeof in[0], 0, NULL, 8), 0);
+    mp_proxy *ar = mp_poolproxy_map_async(pool, mpool_sqr, in, sizeof in[0], 10, 8, 3);
+    assert_non_null(ar);
+    assert_int_equal(mp_asyncproxy_get(ar, 10, &res, &n), 0);
+    assert_int_equal(n, 10 * 8);
+    assert_memory_equal(res, out, 80);
+    free(res);
+    mp_proxy_free(ar);
+
+    /* A failing item: its code and message. */
+    in[7] = -1;
+    assert_int_equal(mp_poolproxy_map(pool, mpool_sqr, in, sizeof in[0], 10, out,
+                                      sizeof out[0]),
+                     -EDOM);
+    assert_string_equal(mp_remote_error_message(), "no square for -1");
+    assert_int_equal(mp_poolproxy_apply(pool, mpool_bytes, "fail", 4, &res, &n), -ERANGE);
+    assert_string_equal(mp_remote_error_message(), "failed on purpose");
+
+    /* apply_async and AsyncResult (test_async, test_async_timeout). */
+    ar = mp_poolproxy_apply_async(pool, mpool_bytes, "sleep:300", 9);
+    assert_non_null(ar);
+    assert_int_equal(mp_proxy_kind_of(ar), MP_PROXY_ASYNC_RESULT);
+    assert_null(mp_proxy_native(ar));
+    assert_null(mp_proxy_native(pool));
+    assert_int_equal(mp_asyncproxy_ready(ar), 0);
+    assert_int_equal(mp_asyncproxy_successful(ar), MP_EINVAL);
+    double t0 = mp__now();
+    assert_int_equal(mp_asyncproxy_get(ar, 0.05, &res, &n), MP_ETIMEDOUT);
+    assert_true(mp__now() - t0 < 0.25);
+    assert_null(res);
+    assert_int_equal(mp_asyncproxy_wait(ar, 0.01), MP_ETIMEDOUT);
+    assert_int_equal(mp_asyncproxy_get(ar, MP_FOREVER, &res, &n), 0);
+    assert_int_equal(n, 5);
+    assert_memory_equal(res, "slept", 5);
+    free(res);
+    assert_int_equal(mp_asyncproxy_ready(ar), 1);
+    assert_int_equal(mp_asyncproxy_successful(ar), 1);
+    assert_int_equal(mp_asyncproxy_wait(ar, 0), 0);
+    mp_proxy_free(ar);
+    ar = mp_poolproxy_apply_async(pool, mpool_bytes, "fail", 4);
+    assert_int_equal(mp_asyncproxy_wait(ar, 10), 0);
+    assert_int_equal(mp_asyncproxy_successful(ar), 0);
+    assert_int_equal(mp_asyncproxy_get(ar, 0, NULL, NULL), -ERANGE);
+    mp_proxy_free(ar);
+
+    /* Processes of the family share the pool through the proxy. */
+    mp_process *ps[2];
+    for (int i = 0; i < 2; i++) {
+        ps[i] = mp_process_new(.target = mpool_child, .arg = &pool, .arg_size = sizeof pool);
+        assert_int_equal(mp_process_start(ps[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        int code = -1;
+        assert_int_equal(mp_process_join(ps[i], MP_FOREVER), 0);
+        assert_int_equal(mp_process_exitcode(ps[i], &code), 0);
+        assert_int_equal(code, 0);
+        mp_process_free(ps[i]);
+    }
+
+    /* Bad arguments. */
+    assert_null(mp_poolproxy_apply_async(pool, NULL, "x", 1));
+    assert_int_equal(mp_last_error(), MP_EINVAL);
+    assert_int_equal(mp_poolproxy_map(pool, mpool_sqr, in, 0, 3, out, 8), MP_EINVAL);
+    mp_proxy *d = mp_manager_dict(m, NULL);
+    assert_int_equal(mp_poolproxy_apply(d, mpool_bytes, "x", 1, NULL, NULL), MP_EINVAL);
+    assert_int_equal(mp_asyncproxy_get(d, 1, NULL, NULL), MP_EINVAL);
+    assert_int_equal(mp_proxy_call(pool, "map_async", MP_TUPLE(MP_I64(1)), NULL), MP_EREMOTE);
+    assert_int_equal(mp_proxy_call(pool, "map_async",
+                                   MP_TUPLE(MP_I64(1), MP_I64(2), MP_BYTES("abc", 3),
+                                            MP_I64(2), MP_I64(8), MP_I64(0)),
+                                   NULL),
+                     MP_EREMOTE);
+    assert_int_equal(mp_proxy_call(pool, "imap", NULL, NULL), MP_EREMOTE);
+    assert_string_equal(mp_remote_error_type(), "AttributeError");
+    assert_null(mp_manager_create(m, "AsyncResult", NULL));
+    mp_proxy_free(d);
+
+    /* join before close is refused; close, then join (test_make_pool). */
+    assert_int_equal(mp_poolproxy_join(pool, 1), MP_EINVAL);
+    ar = mp_poolproxy_apply_async(pool, mpool_bytes, "sleep:100", 9);
+    assert_int_equal(mp_poolproxy_close(pool), 0);
+    assert_int_equal(mp_poolproxy_apply(pool, mpool_bytes, "x", 1, NULL, NULL), MP_EREMOTE);
+    assert_int_equal(mp_poolproxy_join(pool, 30), 0);
+    assert_int_equal(mp_asyncproxy_get(ar, 0, NULL, NULL), 0);
+    mp_proxy_free(ar);
+    mp_proxy_free(pool);
+    assert_int_equal(mp_manager_object_count(m), base);
+
+    /* terminate with work pending (test_terminate). */
+    pool = mp_manager_pool(m, 1);
+    ar = mp_poolproxy_apply_async(pool, mpool_bytes, "sleep:20000", 11);
+    mp_proxy *ar2 = mp_poolproxy_apply_async(pool, mpool_bytes, "x", 1);
+    usleep(100000);
+    t0 = mp__now();
+    assert_int_equal(mp_poolproxy_terminate(pool), 0);
+    assert_int_equal(mp_poolproxy_join(pool, 30), 0);
+    assert_true(mp__now() - t0 < 10);
+    assert_int_equal(mp_asyncproxy_get(ar, 10, NULL, NULL), MP_EWORKERLOST);
+    assert_true(mp_asyncproxy_get(ar2, 10, NULL, NULL) < 0);
+    mp_proxy_free(ar);
+    /* A pool freed before its last result: the result keeps it. */
+    mp_proxy_free(pool);
+    assert_int_equal(mp_asyncproxy_ready(ar2), 1);
+    mp_proxy_free(ar2);
+    assert_int_equal(mp_manager_object_count(m), base);
+
+    /* The server dies while a result is awaited: MP_EEOF. */
+    pool = mp_manager_pool(m, 1);
+    ar = mp_poolproxy_apply_async(pool, mpool_bytes, "sleep:20000", 11);
+    pid_t spid = mp_manager_pid(m);
+    assert_int_equal(kill(spid, SIGKILL), 0);
+    t0 = mp__now();
+    assert_int_equal(mp_asyncproxy_get(ar, 30, NULL, NULL), MP_EEOF);
+    assert_true(mp__now() - t0 < 5);
+    assert_int_equal(mp_poolproxy_apply(pool, mpool_bytes, "x", 1, NULL, NULL), MP_EEOF);
+    mp_proxy_free(ar);
+    mp_proxy_free(pool);
+    stop(m);
+}
+
+/* Through a socket: the pool can be made and stopped, not sent functions. */
+static void test_mgr_pool_remote(void **state)
+{
+    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0);
+    assert_int_equal(mp_manager_start(m), 0);
+    int port = 0;
+    mp_manager_address(m, NULL, 0, NULL, 0, &port);
+    mp_manager *rm = mp_manager_new(.host = "127.0.0.1", .port = port);
+    assert_int_equal(mp_manager_connect(rm), 0);
+    mp_proxy *pool = mp_manager_pool(rm, 1);
+    assert_non_null(pool);
+    assert_int_equal(mp_poolproxy_apply(pool, mpool_bytes, "x", 1, NULL, NULL), MP_EINVAL);
+    /* A result made in the family is awaited by the remote side in the
+     * server's connection thread. */
+    mp_proxy *fpool = mp_manager_pool(m, 1);
+    mp_proxy *ar = mp_poolproxy_apply_async(fpool, mpool_bytes, "sleep:200", 9);
+    mp_val *r = mp_val_proxy(ar);
+    mp_proxy *d = mp_manager_dict(m, MP_DICT(MP_STR("r"), r));
+    void *enc;
+    size_t n;
+    assert_int_equal(mp_val_encode(r, &enc, &n), 0);
+    mp_val_free(r);
+    mp_proxy_free(ar);
+    /* The other program receives the reference as bytes. */
+    mp_val *dec;
+    assert_int_equal(mp_val_decode(enc, n, &dec, NULL), 0);
+    free(enc);
+    mp_proxy *rar = mp_proxy_from_val(rm, dec);
+    mp_val_free(dec);
+    assert_non_null(rar);
+    assert_null(mp_proxy_native(rar));
+    void *res = NULL;
+    assert_int_equal(mp_asyncproxy_get(rar, 10, &res, &n), 0);
+    assert_int_equal(n, 5);
+    assert_memory_equal(res, "slept", 5);
+    free(res);
+    assert_int_equal(mp_asyncproxy_successful(rar), 1);
+    mp_proxy_free(rar);
+    assert_int_equal(mp_poolproxy_close(pool), 0);
+    assert_int_equal(mp_poolproxy_join(pool, 30), 0);
+    mp_proxy_free(pool);
+    mp_proxy_free(fpool);
+    mp_proxy_free(d);
+    mp_manager_free(rm);
+    stop(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -3103,6 +3825,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mgr_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_operators_iter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgr_limits, setup, teardown),
+        cmocka_unit_test(test_codec_proxy_refs),
+        cmocka_unit_test_setup_teardown(test_mgr_nested_proxies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_nested_proxies_remote, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_pool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_pool_remote, setup, teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
 }

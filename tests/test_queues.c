@@ -377,6 +377,129 @@ static void test_blocking_wakeups(void **state)
     mp_queue_free(q);
 }
 
+/* ---- waits on an oversubscribed machine ----------------------------------- */
+
+/* A bare ring in the arena (the queue's own is private to queues.c). */
+static mp__ring *ring_new(long maxsize)
+{
+    uint64_t nslots;
+    uint32_t ss;
+    if (mp__ring_geometry(maxsize, 0, 0, &nslots, &ss) != 0)
+        return NULL;
+    mp__ring *r = mp__alloc(sizeof *r + nslots * ss);
+    if (r != NULL && mp__ring_init(r, (unsigned char *)(r + 1), nslots, ss,
+                                   maxsize > 0 ? MP__RING_BOUNDED : 0) != 0) {
+        mp__free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void ring_free(mp__ring *r)
+{
+    mp__ring_destroy(r);
+    mp__free(r);
+}
+
+static int ring_op(mp__ring *r, bool put, uint32_t *v, double timeout)
+{
+    mp__deadline d;
+    size_t len = 0;
+    if (mp__deadline_init(&d, timeout) != 0)
+        return -EINVAL;
+    if (put)
+        return mp__ring_put(r, v, sizeof *v, &d);
+    int rc = mp__ring_get(r, v, sizeof *v, NULL, &len, &d);
+    return rc == 0 && len != sizeof *v ? -EPROTO : rc;
+}
+
+#define PINGPONG_ROUNDS 3000
+
+struct echo_arg {
+    mp__ring *in, *out;
+};
+
+/* Echo every number back plus one; a get that waits 20 s means a lost
+ * wake-up. */
+static int child_echo(void *arg)
+{
+    struct echo_arg *a = arg;
+    for (uint32_t i = 0; i < PINGPONG_ROUNDS; i++) {
+        uint32_t v;
+        if (ring_op(a->in, false, &v, 20.0) != 0 || v != 2 * i)
+            return 1;
+        v++;
+        if (ring_op(a->out, true, &v, 20.0) != 0)
+            return 2;
+    }
+    return 0;
+}
+
+static void pingpong(mp__ring *a, mp__ring *b)
+{
+    struct echo_arg ea = {a, b};
+    pid_t c = run_child(child_echo, &ea);
+    for (uint32_t i = 0; i < PINGPONG_ROUNDS; i++) {
+        uint32_t v = 2 * i;
+        assert_int_equal(ring_op(a, true, &v, 20.0), 0);
+        assert_int_equal(ring_op(b, false, &v, 20.0), 0);
+        assert_int_equal(v, 2 * i + 1);
+    }
+    assert_int_equal(wait_within(c, 20), 0);
+}
+
+/*
+ * On a busy machine a sleeper switches the event count to fenced
+ * publication and sleeps without a membarrier; on an idle one it switches
+ * back.  Both ways, round trips (every wait a sleep when busy) lose no
+ * wake-up, and a producer waiting for room in a bounded ring does the same.
+ */
+static void test_busy_fenced_wakeups(void **state)
+{
+    mp__ring *a = ring_new(0), *b = ring_new(0), *one = ring_new(1);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(one);
+    uint32_t v = 7;
+
+    mp__cpu_busy_force(1);
+    assert_int_equal(ring_op(a, false, &v, 0.01), MP_EEMPTY);
+    /* Without membarrier (MP_DISABLE) every publisher fences anyway and
+     * the counts stay PLAIN. */
+    uint32_t fenced = atomic_load(&mp__ring_fenceless) > 0 ? MP__EVC_FENCED : MP__EVC_PLAIN;
+    assert_int_equal(atomic_load(&a->ev_get.fenced), fenced);
+    assert_int_equal(atomic_load(&b->ev_get.fenced), MP__EVC_PLAIN);
+    pingpong(a, b);
+    assert_int_equal(atomic_load(&b->ev_get.fenced), fenced);
+    assert_int_equal(ring_op(one, true, &v, 0.01), 0);
+    assert_int_equal(ring_op(one, true, &v, 0.01), MP_EFULL);
+    assert_int_equal(atomic_load(&one->ev_put.fenced), fenced);
+
+    mp__cpu_busy_force(0);
+    assert_int_equal(ring_op(a, false, &v, 0.01), MP_EEMPTY);
+    assert_int_equal(atomic_load(&a->ev_get.fenced), MP__EVC_PLAIN);
+    pingpong(a, b);
+    assert_int_equal(ring_op(one, true, &v, 0.01), MP_EFULL);
+    assert_int_equal(atomic_load(&one->ev_put.fenced), MP__EVC_PLAIN);
+
+    /* Mixed: the echoing child busy, this process idle. */
+    mp__cpu_busy_force(1);
+    struct echo_arg ea = {a, b};
+    pid_t c = run_child(child_echo, &ea);
+    mp__cpu_busy_force(0);
+    for (uint32_t i = 0; i < PINGPONG_ROUNDS; i++) {
+        v = 2 * i;
+        assert_int_equal(ring_op(a, true, &v, 20.0), 0);
+        assert_int_equal(ring_op(b, false, &v, 20.0), 0);
+        assert_int_equal(v, 2 * i + 1);
+    }
+    assert_int_equal(wait_within(c, 20), 0);
+    mp__cpu_busy_force(-1);
+    ring_free(a);
+    ring_free(b);
+    ring_free(one);
+}
+
 /* ---- no feeder thread: put == in the queue -------------------------------- */
 
 struct produce_arg {
@@ -1300,6 +1423,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_maxsize_and_timeouts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocking_wakeups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_fenced_wakeups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_producer_exit_and_join_before_drain, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_overflow_order_with_slow_consumer, setup,

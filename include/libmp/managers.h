@@ -29,6 +29,14 @@
  *   for x in proxy: ...                      mp_proxy_iter_new / mp_proxy_iter_next / _free
  *   s = m.set(init); s.add(x) ...            mp_manager_set(m, init); mp_setproxy_add(s, x) ...
  *   ns.x = v; ns.x; del ns.x                 mp_namespace_set / mp_namespace_get / mp_namespace_del
+ *   d['a'] = m.list(); d['a'].append(1)      r = mp_val_proxy(l); mp_dict_set(d, k, r);
+ *                                            mp_dict_getitem(d, k, &r);
+ *                                            l2 = mp_proxy_from_val(NULL, r)
+ *   m._number_of_objects()                   mp_manager_object_count(m)
+ *   pool = m.Pool(n); pool.map(f, xs)        pool = mp_manager_pool(m, n);
+ *                                            mp_poolproxy_map(pool, f, in, ...)
+ *   r = pool.apply_async(f, x); r.get()      r = mp_poolproxy_apply_async(...);
+ *                                            mp_asyncproxy_get(r, timeout, &out, &n)
  *   proxy.method(*args)                      mp_proxy_call(p, "method", args, &result)
  *   str(proxy), repr(proxy)                  mp_proxy_tostring(p), mp_proxy_repr(p)
  *   RemoteError, exceptions from methods     MP_EREMOTE; mp_remote_error_type() / _message()
@@ -86,6 +94,7 @@
 #include <stdio.h>
 
 #include "common.h"
+#include "pool.h"
 #include "val.h"
 
 MP_BEGIN_DECLS
@@ -353,7 +362,9 @@ typedef enum mp_proxy_kind {
     MP_PROXY_QUEUE = 13,
     MP_PROXY_JOINABLE_QUEUE = 14,
     MP_PROXY_CUSTOM = 15, /* a registered type */
-    MP_PROXY_SET = 16
+    MP_PROXY_SET = 16,
+    MP_PROXY_POOL = 17,
+    MP_PROXY_ASYNC_RESULT = 18
 } mp_proxy_kind;
 
 /*
@@ -398,6 +409,63 @@ MP_EXTERN mp_proxy *mp_manager_create(mp_manager *m, const char *type_name,
  * released.  NULL is a no-op.
  */
 MP_EXTERN void mp_proxy_free(mp_proxy *p);
+
+/* ---- proxies stored in managed objects --------------------------------------- */
+
+/*
+ * mp_val_proxy: a value that names p's object (MP_VAL_PROXY, a proxy
+ * reference: what Python pickles a proxy into, its Token: typeid, object
+ * id, server address), for storing in the same manager's objects, as in
+ * Python's d['a'] = m.list() or m.list([m.Queue()]):
+ *
+ *     mp_val *r = mp_val_proxy(inner);
+ *     mp_dict_set(d, MP_STR("a"), r);
+ *     mp_val_free(r);
+ *
+ * While a managed dict, list, namespace, value or registered object holds
+ * the reference, the server keeps the object alive, even after every proxy
+ * of it is freed; it lets it go when the entry is overwritten or removed
+ * or the container is freed (Python's refcounting through its
+ * server-side proxies).  Getting the entry back (mp_dict_getitem,
+ * mp_list_get, ...) gives the reference, which mp_proxy_from_val turns into
+ * a proxy.  A reference is only stored in its own manager: sending one to
+ * another manager's object is MP_EINVAL.  References are not hashable (no
+ * dict keys or set members).
+ *
+ * Returns a new value owned by the caller (mp_val_free; freeing it does
+ * not touch the object), or NULL with mp_last_error(): MP_EINVAL for an
+ * invalid proxy; -ENOMEM.  Fork-safe; makes no call to the server.
+ */
+MP_EXTERN mp_val *mp_val_proxy(const mp_proxy *p);
+
+/*
+ * mp_proxy_from_val: a new proxy for the object a reference names
+ * (Python's RebuildProxy, which unpickling a proxy runs): d['a'].append(1)
+ * is mp_dict_getitem, mp_proxy_from_val, mp_list_append.  The proxy is of
+ * the object's kind (a list proxy, a queue proxy, ...) and takes a
+ * reference of its own: it stays usable after the reference value is freed
+ * or the entry removed.
+ *
+ * m    the manager the reference came from, or NULL: a reference that a
+ *      call through a manager handed out (or that mp_val_proxy made)
+ *      remembers it.  Needed for one decoded from bytes (mp_val_decode).
+ * v    a proxy reference (not consumed).
+ *
+ * Returns the proxy, owned by the caller (mp_proxy_free), or NULL with
+ * mp_last_error(): MP_EINVAL when v is not a proxy reference, m is NULL and
+ * v remembers no live manager, or m is not the one v came from;
+ * MP_EREMOTE ("KeyError") when the server holds no such object any more;
+ * MP_EEOF when the server is gone; -ENOMEM.
+ */
+MP_EXTERN mp_proxy *mp_proxy_from_val(mp_manager *m, const mp_val *v);
+
+/*
+ * mp_manager_object_count: how many objects the server holds (Python's
+ * BaseManager._number_of_objects()), for finding leaks.  Returns the
+ * count; MP_EINVAL for an invalid or unstarted manager; MP_EEOF when the
+ * server is gone.
+ */
+MP_EXTERN ssize_t mp_manager_object_count(mp_manager *m);
 
 /* mp_proxy_kind: the kind of object behind p (MP_PROXY_...), or MP_EINVAL.
  * mp_proxy_typeid: its typeid ("dict", "Counter", ...), owned by the proxy;
@@ -749,6 +817,93 @@ MP_EXTERN int mp_proxy_empty(mp_proxy *q);
 MP_EXTERN int mp_proxy_full(mp_proxy *q);
 MP_EXTERN int mp_proxy_task_done(mp_proxy *q);
 MP_EXTERN int mp_proxy_join(mp_proxy *q, double timeout);
+
+/* ---- a Pool in the manager (Python's SyncManager.Pool) ----------------------- */
+
+/*
+ * mp_manager_pool: a pool of worker processes made and held by the server
+ * (Python's m.Pool(processes)): its workers are children of the server
+ * process, and every process that holds the proxy (the family, by passing
+ * the pointer) submits work to the same pool.  processes 0: the server's
+ * mp_cpu_count().  Returns the proxy (kind MP_PROXY_POOL; free it with
+ * mp_proxy_free, which terminates the pool once no proxy and no
+ * AsyncResult refers to it), or NULL with mp_last_error() as
+ * mp_manager_dict's, MP_EINVAL for processes < 0, MP_EREMOTE when the
+ * server could not start the pool.
+ *
+ * The functions travel as module + offset (as process targets do): they
+ * must be functions of the program or of a library loaded in the server
+ * too.  A manager connected over a socket (another program) can create,
+ * close, terminate and join a Pool, but apply and map through it are
+ * MP_EINVAL: a function cannot be named across programs.  Tasks get NULL
+ * as their arg (no .arg option); imap, imap_unordered, starmap and
+ * callbacks are not provided (Python's proxy has them: a departure,
+ * docs/managers.md).
+ */
+MP_EXTERN mp_proxy *mp_manager_pool(mp_manager *m, int processes);
+
+/*
+ * mp_poolproxy_apply: run f(in) in a worker of the pool and wait (Python's
+ * pool.apply); *out receives the result bytes (malloc'd, free it; may be
+ * NULL to drop them) and *out_size their length.
+ * mp_poolproxy_map: out[i] = f(in[i]) for n items of in_size bytes into n
+ * items of out_size bytes (Python's pool.map; all items run, as
+ * mp_pool_map).
+ *
+ * Return 0; the code of the failed task (the first failed item for map;
+ * its message in mp_remote_error_message()); MP_EWORKERLOST when a worker
+ * died or the pool was terminated; MP_EINVAL for a proxy that is not a
+ * Pool's, f in no loaded module, NULL buffers with sizes, in_size 0, a
+ * closed pool (MP_EREMOTE then, "ValueError"), or a connected manager;
+ * MP_EEOF when the server is gone; -ENOMEM.
+ */
+MP_EXTERN int mp_poolproxy_apply(mp_proxy *pool, mp_pool_bytes_fn f, const void *in,
+                                 size_t in_size, void **out, size_t *out_size);
+MP_EXTERN int mp_poolproxy_map(mp_proxy *pool, mp_pool_fn f, const void *in, size_t in_size,
+                               size_t n, void *out, size_t out_size);
+
+/*
+ * mp_poolproxy_apply_async / mp_poolproxy_map_async: submit the work
+ * without waiting (Python's apply_async, map_async) and return a proxy of
+ * its AsyncResult (kind MP_PROXY_ASYNC_RESULT), held by the server; the
+ * result (map: the n * out_size output bytes) stays there until
+ * mp_asyncproxy_get fetches a copy.  chunksize 0: map's rule.  NULL with
+ * mp_last_error() for the errors of apply and map that are known at once.
+ * Freeing the AsyncResult proxy before the work is done abandons it, as
+ * mp_async_result_free does.
+ */
+MP_EXTERN mp_proxy *mp_poolproxy_apply_async(mp_proxy *pool, mp_pool_bytes_fn f,
+                                             const void *in, size_t in_size);
+MP_EXTERN mp_proxy *mp_poolproxy_map_async(mp_proxy *pool, mp_pool_fn f, const void *in,
+                                           size_t in_size, size_t n, size_t out_size,
+                                           size_t chunksize);
+
+/*
+ * mp_asyncproxy_get: wait for the result (Python's AsyncResult.get): 0 with
+ * *out a malloc'd copy of the result bytes (free it) and *size their
+ * length (either may be NULL); the task's code as for mp_poolproxy_apply;
+ * MP_ETIMEDOUT; MP_EEOF (the server is gone); MP_EINVAL for another kind
+ * or a bad timeout.  May be called again.
+ * mp_asyncproxy_wait: 0 when ready, MP_ETIMEDOUT, or those codes.
+ * mp_asyncproxy_ready: 1 or 0.  mp_asyncproxy_successful: 1 or 0 once
+ * ready, MP_EINVAL before (Python's ValueError).
+ * In the server's family the waits are on shared memory (they do not hold
+ * up the server) and end with MP_EEOF within about 50 ms of its death.
+ */
+MP_EXTERN int mp_asyncproxy_get(mp_proxy *r, double timeout, void **out, size_t *size);
+MP_EXTERN int mp_asyncproxy_wait(mp_proxy *r, double timeout);
+MP_EXTERN int mp_asyncproxy_ready(mp_proxy *r);
+MP_EXTERN int mp_asyncproxy_successful(mp_proxy *r);
+
+/*
+ * mp_poolproxy_close / _terminate / _join: Python's pool.close(),
+ * terminate() and join(timeout) on the server's pool (join before close or
+ * terminate is MP_EINVAL, as Python's ValueError; MP_ETIMEDOUT when the
+ * workers have not ended by the timeout).  Return 0 or the codes above.
+ */
+MP_EXTERN int mp_poolproxy_close(mp_proxy *pool);
+MP_EXTERN int mp_poolproxy_terminate(mp_proxy *pool);
+MP_EXTERN int mp_poolproxy_join(mp_proxy *pool, double timeout);
 
 MP_END_DECLS
 

@@ -42,7 +42,9 @@
  *
  * Departures from Python (docs/managers.md): integers are 64-bit signed
  * (bigger ones are an error, not a bignum); there are no sets, no user
- * classes and no object identity (a list cannot contain itself); sorting
+ * classes and no object identity (a list cannot contain itself), except
+ * that a value may name an object of a manager (MP_VAL_PROXY, a proxy
+ * reference: Python's pickled proxy, see managers.h); sorting
  * mixed types does not fail but follows the total order of mp_val_cmp.
  * Strings are UTF-8 and must be valid UTF-8.
  *
@@ -75,7 +77,8 @@ typedef enum mp_val_type {
     MP_VAL_BYTES = 5, /* raw bytes */
     MP_VAL_LIST = 6,
     MP_VAL_TUPLE = 7,
-    MP_VAL_DICT = 8 /* insertion-ordered, as Python 3's dict */
+    MP_VAL_DICT = 8, /* insertion-ordered, as Python 3's dict */
+    MP_VAL_PROXY = 9 /* a reference to a manager's object (managers.h) */
 } mp_val_type;
 
 typedef struct mp_val mp_val;
@@ -104,6 +107,16 @@ struct mp__val_dict {
     size_t cap_;
     void *index_;
 };
+/* Python's Token: what a pickled proxy carries (mp_val_proxy, managers.h). */
+struct mp__val_ref {
+    const char *type_id; /* the object's typeid, NUL-terminated; the server's
+                         * address follows its NUL (mp_val_proxy_address) */
+    uint64_t oid;        /* the object's id in its manager */
+    uint32_t kind;       /* mp_proxy_kind */
+    uint32_t bind_;      /* internal */
+    void *owner_;        /* internal */
+    uint64_t owner_id_;  /* internal */
+};
 
 struct mp_val {
     mp_val_type type;
@@ -115,6 +128,7 @@ struct mp_val {
         struct mp__val_str s;     /* MP_VAL_STR, MP_VAL_BYTES */
         struct mp__val_seq seq;   /* MP_VAL_LIST, MP_VAL_TUPLE */
         struct mp__val_dict dict; /* MP_VAL_DICT */
+        struct mp__val_ref ref;   /* MP_VAL_PROXY */
     };
 };
 
@@ -296,6 +310,15 @@ MP_EXTERN int mp_val_fprint(FILE *f, const mp_val *v);
  * MP_VAL_MAX_DEPTH; -ENOMEM.
  */
 MP_EXTERN int mp_val_parse(const char *text, mp_val **out);
+
+/*
+ * mp_val_proxy_address: the address of the manager that holds the object
+ * a proxy reference (MP_VAL_PROXY, made by mp_val_proxy of managers.h)
+ * names, as Python's Token.address: the AF_UNIX path, "host:port", or ""
+ * for a manager that serves its family only.  Owned by v; NULL when v is
+ * not a proxy reference.
+ */
+MP_EXTERN const char *mp_val_proxy_address(const mp_val *v);
 
 /* ---- modifying allocated containers ----------------------------------- */
 

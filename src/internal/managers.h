@@ -29,6 +29,8 @@ enum mgr_op {
     MGR_OP_DECREF = 4,   /* varint oid */
     MGR_OP_SHUTDOWN = 5, /* nothing */
     MGR_OP_PING = 6,     /* nothing: replies None */
+    MGR_OP_REBUILD = 7,  /* varint oid, varint kind, str typeid: incref, a proxy reply */
+    MGR_OP_COUNT = 8,    /* nothing: replies the number of objects held */
 };
 
 enum mgr_status {
@@ -247,6 +249,24 @@ const struct mgr_kind *mp__mgr_kind_by_kind(uint32_t kind);
 const struct mgr_kind *mp__mgr_sync_kind_by_typeid(const char *typeid, size_t len);
 const struct mgr_kind *mp__mgr_sync_kind_by_kind(uint32_t kind);
 
+/* The Pool and AsyncResult kinds (mgr_pool.c). */
+const struct mgr_kind *mp__mgr_pool_kind_by_typeid(const char *typeid, size_t len);
+const struct mgr_kind *mp__mgr_pool_kind_by_kind(uint32_t kind);
+
+/* A wait of a hosted kind's method on o, in slices that watch the server
+ * (in the server: its shutdown; in a family process: its death); MP_EEOF
+ * when the watch ends it (mgr_sync.c). */
+int mp__mgr_timed(struct mgr_srv *s, const struct mgr_obj *o, double timeout, int timeout_code,
+                  int (*op)(void *obj, void *extra, double timeout), void *extra);
+
+/* The manager a server serves. */
+mp_manager *mp__srv_manager(struct mgr_srv *s);
+
+/* Hold obj, a new object of a builtin kind made by a method, and make r the
+ * reply that hands out a proxy for it; 0, or -ENOMEM (with an error reply)
+ * when it cannot be held (the caller still owns obj). */
+int mp__srv_register(struct mgr_srv *s, uint32_t kind, void *obj, struct mgr_reply *r);
+
 /* Check the argument count; fills an error reply (TypeError) if wrong. */
 int mp__args(struct mgr_reply *r, const char *name, const mp_val *args, size_t min,
              size_t max);
@@ -332,6 +352,11 @@ int mp__mgr_check_proxy(const mp_proxy *p, uint32_t kind);
  * the result decoded into *out (if out is not NULL). */
 int mp__mgr_call(mp_proxy *p, uint32_t kind, const char *method, const mp_val *tuple,
                  const mp_val *const *argv, size_t n, mp_val **out);
+
+/* Call a method of p's object (of kind) that makes a new object: the proxy
+ * for it, or NULL with mp_last_error(). */
+mp_proxy *mp__mgr_call_proxy(mp_proxy *p, uint32_t kind, const char *method,
+                             const mp_val *const *argv, size_t n);
 
 /* Create an object of typeid in the server and a proxy for it. */
 mp_proxy *mp__mgr_create(mp_manager *m, const char *typeid, const mp_val *tuple,

@@ -151,6 +151,19 @@ bool mp__spin_while_equal(const uint32_t *word, uint32_t expected, uint64_t spin
 bool mp__cpu_busy(void);
 bool mp__cpu_busy_at(uint64_t now);
 
+/* mp__cpu_busy's cached answer, shared by the whole family in the arena's
+ * header (NULL before the arena exists: then each process keeps its own). */
+typedef struct mp__busy_state {
+    _Atomic uint64_t checked_at; /* mp__now_ns() of the last sample */
+    _Atomic uint64_t seen_at;    /* the last sample that said busy */
+    _Atomic int busy;
+} mp__busy_state;
+mp__busy_state *mp__heap_busy_state(void);
+
+/* Test hook: mode 1 makes mp__cpu_busy always true in this process (and
+ * its forked children), 0 always false, -1 (the default) measures. */
+void mp__cpu_busy_force(int mode);
+
 /* ---- robust process-shared mutexes (futex.c) --------------------------- */
 
 /* Initialise a PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST mutex. */
@@ -283,6 +296,10 @@ void mp__obj_free(void *p);
 /* How many finalizers of this process are tied to an object (util.c):
  * while 0, freeing an object or a shared block looks for none. */
 extern _Atomic size_t mp__obj_finalizers;
+
+/* Set by a manager's server that hosts a Pool: this daemonic process may
+ * start children (process.c). */
+extern bool mp__daemon_children_ok;
 
 /* ---- function pointers across start methods (fnref.c) ----------------- */
 

@@ -23,6 +23,19 @@ enum {
 
 typedef struct mp__ring_node mp__ring_node;
 
+/*
+ * An event count (ring_wait.c): the futex word, bit 0 set when someone may
+ * sleep on it, and how the processes that wake it publish: plain stores
+ * (MP__EVC_PLAIN, the sleeper issues a membarrier) or followed by a full
+ * fence (MP__EVC_FENCED, the sleeper need not).  docs/queues.md, "Waiting".
+ */
+enum { MP__EVC_PLAIN = 0, MP__EVC_SWITCHING = 1, MP__EVC_FENCED = 2 };
+
+typedef struct mp__evc {
+    _Atomic uint32_t count;
+    _Atomic uint32_t fenced;
+} mp__evc;
+
 typedef struct mp__ring {
     /* Geometry, written once before the ring is shared. */
     uint64_t nslots;
@@ -37,8 +50,8 @@ typedef struct mp__ring {
     _Atomic uint64_t head MP__ALIGNED(MP__CACHELINE);
 
     /* Event counts (futex words): bit 0 set means someone may sleep. */
-    _Atomic uint32_t ev_get MP__ALIGNED(MP__CACHELINE);
-    _Atomic uint32_t ev_put MP__ALIGNED(MP__CACHELINE);
+    mp__evc ev_get MP__ALIGNED(MP__CACHELINE);
+    mp__evc ev_put MP__ALIGNED(MP__CACHELINE);
 
     /* Overflow list of an unbounded ring whose slots are all taken. */
     _Atomic uint64_t ovf_count MP__ALIGNED(MP__CACHELINE);
@@ -49,7 +62,7 @@ typedef struct mp__ring {
     /* JoinableQueue accounting. */
     _Atomic uint64_t gets MP__ALIGNED(MP__CACHELINE);
     _Atomic uint64_t dones;
-    _Atomic uint32_t ev_join;
+    mp__evc ev_join;
 
     /* Freed message blocks kept for the next large message. */
     _Atomic(void *) cache[MP__RING_CACHE] MP__ALIGNED(MP__CACHELINE);
@@ -110,19 +123,25 @@ extern _Atomic int mp__ring_fenceless;
 bool mp__pid_dead(pid_t pid);
 
 /*
- * Event counts (futex words).  A sleeper sets bit 0 (mp__ev_arm), re-checks
- * its condition and sleeps on the value returned; a waker that has just
- * made progress visible calls mp__ev_wake, which costs one load unless bit
- * 0 is set.
+ * Event counts.  A sleeper sets bit 0 (mp__ev_arm), re-checks its condition
+ * and sleeps on the value returned; a waker that has just made progress
+ * visible calls mp__ev_wake, which costs two loads of one cache line unless
+ * bit 0 is set (and a fence while the count is in fenced mode).  busy: the
+ * machine is oversubscribed, so the count is switched to fenced publication
+ * and sleepers skip the membarrier.
  */
-uint32_t mp__ev_arm(_Atomic uint32_t *ev);
-void mp__ev_wake_slow(_Atomic uint32_t *ev, uint32_t k);
+uint32_t mp__ev_arm(mp__evc *e, bool busy);
+void mp__ev_wake_slow(mp__evc *e, uint32_t k);
 
-static inline void mp__ev_wake(_Atomic uint32_t *ev)
+static inline void mp__ev_wake(mp__evc *e)
 {
-    uint32_t k = atomic_load(ev);
+    /* The fenced word is read after the caller's store and before the
+     * count (ring_wait.c says why that order matters). */
+    if (MP__UNLIKELY(atomic_load_explicit(&e->fenced, memory_order_acquire) != MP__EVC_PLAIN))
+        atomic_thread_fence(memory_order_seq_cst);
+    uint32_t k = atomic_load(&e->count);
     if (MP__UNLIKELY(k & 1u))
-        mp__ev_wake_slow(ev, k);
+        mp__ev_wake_slow(e, k);
 }
 
 /* The state of one wait; zero-initialise (no_spin: arm at once). */
@@ -141,8 +160,7 @@ typedef struct mp__waiter {
  * step: spin, then arm ev, then sleep until woken, d, or a slice of tick_ns
  * (0: none).  0 to re-evaluate, MP_ETIMEDOUT when d has passed.
  */
-int mp__waiter_step(mp__waiter *wt, _Atomic uint32_t *ev, const mp__deadline *d,
-                    uint64_t tick_ns);
+int mp__waiter_step(mp__waiter *wt, mp__evc *ev, const mp__deadline *d, uint64_t tick_ns);
 
 /*
  * The other side moved (progress is a position it advances): restart the

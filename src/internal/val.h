@@ -19,6 +19,7 @@ typedef struct mp__buf {
     size_t len;
     size_t cap;
     bool oom;
+    uint32_t nrefs; /* proxy references encoded (val_codec.c counts them) */
 } mp__buf;
 
 bool mp__buf_reserve(mp__buf *b, size_t more);
@@ -38,6 +39,27 @@ extern const mp_val mp__none, mp__true, mp__false;
 
 mp_val *mp__val_new(mp_val_type type);
 mp_val *mp__val_new_bytes(mp_val_type type, const void *p, size_t n);
+
+/*
+ * Proxy references (MP_VAL_PROXY).  mp__val_new_ref makes an unbound one
+ * (NULL on -ENOMEM).  bind_ says who the reference belongs to: nobody
+ * (decoded from bytes), a client (owner_ is the mp_manager it came
+ * through, owner_id_ its id), or a server (owner_ is the struct mgr_srv,
+ * and the reference counts as one reference to the object: a copy takes
+ * one more, freeing the value drops it; mgr_server.c).
+ */
+enum { MP__REF_FREE = 0, MP__REF_CLIENT = 1, MP__REF_SERVER = 2 };
+#define MP__REF_TYPEID_MAX 47 /* MGR_NAME_MAX - 1 */
+#define MP__REF_ADDR_MAX 255
+mp_val *mp__val_new_ref(const char *typeid, size_t tlen, const char *addr, size_t alen,
+                        uint64_t oid, uint32_t kind);
+/* A well-formed reference: a known kind, a non-zero id, a typeid and an
+ * address of acceptable length. */
+bool mp__ref_ok(const mp_val *v);
+void mp__mgr_ref_drop(mp_val *v);
+void mp__mgr_ref_keep(mp_val *v);
+/* Python's class of the proxy that a reference of kind rebuilds. */
+const char *mp__proxy_class_name(uint32_t kind);
 
 /* Strict UTF-8 check: no overlong forms, no surrogates, nothing past U+10FFFF. */
 bool mp__utf8_valid(const char *p, size_t n);
@@ -120,6 +142,7 @@ enum mp__val_tag {
     MP__TAG_LIST = 0x07,
     MP__TAG_TUPLE = 0x08,
     MP__TAG_DICT = 0x09,
+    MP__TAG_PROXY = 0x0a,
 };
 
 /* Append the encoding of v to b; 0, MP_EINVAL (malformed v) or -ENOMEM. */
@@ -133,6 +156,7 @@ typedef struct mp__rd {
     const uint8_t *p;
     size_t len;
     size_t pos;
+    size_t nrefs; /* proxy references decoded */
 } mp__rd;
 
 /* Read a canonical LEB128 varint; 0 or MP_EINVAL. */
