@@ -3,10 +3,11 @@
  *
  * It calls the C library's own (the next definition, dlsym(RTLD_NEXT))
  * with main replaced by boot_main, which records that the hook ran, takes
- * a spawned child or a spawned MPI worker over, or calls the real main.  The definition is weak,
- * of default visibility and unversioned, so that it interposes the
- * executable's reference (versioned __libc_start_main@GLIBC_2.34 or not)
- * whenever libmp comes before libc in the search order.
+ * a spawned child or a spawned MPI worker over, or calls the real main.
+ * The definition is weak, of default visibility and unversioned, so that
+ * it interposes the executable's reference (versioned
+ * __libc_start_main@GLIBC_2.34 or not) whenever libmp comes before libc in
+ * the search order.
  *
  * With glibc it is in libmp.a too: a dynamically linked program that links
  * libmp.a has it in its own image; a fully static one gets libc.a's strong
