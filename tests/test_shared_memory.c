@@ -313,8 +313,11 @@ static bool registry_left(pid_t root)
 /* Kill every process of f, the tracker included (a cgroup kill). */
 static int kill_all(struct family *f)
 {
-    kill(-f->root, SIGKILL);
+    /* The tracker first: once the family is dead, a tracker still alive
+     * would clean up and end by itself (on a loaded machine, before a
+     * second kill arrives), and the next program would find nothing. */
     kill(f->tracker, SIGKILL);
+    kill(-f->root, SIGKILL);
     if (wait_for(f->root, 10) != 1000 + SIGKILL || wait_for(f->child, 10) != 1000 + SIGKILL ||
         wait_for(f->tracker, 10) != 1000 + SIGKILL)
         return -1;
