@@ -17,6 +17,7 @@
  * connected by socket wait in the server thread of their connection.
  */
 #include "internal/managers.h"
+#include "internal/pool.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,9 @@ struct ares {
     size_t size;
     char msg[256];
     /* The server's side. */
-    _Atomic long refs; /* the object, and a join thread while it runs */
+    /* The object; a join thread while it runs; the pool's callback from
+     * submission until it has run or is known never to run. */
+    _Atomic long refs;
     mp_async_result *r;
     struct hpool *hp;
     void *out; /* map_async's output array */
@@ -66,6 +69,7 @@ static void ares_put(struct ares *a)
         return;
     if (a->data != NULL)
         mp__free(a->data);
+    free(a->out);
     mp_event_free(a->done);
     hpool_put(a->hp);
     mp__free(a);
@@ -106,15 +110,18 @@ static void ares_finish(struct ares *a, int code, const char *msg, const void *d
     mp_event_set(a->done);
 }
 
-/* The pool's callbacks, in its callback thread of the server. */
+/* The pool's callbacks, in its callback thread of the server: each ends
+ * with the reference taken for it before submission. */
 static void on_result(const void *result, size_t size, void *cb_arg)
 {
     ares_finish(cb_arg, 0, NULL, result, size);
+    ares_put(cb_arg);
 }
 
 static void on_error(int code, const char *message, void *cb_arg)
 {
     ares_finish(cb_arg, code, message, NULL, 0);
+    ares_put(cb_arg);
 }
 
 /* ---- AsyncResult ------------------------------------------------------------ */
@@ -194,11 +201,20 @@ static int ares_get(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_
 static void ares_destroy(void *obj)
 {
     struct ares *a = obj;
-    /* No callback runs once this returns: then the block may go. */
-    mp_async_result_free(a->r);
-    a->r = NULL;
-    free(a->out);
-    a->out = NULL;
+    /* A callback may still run after mp_async_result_free returns (the job
+     * finished first) and then drops its own reference; one that never
+     * runs leaves it to us.  out goes with the last reference. */
+    mp__pjob *j = (mp__pjob *)a->r;
+    bool calls_back = false;
+    if (j != NULL) {
+        mp__pool_job_retain(j);
+        mp_async_result_free(a->r);
+        calls_back = mp__pool_job_calls_back(j);
+        mp__pool_job_release(j);
+        a->r = NULL;
+        if (!calls_back)
+            ares_put(a);
+    }
     ares_put(a);
 }
 
@@ -296,10 +312,12 @@ static int pool_apply_async(struct mgr_srv *s, struct mgr_obj *o, mp_val *a,
     struct ares *x = ares_new(h);
     if (x == NULL)
         return oom(r);
+    atomic_fetch_add(&x->refs, 1); /* the callback's */
     x->r = mp_pool_apply_async(h->pool, f, in, n, .callback = on_result,
                                .error_callback = on_error, .cb_arg = x);
     if (x->r == NULL) {
         int e = mp_last_error();
+        atomic_fetch_sub(&x->refs, 1);
         ares_destroy(x);
         return mp__reply_error(r, e, "ValueError", "apply_async: %s", mp_strerror(e));
     }
@@ -335,17 +353,21 @@ static int pool_map_async(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struc
         ares_destroy(x);
         return oom(r);
     }
+    atomic_fetch_add(&x->refs, 1); /* the callback's */
     x->r = mp_pool_map_async(h->pool, f, n ? in : NULL, (size_t)in_size, n, x->out,
                              (size_t)out_size, .chunksize = (size_t)chunk,
                              .callback = on_result, .error_callback = on_error, .cb_arg = x);
     if (x->r == NULL) {
         int e = mp_last_error();
+        atomic_fetch_sub(&x->refs, 1);
         ares_destroy(x);
         return mp__reply_error(r, e, "ValueError", "map_async: %s", mp_strerror(e));
     }
     /* An empty map may be complete without a callback. */
-    if (n == 0 && atomic_load(&x->state) == ARES_PENDING && mp_async_result_ready(x->r) == 1)
+    if (n == 0 && atomic_load(&x->state) == ARES_PENDING && mp_async_result_ready(x->r) == 1) {
         ares_finish(x, 0, NULL, "", 0);
+        ares_put(x); /* the callback's: it was not called and will not be */
+    }
     return ares_publish(s, x, r);
 }
 

@@ -393,6 +393,16 @@ int mp__pool_submit(struct mp_pool *pool, mp__pjob *j, uint64_t hi, int nwake)
     return 0;
 }
 
+void mp__pool_job_retain(mp__pjob *j)
+{
+    MP__ADD(&j->refs, 1);
+}
+
+bool mp__pool_job_calls_back(mp__pjob *j)
+{
+    return MP__LD(&j->fin) == 2;
+}
+
 void mp__pool_job_release(mp__pjob *j)
 {
     if (MP__SUB(&j->refs, 1) != 1)

@@ -436,6 +436,12 @@ int mp__pool_push(struct mp_pool *pool, mp__pjob *j, uint64_t hi, int nwake);
 
 /* Drop a reference on j; free it once nothing can reach it any more. */
 void mp__pool_job_release(mp__pjob *j);
+/* Another reference to j, for a holder of one (release it as above). */
+void mp__pool_job_retain(mp__pjob *j);
+/* Once j is freed by its caller (abandoned): whether its callbacks run or
+ * ran, that is whether it finished first (a callback job finished is
+ * always handed to the result thread). */
+bool mp__pool_job_calls_back(mp__pjob *j);
 
 /* Cancel the chunks of j that are still FREE, with code. */
 void mp__pool_job_cancel(mp__pjob *j, int code);
