@@ -46,6 +46,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449 /* Linux 5.16; the C library's headers may lack it */
+#endif
+
 enum { K_RAW, K_EVENT, K_RING, K_LOCK, K_SEM, K_QUEUE, NKINDS };
 static const char *const kind_id[NKINDS] = {"oversub.raw",  "oversub.event", "oversub.ring",
                                             "oversub.lock", "oversub.sem",   "oversub.queue"};
