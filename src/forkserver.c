@@ -33,6 +33,7 @@
 #include "internal/mp.h"
 #include "internal/conn.h"
 #include "internal/popen.h"
+#include "internal/ring.h"
 #include "internal/resource_tracker.h"
 #include "internal/spawn.h"
 #include "internal/util.h"
@@ -555,8 +556,9 @@ static void client_gone(struct server *s, const struct client *cl)
     } else {
         mp__deadline d;
         mp__deadline_init(&d, 0.1);
-        while (!(dead = cl->pid > 0 && kill(cl->pid, 0) != 0 && errno == ESRCH) &&
-               !mp__deadline_expired(&d))
+        /* Gone, or a zombie: the server is its parent when the client is
+         * one of its own children, and reaps it only after this loop. */
+        while (!(dead = mp__pid_dead(cl->pid)) && !mp__deadline_expired(&d))
             poll(NULL, 0, 5);
     }
     for (size_t i = 0; dead && i < s->nw; i++)

@@ -187,8 +187,10 @@ static void *map_at(int fd, uintptr_t addr, size_t size)
     if (p == MAP_FAILED)
         return NULL;
     if (addr != 0 && (uintptr_t)p != addr) {
-        /* Old kernels ignore MAP_FIXED_NOREPLACE and treat it as a hint. */
+        /* Old kernels (and valgrind) ignore MAP_FIXED_NOREPLACE and treat
+         * it as a hint: placed elsewhere, because the address is taken. */
         munmap(p, size);
+        errno = EEXIST;
         return NULL;
     }
     return p;

@@ -24,6 +24,7 @@
  */
 #include "internal/mp.h"
 #include "internal/popen.h"
+#include "internal/ring.h"
 #include "internal/spawn.h"
 #include "internal/util.h"
 
@@ -356,6 +357,11 @@ static int fs_launch(mp_process *p, mp__popen *po)
     return 0;
 }
 
+/* aux, without pidfds, once the server died before the child: the child
+ * is watched by pid, every ORPHAN_SLICE_MS. */
+#define AUX_SERVER_GONE (-2)
+#define ORPHAN_SLICE_MS 10
+
 static void pause_ms(long ms)
 {
     struct timespec ts = {0, ms * 1000000L};
@@ -385,7 +391,12 @@ static void read_status(mp__popen *po)
          * even before the server's close arrives. */
         if (!pidfd)
             shutdown(status, SHUT_RD);
-        __atomic_store_n(&po->ended, 1, __ATOMIC_RELEASE);
+        /* Without a pidfd the server's end says nothing of the child's:
+         * it is watched by pid from now on (fs_wait). */
+        if (n != (ssize_t)sizeof code && !pidfd && !mp__pid_dead(po->pid))
+            __atomic_store_n(&po->aux, AUX_SERVER_GONE, __ATOMIC_RELEASE);
+        else
+            __atomic_store_n(&po->ended, 1, __ATOMIC_RELEASE);
     }
     __atomic_store_n(&po->busy, 0, __ATOMIC_RELEASE);
 }
@@ -398,6 +409,18 @@ static int fs_wait(mp__popen *po, const mp__deadline *d, int *exitcode)
             return 0;
         }
         int ms = d->nowait ? 0 : mp__deadline_poll_ms(d);
+        if (__atomic_load_n(&po->aux, __ATOMIC_ACQUIRE) == AUX_SERVER_GONE) {
+            /* The server died before the child: wait for the child's end
+             * by its pid (gone, or a zombie of whoever adopted it). */
+            if (mp__pid_dead(po->pid)) {
+                __atomic_store_n(&po->ended, 1, __ATOMIC_RELEASE);
+                continue;
+            }
+            if (ms == 0 || (ms > 0 && mp__deadline_expired(d)))
+                return MP_ETIMEDOUT;
+            pause_ms(ms < 0 || ms > ORPHAN_SLICE_MS ? ORPHAN_SLICE_MS : ms);
+            continue;
+        }
         struct pollfd pfd = {.fd = po->sentinel, .events = POLLIN};
         int n = poll(&pfd, 1, ms);
         if (n < 0 && errno != EINTR)

@@ -17,6 +17,8 @@
 #include "internal/spawn.h"
 #include "internal/util.h"
 
+#include <fcntl.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,6 +28,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PROCESS_MAGIC MP__MAGIC('p', 'r', 'o', 'c')
@@ -1169,9 +1172,44 @@ static int child_run(mp_process *p)
     return ((mp_target_fn)fn)(current_arg, current_arg_size);
 }
 
+/* Whether a debugger (or strace) is attached: /proc/self/status's TracerPid. */
+static bool traced(void)
+{
+    char buf[2048];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true; /* cannot tell: do not wait forever */
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    const char *t = strstr(buf, "TracerPid:");
+    return t == NULL || strtol(t + sizeof "TracerPid:" - 1, NULL, 10) != 0;
+}
+
+/*
+ * MP_DEBUG_WAIT=GLOB: a child whose name matches waits before its target
+ * until a debugger attaches (docs/process.md).  Read in the child: a
+ * forkserver child sees the server's environment, which is the program's
+ * when the server started.
+ */
+static void debug_wait(const mp_process *p)
+{
+    const char *glob = getenv("MP_DEBUG_WAIT");
+    if (glob == NULL || *glob == '\0' || fnmatch(glob, p->name, 0) != 0)
+        return;
+    int pid = (int)getpid();
+    fprintf(stderr, "libmp: process %s (pid %d) waits for a debugger: gdb -p %d\n", p->name,
+            pid, pid);
+    while (!traced())
+        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+}
+
 _Noreturn void mp__process_bootstrap(mp_process *p, bool after_fork)
 {
     child_become(p, after_fork);
+    debug_wait(p);
     mp__info("child process calling self.run()");
     int code = child_run(p) & 0xff;
     mp__flush_std_streams();

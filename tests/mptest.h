@@ -15,6 +15,10 @@
 
 #include <sys/types.h>
 
+/* Whether this program runs under valgrind (RUNNING_ON_VALGRIND where
+ * <valgrind/valgrind.h> exists, else valgrind's preloaded libraries). */
+int mpt_valgrind(void);
+
 /* Number of open fds in this process. */
 int mpt_count_fds(void);
 

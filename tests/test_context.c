@@ -13,6 +13,7 @@
  * of the failed check.
  */
 #include "internal/mp.h"
+#include "internal/popen.h"
 #include "internal/resource_tracker.h"
 #include "internal/spawn.h"
 #include "mptest.h"
@@ -736,8 +737,9 @@ static void test_arena_taken(void **state)
         setenv("MPT_OCCUPY_ARENA", how[i], 1);
         mp_process *p = mp_process_new(.target = ret_arg, .arg = &v, .arg_size = sizeof v,
                                        .ctx = ctx_of("spawn"));
-        assert_int_equal(mp_process_start(p), -EADDRINUSE);
-        unsetenv("MPT_OCCUPY_ARENA");
+        int r = mp_process_start(p);
+        unsetenv("MPT_OCCUPY_ARENA"); /* first: a failure must not leave it set */
+        assert_int_equal(r, -EADDRINUSE);
         assert_int_equal(mp_process_start(p), 0); /* the object is still usable */
         assert_int_equal(mp_process_join(p, 30), 0);
         mp_process_free(p);
@@ -984,7 +986,16 @@ static int emfile_start(int spare)
 
 static void test_forkserver_emfile(void **state)
 {
-    for (int spare = 0; spare < 2; spare++) {
+    /* The second case needs an answer of two fds, one of them cut: without
+     * pidfds the answer has one.  valgrind keeps the fd limit itself
+     * (setrlimit does not reach the kernel): calls that return one fd fail
+     * at it, but fds received with SCM_RIGHTS do not, so nothing is cut. */
+    int cases = mpt_valgrind() || !mp__sentinel_pidfd_ok() ? 1 : 2;
+    if (cases == 1)
+        fprintf(stderr, "test_forkserver_emfile: only the case with no fd left (%s)\n",
+                mpt_valgrind() ? "valgrind does not apply its fd limit to received fds"
+                               : "without pidfds the answer has one fd");
+    for (int spare = 0; spare < cases; spare++) {
         fflush(NULL);
         pid_t pid = fork();
         if (pid == 0)

@@ -10,6 +10,7 @@
 #include "internal/popen.h"
 #include "mptest.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -515,6 +517,61 @@ static void test_join_from_threads(void **state)
         assert_int_equal(j[i].r, 0);
         assert_int_equal(j[i].code, 9);
     }
+    mp_process_free(p);
+}
+
+/*
+ * MP_DEBUG_WAIT: a child whose name matches waits before its target until
+ * a tracer attaches (here the test, as gdb -p would); another runs at once.
+ * Under forkserver the server's environment counts, and the server started
+ * before the variable was set: nothing waits.
+ */
+static void test_debug_wait(void **state)
+{
+    bool waits = strcmp(mpt_method(), "forkserver") != 0;
+    int x = 7, code = -1;
+    mp_process *other = mp_process_new(.target = ret_int, .arg = &x, .arg_size = sizeof x,
+                                       .name = "other");
+    mp_process *p = mp_process_new(.target = ret_int, .arg = &x, .arg_size = sizeof x,
+                                   .name = "mpt-wait-1");
+    assert_non_null(other);
+    assert_non_null(p);
+    assert_int_equal(setenv("MP_DEBUG_WAIT", "mpt-wait*", 1), 0);
+    int r1 = mp_process_start(other);
+    /* LeakSanitizer checks at exit by tracing the process, which fails
+     * while the test traces it: not in a spawned child that is traced. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *saved = asan != NULL ? strdup(asan) : NULL;
+    char opts[512];
+    snprintf(opts, sizeof opts, "%s%sdetect_leaks=0", saved ? saved : "", saved ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
+    int r2 = mp_process_start(p);
+    if (saved != NULL)
+        setenv("ASAN_OPTIONS", saved, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(saved);
+    unsetenv("MP_DEBUG_WAIT");
+    assert_int_equal(r1, 0);
+    assert_int_equal(r2, 0);
+    assert_int_equal(mp_process_join(other, 60), 0);
+    assert_int_equal(mp_process_exitcode(other, &code), 0);
+    assert_int_equal(code, 7);
+    mp_process_free(other);
+    if (waits) {
+        assert_int_equal(mp_process_join(p, 0.5), MP_ETIMEDOUT);
+        if (ptrace(PTRACE_SEIZE, mp_process_pid(p), NULL, NULL) != 0) {
+            int e = errno;
+            mp_process_kill(p);
+            mp_process_join(p, 60);
+            mp_process_free(p);
+            fprintf(stderr, "test_debug_wait: cannot trace the child (%s)\n", strerror(e));
+            skip();
+        }
+    }
+    assert_int_equal(mp_process_join(p, 60), 0);
+    assert_int_equal(mp_process_exitcode(p, &code), 0);
+    assert_int_equal(code, 7);
     mp_process_free(p);
 }
 
@@ -1460,6 +1517,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_join_misuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_from_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_debug_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_is_alive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sentinel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sentinel_pipe, setup, teardown),

@@ -313,8 +313,11 @@ static bool registry_left(pid_t root)
 /* Kill every process of f, the tracker included (a cgroup kill). */
 static int kill_all(struct family *f)
 {
-    kill(-f->root, SIGKILL);
+    /* The tracker first: once the family is dead, a tracker still alive
+     * would clean up and end by itself (on a loaded machine, before a
+     * second kill arrives), and the next program would find nothing. */
     kill(f->tracker, SIGKILL);
+    kill(-f->root, SIGKILL);
     if (wait_for(f->root, 10) != 1000 + SIGKILL || wait_for(f->child, 10) != 1000 + SIGKILL ||
         wait_for(f->tracker, 10) != 1000 + SIGKILL)
         return -1;
@@ -638,6 +641,14 @@ static int scenario_random_kills(void)
 
 static void test_random_kills(void **state)
 {
+    /* A stress test by the clock: at least 10 kills and restarts in 1.5 s,
+     * readers that spin up to 100000 times on a record.  Under valgrind a
+     * process takes seconds to start, so it cannot pass there. */
+    if (mpt_valgrind()) {
+        fprintf(stderr, "test_random_kills: skipped under valgrind (a stress test by the "
+                        "clock; processes start too slowly there)\n");
+        skip();
+    }
     run_scenario(scenario_random_kills);
 }
 
