@@ -84,8 +84,9 @@ int lm_manager_lock(const bench_ctx *ctx, bench_result *out);
 
 /* oversub.c: the --oversubscribe tables (printed to stdout); 0 or 1.
  * selected(id) says which rows to run (ids oversub.event, oversub.lock,
- * oversub.sem, oversub.queue, oversub.pool; the raw comparator runs with
- * any ping-pong row); pairs (0: 1, 2, 4 and 8) limits the P column. */
+ * oversub.sem, oversub.queue, oversub.pool, oversub.ring; the raw
+ * comparator runs with any ping-pong row, the raw Lock ring with
+ * oversub.lock); pairs (0: 1, 2, 4 and 8) limits the P column. */
 int oversub_main(const bench_ctx *ctx, int repeats, bool (*selected)(const char *id),
                  int pairs);
 

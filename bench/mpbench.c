@@ -432,7 +432,8 @@ static void usage(FILE *f)
                "               at once (Event, Lock, Semaphore, Queue beside a raw\n"
                "               always-sleeping futex) and Pool.map chunksize 1 with 1x, 4x,\n"
                "               8x workers per cpu (docs/performance.md); --filter\n"
-               "               takes oversub.event, .lock, .sem, .queue, .pool\n"
+               "               takes oversub.event, .lock (with .ring, a raw Lock\n"
+               "               ring with the Lock's two-word wait), .sem, .queue, .pool\n"
                "  --pairs P      with --oversubscribe: only P pairs (1, 2, 4 or 8)\n"
                "  --pin          pin the two processes of a pair to cpus 0 and 1\n"
                "  --list         list the operation ids and exit\n");

@@ -6,6 +6,11 @@
  * trips at once, each pair on its own objects, through
  *   raw      one shared word, FUTEX_WAIT on every wait and FUTEX_WAKE on
  *            every store (the "always sleeping" comparator);
+ *   ring     the Lock handoff's ring (below) on three plain futex mutexes,
+ *            each wait a FUTEX_WAITV on the mutex word and a word that
+ *            stands for the holder's life word: the kernel's work of the
+ *            Lock handoff without libmp's code, run with the lock row (the
+ *            price of waking on an owner's death, docs/performance.md);
  *   event    two Events: ping = set(a), wait(b), clear(b);
  *   lock     three Locks passed around a ring: each side holds one and
  *            acquires the one the other is about to release, then releases
@@ -41,11 +46,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { K_RAW, K_EVENT, K_LOCK, K_SEM, K_QUEUE, NKINDS };
-static const char *const kind_id[NKINDS] = {"oversub.raw", "oversub.event", "oversub.lock",
-                                            "oversub.sem", "oversub.queue"};
-static const char *const kind_name[NKINDS] = {"raw futex, always sleeping", "Event",
-                                              "Lock handoff", "Semaphore", "Queue 64 B"};
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449 /* Linux 5.16; the C library's headers may lack it */
+#endif
+
+enum { K_RAW, K_EVENT, K_RING, K_LOCK, K_SEM, K_QUEUE, NKINDS };
+static const char *const kind_id[NKINDS] = {"oversub.raw",  "oversub.event", "oversub.ring",
+                                            "oversub.lock", "oversub.sem",   "oversub.queue"};
+static const char *const kind_name[NKINDS] = {"raw futex, always sleeping",
+                                              "Event",
+                                              "raw Lock ring, 2-word wait",
+                                              "Lock handoff",
+                                              "Semaphore",
+                                              "Queue 64 B"};
 
 #define MAX_PAIRS 8
 #define SAMPLES_PER_PAIR 50000
@@ -54,6 +67,10 @@ static const char *const kind_name[NKINDS] = {"raw futex, always sleeping", "Eve
 struct pair {
     _Alignas(64) _Atomic uint32_t word; /* raw: odd = ping, even = pong */
     _Atomic uint32_t quit;
+    /* ring: three mutexes (0 free, 1 held, 2 held with waiters) and the
+     * two sides' stand-in life words, each on a line of its own. */
+    _Alignas(64) _Atomic uint32_t mutex[3][16];
+    _Atomic uint32_t life[2][16];
     uint64_t rounds; /* measured round trips */
     uint32_t nsamples;
     mp_event *ev[2];
@@ -83,7 +100,49 @@ static void fset(_Atomic uint32_t *w, uint32_t v)
     syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
-/* The pinging side's state across round trips (lock: which it holds). */
+/*
+ * The ring's mutex (a plain three-state futex mutex) with the Lock's wait:
+ * FUTEX_WAITV on the mutex word and the holder's life word, which no one
+ * changes here.
+ */
+static void ring_wait(_Atomic uint32_t *m, _Atomic uint32_t *life)
+{
+    struct futex_waitv w[2] = {
+        {.val = 2, .uaddr = (uintptr_t)m, .flags = FUTEX_32},
+        {.val = atomic_load(life), .uaddr = (uintptr_t)life, .flags = FUTEX_32},
+    };
+    syscall(SYS_futex_waitv, w, 2, 0, NULL, CLOCK_MONOTONIC);
+}
+
+static void ring_lock(_Atomic uint32_t *m, _Atomic uint32_t *holder_life)
+{
+    uint32_t c = 0;
+    if (atomic_compare_exchange_strong(m, &c, 1))
+        return;
+    if (c != 2)
+        c = atomic_exchange(m, 2);
+    while (c != 0) {
+        ring_wait(m, holder_life);
+        c = atomic_exchange(m, 2);
+    }
+}
+
+static void ring_unlock(_Atomic uint32_t *m)
+{
+    if (atomic_exchange(m, 0) == 2)
+        syscall(SYS_futex, (uint32_t *)m, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* One step of the ring for side `me` holding mutex *held (see K_LOCK). */
+static void ring_step(struct pair *p, int me, int *held)
+{
+    int next = (*held + 1) % 3;
+    ring_lock(p->mutex[next], p->life[!me]);
+    ring_unlock(p->mutex[*held]);
+    *held = next;
+}
+
+/* The pinging side's state across round trips (lock, ring: which it holds). */
 struct side {
     int kind;
     struct pair *p;
@@ -103,6 +162,9 @@ static int ping(struct side *s)
         fwait(&p->word, s->seq + 1);
         s->seq = atomic_load(&p->word);
         return s->seq & 1 ? -EPROTO : 0;
+    case K_RING:
+        ring_step(p, 0, &s->held);
+        return 0;
     case K_EVENT:
         r = mp_event_set(p->ev[0]);
         if (r == 0)
@@ -145,6 +207,9 @@ static void quit(struct side *s)
     case K_LOCK:
         mp_lock_release(p->lk[s->held]);
         break;
+    case K_RING:
+        ring_unlock(p->mutex[s->held]);
+        break;
     case K_SEM:
         mp_semaphore_release(p->sem[0]);
         break;
@@ -177,6 +242,13 @@ static int serve(int kind, struct pair *p)
                 return 0;
             if (mp_event_set(p->ev[1]) != 0)
                 return 1;
+            break;
+        case K_RING:
+            ring_step(p, 1, &held);
+            if (atomic_load(&p->quit)) {
+                ring_unlock(p->mutex[held]);
+                return 0;
+            }
             break;
         case K_LOCK: {
             int next = (held + 1) % 3;
@@ -215,6 +287,8 @@ static int pinger(struct shared *sh, int kind, struct pair *p)
     struct side s = {kind, p, 0, 0};
     if (kind == K_LOCK && mp_lock_acquire(p->lk[0], MP_FOREVER) != 0)
         return 1;
+    if (kind == K_RING)
+        ring_lock(p->mutex[0], p->life[1]);
     atomic_fetch_add(&sh->ready, 1);
     while (atomic_load(&sh->ready) < 2 * MAX_PAIRS + 1)
         usleep(100);
@@ -237,6 +311,8 @@ static int server(struct shared *sh, int kind, struct pair *p)
 {
     if (kind == K_LOCK && mp_lock_acquire(p->lk[1], MP_FOREVER) != 0)
         return 1;
+    if (kind == K_RING)
+        ring_lock(p->mutex[1], p->life[0]);
     atomic_fetch_add(&sh->ready, 1);
     return serve(kind, p);
 }
@@ -458,7 +534,8 @@ int oversub_main(const bench_ctx *ctx, int repeats, bool (*selected)(const char 
          * the load of a busy machine drifts within seconds. */
         bool ok[NKINDS];
         for (int k = 0; k < NKINDS; k++)
-            ok[k] = k == K_RAW || selected(kind_id[k]);
+            ok[k] = k == K_RAW || selected(kind_id[k]) ||
+                    (k == K_RING && selected(kind_id[K_LOCK]));
         bool run[NKINDS];
         memcpy(run, ok, sizeof run);
         for (int r = 0; r < repeats; r++)
