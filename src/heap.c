@@ -464,6 +464,15 @@ static void dirty_release_all(void)
     }
 }
 
+void mp__heap_trim(void)
+{
+    if (mp__heap_init() != 0)
+        return;
+    mp__robust_lock(&A->lock);
+    dirty_release_all();
+    mp__robust_unlock(&A->lock);
+}
+
 /*
  * Where each thread starts looking: past the slot it last filled or
  * emptied, so that a producer taking and a consumer keeping go round the
