@@ -19,7 +19,9 @@
  * writes inside it are ordered so that a process killed in the middle leaks
  * at most the block it was handling.  Small blocks up to 1 KiB go through
  * per-thread caches that reach the lock only once per batch (see "per-thread
- * caches" below for what a death leaks then).
+ * caches" below for what a death leaks then).  Freed large blocks of
+ * mp_shared_alloc_uninit are kept in slots changed by compare-and-swap,
+ * without the lock (see DIRTY_SLOTS).
  */
 #include "internal/mp.h"
 

@@ -2,6 +2,7 @@
 #include "internal/mp.h"
 #include "mptest.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -471,12 +472,77 @@ static void test_killed_at_random_uninit(void **state)
         uint64_t *p = atomic_load(&slots[i]);
         if (p != NULL) {
             assert_true(live_ok(p, mp_shared_size(p)));
+            p[0] = 0;
             assert_int_equal(mp_shared_free(p), 0);
         }
     }
     for (int i = 0; i < FRESH; i++)
         assert_int_equal(mp_shared_free(fresh[i]), 0);
     assert_int_equal(mp_shared_free(slots), 0);
+}
+
+/*
+ * Two threads hand kept blocks to each other through a mailbox and both
+ * allocate and free them, so the lock-free slots are used from threads of
+ * one process (what ThreadSanitizer can check).
+ */
+enum { TBOX = 8, TROUNDS = 3000 };
+
+struct thand {
+    _Atomic(void *) *box; /* TBOX slots, shared by the threads */
+    unsigned seed;
+    int bad;
+};
+
+static void *thand_run(void *arg)
+{
+    struct thand *h = arg;
+    unsigned seed = h->seed;
+    for (int r = 0; r < TROUNDS; r++) {
+        unsigned i = rand_r(&seed) % TBOX;
+        uint64_t *p = atomic_exchange(&h->box[i], NULL);
+        if (p != NULL) {
+            size_t words = mp_shared_size(p) / 8;
+            if (words == 0 || (p[0] ^ p[words - 1]) != LIVE)
+                h->bad = 1;
+            p[0] = 0;
+            if (mp_shared_free(p) != 0)
+                h->bad = 1;
+        }
+        size_t n = (size_t)65536 * (1 + rand_r(&seed) % 3);
+        p = mp_shared_alloc_uninit(n);
+        if (p == NULL || mp_shared_size(p) != n || (p[0] ^ p[n / 8 - 1]) == LIVE) {
+            h->bad = 1;
+            break;
+        }
+        p[n / 8 - 1] = (uint64_t)r;
+        p[0] = LIVE ^ (uint64_t)r;
+        void *expected = NULL;
+        if (!atomic_compare_exchange_strong(&h->box[i], &expected, p)) {
+            p[0] = 0;
+            if (mp_shared_free(p) != 0)
+                h->bad = 1;
+        }
+    }
+    return NULL;
+}
+
+static void test_uninit_threads(void **state)
+{
+    static _Atomic(void *) box[TBOX];
+    struct thand h[2] = {{box, 7u, 0}, {box, 8u, 0}};
+    pthread_t t[2];
+    mp__heap_trim(); /* no kept block of an earlier test */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, thand_run, &h[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(h[0].bad + h[1].bad, 0);
+    for (int i = 0; i < TBOX; i++) {
+        void *p = atomic_exchange(&box[i], NULL);
+        if (p != NULL)
+            assert_int_equal(mp_shared_free(p), 0);
+    }
 }
 
 /* Large blocks from mp_shared_alloc_uninit are kept for reuse, unzeroed;
@@ -536,6 +602,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache_cross_process_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_at_random, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_at_random_uninit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uninit_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alloc_uninit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_dev_shm_entry, setup, teardown),
     };
