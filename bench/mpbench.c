@@ -1262,6 +1262,11 @@ int main(int argc, char **argv)
 
     options opt;
     parse_options(argc, argv, &opt);
+    /* The pool.mpi rows spawn 2 workers beside this process (libmp's, and
+     * mpi4py's in bench_cpython.py, which inherits this): more processes
+     * than cores on a small machine, which Open MPI's MPI_Comm_spawn
+     * refuses unless told (mpiexec's --oversubscribe does not reach it). */
+    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 0);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGALRM, on_alarm);
 

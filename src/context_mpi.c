@@ -6,7 +6,9 @@
  * they stop at priority 15).  A worker is a process that serves pools:
  *
  *   spawned  started by a pool with MPI_Comm_spawn and the argument
- *            MP__MPI_WORKER_ARG; a constructor takes it over before main,
+ *            MP__MPI_WORKER_ARG; it is taken over after the program's
+ *            constructors, before main (mp__mpi_child_boot, called by
+ *            libmp's __libc_start_main, mp_spawn_main or mp_mpi_main),
  *            serves the parent's pools through the parent
  *            intercommunicator (the parent reuses its spawned workers),
  *            and exits when the parent sends EXIT at its end.
@@ -35,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -156,18 +160,31 @@ mp_context *mp__mpi_get_context(void)
 
 /* ---- waiting without burning a cpu ------------------------------------------ */
 
-/* Poll for 50 us, yield the cpu until 2 ms, then sleep up to 1 ms at a time. */
+/* Poll for 50 us, yield the cpu until 2 ms, then sleep up to 1 ms at a
+ * time; never sleep while one of sends is not complete: MPI moves a large
+ * message's data only inside MPI calls, so a sleeping sender would hold
+ * its receiver up. */
 #define SPIN_NS 50000
 #define YIELD_NS 2000000
 
-int mp__mpi_wait(MPI_Comm comm, int src, int tag, MPI_Status *st)
+int mp__mpi_wait_sends(MPI_Comm comm, int src, int tag, MPI_Status *st,
+                       MPI_Request *const *sends, unsigned nsends)
 {
     uint64_t start = mp__now_ns();
     long nap = 1000;
     for (unsigned i = 0;; i++) {
-        int flag = 0;
+        int flag = 0, rc = MPI_SUCCESS;
+        bool sending = false;
         mp__mpi_lock();
-        int rc = MPI_Iprobe(src, tag, comm, &flag, st);
+        for (unsigned k = 0; k < nsends && rc == MPI_SUCCESS; k++) {
+            if (*sends[k] == MPI_REQUEST_NULL)
+                continue;
+            int done = 0;
+            rc = MPI_Test(sends[k], &done, MPI_STATUS_IGNORE);
+            sending |= !done;
+        }
+        if (rc == MPI_SUCCESS)
+            rc = MPI_Iprobe(src, tag, comm, &flag, st);
         mp__mpi_unlock();
         if (rc != MPI_SUCCESS)
             return -EIO;
@@ -176,7 +193,7 @@ int mp__mpi_wait(MPI_Comm comm, int src, int tag, MPI_Status *st)
         uint64_t t = (i & 15) == 15 ? mp__now_ns() - start : 0;
         if (t < SPIN_NS) {
             mp__cpu_relax();
-        } else if (t < YIELD_NS) {
+        } else if (t < YIELD_NS || sending) {
             sched_yield();
         } else {
             struct timespec ts = {0, nap};
@@ -185,6 +202,11 @@ int mp__mpi_wait(MPI_Comm comm, int src, int tag, MPI_Status *st)
                 nap *= 2;
         }
     }
+}
+
+int mp__mpi_wait(MPI_Comm comm, int src, int tag, MPI_Status *st)
+{
+    return mp__mpi_wait_sends(comm, src, tag, st, NULL, 0);
 }
 
 /* ---- the modules and their build ids --------------------------------------- */
@@ -310,11 +332,14 @@ struct session {
     uint64_t arg_job;
     void *arg;
     size_t arg_size;
-    char *buf;
+    char *buf; /* the reply */
     size_t cap;
+    char *status; /* the items' codes */
+    size_t status_cap;
 };
 
-static bool grow(char **buf, size_t *cap, size_t need)
+/* Not inlined: its locals must not live in the frames that call sigsetjmp. */
+__attribute__((noinline)) static bool grow(char **buf, size_t *cap, size_t need)
 {
     if (need <= *cap)
         return true;
@@ -412,6 +437,129 @@ static void (*resolve_cached(const mp__fnref *r))(void)
     return fn;
 }
 
+/* Run a FIXED or STAR message's items, writing the reply in S->buf after
+ * the header: the outputs, then, when some failed, their codes. */
+static int run_fixed_items(struct session *S, const mp__mpi_task *t, const char *p, void *arg,
+                           void (*fn)(void), mp__mpi_result *res)
+{
+    size_t ob = (size_t)t->nitems * t->out_size;
+    size_t sb = (size_t)t->nitems * sizeof(int32_t);
+    if (!grow(&S->buf, &S->cap, sizeof *res + ob + sb) ||
+        !grow(&S->status, &S->status_cap, sb + sizeof(int32_t)))
+        return -ENOMEM;
+    char *out = S->buf + sizeof *res;
+    int32_t *status = (int32_t *)(void *)S->status;
+    const char *cols[MP__POOL_MAX_COLS];
+    size_t csz[MP__POOL_MAX_COLS];
+    const char *cp = p;
+    for (uint32_t k = 0; k < t->ncols; k++) {
+        cols[k] = cp;
+        csz[k] = (size_t)t->col_size[k];
+        cp += csz[k] * t->nitems;
+    }
+    res->err_index = -1;
+    memset(out, 0, ob);
+    guarding = 1;
+    if (sigsetjmp(fault_jmp, 1) == 0) {
+        bool ok = mp__pool_local_fixed(fn, t->op == MP__MPI_OP_STAR, p, t->in_size, cols, csz,
+                                       t->ncols, t->nitems, out, t->out_size, arg, status,
+                                       &res->err_index, &res->err_code, res->err_msg,
+                                       sizeof res->err_msg);
+        guarding = 0;
+        res->failed = !ok;
+    } else {
+        for (uint32_t i = 0; i < t->nitems; i++)
+            status[i] = MP_EINVAL;
+        res->failed = 1;
+        res->err_index = 0;
+        res->err_code = MP_EINVAL;
+        snprintf(res->err_msg, sizeof res->err_msg, "%s", fault_text);
+    }
+    res->out_len = ob;
+    if (res->failed) {
+        memcpy(out + ob, status, sb);
+        res->out_len += sb;
+    }
+    return 0;
+}
+
+/* Run a SLOTS message's records; the reply goes to S->buf after the header. */
+static int run_slot_items(struct session *S, const mp__mpi_task *t, const char *p, void *arg,
+                          void (*fn)(void), mp__mpi_result *res)
+{
+    char *out = NULL;
+    size_t out_len = 0;
+    guarding = 1;
+    if (sigsetjmp(fault_jmp, 1) == 0) {
+        int r = mp__pool_local_slots(fn, t->flags & MP__JF_BYTES, p, t->nitems, t->in_size,
+                                     t->out_size, arg, &out, &out_len);
+        guarding = 0;
+        if (r < 0) {
+            res->chunk_code = r;
+            res->failed = 1;
+            out = NULL;
+            out_len = 0;
+        } else {
+            res->failed = r != 0;
+        }
+    } else {
+        out = fault_records(t->nitems, &out_len);
+        res->failed = 1;
+        if (out == NULL) {
+            res->chunk_code = MP_EINVAL;
+            out_len = 0;
+        }
+    }
+    if (!grow(&S->buf, &S->cap, sizeof *res + out_len)) {
+        free(out);
+        return -ENOMEM;
+    }
+    if (out_len > 0)
+        memcpy(S->buf + sizeof *res, out, out_len);
+    free(out);
+    res->out_len = out_len;
+    return 0;
+}
+
+/*
+ * How long the items kept the worker busy, for the parent's window: the
+ * wall-clock time when they waited for something (a voluntary context
+ * switch: a lock, I/O, a sleep), else the cpu time, so that the time a busy
+ * machine took the cpu away from the worker does not count.
+ */
+struct busy {
+    uint64_t wall, cpu;
+    long nvcsw;
+};
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static long voluntary_switches(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : -1;
+}
+
+static void busy_start(struct busy *b)
+{
+    b->nvcsw = voluntary_switches();
+    b->cpu = thread_cpu_ns();
+    b->wall = mp__now_ns();
+}
+
+static uint64_t busy_ns(const struct busy *b)
+{
+    uint64_t wall = mp__now_ns() - b->wall, cpu = thread_cpu_ns() - b->cpu;
+    long v = voluntary_switches();
+    return v < 0 || b->nvcsw < 0 || v != b->nvcsw || cpu > wall ? wall : cpu;
+}
+
 static int do_task(struct session *S, MPI_Comm comm, int parent, char *buf, size_t len)
 {
     mp__mpi_task t;
@@ -438,83 +586,16 @@ static int do_task(struct session *S, MPI_Comm comm, int parent, char *buf, size
         return MP_EINVAL;
     void *arg = t.arg_size > 0 && S->arg_job == t.job ? S->arg : NULL;
     void (*fn)(void) = resolve_cached(&t.fn);
-    char *out = NULL;
-    size_t out_len = 0;
-    if (t.op == MP__MPI_OP_SLOTS) {
-        guarding = 1;
-        if (sigsetjmp(fault_jmp, 1) == 0) {
-            int r = mp__pool_local_slots(fn, t.flags & MP__JF_BYTES, p, t.nitems, t.in_size,
-                                         t.out_size, arg, &out, &out_len);
-            guarding = 0;
-            if (r < 0) {
-                res.chunk_code = r;
-                res.failed = 1;
-                out = NULL;
-                out_len = 0;
-            } else {
-                res.failed = r != 0;
-            }
-        } else {
-            out = fault_records(t.nitems, &out_len);
-            res.failed = 1;
-            if (out == NULL) {
-                res.chunk_code = MP_EINVAL;
-                out_len = 0;
-            }
-        }
-    } else {
-        size_t ob = (size_t)t.nitems * t.out_size;
-        out = malloc(ob + (size_t)t.nitems * sizeof(int32_t) + 1);
-        if (out == NULL)
-            return -ENOMEM;
-        int32_t *status = malloc(((size_t)t.nitems + 1) * sizeof *status);
-        if (status == NULL) {
-            free(out);
-            return -ENOMEM;
-        }
-        const char *cols[MP__POOL_MAX_COLS];
-        size_t csz[MP__POOL_MAX_COLS];
-        const char *cp = p;
-        for (uint32_t k = 0; k < t.ncols; k++) {
-            cols[k] = cp;
-            csz[k] = (size_t)t.col_size[k];
-            cp += csz[k] * t.nitems;
-        }
-        res.err_index = -1;
-        memset(out, 0, ob);
-        guarding = 1;
-        if (sigsetjmp(fault_jmp, 1) == 0) {
-            bool ok = mp__pool_local_fixed(fn, t.op == MP__MPI_OP_STAR, p, t.in_size, cols,
-                                           csz, t.ncols, t.nitems, out, t.out_size, arg,
-                                           status, &res.err_index, &res.err_code, res.err_msg,
-                                           sizeof res.err_msg);
-            guarding = 0;
-            res.failed = !ok;
-        } else {
-            for (uint32_t i = 0; i < t.nitems; i++)
-                status[i] = MP_EINVAL;
-            res.failed = 1;
-            res.err_index = 0;
-            res.err_code = MP_EINVAL;
-            snprintf(res.err_msg, sizeof res.err_msg, "%s", fault_text);
-        }
-        out_len = ob;
-        if (res.failed) {
-            memcpy(out + ob, status, (size_t)t.nitems * sizeof *status);
-            out_len += (size_t)t.nitems * sizeof *status;
-        }
-        free(status);
-    }
-    res.out_len = out_len;
-    if (!grow(&S->buf, &S->cap, sizeof res + out_len)) {
-        free(out);
-        return -ENOMEM;
-    }
+    struct busy b0;
+    busy_start(&b0);
+    int r = t.op == MP__MPI_OP_SLOTS ? run_slot_items(S, &t, p, arg, fn, &res)
+                                     : run_fixed_items(S, &t, p, arg, fn, &res);
+    if (r != 0)
+        return r;
+    res.run_ns = busy_ns(&b0);
     memcpy(S->buf, &res, sizeof res);
-    if (out_len > 0)
-        memcpy(S->buf + sizeof res, out, out_len);
-    free(out);
-    MPI_Send(S->buf, (int)(sizeof res + out_len), MPI_BYTE, parent, MP__MPI_TAG_RESULT, comm);
+    MPI_Send(S->buf, (int)(sizeof res + res.out_len), MPI_BYTE, parent, MP__MPI_TAG_RESULT,
+             comm);
     return 0;
 }
 
@@ -558,6 +639,7 @@ static void serve(MPI_Comm comm, int parent, bool spawned)
     free(in);
     free(S.arg);
     free(S.buf);
+    free(S.status);
 }
 
 /* A spawned worker: serve the parent, then leave without running main. */
@@ -584,15 +666,27 @@ static void spawned_worker(void)
     _exit(0);
 }
 
-__attribute__((constructor)) static void mpi_worker_ctor(int argc, char **argv, char **envp)
+void mp__mpi_child_boot(int argc, char **argv)
 {
     if (argc >= 2 && argv != NULL && argv[1] != NULL &&
         strcmp(argv[1], MP__MPI_WORKER_ARG) == 0)
         spawned_worker();
 }
 
+static bool main_called;
+
+bool mp__mpi_workers_boot(void)
+{
+    int how = mp__spawn_boot_how();
+    return how == MP__BOOT_HOOK || how == MP__BOOT_CALL || MP__LD(&main_called);
+}
+
 int mp_mpi_main(int *argc, char ***argv)
 {
+    /* A spawned worker of a program whose start had no hook (static). */
+    if (argc != NULL && argv != NULL)
+        mp__mpi_child_boot(*argc, *argv);
+    MP__ST(&main_called, true);
     int r = mp__mpi_init(argc, argv);
     if (r != 0)
         return r;

@@ -14,6 +14,7 @@ static const char *const names[MP__FEAT_COUNT] = {
     [MP__FEAT_PIDFD] = "pidfd",
     [MP__FEAT_FUTEX_WAITV] = "futex_waitv",
     [MP__FEAT_MEMBARRIER] = "membarrier",
+    [MP__FEAT_TMPFILE] = "tmpfile",
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;

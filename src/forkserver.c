@@ -7,7 +7,7 @@
  * then forks one child per request.  The server is a grandchild of the
  * process that started it (spawn.c forks it off), so nobody has to reap it.
  *
- * Rendezvous: a Unix stream socket in a private directory (mkdtemp, mode
+ * Rendezvous: a Unix stream socket in a private directory (random name, mode
  * 0700; the socket 0600), created and bound by the starting process and
  * handed to the server.  Every connection starts with the connection
  * module's authkey challenge, both ways (as CPython 3.14's forkserver
@@ -704,21 +704,47 @@ static struct mp__forkserver *current(void)
     return mine;
 }
 
-/* The directory for the socket: $TMPDIR if its path is short enough. */
-static int make_dir(struct mp__forkserver *fs)
+/*
+ * The directory for the socket: $TMPDIR if its path is short enough, with a
+ * random name.  Both names are reserved with the resource tracker before
+ * they are made (only this family can make a name inside the directory),
+ * so that a kill at any moment, of the program's process group included,
+ * leaves neither behind.
+ */
+static int make_dir(struct mp__forkserver *fs, struct mp__tracker **t)
 {
     const char *tmp = getenv("TMPDIR");
-    /* room for "/libmp-fs-XXXXXX" and "/sock" in sun_path */
+    /* room for "/libmp-fs-" + 12 digits and "/sock" in sun_path */
     if (tmp == NULL || *tmp == '\0' || strlen(tmp) > 60)
         tmp = "/tmp";
-    snprintf(fs->dir, sizeof fs->dir, "%s/libmp-fs-XXXXXX", tmp);
-    if (mkdtemp(fs->dir) == NULL)
-        return mp__errno();
+    for (int tries = 0;; tries++) {
+        uint64_t rnd;
+        if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+            return mp__errno();
+        snprintf(fs->dir, sizeof fs->dir, "%s/libmp-fs-%012llx", tmp,
+                 (unsigned long long)(rnd & 0xffffffffffffull));
+        int r = mp__tracker_reserve(MP__TRACK_DIR, fs->dir, t);
+        if (r != 0)
+            return r;
+        if (mkdir(fs->dir, 0700) == 0)
+            break;
+        r = mp__errno();
+        mp__tracker_unregister(*t, MP__TRACK_DIR, fs->dir);
+        if (r != -EEXIST || tries >= 16)
+            return r;
+    }
     snprintf(fs->path, sizeof fs->path, "%s/sock", fs->dir);
-    return 0;
+    int r = mp__tracker_confirm(*t, MP__TRACK_DIR, fs->dir, -1);
+    if (r == 0)
+        r = mp__tracker_reserve(MP__TRACK_SOCKET, fs->path, t);
+    if (r != 0) {
+        rmdir(fs->dir);
+        mp__tracker_unregister(*t, MP__TRACK_DIR, fs->dir);
+    }
+    return r;
 }
 
-static int make_listener(struct mp__forkserver *fs)
+static int make_listener(struct mp__forkserver *fs, struct mp__tracker *t)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -727,9 +753,13 @@ static int make_listener(struct mp__forkserver *fs)
     strcpy(a.sun_path, fs->path);
     /* The directory is 0700, so nobody else can reach the socket in the
      * moment before its chmod. */
+    int r = 0;
     if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || chmod(fs->path, 0600) != 0 ||
-        listen(fd, SOMAXCONN) != 0) {
-        int r = mp__errno();
+        listen(fd, SOMAXCONN) != 0)
+        r = mp__errno();
+    if (r == 0)
+        r = mp__tracker_confirm(t, MP__TRACK_SOCKET, fs->path, -1);
+    if (r != 0) {
         close(fd);
         return r;
     }
@@ -745,27 +775,18 @@ static int start_server(struct mp__forkserver **out)
     int alive[2] = {-1, -1};
     int lfd = -1;
     int r = 0;
+    /* The server removes both names when it ends; the tracker does if the
+     * server is killed (a kill of the program's process group). */
+    struct mp__tracker *t = NULL;
     if (getrandom(fs->token, sizeof fs->token, 0) != (ssize_t)sizeof fs->token)
         r = mp__errno();
     if (r == 0)
-        r = make_dir(fs);
+        r = make_dir(fs, &t);
+    bool named = r == 0;
     if (r == 0) {
-        lfd = make_listener(fs);
-        if (lfd < 0) {
+        lfd = make_listener(fs, t);
+        if (lfd < 0)
             r = lfd;
-            rmdir(fs->dir);
-        }
-    }
-    /* The server removes both when it ends; the tracker does if the server
-     * is killed (a kill of the program's process group). */
-    struct mp__tracker *t = NULL;
-    if (r == 0 && ((r = mp__tracker_register(MP__TRACK_DIR, fs->dir, -1, &t)) != 0 ||
-                   (r = mp__tracker_register(MP__TRACK_SOCKET, fs->path, -1, &t)) != 0)) {
-        mp__tracker_unregister(t, MP__TRACK_DIR, fs->dir);
-        close(lfd);
-        lfd = -1;
-        unlink(fs->path);
-        rmdir(fs->dir);
     }
     if (r == 0 && pipe2(alive, O_CLOEXEC) != 0) {
         r = mp__errno();
@@ -788,10 +809,13 @@ static int start_server(struct mp__forkserver **out)
             /* The intermediate process exits once the server is forked. */
             while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                 ;
-        } else {
-            unlink(fs->path);
-            rmdir(fs->dir);
         }
+    }
+    if (r != 0 && named) {
+        unlink(fs->path);
+        rmdir(fs->dir);
+        mp__tracker_unregister(t, MP__TRACK_SOCKET, fs->path);
+        mp__tracker_unregister(t, MP__TRACK_DIR, fs->dir);
     }
     if (lfd >= 0)
         close(lfd);

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -281,25 +283,6 @@ static void unlink_if_mine(mp_listener *l)
     }
 }
 
-/*
- * Have the resource tracker remove the socket file if the program is killed
- * before it can (its absolute path: the tracker's working directory is not
- * ours).  A path too long to make absolute stays untracked.
- */
-static int track_path(mp_listener *l)
-{
-    const char *path = ((struct sockaddr_un *)&l->addr)->sun_path;
-    char cwd[sizeof l->tracked];
-    if (path[0] == '/') {
-        snprintf(l->tracked, sizeof l->tracked, "%s", path);
-    } else if (getcwd(cwd, sizeof cwd) == NULL ||
-               snprintf(l->tracked, sizeof l->tracked, "%s/%s", cwd, path) >=
-                   (int)sizeof l->tracked) {
-        return 0;
-    }
-    return mp__tracker_register(MP__TRACK_SOCKET, l->tracked, -1, &l->tracker);
-}
-
 static void at_exit_unlink(void)
 {
     for (int i = 0; i < EXIT_TABLE; i++) {
@@ -363,6 +346,106 @@ static int bind_listen(const sockaddr_any *a, int backlog, int *fdp)
     return 0;
 }
 
+/*
+ * A socket file must never exist untracked, or a program killed between
+ * its bind and its registration leaks it.  So a path listener binds to a
+ * temporary name in the path's directory, one only this family can make
+ * (mp_ROOTPID_RANDOM, reserved with the resource tracker before the bind);
+ * tracks the path with that file's identity; gives the file the path with
+ * link(), which fails with EEXIST where bind would fail with EADDRINUSE;
+ * and removes the temporary name.  Clients find the socket by its inode,
+ * through either name.  A death at any moment leaves only tracked names.
+ *
+ * The tracker needs absolute paths (its working directory is not ours); a
+ * path too long to make absolute is bound directly and stays untracked, as
+ * before; one whose temporary name does not fit in sun_path, or a
+ * filesystem that refuses the link, is bound directly and tracked after
+ * the bind (the window stays open for it).
+ */
+static int tmp_names(const char *path, const char *abs, char *tmp, size_t tmpn, char *tmpabs,
+                     size_t tmpabsn)
+{
+    uint64_t rnd;
+    if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return mp__errno();
+    char base[48];
+    snprintf(base, sizeof base, ".mp_%x_%012llx", (unsigned)mp__heap_creator(),
+             (unsigned long long)(rnd & 0xffffffffffffull));
+    const char *slash = strrchr(path, '/'), *aslash = strrchr(abs, '/');
+    int dn = slash != NULL ? (int)(slash - path + 1) : 0;
+    int adn = (int)(aslash - abs + 1);
+    if (snprintf(tmp, tmpn, "%.*s%s", dn, path, base) >= (int)tmpn ||
+        snprintf(tmpabs, tmpabsn, "%.*s%s", adn, abs, base) >= (int)tmpabsn)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+static int bind_at(const char *path, int backlog, int *fdp)
+{
+    sockaddr_any t = {.family = AF_UNIX};
+    int r = unix_address(path, strlen(path), &t);
+    return r != 0 ? r : bind_listen(&t, backlog, fdp);
+}
+
+/* Bind at tmp and link it to path (see above); 1 if the link is refused
+ * for another reason than a taken path (then nothing is left). */
+static int bind_linked(mp_listener *l, const char *path, const char *tmp, const char *tmpabs,
+                       int backlog)
+{
+    struct mp__tracker *t = NULL;
+    int r = mp__tracker_reserve(MP__TRACK_SOCKET, tmpabs, &t);
+    if (r != 0)
+        return r;
+    struct stat st;
+    r = bind_at(tmp, backlog, &l->fd);
+    if (r == 0 && lstat(tmp, &st) != 0)
+        r = mp__errno();
+    if (r == 0)
+        r = mp__tracker_register_stat(MP__TRACK_SOCKET, l->tracked, &st, &l->tracker);
+    if (r == 0 && link(tmp, path) != 0) {
+        r = errno == EEXIST                                            ? -EADDRINUSE
+            : errno == EPERM || errno == EOPNOTSUPP || errno == EMLINK ? 1
+                                                                       : mp__errno();
+        mp__tracker_unregister(l->tracker, MP__TRACK_SOCKET, l->tracked);
+        l->tracker = NULL;
+    }
+    unlink(tmp);
+    mp__tracker_unregister(t, MP__TRACK_SOCKET, tmpabs);
+    if (r != 0 && l->fd >= 0) {
+        close(l->fd);
+        l->fd = -1;
+    }
+    return r;
+}
+
+static int bind_path(mp_listener *l, const sockaddr_any *a, int backlog)
+{
+    const char *path = ((const struct sockaddr_un *)&a->ss)->sun_path;
+    char cwd[sizeof l->tracked];
+    l->fd = -1;
+    if (path[0] == '/') {
+        snprintf(l->tracked, sizeof l->tracked, "%s", path);
+    } else if (getcwd(cwd, sizeof cwd) == NULL ||
+               snprintf(l->tracked, sizeof l->tracked, "%s/%s", cwd, path) >=
+                   (int)sizeof l->tracked) {
+        return bind_listen(a, backlog, &l->fd);
+    }
+    char tmp[sizeof(((struct sockaddr_un *)0)->sun_path)], tmpabs[sizeof l->tracked + 48];
+    int r = tmp_names(path, l->tracked, tmp, sizeof tmp, tmpabs, sizeof tmpabs);
+    if (r == 0)
+        r = bind_linked(l, path, tmp, tmpabs, backlog);
+    if (r != -ENAMETOOLONG && r != 1)
+        return r;
+    r = bind_listen(a, backlog, &l->fd);
+    if (r == 0)
+        r = mp__tracker_register(MP__TRACK_SOCKET, l->tracked, -1, &l->tracker);
+    if (r != 0 && l->fd >= 0) {
+        close(l->fd);
+        unlink(path);
+    }
+    return r;
+}
+
 mp_listener *mp_listener_new_opts(const mp_listener_options *o)
 {
     mp_listener_options opts_local;
@@ -382,13 +465,16 @@ mp_listener *mp_listener_new_opts(const mp_listener_options *o)
     mp_listener *l = mp__obj_new(sizeof *l + keylen, LISTENER_MAGIC);
     if (l == NULL)
         return mp__fail_null(-ENOMEM);
-    r = bind_listen(&a, o->backlog > 0 ? o->backlog : 1, &l->fd);
+    int backlog = o->backlog > 0 ? o->backlog : 1;
+    r = a.is_path ? bind_path(l, &a, backlog) : bind_listen(&a, backlog, &l->fd);
     if (r != 0) {
         mp__obj_free(l);
         return mp__fail_null(r);
     }
     l->addr_len = sizeof l->addr;
-    if (getsockname(l->fd, (struct sockaddr *)&l->addr, &l->addr_len) != 0) {
+    /* A path listener is bound at another name (bind_path): its address is
+     * the path asked for. */
+    if (a.is_path || getsockname(l->fd, (struct sockaddr *)&l->addr, &l->addr_len) != 0) {
         memcpy(&l->addr, &a.ss, a.len);
         l->addr_len = a.len;
     }
@@ -399,15 +485,12 @@ mp_listener *mp_listener_new_opts(const mp_listener_options *o)
     if (keylen > 0)
         memcpy(l->authkey, o->authkey, keylen);
     r = mp__fd_register(l->fd, l);
-    if (r == 0 && a.is_path) {
-        r = track_path(l);
-        if (r != 0)
-            mp__fd_unregister(l->fd);
-    }
     if (r != 0) {
         close(l->fd);
-        if (a.is_path)
+        if (a.is_path) {
             unlink(((struct sockaddr_un *)&a.ss)->sun_path);
+            mp__tracker_unregister(l->tracker, MP__TRACK_SOCKET, l->tracked);
+        }
         mp__obj_free(l);
         return mp__fail_null(r);
     }

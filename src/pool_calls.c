@@ -630,108 +630,6 @@ static int sync_finish(mp__pjob *j, void **out, size_t *out_size)
     return r;
 }
 
-int mp_pool_map_opts(mp_pool *pool, mp_pool_fn f, const void *in, size_t in_size, size_t n,
-                     void *out, size_t out_size, const mp_pool_call_options *o)
-{
-    mp_pool_call_options opts_local;
-    int opts_err;
-    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
-    if (opts_err != 0)
-        return opts_err;
-    struct fixed_call fc = {.pool = pool,
-                            .fn = (void (*)(void))f,
-                            .in = in,
-                            .in_size = in_size,
-                            .n = n,
-                            .out = out,
-                            .out_size = out_size,
-                            .o = o};
-    int r = fixed_check(&fc);
-    if (r != 0)
-        return r;
-    if (n == 0)
-        return MP__LD(&pool->state) == MP__P_RUN ? 0 : MP_EINVAL;
-    mp__pjob *j = fixed_submit(&fc, MP__JOB_SYNC, &r);
-    return j != NULL ? sync_finish(j, NULL, NULL) : r;
-}
-
-mp_async_result *mp_pool_map_async_opts(mp_pool *pool, mp_pool_fn f, const void *in,
-                                        size_t in_size, size_t n, void *out, size_t out_size,
-                                        const mp_pool_call_options *o)
-{
-    mp_pool_call_options opts_local;
-    int opts_err;
-    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
-    if (opts_err != 0)
-        return mp__fail_null(opts_err);
-    struct fixed_call fc = {.pool = pool,
-                            .fn = (void (*)(void))f,
-                            .in = in,
-                            .in_size = in_size,
-                            .n = n,
-                            .out = out,
-                            .out_size = out_size,
-                            .o = o,
-                            .async = true};
-    int r;
-    mp__pjob *j = fixed_submit(&fc, MP__JOB_ASYNC, &r);
-    return j != NULL ? (mp_async_result *)j : mp__fail_null(r);
-}
-
-int mp_pool_starmap_opts(mp_pool *pool, mp_pool_star_fn f, size_t ncols,
-                         const void *const *cols, const size_t *sizes, size_t n, void *out,
-                         size_t out_size, const mp_pool_call_options *o)
-{
-    mp_pool_call_options opts_local;
-    int opts_err;
-    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
-    if (opts_err != 0)
-        return opts_err;
-    struct fixed_call fc = {.pool = pool,
-                            .fn = (void (*)(void))f,
-                            .flags = MP__JF_STAR,
-                            .ncols = ncols,
-                            .cols = cols,
-                            .sizes = sizes,
-                            .n = n,
-                            .out = out,
-                            .out_size = out_size,
-                            .o = o};
-    int r = fixed_check(&fc);
-    if (r != 0)
-        return r;
-    if (n == 0)
-        return MP__LD(&pool->state) == MP__P_RUN ? 0 : MP_EINVAL;
-    mp__pjob *j = fixed_submit(&fc, MP__JOB_SYNC, &r);
-    return j != NULL ? sync_finish(j, NULL, NULL) : r;
-}
-
-mp_async_result *mp_pool_starmap_async_opts(mp_pool *pool, mp_pool_star_fn f, size_t ncols,
-                                            const void *const *cols, const size_t *sizes,
-                                            size_t n, void *out, size_t out_size,
-                                            const mp_pool_call_options *o)
-{
-    mp_pool_call_options opts_local;
-    int opts_err;
-    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
-    if (opts_err != 0)
-        return mp__fail_null(opts_err);
-    struct fixed_call fc = {.pool = pool,
-                            .fn = (void (*)(void))f,
-                            .flags = MP__JF_STAR,
-                            .ncols = ncols,
-                            .cols = cols,
-                            .sizes = sizes,
-                            .n = n,
-                            .out = out,
-                            .out_size = out_size,
-                            .o = o,
-                            .async = true};
-    int r;
-    mp__pjob *j = fixed_submit(&fc, MP__JOB_ASYNC, &r);
-    return j != NULL ? (mp_async_result *)j : mp__fail_null(r);
-}
-
 /* ---- slots: input records ------------------------------------------------------ */
 
 static size_t slot_cap(const mp__pslot *s)
@@ -831,32 +729,6 @@ static mp__pjob *apply_submit(mp_pool *pool, mp_pool_bytes_fn f, const void *in,
     return j;
 }
 
-int mp_pool_apply_opts(mp_pool *pool, mp_pool_bytes_fn f, const void *in, size_t in_size,
-                       void **out, size_t *out_size, const mp_pool_call_options *o)
-{
-    mp_pool_call_options opts_local;
-    int opts_err;
-    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
-    if (opts_err != 0)
-        return opts_err;
-    int r;
-    mp__pjob *j = apply_submit(pool, f, in, in_size, o, false, MP__JOB_SYNC, &r);
-    return j != NULL ? sync_finish(j, out, out_size) : r;
-}
-
-mp_async_result *mp_pool_apply_async_opts(mp_pool *pool, mp_pool_bytes_fn f, const void *in,
-                                          size_t in_size, const mp_pool_call_options *o)
-{
-    mp_pool_call_options opts_local;
-    int opts_err;
-    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
-    if (opts_err != 0)
-        return mp__fail_null(opts_err);
-    int r;
-    mp__pjob *j = apply_submit(pool, f, in, in_size, o, true, MP__JOB_ASYNC, &r);
-    return j != NULL ? (mp_async_result *)j : mp__fail_null(r);
-}
-
 /* ---- map over bytes ---------------------------------------------------------- */
 
 static mp__pjob *bytes_submit(mp_pool *pool, mp_pool_bytes_fn f, const mp_pool_bytes *in,
@@ -932,23 +804,169 @@ static mp__pjob *bytes_submit(mp_pool *pool, mp_pool_bytes_fn f, const mp_pool_b
     return j;
 }
 
+/* ---- the entry points ---------------------------------------------------------- */
+
+enum call_kind { CALL_FIXED, CALL_APPLY, CALL_BYTES };
+
+/* One call of the pool, as an entry point describes it. */
+struct pool_call {
+    enum call_kind kind;
+    struct fixed_call fc;     /* CALL_FIXED (its o and async are filled here) */
+    mp_pool *pool;            /* CALL_APPLY, CALL_BYTES */
+    mp_pool_bytes_fn bfn;     /* CALL_APPLY, CALL_BYTES */
+    const void *in;           /* CALL_APPLY */
+    size_t in_size;           /* CALL_APPLY */
+    void **out;               /* CALL_APPLY: the blocking call's result */
+    size_t *out_size;         /* CALL_APPLY */
+    const mp_pool_bytes *bin; /* CALL_BYTES */
+    size_t n;                 /* CALL_BYTES */
+    mp_pool_bytes *bout;      /* CALL_BYTES */
+};
+
+/*
+ * What every entry point does: load the caller's options, build and submit
+ * the job, and either wait for it (async_job NULL: the call's result) or
+ * hand it back in *async_job (0, or the error).
+ */
+static int pool_call(struct pool_call *c, const mp_pool_call_options *o, mp__pjob **async_job)
+{
+    mp_pool_call_options opts_local;
+    int r;
+    o = MP__OPTS_LOAD(opts_local, o, window, &r);
+    if (r != 0)
+        return r;
+    bool async = async_job != NULL;
+    uint32_t magic = async ? MP__JOB_ASYNC : MP__JOB_SYNC;
+    mp__pjob *j = NULL;
+    switch (c->kind) {
+    case CALL_FIXED:
+        c->fc.o = o;
+        c->fc.async = async;
+        if (!async) {
+            r = fixed_check(&c->fc);
+            if (r != 0)
+                return r;
+            if (c->fc.n == 0)
+                return MP__LD(&c->fc.pool->state) == MP__P_RUN ? 0 : MP_EINVAL;
+        }
+        j = fixed_submit(&c->fc, magic, &r);
+        break;
+    case CALL_APPLY:
+        j = apply_submit(c->pool, c->bfn, c->in, c->in_size, o, async, magic, &r);
+        break;
+    case CALL_BYTES:
+        j = bytes_submit(c->pool, c->bfn, c->bin, c->n, c->bout, o, async, magic, &r);
+        if (j != NULL && !async && c->n == 0) {
+            mp__pool_job_release(j);
+            return 0;
+        }
+        break;
+    }
+    if (j == NULL)
+        return r;
+    if (async) {
+        *async_job = j;
+        return 0;
+    }
+    return sync_finish(j, c->out, c->out_size);
+}
+
+static mp_async_result *pool_call_async(struct pool_call *c, const mp_pool_call_options *o)
+{
+    mp__pjob *j = NULL;
+    int r = pool_call(c, o, &j);
+    return r == 0 ? (mp_async_result *)j : mp__fail_null(r);
+}
+
+int mp_pool_map_opts(mp_pool *pool, mp_pool_fn f, const void *in, size_t in_size, size_t n,
+                     void *out, size_t out_size, const mp_pool_call_options *o)
+{
+    struct pool_call c = {.kind = CALL_FIXED,
+                          .fc = {.pool = pool,
+                                 .fn = (void (*)(void))f,
+                                 .in = in,
+                                 .in_size = in_size,
+                                 .n = n,
+                                 .out = out,
+                                 .out_size = out_size}};
+    return pool_call(&c, o, NULL);
+}
+
+mp_async_result *mp_pool_map_async_opts(mp_pool *pool, mp_pool_fn f, const void *in,
+                                        size_t in_size, size_t n, void *out, size_t out_size,
+                                        const mp_pool_call_options *o)
+{
+    struct pool_call c = {.kind = CALL_FIXED,
+                          .fc = {.pool = pool,
+                                 .fn = (void (*)(void))f,
+                                 .in = in,
+                                 .in_size = in_size,
+                                 .n = n,
+                                 .out = out,
+                                 .out_size = out_size}};
+    return pool_call_async(&c, o);
+}
+
+static struct pool_call starmap_call(mp_pool *pool, mp_pool_star_fn f, size_t ncols,
+                                     const void *const *cols, const size_t *sizes, size_t n,
+                                     void *out, size_t out_size)
+{
+    return (struct pool_call){.kind = CALL_FIXED,
+                              .fc = {.pool = pool,
+                                     .fn = (void (*)(void))f,
+                                     .flags = MP__JF_STAR,
+                                     .ncols = ncols,
+                                     .cols = cols,
+                                     .sizes = sizes,
+                                     .n = n,
+                                     .out = out,
+                                     .out_size = out_size}};
+}
+
+int mp_pool_starmap_opts(mp_pool *pool, mp_pool_star_fn f, size_t ncols,
+                         const void *const *cols, const size_t *sizes, size_t n, void *out,
+                         size_t out_size, const mp_pool_call_options *o)
+{
+    struct pool_call c = starmap_call(pool, f, ncols, cols, sizes, n, out, out_size);
+    return pool_call(&c, o, NULL);
+}
+
+mp_async_result *mp_pool_starmap_async_opts(mp_pool *pool, mp_pool_star_fn f, size_t ncols,
+                                            const void *const *cols, const size_t *sizes,
+                                            size_t n, void *out, size_t out_size,
+                                            const mp_pool_call_options *o)
+{
+    struct pool_call c = starmap_call(pool, f, ncols, cols, sizes, n, out, out_size);
+    return pool_call_async(&c, o);
+}
+
+int mp_pool_apply_opts(mp_pool *pool, mp_pool_bytes_fn f, const void *in, size_t in_size,
+                       void **out, size_t *out_size, const mp_pool_call_options *o)
+{
+    struct pool_call c = {.kind = CALL_APPLY,
+                          .pool = pool,
+                          .bfn = f,
+                          .in = in,
+                          .in_size = in_size,
+                          .out = out,
+                          .out_size = out_size};
+    return pool_call(&c, o, NULL);
+}
+
+mp_async_result *mp_pool_apply_async_opts(mp_pool *pool, mp_pool_bytes_fn f, const void *in,
+                                          size_t in_size, const mp_pool_call_options *o)
+{
+    struct pool_call c = {
+        .kind = CALL_APPLY, .pool = pool, .bfn = f, .in = in, .in_size = in_size};
+    return pool_call_async(&c, o);
+}
+
 int mp_pool_map_bytes_opts(mp_pool *pool, mp_pool_bytes_fn f, const mp_pool_bytes *in,
                            size_t n, mp_pool_bytes *out, const mp_pool_call_options *o)
 {
-    mp_pool_call_options opts_local;
-    int opts_err;
-    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
-    if (opts_err != 0)
-        return opts_err;
-    int r;
-    mp__pjob *j = bytes_submit(pool, f, in, n, out, o, false, MP__JOB_SYNC, &r);
-    if (j == NULL)
-        return r;
-    if (n == 0) {
-        mp__pool_job_release(j);
-        return 0;
-    }
-    return sync_finish(j, NULL, NULL);
+    struct pool_call c = {
+        .kind = CALL_BYTES, .pool = pool, .bfn = f, .bin = in, .n = n, .bout = out};
+    return pool_call(&c, o, NULL);
 }
 
 mp_async_result *mp_pool_map_bytes_async_opts(mp_pool *pool, mp_pool_bytes_fn f,
@@ -956,14 +974,9 @@ mp_async_result *mp_pool_map_bytes_async_opts(mp_pool *pool, mp_pool_bytes_fn f,
                                               mp_pool_bytes *out,
                                               const mp_pool_call_options *o)
 {
-    mp_pool_call_options opts_local;
-    int opts_err;
-    o = MP__OPTS_LOAD(opts_local, o, window, &opts_err);
-    if (opts_err != 0)
-        return mp__fail_null(opts_err);
-    int r;
-    mp__pjob *j = bytes_submit(pool, f, in, n, out, o, true, MP__JOB_ASYNC, &r);
-    return j != NULL ? (mp_async_result *)j : mp__fail_null(r);
+    struct pool_call c = {
+        .kind = CALL_BYTES, .pool = pool, .bfn = f, .bin = in, .n = n, .bout = out};
+    return pool_call_async(&c, o);
 }
 
 /* ---- async results ------------------------------------------------------------ */

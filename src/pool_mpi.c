@@ -21,14 +21,31 @@
 #include <string.h>
 #include <unistd.h>
 
+#define MAX_BATCHES 2
+#define BATCH_MAX 1024 /* chunks per message */
+#define BUDGET_NS 1000000
+#define PAIR_NS 10000000
+#define BATCH_BYTES (256 * 1024)
+
+struct mp__mpi_batch {
+    uint32_t n;
+    uint64_t c[BATCH_MAX];
+    MPI_Request req;
+    char *buf;
+    size_t cap;
+};
+
 struct mpi_worker {
     int rank; /* in comm's remote group (spawn) or world rank */
     int pid;
     int init_code;
     bool dead;
+    bool leaked;       /* a batch's buffer may still be MPI's */
     uint64_t last_job; /* the job whose .arg the worker holds */
-    char *buf;         /* messages to and from the worker (its proxy only) */
+    uint64_t run_ns;   /* the worker's time for the last reply's items */
+    char *buf;         /* the worker's replies (its proxy only) */
     size_t cap;
+    struct mp__mpi_batch *b; /* the messages in flight */
     char host[64];
 };
 
@@ -59,21 +76,6 @@ struct mp__mpipool {
     int *world_ranks;
     struct group *g;
 };
-
-static bool grow(struct mpi_worker *W, size_t need)
-{
-    if (need <= W->cap)
-        return true;
-    size_t c = W->cap ? W->cap : 4096;
-    while (c < need)
-        c *= 2;
-    char *nb = realloc(W->buf, c);
-    if (nb == NULL)
-        return false;
-    W->buf = nb;
-    W->cap = c;
-    return true;
-}
 
 /* ---- starting ----------------------------------------------------------------- */
 
@@ -138,6 +140,11 @@ static void group_put(struct group *g, bool spoiled)
 
 static int spawn_workers(struct mp__mpipool *M, uint32_t n)
 {
+    if (!mp__mpi_workers_boot()) {
+        mp__warn("MPI pool: a spawned worker would run main (no start-up hook: call "
+                 "mp_mpi_main or mp_spawn_main at the top of main)");
+        return MP_ESPAWNMAIN;
+    }
     char exe[PATH_MAX];
     mp__spawn_executable(exe);
     if (strcmp(exe, "/proc/self/exe") == 0) {
@@ -329,8 +336,14 @@ void mp__mpi_pool_free(struct mp__mpipool *M)
     if (M == NULL)
         return;
     mp__mpi_pool_stop(M);
-    for (uint32_t i = 0; i < M->n; i++)
-        free(M->w[i].buf);
+    for (uint32_t i = 0; i < M->n; i++) {
+        struct mpi_worker *W = &M->w[i];
+        free(W->buf);
+        for (unsigned k = 0; W->b != NULL && k < MAX_BATCHES; k++)
+            if (!W->leaked)
+                free(W->b[k].buf);
+        free(W->b);
+    }
     free(M->w);
     free(M->world_ranks);
     free(M);
@@ -363,6 +376,7 @@ struct mp__mpipool *mp__mpi_pool_open(const mp_pool_options *o, uint32_t *n)
         free(M);
         return mp__fail_null(-ENOMEM);
     }
+
     if (world != MPI_COMM_NULL) {
         r = take_world(M, world, &want);
         M->n = want;
@@ -376,8 +390,16 @@ struct mp__mpipool *mp__mpi_pool_open(const mp_pool_options *o, uint32_t *n)
         mp__mpi_pool_free(M);
         return mp__fail_null(r);
     }
+    for (uint32_t i = 0; i < M->n && r == 0; i++) {
+        M->w[i].b = calloc(MAX_BATCHES, sizeof *M->w[i].b);
+        if (M->w[i].b == NULL)
+            r = -ENOMEM;
+        for (unsigned k = 0; r == 0 && k < MAX_BATCHES; k++)
+            M->w[i].b[k].req = MPI_REQUEST_NULL;
+    }
     mp__heap_init(); /* the arena's range goes to the workers */
-    r = hello(M, o);
+    if (r == 0)
+        r = hello(M, o);
     if (r != 0) {
         mp__mpi_pool_free(M);
         return mp__fail_null(r);
@@ -407,32 +429,70 @@ bool mp__mpi_worker_dead(struct mp__mpipool *M, uint32_t w)
     return __atomic_load_n(&M->w[w].dead, __ATOMIC_RELAXED);
 }
 
-/* ---- running a chunk ----------------------------------------------------------- */
+/* ---- running chunks ------------------------------------------------------------ */
 
-/* The worker is gone (MPI said so): its chunk is lost. */
+/*
+ * A map's chunks travel in batches: one message carries the inputs of
+ * several chunks and one reply brings their outputs, so that chunksize 1
+ * does not cost a round trip per item.  Up to MAX_BATCHES messages are in
+ * flight per worker (it runs one while the next is on its way), holding at
+ * most lim chunks in all.  lim starts at 2 and follows the worker's own
+ * time per chunk (sent back with each reply): a worker holds about
+ * BUDGET_NS of queued work, which bounds how much longer one worker can
+ * run than the others at the end of a map.  A message carries
+ * at most BATCH_BYTES of inputs and outputs beyond its first chunk.
+ * Messages are sent with MPI_Isend: a large one waits for the worker to
+ * take it, while the worker may itself be sending its previous reply.
+ */
+static bool grow_buf(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return true;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need)
+        c *= 2;
+    char *nb = realloc(*buf, c);
+    if (nb == NULL)
+        return false;
+    *buf = nb;
+    *cap = c;
+    return true;
+}
+
+static size_t chunk_lo(const mp__pjob *j, uint64_t c)
+{
+    return (size_t)c * j->chunksize;
+}
+
+static size_t chunk_items(const mp__pjob *j, uint64_t c)
+{
+    size_t lo = chunk_lo(j, c);
+    return (lo + j->chunksize < j->n ? lo + j->chunksize : j->n) - lo;
+}
+
+/* Bytes of one input item of a fixed-size job (all columns of a starmap). */
+static size_t item_in_bytes(const mp__pjob *j)
+{
+    if (!(j->flags & MP__JF_STAR))
+        return j->in_size;
+    size_t b = 0;
+    for (uint32_t k = 0; k < j->ncols; k++)
+        b += j->cols[k].size;
+    return b;
+}
+
+/* The worker is gone (MPI said so): chunk c of j is lost. */
 static void lose(struct mp_pool *pool, mp__pjob *j, uint64_t c, struct mpi_worker *W)
 {
     struct mp__mpipool *M = pool->mpi;
+    bool first = !W->dead;
     W->dead = true;
     char msg[MP__POOL_MSG];
     snprintf(msg, sizeof msg, "MPI worker %d (pid %d on %s) failed while running the task",
              W->rank, W->pid, W->host);
-    if (j->kind == MP__K_FIXED) {
-        size_t lo = (size_t)c * j->chunksize;
-        size_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
-        if (j->status != NULL)
-            for (size_t i = lo; i < hi; i++)
-                j->status[i] = MP_EWORKERLOST;
-        mp__pool_record_error(pool, j, lo, MP_EWORKERLOST, msg);
-    } else {
-        mp__pslot *s = &j->slots[c % j->nslots];
-        s->out = NULL;
-        s->out_len = 0;
-        s->lost_pid = W->pid;
-        s->lost_exit = 1;
-    }
-    MP__ST(mp__chunk_state(j, c), mp__cs(c, MP__CS_LOST));
-    mp__warn("%s", msg);
+    mp__pool_chunk_lost(pool, j, c, W->pid, 1, msg);
+    if (first)
+        mp__warn("%s", msg);
     uint32_t alive = 0;
     for (uint32_t i = 0; i < M->n; i++)
         alive += !M->w[i].dead;
@@ -443,8 +503,23 @@ static void lose(struct mp_pool *pool, mp__pjob *j, uint64_t c, struct mpi_worke
     }
 }
 
-/* Build the task message of chunk c of j in W->buf; its length, or 0. */
-static size_t pack(mp__pjob *j, uint64_t c, struct mpi_worker *W)
+static void lose_batch(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *b,
+                       struct mpi_worker *W)
+{
+    if (b->req != MPI_REQUEST_NULL) {
+        mp__mpi_lock();
+        MPI_Request_free(&b->req);
+        mp__mpi_unlock();
+        /* MPI may still read the buffer: it goes with the pool. */
+        W->leaked = true;
+    }
+    for (uint32_t i = 0; i < b->n; i++)
+        lose(pool, j, b->c[i], W);
+}
+
+/* Build the message of batch b of j in b->buf; its length, or 0 (no
+ * memory), or SIZE_MAX (too large for one MPI message). */
+static size_t pack(mp__pjob *j, struct mp__mpi_batch *b, struct mpi_worker *W)
 {
     mp__mpi_task t;
     memset(&t, 0, sizeof t);
@@ -455,56 +530,89 @@ static size_t pack(mp__pjob *j, uint64_t c, struct mpi_worker *W)
     t.has_arg = j->arg_size > 0 && W->last_job != j->hdr.id;
     t.in_size = j->in_size;
     t.out_size = j->out_size;
-    size_t lo = 0, nitems;
-    const char *src = NULL;
+    size_t nitems = 0, reply = sizeof(mp__mpi_result);
     if (j->kind == MP__K_FIXED) {
-        lo = (size_t)c * j->chunksize;
-        nitems = (lo + j->chunksize < j->n ? lo + j->chunksize : j->n) - lo;
-        if (j->flags & MP__JF_STAR) {
-            t.op = MP__MPI_OP_STAR;
-            t.ncols = j->ncols;
-            for (uint32_t k = 0; k < j->ncols; k++) {
-                t.col_size[k] = j->cols[k].size;
-                t.in_len += j->cols[k].size * nitems;
-            }
-        } else {
-            t.op = MP__MPI_OP_FIXED;
-            src = j->in + lo * j->in_size;
-            t.in_len = nitems * j->in_size;
-        }
+        for (uint32_t i = 0; i < b->n; i++)
+            nitems += chunk_items(j, b->c[i]);
+        t.op = j->flags & MP__JF_STAR ? MP__MPI_OP_STAR : MP__MPI_OP_FIXED;
+        t.ncols = t.op == MP__MPI_OP_STAR ? j->ncols : 0;
+        for (uint32_t k = 0; k < t.ncols; k++)
+            t.col_size[k] = j->cols[k].size;
+        t.in_len = nitems * item_in_bytes(j);
+        reply += nitems * (j->out_size + sizeof(int32_t));
     } else {
-        mp__pslot *s = &j->slots[c % j->nslots];
+        mp__pslot *s = &j->slots[b->c[0] % j->nslots];
         t.op = MP__MPI_OP_SLOTS;
         nitems = s->nitems;
-        src = s->in;
         t.in_len = s->in_len;
     }
     t.nitems = (uint32_t)nitems;
     size_t len = sizeof t + (t.has_arg ? t.arg_size : 0) + t.in_len;
-    if (!grow(W, len))
+    if (len > INT_MAX || reply > INT_MAX || nitems > UINT32_MAX)
+        return SIZE_MAX;
+    if (!grow_buf(&b->buf, &b->cap, len))
         return 0;
-    char *p = W->buf;
+    char *p = b->buf;
     memcpy(p, &t, sizeof t);
     p += sizeof t;
     if (t.has_arg) {
         memcpy(p, j->arg, j->arg_size);
         p += j->arg_size;
     }
-    if (t.op == MP__MPI_OP_STAR) {
-        for (uint32_t k = 0; k < j->ncols; k++) {
-            size_t b = j->cols[k].size * nitems;
-            memcpy(p, j->cols[k].p + lo * j->cols[k].size, b);
-            p += b;
+    if (t.op == MP__MPI_OP_SLOTS) {
+        if (t.in_len > 0)
+            memcpy(p, j->slots[b->c[0] % j->nslots].in, t.in_len);
+    } else if (t.op == MP__MPI_OP_FIXED) {
+        for (uint32_t i = 0; i < b->n; i++) {
+            size_t bytes = chunk_items(j, b->c[i]) * j->in_size;
+            memcpy(p, j->in + chunk_lo(j, b->c[i]) * j->in_size, bytes);
+            p += bytes;
         }
-    } else if (t.in_len > 0) {
-        memcpy(p, src, t.in_len);
+    } else {
+        for (uint32_t k = 0; k < j->ncols; k++) {
+            size_t sz = j->cols[k].size;
+            for (uint32_t i = 0; i < b->n; i++) {
+                size_t bytes = chunk_items(j, b->c[i]) * sz;
+                memcpy(p, j->cols[k].p + chunk_lo(j, b->c[i]) * sz, bytes);
+                p += bytes;
+            }
+        }
     }
     return len;
 }
 
-/* Write the worker's reply (in W->buf, len bytes) into chunk c of j. */
-static bool unpack(struct mp_pool *pool, mp__pjob *j, uint64_t c, struct mpi_worker *W,
-                   size_t len)
+/* A slot's reply (one chunk, c) into the slot. */
+static void unpack_slot(mp__pjob *j, uint64_t c, const mp__mpi_result *res, const char *data)
+{
+    mp__pslot *s = &j->slots[c % j->nslots];
+    s->chunk_code = res->chunk_code;
+    if (res->out_len == 0) {
+        s->out = NULL;
+    } else if (res->out_len <= sizeof s->out_inline) {
+        memcpy(s->out_inline, data, res->out_len);
+        s->out = s->out_inline;
+    } else {
+        char *o = mp__alloc(res->out_len);
+        if (o == NULL) {
+            s->out = NULL;
+            s->out_len = 0;
+            s->chunk_code = -ENOMEM;
+            MP__ST(&s->state, mp__cs(c, MP__CS_ERR));
+            return;
+        }
+        memcpy(o, data, res->out_len);
+        s->out = o;
+    }
+    s->out_len = s->out != NULL ? res->out_len : 0;
+    if (s->out == NULL && s->chunk_code == 0)
+        s->chunk_code = -ENOMEM;
+    MP__ST(mp__chunk_state(j, c), mp__cs(c, res->failed ? MP__CS_ERR : MP__CS_OK));
+}
+
+/* Write the worker's reply to batch b (in W->buf, len bytes) into its
+ * chunks; false when the reply is malformed. */
+static bool unpack(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *b,
+                   struct mpi_worker *W, size_t len)
 {
     mp__mpi_result res;
     if (len < sizeof res)
@@ -513,91 +621,95 @@ static bool unpack(struct mp_pool *pool, mp__pjob *j, uint64_t c, struct mpi_wor
     const char *data = W->buf + sizeof res;
     if (len - sizeof res < res.out_len)
         return false;
-    bool failed = res.failed != 0;
-    if (j->kind == MP__K_FIXED) {
-        size_t lo = (size_t)c * j->chunksize;
-        size_t nitems = (lo + j->chunksize < j->n ? lo + j->chunksize : j->n) - lo;
-        size_t ob = nitems * j->out_size;
-        if (res.out_len < ob + (failed ? nitems * sizeof(int32_t) : 0))
-            return false;
-        memcpy(j->out + lo * j->out_size, data, ob);
-        if (j->status != NULL) {
-            if (failed)
-                memcpy(j->status + lo, data + ob, nitems * sizeof(int32_t));
-            else
-                memset(j->status + lo, 0, nitems * sizeof(int32_t));
-        }
-        if (failed) {
-            res.err_msg[sizeof res.err_msg - 1] = '\0';
-            mp__pool_record_error(pool, j, lo + (size_t)res.err_index, res.err_code,
-                                  res.err_msg);
-        }
-    } else {
-        mp__pslot *s = &j->slots[c % j->nslots];
-        s->chunk_code = res.chunk_code;
-        if (res.out_len == 0) {
-            s->out = NULL;
-        } else if (res.out_len <= sizeof s->out_inline) {
-            memcpy(s->out_inline, data, res.out_len);
-            s->out = s->out_inline;
-        } else {
-            char *b = mp__alloc(res.out_len);
-            if (b == NULL) {
-                s->out = NULL;
-                s->out_len = 0;
-                s->chunk_code = -ENOMEM;
-                MP__ST(&s->state, mp__cs(c, MP__CS_ERR));
-                return true;
-            }
-            memcpy(b, data, res.out_len);
-            s->out = b;
-        }
-        s->out_len = s->out != NULL ? res.out_len : 0;
-        if (s->out == NULL && s->chunk_code == 0)
-            s->chunk_code = -ENOMEM;
+    W->run_ns = res.run_ns;
+    if (j->kind != MP__K_FIXED) {
+        unpack_slot(j, b->c[0], &res, data);
+        return true;
     }
-    MP__ST(mp__chunk_state(j, c), mp__cs(c, failed ? MP__CS_ERR : MP__CS_OK));
+    size_t nitems = 0;
+    for (uint32_t i = 0; i < b->n; i++)
+        nitems += chunk_items(j, b->c[i]);
+    size_t ob = nitems * j->out_size;
+    bool failed = res.failed != 0;
+    if (res.out_len < ob + (failed ? nitems * sizeof(int32_t) : 0) ||
+        (failed && (res.err_index < 0 || (uint64_t)res.err_index >= nitems)))
+        return false;
+    const char *codes = data + ob; /* int32 each, perhaps unaligned */
+    size_t at = 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        uint64_t c = b->c[i];
+        size_t lo = chunk_lo(j, c), k = chunk_items(j, c);
+        memcpy(j->out + lo * j->out_size, data + at * j->out_size, k * j->out_size);
+        bool bad = false;
+        if (failed) {
+            int32_t code;
+            for (size_t x = 0; x < k && !bad; x++) {
+                memcpy(&code, codes + (at + x) * sizeof code, sizeof code);
+                bad = code != 0;
+            }
+            if (j->status != NULL)
+                memcpy(j->status + lo, codes + at * sizeof(int32_t), k * sizeof(int32_t));
+            /* The batch's first failure is the lowest index of its chunks
+             * (claimed in increasing order). */
+            if ((uint64_t)res.err_index >= at && (uint64_t)res.err_index < at + k) {
+                res.err_msg[sizeof res.err_msg - 1] = '\0';
+                mp__pool_record_error(pool, j, lo + ((size_t)res.err_index - at), res.err_code,
+                                      res.err_msg);
+            }
+        } else if (j->status != NULL) {
+            memset(j->status + lo, 0, k * sizeof(int32_t));
+        }
+        MP__ST(mp__chunk_state(j, c), mp__cs(c, bad ? MP__CS_ERR : MP__CS_OK));
+        at += k;
+    }
     return true;
 }
 
-/* Fail chunk c of j with code without sending it (it cannot be sent). */
-static void fail_unsent(struct mp_pool *pool, mp__pjob *j, uint64_t c, int code)
+/* Fail the chunks of b with code without sending them (they cannot be). */
+static void fail_unsent(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *b, int code)
 {
-    if (j->kind == MP__K_FIXED) {
-        size_t lo = (size_t)c * j->chunksize;
-        size_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
-        if (j->status != NULL)
-            for (size_t i = lo; i < hi; i++)
-                j->status[i] = code;
-        mp__pool_record_error(pool, j, lo, code, "the chunk cannot be sent to the MPI worker");
-    } else {
-        mp__pslot *s = &j->slots[c % j->nslots];
-        s->out = NULL;
-        s->out_len = 0;
-        s->chunk_code = code;
+    for (uint32_t i = 0; i < b->n; i++) {
+        uint64_t c = b->c[i];
+        if (j->kind == MP__K_FIXED) {
+            size_t lo = chunk_lo(j, c), hi = lo + chunk_items(j, c);
+            if (j->status != NULL)
+                for (size_t x = lo; x < hi; x++)
+                    j->status[x] = code;
+            mp__pool_record_error(pool, j, lo, code,
+                                  "the chunk cannot be sent to the MPI worker");
+        } else {
+            mp__pslot *s = &j->slots[c % j->nslots];
+            s->out = NULL;
+            s->out_len = 0;
+            s->chunk_code = code;
+        }
+        MP__ST(mp__chunk_state(j, c), mp__cs(c, MP__CS_ERR));
     }
-    MP__ST(mp__chunk_state(j, c), mp__cs(c, MP__CS_ERR));
 }
 
-/* Send chunk c of j to W: 0, or 1 when it was failed here, or -1 when the
- * worker is gone (the chunk is lost). */
-static int send_chunk(struct mp_pool *pool, mp__pjob *j, uint64_t c, struct mpi_worker *W)
+/* Send batch b of j to W: 0, or 1 when its chunks were failed here, or -1
+ * when the worker is gone (they are lost). */
+static int send_batch(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *b,
+                      struct mpi_worker *W)
 {
     struct mp__mpipool *M = pool->mpi;
+    b->req = MPI_REQUEST_NULL;
     if (W->dead) {
-        lose(pool, j, c, W);
+        lose_batch(pool, j, b, W);
         return -1;
     }
-    size_t len = pack(j, c, W);
-    if (len == 0 || len > INT_MAX) {
-        fail_unsent(pool, j, c, len == 0 ? -ENOMEM : -EMSGSIZE);
+    size_t len = pack(j, b, W);
+    if (len == 0 || len == SIZE_MAX) {
+        fail_unsent(pool, j, b, len == 0 ? -ENOMEM : -EMSGSIZE);
         return 1;
     }
     mp__mpi_lock();
-    int rc = MPI_Send(W->buf, (int)len, MPI_BYTE, W->rank, MP__MPI_TAG_TASK, M->comm);
+    int rc = MPI_Isend(b->buf, (int)len, MPI_BYTE, W->rank, MP__MPI_TAG_TASK, M->comm,
+                       &b->req);
     mp__mpi_unlock();
     if (rc != MPI_SUCCESS) {
-        lose(pool, j, c, W);
+        b->req = MPI_REQUEST_NULL;
+        lose_batch(pool, j, b, W);
         return -1;
     }
     if (j->arg_size > 0)
@@ -605,82 +717,133 @@ static int send_chunk(struct mp_pool *pool, mp__pjob *j, uint64_t c, struct mpi_
     return 0;
 }
 
-/* Take W's next reply, which is chunk c's (replies come in order). */
-static void take_reply(struct mp_pool *pool, mp__pjob *j, uint64_t c, struct mpi_worker *W)
+/* Take W's next reply, which is batch b's (replies come in order); the
+ * sends of W's batches in flight progress meanwhile. */
+static void take_reply(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *b,
+                       struct mpi_worker *W)
 {
     struct mp__mpipool *M = pool->mpi;
     MPI_Status st;
     int count = 0;
-    if (W->dead || mp__mpi_wait(M->comm, W->rank, MP__MPI_TAG_RESULT, &st) != 0 ||
+    MPI_Request *sends[MAX_BATCHES];
+    for (unsigned k = 0; k < MAX_BATCHES; k++)
+        sends[k] = &W->b[k].req;
+    if (W->dead ||
+        mp__mpi_wait_sends(M->comm, W->rank, MP__MPI_TAG_RESULT, &st, sends, MAX_BATCHES) !=
+            0 ||
         MPI_Get_count(&st, MPI_BYTE, &count) != MPI_SUCCESS || count < 0 ||
-        !grow(W, (size_t)count + 1)) {
-        lose(pool, j, c, W);
+        !grow_buf(&W->buf, &W->cap, (size_t)count + 1)) {
+        lose_batch(pool, j, b, W);
         return;
     }
     mp__mpi_lock();
     int rc = MPI_Recv(W->buf, count, MPI_BYTE, W->rank, MP__MPI_TAG_RESULT, M->comm,
                       MPI_STATUS_IGNORE);
+    /* The worker replied, so it has taken the message: this returns at once. */
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Wait(&b->req, MPI_STATUS_IGNORE);
     mp__mpi_unlock();
-    if (rc != MPI_SUCCESS || !unpack(pool, j, c, W, (size_t)count))
-        lose(pool, j, c, W);
+    if (rc != MPI_SUCCESS || !unpack(pool, j, b, W, (size_t)count))
+        lose_batch(pool, j, b, W);
 }
 
 /*
- * Chunks of a map in flight per worker: while the worker runs one, the next
- * is already on its way, so neither side waits a round trip per chunk.
+ * The window after a reply: about BUDGET_NS of the worker's time queued.
+ * It grows at most 8 times per reply (from 2 to the largest in 4 replies:
+ * on a busy machine a round trip costs milliseconds) and at most halves,
+ * so that one odd batch does not swing it.
  */
-#define PIPELINE 4
-#define PIPE_BYTES 2048
+static uint32_t next_lim(uint32_t lim, uint64_t run_ns, uint32_t nchunks)
+{
+    uint64_t per = run_ns / (nchunks ? nchunks : 1);
+    uint64_t want = 1 + BUDGET_NS / (per ? per : 1);
+    /* One chunk on its way while the worker runs another, up to PAIR_NS
+     * per chunk: large chunks cost a transfer each way. */
+    if (want < 2 && per <= PAIR_NS)
+        want = 2;
+    if (want > BATCH_MAX * MAX_BATCHES)
+        want = BATCH_MAX * MAX_BATCHES;
+    if (want > 8 * (uint64_t)lim)
+        return 8 * lim;
+    if (want < lim / 2)
+        return lim / 2;
+    return (uint32_t)want;
+}
+
+/* Count the chunks of b but c (the caller counts c). */
+static void count_batch(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *b, uint64_t c,
+                        mp__wrec *rec)
+{
+    uint64_t k = 0;
+    for (uint32_t i = 0; i < b->n; i++)
+        k += b->c[i] != c;
+    mp__pool_chunks_counted(pool, j, rec, k);
+}
+
+/*
+ * Fill batch b: c first when given, then chunks of j claimed while the
+ * window and the message have room.  Only maps claim more: their chunks are
+ * all published at once below nchunks, and the caller keeps the hazard on
+ * j all along.
+ */
+static void fill(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *b, const uint64_t *c,
+                 uint32_t room, bool *more, uint32_t w)
+{
+    b->n = 0;
+    size_t bytes = 0,
+           per = j->kind == MP__K_FIXED ? j->chunksize * (item_in_bytes(j) + j->out_size) : 0;
+    if (c != NULL) {
+        b->c[b->n++] = *c;
+        bytes = per;
+    }
+    uint32_t cap = room < BATCH_MAX ? room : BATCH_MAX;
+    while (*more && b->n < cap && (b->n == 0 || bytes + per <= BATCH_BYTES)) {
+        uint64_t c2;
+        if (MP__LDR(&pool->state) == MP__P_TERMINATE ||
+            !mp__pool_claim(j, j->nchunks, w, &pool->recs[w], &c2)) {
+            *more = false;
+            break;
+        }
+        b->c[b->n++] = c2;
+        bytes += per;
+    }
+}
 
 void mp__mpi_run_chunk(struct mp_pool *pool, mp__pjob *j, uint64_t c, uint32_t w)
 {
     struct mpi_worker *W = &pool->mpi->w[w];
     mp__wrec *rec = &pool->recs[w];
-    uint64_t q[PIPELINE];
-    unsigned head = 0, n = 0;
-    if (send_chunk(pool, j, c, W) != 0)
-        return;
-    q[0] = c;
-    n = 1;
-    /*
-     * Only maps are pipelined (their chunks are all published at once, below
-     * nchunks; the hazard on j stays set by the caller all along), and only
-     * small chunks: a blocking MPI_Send of a small message returns at once
-     * (eager protocol), where a large one waits for the worker to take it,
-     * while the worker may itself wait in the send of its previous reply.
-     */
-    size_t in_b = 0;
-    if (j->kind == MP__K_FIXED) {
-        if (j->flags & MP__JF_STAR)
-            for (uint32_t k = 0; k < j->ncols; k++)
-                in_b += j->cols[k].size;
-        else
-            in_b = j->in_size;
-    }
-    bool more = j->kind == MP__K_FIXED && j->chunksize * (in_b + j->out_size) <= PIPE_BYTES;
-    while (n > 0) {
-        while (more && n < PIPELINE) {
-            uint64_t c2;
-            if (MP__LDR(&pool->state) == MP__P_TERMINATE ||
-                !mp__pool_claim(j, j->nchunks, w, rec, &c2)) {
-                more = false;
+    struct mp__mpi_batch *B = W->b;
+    unsigned head = 0, nb = 0;
+    uint32_t inflight = 0, lim = 2;
+    bool more = j->kind == MP__K_FIXED, first = true;
+    for (;;) {
+        while (nb < MAX_BATCHES && (first || (more && inflight < lim))) {
+            struct mp__mpi_batch *b = &B[(head + nb) % MAX_BATCHES];
+            /* Half the window per message, so that the two alternate. */
+            uint32_t room = lim - inflight, half = (lim + MAX_BATCHES - 1) / MAX_BATCHES;
+            fill(pool, j, b, first ? &c : NULL, room < half ? room : half, &more, w);
+            first = false;
+            if (b->n == 0)
                 break;
-            }
-            int r = send_chunk(pool, j, c2, W);
+            int r = send_batch(pool, j, b, W);
             if (r != 0) {
-                mp__pool_chunk_counted(pool, j, rec);
-                more = r > 0;
+                count_batch(pool, j, b, c, rec);
+                more = more && r > 0;
                 continue;
             }
-            q[(head + n) % PIPELINE] = c2;
-            n++;
+            inflight += b->n;
+            nb++;
         }
-        uint64_t done = q[head];
-        take_reply(pool, j, done, W);
-        head = (head + 1) % PIPELINE;
-        n--;
-        /* The caller counts c; the others are counted here. */
-        if (done != c)
-            mp__pool_chunk_counted(pool, j, rec);
+        if (nb == 0)
+            break;
+        struct mp__mpi_batch *b = &B[head];
+        take_reply(pool, j, b, W);
+        head = (head + 1) % MAX_BATCHES;
+        nb--;
+        inflight -= b->n;
+        count_batch(pool, j, b, c, rec);
+        if (!W->dead)
+            lim = next_lim(lim, W->run_ns, b->n);
     }
 }

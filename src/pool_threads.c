@@ -38,6 +38,26 @@ void mp__pool_lost_message(char *buf, size_t size, pid_t pid, int exitcode)
     }
 }
 
+void mp__pool_chunk_lost(struct mp_pool *pool, mp__pjob *j, uint64_t c, pid_t pid,
+                         int exitcode, const char *msg)
+{
+    if (j->kind == MP__K_FIXED) {
+        size_t lo = (size_t)c * j->chunksize;
+        size_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
+        if (j->status != NULL)
+            for (size_t i = lo; i < hi; i++)
+                j->status[i] = MP_EWORKERLOST;
+        mp__pool_record_error(pool, j, lo, MP_EWORKERLOST, msg);
+    } else {
+        mp__pslot *s = &j->slots[c % j->nslots];
+        s->out = NULL;
+        s->out_len = 0;
+        s->lost_pid = pid;
+        s->lost_exit = exitcode;
+    }
+    MP__ST(mp__chunk_state(j, c), mp__cs(c, MP__CS_LOST));
+}
+
 /*
  * Account for the chunk worker w owned when it died (handler thread, after
  * the worker was reaped: its memory writes are all visible and final).
@@ -54,24 +74,10 @@ static void worker_lost(struct mp_pool *pool, uint32_t w, pid_t pid, int exitcod
     if (v == mp__cs(c, MP__CS_OWNED + w)) {
         char msg[MP__POOL_MSG];
         mp__pool_lost_message(msg, sizeof msg, pid, exitcode);
-        if (j->kind == MP__K_FIXED) {
-            size_t lo = (size_t)c * j->chunksize;
-            size_t hi = lo + j->chunksize < j->n ? lo + j->chunksize : j->n;
-            if (j->status != NULL)
-                for (size_t i = lo; i < hi; i++)
-                    j->status[i] = MP_EWORKERLOST;
-            mp__pool_record_error(pool, j, lo, MP_EWORKERLOST, msg);
-        } else {
-            mp__pslot *s = &j->slots[c % j->nslots];
-            if (rec->out_block != NULL)
-                mp__free(rec->out_block);
-            s->out = NULL;
-            s->out_len = 0;
-            s->lost_pid = pid;
-            s->lost_exit = exitcode;
-        }
+        if (j->kind != MP__K_FIXED && rec->out_block != NULL)
+            mp__free(rec->out_block);
         rec->out_block = NULL;
-        MP__ST(sw, mp__cs(c, MP__CS_LOST));
+        mp__pool_chunk_lost(pool, j, c, pid, exitcode, msg);
         mp__pool_chunk_counted(pool, j, NULL);
     } else if (mp__cs_k(v) == c && mp__cs_final(mp__cs_st(v))) {
         /* Died after finishing the chunk, perhaps before counting it. */

@@ -201,7 +201,7 @@ static void hint(struct mp_pool *pool, mp__pjob *j, mp__wrec *rec)
     mp__pool_wake_rh(pool);
 }
 
-void mp__pool_chunk_counted(struct mp_pool *pool, mp__pjob *j, mp__wrec *hint_rec)
+static inline void counted(struct mp_pool *pool, mp__pjob *j, mp__wrec *hint_rec, uint64_t k)
 {
     if (j->flags & MP__JF_IMAP) {
         MP__ADD(&j->wake_seq, 1);
@@ -209,7 +209,7 @@ void mp__pool_chunk_counted(struct mp_pool *pool, mp__pjob *j, mp__wrec *hint_re
             mp__futex_wake(&j->wake_seq, INT32_MAX);
         return;
     }
-    uint64_t left = MP__SUB(&j->remaining, 1) - 1;
+    uint64_t left = MP__SUB(&j->remaining, k) - k;
     /*
      * dirty is read after the decrement (both sequentially consistent): if
      * the pool's thread marked the job dirty after this read, its own scan
@@ -221,6 +221,17 @@ void mp__pool_chunk_counted(struct mp_pool *pool, mp__pjob *j, mp__wrec *hint_re
         if (j->flags & MP__JF_CALLBACK)
             hint(pool, j, hint_rec);
     }
+}
+
+void mp__pool_chunk_counted(struct mp_pool *pool, mp__pjob *j, mp__wrec *hint_rec)
+{
+    counted(pool, j, hint_rec, 1);
+}
+
+void mp__pool_chunks_counted(struct mp_pool *pool, mp__pjob *j, mp__wrec *hint_rec, uint64_t k)
+{
+    if (k > 0)
+        counted(pool, j, hint_rec, k);
 }
 
 void mp__pool_record_error(struct mp_pool *pool, mp__pjob *j, uint64_t index, int code,

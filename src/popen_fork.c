@@ -44,13 +44,23 @@ static int sys_pidfd_open(pid_t pid)
 static atomic_int pidfd_state;
 static atomic_int waitid_pidfd_state;
 
+void mp__sentinel_pidfd_forget(void)
+{
+    atomic_store(&pidfd_state, 0);
+}
+
 bool mp__sentinel_pidfd_ok(void)
 {
     if (mp__sentinel_force_pipe)
         return false;
     int s = atomic_load_explicit(&pidfd_state, memory_order_relaxed);
     if (s == 0) {
-        int fd = mp__feature_disabled(MP__FEAT_PIDFD) ? -1 : sys_pidfd_open(getpid());
+        bool off = mp__feature_disabled(MP__FEAT_PIDFD);
+        int fd = off ? -1 : sys_pidfd_open(getpid());
+        /* No fd to spare says nothing of the kernel: no verdict yet (the
+         * caller's pipe fails the same way, before anything starts). */
+        if (!off && fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOMEM))
+            return false;
         s = fd >= 0 ? 1 : 2;
         if (fd >= 0)
             close(fd);

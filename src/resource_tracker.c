@@ -24,6 +24,7 @@
  */
 #include "internal/mp.h"
 #include "internal/resource_tracker.h"
+#include "internal/linux.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -42,6 +43,10 @@
 
 #define TRACKER_MAGIC MP__MAGIC('t', 'r', 'k', 'r')
 #define REC_LIVE MP__MAGIC('r', 'e', 'c', '1')
+/* A name recorded before it was made: one only this family can have made
+ * (a random name, or a name inside such a directory), so it is removed if
+ * it exists, whatever its identity. */
+#define REC_PENDING MP__MAGIC('r', 'e', 'c', '0')
 #define NAME_LEN 264
 #define HDR_LEN 64
 #define REG_HDR "libmp registry 1\n"
@@ -72,9 +77,10 @@ struct mp__tracker {
     struct tracked *head;  /* tracked now */
     struct tracked *spare; /* untracked, keeping their slots for reuse */
     uint32_t nslots;
-    int wfd;   /* the pipe's write end, at this number in every member */
-    int regfd; /* the registry file, likewise; -1 without one */
-    pid_t pid; /* the tracker process */
+    int wfd;       /* the pipe's write end, at this number in every member */
+    int regfd;     /* the registry file, likewise; -1 without one */
+    bool unlinked; /* the registry has no name (yet, or for good) */
+    pid_t pid;     /* the tracker process */
     char regpath[128];
 };
 
@@ -118,8 +124,10 @@ static bool remove_rec(const struct rec *r)
         p = path;
     }
     struct stat st;
-    if (lstat(p, &st) != 0 || (uint64_t)st.st_dev != r->dev || (uint64_t)st.st_ino != r->ino ||
-        st.st_uid != geteuid())
+    if (lstat(p, &st) != 0 || st.st_uid != geteuid())
+        return false;
+    if (r->magic != REC_PENDING &&
+        ((uint64_t)st.st_dev != r->dev || (uint64_t)st.st_ino != r->ino))
         return false;
     switch (r->kind) {
     case MP__TRACK_SHM:
@@ -154,6 +162,52 @@ static int open_dir_checked(const char *dir)
     return fd;
 }
 
+static void registry_name(struct mp__tracker *t, const char *dir)
+{
+    uint32_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
+        rnd = (uint32_t)mp__now_ns();
+    snprintf(t->regpath, sizeof t->regpath, "%s/fam-%d-%08x", dir, (int)getpid(), rnd);
+}
+
+/* Make the registry nameless (O_TMPFILE), locked and with its header: it
+ * gets its name once the tracker holds it (registry_link), so that a kill
+ * at any moment leaves no registry that nobody will remove.  0 or -errno. */
+static int registry_create_unlinked(struct mp__tracker *t, const char *dir)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return mp__errno();
+    char hdr[HDR_LEN] = REG_HDR;
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0 || pwrite(fd, hdr, sizeof hdr, 0) != HDR_LEN) {
+        int r = errno ? mp__errno() : -EIO;
+        close(fd);
+        return r;
+    }
+    registry_name(t, dir);
+    t->regfd = fd;
+    t->unlinked = true;
+    return 0;
+}
+
+/* Give the nameless registry its name, once the tracker holds it.  On
+ * failure the family goes on without a registry on disk. */
+static void registry_link(struct mp__tracker *t)
+{
+    char dir[64], from[64];
+    registry_dir(dir, sizeof dir);
+    snprintf(from, sizeof from, "/proc/self/fd/%d", t->regfd);
+    for (int tries = 0; tries < 8; tries++) {
+        if (linkat(AT_FDCWD, from, AT_FDCWD, t->regpath, AT_SYMLINK_FOLLOW) == 0) {
+            t->unlinked = false;
+            return;
+        }
+        if (errno != EEXIST)
+            return;
+        registry_name(t, dir);
+    }
+}
+
 /* Make this family's registry file, locked shared, in t->regfd. */
 static int registry_create(struct mp__tracker *t)
 {
@@ -165,11 +219,11 @@ static int registry_create(struct mp__tracker *t)
     if (dfd < 0)
         return dfd;
     close(dfd);
+    if (!mp__feature_disabled(MP__FEAT_TMPFILE) && access("/proc/self/fd", X_OK) == 0 &&
+        registry_create_unlinked(t, dir) == 0)
+        return 0;
     for (int tries = 0; tries < 8; tries++) {
-        uint32_t rnd = 0;
-        if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
-            rnd = (uint32_t)mp__now_ns();
-        snprintf(t->regpath, sizeof t->regpath, "%s/fam-%d-%08x", dir, (int)getpid(), rnd);
+        registry_name(t, dir);
         int fd = open(t->regpath, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0 && errno == EEXIST)
             continue;
@@ -217,7 +271,8 @@ static int clean_registry(int fd)
         struct rec r;
         for (off_t off = HDR_LEN; pread(fd, &r, sizeof r, off) == (ssize_t)sizeof r;
              off += (off_t)sizeof r) {
-            if (r.magic != REC_LIVE || (r.kind == MP__TRACK_DIR) != (pass == 1))
+            if ((r.magic != REC_LIVE && r.magic != REC_PENDING) ||
+                (r.kind == MP__TRACK_DIR) != (pass == 1))
                 continue;
             if (remove_rec(&r) && r.kind == MP__TRACK_SHM)
                 n++;
@@ -315,7 +370,11 @@ static void cleanup(struct mp__tracker *t)
                 n++;
     t->head = NULL;
     mp__robust_unlock(&t->lock);
-    if (t->regfd >= 0)
+    /* The registry is at fd 3 here; its name may never have been made (its
+     * creator died first) or made again since by someone else. */
+    struct stat a, b;
+    if (t->regfd >= 0 && fstat(3, &a) == 0 && lstat(t->regpath, &b) == 0 &&
+        a.st_dev == b.st_dev && a.st_ino == b.st_ino)
         unlink(t->regpath);
     if (n > 0) {
         char msg[128];
@@ -422,6 +481,8 @@ static int start(struct mp__tracker *t)
         goto fail;
     }
     t->wfd = p[1];
+    if (t->regfd >= 0 && t->unlinked)
+        registry_link(t);
     r = mp__fd_register(p[1], t);
     if (r == 0 && t->regfd >= 0)
         r = mp__fd_register(t->regfd, t);
@@ -435,7 +496,8 @@ static int start(struct mp__tracker *t)
     return r;
 fail:
     if (t->regfd >= 0) {
-        unlink(t->regpath);
+        if (!t->unlinked)
+            unlink(t->regpath);
         close(t->regfd);
     }
     return r;
@@ -477,18 +539,17 @@ pid_t mp__tracker_pid(void)
 
 /* The identity recorded for name: the file that fd is open on, or the
  * path itself (not followed). */
-static int identify(struct rec *r, int fd)
+static int identify(struct stat *st, const char *name, int fd)
 {
-    struct stat st;
-    if (fd >= 0 ? fstat(fd, &st) != 0 : lstat(r->name, &st) != 0)
+    if (fd >= 0 ? fstat(fd, st) != 0 : lstat(name, st) != 0)
         return mp__errno();
-    r->dev = (uint64_t)st.st_dev;
-    r->ino = (uint64_t)st.st_ino;
     return 0;
 }
 
-int mp__tracker_register(enum mp__track_kind kind, const char *name, int fd,
-                         struct mp__tracker **where)
+/* Add a record (magic, kind, name, identity st or none) to the list and
+ * the registry. */
+static int add(uint32_t magic, enum mp__track_kind kind, const char *name,
+               const struct stat *st, struct mp__tracker **where)
 {
     if (strlen(name) >= NAME_LEN)
         return -ENAMETOOLONG;
@@ -496,11 +557,12 @@ int mp__tracker_register(enum mp__track_kind kind, const char *name, int fd,
     struct mp__tracker *t = ensure(&err);
     if (t == NULL)
         return err ? err : -ENOMEM;
-    struct rec r = {.magic = REC_LIVE, .kind = kind};
+    struct rec r = {.magic = magic, .kind = kind};
     snprintf(r.name, sizeof r.name, "%s", name);
-    err = identify(&r, fd);
-    if (err != 0)
-        return err;
+    if (st != NULL) {
+        r.dev = (uint64_t)st->st_dev;
+        r.ino = (uint64_t)st->st_ino;
+    }
     mp__robust_lock(&t->lock);
     struct tracked *e = t->spare;
     if (e != NULL) {
@@ -514,13 +576,60 @@ int mp__tracker_register(enum mp__track_kind kind, const char *name, int fd,
         e->r = r;
         registry_write(t, e->slot, &e->r);
         e->next = t->head;
-        t->head = e;
+        /* Last, so that a death here never leaves a half-made record in
+         * the list the tracker reads. */
+        __atomic_store_n(&t->head, e, __ATOMIC_RELEASE);
     }
     mp__robust_unlock(&t->lock);
     if (e == NULL)
         return -ENOMEM;
     *where = t;
     return 0;
+}
+
+int mp__tracker_register_stat(enum mp__track_kind kind, const char *name,
+                              const struct stat *st, struct mp__tracker **where)
+{
+    return add(REC_LIVE, kind, name, st, where);
+}
+
+int mp__tracker_register(enum mp__track_kind kind, const char *name, int fd,
+                         struct mp__tracker **where)
+{
+    struct stat st;
+    int err = identify(&st, name, fd);
+    return err != 0 ? err : add(REC_LIVE, kind, name, &st, where);
+}
+
+int mp__tracker_reserve(enum mp__track_kind kind, const char *name, struct mp__tracker **where)
+{
+    return add(REC_PENDING, kind, name, NULL, where);
+}
+
+int mp__tracker_confirm(struct mp__tracker *t, enum mp__track_kind kind, const char *name,
+                        int fd)
+{
+    if (mp__obj_check(t, TRACKER_MAGIC) != 0)
+        return MP_EINVAL;
+    struct stat st;
+    int err = identify(&st, name, fd);
+    if (err != 0)
+        return err;
+    err = -ENOENT;
+    mp__robust_lock(&t->lock);
+    for (struct tracked *e = t->head; e; e = e->next) {
+        if (e->r.kind == (uint32_t)kind && strcmp(e->r.name, name) == 0) {
+            e->r.dev = (uint64_t)st.st_dev;
+            e->r.ino = (uint64_t)st.st_ino;
+            /* Last: a death here leaves the record pending or whole. */
+            __atomic_store_n(&e->r.magic, REC_LIVE, __ATOMIC_RELEASE);
+            registry_write(t, e->slot, &e->r);
+            err = 0;
+            break;
+        }
+    }
+    mp__robust_unlock(&t->lock);
+    return err;
 }
 
 void mp__tracker_unregister(struct mp__tracker *t, enum mp__track_kind kind, const char *name)

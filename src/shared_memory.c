@@ -8,8 +8,10 @@
  */
 #include "internal/mp.h"
 #include "internal/resource_tracker.h"
+#include "internal/linux.h"
 
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,35 +108,135 @@ static int make_name(char *out, const char *name)
 
 /* ---- create and attach ------------------------------------------------------ */
 
-static int open_segment(mp_shared_memory *shm, const mp_shared_memory_options *o,
-                        bool generated)
+/*
+ * A created name must never exist untracked, or a creator killed in
+ * between leaks it.  So the segment is made nameless (O_TMPFILE on
+ * /dev/shm, where shm_open keeps its names), sized, tracked under the name
+ * with its identity, and only then given the name with linkat, which fails
+ * with EEXIST as O_CREAT | O_EXCL does.  A death before the link leaves a
+ * nameless file that dies with its fd; after it, a tracked name.
+ */
+static atomic_bool no_tmpfile;
+
+static int tmpfile_open(void)
 {
-    for (int tries = 0;; tries++) {
-        int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | (o->create ? O_CREAT | O_EXCL : 0);
-        int fd = shm_open(shm->name, flags, 0600);
-        if (fd >= 0)
-            return fd;
-        if (errno == EEXIST && generated && tries < 16) {
-            make_name(shm->name, NULL);
-            continue;
-        }
+    if (atomic_load_explicit(&no_tmpfile, memory_order_relaxed))
+        return -EOPNOTSUPP;
+    if (mp__feature_disabled(MP__FEAT_TMPFILE)) {
+        atomic_store(&no_tmpfile, true);
+        return -EOPNOTSUPP;
+    }
+    int fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
+    int r = mp__errno();
+    /* No O_TMPFILE (kernel or filesystem), or no /proc to link it by. */
+    if (r == -EISDIR || r == -EOPNOTSUPP || r == -EINVAL || access("/proc/self/fd", X_OK) != 0)
+        atomic_store(&no_tmpfile, true);
+    return r;
+}
+
+static int link_name(int fd, const char *name)
+{
+    char from[64], to[MP_SHM_NAME_MAX + 16];
+    snprintf(from, sizeof from, "/proc/self/fd/%d", fd);
+    snprintf(to, sizeof to, "/dev/shm%s", name);
+    return linkat(AT_FDCWD, from, AT_FDCWD, to, AT_SYMLINK_FOLLOW) == 0 ? 0 : mp__errno();
+}
+
+/* Make the segment nameless, then name it; the fd, or -errno. */
+static int create_linked(mp_shared_memory *shm, const mp_shared_memory_options *o,
+                         bool generated, int fd)
+{
+    if (ftruncate(fd, (off_t)o->size) != 0)
         return mp__errno();
+    for (int tries = 0;; tries++) {
+        int r = 0;
+        if (!o->notrack)
+            r = mp__tracker_register(MP__TRACK_SHM, shm->name, fd, &shm->tracker);
+        if (r == 0)
+            r = link_name(fd, shm->name);
+        if (r == 0)
+            return fd;
+        if (!o->notrack)
+            mp__tracker_unregister(shm->tracker, MP__TRACK_SHM, shm->name);
+        shm->tracker = NULL;
+        if (r != -EEXIST || !generated || tries >= 16)
+            return r;
+        make_name(shm->name, NULL);
     }
 }
 
-static int segment_size(mp_shared_memory *shm, int fd, const mp_shared_memory_options *o)
+/* shm_open(O_CREAT | O_EXCL), where O_TMPFILE cannot be used.  A generated
+ * name is reserved with the tracker before it is made (no other family
+ * can make it); a given name is tracked once made, which leaves the window
+ * open for it (docs/shared_memory.md). */
+static int create_named(mp_shared_memory *shm, const mp_shared_memory_options *o,
+                        bool generated)
 {
-    if (o->create) {
-        if (ftruncate(fd, (off_t)o->size) != 0)
-            return mp__errno();
-        shm->size = o->size;
-        return 0;
+    mp__fallback_taken(MP__FEAT_TMPFILE);
+    bool reserve = generated && !o->notrack;
+    for (int tries = 0;; tries++) {
+        int r = reserve ? mp__tracker_reserve(MP__TRACK_SHM, shm->name, &shm->tracker) : 0;
+        if (r != 0)
+            return r;
+        int fd = shm_open(shm->name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_CREAT | O_EXCL, 0600);
+        if (fd >= 0)
+            return fd;
+        r = mp__errno();
+        mp__tracker_unregister(shm->tracker, MP__TRACK_SHM, shm->name);
+        shm->tracker = NULL;
+        if (r != -EEXIST || !generated || tries >= 16)
+            return r;
+        make_name(shm->name, NULL);
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0)
+}
+
+static int create_segment(mp_shared_memory *shm, const mp_shared_memory_options *o)
+{
+    bool generated = o->name == NULL;
+    int fd = tmpfile_open();
+    if (fd >= 0) {
+        int r = create_linked(shm, o, generated, fd);
+        if (r < 0)
+            close(fd);
+        if (r == -ENOENT && access("/proc/self/fd", X_OK) != 0)
+            atomic_store(&no_tmpfile, true);
+        if (r >= 0 || !atomic_load(&no_tmpfile))
+            return r;
+        /* linkat found no /proc after all: the other way. */
+    }
+    fd = create_named(shm, o, generated);
+    if (fd < 0)
+        return fd;
+    int r = ftruncate(fd, (off_t)o->size) == 0 ? 0 : mp__errno();
+    if (r == 0 && !o->notrack)
+        r = shm->tracker != NULL
+                ? mp__tracker_confirm(shm->tracker, MP__TRACK_SHM, shm->name, fd)
+                : mp__tracker_register(MP__TRACK_SHM, shm->name, fd, &shm->tracker);
+    if (r != 0) {
+        shm_unlink(shm->name);
+        mp__tracker_unregister(shm->tracker, MP__TRACK_SHM, shm->name);
+        shm->tracker = NULL;
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+static int attach_segment(mp_shared_memory *shm)
+{
+    int fd = shm_open(shm->name, O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
         return mp__errno();
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int r = mp__errno();
+        close(fd);
+        return r;
+    }
     shm->size = (size_t)st.st_size;
-    return 0;
+    return fd;
 }
 
 static int map_here(mp_shared_memory *shm, int fd)
@@ -158,19 +260,16 @@ static int setup(mp_shared_memory *shm, const mp_shared_memory_options *o)
     int r = make_name(shm->name, o->name);
     if (r != 0)
         return r;
-    int fd = open_segment(shm, o, o->name == NULL);
+    if (o->create)
+        shm->size = o->size;
+    int fd = o->create ? create_segment(shm, o) : attach_segment(shm);
     if (fd < 0)
         return fd;
-    r = segment_size(shm, fd, o);
-    if (r == 0 && o->create && !o->notrack)
-        r = mp__tracker_register(MP__TRACK_SHM, shm->name, fd, &shm->tracker);
-    if (r == 0)
-        r = map_here(shm, fd);
+    r = map_here(shm, fd);
     close(fd);
-    if (r != 0) {
+    if (r != 0 && o->create) {
+        shm_unlink(shm->name);
         mp__tracker_unregister(shm->tracker, MP__TRACK_SHM, shm->name);
-        if (o->create)
-            shm_unlink(shm->name);
     }
     return r;
 }

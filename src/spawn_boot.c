@@ -8,7 +8,8 @@
  * through: the C library's __libc_start_main runs the constructors of the
  * executable and then calls main.  libmp defines __libc_start_main itself
  * (spawn_hook.c), which calls the C library's with main wrapped; the
- * wrapper takes a spawned child over (spawn.c) or calls the real main.
+ * wrapper takes a spawned child over (spawn.c), or a worker that an MPI
+ * pool started with MPI_Comm_spawn (context_mpi.c), or calls the real main.
  *
  * A fully static program keeps the C library's __libc_start_main; such a
  * program calls mp_spawn_main at the top of main.
@@ -46,6 +47,7 @@ void mp__spawn_boot_set(int how, char **argv)
 /* spawn.c, if the program links it (a program that never starts a process
  * has no spawned children either). */
 extern void mp__spawn_child_boot(void) __attribute__((weak));
+extern void mp__mpi_child_boot(int argc, char **argv) __attribute__((weak));
 
 int mp_spawn_main(int argc, char **argv)
 {
@@ -53,5 +55,7 @@ int mp_spawn_main(int argc, char **argv)
         mp__spawn_boot_set(MP__BOOT_CALL, argv);
     if (mp__spawn_child_boot)
         mp__spawn_child_boot();
+    if (mp__mpi_child_boot)
+        mp__mpi_child_boot(argc, argv);
     return 0;
 }

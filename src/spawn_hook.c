@@ -3,10 +3,11 @@
  *
  * It calls the C library's own (the next definition, dlsym(RTLD_NEXT))
  * with main replaced by boot_main, which records that the hook ran, takes
- * a spawned child over, or calls the real main.  The definition is weak,
- * of default visibility and unversioned, so that it interposes the
- * executable's reference (versioned __libc_start_main@GLIBC_2.34 or not)
- * whenever libmp comes before libc in the search order.
+ * a spawned child or a spawned MPI worker over, or calls the real main.
+ * The definition is weak, of default visibility and unversioned, so that
+ * it interposes the executable's reference (versioned
+ * __libc_start_main@GLIBC_2.34 or not) whenever libmp comes before libc in
+ * the search order.
  *
  * With glibc it is in libmp.a too: a dynamically linked program that links
  * libmp.a has it in its own image; a fully static one gets libc.a's strong
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 extern void mp__spawn_child_boot(void) __attribute__((weak));
+extern void mp__mpi_child_boot(int argc, char **argv) __attribute__((weak));
 
 typedef int (*main_fn)(int, char **, char **);
 
@@ -33,6 +35,8 @@ static int boot_main(int argc, char **argv, char **envp)
     mp__spawn_boot_set(MP__BOOT_HOOK, argv);
     if (mp__spawn_child_boot)
         mp__spawn_child_boot();
+    if (mp__mpi_child_boot)
+        mp__mpi_child_boot(argc, argv);
     return real_main(argc, argv, envp);
 }
 

@@ -7,10 +7,13 @@
  */
 #include <libmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int plugin_run(const char *method);
+int plugin_start_with_helper(const char *method, const char *helper, double *took);
 
 static int initialized; /* set by the pool's initializer, in each worker */
 
@@ -76,4 +79,30 @@ int plugin_run(const char *method)
             return 6;
         }
     return 0;
+}
+
+/* Start a Process under method with LIBMP_SPAWN_HELPER set to helper: what
+ * mp_process_start returned (its child, if one started, joined), and in
+ * *took how long it took. */
+int plugin_start_with_helper(const char *method, const char *helper, double *took)
+{
+    mp_context *ctx = mp_get_context(method);
+    if (ctx == NULL)
+        return 1;
+    setenv("LIBMP_SPAWN_HELPER", helper, 1);
+    int v = 1;
+    mp_process *p = mp_process_new(.target = target, .arg = &v, .arg_size = sizeof v,
+                                   .ctx = ctx);
+    if (p == NULL)
+        return 2;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int r = mp_process_start(p);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    *took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    unsetenv("LIBMP_SPAWN_HELPER");
+    if (r == 0)
+        mp_process_join(p, 60);
+    mp_process_free(p);
+    return r;
 }

@@ -15,6 +15,10 @@
  *   shm_peer smm-die FILE      a SharedMemoryManager hands out a segment and
  *                              a ShareableList; their names go to FILE, one
  *                              a line; then SIGKILL itself
+ *   shm_peer sock-churn DIR    starts a process (the forkserver's socket in
+ *                              DIR, as TMPDIR), prints "ready", then makes
+ *                              and closes Listeners at DIR/a and at the
+ *                              relative path b (in DIR) until killed
  *   shm_peer random-kills SEED creators and attachers of segments killed
  *                              at random; prints what it counted (see
  *                              random_kills) and exits 0 if no read was torn
@@ -113,6 +117,35 @@ static int busy(const char *path)
     for (;;)
         if (mp_pool_map(pool, square, in, sizeof *in, 1000, out, sizeof *out) != 0)
             return 12;
+}
+
+static int noop(void *arg, size_t size)
+{
+    (void)arg;
+    (void)size;
+    return 0;
+}
+
+static int sock_churn(const char *dir)
+{
+    char abs[108];
+    snprintf(abs, sizeof abs, "%s/a", dir);
+    if (setenv("TMPDIR", dir, 1) != 0 || chdir(dir) != 0)
+        return 7;
+    mp_process *p = mp_process_new(.target = noop);
+    if (p == NULL || mp_process_start(p) != 0 || mp_process_join(p, MP_FOREVER) != 0)
+        return 8;
+    mp_process_free(p);
+    printf("ready\n");
+    fflush(stdout);
+    for (;;) {
+        mp_listener *a = mp_listener_new(.path = abs);
+        mp_listener *b = mp_listener_new(.path = "b");
+        if (a == NULL || b == NULL)
+            return 9;
+        mp_listener_free(a);
+        mp_listener_free(b);
+    }
 }
 
 /* ---- random-kills: creators, attachers and a reader of segments ----------- */
@@ -317,9 +350,10 @@ static int count_own_shm(void)
 }
 
 /*
- * Writers and attachers SIGKILLed at random for 1.5 seconds, one
- * attacher never; then everyone stops.  Prints "kills K in-create W created
- * C unlinked U reads R stuck S torn T left L" (W: kills of a writer inside
+ * Writers and attachers SIGKILLed at random for 1.5 seconds and at least
+ * 12 times, one attacher never; then everyone stops.  Prints "kills K
+ * in-create W created C unlinked U reads R stuck S torn T left L" (W:
+ * kills of a writer inside
  * mp_shared_memory_new; S: reads given up because a writer stayed inside
  * the record, killed there or slow; L: this family's names still there,
  * which its tracker removes when the family ends).  Exits 0, or 40 + n.
@@ -350,7 +384,9 @@ static int random_kills(const char *seed_text)
     }
     int kills = 0, in_create = 0;
     double t0 = rk_now();
-    while (rk_now() - t0 < 1.5) {
+    /* At least 12 kills however loaded the machine (a kill, its join and
+     * the restart take longer there), within 20 s. */
+    while (rk_now() - t0 < 1.5 || (kills < 12 && rk_now() - t0 < 20)) {
         usleep((useconds_t)(1000 + rk_rand(&rng) % 30000));
         int v = (int)(rk_rand(&rng) % (N - 1)); /* the last attacher is never killed */
         if (mp_process_kill(ps[v]) != 0 || mp_process_join(ps[v], 10) != 0)
@@ -392,6 +428,8 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "random-kills") == 0)
         return random_kills(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "sock-churn") == 0)
+        return sock_churn(argv[2]);
     if (argc == 3 && strcmp(argv[1], "busy") == 0)
         return busy(argv[2]);
     if (argc == 4 && strcmp(argv[1], "family") == 0)

@@ -29,6 +29,9 @@
 #ifndef MPT_OTHER_BUILD
 #define MPT_OTHER_BUILD "/nonexistent"
 #endif
+#ifndef MPT_CTOR_PEER
+#define MPT_CTOR_PEER "/nonexistent"
+#endif
 #ifdef MPT_OTHER
 /* Makes this build's code, hence its GNU build-id, differ from test_mpi's. */
 __attribute__((used)) static const char other_build[] = "test_mpi_other";
@@ -108,6 +111,24 @@ static int who(const void *in, size_t in_size, void *out, size_t out_size, void 
     if (f != NULL)
         fclose(f);
     memcpy(out, &w, sizeof w);
+    return 0;
+}
+
+/*
+ * Set by a constructor of this program.  A spawned worker is taken over
+ * after the program's own constructors (libmp's start-up hook, as for the
+ * spawn start method), so its tasks see it set.
+ */
+static int32_t ctor_value;
+
+__attribute__((constructor)) static void set_ctor_value(void)
+{
+    ctor_value = 4242;
+}
+
+static int ctor_seen(const void *in, size_t in_size, void *out, size_t out_size, void *arg)
+{
+    memcpy(out, &ctor_value, sizeof ctor_value);
     return 0;
 }
 
@@ -399,8 +420,9 @@ static int run_lazy(mp_pool *p, mp_pool *loc)
     return 0;
 }
 
-/* What travels: workers are not our children, do not map our arena, and a
- * pointer to a libmp object fails the task with MP_EINVAL. */
+/* What travels: workers are not our children, do not map our arena, ran
+ * this program's constructors, and a pointer to a libmp object fails the
+ * task with MP_EINVAL. */
 static int run_travel(mp_pool *p, int workers)
 {
     int64_t *shared = mp_shared_alloc(sizeof *shared);
@@ -415,6 +437,11 @@ static int run_travel(mp_pool *p, int workers)
         CHECK(w[i].pid != (int32_t)getpid() && w[i].ppid != (int32_t)getpid());
         CHECK(strncmp(w[i].maps, "rw", 2) != 0);
     }
+    int32_t seen[16], zero[16] = {0};
+    CHECK(mp_pool_map(p, ctor_seen, zero, sizeof *zero, 16, seen, sizeof *seen,
+                      .chunksize = 1) == 0);
+    for (int i = 0; i < 16; i++)
+        CHECK(seen[i] == 4242);
     int64_t outv[4];
     int st[4];
     int64_t *ptrs[4] = {shared, shared, shared, shared};
@@ -629,7 +656,8 @@ static int count_token_procs(void)
  * mpiexec when ranks is 0), wait at most limit seconds; returns the exit
  * status (1000 + signal when killed, -1 on timeout) and the seconds taken.
  */
-static double sigint_after; /* > 0: send SIGINT to mpiexec after so long */
+static double sigint_after;     /* > 0: send SIGINT to mpiexec after so long */
+static const char *launch_prog; /* run this program instead of this one */
 
 static int launch(int ranks, const char *what, int workers, int expect, double limit,
                   double *took, char *log, size_t logsize)
@@ -638,6 +666,8 @@ static int launch(int ranks, const char *what, int workers, int expect, double l
     ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
     assert_true(l > 0);
     self[l] = '\0';
+    if (launch_prog != NULL)
+        snprintf(self, sizeof self, "%s", launch_prog);
     char n[16], w[16], e[16];
     snprintf(n, sizeof n, "%d", ranks);
     snprintf(w, sizeof w, "%d", workers);
@@ -840,6 +870,30 @@ static void test_ctrl_c_world(void **state)
     interrupted(3, 0);
 }
 
+/* A worker is taken over after the program's constructors (issue 13): a
+ * program linked with libmp.so, whose constructors run after libmp's. */
+static void constructors(int ranks, int workers)
+{
+    static char log[1 << 16];
+    double took;
+    launch_prog = MPT_CTOR_PEER;
+    int st = launch(ranks, "ctor", workers, workers, 120, &took, log, sizeof log);
+    launch_prog = NULL;
+    if (st != 0)
+        fprintf(stderr, "%s", log);
+    assert_int_equal(st, 0);
+}
+
+static void test_constructors_spawn(void **state)
+{
+    constructors(1, 2);
+}
+
+static void test_constructors_world(void **state)
+{
+    constructors(3, 0);
+}
+
 static void test_killed_worker_spawn(void **state)
 {
     killed(1, 2);
@@ -875,6 +929,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_world_1_3, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_build_spawn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_build_world, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_constructors_spawn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_constructors_world, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_worker_spawn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_worker_world, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctrl_c_spawn, setup, teardown),

@@ -6,9 +6,11 @@
  * in the leak fixture: no fd, child or /dev/shm entry may be left.
  */
 #include "internal/mp.h"
+#include "internal/linux.h"
 #include "internal/popen.h"
 #include "mptest.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -317,6 +320,83 @@ static void test_reaped_elsewhere(void **state)
         sigaction(SIGCHLD, &old, NULL);
         mp_process_free(p);
     }
+}
+
+/*
+ * No fd left (RLIMIT_NOFILE lowered, the table filled, in a forked child):
+ * mp__sentinel_reaped, the sentinel of a child reaped behind libmp's back
+ * before its pidfd was opened, fails with -EMFILE and leaves *po as it was;
+ * a start fails with -EMFILE and leaves no child; once fds are free again
+ * the same process starts and runs, with a pidfd as its sentinel where
+ * the kernel has them (a first start short of fds once took them for
+ * missing, for good).  The exit status says which step
+ * failed.
+ */
+static int no_fd_child(void)
+{
+    mp__popen po = {.sentinel = -1, .aux = -1};
+    if (mp__sentinel_reaped(&po) != 0)
+        return 10;
+    struct pollfd pfd = {.fd = po.sentinel, .events = POLLIN};
+    if (poll(&pfd, 1, 0) != 1 || po.exitcode != 255 || po.ended != 1 ||
+        po.kind != MP__SENTINEL_PIPE)
+        return 11;
+    close(po.sentinel);
+    int three = 3;
+    mp_process *p = mp_process_new(.target = ret_int, .arg = &three, .arg_size = sizeof three);
+    if (p == NULL)
+        return 12;
+    struct rlimit rl, was;
+    if (getrlimit(RLIMIT_NOFILE, &was) != 0)
+        return 13;
+    rl = was;
+    rl.rlim_cur = 64;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 14;
+    /* The first start of a process probes pidfds: here, short of fds. */
+    mp__sentinel_pidfd_forget();
+    int fds[64], n = 0;
+    while (n < 64 && (fds[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+        n++;
+    if (n == 64 || errno != EMFILE)
+        return 15;
+    po = (mp__popen){.sentinel = -1, .aux = -1};
+    if (mp__sentinel_reaped(&po) != -EMFILE || po.sentinel != -1 || po.ended != 0 ||
+        po.exitcode != 0)
+        return 16;
+    int r = mp_process_start(p);
+    if (r != -EMFILE)
+        return 17;
+    if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD)
+        return 18;
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    /* (The fds to pass to a spawned child may be numbered past 64.) */
+    if (setrlimit(RLIMIT_NOFILE, &was) != 0)
+        return 21;
+    /* The failure said nothing of the kernel's pidfds. */
+    if (!mp__feature_disabled(MP__FEAT_PIDFD) && !mp__sentinel_force_pipe &&
+        !mp__sentinel_pidfd_ok())
+        return 22;
+    int code = -1;
+    r = mp_process_start(p);
+    if (r != 0) {
+        fprintf(stderr, "start again: %s\n", mp_err_name(r));
+        return 19;
+    }
+    if (mp_process_join(p, 30) != 0 || mp_process_exitcode(p, &code) != 0 || code != 3)
+        return 20;
+    mp_process_free(p);
+    return 0;
+}
+
+static void test_no_fd_for_sentinel(void **state)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(no_fd_child());
+    assert_int_equal(mpt_wait_status(pid), 0);
 }
 
 /* ---- join ------------------------------------------------------------------ */
@@ -1374,6 +1454,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_terminate_kill_interrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signal_mask, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reaped_elsewhere, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_fd_for_sentinel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_eintr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_misuse, setup, teardown),
@@ -1404,6 +1485,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cpu_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many, setup, teardown),
     };
+    if (getenv("MPT_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("MPT_FILTER"));
     int rc = cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
     /* After a failed test, children may be left running: kill them rather
      * than let the exit handler join them forever. */

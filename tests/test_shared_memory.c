@@ -486,12 +486,66 @@ static void test_busy_tree_kills_leave_nothing(void **state)
     run_scenario(scenario_busy_tree_kills);
 }
 
+/* Remove (and name) what the family of root left in /dev/shm; how many. */
+static int remove_left(pid_t root)
+{
+    char prefix[32], name[300];
+    snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)root);
+    int n = 0;
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+            printf("left: %s\n", e->d_name);
+            snprintf(name, sizeof name, "/%s", e->d_name);
+            shm_unlink(name);
+            n++;
+        }
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+/* The rest of random_kills_under for a kill of the peer's process group. */
+static int random_group_kill(pid_t root, int out, int ms, const char *method, double t0)
+{
+    char line[16];
+    struct pollfd pfd = {.fd = out, .events = POLLIN};
+    /* The peer prints only at its end: anything here means it ended. */
+    bool early = poll(&pfd, 1, ms) != 0 && read(out, line, sizeof line) != 0;
+    close(out);
+    if (early || kill(-root, SIGKILL) != 0 || wait_for(root, 10) != 1000 + SIGKILL)
+        return 70;
+    for (int i = 0; i < 1000 && mpt_count_pgroup(root) > 0; i++)
+        usleep(10000);
+    if (mpt_count_pgroup(root) != 0)
+        return 71;
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)root);
+    /* The root's tracker (of the forkserver's socket) ends last. */
+    for (int i = 0; i < 1000 && (mpt_count_shm(prefix) > 0 || registry_left(root)); i++)
+        usleep(10000);
+    int after = mpt_count_shm(prefix);
+    printf("shared memory random kills (%s), then kill -9 of the process group after %d ms: "
+           "%d names left after the trackers ran; %.1f s\n",
+           method, ms, after, mp__now() - t0);
+    fflush(stdout);
+    mpt_kill_children(); /* reaps the family's zombies, killed already */
+    return remove_left(root) != 0 || registry_left(root) ? 72 : 0;
+}
+
 /* Creators and attachers of segments SIGKILLed at random points between
  * create, attach, write, close and unlink (shm_peer random-kills, a family
  * of its own, seed printed): no surviving reader sees a torn record, and
  * once the family has ended and its tracker has run, none of its names is
- * left in /dev/shm. */
-static int random_kills_under(const char *method, uint64_t seed)
+ * left in /dev/shm, not even those of creators killed inside
+ * mp_shared_memory_new.  disable, if not NULL, is MP_DISABLE for the peer
+ * ("tmpfile": names made with shm_open, reserved with the tracker first).
+ * group_kill_ms > 0: kill -9 the peer's process group after that long,
+ * while its writers create and unlink segments; the trackers (sessions of
+ * their own) still leave nothing behind. */
+static int random_kills_under(const char *method, const char *disable, uint64_t seed,
+                              int group_kill_ms)
 {
     char seed_text[32], line[256] = {0};
     snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)seed);
@@ -510,12 +564,22 @@ static int random_kills_under(const char *method, uint64_t seed)
     pid_t root;
     double t0 = mp__now();
     setenv("MP_START_METHOD", method, 1);
+    char *had = getenv("MP_DISABLE") ? strdup(getenv("MP_DISABLE")) : NULL;
+    if (disable != NULL)
+        setenv("MP_DISABLE", disable, 1);
     int r = posix_spawn(&root, MPT_SHM_PEER, &fa, &at, argv, environ);
+    if (had != NULL)
+        setenv("MP_DISABLE", had, 1);
+    else
+        unsetenv("MP_DISABLE");
+    free(had);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     close(p[1]);
     if (r != 0)
         return 61;
+    if (group_kill_ms > 0)
+        return random_group_kill(root, p[0], group_kill_ms, method, t0);
     struct pollfd pfd = {.fd = p[0], .events = POLLIN};
     ssize_t n = poll(&pfd, 1, 60000) == 1 ? read(p[0], line, sizeof line - 1) : -1;
     close(p[0]);
@@ -534,45 +598,38 @@ static int random_kills_under(const char *method, uint64_t seed)
         return 63;
     char prefix[32];
     snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)root);
-    for (int i = 0; i < 1000 && mpt_count_shm(prefix) > in_create; i++)
+    /* The trackers (one per writer) run once the family has ended. */
+    for (int i = 0; i < 1000 && (mpt_count_shm(prefix) > 0 || registry_left(root)); i++)
         usleep(10000);
-    usleep(200000);
     int after = mpt_count_shm(prefix);
-    printf("shared memory random kills (%s): %d kills (%d inside mp_shared_memory_new), %llu "
-           "segments created, %llu unlinked by "
-           "their creators, %d left by killed ones at the end, %d after the tracker ran; "
-           "%llu record reads, %llu torn, %llu given up (a writer inside); %.1f s\n",
-           method, kills, in_create, created, unlinked, left, after, reads, torn, stuck,
-           mp__now() - t0);
+    printf("shared memory random kills (%s%s%s): %d kills (%d inside mp_shared_memory_new), "
+           "%llu segments created, %llu unlinked by their creators, %d left by killed ones at "
+           "the end, %d after the tracker ran; %llu record reads, %llu torn, %llu given up (a "
+           "writer inside); %.1f s\n",
+           method, disable ? ", MP_DISABLE=" : "", disable ? disable : "", kills, in_create,
+           created, unlinked, left, after, reads, torn, stuck, mp__now() - t0);
     fflush(stdout);
-    /* A creator killed between shm_open and its registration with the
-     * tracker leaks its segment (as in Python): only those may be left. */
-    if (after > in_create || registry_left(root))
+    if (remove_left(root) != 0 || registry_left(root))
         return 64;
-    /* Remove what the known window leaked. */
-    char name[300];
-    DIR *d = opendir("/dev/shm");
-    struct dirent *e;
-    while (d != NULL && (e = readdir(d)) != NULL)
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
-            snprintf(name, sizeof name, "/%s", e->d_name);
-            shm_unlink(name);
-        }
-    if (d != NULL)
-        closedir(d);
     if (torn != 0 || reads == 0 || kills < 10)
         return 65;
     return 0;
 }
 
 /* The peer's children start with each method (the peer is a program of
- * its own: the suites' MP_START_METHOD does not choose for it). */
+ * its own: the suites' MP_START_METHOD does not choose for it); the names
+ * are made nameless first and linked (O_TMPFILE), and once more under fork
+ * with shm_open and reserved names, the fallback.  Then the same with a
+ * kill of the whole process group at a random moment, under each. */
 static int scenario_random_kills(void)
 {
     uint64_t seed = mpt_seed("shared memory random kills");
-    static const char *const methods[] = {"fork", "spawn", "forkserver"};
-    for (int k = 0; k < 3; k++) {
-        int r = random_kills_under(methods[k], seed + (uint64_t)k);
+    uint64_t rng = seed;
+    static const char *const methods[] = {"fork", "spawn", "forkserver", "fork"};
+    for (int k = 0; k < 8; k++) {
+        int ms = k < 4 ? 0 : 200 + (int)(mpt_rand(&rng) % 1000);
+        int r = random_kills_under(methods[k % 4], k % 4 == 3 ? "tmpfile" : NULL,
+                                   seed + (uint64_t)k, ms);
         if (r != 0)
             return r;
     }
@@ -582,6 +639,113 @@ static int scenario_random_kills(void)
 static void test_random_kills(void **state)
 {
     run_scenario(scenario_random_kills);
+}
+
+/* Socket files made at every moment of a kill: shm_peer sock-churn starts
+ * a process (under each start method; the forkserver's directory and
+ * socket go into a private TMPDIR) and then makes and closes Listeners at
+ * paths in that directory, absolute and relative, in a loop; it is killed
+ * with its process group at a random moment, the first rounds of each
+ * method while it starts.  Once its tracker has run, the directory is
+ * empty: no listener's path, no temporary name, no forkserver directory. */
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+static int sock_churn_round(const char *dir, const char *method, int ms)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return 80;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    posix_spawn_file_actions_addclose(&fa, p[0]);
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&at, 0);
+    char *argv[] = {(char *)MPT_SHM_PEER, "sock-churn", (char *)dir, NULL};
+    pid_t root;
+    setenv("MP_START_METHOD", method, 1);
+    int r = posix_spawn(&root, MPT_SHM_PEER, &fa, &at, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(p[1]);
+    if (r != 0) {
+        close(p[0]);
+        return 81;
+    }
+    /* A negative ms counts from the start, a positive one from "ready". */
+    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+    char line[16] = {0};
+    bool ok = ms < 0 || (poll(&pfd, 1, 30000) == 1 && read(p[0], line, sizeof line - 1) > 0 &&
+                         strcmp(line, "ready\n") == 0);
+    usleep((useconds_t)(ms < 0 ? -ms : ms) * 1000);
+    int st = kill(-root, SIGKILL) == 0 ? wait_for(root, 10) : -2;
+    close(p[0]); /* after the kill: "ready" must not meet a closed pipe */
+    if (st != 1000 + SIGKILL) {
+        printf("sock churn (%s, kill after %d ms): the peer ended with %d\n", method, ms, st);
+        fflush(stdout);
+        return 82;
+    }
+    for (int i = 0; i < 1000 && (count_entries(dir) > 0 || mpt_count_pgroup(root) > 0); i++)
+        usleep(10000);
+    mpt_kill_children(); /* reaps the family's zombies, killed already */
+    int left = count_entries(dir);
+    if (left != 0) {
+        printf("sock churn (%s, kill after %d ms): %d names left in %s\n", method, ms, left,
+               dir);
+        fflush(stdout);
+        return 83;
+    }
+    return ok ? 0 : 84;
+}
+
+static int scenario_sock_churn(void)
+{
+    uint64_t rng = mpt_seed("socket files and kills");
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/mpt_churn_%d", (int)getpid());
+    if (mkdir(dir, 0700) != 0)
+        return 85;
+    static const char *const methods[] = {"fork", "spawn", "forkserver"};
+    int r = 0;
+    for (int round = 0; round < 24 && r == 0; round++) {
+        int ms = 1 + (int)(mpt_rand(&rng) % 40);
+        r = sock_churn_round(dir, methods[round % 3], round < 9 ? -ms : ms);
+    }
+    /* After a failure: what was left (a forkserver's directory holds its
+     * socket). */
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[600];
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s/sock", dir, e->d_name);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0)
+            rmdir(path);
+    }
+    if (d != NULL)
+        closedir(d);
+    rmdir(dir);
+    return r;
+}
+
+static void test_socket_files_random_kills(void **state)
+{
+    run_scenario(scenario_sock_churn);
 }
 
 static void test_cleanup_stale_spares_own_family(void **state)
@@ -913,10 +1077,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cleanup_stale_spares_own_family, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_tree_kills_leave_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_kills, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_socket_files_random_kills, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shareable_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shareable_list_python, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shm_manager, setup_methods, teardown),
         cmocka_unit_test_setup_teardown(test_shm_manager_killed, setup, teardown),
     };
+    if (getenv("MPT_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("MPT_FILTER"));
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
 }

@@ -16,7 +16,9 @@
  *   spawn  the program runs alone (./prog, or mpiexec -n 1 ./prog): the
  *          pool starts its workers with MPI_Comm_spawn of the same
  *          executable (mp_set_executable respected).  libmp takes a spawned
- *          worker over before main runs, as for the "spawn" start method.
+ *          worker over after the program's constructors and before main,
+ *          as for the "spawn" start method (a static program calls
+ *          mp_mpi_main or mp_spawn_main at the top of main).
  *   world  mpiexec -n N ./prog: rank 0 runs the program and ranks 1..N-1
  *          serve its pools.  This needs mp_mpi_main at the top of main.
  *
@@ -41,9 +43,11 @@ MP_BEGIN_DECLS
  * then finalises it at exit).  On rank 0 of MPI_COMM_WORLD, or when the
  * program runs alone, it returns 0 and main goes on.  On ranks 1..N-1 of an
  * "mpiexec -n N" launch it does not return: the rank serves rank 0's MPI
- * pools until rank 0 finalises, then exits with status 0.  (A worker
- * started by MPI_Comm_spawn never reaches main.)  Must be called by every
- * rank (it duplicates MPI_COMM_WORLD, a collective call).
+ * pools until rank 0 finalises, then exits with status 0.  A worker
+ * started by an MPI pool's MPI_Comm_spawn is taken over by libmp's start-up
+ * hook before main; where the program has no hook (fully static), this
+ * call takes it over (it serves and exits).  Must be called by every rank
+ * (it duplicates MPI_COMM_WORLD, a collective call).
  *
  * Returns 0; -ENOTSUP when libmp was built without MPI; MP_EINVAL when MPI
  * was already finalised or gives less than MPI_THREAD_SERIALIZED.

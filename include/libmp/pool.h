@@ -192,7 +192,9 @@ typedef struct mp_pool_options {
  *
  * With .ctx = mp_get_context("mpi") the workers are MPI processes
  * (libmp/mpi.h, docs/mpi.md): the same API, results copied through MPI
- * messages; .maxtasksperchild is then refused with MP_EINVAL.
+ * messages; .maxtasksperchild is then refused with MP_EINVAL, and spawning
+ * workers with MP_ESPAWNMAIN where none could be taken over before main
+ * (no start-up hook, and neither mp_mpi_main nor mp_spawn_main called).
  *
  * Returns the pool, owned by the caller (mp_pool_free), or NULL with
  * mp_last_error(): MP_EINVAL for processes < 0, an initializer that is not

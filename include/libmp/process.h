@@ -121,8 +121,9 @@ MP_EXTERN mp_process *mp_process_new_opts(const mp_process_options *opts);
  * build or a program that never answers (60 s); -ECHILD when the spawned
  * program ended before answering; MP_EAUTH when the forkserver refused the
  * connection; -EMFILE / -ENFILE when no fd is left for the child's
- * sentinel (or the forkserver's answer).  After any error nothing was
- * started and p can be started again.  The child runs its target with the
+ * sentinel (or the forkserver's answer).  After any error no child of p
+ * is left running (one that had started is killed and reaped, or had
+ * already ended) and p can be started again.  The child runs its target with the
  * signal mask of the calling thread (taken here), whatever the start
  * method; a daemonic child dies with this process however it ends
  * (docs/process.md says when).  Standard output and error (the stdio

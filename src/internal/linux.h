@@ -77,13 +77,14 @@ static inline ssize_t mp__pwritev2_cur(int fd, const struct iovec *iov, int cnt,
 /*
  * Kernel features with a fallback (features.c).  The MP_DISABLE environment
  * variable, read once, names the ones to treat as missing:
- * MP_DISABLE=pidfd,futex_waitv,membarrier (or "all").  Each fallback path
+ * MP_DISABLE=pidfd,futex_waitv,membarrier,tmpfile (or "all").  Each fallback path
  * counts itself with mp__fallback_taken, so a test can check that it ran.
  */
 enum mp__feature {
     MP__FEAT_PIDFD,       /* pidfd_open (5.3): sentinels, signals, parent */
     MP__FEAT_FUTEX_WAITV, /* FUTEX_WAITV (5.16): lock waiters see a death */
     MP__FEAT_MEMBARRIER,  /* MEMBARRIER_CMD_GLOBAL_EXPEDITED (4.16): queues */
+    MP__FEAT_TMPFILE,     /* O_TMPFILE on /dev/shm (3.11) and /proc: shm names */
     MP__FEAT_COUNT
 };
 

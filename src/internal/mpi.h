@@ -104,10 +104,12 @@ typedef struct mp__mpi_ack {
 enum { MP__MPI_OP_FIXED = 1, MP__MPI_OP_STAR, MP__MPI_OP_SLOTS };
 
 /*
- * Parent to worker, per chunk.  Followed by arg_size bytes of the call's
+ * Parent to worker, per message.  Followed by arg_size bytes of the call's
  * .arg when has_arg (sent once per job and worker), then in_len bytes of
  * inputs: FIXED nitems * in_size; STAR each column's nitems items in turn;
- * SLOTS the slot's input records as the local pool lays them out.
+ * SLOTS the slot's input records as the local pool lays them out.  A FIXED
+ * or STAR message may carry several chunks of a map (a batch): their items
+ * follow one another, and the worker runs them as one run of nitems items.
  */
 typedef struct mp__mpi_task {
     uint32_t op;
@@ -133,6 +135,7 @@ typedef struct mp__mpi_result {
     int32_t chunk_code; /* SLOTS without records: every item failed with it */
     uint32_t failed;
     uint64_t out_len;
+    uint64_t run_ns;   /* the worker's time running the items (the parent's window) */
     int64_t err_index; /* FIXED/STAR: the first failed item in the chunk */
     int32_t err_code;
     uint32_t pad_;
@@ -153,6 +156,16 @@ MPI_Comm mp__mpi_world(void);
 /* Wait for a message from src with tag on comm (polling with back-off, so
  * an idle process does not burn a cpu).  0, or -EIO when MPI failed. */
 int mp__mpi_wait(MPI_Comm comm, int src, int tag, MPI_Status *st);
+
+/* The same, testing the nsends requests *sends[k] meanwhile (completed ones
+ * become MPI_REQUEST_NULL); it never sleeps while one is not complete. */
+int mp__mpi_wait_sends(MPI_Comm comm, int src, int tag, MPI_Status *st,
+                       MPI_Request *const *sends, unsigned nsends);
+
+/* True when a worker spawned from this program will be taken over before
+ * main: libmp's start-up hook ran here, or mp_spawn_main or mp_mpi_main
+ * was called (the worker is the same program and starts the same way). */
+bool mp__mpi_workers_boot(void);
 
 /* At exit, before MPI_Finalize: end the spawned workers kept for reuse. */
 void mp__mpi_spawned_exit_all(void);

@@ -403,6 +403,10 @@ static inline uint64_t mp__chunk_free(const mp__pjob *j, uint64_t c)
  */
 void mp__pool_chunk_counted(struct mp_pool *pool, mp__pjob *j, mp__wrec *hint_rec);
 
+/* The same for k final chunks at once (an MPI proxy's batch). */
+void mp__pool_chunks_counted(struct mp_pool *pool, mp__pjob *j, mp__wrec *hint_rec,
+                             uint64_t k);
+
 /* Record the first failure of a fixed map (lowest item index wins). */
 void mp__pool_record_error(struct mp_pool *pool, mp__pjob *j, uint64_t index, int code,
                            const char *msg);
@@ -498,6 +502,15 @@ void mp__pool_job_result(mp__pjob *j, const void **res, size_t *size);
 
 /* The message text for a lost worker. */
 void mp__pool_lost_message(char *buf, size_t size, pid_t pid, int exitcode);
+
+/*
+ * Mark chunk c of j lost with its worker (pid, exitcode as for
+ * mp__pool_lost_message; msg is the text of a fixed-size job's error): the
+ * items fail with MP_EWORKERLOST and the state word says MP__CS_LOST.  The
+ * caller counts the chunk.  Used for a dead local worker and a dead MPI one.
+ */
+void mp__pool_chunk_lost(struct mp_pool *pool, mp__pjob *j, uint64_t c, pid_t pid,
+                         int exitcode, const char *msg);
 
 /* Set the calling thread's mp_pool_error_message ("" when code is 0). */
 void mp__pool_set_message(int code, const char *msg);

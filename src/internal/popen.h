@@ -117,6 +117,9 @@ int mp__sentinel_reaped(mp__popen *po);
 /* Tests set this to force the pipe sentinel where pidfds work. */
 extern bool mp__sentinel_force_pipe;
 
+/* For tests: forget whether pidfds work (the next start probes again). */
+void mp__sentinel_pidfd_forget(void);
+
 /*
  * In the child after fork, the write end of the pipe that serves as the
  * parent's sentinel for this process (-1 with a pidfd).  A child started

@@ -120,6 +120,15 @@ char **mp__saved_argv(void);
 void mp__spawn_child_boot(void);
 
 /*
+ * In a worker started by an MPI pool with MPI_Comm_spawn (argv[1] is
+ * "--libmp-mpi-worker"): serve the parent's pools and exit, never
+ * returning.  Otherwise return.  Called where mp__spawn_child_boot is
+ * (after the program's constructors, before main), and by mp_mpi_main.
+ * Defined only where libmp is built with MPI (context_mpi.c).
+ */
+void mp__mpi_child_boot(int argc, char **argv);
+
+/*
  * The entry point of the libmp-spawn helper (which dlopens libmp.so and
  * calls it): the child of a process whose own start had no hook (libmp in
  * a plugin).  Takes the process over; returns 127 when it was not started
