@@ -73,7 +73,6 @@ struct free_block {
 /* A free extent of runs: its header lives in its first page. */
 struct free_extent {
     struct free_extent *next;
-    struct free_extent *prev;
 };
 
 struct size_class {
@@ -336,19 +335,26 @@ void *mp__heap_root(enum mp__root slot, void *(*make)(void))
 
 /* ---- large extents (whole runs) ----------------------------------------- */
 
+/*
+ * The free extents are a singly linked list, so that every change is one
+ * store and a process killed under the lock leaves it whole.  An extent's
+ * descriptors are set before it is linked and cleared after it is
+ * unlinked: a death in between leaves a free extent off the list (leaked
+ * until a neighbour's free merges it: unlinking it then finds nothing).
+ */
 static void extent_unlink(struct free_extent *e)
 {
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        A->extents = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
+    for (struct free_extent **pp = &A->extents; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            return;
+        }
+    }
 }
 
 /*
  * Record [run, run+len) as free, merged with free neighbours.  Invariant: a
- * free extent is zero but for the links in its first bytes, and only its
+ * free extent is zero but for the link in its first bytes, and only its
  * first and last descriptors are set; the top is all zero.
  */
 static void extent_insert(uint64_t run, uint64_t len)
@@ -367,9 +373,9 @@ static void extent_insert(uint64_t run, uint64_t len)
         uint64_t nlen = desc_len(desc_get(next));
         struct free_extent *ne = (struct free_extent *)run_addr(next);
         extent_unlink(ne);
-        memset(ne, 0, sizeof *ne);
         desc_set(next, 0);
         desc_set(next + nlen - 1, 0);
+        memset(ne, 0, sizeof *ne);
         len += nlen;
     }
     struct free_extent *e = (struct free_extent *)run_addr(run);
@@ -379,29 +385,27 @@ static void extent_insert(uint64_t run, uint64_t len)
         A->top = run;
         return;
     }
-    e->prev = NULL;
-    e->next = A->extents;
-    if (e->next)
-        e->next->prev = e;
-    A->extents = e;
     desc_set(run, desc_make(RUN_FREE, 0, len));
     desc_set(run + len - 1, desc_make(RUN_FREE, 0, len));
+    e->next = A->extents;
+    A->extents = e;
 }
 
 /* Take len runs; returns the first run or 0 when the arena is full. */
 static uint64_t extent_take(uint64_t len)
 {
-    for (struct free_extent *e = A->extents; e; e = e->next) {
+    for (struct free_extent **pp = &A->extents; *pp != NULL; pp = &(*pp)->next) {
+        struct free_extent *e = *pp;
         uint64_t run = run_of(e);
         uint64_t have = desc_len(desc_get(run));
         if (have < len)
             continue;
-        extent_unlink(e);
+        *pp = e->next;
         desc_set(run + have - 1, 0);
         desc_set(run, 0);
         if (have > len)
             extent_insert(run + len, have - len);
-        /* A free extent is all zero but for its first page (the links). */
+        /* A free extent is all zero but for its first page (the link). */
         memset(e, 0, sizeof *e);
         return run;
     }
