@@ -56,6 +56,7 @@ int lm_event_pingpong(const bench_ctx *ctx, bench_result *out);
 int lm_queue_64(const bench_ctx *ctx, bench_result *out);
 int lm_queue_1m(const bench_ctx *ctx, bench_result *out);
 int lm_queue_1m_zero_copy(const bench_ctx *ctx, bench_result *out);
+int lm_queue_ptr_bounded(const bench_ctx *ctx, bench_result *out);
 int lm_queue_pingpong(const bench_ctx *ctx, bench_result *out);
 
 /* libmp_connection.c */

@@ -16,9 +16,12 @@
  *     the hand-off of docs/queues.md ("Large messages without copying"):
  *     the producer takes a 1 MiB block with mp_shared_alloc_uninit, writes its
  *     first and last cache lines and puts the 8-byte pointer on a default
- *     Queue (maxsize 14); the consumer gets the pointer, reads the first and last cache
+ *     Queue (maxsize 62); the consumer gets the pointer, reads the first and last cache
  *     lines and frees the block (a NULL pointer is the end marker).
  *     Compared with lm_queue_1m, the copying Queue, in the same run.
+ * lm_queue_ptr_bounded
+ *     the same Queue (maxsize 62) and the same 8-byte messages with no heap
+ *     block behind them: the rate the Queue alone allows the hand-off.
  * lm_queue_pingpong
  *     round trips of 64 B through two default Queues: ping = put(a) +
  *     get(b); serve = get(a), put(b), until a zero-length message.
@@ -110,6 +113,9 @@ int lm_queue_1m(const bench_ctx *ctx, bench_result *out)
 /* ---- 1 MiB by pointer ---------------------------------------------------- */
 
 #define ZC_SIZE ((size_t)1 << 20)
+/* 62 queued, one being filled, one being read: every block in flight fits
+ * among the 64 slots the arena keeps blocks of up to 1 MiB in for reuse. */
+#define ZC_MAXSIZE 62
 
 static int zc_produce(void *arg, const _Atomic uint32_t *stop)
 {
@@ -150,12 +156,54 @@ static int zc_consume(void *arg, uint64_t *msgs, uint64_t *bytes)
 int lm_queue_1m_zero_copy(const bench_ctx *ctx, bench_result *out)
 {
     static const bench_stream_ops ops = {zc_produce, zc_consume};
-    /* Bounded, as docs/queues.md advises: the blocks in flight (14 in the
-     * queue, one being filled, one being read) stay within the 16 the arena
-     * keeps for reuse.  With 8 each side slept about twice as often on a
-     * busy machine (0.16-0.27 M msg/s against 0.50-0.66 M in the same
-     * minutes); with 30 blocks were punched and faulted in again. */
-    mp_queue *q = mp_queue_new(.maxsize = 14);
+    /* Bounded, as docs/queues.md advises (ZC_MAXSIZE).  On a busy machine
+     * a short queue sends both sides to sleep every few messages: the
+     * Queue alone (lm_queue_ptr_bounded) made 0.4-0.7 M msg/s with
+     * maxsize 14 and 3-3.8 M with 62 in the same minutes; beyond 64 blocks
+     * in flight the arena punches them and faults them in again. */
+    mp_queue *q = mp_queue_new(.maxsize = ZC_MAXSIZE);
+    if (q == NULL)
+        return bench_fail(out, "mp_queue_new: %s", mp_strerror(mp_last_error()));
+    int rc = bench_run_stream(ctx, &ops, q, out);
+    mp_queue_free(q);
+    return rc;
+}
+
+static int ptr_produce(void *arg, const _Atomic uint32_t *stop)
+{
+    mp_queue *q = arg;
+    uintptr_t v = 0;
+    while (atomic_load_explicit(stop, memory_order_relaxed) == 0) {
+        for (int k = 0; k < 16; k++) {
+            v++;
+            if (mp_queue_put(q, &v, sizeof v, MP_FOREVER) != 0)
+                return 1;
+        }
+    }
+    v = 0;
+    return mp_queue_put(q, &v, sizeof v, MP_FOREVER) == 0 ? 0 : 1;
+}
+
+static int ptr_consume(void *arg, uint64_t *msgs, uint64_t *bytes)
+{
+    mp_queue *q = arg;
+    for (int i = 0; i < 16; i++) {
+        uintptr_t v;
+        size_t len = 0;
+        if (mp_queue_get(q, &v, sizeof v, &len, MP_FOREVER) != 0 || len != sizeof v)
+            return -1;
+        if (v == 0)
+            return 1;
+        *msgs += 1;
+        *bytes += sizeof v;
+    }
+    return 0;
+}
+
+int lm_queue_ptr_bounded(const bench_ctx *ctx, bench_result *out)
+{
+    static const bench_stream_ops ops = {ptr_produce, ptr_consume};
+    mp_queue *q = mp_queue_new(.maxsize = ZC_MAXSIZE);
     if (q == NULL)
         return bench_fail(out, "mp_queue_new: %s", mp_strerror(mp_last_error()));
     int rc = bench_run_stream(ctx, &ops, q, out);

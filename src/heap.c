@@ -19,7 +19,9 @@
  * writes inside it are ordered so that a process killed in the middle leaks
  * at most the block it was handling.  Small blocks up to 1 KiB go through
  * per-thread caches that reach the lock only once per batch (see "per-thread
- * caches" below for what a death leaks then).
+ * caches" below for what a death leaks then).  Freed large blocks of
+ * mp_shared_alloc_uninit are kept in slots changed by compare-and-swap,
+ * without the lock (see DIRTY_SLOTS).
  */
 #include "internal/mp.h"
 
@@ -46,12 +48,18 @@ static const uint32_t class_size[] = {
 #define SMALL_MAX 32768u
 
 /*
- * Up to DIRTY_SLOTS freed large blocks of at most DIRTY_MAX bytes are kept
- * unpunched for mp_shared_alloc_uninit, so that a large message handed off
- * through a queue reuses mapped pages instead of a hole punch and page
- * faults per message.  Bounded: at most DIRTY_SLOTS * DIRTY_MAX resident.
+ * Freed large blocks from mp_shared_alloc_uninit are kept unpunched in
+ * slots, so that a large message handed off through a queue reuses mapped
+ * pages instead of a hole punch and page faults per message, and takes no
+ * lock.  DIRTY_NEAR slots hold blocks of up to DIRTY_NEAR_MAX bytes, the
+ * rest blocks of up to DIRTY_MAX: at most 64 x 1 MiB + 16 x 4 MiB
+ * (128 MiB) resident.  A slot is one word, the first run | len << 32 (0:
+ * empty), changed only by compare-and-swap, so a process killed at any
+ * point leaves every slot either empty or holding a whole kept block.
  */
-#define DIRTY_SLOTS 16
+#define DIRTY_SLOTS 80
+#define DIRTY_NEAR 64
+#define DIRTY_NEAR_MAX ((size_t)1 << 20)
 #define LARGE_REUSE 1 /* the class field of a RUN_LARGE from ..._uninit */
 #define DIRTY_MAX ((size_t)4 << 20)
 
@@ -65,7 +73,6 @@ struct free_block {
 /* A free extent of runs: its header lives in its first page. */
 struct free_extent {
     struct free_extent *next;
-    struct free_extent *prev;
 };
 
 struct size_class {
@@ -84,7 +91,9 @@ struct arena {
     uint64_t top; /* first run never handed out */
     struct free_extent *extents;
     struct size_class cls[NCLASS];
-    uint64_t dirty[DIRTY_SLOTS]; /* first runs of RUN_DIRTY blocks; 0: none */
+    /* RUN_DIRTY blocks (first run | len << 32), taken and filled without
+     * the lock; a line of their own, away from the lock's. */
+    _Atomic uint64_t dirty[DIRTY_SLOTS] MP__ALIGNED(MP__CACHELINE);
     _Atomic uint64_t next_id MP__ALIGNED(MP__CACHELINE);
     _Atomic(void *) roots[MP__ROOT_COUNT];
     mp__busy_state busy MP__ALIGNED(MP__CACHELINE); /* futex.c's mp__cpu_busy */
@@ -141,6 +150,17 @@ static inline unsigned desc_class(uint64_t d)
 static inline uint64_t desc_len(uint64_t d)
 {
     return d >> 32;
+}
+
+/* Descriptors of large blocks change without the lock (the kept blocks
+ * below), so every access is atomic; relaxed costs a plain move. */
+static inline uint64_t desc_get(uint64_t run)
+{
+    return __atomic_load_n(&A->desc[run], __ATOMIC_RELAXED);
+}
+static inline void desc_set(uint64_t run, uint64_t d)
+{
+    __atomic_store_n(&A->desc[run], d, __ATOMIC_RELAXED);
 }
 
 static inline char *run_addr(uint64_t run)
@@ -317,40 +337,47 @@ void *mp__heap_root(enum mp__root slot, void *(*make)(void))
 
 /* ---- large extents (whole runs) ----------------------------------------- */
 
+/*
+ * The free extents are a singly linked list, so that every change is one
+ * store and a process killed under the lock leaves it whole.  An extent's
+ * descriptors are set before it is linked and cleared after it is
+ * unlinked: a death in between leaves a free extent off the list (leaked
+ * until a neighbour's free merges it: unlinking it then finds nothing).
+ */
 static void extent_unlink(struct free_extent *e)
 {
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        A->extents = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
+    for (struct free_extent **pp = &A->extents; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            return;
+        }
+    }
 }
 
 /*
  * Record [run, run+len) as free, merged with free neighbours.  Invariant: a
- * free extent is zero but for the links in its first bytes, and only its
+ * free extent is zero but for the link in its first bytes, and only its
  * first and last descriptors are set; the top is all zero.
  */
 static void extent_insert(uint64_t run, uint64_t len)
 {
-    if (run > A->first_run && desc_kind(A->desc[run - 1]) == RUN_FREE) {
-        uint64_t plen = desc_len(A->desc[run - 1]);
+    if (run > A->first_run && desc_kind(desc_get(run - 1)) == RUN_FREE) {
+        uint64_t plen = desc_len(desc_get(run - 1));
         uint64_t prun = run - plen;
         extent_unlink((struct free_extent *)run_addr(prun));
-        A->desc[run - 1] = 0;
-        A->desc[prun] = 0;
+        desc_set(run - 1, 0);
+        desc_set(prun, 0);
         run = prun;
         len += plen;
     }
     uint64_t next = run + len;
-    if (next < A->top && desc_kind(A->desc[next]) == RUN_FREE) {
-        uint64_t nlen = desc_len(A->desc[next]);
+    if (next < A->top && desc_kind(desc_get(next)) == RUN_FREE) {
+        uint64_t nlen = desc_len(desc_get(next));
         struct free_extent *ne = (struct free_extent *)run_addr(next);
         extent_unlink(ne);
+        desc_set(next, 0);
+        desc_set(next + nlen - 1, 0);
         memset(ne, 0, sizeof *ne);
-        A->desc[next] = 0;
-        A->desc[next + nlen - 1] = 0;
         len += nlen;
     }
     struct free_extent *e = (struct free_extent *)run_addr(run);
@@ -360,29 +387,27 @@ static void extent_insert(uint64_t run, uint64_t len)
         A->top = run;
         return;
     }
-    e->prev = NULL;
+    desc_set(run, desc_make(RUN_FREE, 0, len));
+    desc_set(run + len - 1, desc_make(RUN_FREE, 0, len));
     e->next = A->extents;
-    if (e->next)
-        e->next->prev = e;
     A->extents = e;
-    A->desc[run] = desc_make(RUN_FREE, 0, len);
-    A->desc[run + len - 1] = desc_make(RUN_FREE, 0, len);
 }
 
 /* Take len runs; returns the first run or 0 when the arena is full. */
 static uint64_t extent_take(uint64_t len)
 {
-    for (struct free_extent *e = A->extents; e; e = e->next) {
+    for (struct free_extent **pp = &A->extents; *pp != NULL; pp = &(*pp)->next) {
+        struct free_extent *e = *pp;
         uint64_t run = run_of(e);
-        uint64_t have = desc_len(A->desc[run]);
+        uint64_t have = desc_len(desc_get(run));
         if (have < len)
             continue;
-        extent_unlink(e);
-        A->desc[run + have - 1] = 0;
-        A->desc[run] = 0;
+        *pp = e->next;
+        desc_set(run + have - 1, 0);
+        desc_set(run, 0);
         if (have > len)
             extent_insert(run + len, have - len);
-        /* A free extent is all zero but for its first page (the links). */
+        /* A free extent is all zero but for its first page (the link). */
         memset(e, 0, sizeof *e);
         return run;
     }
@@ -393,7 +418,7 @@ static uint64_t extent_take(uint64_t len)
     return run;
 }
 
-static void dirty_release(unsigned i);
+static void dirty_release_all(void);
 
 static void *large_alloc_as(size_t size, unsigned how)
 {
@@ -401,19 +426,14 @@ static void *large_alloc_as(size_t size, unsigned how)
     uint64_t run = extent_take(len);
     if (run == 0) {
         /* Full: the kept blocks go back before giving up. */
-        bool any = false;
-        for (unsigned i = 0; i < DIRTY_SLOTS; i++)
-            if (A->dirty[i] != 0) {
-                dirty_release(i);
-                any = true;
-            }
-        run = any ? extent_take(len) : 0;
+        dirty_release_all();
+        run = extent_take(len);
     }
     if (run == 0)
         return NULL;
     for (uint64_t i = 1; i < len; i++)
-        A->desc[run + i] = desc_make(RUN_LARGE_TAIL, 0, 0);
-    A->desc[run] = desc_make(RUN_LARGE, how, len);
+        desc_set(run + i, desc_make(RUN_LARGE_TAIL, 0, 0));
+    desc_set(run, desc_make(RUN_LARGE, how, len));
     return run_addr(run);
 }
 
@@ -433,60 +453,120 @@ static void punch(void *p, size_t len)
     memset(p, 0, len);
 }
 
-/* Punch the dirty block of slot i and make its runs free extents. */
-static void dirty_release(unsigned i)
+/* Punch len runs from run and make them a free extent (under the lock). */
+static void runs_release(uint64_t run, uint64_t len)
 {
-    uint64_t run = A->dirty[i];
-    uint64_t len = desc_len(A->desc[run]);
-    A->dirty[i] = 0; /* a death from here on leaks the block, no worse */
     for (uint64_t k = 0; k < len; k++)
-        A->desc[run + k] = 0;
+        desc_set(run + k, 0);
     punch(run_addr(run), len << RUN_SHIFT);
     extent_insert(run, len);
 }
 
-/* Keep a freed large block unpunched when a slot is free; true if kept. */
-static bool dirty_keep(uint64_t run, uint64_t len)
+/* Empty every slot and punch what they held (the caller holds the lock). */
+static void dirty_release_all(void)
 {
-    if (len << RUN_SHIFT > DIRTY_MAX)
-        return false;
     for (unsigned i = 0; i < DIRTY_SLOTS; i++) {
-        if (A->dirty[i] == 0) {
-            A->desc[run] = desc_make(RUN_DIRTY, 0, len);
-            A->dirty[i] = run;
-            return true;
-        }
+        uint64_t v = atomic_exchange_explicit(&A->dirty[i], 0, memory_order_acquire);
+        if (v != 0) /* a death from here on leaks the block, no worse */
+            runs_release(v & UINT32_MAX, v >> 32);
     }
-    return false;
 }
 
-/* A kept block of exactly len runs, made live again; 0 when none. */
-static uint64_t dirty_take(uint64_t len)
+void mp__heap_trim(void)
 {
-    for (unsigned i = 0; i < DIRTY_SLOTS; i++) {
-        uint64_t run = A->dirty[i];
-        if (run != 0 && desc_len(A->desc[run]) == len) {
-            A->desc[run] = desc_make(RUN_LARGE, LARGE_REUSE, len);
-            A->dirty[i] = 0;
-            return run;
+    if (mp__heap_init() != 0)
+        return;
+    mp__robust_lock(&A->lock);
+    dirty_release_all();
+    mp__robust_unlock(&A->lock);
+}
+
+/*
+ * Where each thread starts looking: past the slot it last filled or
+ * emptied, so that a producer taking and a consumer keeping go round the
+ * slots one behind the other instead of both fighting over the first.
+ */
+static __thread unsigned dirty_hint_put, dirty_hint_take;
+
+static void dirty_range(uint64_t len, unsigned *lo, unsigned *n)
+{
+    bool near = len << RUN_SHIFT <= DIRTY_NEAR_MAX;
+    *lo = near ? 0 : DIRTY_NEAR;
+    *n = near ? DIRTY_NEAR : DIRTY_SLOTS - DIRTY_NEAR;
+}
+
+/* A kept block of exactly len runs, made live again, without the lock. */
+static void *dirty_take(uint64_t len)
+{
+    unsigned lo, n, h = dirty_hint_take;
+    dirty_range(len, &lo, &n);
+    for (unsigned i = 0; i < n; i++) {
+        unsigned k = (h + i) % n;
+        uint64_t v = atomic_load_explicit(&A->dirty[lo + k], memory_order_relaxed);
+        /* The length is in the slot word: if the block went and another
+         * came back to the same run meanwhile, the exchange fails unless
+         * it has the same length, and then it is as good. */
+        if (v == 0 || v >> 32 != len ||
+            !atomic_compare_exchange_strong_explicit(&A->dirty[lo + k], &v, 0,
+                                                     memory_order_acquire,
+                                                     memory_order_relaxed))
+            continue;
+        dirty_hint_take = (k + 1) % n;
+        uint64_t run = v & UINT32_MAX;
+        /* A death between the exchange and here leaks this block. */
+        desc_set(run, desc_make(RUN_LARGE, LARGE_REUSE, len));
+        return run_addr(run);
+    }
+    return NULL;
+}
+
+/*
+ * Free a block of mp_shared_alloc_uninit (descriptor d): keep it in a slot
+ * without the lock, or, when every slot is full, punch it under the lock.
+ */
+static int dirty_free(uint64_t run, uint64_t d)
+{
+    uint64_t len = desc_len(d);
+    /* Of two frees of the same block, only one turns it RUN_DIRTY. */
+    if (!__atomic_compare_exchange_n(&A->desc[run], &d, desc_make(RUN_DIRTY, 0, len), false,
+                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        return MP_EINVAL;
+    /* A death from here until a slot holds it leaks the block. */
+    if (len << RUN_SHIFT <= DIRTY_MAX) {
+        unsigned lo, n, h = dirty_hint_put;
+        dirty_range(len, &lo, &n);
+        for (unsigned i = 0; i < n; i++) {
+            unsigned k = (h + i) % n;
+            uint64_t empty = 0;
+            if (atomic_load_explicit(&A->dirty[lo + k], memory_order_relaxed) == 0 &&
+                atomic_compare_exchange_strong_explicit(&A->dirty[lo + k], &empty,
+                                                        run | len << 32, memory_order_release,
+                                                        memory_order_relaxed)) {
+                dirty_hint_put = (k + 1) % n;
+                return 0;
+            }
         }
     }
+    mp__robust_lock(&A->lock);
+    runs_release(run, len);
+    mp__robust_unlock(&A->lock);
     return 0;
+}
+
+static int reuse_free(void *p, uint64_t d)
+{
+    if ((uintptr_t)((char *)p - (char *)A) & (RUN_SIZE - 1))
+        return MP_EINVAL;
+    return dirty_free(run_of(p), d);
 }
 
 static int large_free(void *p)
 {
     uint64_t run = run_of(p);
-    uint64_t d = A->desc[run];
+    uint64_t d = desc_get(run);
     if ((uintptr_t)((char *)p - (char *)A) & (RUN_SIZE - 1) || desc_kind(d) != RUN_LARGE)
         return MP_EINVAL;
-    uint64_t len = desc_len(d);
-    if (desc_class(d) == LARGE_REUSE && dirty_keep(run, len))
-        return 0;
-    for (uint64_t i = 0; i < len; i++)
-        A->desc[run + i] = 0;
-    punch(p, len << RUN_SHIFT);
-    extent_insert(run, len);
+    runs_release(run, desc_len(d));
     return 0;
 }
 
@@ -522,7 +602,7 @@ static void *small_alloc(unsigned c)
         uint64_t run = extent_take(1);
         if (run == 0)
             return NULL;
-        A->desc[run] = desc_make(RUN_SMALL, c, 1);
+        desc_set(run, desc_make(RUN_SMALL, c, 1));
         sc->carve = run_addr(run);
         sc->carve_end = sc->carve + RUN_SIZE;
     }
@@ -751,14 +831,22 @@ static MP__NOINLINE int free_slow(void *p)
         return 0;
     if (!mp__in_arena(p))
         return MP_EINVAL;
+    uint64_t d = desc_get(run_of(p));
+    if (desc_kind(d) == RUN_LARGE && desc_class(d) == LARGE_REUSE)
+        return reuse_free(p, d);
     mp__robust_lock(&A->lock);
-    uint64_t d = A->desc[run_of(p)];
+    d = desc_get(run_of(p));
     int r;
     switch (desc_kind(d)) {
     case RUN_SMALL:
         r = small_free(p, d);
         break;
     case RUN_LARGE:
+        if (desc_class(d) == LARGE_REUSE) {
+            /* Kept and taken again since the look above: not under the lock. */
+            mp__robust_unlock(&A->lock);
+            return reuse_free(p, d);
+        }
         r = large_free(p);
         break;
     default:
@@ -774,7 +862,7 @@ int mp__free(void *p)
     if (MP__UNLIKELY(!mp__in_arena(p)))
         return p == NULL ? 0 : MP_EINVAL;
     /* A run, once a small class's, stays with it: no lock needed to look. */
-    uint64_t d = __atomic_load_n(&A->desc[run_of(p)], __ATOMIC_RELAXED);
+    uint64_t d = desc_get(run_of(p));
     unsigned c = desc_class(d);
     if (MP__UNLIKELY(desc_kind(d) != RUN_SMALL || c >= CACHE_CLASSES))
         return free_slow(p);
@@ -797,7 +885,7 @@ size_t mp__alloc_size(const void *p)
 {
     if (!mp__in_arena(p))
         return 0;
-    uint64_t d = A->desc[run_of(p)];
+    uint64_t d = desc_get(run_of(p));
     if (desc_kind(d) == RUN_SMALL)
         return class_size[desc_class(d)];
     if (desc_kind(d) == RUN_LARGE)
@@ -855,9 +943,11 @@ void *mp_shared_alloc_uninit(size_t size)
         return mp__fail_null(r);
     if (size > SMALL_MAX && size <= DIRTY_MAX) {
         uint64_t len = (size + RUN_SIZE - 1) >> RUN_SHIFT;
+        void *p = dirty_take(len);
+        if (p != NULL)
+            return p;
         mp__robust_lock(&A->lock);
-        uint64_t run = dirty_take(len);
-        void *p = run != 0 ? run_addr(run) : large_alloc_as(size, LARGE_REUSE);
+        p = large_alloc_as(size, LARGE_REUSE);
         mp__robust_unlock(&A->lock);
         return p != NULL ? p : mp__fail_null(-ENOMEM);
     }

@@ -2,6 +2,7 @@
 #include "internal/mp.h"
 #include "mptest.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -350,11 +351,206 @@ static void test_killed_at_random(void **state)
     assert_int_equal(mp_shared_free(slots), 0);
 }
 
+/*
+ * The same with large blocks from mp_shared_alloc_uninit, which are kept
+ * for reuse and taken back without the lock, mixed with zeroed large
+ * blocks (which must never get a kept block's contents).  A live block
+ * carries LIVE ^ stamp in its first word and the stamp in its last, the
+ * stamp unique to the allocation: a block handed out twice shows as a live
+ * block at allocation (exit 2) or as two slots with one stamp at the end.
+ */
+enum { USLOTS = 48, UKILLS = 24 };
+#define LIVE 0x11fe11fe11fe11feull
+
+static size_t uninit_size(unsigned *seed)
+{
+    unsigned r = rand_r(seed) % 8;
+    if (r == 0) /* the slots for blocks above 1 MiB */
+        return ((size_t)1 << 20) + 1 + rand_r(seed) % ((size_t)3 << 20);
+    return (size_t)32769 + rand_r(seed) % (((size_t)1 << 20) - 32768);
+}
+
+static bool live_ok(const uint64_t *p, size_t n)
+{
+    return n != 0 && (p[0] ^ p[n / 8 - 1]) == LIVE;
+}
+
+static _Noreturn void uninit_worker(_Atomic(void *) *slots, unsigned seed)
+{
+    uint64_t stamp = (uint64_t)getpid() << 32;
+    for (;;) {
+        unsigned i = rand_r(&seed) % USLOTS;
+        uint64_t *p = atomic_exchange(&slots[i], NULL);
+        if (p != NULL) {
+            if (!live_ok(p, mp_shared_size(p)))
+                _exit(2);
+            p[0] = 0; /* no longer live */
+            if (mp_shared_free(p) != 0)
+                _exit(3);
+            continue;
+        }
+        bool zeroed = rand_r(&seed) % 8 == 0;
+        size_t n = zeroed ? (size_t)100000 : uninit_size(&seed);
+        p = zeroed ? mp_shared_alloc(n) : mp_shared_alloc_uninit(n);
+        if (p == NULL)
+            _exit(4);
+        size_t words = mp_shared_size(p) / 8;
+        if (words < n / 8 || (zeroed && !all_zero((unsigned char *)p, n)) ||
+            (p[0] ^ p[words - 1]) == LIVE)
+            _exit(2);
+        stamp++;
+        p[words - 1] = stamp;
+        p[0] = LIVE ^ stamp;
+        void *expected = NULL;
+        if (!atomic_compare_exchange_strong(&slots[i], &expected, p)) {
+            p[0] = 0;
+            if (mp_shared_free(p) != 0)
+                _exit(5);
+        }
+    }
+}
+
+static void test_killed_at_random_uninit(void **state)
+{
+    _Atomic(void *) *slots = mp_shared_alloc(USLOTS * sizeof *slots);
+    assert_non_null(slots);
+    unsigned seed = (unsigned)getpid() * 31u;
+    pid_t pids[KWORKERS];
+    for (int w = 0; w < KWORKERS; w++) {
+        pids[w] = fork();
+        if (pids[w] == 0)
+            uninit_worker(slots, seed + (unsigned)w);
+        assert_true(pids[w] > 0);
+    }
+    for (int k = 0; k < UKILLS; k++) {
+        usleep(1000 + rand_r(&seed) % 20000);
+        int w = (int)(rand_r(&seed) % KWORKERS);
+        kill(pids[w], SIGKILL);
+        assert_int_equal(mpt_wait_status(pids[w]), 1000 + SIGKILL);
+        pids[w] = fork();
+        if (pids[w] == 0)
+            uninit_worker(slots, seed + 100u + (unsigned)k);
+        assert_true(pids[w] > 0);
+    }
+    for (int w = 0; w < KWORKERS; w++) {
+        kill(pids[w], SIGKILL);
+        assert_int_equal(mpt_wait_status(pids[w]), 1000 + SIGKILL);
+    }
+    /* Every block left is live, with its own stamp. */
+    uint64_t stamps[USLOTS];
+    int nlive = 0;
+    for (int i = 0; i < USLOTS; i++) {
+        uint64_t *p = atomic_load(&slots[i]);
+        if (p == NULL)
+            continue;
+        size_t words = mp_shared_size(p) / 8;
+        assert_true(live_ok(p, words * 8));
+        for (int j = 0; j < nlive; j++)
+            assert_true(stamps[j] != p[words - 1]);
+        stamps[nlive++] = p[words - 1];
+    }
+    /* Fresh blocks, kept ones included, never overlap the live ones, and
+     * zeroed ones are zero. */
+    enum { FRESH = 40 };
+    void *fresh[FRESH];
+    for (int i = 0; i < FRESH; i++) {
+        bool zeroed = i % 4 == 0;
+        size_t n = zeroed ? (size_t)100000 : uninit_size(&seed);
+        unsigned char *p = zeroed ? mp_shared_alloc(n) : mp_shared_alloc_uninit(n);
+        assert_non_null(p);
+        if (zeroed)
+            assert_true(all_zero(p, n));
+        for (int j = 0; j < USLOTS; j++) {
+            unsigned char *q = atomic_load(&slots[j]);
+            if (q != NULL)
+                assert_true(p + mp_shared_size(p) <= q || q + mp_shared_size(q) <= p);
+        }
+        memset(p, 0x5c, n);
+        fresh[i] = p;
+    }
+    for (int i = 0; i < USLOTS; i++) {
+        uint64_t *p = atomic_load(&slots[i]);
+        if (p != NULL) {
+            assert_true(live_ok(p, mp_shared_size(p)));
+            p[0] = 0;
+            assert_int_equal(mp_shared_free(p), 0);
+        }
+    }
+    for (int i = 0; i < FRESH; i++)
+        assert_int_equal(mp_shared_free(fresh[i]), 0);
+    assert_int_equal(mp_shared_free(slots), 0);
+}
+
+/*
+ * Two threads hand kept blocks to each other through a mailbox and both
+ * allocate and free them, so the lock-free slots are used from threads of
+ * one process (what ThreadSanitizer can check).
+ */
+enum { TBOX = 8, TROUNDS = 3000 };
+
+struct thand {
+    _Atomic(void *) *box; /* TBOX slots, shared by the threads */
+    unsigned seed;
+    int bad;
+};
+
+static void *thand_run(void *arg)
+{
+    struct thand *h = arg;
+    unsigned seed = h->seed;
+    for (int r = 0; r < TROUNDS; r++) {
+        unsigned i = rand_r(&seed) % TBOX;
+        uint64_t *p = atomic_exchange(&h->box[i], NULL);
+        if (p != NULL) {
+            size_t words = mp_shared_size(p) / 8;
+            if (words == 0 || (p[0] ^ p[words - 1]) != LIVE)
+                h->bad = 1;
+            p[0] = 0;
+            if (mp_shared_free(p) != 0)
+                h->bad = 1;
+        }
+        size_t n = (size_t)65536 * (1 + rand_r(&seed) % 3);
+        p = mp_shared_alloc_uninit(n);
+        if (p == NULL || mp_shared_size(p) != n || (p[0] ^ p[n / 8 - 1]) == LIVE) {
+            h->bad = 1;
+            break;
+        }
+        p[n / 8 - 1] = (uint64_t)r;
+        p[0] = LIVE ^ (uint64_t)r;
+        void *expected = NULL;
+        if (!atomic_compare_exchange_strong(&h->box[i], &expected, p)) {
+            p[0] = 0;
+            if (mp_shared_free(p) != 0)
+                h->bad = 1;
+        }
+    }
+    return NULL;
+}
+
+static void test_uninit_threads(void **state)
+{
+    static _Atomic(void *) box[TBOX];
+    struct thand h[2] = {{box, 7u, 0}, {box, 8u, 0}};
+    pthread_t t[2];
+    mp__heap_trim(); /* no kept block of an earlier test */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, thand_run, &h[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(h[0].bad + h[1].bad, 0);
+    for (int i = 0; i < TBOX; i++) {
+        void *p = atomic_exchange(&box[i], NULL);
+        if (p != NULL)
+            assert_int_equal(mp_shared_free(p), 0);
+    }
+}
+
 /* Large blocks from mp_shared_alloc_uninit are kept for reuse, unzeroed;
  * mp_shared_alloc's stay zeroed; a second free is seen either way. */
 static void test_alloc_uninit(void **state)
 {
     size_t n = (size_t)1 << 20;
+    mp__heap_trim(); /* forget what earlier tests left kept */
     unsigned char *a = mp_shared_alloc_uninit(n);
     assert_non_null(a);
     assert_true(mp_shared_size(a) >= n);
@@ -405,6 +601,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache_fork_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_cross_process_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_at_random, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_at_random_uninit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uninit_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alloc_uninit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_dev_shm_entry, setup, teardown),
     };

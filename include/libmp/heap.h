@@ -37,7 +37,8 @@ MP_EXTERN void *mp_shared_alloc(size_t size);
  * the caller fills anyway (a large message handed off through a Queue,
  * docs/queues.md).  A block of 64 KiB to 4 MiB may be one that was freed a
  * moment ago, with its old bytes and its pages still mapped: taking and
- * freeing such blocks costs no system call and no page fault.  Smaller
+ * freeing such blocks costs no lock, no system call and no page fault (up
+ * to 64 blocks of at most 1 MiB and 16 larger ones are kept).  Smaller
  * blocks are zeroed as by mp_shared_alloc.  Same returns, ownership and
  * thread- and fork-safety as mp_shared_alloc; free with mp_shared_free.
  */

@@ -218,6 +218,8 @@ int mp__free(void *p);
 /* Give the calling thread's cached small blocks back to the arena (a
  * process about to end calls it; a thread's exit does it by itself). */
 void mp__heap_cache_flush(void);
+/* Punch every kept mp_shared_alloc_uninit block and make it free space. */
+void mp__heap_trim(void);
 
 /* True when p points into the arena. */
 bool mp__in_arena(const void *p);
