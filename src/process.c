@@ -582,7 +582,7 @@ mp_process *mp_process_new_opts(const mp_process_options *o)
     if (r != 0)
         return mp__fail_null(r);
 
-    char identity[IDENTITY_LEN];
+    char identity[IDENTITY_LEN] = {0}; /* copied whole into shared memory */
     unsigned count = atomic_fetch_add(&name_counter, 1) + 1;
     r = make_identity(identity, count);
     if (r != 0)
