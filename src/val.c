@@ -418,6 +418,18 @@ static bool dict_eq(const mp_val *a, const mp_val *b, int depth)
     return true;
 }
 
+/* Two proxy references name the same object: id, kind, type id and
+ * address (the address follows the type id's NUL in the same block). */
+static bool ref_eq(const mp_val *a, const mp_val *b)
+{
+    const char *ta = a->ref.type_id, *tb = b->ref.type_id;
+    if (a->ref.oid != b->ref.oid || a->ref.kind != b->ref.kind)
+        return false;
+    if (ta == NULL || tb == NULL)
+        return ta == tb;
+    return strcmp(ta, tb) == 0 && strcmp(ta + strlen(ta) + 1, tb + strlen(tb) + 1) == 0;
+}
+
 static bool eq_rec(const mp_val *a, const mp_val *b, int depth)
 {
     if (a == NULL || b == NULL)
@@ -446,9 +458,7 @@ static bool eq_rec(const mp_val *a, const mp_val *b, int depth)
     case MP_VAL_DICT:
         return dict_eq(a, b, depth);
     case MP_VAL_PROXY:
-        return a->ref.oid == b->ref.oid && a->ref.kind == b->ref.kind &&
-               strcmp(a->ref.type_id, b->ref.type_id) == 0 &&
-               strcmp(mp_val_proxy_address(a), mp_val_proxy_address(b)) == 0;
+        return ref_eq(a, b);
     default:
         return false;
     }
