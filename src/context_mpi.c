@@ -339,7 +339,7 @@ struct session {
 };
 
 /* Not inlined: its locals must not live in the frames that call sigsetjmp. */
-__attribute__((noinline)) static bool grow(char **buf, size_t *cap, size_t need)
+__attribute__((noinline)) bool mp__mpi_grow(char **buf, size_t *cap, size_t need)
 {
     if (need <= *cap)
         return true;
@@ -444,8 +444,8 @@ static int run_fixed_items(struct session *S, const mp__mpi_task *t, const char 
 {
     size_t ob = (size_t)t->nitems * t->out_size;
     size_t sb = (size_t)t->nitems * sizeof(int32_t);
-    if (!grow(&S->buf, &S->cap, sizeof *res + ob + sb) ||
-        !grow(&S->status, &S->status_cap, sb + sizeof(int32_t)))
+    if (!mp__mpi_grow(&S->buf, &S->cap, sizeof *res + ob + sb) ||
+        !mp__mpi_grow(&S->status, &S->status_cap, sb + sizeof(int32_t)))
         return -ENOMEM;
     char *out = S->buf + sizeof *res;
     int32_t *status = (int32_t *)(void *)S->status;
@@ -510,7 +510,7 @@ static int run_slot_items(struct session *S, const mp__mpi_task *t, const char *
             out_len = 0;
         }
     }
-    if (!grow(&S->buf, &S->cap, sizeof *res + out_len)) {
+    if (!mp__mpi_grow(&S->buf, &S->cap, sizeof *res + out_len)) {
         free(out);
         return -ENOMEM;
     }
@@ -616,7 +616,7 @@ static void serve(MPI_Comm comm, int parent, bool spawned)
         int count = 0;
         MPI_Get_count(&st, MPI_BYTE, &count);
         /* A negative count (MPI_UNDEFINED) would wrap the size (gcc -fanalyzer). */
-        if (count < 0 || !grow(&in, &incap, (size_t)count + 1))
+        if (count < 0 || !mp__mpi_grow(&in, &incap, (size_t)count + 1))
             break;
         if (MPI_Recv(in, count, MPI_BYTE, parent, st.MPI_TAG, comm, MPI_STATUS_IGNORE) !=
             MPI_SUCCESS)

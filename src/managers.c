@@ -707,6 +707,19 @@ static int call_native(mp_proxy *p, const char *method, const mp_val *tuple,
     return 0;
 }
 
+/* Send "call method(args)" on p's object; the reply lands in t->rep. */
+static int call_request(struct tl_state *t, mp_proxy *p, const char *method,
+                        const mp_val *tuple, const mp_val *const *argv, size_t n)
+{
+    t->req.len = 0;
+    t->req.oom = false;
+    mp__buf_putc(&t->req, MGR_OP_CALL);
+    mp__buf_varint(&t->req, p->oid);
+    put_name(&t->req, method);
+    int e = put_args(&t->req, p->m, tuple, argv, n);
+    return e != 0 ? e : mp__mgr_transport(p->m, &t->req, &t->rep);
+}
+
 /* Call method on p's object with args; decode the result into *out. */
 int mp__mgr_call(mp_proxy *p, uint32_t kind, const char *method, const mp_val *tuple,
                  const mp_val *const *argv, size_t n, mp_val **out)
@@ -721,15 +734,7 @@ int mp__mgr_call(mp_proxy *p, uint32_t kind, const char *method, const mp_val *t
     if (p->native != NULL)
         return call_native(p, method, tuple, argv, n, out);
     struct tl_state *t = tls();
-    t->req.len = 0;
-    t->req.oom = false;
-    mp__buf_putc(&t->req, MGR_OP_CALL);
-    mp__buf_varint(&t->req, p->oid);
-    put_name(&t->req, method);
-    e = put_args(&t->req, p->m, tuple, argv, n);
-    if (e != 0)
-        return e;
-    e = mp__mgr_transport(p->m, &t->req, &t->rep);
+    e = call_request(t, p, method, tuple, argv, n);
     if (e != 0)
         return e;
     return parse_reply(p->m, &t->rep, out, NULL);
@@ -859,15 +864,7 @@ mp_proxy *mp__mgr_call_proxy(mp_proxy *p, uint32_t kind, const char *method,
     if (e != 0)
         return mp__fail_null(e);
     struct tl_state *t = tls();
-    t->req.len = 0;
-    t->req.oom = false;
-    mp__buf_putc(&t->req, MGR_OP_CALL);
-    mp__buf_varint(&t->req, p->oid);
-    put_name(&t->req, method);
-    e = put_args(&t->req, p->m, NULL, argv, n);
-    if (e == 0)
-        e = mp__mgr_transport(p->m, &t->req, &t->rep);
-    return proxy_from_reply(p->m, t, e);
+    return proxy_from_reply(p->m, t, call_request(t, p, method, NULL, argv, n));
 }
 
 mp_val *mp_val_proxy(const mp_proxy *p)

@@ -878,17 +878,23 @@ static mp_async_result *pool_call_async(struct pool_call *c, const mp_pool_call_
     return r == 0 ? (mp_async_result *)j : mp__fail_null(r);
 }
 
+static struct pool_call map_call(mp_pool *pool, mp_pool_fn f, const void *in, size_t in_size,
+                                 size_t n, void *out, size_t out_size)
+{
+    return (struct pool_call){.kind = CALL_FIXED,
+                              .fc = {.pool = pool,
+                                     .fn = (void (*)(void))f,
+                                     .in = in,
+                                     .in_size = in_size,
+                                     .n = n,
+                                     .out = out,
+                                     .out_size = out_size}};
+}
+
 int mp_pool_map_opts(mp_pool *pool, mp_pool_fn f, const void *in, size_t in_size, size_t n,
                      void *out, size_t out_size, const mp_pool_call_options *o)
 {
-    struct pool_call c = {.kind = CALL_FIXED,
-                          .fc = {.pool = pool,
-                                 .fn = (void (*)(void))f,
-                                 .in = in,
-                                 .in_size = in_size,
-                                 .n = n,
-                                 .out = out,
-                                 .out_size = out_size}};
+    struct pool_call c = map_call(pool, f, in, in_size, n, out, out_size);
     return pool_call(&c, o, NULL);
 }
 
@@ -896,14 +902,7 @@ mp_async_result *mp_pool_map_async_opts(mp_pool *pool, mp_pool_fn f, const void 
                                         size_t in_size, size_t n, void *out, size_t out_size,
                                         const mp_pool_call_options *o)
 {
-    struct pool_call c = {.kind = CALL_FIXED,
-                          .fc = {.pool = pool,
-                                 .fn = (void (*)(void))f,
-                                 .in = in,
-                                 .in_size = in_size,
-                                 .n = n,
-                                 .out = out,
-                                 .out_size = out_size}};
+    struct pool_call c = map_call(pool, f, in, in_size, n, out, out_size);
     return pool_call_async(&c, o);
 }
 

@@ -444,20 +444,6 @@ bool mp__mpi_worker_dead(struct mp__mpipool *M, uint32_t w)
  * Messages are sent with MPI_Isend: a large one waits for the worker to
  * take it, while the worker may itself be sending its previous reply.
  */
-static bool grow_buf(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return true;
-    size_t c = *cap ? *cap : 4096;
-    while (c < need)
-        c *= 2;
-    char *nb = realloc(*buf, c);
-    if (nb == NULL)
-        return false;
-    *buf = nb;
-    *cap = c;
-    return true;
-}
 
 static size_t chunk_lo(const mp__pjob *j, uint64_t c)
 {
@@ -550,7 +536,7 @@ static size_t pack(mp__pjob *j, struct mp__mpi_batch *b, struct mpi_worker *W)
     size_t len = sizeof t + (t.has_arg ? t.arg_size : 0) + t.in_len;
     if (len > INT_MAX || reply > INT_MAX || nitems > UINT32_MAX)
         return SIZE_MAX;
-    if (!grow_buf(&b->buf, &b->cap, len))
+    if (!mp__mpi_grow(&b->buf, &b->cap, len))
         return 0;
     char *p = b->buf;
     memcpy(p, &t, sizeof t);
@@ -732,7 +718,7 @@ static void take_reply(struct mp_pool *pool, mp__pjob *j, struct mp__mpi_batch *
         mp__mpi_wait_sends(M->comm, W->rank, MP__MPI_TAG_RESULT, &st, sends, MAX_BATCHES) !=
             0 ||
         MPI_Get_count(&st, MPI_BYTE, &count) != MPI_SUCCESS || count < 0 ||
-        !grow_buf(&W->buf, &W->cap, (size_t)count + 1)) {
+        !mp__mpi_grow(&W->buf, &W->cap, (size_t)count + 1)) {
         lose_batch(pool, j, b, W);
         return;
     }

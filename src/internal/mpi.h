@@ -52,6 +52,11 @@ void mp__mpi_run_chunk(struct mp_pool *pool, struct mp__pjob *j, uint64_t c, uin
 /* Tell the workers the pool is over (once every proxy thread is gone). */
 void mp__mpi_pool_stop(struct mp__mpipool *M);
 
+/* Grow *buf (capacity *cap, doubling from 4 KiB) to hold need bytes; false
+ * when out of memory (*buf is then unchanged).  Not inlined: context_mpi.c
+ * calls it from frames that use sigsetjmp. */
+bool mp__mpi_grow(char **buf, size_t *cap, size_t need);
+
 /* Stop if not stopped, then free. */
 void mp__mpi_pool_free(struct mp__mpipool *M);
 
