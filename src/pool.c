@@ -309,9 +309,10 @@ static void reclaim_limbo_locked(struct mp_pool *pool, bool force)
     }
 }
 
-/* Append entry (j, hi) on the ring (lock held; may drop it while the ring
- * is full).  Fails when the pool is terminated or broken meanwhile. */
-static int push_locked(struct mp_pool *pool, mp__pjob *j, uint64_t hi)
+/* Append entry (j, hi) on the ring (lock held; unless nowait, may drop it
+ * while the ring is full, else -EAGAIN).  Fails when the pool is
+ * terminated or broken meanwhile. */
+static int push_locked(struct mp_pool *pool, mp__pjob *j, uint64_t hi, bool nowait)
 {
     if (pool->L->nlimbo >= 32)
         reclaim_limbo_locked(pool, false);
@@ -326,6 +327,8 @@ static int push_locked(struct mp_pool *pool, mp__pjob *j, uint64_t hi)
         advance_head(pool);
         if (t - MP__LD(&pool->head) < MP__POOL_RING_CAP)
             break;
+        if (nowait)
+            return -EAGAIN;
         /* The ring is full: wait for the workers to move on. */
         unlock(pool);
         sleep_us(100);
@@ -343,11 +346,33 @@ static int push_locked(struct mp_pool *pool, mp__pjob *j, uint64_t hi)
 int mp__pool_push(struct mp_pool *pool, mp__pjob *j, uint64_t hi, int nwake)
 {
     lock(pool);
-    int r = push_locked(pool, j, hi);
+    int r = push_locked(pool, j, hi, false);
     unlock(pool);
     if (r == 0)
         mp__pool_wake_workers(pool, nwake);
     return r;
+}
+
+int mp__pool_requeue(struct mp_pool *pool, mp__pjob *j, uint64_t lo, uint64_t hi)
+{
+    while (lo < hi && MP__LD(mp__chunk_state(j, lo)) != mp__chunk_free(j, lo))
+        lo++;
+    if (lo == hi)
+        return 0;
+    lock(pool);
+    int r = push_locked(pool, j, hi, true);
+    if (r == 0) {
+        /* Claims start from next: move it back to the first free chunk.
+         * Chunks between it and the old next that are taken, or reserved by
+         * live workers, are skipped or raced for by CAS on their states. */
+        uint64_t nx = MP__LD(&j->next);
+        while (nx > lo && !MP__CAS(&j->next, &nx, lo))
+            ;
+    }
+    unlock(pool);
+    if (r == 0)
+        mp__pool_wake_workers(pool, INT32_MAX);
+    return r == -EAGAIN ? r : 0;
 }
 
 /* ---- jobs ------------------------------------------------------------------------ */
@@ -365,7 +390,7 @@ int mp__pool_submit(struct mp_pool *pool, mp__pjob *j, uint64_t hi, int nwake)
     int r = 0;
     j->entries_done = !(j->flags & MP__JF_IMAP);
     if (hi > 0)
-        r = push_locked(pool, j, hi);
+        r = push_locked(pool, j, hi, false);
     if (r != 0) {
         unlock(pool);
         return r;
@@ -473,10 +498,21 @@ bool mp__pool_job_complete(mp__pjob *j)
         return true;
     if (!MP__LD(&j->dirty))
         return false;
-    for (uint64_t c = 0; c < j->nchunks; c++)
-        if (!mp__cs_final(mp__cs_st(MP__LD(mp__chunk_state(j, c)))))
-            return false;
-    return true;
+    if (j->kind != MP__K_FIXED) {
+        for (uint64_t c = 0; c < j->nchunks; c++)
+            if (!mp__cs_final(mp__cs_st(MP__LD(mp__chunk_state(j, c)))))
+                return false;
+        return true;
+    }
+    /* A fixed map's states never leave final: each look starts where the
+     * last stopped, or a caller woken once per batch of chunks would scan
+     * the whole map each time. */
+    uint64_t from = MP__LD(&j->final_below), c = from;
+    while (c < j->nchunks && mp__cs_final(mp__cs_st(MP__LD(mp__chunk_state(j, c)))))
+        c++;
+    while (from < c && !MP__CAS(&j->final_below, &from, c))
+        ;
+    return c == j->nchunks;
 }
 
 void mp__pool_cancel_all(struct mp_pool *pool, int code)

@@ -62,32 +62,65 @@ void mp__pool_chunk_lost(struct mp_pool *pool, mp__pjob *j, uint64_t c, pid_t pi
  * Account for the chunk worker w owned when it died (handler thread, after
  * the worker was reaped: its memory writes are all visible and final).
  */
+/* From now on, j's completion is decided from its chunks' states. */
+static void job_dirty(struct mp_pool *pool, mp__pjob *j)
+{
+    MP__ST(&j->dirty, 1);
+    MP__ADD(&j->wake_seq, 1);
+    mp__futex_wake(&j->wake_seq, INT32_MAX);
+    mp__futex_wake(mp__job_remaining_word(j), INT32_MAX);
+    MP__ST(&pool->rh_rescan, 1);
+    mp__pool_wake_rh(pool);
+}
+
+static void chunk_lost(struct mp_pool *pool, mp__wrec *rec, mp__pjob *j, uint64_t c, pid_t pid,
+                       int exitcode)
+{
+    char msg[MP__POOL_MSG];
+    mp__pool_lost_message(msg, sizeof msg, pid, exitcode);
+    if (j->kind != MP__K_FIXED && rec->out_block != NULL)
+        mp__free(rec->out_block);
+    rec->out_block = NULL;
+    mp__pool_chunk_lost(pool, j, c, pid, exitcode, msg);
+    mp__pool_chunk_counted(pool, j, NULL);
+}
+
+/*
+ * The dead worker's reservation of a fixed map: the chunks it ran may not
+ * be counted yet (they are counted once per reservation), and those it did
+ * not claim go to the other workers.  Only if the ring is full are they
+ * failed as lost instead.
+ */
+static void reservation_lost(struct mp_pool *pool, uint32_t w, pid_t pid, int exitcode)
+{
+    mp__wrec *rec = &pool->recs[w];
+    mp__pjob *j = rec->res_job;
+    rec->res_job = NULL;
+    if (j == NULL || MP__LD(&rec->hazard) != j)
+        return;
+    job_dirty(pool, j);
+    if (mp__pool_requeue(pool, j, rec->res_lo, rec->res_hi) != -EAGAIN)
+        return;
+    for (uint64_t c = rec->res_lo; c < rec->res_hi; c++) {
+        uint64_t expect = mp__chunk_free(j, c);
+        if (MP__CAS(mp__chunk_state(j, c), &expect, mp__cs(c, MP__CS_OWNED + w)))
+            chunk_lost(pool, rec, j, c, pid, exitcode);
+    }
+}
+
 static void worker_lost(struct mp_pool *pool, uint32_t w, pid_t pid, int exitcode)
 {
     mp__wrec *rec = &pool->recs[w];
     mp__pjob *j = rec->cur_job;
-    if (j == NULL || MP__LD(&rec->hazard) != j)
-        return;
-    uint64_t c = rec->cur_chunk;
-    uint64_t *sw = mp__chunk_state(j, c);
-    uint64_t v = MP__LD(sw);
-    if (v == mp__cs(c, MP__CS_OWNED + w)) {
-        char msg[MP__POOL_MSG];
-        mp__pool_lost_message(msg, sizeof msg, pid, exitcode);
-        if (j->kind != MP__K_FIXED && rec->out_block != NULL)
-            mp__free(rec->out_block);
-        rec->out_block = NULL;
-        mp__pool_chunk_lost(pool, j, c, pid, exitcode, msg);
-        mp__pool_chunk_counted(pool, j, NULL);
-    } else if (mp__cs_k(v) == c && mp__cs_final(mp__cs_st(v))) {
-        /* Died after finishing the chunk, perhaps before counting it. */
-        MP__ST(&j->dirty, 1);
-        MP__ADD(&j->wake_seq, 1);
-        mp__futex_wake(&j->wake_seq, INT32_MAX);
-        mp__futex_wake(mp__job_remaining_word(j), INT32_MAX);
-        MP__ST(&pool->rh_rescan, 1);
-        mp__pool_wake_rh(pool);
+    if (j != NULL && MP__LD(&rec->hazard) == j) {
+        uint64_t c = rec->cur_chunk;
+        uint64_t v = MP__LD(mp__chunk_state(j, c));
+        if (v == mp__cs(c, MP__CS_OWNED + w))
+            chunk_lost(pool, rec, j, c, pid, exitcode);
+        else if (mp__cs_k(v) == c && mp__cs_final(mp__cs_st(v)))
+            job_dirty(pool, j); /* died after finishing it, perhaps before counting it */
     }
+    reservation_lost(pool, w, pid, exitcode);
 }
 
 /* No worker can start: fail every pending and later task with code. */
@@ -134,6 +167,7 @@ static void worker_gone(struct mp_pool *pool, uint32_t w, pid_t pid, int exitcod
         rec->out_block = NULL;
     }
     rec->cur_job = NULL;
+    rec->res_job = NULL;
     rec->pid = 0;
     rec->tasks = 0;
     MP__ST(&rec->hazard, NULL);
@@ -226,6 +260,7 @@ static int start_worker(struct mp_pool *pool, uint32_t w)
     struct mp__plocal *L = pool->L;
     mp__wrec *rec = &pool->recs[w];
     rec->cur_job = NULL;
+    rec->res_job = NULL;
     rec->out_block = NULL;
     rec->tasks = 0;
     rec->init_code = 0;

@@ -1217,6 +1217,28 @@ static void test_worker_killed_map(void **state)
     assert_int_equal(r, MP_EWORKERLOST);
     for (int i = 0; i < 40; i++)
         assert_int_equal(st[i], i >= 16 && i < 20 ? MP_EWORKERLOST : 0);
+    /* A long map: the victim's worker dies holding a reservation of many
+     * items (pool_worker.c); the others run them, only the victim is lost. */
+    enum { N = 4000 };
+    int64_t *bin = malloc(N * sizeof *bin), *bout = malloc(N * sizeof *bout);
+    int *bst = malloc(N * sizeof *bst);
+    assert_non_null(bin);
+    assert_non_null(bout);
+    assert_non_null(bst);
+    for (int i = 0; i < N; i++)
+        bin[i] = i;
+    victim = 1000;
+    r = mp_pool_map(p, killer, bin, 8, N, bout, 8, .chunksize = 1, .status = bst,
+                    .arg = &victim, .arg_size = sizeof victim);
+    assert_int_equal(r, MP_EWORKERLOST);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(bst[i], i == 1000 ? MP_EWORKERLOST : 0);
+        if (i != 1000)
+            assert_int_equal(bout[i], i * 3);
+    }
+    free(bin);
+    free(bout);
+    free(bst);
     /* The workers were replaced: the pool still has 2 and works.  Each nap
      * outlasts the replacement's start, so the two run on two workers; a
      * spawned replacement takes seconds to start under valgrind. */
@@ -1882,8 +1904,14 @@ static void test_random_kills_slow(void **state)
                             .chunksize = css[round], .status = st, .arg = &runs,
                             .arg_size = sizeof runs);
         assert_true(r == 0 || r == MP_EWORKERLOST);
+        size_t lost_before = t.lost;
         for (size_t i = 0; i < NMAP; i++)
             tally(&t, st[i], out[i], in[base + i] * 7 + 1, runs[base + i]);
+        /* With chunksize 1, a death loses only the item its worker ran: the
+         * items it had reserved but not begun go to the others. */
+        if (css[round] == 1)
+            assert_true(t.lost - lost_before <=
+                        (size_t)__atomic_load_n(&k.kills, __ATOMIC_SEQ_CST));
     }
     mp_async_result **rs = malloc(NASYNC * sizeof *rs);
     for (int i = 0; i < NASYNC; i++) {

@@ -221,7 +221,8 @@ typedef struct mp__pjob {
     /* Set when a worker died between marking its chunk final and counting
      * it: remaining may then stay above 0, and observers count states. */
     uint32_t dirty;
-    int32_t cancel_code; /* the code of CANCEL chunks */
+    uint64_t final_below; /* of a dirty fixed map: chunks below it are final */
+    int32_t cancel_code;  /* the code of CANCEL chunks */
     /* First failure of a fixed map, under the pool's err_lock. */
     uint64_t err_index;
     int32_t err_code;
@@ -274,6 +275,11 @@ typedef struct mp__wrec {
     mp__pjob *hazard MP__ALIGNED(MP__CACHELINE);
     mp__pjob *cur_job;
     uint64_t cur_chunk;
+    /* Chunks [res_lo, res_hi) of the fixed map res_job, reserved for this
+     * worker by moving the job's next past them (pool_worker.c); res_next
+     * is the next to claim.  Each is still claimed by CAS on its state. */
+    mp__pjob *res_job;
+    uint64_t res_lo, res_hi, res_next;
     char *out_block; /* arena block being filled, freed if the worker dies */
     uint32_t state;
     int32_t init_code;
@@ -433,6 +439,15 @@ int mp__pool_submit(struct mp_pool *pool, mp__pjob *j, uint64_t hi, int nwake);
 
 /* Publish another entry of an imap (pool closed is fine, not terminated). */
 int mp__pool_push(struct mp_pool *pool, mp__pjob *j, uint64_t hi, int nwake);
+
+/*
+ * After a worker died holding the reservation [lo, hi) of the fixed map j
+ * (handler thread; the dead worker's hazard keeps j alive): let the other
+ * workers claim its chunks that are still FREE, through a new ring entry.
+ * Returns 0 (also when the pool is terminated or broken: those chunks are
+ * cancelled), or -EAGAIN when the ring is full.
+ */
+int mp__pool_requeue(struct mp_pool *pool, mp__pjob *j, uint64_t lo, uint64_t hi);
 
 /* Drop a reference on j; free it once nothing can reach it any more. */
 void mp__pool_job_release(mp__pjob *j);
