@@ -320,6 +320,28 @@ int mpt_wait_status(pid_t pid)
     return 1000 + WTERMSIG(st);
 }
 
+mp_process *mpt_start(int (*target)(void *arg, size_t size), void *arg, size_t size)
+{
+    mp_process *p = mp_process_new(.target = target, .arg = arg, .arg_size = size);
+    assert_non_null(p);
+    assert_int_equal(mp_process_start(p), 0);
+    return p;
+}
+
+void mpt_join_ok(mp_process *p, double timeout)
+{
+    int code = -1;
+    assert_int_equal(mp_process_join(p, timeout), 0);
+    assert_int_equal(mp_process_exitcode(p, &code), 0);
+    assert_int_equal(code, 0);
+    mp_process_free(p);
+}
+
+void mpt_run_ok(int (*target)(void *arg, size_t size), void *arg, size_t size, double timeout)
+{
+    mpt_join_ok(mpt_start(target, arg, size), timeout);
+}
+
 static int leak_fds, leak_shm;
 
 const char *mpt_shm_prefix(void)

@@ -56,6 +56,17 @@ uint64_t mpt_rand(uint64_t *state);
 int mpt_wait_status(pid_t pid);
 
 /*
+ * Processes of the family, for the parent's side of a test: mpt_start makes
+ * and starts one (failing the test if it cannot); mpt_join_ok joins it
+ * within timeout seconds, fails the test unless it exited with 0, and frees
+ * it; mpt_run_ok is the two in one.  The target reports through its return
+ * value, never a cmocka assert.
+ */
+struct mp_process *mpt_start(int (*target)(void *arg, size_t size), void *arg, size_t size);
+void mpt_join_ok(struct mp_process *p, double timeout);
+void mpt_run_ok(int (*target)(void *arg, size_t size), void *arg, size_t size, double timeout);
+
+/*
  * This test run's shared memory names: the prefix of the names libmp
  * generates in this family ("mp_" and the root's pid in hex, "_"), a name
  * for a test's own segment ("mpt_WHAT_PID"), and the number of such names
