@@ -399,6 +399,19 @@ void mpt_leak_end(void)
     assert_int_equal(mpt_count_own_shm(), leak_shm);
 }
 
+int mpt_setup(void **state)
+{
+    assert_int_equal(mp__heap_init(), 0);
+    mpt_leak_begin();
+    return 0;
+}
+
+int mpt_teardown(void **state)
+{
+    mpt_leak_end();
+    return 0;
+}
+
 const char *mpt_method(void)
 {
     const char *m = getenv("MP_START_METHOD");

@@ -86,6 +86,11 @@ int mpt_count_own_shm(void);
 void mpt_leak_begin(void);
 void mpt_leak_end(void);
 
+/* The usual cmocka fixture: mpt_setup makes the shared arena and calls
+ * mpt_leak_begin(); mpt_teardown calls mpt_leak_end(). */
+int mpt_setup(void **state);
+int mpt_teardown(void **state);
+
 /*
  * Start methods.  The suites run the process-level tests under each start
  * method by setting MP_START_METHOD; mpt_method() is that method ("fork"

@@ -29,21 +29,6 @@
 #endif
 #endif
 
-static int setup(void **state)
-{
-    (void)state;
-    assert_int_equal(mp__heap_init(), 0);
-    mpt_leak_begin();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    mpt_leak_end();
-    return 0;
-}
-
 /* ---- helpers ---------------------------------------------------------------- */
 
 /* In a child: fail with an exit code naming the line. */
@@ -2328,45 +2313,48 @@ static void test_chaos_writer_killed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_pipe_duplex, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chaos_writer_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pipe_oneway, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_eof, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_poll_timeouts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recv_into_too_short, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_maxlength, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_send_bounds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_closed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_from_fd, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fork_close_isolation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_held_after_fork, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_message_stream, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_large_message, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_frame_encoding, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_huge_message, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_headers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_no_unbounded_alloc, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_eintr, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_sigpipe, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wait_many, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wait_process_sentinel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_digests, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_challenge_forms, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_challenge_pair, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_listener_unix_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_listener_removed_at_exit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_listener_abstract, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_listener_inet, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_listener_bad_options, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_listener_authkey, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_accept_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_default_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_handles_family, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_handles_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_handles_python, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_python_interop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_python_unsupported_digest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipe_duplex, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_chaos_writer_killed, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_pipe_oneway, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_eof, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_poll_timeouts, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_recv_into_too_short, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_maxlength, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_send_bounds, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_closed, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_from_fd, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_fork_close_isolation, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_not_held_after_fork, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_message_stream, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_large_message, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_frame_encoding, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_huge_message, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_headers, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_no_unbounded_alloc, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_eintr, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_no_sigpipe, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_wait_many, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_wait_process_sentinel, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_digests, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_challenge_forms, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_challenge_pair, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_unix_path, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_removed_at_exit, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_abstract, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_inet, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_bad_options, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_authkey, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_accept_timeout, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_client_timeout, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_default_timeout, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_handles_family, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_handles_errors, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_handles_python, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_python_interop, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_python_unsupported_digest, mpt_setup,
+                                        mpt_teardown),
     };
     return cmocka_run_group_tests_name("connection", tests, NULL, NULL);
 }

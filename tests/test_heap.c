@@ -10,19 +10,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int setup(void **state)
-{
-    assert_int_equal(mp__heap_init(), 0);
-    mpt_leak_begin();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    mpt_leak_end();
-    return 0;
-}
-
 static bool all_zero(const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -586,20 +573,22 @@ static void test_no_dev_shm_entry(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_small_blocks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_frees, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_large_blocks_coalesce, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_huge_block, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shared_between_processes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_churn, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_killed_allocator, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache_fork_reset, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache_cross_process_free, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_killed_at_random, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_killed_at_random_uninit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_uninit_threads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alloc_uninit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_dev_shm_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_small_blocks, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_frees, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_large_blocks_coalesce, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_huge_block, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_shared_between_processes, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_churn, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_killed_allocator, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_cache_fork_reset, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_cache_cross_process_free, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_killed_at_random, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_killed_at_random_uninit, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_uninit_threads, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_alloc_uninit, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_no_dev_shm_entry, mpt_setup, mpt_teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
 }

@@ -622,19 +622,6 @@ static void test_codec_fuzz(void **state)
 
 /* ---- the manager: helpers ------------------------------------------------------ */
 
-static int setup(void **state)
-{
-    assert_int_equal(mp__heap_init(), 0);
-    mpt_leak_begin();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    mpt_leak_end();
-    return 0;
-}
-
 static mp_manager *started(void)
 {
     mp_manager *m = mp_manager_new();
@@ -3725,39 +3712,45 @@ int main(void)
         cmocka_unit_test(test_codec_exact_bytes),
         cmocka_unit_test(test_codec_malformed),
         cmocka_unit_test(test_codec_fuzz),
-        cmocka_unit_test_setup_teardown(test_mgr_dict, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_namespace_value_array, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_registered, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_children, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_threads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_sync_kinds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_remote, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_default_authkey, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_client_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_random_client_kills, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_server_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_malformed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_lifecycle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_shutdown_wakes_remote_waiters, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_hosted_waits_server_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_hosted_waits_shutdown, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_shutdown_keeps_objects_in_use, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_depth, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_registered_hosted_kind, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_exit_without_shutdown, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_exitcode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_initializer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_set, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_operators_iter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_dict, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_list, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_namespace_value_array, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_registered, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_children, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_threads, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_sync_kinds, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_remote, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_default_authkey, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_client_killed, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_random_client_kills, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_server_killed, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_malformed, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_lifecycle, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_shutdown_wakes_remote_waiters, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_hosted_waits_server_killed, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_hosted_waits_shutdown, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_shutdown_keeps_objects_in_use, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_depth, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_registered_hosted_kind, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_exit_without_shutdown, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_exitcode, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_initializer, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_set, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_operators_iter, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_limits, mpt_setup, mpt_teardown),
         cmocka_unit_test(test_codec_proxy_refs),
-        cmocka_unit_test_setup_teardown(test_mgr_nested_proxies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_nested_proxies_remote, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_pool, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_pool_remote, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_nested_proxies, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_nested_proxies_remote, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_pool, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_pool_remote, mpt_setup, mpt_teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
 }

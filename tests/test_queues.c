@@ -13,19 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int setup(void **state)
-{
-    assert_int_equal(mp__heap_init(), 0);
-    mpt_leak_begin();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    mpt_leak_end();
-    return 0;
-}
-
 /* Run fn(arg) in a forked child, which exits with fn's return value.  The
  * child never calls a cmocka assert. */
 static pid_t run_child(int (*fn)(void *), void *arg)
@@ -1415,38 +1402,40 @@ static void test_chaos_kills(void **state)
 int main(void)
 {
     const struct CMUnitTest unit[] = {
-        cmocka_unit_test_setup_teardown(test_fifo_and_size, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_message_sizes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_slot_sizes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_zero_length, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_too_short_keeps_message, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_maxsize_and_timeouts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_blocking_wakeups, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_busy_fenced_wakeups, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_producer_exit_and_join_before_drain, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_overflow_order_with_slow_consumer, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_mpmc_small, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_producer_mid_put, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_producer_with_waiting_consumer, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_kill_producer_nowait_consumers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_producer_large_and_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_consumer_mid_get, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_in_overflow, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_joinable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_simple_queue, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_free_with_messages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_64_mib_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_and_size, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_message_sizes, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_slot_sizes, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_zero_length, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_too_short_keeps_message, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_maxsize_and_timeouts, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_blocking_wakeups, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_busy_fenced_wakeups, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_producer_exit_and_join_before_drain, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_overflow_order_with_slow_consumer, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mpmc_small, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_threads, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_producer_mid_put, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_producer_with_waiting_consumer, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_producer_nowait_consumers, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_producer_large_and_bounded, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_consumer_mid_get, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_in_overflow, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_close, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_joinable, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_simple_queue, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_free_with_messages, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_64_mib_message, mpt_setup, mpt_teardown),
     };
     const struct CMUnitTest slow[] = {
-        cmocka_unit_test_setup_teardown(test_mpmc_1e6, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_one_gib_message, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chaos_kills, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mpmc_1e6, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_one_gib_message, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_chaos_kills, mpt_setup, mpt_teardown),
     };
     if (getenv("MPT_FILTER") != NULL)
         cmocka_set_test_filter(getenv("MPT_FILTER"));

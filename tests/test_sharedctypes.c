@@ -23,19 +23,6 @@ static pid_t fork_child(child_fn fn, void *arg)
     return pid;
 }
 
-static int setup(void **state)
-{
-    assert_int_equal(mp__heap_init(), 0);
-    mpt_leak_begin();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    mpt_leak_end();
-    return 0;
-}
-
 static void test_typecodes(void **state)
 {
     static const struct {
@@ -601,16 +588,17 @@ static void test_struct_and_wchar(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_typecodes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_value_conversions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_value_locks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_value_counter_across_processes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_value_owner_dead, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_array_basic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_array_bad_options, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_array_across_processes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_and_freed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_struct_and_wchar, setup_methods, teardown),
+        cmocka_unit_test_setup_teardown(test_typecodes, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_value_conversions, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_value_locks, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_value_counter_across_processes, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_value_owner_dead, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_array_basic, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_array_bad_options, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_array_across_processes, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_and_freed, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_struct_and_wchar, setup_methods, mpt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

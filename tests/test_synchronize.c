@@ -67,19 +67,6 @@ static struct shared *shared_new(void)
     return s;
 }
 
-static int setup(void **state)
-{
-    assert_int_equal(mp__heap_init(), 0);
-    mpt_leak_begin();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    mpt_leak_end();
-    return 0;
-}
-
 /* ---- Lock --------------------------------------------------------------- */
 
 static void test_lock_basic(void **state)
@@ -1630,46 +1617,58 @@ static void test_lock_chaos_kills(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_lock_basic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_chaos_kills, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_self_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_timeout_across_processes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_counter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rlock_counter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_release_by_other_thread, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_release_by_other_process, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rlock_recursion, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_owner_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_owner_killed_and_reaped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_owner_killed_while_waited_on, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_owner_thread_exits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_recycling, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_reused_slot_is_not_owner, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_table_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_waiters_holder_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_waiter_holder_thread_exits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_waitv_fallback, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fork_child_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_counter_threads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_semaphore_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_semaphore_basic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bounded_semaphore, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_semaphore_wakes_other_process, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_condition_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_condition_notify_counts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_condition_timeout_and_misuse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_condition_wait_for, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_condition_dead_waiter_skipped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_event_across_processes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_event_set_then_clear, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_barrier_indexes_and_action, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_barrier_timeout_breaks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_barrier_abort_reset_action, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_barrier_dead_party, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_barrier_action_dies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_free_held_lock, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_free_lock_held_by_other_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_basic, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_chaos_kills, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_self_timeout, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_timeout_across_processes, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_counter, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_rlock_counter, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_release_by_other_thread, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_release_by_other_process, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_rlock_recursion, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_owner_killed, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_owner_killed_and_reaped, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_owner_killed_while_waited_on, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_owner_thread_exits, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_token_recycling, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_token_reused_slot_is_not_owner, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_token_table_full, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_many_waiters_holder_killed, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_waiter_holder_thread_exits, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_no_waitv_fallback, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_fork_child_tokens, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_counter_threads, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_semaphore_limit, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_semaphore_basic, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_bounded_semaphore, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_semaphore_wakes_other_process, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_condition_order, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_condition_notify_counts, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_condition_timeout_and_misuse, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_condition_wait_for, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_condition_dead_waiter_skipped, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_event_across_processes, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_event_set_then_clear, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_indexes_and_action, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_timeout_breaks, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_abort_reset_action, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_dead_party, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_action_dies, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_arguments, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_free_held_lock, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_free_lock_held_by_other_thread, mpt_setup,
+                                        mpt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
