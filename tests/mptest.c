@@ -126,6 +126,20 @@ __attribute__((constructor)) static void read_filter(void)
 
 /* ---- helpers ---------------------------------------------------------- */
 
+int mpt_find_python3(char *out, size_t n)
+{
+    const char *path = getenv("PATH");
+    while (path != NULL && *path) {
+        const char *end = strchr(path, ':');
+        size_t len = end ? (size_t)(end - path) : strlen(path);
+        if (len > 0 && (size_t)snprintf(out, n, "%.*s/python3", (int)len, path) < n &&
+            access(out, X_OK) == 0)
+            return 1;
+        path += len + (end != NULL);
+    }
+    return 0;
+}
+
 int mpt_count_fds(void)
 {
     /* Only those below the soft limit: valgrind keeps its own fds (more

@@ -19,6 +19,9 @@
  * <valgrind/valgrind.h> exists, else valgrind's preloaded libraries). */
 int mpt_valgrind(void);
 
+/* The first python3 on PATH, in out (n bytes): 1 if there is one, else 0. */
+int mpt_find_python3(char *out, size_t n);
+
 /* Number of open fds in this process. */
 int mpt_count_fds(void);
 

@@ -1766,22 +1766,6 @@ static void test_default_timeout(void **state)
 
 /* ---- interoperability with CPython -------------------------------------------------------------- */
 
-static bool find_python(char *out, size_t n)
-{
-    const char *path = getenv("PATH");
-    if (path == NULL)
-        return false;
-    while (*path) {
-        const char *end = strchr(path, ':');
-        size_t len = end ? (size_t)(end - path) : strlen(path);
-        if (len > 0 && (size_t)snprintf(out, n, "%.*s/python3", (int)len, path) < n &&
-            access(out, X_OK) == 0)
-            return true;
-        path += len + (end != NULL);
-    }
-    return false;
-}
-
 typedef struct py_proc {
     pid_t pid;
     int out; /* its standard output */
@@ -2133,7 +2117,7 @@ static void test_handles_errors(void **state)
 static void test_handles_python(void **state)
 {
     char python[512];
-    if (!find_python(python, sizeof python)) {
+    if (!mpt_find_python3(python, sizeof python)) {
         print_message("python3 is not on PATH: skipping\n");
         skip();
     }
@@ -2171,7 +2155,7 @@ static void test_handles_python(void **state)
 static void test_python_interop(void **state)
 {
     char python[512];
-    if (!find_python(python, sizeof python)) {
+    if (!mpt_find_python3(python, sizeof python)) {
         print_message("python3 is not on PATH: skipping the interoperability test\n");
         skip();
     }
@@ -2198,7 +2182,7 @@ static void test_python_interop(void **state)
 static void test_python_unsupported_digest(void **state)
 {
     char python[512];
-    if (!find_python(python, sizeof python)) {
+    if (!mpt_find_python3(python, sizeof python)) {
         print_message("python3 is not on PATH: skipping the interoperability test\n");
         skip();
     }

@@ -886,20 +886,6 @@ static int run_python(const char *python, const char *script, const char *arg, c
     return mpt_wait_status(pid);
 }
 
-static bool find_python3(char *out, size_t n)
-{
-    const char *path = getenv("PATH");
-    while (path != NULL && *path) {
-        const char *end = strchr(path, ':');
-        size_t len = end ? (size_t)(end - path) : strlen(path);
-        if (len > 0 && (size_t)snprintf(out, n, "%.*s/python3", (int)len, path) < n &&
-            access(out, X_OK) == 0)
-            return true;
-        path += len + (end != NULL);
-    }
-    return false;
-}
-
 /* Python attaches to (and its tracker must not unlink) what C made. */
 static const char PY_READ[] = "import sys\n"
                               "from multiprocessing import resource_tracker\n"
@@ -924,7 +910,7 @@ static const char PY_MAKE[] =
 static void test_shareable_list_python(void **state)
 {
     char python[512];
-    if (!find_python3(python, sizeof python)) {
+    if (!mpt_find_python3(python, sizeof python)) {
         print_message("python3 is not on PATH: skipping\n");
         skip();
     }
