@@ -320,6 +320,16 @@ void mpt_kill_children(void)
     }
 }
 
+pid_t mpt_fork(int (*fn)(void *arg), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fn(arg));
+    assert_true(pid > 0);
+    return pid;
+}
+
 int mpt_wait_status(pid_t pid)
 {
     int st;

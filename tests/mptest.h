@@ -55,6 +55,10 @@ void mpt_kill_children(void);
 uint64_t mpt_seed(const char *test);
 uint64_t mpt_rand(uint64_t *state);
 
+/* Run fn(arg) in a forked child that exits with fn's return value (stdio
+ * is flushed first); its pid.  The child never calls a cmocka assert. */
+pid_t mpt_fork(int (*fn)(void *arg), void *arg);
+
 /* waitpid(pid) and return its exit status, or 1000 + signal if killed. */
 int mpt_wait_status(pid_t pid);
 

@@ -38,17 +38,6 @@
             return 1 + (__LINE__ % 250); \
     } while (0)
 
-/* Run fn(arg) in a forked child whose exit status is fn's return value. */
-static pid_t fork_child(int (*fn)(void *), void *arg)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(fn(arg));
-    assert_true(pid > 0);
-    return pid;
-}
-
 static void fill_pattern(unsigned char *p, size_t n, unsigned seed)
 {
     for (size_t i = 0; i < n; i++)
@@ -385,7 +374,7 @@ static void test_fork_close_isolation(void **state)
 {
     struct pair p;
     assert_int_equal(mp_pipe(true, &p.a, &p.b), 0);
-    pid_t pid = fork_child(child_close_and_talk, &p);
+    pid_t pid = mpt_fork(child_close_and_talk, &p);
     expect_str(p.a, "from child");
     assert_int_equal(mp_connection_closed(p.a), 0);
     send_str(p.a, "from parent");
@@ -471,7 +460,7 @@ static void test_message_stream(void **state)
         mp_connection *r, *w;
         assert_int_equal(mp_pipe(duplex, &r, &w), 0);
         struct burst b = {w, 2000};
-        pid_t pid = fork_child(child_burst, &b);
+        pid_t pid = mpt_fork(child_burst, &b);
         mp_connection_close(w);
         unsigned char *buf = malloc(70000);
         for (int i = 0; i < b.count; i++) {
@@ -529,7 +518,7 @@ static void test_large_message(void **state)
         mp_connection *r, *w;
         assert_int_equal(mp_pipe(duplex, &r, &w), 0);
         struct big b = {w, data, BIG, 2};
-        pid_t pid = fork_child(child_send_big, &b);
+        pid_t pid = mpt_fork(child_send_big, &b);
         mp_connection_close(w); /* a failed child then shows as EOF, not a hang */
         void *p;
         size_t len;
@@ -634,7 +623,7 @@ static void test_huge_message(void **state)
     }
     struct pair p;
     assert_int_equal(mp_pipe(true, &p.a, &p.b), 0);
-    pid_t pid = fork_child(child_send_huge, &p);
+    pid_t pid = mpt_fork(child_send_huge, &p);
     mp_connection_close(p.b);
     int fd = mp_connection_fileno(p.a);
     unsigned char h[MP__HEADER_LARGE];
@@ -788,7 +777,7 @@ static int child_lying_header(void *arg)
 
 static void test_garbage_no_unbounded_alloc(void **state)
 {
-    pid_t pid = fork_child(child_lying_header, NULL);
+    pid_t pid = mpt_fork(child_lying_header, NULL);
     assert_int_equal(mpt_wait_status(pid), 0);
 }
 
@@ -834,7 +823,7 @@ static void test_eintr(void **state)
 
     struct pair p;
     assert_int_equal(mp_pipe(true, &p.a, &p.b), 0);
-    pid_t pid = fork_child(child_slow_echo, &p);
+    pid_t pid = mpt_fork(child_slow_echo, &p);
     mp_connection_close(p.b);
     setitimer(ITIMER_REAL, &it, NULL);
 
@@ -941,7 +930,7 @@ static void test_wait_many(void **state)
     /* A process-sentinel-like fd: readable once the child has exited. */
     int sent[2];
     assert_int_equal(pipe2(sent, O_CLOEXEC), 0);
-    pid_t pid = fork_child(child_hold_and_exit, sent);
+    pid_t pid = mpt_fork(child_hold_and_exit, sent);
     close(sent[1]);
     items[NPIPES] = MP_WAITABLE_FD(sent[0]);
 
@@ -1181,12 +1170,12 @@ static void test_challenge_forms(void **state)
 
     /* Our answerer against the legacy deliverer. */
     assert_int_equal(mp_pipe(true, &a, &b), 0);
-    pid_t pid = fork_child(child_legacy_deliverer, b);
+    pid_t pid = mpt_fork(child_legacy_deliverer, b);
     assert_int_equal(mp_answer_challenge(a, KEY, strlen(KEY)), 0);
     assert_int_equal(mpt_wait_status(pid), 0);
 
     /* Our deliverer against the legacy answerer. */
-    pid = fork_child(child_legacy_answerer, b);
+    pid = mpt_fork(child_legacy_answerer, b);
     assert_int_equal(mp_deliver_challenge(a, KEY, strlen(KEY)), 0);
     assert_int_equal(mpt_wait_status(pid), 0);
 
@@ -1194,7 +1183,7 @@ static void test_challenge_forms(void **state)
     static const char *const digests[] = {"sha256", "sha384", "md5"};
     for (int i = 0; i < 3; i++) {
         struct modern m = {b, digests[i], NULL};
-        pid = fork_child(child_modern_deliverer, &m);
+        pid = mpt_fork(child_modern_deliverer, &m);
         assert_int_equal(mp_answer_challenge(a, KEY, strlen(KEY)), 0);
         assert_int_equal(mpt_wait_status(pid), 0);
     }
@@ -1202,7 +1191,7 @@ static void test_challenge_forms(void **state)
     mp_connection *x, *y;
     assert_int_equal(mp_pipe(true, &x, &y), 0);
     struct modern m3 = {y, "sha3_256", x};
-    pid = fork_child(child_modern_deliverer, &m3);
+    pid = mpt_fork(child_modern_deliverer, &m3);
     mp_connection_close(y);
     assert_int_equal(mp_answer_challenge(x, KEY, strlen(KEY)), MP_EAUTH);
     mp_connection_close(x);
@@ -1252,7 +1241,7 @@ static void test_challenge_pair(void **state)
         mp_connection *a, *b;
         assert_int_equal(mp_pipe(true, &a, &b), 0);
         struct keyed k = {b, wrong ? "another key" : KEY};
-        pid_t pid = fork_child(child_answer, &k);
+        pid_t pid = mpt_fork(child_answer, &k);
         int r = mp_deliver_challenge(a, KEY, strlen(KEY));
         if (r == 0)
             r = mp_answer_challenge(a, KEY, strlen(KEY));
@@ -1265,7 +1254,7 @@ static void test_challenge_pair(void **state)
     mp_connection *a, *b;
     assert_int_equal(mp_pipe(true, &a, &b), 0);
     struct keyed k = {b, ""};
-    pid_t pid = fork_child(child_answer, &k);
+    pid_t pid = mpt_fork(child_answer, &k);
     int r = mp_deliver_challenge(a, "", 0);
     if (r == 0)
         r = mp_answer_challenge(a, NULL, 0);
@@ -1335,7 +1324,7 @@ static void run_client_server(mp_listener *l, const char *ckey)
 {
     struct client_job j = {.key = ckey};
     assert_int_equal(mp_listener_address(l, &j.addr), 0);
-    pid_t pid = fork_child(child_client, &j);
+    pid_t pid = mpt_fork(child_client, &j);
     serve_one(l);
     assert_int_equal(mpt_wait_status(pid), 0);
 }
@@ -1415,7 +1404,7 @@ static void test_listener_removed_at_exit(void **state)
     make_tmpdir();
     char path[128];
     snprintf(path, sizeof path, "%s/exit.sock", tmpdir);
-    pid_t pid = fork_child(child_listener_exit, path);
+    pid_t pid = mpt_fork(child_listener_exit, path);
     assert_int_equal(mpt_wait_status(pid), 0);
     assert_int_equal(access(path, F_OK), -1);
     assert_int_equal(rmdir(tmpdir), 0);
@@ -1564,7 +1553,7 @@ static void test_listener_authkey(void **state)
         /* A wrong key: the client fails with MP_EAUTH and so does accept. */
         struct client_job j = {.key = "wrong key", .expect = MP_EAUTH};
         assert_int_equal(mp_listener_address(l, &j.addr), 0);
-        pid_t pid = fork_child(child_client, &j);
+        pid_t pid = mpt_fork(child_client, &j);
         mp_connection *c;
         assert_int_equal(mp_listener_accept(l, &c), MP_EAUTH);
         assert_null(c);
@@ -2259,7 +2248,7 @@ static void test_chaos_writer_killed(void **state)
         sh->acked = 0;
         sh->seed = mpt_rand(&rng);
         struct cc_arg a = {sh, w};
-        pid_t pid = fork_child(cc_writer, &a);
+        pid_t pid = mpt_fork(cc_writer, &a);
         assert_int_equal(mp_connection_close(w), 0);
         long got = 0;
         int rc;

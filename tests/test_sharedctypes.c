@@ -12,17 +12,6 @@
 #include <unistd.h>
 #include <wchar.h>
 
-typedef int (*child_fn)(void *arg);
-
-static pid_t fork_child(child_fn fn, void *arg)
-{
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(fn(arg));
-    assert_true(pid > 0);
-    return pid;
-}
-
 static void test_typecodes(void **state)
 {
     static const struct {
@@ -214,7 +203,7 @@ static void test_value_counter_across_processes(void **state)
         struct counter_args c = {.v = vals[k], .iterations = M};
         pid_t pids[N];
         for (int i = 0; i < N; i++)
-            pids[i] = fork_child(increment, &c);
+            pids[i] = mpt_fork(increment, &c);
         for (int i = 0; i < N; i++)
             assert_int_equal(mpt_wait_status(pids[i]), 0);
         long total;
@@ -238,7 +227,7 @@ static int hold_value_lock(void *arg)
 static void test_value_owner_dead(void **state)
 {
     mp_value *v = mp_value_new(.typecode = 'i');
-    pid_t pid = fork_child(hold_value_lock, v);
+    pid_t pid = mpt_fork(hold_value_lock, v);
     for (int i = 0; i < 2000 && MP_VALUE(v, int) != 77; i++)
         usleep(1000);
     assert_int_equal(MP_VALUE(v, int), 77);
@@ -362,7 +351,7 @@ static void test_array_across_processes(void **state)
     for (int i = 0; i < 10; i++)
         init[i] = i;
     mp_array *a = mp_array_new(.typecode = 'i', .size = 10, .init = init);
-    pid_t pid = fork_child(negate, a);
+    pid_t pid = mpt_fork(negate, a);
     assert_int_equal(mpt_wait_status(pid), 0);
     int out[10];
     assert_int_equal(mp_array_read(a, 0, 10, out, sizeof out[0]), 0);
