@@ -366,6 +366,20 @@ void mpt_run_ok(int (*target)(void *arg, size_t size), void *arg, size_t size, d
     mpt_join_ok(mpt_start(target, arg, size), timeout);
 }
 
+int mpt_wait_timed(pid_t pid, double seconds)
+{
+    double end = mp__now() + seconds;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
+        if ((r < 0 && errno != EINTR) || mp__now() >= end)
+            return -1;
+        usleep(10000);
+    }
+}
+
 static int leak_fds, leak_shm;
 
 const char *mpt_shm_prefix(void)

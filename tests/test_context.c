@@ -1072,13 +1072,9 @@ static void test_threads_running(void **state)
  * mpt_wait_status, or 2000 if it had to be killed. */
 static int wait_bounded(pid_t pid, double s)
 {
-    for (int i = 0; i < (int)(s * 100); i++) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
-        sleep_s(0.01);
-    }
+    int st = mpt_wait_timed(pid, s);
+    if (st >= 0)
+        return st;
     kill(pid, SIGKILL);
     mpt_wait_status(pid);
     return 2000;

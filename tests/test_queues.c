@@ -16,17 +16,12 @@
 /* Wait for pid at most seconds; kill it and return -1 if it is still running. */
 static int wait_within(pid_t pid, double seconds)
 {
-    double end = mp__now() + seconds;
-    int st;
-    while (mp__now() < end) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
-        usleep(2000);
+    int st = mpt_wait_timed(pid, seconds);
+    if (st < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
     }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return -1;
+    return st;
 }
 
 static void fill_pattern(unsigned char *p, size_t n, unsigned seed)

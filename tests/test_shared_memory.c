@@ -287,21 +287,6 @@ static int start_family(struct family *f, const char *tag)
     return f->child > 0 && f->tracker > 0 && path_exists(f->sock) ? 0 : -1;
 }
 
-/* waitpid with a deadline: the status as mpt_wait_status, or -1. */
-static int wait_for(pid_t pid, double seconds)
-{
-    for (int i = 0; i < seconds * 100; i++) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
-        if (r < 0)
-            return -1;
-        usleep(10000);
-    }
-    return -1;
-}
-
 static bool family_files_gone(const struct family *f, double seconds)
 {
     for (int i = 0; i < seconds * 100; i++) {
@@ -361,8 +346,9 @@ static int kill_all(struct family *f)
      * second kill arrives), and the next program would find nothing. */
     kill(f->tracker, SIGKILL);
     kill(-f->root, SIGKILL);
-    if (wait_for(f->root, 10) != 1000 + SIGKILL || wait_for(f->child, 10) != 1000 + SIGKILL ||
-        wait_for(f->tracker, 10) != 1000 + SIGKILL)
+    if (mpt_wait_timed(f->root, 10) != 1000 + SIGKILL ||
+        mpt_wait_timed(f->child, 10) != 1000 + SIGKILL ||
+        mpt_wait_timed(f->tracker, 10) != 1000 + SIGKILL)
         return -1;
     return 0;
 }
@@ -376,14 +362,15 @@ static int scenario_stale(void)
         return 10;
     kill(f.root, SIGKILL);
     kill(f.tracker, SIGKILL);
-    if (wait_for(f.root, 10) != 1000 + SIGKILL || wait_for(f.tracker, 10) != 1000 + SIGKILL)
+    if (mpt_wait_timed(f.root, 10) != 1000 + SIGKILL ||
+        mpt_wait_timed(f.tracker, 10) != 1000 + SIGKILL)
         return 11;
     if (mp_cleanup_stale() < 0)
         return 12;
     if (!shm_exists(f.shm) || !path_exists(f.sock) || !registry_left(f.root))
         return 13;
     kill(f.child, SIGKILL);
-    if (wait_for(f.child, 10) != 1000 + SIGKILL)
+    if (mpt_wait_timed(f.child, 10) != 1000 + SIGKILL)
         return 14;
     /* 0 when another program's tracker (a parallel test) removed the
      * family first; the look below says whether it is gone. */
@@ -403,9 +390,10 @@ static int scenario_tree_kill(void)
         return 20;
     if (kill(-f.root, SIGKILL) != 0)
         return 21;
-    if (wait_for(f.root, 10) != 1000 + SIGKILL || wait_for(f.child, 10) != 1000 + SIGKILL)
+    if (mpt_wait_timed(f.root, 10) != 1000 + SIGKILL ||
+        mpt_wait_timed(f.child, 10) != 1000 + SIGKILL)
         return 22;
-    if (wait_for(f.tracker, 10) != 0)
+    if (mpt_wait_timed(f.tracker, 10) != 0)
         return 23;
     if (shm_exists(f.shm) || path_exists(f.sock) || registry_left(f.root))
         return 24;
@@ -430,8 +418,8 @@ static int scenario_next_program(void)
         return 33;
     bool cleaned = family_files_gone(&dead, 10) && !registry_left(dead.root);
     kill(-next.root, SIGKILL);
-    if (wait_for(next.root, 10) < 0 || wait_for(next.child, 10) < 0 ||
-        wait_for(next.tracker, 10) != 0)
+    if (mpt_wait_timed(next.root, 10) < 0 || mpt_wait_timed(next.child, 10) < 0 ||
+        mpt_wait_timed(next.tracker, 10) != 0)
         return 34;
     if (!cleaned)
         return 35;
@@ -498,10 +486,10 @@ static int scenario_busy_tree_kills(void)
         usleep((useconds_t)(mpt_rand(&rng) % 200000));
         if (kill(-root, SIGKILL) != 0)
             return 43;
-        if (wait_for(root, 10) != 1000 + SIGKILL)
+        if (mpt_wait_timed(root, 10) != 1000 + SIGKILL)
             return 44;
         /* Only the tracker may outlive the kill, and it ends by itself. */
-        if (wait_for(tracker, 10) != 0)
+        if (mpt_wait_timed(tracker, 10) != 0)
             return 45;
         if (!pgroup_gone(root, 5))
             return 46;
@@ -545,7 +533,7 @@ static int random_group_kill(pid_t root, int out, int ms, const char *method, do
     /* The peer prints only at its end: anything here means it ended. */
     bool early = poll(&pfd, 1, ms) != 0 && read(out, line, sizeof line) != 0;
     close(out);
-    if (early || kill(-root, SIGKILL) != 0 || wait_for(root, 10) != 1000 + SIGKILL)
+    if (early || kill(-root, SIGKILL) != 0 || mpt_wait_timed(root, 10) != 1000 + SIGKILL)
         return 70;
     if (!pgroup_gone(root, 10))
         return 71;
@@ -597,7 +585,7 @@ static int random_kills_under(const char *method, const char *disable, uint64_t 
     struct pollfd pfd = {.fd = out, .events = POLLIN};
     ssize_t n = poll(&pfd, 1, 60000) == 1 ? read(out, line, sizeof line - 1) : -1;
     close(out);
-    int st = wait_for(root, 30);
+    int st = mpt_wait_timed(root, 30);
     if (st != 0) {
         printf("shm_peer random-kills exited with %d: %s\n", st, n > 0 ? line : "");
         return 62;
@@ -695,7 +683,7 @@ static int sock_churn_round(const char *dir, const char *method, int ms)
     bool ok = ms < 0 || (poll(&pfd, 1, 30000) == 1 && read(out, line, sizeof line - 1) > 0 &&
                          strcmp(line, "ready\n") == 0);
     usleep((useconds_t)(ms < 0 ? -ms : ms) * 1000);
-    int st = kill(-root, SIGKILL) == 0 ? wait_for(root, 10) : -2;
+    int st = kill(-root, SIGKILL) == 0 ? mpt_wait_timed(root, 10) : -2;
     close(out); /* after the kill: "ready" must not meet a closed pipe */
     if (st != 1000 + SIGKILL) {
         printf("sock churn (%s, kill after %d ms): the peer ended with %d\n", method, ms, st);
