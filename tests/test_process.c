@@ -355,6 +355,8 @@ static int no_fd_child(void)
     rl.rlim_cur = 64;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
         return 14;
+    /* Whether the kernel has pidfds (valgrind does not pass pidfd_open on). */
+    bool kernel_pidfd = mp__sentinel_pidfd_ok();
     /* The first start of a process probes pidfds: here, short of fds. */
     mp__sentinel_pidfd_forget();
     int fds[64], n = 0;
@@ -377,8 +379,7 @@ static int no_fd_child(void)
     if (setrlimit(RLIMIT_NOFILE, &was) != 0)
         return 21;
     /* The failure said nothing of the kernel's pidfds. */
-    if (!mp__feature_disabled(MP__FEAT_PIDFD) && !mp__sentinel_force_pipe &&
-        !mp__sentinel_pidfd_ok())
+    if (kernel_pidfd && !mp__sentinel_pidfd_ok())
         return 22;
     int code = -1;
     r = mp_process_start(p);
