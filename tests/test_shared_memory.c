@@ -27,12 +27,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    mpt_leak_end();
-    return 0;
-}
-
 static bool shm_exists(const char *name)
 {
     char path[300];
@@ -1035,25 +1029,29 @@ static void test_shm_manager_killed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_create_generated_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_attach_by_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_freed_and_closed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fork_child_shares, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unrelated_program_attaches, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tracker_unlinks_after_sigkill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_generated_name, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_attach_by_name, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_freed_and_closed, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_fork_child_shares, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_unrelated_program_attaches, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_tracker_unlinks_after_sigkill, setup,
+                                        mpt_teardown),
         cmocka_unit_test_setup_teardown(test_stale_family_cleaned_live_untouched, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_tree_kill_leaves_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_next_program_cleans_dead_family, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cleanup_stale_spares_own_family, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_busy_tree_kills_leave_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_kills, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_socket_files_random_kills, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shareable_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shareable_list_python, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_manager, setup_methods, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_manager_killed, setup, teardown),
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_tree_kill_leaves_nothing, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_next_program_cleans_dead_family, setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_cleanup_stale_spares_own_family, setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_busy_tree_kills_leave_nothing, setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_random_kills, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_socket_files_random_kills, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_shareable_list, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_shareable_list_python, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_shm_manager, setup_methods, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_shm_manager_killed, setup, mpt_teardown),
     };
     if (getenv("MPT_FILTER") != NULL)
         cmocka_set_test_filter(getenv("MPT_FILTER"));

@@ -514,11 +514,7 @@ static void test_struct_and_wchar(void **state)
                                        .ctx = mp_get_context(methods[m]));
         assert_non_null(p);
         assert_int_equal(mp_process_start(p), 0);
-        assert_int_equal(mp_process_join(p, 60), 0);
-        int code = -1;
-        assert_int_equal(mp_process_exitcode(p, &code), 0);
-        assert_int_equal(code, 0);
-        mp_process_free(p);
+        mpt_join_ok(p, 60);
 
         struct point pt;
         assert_int_equal(MP_VALUE_GET(o.pt, &pt), 0);
