@@ -62,8 +62,9 @@ pid_t mpt_fork(int (*fn)(void *arg), void *arg);
 /* waitpid(pid) and return its exit status, or 1000 + signal if killed. */
 int mpt_wait_status(pid_t pid);
 
-/* mpt_wait_status within seconds: -1 if pid has not ended by then (it is
- * neither killed nor reaped) or cannot be waited for. */
+/* mpt_wait_status within seconds (seconds * 100 polls 10 ms apart): -1 if
+ * pid has not ended by then (it is neither killed nor reaped) or cannot be
+ * waited for. */
 int mpt_wait_timed(pid_t pid, double seconds);
 
 /*
