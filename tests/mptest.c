@@ -126,6 +126,20 @@ __attribute__((constructor)) static void read_filter(void)
 
 /* ---- helpers ---------------------------------------------------------- */
 
+int mpt_find_python3(char *out, size_t n)
+{
+    const char *path = getenv("PATH");
+    while (path != NULL && *path) {
+        const char *end = strchr(path, ':');
+        size_t len = end ? (size_t)(end - path) : strlen(path);
+        if (len > 0 && (size_t)snprintf(out, n, "%.*s/python3", (int)len, path) < n &&
+            access(out, X_OK) == 0)
+            return 1;
+        path += len + (end != NULL);
+    }
+    return 0;
+}
+
 int mpt_count_fds(void)
 {
     /* Only those below the soft limit: valgrind keeps its own fds (more
@@ -306,6 +320,16 @@ void mpt_kill_children(void)
     }
 }
 
+pid_t mpt_fork(int (*fn)(void *arg), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fn(arg));
+    assert_true(pid > 0);
+    return pid;
+}
+
 int mpt_wait_status(pid_t pid)
 {
     int st;
@@ -318,6 +342,44 @@ int mpt_wait_status(pid_t pid)
     if (WIFEXITED(st))
         return WEXITSTATUS(st);
     return 1000 + WTERMSIG(st);
+}
+
+mp_process *mpt_start(int (*target)(void *arg, size_t size), void *arg, size_t size)
+{
+    mp_process *p = mp_process_new(.target = target, .arg = arg, .arg_size = size);
+    assert_non_null(p);
+    assert_int_equal(mp_process_start(p), 0);
+    return p;
+}
+
+void mpt_join_ok(mp_process *p, double timeout)
+{
+    int code = -1;
+    assert_int_equal(mp_process_join(p, timeout), 0);
+    assert_int_equal(mp_process_exitcode(p, &code), 0);
+    assert_int_equal(code, 0);
+    mp_process_free(p);
+}
+
+void mpt_run_ok(int (*target)(void *arg, size_t size), void *arg, size_t size, double timeout)
+{
+    mpt_join_ok(mpt_start(target, arg, size), timeout);
+}
+
+int mpt_wait_timed(pid_t pid, double seconds)
+{
+    /* Counted naps, not a clock deadline: on a loaded machine (or under
+     * valgrind) the wait stretches rather than ends early. */
+    for (int i = 0; i < seconds * 100; i++) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
+        if (r < 0 && errno != EINTR)
+            return -1;
+        usleep(10000);
+    }
+    return -1;
 }
 
 static int leak_fds, leak_shm;
@@ -375,6 +437,19 @@ void mpt_leak_end(void)
     assert_int_equal(mpt_count_children(), 0);
     assert_int_equal(mpt_count_fds(), leak_fds);
     assert_int_equal(mpt_count_own_shm(), leak_shm);
+}
+
+int mpt_setup(void **state)
+{
+    assert_int_equal(mp__heap_init(), 0);
+    mpt_leak_begin();
+    return 0;
+}
+
+int mpt_teardown(void **state)
+{
+    mpt_leak_end();
+    return 0;
 }
 
 const char *mpt_method(void)

@@ -19,6 +19,9 @@
  * <valgrind/valgrind.h> exists, else valgrind's preloaded libraries). */
 int mpt_valgrind(void);
 
+/* The first python3 on PATH, in out (n bytes): 1 if there is one, else 0. */
+int mpt_find_python3(char *out, size_t n);
+
 /* Number of open fds in this process. */
 int mpt_count_fds(void);
 
@@ -52,8 +55,28 @@ void mpt_kill_children(void);
 uint64_t mpt_seed(const char *test);
 uint64_t mpt_rand(uint64_t *state);
 
+/* Run fn(arg) in a forked child that exits with fn's return value (stdio
+ * is flushed first); its pid.  The child never calls a cmocka assert. */
+pid_t mpt_fork(int (*fn)(void *arg), void *arg);
+
 /* waitpid(pid) and return its exit status, or 1000 + signal if killed. */
 int mpt_wait_status(pid_t pid);
+
+/* mpt_wait_status within seconds (seconds * 100 polls 10 ms apart): -1 if
+ * pid has not ended by then (it is neither killed nor reaped) or cannot be
+ * waited for. */
+int mpt_wait_timed(pid_t pid, double seconds);
+
+/*
+ * Processes of the family, for the parent's side of a test: mpt_start makes
+ * and starts one (failing the test if it cannot); mpt_join_ok joins it
+ * within timeout seconds, fails the test unless it exited with 0, and frees
+ * it; mpt_run_ok is the two in one.  The target reports through its return
+ * value, never a cmocka assert.
+ */
+struct mp_process *mpt_start(int (*target)(void *arg, size_t size), void *arg, size_t size);
+void mpt_join_ok(struct mp_process *p, double timeout);
+void mpt_run_ok(int (*target)(void *arg, size_t size), void *arg, size_t size, double timeout);
 
 /*
  * This test run's shared memory names: the prefix of the names libmp
@@ -74,6 +97,11 @@ int mpt_count_own_shm(void);
  */
 void mpt_leak_begin(void);
 void mpt_leak_end(void);
+
+/* The usual cmocka fixture: mpt_setup makes the shared arena and calls
+ * mpt_leak_begin(); mpt_teardown calls mpt_leak_end(). */
+int mpt_setup(void **state);
+int mpt_teardown(void **state);
 
 /*
  * Start methods.  The suites run the process-level tests under each start

@@ -29,21 +29,6 @@
 #endif
 #endif
 
-static int setup(void **state)
-{
-    (void)state;
-    assert_int_equal(mp__heap_init(), 0);
-    mpt_leak_begin();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    mpt_leak_end();
-    return 0;
-}
-
 /* ---- helpers ---------------------------------------------------------------- */
 
 /* In a child: fail with an exit code naming the line. */
@@ -52,17 +37,6 @@ static int teardown(void **state)
         if (!(c))                        \
             return 1 + (__LINE__ % 250); \
     } while (0)
-
-/* Run fn(arg) in a forked child whose exit status is fn's return value. */
-static pid_t fork_child(int (*fn)(void *), void *arg)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(fn(arg));
-    assert_true(pid > 0);
-    return pid;
-}
 
 static void fill_pattern(unsigned char *p, size_t n, unsigned seed)
 {
@@ -400,7 +374,7 @@ static void test_fork_close_isolation(void **state)
 {
     struct pair p;
     assert_int_equal(mp_pipe(true, &p.a, &p.b), 0);
-    pid_t pid = fork_child(child_close_and_talk, &p);
+    pid_t pid = mpt_fork(child_close_and_talk, &p);
     expect_str(p.a, "from child");
     assert_int_equal(mp_connection_closed(p.a), 0);
     send_str(p.a, "from parent");
@@ -486,7 +460,7 @@ static void test_message_stream(void **state)
         mp_connection *r, *w;
         assert_int_equal(mp_pipe(duplex, &r, &w), 0);
         struct burst b = {w, 2000};
-        pid_t pid = fork_child(child_burst, &b);
+        pid_t pid = mpt_fork(child_burst, &b);
         mp_connection_close(w);
         unsigned char *buf = malloc(70000);
         for (int i = 0; i < b.count; i++) {
@@ -544,7 +518,7 @@ static void test_large_message(void **state)
         mp_connection *r, *w;
         assert_int_equal(mp_pipe(duplex, &r, &w), 0);
         struct big b = {w, data, BIG, 2};
-        pid_t pid = fork_child(child_send_big, &b);
+        pid_t pid = mpt_fork(child_send_big, &b);
         mp_connection_close(w); /* a failed child then shows as EOF, not a hang */
         void *p;
         size_t len;
@@ -649,7 +623,7 @@ static void test_huge_message(void **state)
     }
     struct pair p;
     assert_int_equal(mp_pipe(true, &p.a, &p.b), 0);
-    pid_t pid = fork_child(child_send_huge, &p);
+    pid_t pid = mpt_fork(child_send_huge, &p);
     mp_connection_close(p.b);
     int fd = mp_connection_fileno(p.a);
     unsigned char h[MP__HEADER_LARGE];
@@ -803,7 +777,7 @@ static int child_lying_header(void *arg)
 
 static void test_garbage_no_unbounded_alloc(void **state)
 {
-    pid_t pid = fork_child(child_lying_header, NULL);
+    pid_t pid = mpt_fork(child_lying_header, NULL);
     assert_int_equal(mpt_wait_status(pid), 0);
 }
 
@@ -849,7 +823,7 @@ static void test_eintr(void **state)
 
     struct pair p;
     assert_int_equal(mp_pipe(true, &p.a, &p.b), 0);
-    pid_t pid = fork_child(child_slow_echo, &p);
+    pid_t pid = mpt_fork(child_slow_echo, &p);
     mp_connection_close(p.b);
     setitimer(ITIMER_REAL, &it, NULL);
 
@@ -956,7 +930,7 @@ static void test_wait_many(void **state)
     /* A process-sentinel-like fd: readable once the child has exited. */
     int sent[2];
     assert_int_equal(pipe2(sent, O_CLOEXEC), 0);
-    pid_t pid = fork_child(child_hold_and_exit, sent);
+    pid_t pid = mpt_fork(child_hold_and_exit, sent);
     close(sent[1]);
     items[NPIPES] = MP_WAITABLE_FD(sent[0]);
 
@@ -1196,12 +1170,12 @@ static void test_challenge_forms(void **state)
 
     /* Our answerer against the legacy deliverer. */
     assert_int_equal(mp_pipe(true, &a, &b), 0);
-    pid_t pid = fork_child(child_legacy_deliverer, b);
+    pid_t pid = mpt_fork(child_legacy_deliverer, b);
     assert_int_equal(mp_answer_challenge(a, KEY, strlen(KEY)), 0);
     assert_int_equal(mpt_wait_status(pid), 0);
 
     /* Our deliverer against the legacy answerer. */
-    pid = fork_child(child_legacy_answerer, b);
+    pid = mpt_fork(child_legacy_answerer, b);
     assert_int_equal(mp_deliver_challenge(a, KEY, strlen(KEY)), 0);
     assert_int_equal(mpt_wait_status(pid), 0);
 
@@ -1209,7 +1183,7 @@ static void test_challenge_forms(void **state)
     static const char *const digests[] = {"sha256", "sha384", "md5"};
     for (int i = 0; i < 3; i++) {
         struct modern m = {b, digests[i], NULL};
-        pid = fork_child(child_modern_deliverer, &m);
+        pid = mpt_fork(child_modern_deliverer, &m);
         assert_int_equal(mp_answer_challenge(a, KEY, strlen(KEY)), 0);
         assert_int_equal(mpt_wait_status(pid), 0);
     }
@@ -1217,7 +1191,7 @@ static void test_challenge_forms(void **state)
     mp_connection *x, *y;
     assert_int_equal(mp_pipe(true, &x, &y), 0);
     struct modern m3 = {y, "sha3_256", x};
-    pid = fork_child(child_modern_deliverer, &m3);
+    pid = mpt_fork(child_modern_deliverer, &m3);
     mp_connection_close(y);
     assert_int_equal(mp_answer_challenge(x, KEY, strlen(KEY)), MP_EAUTH);
     mp_connection_close(x);
@@ -1267,7 +1241,7 @@ static void test_challenge_pair(void **state)
         mp_connection *a, *b;
         assert_int_equal(mp_pipe(true, &a, &b), 0);
         struct keyed k = {b, wrong ? "another key" : KEY};
-        pid_t pid = fork_child(child_answer, &k);
+        pid_t pid = mpt_fork(child_answer, &k);
         int r = mp_deliver_challenge(a, KEY, strlen(KEY));
         if (r == 0)
             r = mp_answer_challenge(a, KEY, strlen(KEY));
@@ -1280,7 +1254,7 @@ static void test_challenge_pair(void **state)
     mp_connection *a, *b;
     assert_int_equal(mp_pipe(true, &a, &b), 0);
     struct keyed k = {b, ""};
-    pid_t pid = fork_child(child_answer, &k);
+    pid_t pid = mpt_fork(child_answer, &k);
     int r = mp_deliver_challenge(a, "", 0);
     if (r == 0)
         r = mp_answer_challenge(a, NULL, 0);
@@ -1350,7 +1324,7 @@ static void run_client_server(mp_listener *l, const char *ckey)
 {
     struct client_job j = {.key = ckey};
     assert_int_equal(mp_listener_address(l, &j.addr), 0);
-    pid_t pid = fork_child(child_client, &j);
+    pid_t pid = mpt_fork(child_client, &j);
     serve_one(l);
     assert_int_equal(mpt_wait_status(pid), 0);
 }
@@ -1430,7 +1404,7 @@ static void test_listener_removed_at_exit(void **state)
     make_tmpdir();
     char path[128];
     snprintf(path, sizeof path, "%s/exit.sock", tmpdir);
-    pid_t pid = fork_child(child_listener_exit, path);
+    pid_t pid = mpt_fork(child_listener_exit, path);
     assert_int_equal(mpt_wait_status(pid), 0);
     assert_int_equal(access(path, F_OK), -1);
     assert_int_equal(rmdir(tmpdir), 0);
@@ -1579,7 +1553,7 @@ static void test_listener_authkey(void **state)
         /* A wrong key: the client fails with MP_EAUTH and so does accept. */
         struct client_job j = {.key = "wrong key", .expect = MP_EAUTH};
         assert_int_equal(mp_listener_address(l, &j.addr), 0);
-        pid_t pid = fork_child(child_client, &j);
+        pid_t pid = mpt_fork(child_client, &j);
         mp_connection *c;
         assert_int_equal(mp_listener_accept(l, &c), MP_EAUTH);
         assert_null(c);
@@ -1780,22 +1754,6 @@ static void test_default_timeout(void **state)
 }
 
 /* ---- interoperability with CPython -------------------------------------------------------------- */
-
-static bool find_python(char *out, size_t n)
-{
-    const char *path = getenv("PATH");
-    if (path == NULL)
-        return false;
-    while (*path) {
-        const char *end = strchr(path, ':');
-        size_t len = end ? (size_t)(end - path) : strlen(path);
-        if (len > 0 && (size_t)snprintf(out, n, "%.*s/python3", (int)len, path) < n &&
-            access(out, X_OK) == 0)
-            return true;
-        path += len + (end != NULL);
-    }
-    return false;
-}
 
 typedef struct py_proc {
     pid_t pid;
@@ -2148,7 +2106,7 @@ static void test_handles_errors(void **state)
 static void test_handles_python(void **state)
 {
     char python[512];
-    if (!find_python(python, sizeof python)) {
+    if (!mpt_find_python3(python, sizeof python)) {
         print_message("python3 is not on PATH: skipping\n");
         skip();
     }
@@ -2186,7 +2144,7 @@ static void test_handles_python(void **state)
 static void test_python_interop(void **state)
 {
     char python[512];
-    if (!find_python(python, sizeof python)) {
+    if (!mpt_find_python3(python, sizeof python)) {
         print_message("python3 is not on PATH: skipping the interoperability test\n");
         skip();
     }
@@ -2213,7 +2171,7 @@ static void test_python_interop(void **state)
 static void test_python_unsupported_digest(void **state)
 {
     char python[512];
-    if (!find_python(python, sizeof python)) {
+    if (!mpt_find_python3(python, sizeof python)) {
         print_message("python3 is not on PATH: skipping the interoperability test\n");
         skip();
     }
@@ -2290,7 +2248,7 @@ static void test_chaos_writer_killed(void **state)
         sh->acked = 0;
         sh->seed = mpt_rand(&rng);
         struct cc_arg a = {sh, w};
-        pid_t pid = fork_child(cc_writer, &a);
+        pid_t pid = mpt_fork(cc_writer, &a);
         assert_int_equal(mp_connection_close(w), 0);
         long got = 0;
         int rc;
@@ -2328,45 +2286,48 @@ static void test_chaos_writer_killed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_pipe_duplex, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chaos_writer_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pipe_oneway, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_eof, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_poll_timeouts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recv_into_too_short, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_maxlength, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_send_bounds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_closed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_from_fd, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fork_close_isolation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_held_after_fork, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_message_stream, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_large_message, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_frame_encoding, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_huge_message, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_headers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_no_unbounded_alloc, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_eintr, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_sigpipe, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wait_many, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wait_process_sentinel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_digests, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_challenge_forms, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_challenge_pair, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_listener_unix_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_listener_removed_at_exit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_listener_abstract, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_listener_inet, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_listener_bad_options, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_listener_authkey, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_accept_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_default_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_handles_family, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_handles_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_handles_python, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_python_interop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_python_unsupported_digest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipe_duplex, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_chaos_writer_killed, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_pipe_oneway, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_eof, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_poll_timeouts, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_recv_into_too_short, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_maxlength, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_send_bounds, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_closed, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_from_fd, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_fork_close_isolation, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_not_held_after_fork, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_message_stream, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_large_message, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_frame_encoding, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_huge_message, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_headers, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_no_unbounded_alloc, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_eintr, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_no_sigpipe, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_wait_many, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_wait_process_sentinel, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_digests, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_challenge_forms, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_challenge_pair, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_unix_path, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_removed_at_exit, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_abstract, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_inet, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_bad_options, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_authkey, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_accept_timeout, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_client_timeout, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_default_timeout, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_handles_family, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_handles_errors, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_handles_python, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_python_interop, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_python_unsupported_digest, mpt_setup,
+                                        mpt_teardown),
     };
     return cmocka_run_group_tests_name("connection", tests, NULL, NULL);
 }

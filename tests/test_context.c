@@ -55,12 +55,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    mpt_leak_end();
-    return 0;
-}
-
 static void sleep_s(double s)
 {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
@@ -1072,13 +1066,9 @@ static void test_threads_running(void **state)
  * mpt_wait_status, or 2000 if it had to be killed. */
 static int wait_bounded(pid_t pid, double s)
 {
-    for (int i = 0; i < (int)(s * 100); i++) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
-        sleep_s(0.01);
-    }
+    int st = mpt_wait_timed(pid, s);
+    if (st >= 0)
+        return st;
     kill(pid, SIGKILL);
     mpt_wait_status(pid);
     return 2000;
@@ -1405,29 +1395,29 @@ int main(int argc, char **argv)
         return 99;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_contexts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_default_method, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_all_start_methods, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_each_method, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exit_status, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_join_threads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fds_passed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stdio, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_handle_rule, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nested, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_target, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_set_executable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_arena_taken, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_forkserver_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_forkserver_dies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_preload, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_forkserver_lifetime, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_forkserver_after_pool, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_forkserver_emfile, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_threads_running, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stray_variable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_hook, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fd_above_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_contexts, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_default_method, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_all_start_methods, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_each_method, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_exit_status, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_join_threads, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_fds_passed, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_stdio, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_handle_rule, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_nested, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_target, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_set_executable, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_arena_taken, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_forkserver_restart, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_forkserver_dies, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_preload, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_forkserver_lifetime, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_forkserver_after_pool, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_forkserver_emfile, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_threads_running, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_stray_variable, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_no_hook, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_fd_above_limit, setup, mpt_teardown),
     };
     int rc = cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
     mp_process *left[64];

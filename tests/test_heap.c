@@ -10,19 +10,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int setup(void **state)
-{
-    assert_int_equal(mp__heap_init(), 0);
-    mpt_leak_begin();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    mpt_leak_end();
-    return 0;
-}
-
 static bool all_zero(const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -301,32 +288,47 @@ static _Noreturn void kill_worker(_Atomic(void *) *slots, unsigned seed)
     }
 }
 
+typedef void worker_fn(_Atomic(void *) *slots, unsigned seed);
+
+/* A forked worker; it runs until it is killed (or _exits on a fault). */
+static pid_t fork_worker(worker_fn *fn, _Atomic(void *) *slots, unsigned seed)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        fn(slots, seed);
+        _exit(1);
+    }
+    assert_true(pid > 0);
+    return pid;
+}
+
+/* KWORKERS workers, kills of one at random moments (each replaced by a new
+ * one), then all killed: every one must have died of the SIGKILL. */
+static void kill_workers_at_random(worker_fn *fn, _Atomic(void *) *slots, unsigned *seed,
+                                   int kills)
+{
+    pid_t pids[KWORKERS];
+    for (int w = 0; w < KWORKERS; w++)
+        pids[w] = fork_worker(fn, slots, *seed + (unsigned)w);
+    for (int k = 0; k < kills; k++) {
+        usleep(1000 + rand_r(seed) % 20000);
+        int w = (int)(rand_r(seed) % KWORKERS);
+        kill(pids[w], SIGKILL);
+        assert_int_equal(mpt_wait_status(pids[w]), 1000 + SIGKILL);
+        pids[w] = fork_worker(fn, slots, *seed + 100u + (unsigned)k);
+    }
+    for (int w = 0; w < KWORKERS; w++) {
+        kill(pids[w], SIGKILL);
+        assert_int_equal(mpt_wait_status(pids[w]), 1000 + SIGKILL);
+    }
+}
+
 static void test_killed_at_random(void **state)
 {
     _Atomic(void *) *slots = mp_shared_alloc(KSLOTS * sizeof *slots);
     assert_non_null(slots);
     unsigned seed = (unsigned)getpid();
-    pid_t pids[KWORKERS];
-    for (int w = 0; w < KWORKERS; w++) {
-        pids[w] = fork();
-        if (pids[w] == 0)
-            kill_worker(slots, seed + (unsigned)w);
-        assert_true(pids[w] > 0);
-    }
-    for (int k = 0; k < KKILLS; k++) {
-        usleep(1000 + rand_r(&seed) % 20000);
-        int w = (int)(rand_r(&seed) % KWORKERS);
-        kill(pids[w], SIGKILL);
-        assert_int_equal(mpt_wait_status(pids[w]), 1000 + SIGKILL);
-        pids[w] = fork();
-        if (pids[w] == 0)
-            kill_worker(slots, seed + 100u + (unsigned)k);
-        assert_true(pids[w] > 0);
-    }
-    for (int w = 0; w < KWORKERS; w++) {
-        kill(pids[w], SIGKILL);
-        assert_int_equal(mpt_wait_status(pids[w]), 1000 + SIGKILL);
-    }
+    kill_workers_at_random(kill_worker, slots, &seed, KKILLS);
     /* What the workers left is intact; new blocks are zero and distinct. */
     for (int i = 0; i < KSLOTS; i++) {
         unsigned char *p = atomic_load(&slots[i]);
@@ -415,27 +417,7 @@ static void test_killed_at_random_uninit(void **state)
     _Atomic(void *) *slots = mp_shared_alloc(USLOTS * sizeof *slots);
     assert_non_null(slots);
     unsigned seed = (unsigned)getpid() * 31u;
-    pid_t pids[KWORKERS];
-    for (int w = 0; w < KWORKERS; w++) {
-        pids[w] = fork();
-        if (pids[w] == 0)
-            uninit_worker(slots, seed + (unsigned)w);
-        assert_true(pids[w] > 0);
-    }
-    for (int k = 0; k < UKILLS; k++) {
-        usleep(1000 + rand_r(&seed) % 20000);
-        int w = (int)(rand_r(&seed) % KWORKERS);
-        kill(pids[w], SIGKILL);
-        assert_int_equal(mpt_wait_status(pids[w]), 1000 + SIGKILL);
-        pids[w] = fork();
-        if (pids[w] == 0)
-            uninit_worker(slots, seed + 100u + (unsigned)k);
-        assert_true(pids[w] > 0);
-    }
-    for (int w = 0; w < KWORKERS; w++) {
-        kill(pids[w], SIGKILL);
-        assert_int_equal(mpt_wait_status(pids[w]), 1000 + SIGKILL);
-    }
+    kill_workers_at_random(uninit_worker, slots, &seed, UKILLS);
     /* Every block left is live, with its own stamp. */
     uint64_t stamps[USLOTS];
     int nlive = 0;
@@ -591,20 +573,22 @@ static void test_no_dev_shm_entry(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_small_blocks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_frees, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_large_blocks_coalesce, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_huge_block, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shared_between_processes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_churn, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_killed_allocator, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache_fork_reset, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache_cross_process_free, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_killed_at_random, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_killed_at_random_uninit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_uninit_threads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alloc_uninit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_dev_shm_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_small_blocks, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_frees, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_large_blocks_coalesce, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_huge_block, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_shared_between_processes, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_churn, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_killed_allocator, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_cache_fork_reset, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_cache_cross_process_free, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_killed_at_random, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_killed_at_random_uninit, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_uninit_threads, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_alloc_uninit, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_no_dev_shm_entry, mpt_setup, mpt_teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
 }

@@ -622,19 +622,6 @@ static void test_codec_fuzz(void **state)
 
 /* ---- the manager: helpers ------------------------------------------------------ */
 
-static int setup(void **state)
-{
-    assert_int_equal(mp__heap_init(), 0);
-    mpt_leak_begin();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    mpt_leak_end();
-    return 0;
-}
-
 static mp_manager *started(void)
 {
     mp_manager *m = mp_manager_new();
@@ -1264,17 +1251,10 @@ static void test_mgr_children(void **state)
     mp_process *ps[6];
     for (int i = 0; i < 6; i++) {
         w.id = i;
-        ps[i] = mp_process_new(.target = dict_worker, .arg = &w, .arg_size = sizeof w);
-        assert_non_null(ps[i]);
-        assert_int_equal(mp_process_start(ps[i]), 0);
+        ps[i] = mpt_start(dict_worker, &w, sizeof w);
     }
-    for (int i = 0; i < 6; i++) {
-        int code = -1;
-        assert_int_equal(mp_process_join(ps[i], MP_FOREVER), 0);
-        assert_int_equal(mp_process_exitcode(ps[i], &code), 0);
-        assert_int_equal(code, 0);
-        mp_process_free(ps[i]);
-    }
+    for (int i = 0; i < 6; i++)
+        mpt_join_ok(ps[i], MP_FOREVER);
     assert_int_equal(mp_dict_len(w.d), 6 * 300);
     assert_int_equal(mp_list_len(w.l), 6 * 300);
     for (int i = 0; i < 6; i++)
@@ -1405,8 +1385,7 @@ static void test_mgr_sync_kinds(void **state)
     mp_process *ps[4];
     for (int i = 0; i < 4; i++) {
         a.id = i;
-        ps[i] = mp_process_new(.target = sync_worker, .arg = &a, .arg_size = sizeof a);
-        assert_int_equal(mp_process_start(ps[i]), 0);
+        ps[i] = mpt_start(sync_worker, &a, sizeof a);
     }
     for (int i = 0; i < 4; i++)
         assert_int_equal(mp_proxy_put(a.jqueue, MP_I64(i), MP_FOREVER), 0);
@@ -1422,13 +1401,8 @@ static void test_mgr_sync_kinds(void **state)
         mp_val_free(v);
     }
     assert_int_equal(got, 15);
-    for (int i = 0; i < 4; i++) {
-        int code = -1;
-        assert_int_equal(mp_process_join(ps[i], MP_FOREVER), 0);
-        assert_int_equal(mp_process_exitcode(ps[i], &code), 0);
-        assert_int_equal(code, 0);
-        mp_process_free(ps[i]);
-    }
+    for (int i = 0; i < 4; i++)
+        mpt_join_ok(ps[i], MP_FOREVER);
     mp_val *v;
     assert_int_equal(mp_proxy_call(a.counter, "get", NULL, &v), 0);
     assert_val(v, "200");
@@ -1511,6 +1485,26 @@ static void test_mgr_sync_kinds(void **state)
 }
 
 /* ---- over a socket, from unrelated programs ------------------------------------------------- */
+
+/*
+ * A manager serving on a free TCP port of 127.0.0.1 (with register_all's
+ * types when registered), started, and *rm, another manager connected to it
+ * over the socket (another program's view); *port, if not NULL, the port.
+ */
+static mp_manager *socket_pair(bool registered, mp_manager **rm, int *port)
+{
+    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0);
+    if (registered)
+        register_all(m);
+    assert_int_equal(mp_manager_start(m), 0);
+    int p = 0;
+    mp_manager_address(m, NULL, 0, NULL, 0, &p);
+    *rm = mp_manager_new(.host = "127.0.0.1", .port = p);
+    assert_int_equal(mp_manager_connect(*rm), 0);
+    if (port != NULL)
+        *port = p;
+    return m;
+}
 
 static int run_peer(const char *addr, const char *key, const char *mode)
 {
@@ -1655,14 +1649,7 @@ static void test_mgr_default_authkey(void **state)
     assert_int_equal(mp_manager_address(m, NULL, 0, NULL, 0, &port), 2);
     for (int own = 0; own < 2; own++) {
         struct key_client_arg a = {.port = port, .own_key = own};
-        mp_process *p = mp_process_new(.target = key_client, .arg = &a, .arg_size = sizeof a);
-        assert_non_null(p);
-        assert_int_equal(mp_process_start(p), 0);
-        assert_int_equal(mp_process_join(p, 60), 0);
-        int code = -1;
-        assert_int_equal(mp_process_exitcode(p, &code), 0);
-        assert_int_equal(code, 0);
-        mp_process_free(p);
+        mpt_run_ok(key_client, &a, sizeof a, 60);
     }
     /* The same key given explicitly works; another does not. */
     unsigned char key[MP_AUTHKEY_MAX];
@@ -1710,8 +1697,7 @@ static void test_mgr_client_killed(void **state)
         mp_process *ps[5];
         for (int i = 0; i < 5; i++) {
             w.id = round * 5 + i;
-            ps[i] = mp_process_new(.target = busy_client, .arg = &w, .arg_size = sizeof w);
-            assert_int_equal(mp_process_start(ps[i]), 0);
+            ps[i] = mpt_start(busy_client, &w, sizeof w);
         }
         usleep(2000 + (useconds_t)(rnd() % 8000));
         for (int i = 0; i < 5; i++) {
@@ -1839,14 +1825,6 @@ static int rk_client_main(void *arg, size_t size)
     return 0;
 }
 
-static mp_process *rk_start(struct rk_arg *a)
-{
-    mp_process *p = mp_process_new(.target = rk_client_main, .arg = a, .arg_size = sizeof *a);
-    assert_non_null(p);
-    assert_int_equal(mp_process_start(p), 0);
-    return p;
-}
-
 /* Counts one appearance of tag in the server; fails on an unattempted or
  * duplicated one.  seen[id] has att entries. */
 static void rk_seen(uint8_t **seen, const uint32_t *att, int64_t tag)
@@ -1886,7 +1864,7 @@ static void test_mgr_random_client_kills(void **state)
     mp_process *live[RK_LIVE];
     int next = 0, kills = 0;
     for (int i = 0; i < RK_LIVE; i++)
-        a.id = next++, live[i] = rk_start(&a);
+        a.id = next++, live[i] = mpt_start(rk_client_main, &a, sizeof a);
     double t0 = mp__now();
     while (mp__now() - t0 < 2.5 && next < RK_IDS) {
         usleep((useconds_t)(2000 + mpt_rand(&rng) % 20000));
@@ -1900,7 +1878,7 @@ static void test_mgr_random_client_kills(void **state)
         mp_process_free(live[v]);
         kills++;
         a.id = next++;
-        live[v] = rk_start(&a);
+        live[v] = mpt_start(rk_client_main, &a, sizeof a);
     }
     rk_store(&sh->stop, 1);
     for (int i = 0; i < RK_LIVE; i++) {
@@ -2020,16 +1998,11 @@ static void *blocked_call(void *arg)
 
 static void test_mgr_server_killed(void **state)
 {
+    mp_manager *rm;
+    mp_manager *m = socket_pair(true, &rm, NULL);
     /* In the family, through shared memory. */
-    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0);
-    register_all(m);
-    assert_int_equal(mp_manager_start(m), 0);
-    int port;
-    mp_manager_address(m, NULL, 0, NULL, 0, &port);
     mp_proxy *c = mp_manager_create(m, "Counter", NULL);
     mp_proxy *d = mp_manager_dict(m, NULL);
-    mp_manager *rm = mp_manager_new(.host = "127.0.0.1", .port = port);
-    assert_int_equal(mp_manager_connect(rm), 0);
     mp_proxy *rc = mp_manager_create(rm, "Counter", NULL);
     struct blocked_arg b = {.c = c}, rb = {.c = rc};
     pthread_t th, rth;
@@ -2241,12 +2214,8 @@ static void *barrier_waiter(void *arg)
 
 static void test_mgr_shutdown_wakes_remote_waiters(void **state)
 {
-    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0);
-    assert_int_equal(mp_manager_start(m), 0);
-    int port;
-    mp_manager_address(m, NULL, 0, NULL, 0, &port);
-    mp_manager *rm = mp_manager_new(.host = "127.0.0.1", .port = port);
-    assert_int_equal(mp_manager_connect(rm), 0);
+    mp_manager *rm;
+    mp_manager *m = socket_pair(false, &rm, NULL);
     struct wait_arg c = {.p = mp_manager_condition(rm)},
                     b = {.p = mp_manager_barrier(rm, 3, 0)};
     assert_non_null(c.p);
@@ -2385,6 +2354,13 @@ static void hw_free_objects(mp_proxy *p[HW_NKINDS])
             mp_proxy_free(p[k]);
 }
 
+/* Wait (at most 15 s) until the waiter of slot is about to block. */
+static void hw_wait_ready(struct hw_slot *slot)
+{
+    for (int t = 0; t < 3000 && !atomic_load(&slot->ready); t++)
+        usleep(5000);
+}
+
 /* Wait until every slot says done (or until limit): true when all did. */
 static bool hw_wait_done(struct hw_slot *slots, int n, double limit)
 {
@@ -2410,12 +2386,8 @@ static bool hw_wait_done(struct hw_slot *slots, int n, double limit)
  */
 static void hosted_waits_end(bool kill_server)
 {
-    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0);
-    assert_int_equal(mp_manager_start(m), 0);
-    int port;
-    mp_manager_address(m, NULL, 0, NULL, 0, &port);
-    mp_manager *rm = mp_manager_new(.host = "127.0.0.1", .port = port);
-    assert_int_equal(mp_manager_connect(rm), 0);
+    mp_manager *rm;
+    mp_manager *m = socket_pair(false, &rm, NULL);
 
     enum { NW = 3 * HW_NKINDS };
     struct hw_slot *slots = mp_shared_alloc(NW * sizeof *slots);
@@ -2431,17 +2403,13 @@ static void hosted_waits_end(bool kill_server)
         args[i] = (struct hw_arg){.kind = i % HW_NKINDS, .slot = &slots[i]};
         memcpy(args[i].p, i / HW_NKINDS == 2 ? rem : fam, sizeof args[i].p);
         if (i / HW_NKINDS == 1) {
-            ps[i % HW_NKINDS] = mp_process_new(.target = hw_child, .arg = &args[i],
-                                               .arg_size = sizeof args[i]);
-            assert_non_null(ps[i % HW_NKINDS]);
-            assert_int_equal(mp_process_start(ps[i % HW_NKINDS]), 0);
+            ps[i % HW_NKINDS] = mpt_start(hw_child, &args[i], sizeof args[i]);
         } else {
             assert_int_equal(pthread_create(&th[i], NULL, hw_thread, &args[i]), 0);
         }
     }
     for (int i = 0; i < NW; i++)
-        for (int t = 0; t < 3000 && !atomic_load(&slots[i].ready); t++)
-            usleep(5000);
+        hw_wait_ready(&slots[i]);
     usleep(300000); /* into their sleeps */
     for (int i = 0; i < NW; i++)
         if (atomic_load(&slots[i].done))
@@ -2477,15 +2445,10 @@ static void hosted_waits_end(bool kill_server)
         mpt_method(), NW, worst * 1e3, kill_server ? "SIGKILL" : "shutdown");
     assert_true(worst < 2.0);
     for (int i = 0; i < NW; i++) {
-        if (i / HW_NKINDS == 1) {
-            int code = -1;
-            assert_int_equal(mp_process_join(ps[i % HW_NKINDS], MP_FOREVER), 0);
-            assert_int_equal(mp_process_exitcode(ps[i % HW_NKINDS], &code), 0);
-            assert_int_equal(code, 0);
-            mp_process_free(ps[i % HW_NKINDS]);
-        } else {
+        if (i / HW_NKINDS == 1)
+            mpt_join_ok(ps[i % HW_NKINDS], MP_FOREVER);
+        else
             pthread_join(th[i], NULL);
-        }
     }
 
     /* Later calls: MP_EEOF again, on both transports (never the socket's
@@ -2541,10 +2504,8 @@ static void test_mgr_shutdown_keeps_objects_in_use(void **state)
         memset(slot, 0, sizeof *slot);
         struct hw_arg a = {.kind = HW_QGET, .slot = slot};
         a.p[HW_QGET] = q;
-        mp_process *p = mp_process_new(.target = hw_child, .arg = &a, .arg_size = sizeof a);
-        assert_int_equal(mp_process_start(p), 0);
-        for (int t = 0; t < 3000 && !atomic_load(&slot->ready); t++)
-            usleep(5000);
+        mp_process *p = mpt_start(hw_child, &a, sizeof a);
+        hw_wait_ready(slot);
         usleep(200000);
         if (stopped)
             assert_int_equal(kill(mp_process_pid(p), SIGSTOP), 0);
@@ -2554,16 +2515,12 @@ static void test_mgr_shutdown_keeps_objects_in_use(void **state)
             assert_int_equal(mp_queue_qsize(native), 0);
             assert_int_equal(kill(mp_process_pid(p), SIGCONT), 0);
         }
-        assert_int_equal(mp_process_join(p, 10), 0);
-        int code = -1;
-        assert_int_equal(mp_process_exitcode(p, &code), 0);
-        assert_int_equal(code, 0);
+        mpt_join_ok(p, 10);
         assert_int_equal(slot->result, MP_EEOF);
         if (stopped)
             mp_queue_free(native); /* kept by the server: ours to free now */
         else
             assert_int_equal(mp_queue_qsize(native), MP_EINVAL);
-        mp_process_free(p);
         mp_shared_free(slot);
         mp_proxy_free(q);
         mp_manager_free(m);
@@ -2588,12 +2545,8 @@ static mp_val *nested(int depth)
 
 static void test_mgr_depth(void **state)
 {
-    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0);
-    assert_int_equal(mp_manager_start(m), 0);
-    int port;
-    mp_manager_address(m, NULL, 0, NULL, 0, &port);
-    mp_manager *rm = mp_manager_new(.host = "127.0.0.1", .port = port);
-    assert_int_equal(mp_manager_connect(rm), 0);
+    mp_manager *rm;
+    mp_manager *m = socket_pair(false, &rm, NULL);
     mp_val *ok = nested(MP_VAL_MAX_DEPTH - 1), *deep = nested(MP_VAL_MAX_DEPTH);
     mp_manager *ms[2] = {m, rm};
     for (int i = 0; i < 2; i++) {
@@ -2671,14 +2624,7 @@ static void test_mgr_exit_without_shutdown(void **state)
 {
     pid_t *shared = mp_shared_alloc(sizeof *shared);
     assert_non_null(shared);
-    mp_process *p = mp_process_new(.target = forgetful_owner, .arg = &shared,
-                                   .arg_size = sizeof shared);
-    assert_int_equal(mp_process_start(p), 0);
-    assert_int_equal(mp_process_join(p, 30), 0);
-    int code = -1;
-    assert_int_equal(mp_process_exitcode(p, &code), 0);
-    assert_int_equal(code, 0);
-    mp_process_free(p);
+    mpt_run_ok(forgetful_owner, &shared, sizeof shared, 30);
     assert_true(*shared > 0);
     /* The server was a child of the owner, reaped by it before it exited. */
     assert_int_equal(kill(*shared, 0), -1);
@@ -2712,13 +2658,7 @@ static void test_mgr_exitcode(void **state)
     assert_int_equal(mp_manager_exitcode(m, &code), 0);
     assert_int_equal(code, 0);
     /* Other processes of the family read it too. */
-    mp_process *p = mp_process_new(.target = read_exitcode, .arg = &m, .arg_size = sizeof m);
-    assert_int_equal(mp_process_start(p), 0);
-    assert_int_equal(mp_process_join(p, 30), 0);
-    int pcode = -1;
-    assert_int_equal(mp_process_exitcode(p, &pcode), 0);
-    assert_int_equal(pcode, 0);
-    mp_process_free(p);
+    mpt_run_ok(read_exitcode, &m, sizeof m, 30);
     mp_manager_free(m);
 
     m = started();
@@ -2846,13 +2786,7 @@ static void test_mgr_set(void **state)
     assert_int_equal(mp_setproxy_members(st, &v), 0);
     assert_val(v, "[1, 2, 7]");
     /* Shared with a child under every start method. */
-    mp_process *p = mp_process_new(.target = set_child, .arg = &st, .arg_size = sizeof st);
-    assert_int_equal(mp_process_start(p), 0);
-    assert_int_equal(mp_process_join(p, 30), 0);
-    int code = -1;
-    assert_int_equal(mp_process_exitcode(p, &code), 0);
-    assert_int_equal(code, 0);
-    mp_process_free(p);
+    mpt_run_ok(set_child, &st, sizeof st, 30);
     assert_int_equal(mp_setproxy_len(st), 4);
     assert_int_equal(mp_setproxy_contains(st, MP_STR("child")), 1);
     assert_int_equal(mp_setproxy_pop(st, &v), 0);
@@ -2938,13 +2872,7 @@ static void test_mgr_operators_iter(void **state)
     assert_val(v, "[3, 2, 1]");
     assert_proxy_repr(l, "[1, 2, 3]");
     /* Forked, spawned or forkserver child iterates the same list. */
-    mp_process *p = mp_process_new(.target = iter_child, .arg = &l, .arg_size = sizeof l);
-    assert_int_equal(mp_process_start(p), 0);
-    assert_int_equal(mp_process_join(p, 30), 0);
-    int code = -1;
-    assert_int_equal(mp_process_exitcode(p, &code), 0);
-    assert_int_equal(code, 0);
-    mp_process_free(p);
+    mpt_run_ok(iter_child, &l, sizeof l, 30);
     assert_int_equal(mp_list_iadd(l, MP_TUPLE(MP_I64(4))), 0);
     assert_int_equal(mp_list_imul(l, 2), 0);
     assert_proxy_repr(l, "[1, 2, 3, 4, 1, 2, 3, 4]");
@@ -3325,16 +3253,10 @@ static void test_mgr_nested_proxies(void **state)
     struct nested_arg na = {.d = d};
     for (int i = 0; i < 3; i++) {
         na.id = i + 1;
-        ps[i] = mp_process_new(.target = nested_child, .arg = &na, .arg_size = sizeof na);
-        assert_int_equal(mp_process_start(ps[i]), 0);
+        ps[i] = mpt_start(nested_child, &na, sizeof na);
     }
-    for (int i = 0; i < 3; i++) {
-        int code = -1;
-        assert_int_equal(mp_process_join(ps[i], MP_FOREVER), 0);
-        assert_int_equal(mp_process_exitcode(ps[i], &code), 0);
-        assert_int_equal(code, 0);
-        mp_process_free(ps[i]);
-    }
+    for (int i = 0; i < 3; i++)
+        mpt_join_ok(ps[i], MP_FOREVER);
     l = dict_proxy_at(d, "l");
     assert_int_equal(mp_list_len(l), 3);
     assert_int_equal(mp_list_sort(l, NULL, false), 0);
@@ -3420,12 +3342,9 @@ static void test_mgr_nested_proxies(void **state)
 /* The same through a socket connection (another program's view). */
 static void test_mgr_nested_proxies_remote(void **state)
 {
-    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0);
-    assert_int_equal(mp_manager_start(m), 0);
-    int port = 0;
-    mp_manager_address(m, NULL, 0, NULL, 0, &port);
-    mp_manager *rm = mp_manager_new(.host = "127.0.0.1", .port = port);
-    assert_int_equal(mp_manager_connect(rm), 0);
+    mp_manager *rm;
+    int port;
+    mp_manager *m = socket_pair(false, &rm, &port);
     ssize_t base = mp_manager_object_count(rm);
     mp_proxy *q = mp_manager_queue(rm, 0);
     mp_val *rq = mp_val_proxy(q);
@@ -3671,17 +3590,10 @@ static void test_mgr_pool(void **state)
 
     /* Processes of the family share the pool through the proxy. */
     mp_process *ps[2];
-    for (int i = 0; i < 2; i++) {
-        ps[i] = mp_process_new(.target = mpool_child, .arg = &pool, .arg_size = sizeof pool);
-        assert_int_equal(mp_process_start(ps[i]), 0);
-    }
-    for (int i = 0; i < 2; i++) {
-        int code = -1;
-        assert_int_equal(mp_process_join(ps[i], MP_FOREVER), 0);
-        assert_int_equal(mp_process_exitcode(ps[i], &code), 0);
-        assert_int_equal(code, 0);
-        mp_process_free(ps[i]);
-    }
+    for (int i = 0; i < 2; i++)
+        ps[i] = mpt_start(mpool_child, &pool, sizeof pool);
+    for (int i = 0; i < 2; i++)
+        mpt_join_ok(ps[i], MP_FOREVER);
 
     /* Bad arguments. */
     assert_null(mp_poolproxy_apply_async(pool, NULL, "x", 1));
@@ -3747,12 +3659,8 @@ static void test_mgr_pool(void **state)
 /* Through a socket: the pool can be made and stopped, not sent functions. */
 static void test_mgr_pool_remote(void **state)
 {
-    mp_manager *m = mp_manager_new(.host = "127.0.0.1", .port = 0);
-    assert_int_equal(mp_manager_start(m), 0);
-    int port = 0;
-    mp_manager_address(m, NULL, 0, NULL, 0, &port);
-    mp_manager *rm = mp_manager_new(.host = "127.0.0.1", .port = port);
-    assert_int_equal(mp_manager_connect(rm), 0);
+    mp_manager *rm;
+    mp_manager *m = socket_pair(false, &rm, NULL);
     mp_proxy *pool = mp_manager_pool(rm, 1);
     assert_non_null(pool);
     assert_int_equal(mp_poolproxy_apply(pool, mpool_bytes, "x", 1, NULL, NULL), MP_EINVAL);
@@ -3804,39 +3712,45 @@ int main(void)
         cmocka_unit_test(test_codec_exact_bytes),
         cmocka_unit_test(test_codec_malformed),
         cmocka_unit_test(test_codec_fuzz),
-        cmocka_unit_test_setup_teardown(test_mgr_dict, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_namespace_value_array, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_registered, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_children, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_threads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_sync_kinds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_remote, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_default_authkey, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_client_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_random_client_kills, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_server_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_malformed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_lifecycle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_shutdown_wakes_remote_waiters, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_hosted_waits_server_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_hosted_waits_shutdown, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_shutdown_keeps_objects_in_use, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_depth, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_registered_hosted_kind, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_exit_without_shutdown, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_exitcode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_initializer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_set, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_operators_iter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_dict, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_list, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_namespace_value_array, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_registered, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_children, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_threads, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_sync_kinds, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_remote, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_default_authkey, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_client_killed, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_random_client_kills, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_server_killed, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_malformed, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_lifecycle, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_shutdown_wakes_remote_waiters, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_hosted_waits_server_killed, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_hosted_waits_shutdown, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_shutdown_keeps_objects_in_use, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_depth, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_registered_hosted_kind, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_exit_without_shutdown, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_exitcode, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_initializer, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_set, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_operators_iter, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_limits, mpt_setup, mpt_teardown),
         cmocka_unit_test(test_codec_proxy_refs),
-        cmocka_unit_test_setup_teardown(test_mgr_nested_proxies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_nested_proxies_remote, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_pool, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mgr_pool_remote, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_nested_proxies, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_nested_proxies_remote, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_pool, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mgr_pool_remote, mpt_setup, mpt_teardown),
     };
     return cmocka_run_group_tests_name(MP_TEST_NAME, tests, NULL, NULL);
 }

@@ -13,45 +13,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int setup(void **state)
-{
-    assert_int_equal(mp__heap_init(), 0);
-    mpt_leak_begin();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    mpt_leak_end();
-    return 0;
-}
-
-/* Run fn(arg) in a forked child, which exits with fn's return value.  The
- * child never calls a cmocka assert. */
-static pid_t run_child(int (*fn)(void *), void *arg)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(fn(arg));
-    assert_true(pid > 0);
-    return pid;
-}
-
 /* Wait for pid at most seconds; kill it and return -1 if it is still running. */
 static int wait_within(pid_t pid, double seconds)
 {
-    double end = mp__now() + seconds;
-    int st;
-    while (mp__now() < end) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
-        usleep(2000);
+    int st = mpt_wait_timed(pid, seconds);
+    if (st < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
     }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return -1;
+    return st;
 }
 
 static void fill_pattern(unsigned char *p, size_t n, unsigned seed)
@@ -363,13 +333,13 @@ static int child_put_blocked(void *arg)
 static void test_blocking_wakeups(void **state)
 {
     mp_queue *q = mp_queue_new(.maxsize = 1);
-    pid_t c = run_child(child_get_42, q);
+    pid_t c = mpt_fork(child_get_42, q);
     usleep(100000); /* let it sleep in get */
     assert_int_equal(put_int(q, 42), 0);
     assert_int_equal(wait_within(c, 20), 0);
 
     assert_int_equal(put_int(q, 1), 0);
-    c = run_child(child_put_blocked, q);
+    c = mpt_fork(child_put_blocked, q);
     usleep(100000);
     assert_int_equal(get_int(q, 0), 1);
     assert_int_equal(wait_within(c, 20), 0);
@@ -438,7 +408,7 @@ static int child_echo(void *arg)
 static void pingpong(mp__ring *a, mp__ring *b)
 {
     struct echo_arg ea = {a, b};
-    pid_t c = run_child(child_echo, &ea);
+    pid_t c = mpt_fork(child_echo, &ea);
     for (uint32_t i = 0; i < PINGPONG_ROUNDS; i++) {
         uint32_t v = 2 * i;
         assert_int_equal(ring_op(a, true, &v, 20.0), 0);
@@ -485,7 +455,7 @@ static void test_busy_fenced_wakeups(void **state)
     /* Mixed: the echoing child busy, this process idle. */
     mp__cpu_busy_force(1);
     struct echo_arg ea = {a, b};
-    pid_t c = run_child(child_echo, &ea);
+    pid_t c = mpt_fork(child_echo, &ea);
     mp__cpu_busy_force(0);
     for (uint32_t i = 0; i < PINGPONG_ROUNDS; i++) {
         v = 2 * i;
@@ -528,7 +498,7 @@ static void test_producer_exit_and_join_before_drain(void **state)
     /* A tiny ring: most messages overflow, and put still never blocks. */
     mp_queue *q = mp_queue_new(.capacity = 1024);
     struct produce_arg a = {q, 0, 20000};
-    pid_t c = run_child(child_produce, &a);
+    pid_t c = mpt_fork(child_produce, &a);
     /* Python's trap: joining a producer before draining.  Here it works. */
     assert_int_equal(wait_within(c, 60), 0);
     assert_int_equal(mp_queue_qsize(q), 20000);
@@ -537,7 +507,7 @@ static void test_producer_exit_and_join_before_drain(void **state)
     assert_int_equal(mp_queue_empty(q), 1);
 
     /* A message put just before the producer is killed is delivered. */
-    c = run_child(child_put_then_die, q);
+    c = mpt_fork(child_put_then_die, q);
     assert_int_equal(wait_within(c, 20), 1000 + SIGKILL);
     assert_int_equal(get_int(q, 0), 77);
     mp_queue_free(q);
@@ -559,7 +529,7 @@ static void test_overflow_order_with_slow_consumer(void **state)
 {
     mp_queue *q = mp_queue_new(.capacity = 1024);
     struct produce_arg a = {q, 0, 30000};
-    pid_t c = run_child(child_consume_checked, &a);
+    pid_t c = mpt_fork(child_consume_checked, &a);
     unsigned char big[300];
     for (int i = 0; i < 30000; i++)
         assert_int_equal(put_int(q, i), 0);
@@ -677,12 +647,12 @@ static void run_mpmc(mp_queue *q, long n)
     for (int i = 0; i < NCONS; i++) {
         assert_int_equal(pipe(fds[i]), 0);
         ca[i] = (struct mpmc_arg){q, i, n, fds[i][1]};
-        cons[i] = run_child(mpmc_consumer, &ca[i]);
+        cons[i] = mpt_fork(mpmc_consumer, &ca[i]);
         close(fds[i][1]);
     }
     for (int i = 0; i < NPROD; i++) {
         pa[i] = (struct mpmc_arg){q, i, n, -1};
-        prod[i] = run_child(mpmc_producer, &pa[i]);
+        prod[i] = mpt_fork(mpmc_producer, &pa[i]);
     }
     for (int i = 0; i < NPROD; i++)
         assert_int_equal(wait_within(prod[i], 600), 0);
@@ -817,7 +787,7 @@ static void big_message(size_t size)
     /* Far larger than the ring: it goes through one shared block. */
     mp_queue *q = mp_queue_new(.capacity = 4096);
     struct big_arg a = {q, size};
-    pid_t c = run_child(child_put_big, &a);
+    pid_t c = mpt_fork(child_put_big, &a);
     /* The producer has exited before anyone reads: the message survives. */
     assert_int_equal(wait_within(c, 120), 0);
     char small[16];
@@ -881,7 +851,7 @@ static void stop_and_kill(int (*fn)(void *), mp_queue *q, int point, size_t len)
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     struct stop_arg a = {q, point, fds[1], len};
-    pid_t c = run_child(fn, &a);
+    pid_t c = mpt_fork(fn, &a);
     close(fds[1]);
     struct pollfd pfd = {fds[0], POLLIN, 0};
     assert_int_equal(poll(&pfd, 1, 20000), 1);
@@ -942,7 +912,7 @@ static void test_kill_producer_nowait_consumers(void **state)
 static void test_kill_producer_with_waiting_consumer(void **state)
 {
     mp_queue *q = mp_queue_new();
-    pid_t c = run_child(child_get_42, q); /* blocked in get */
+    pid_t c = mpt_fork(child_get_42, q); /* blocked in get */
     usleep(50000);
     stop_and_kill(child_stop_in_put, q, MP__RING_STOP_PUT, 20);
     assert_int_equal(put_int(q, 42), 0);
@@ -1066,7 +1036,7 @@ static void test_close(void **state)
     assert_int_equal(mp_queue_get_nowait(q, &v, sizeof v, NULL), MP_EINVAL);
     assert_int_equal(mp_queue_get_alloc(q, &p, NULL, 0), MP_EINVAL);
     assert_int_equal(mp_queue_qsize(q), 1);
-    pid_t c = run_child(child_use_after_parent_close, q);
+    pid_t c = mpt_fork(child_use_after_parent_close, q);
     assert_int_equal(wait_within(c, 20), 0);
     assert_int_equal(mp_queue_qsize(q), 1);
     assert_int_equal(mp_queue_empty(q), 0);
@@ -1120,7 +1090,7 @@ static void test_joinable(void **state)
     assert_int_equal(mp_queue_task_done(q), 0);
     assert_int_equal(mp_queue_task_done(q), MP_EINVAL); /* over-call */
     assert_int_equal(mp_queue_join(q, 0), MP_ETIMEDOUT);
-    pid_t c = run_child(child_consume_two_tasks, q);
+    pid_t c = mpt_fork(child_consume_two_tasks, q);
     t0 = mp__now();
     assert_int_equal(mp_queue_join(q, 20.0), 0);
     assert_true(mp__now() - t0 >= 0.04);
@@ -1161,7 +1131,7 @@ static void test_simple_queue(void **state)
     assert_int_equal(mp_simple_queue_empty(s), 1);
     assert_int_equal(mp_simple_queue_put(s, "hello", 6), 0);
     assert_int_equal(mp_simple_queue_empty(s), 0);
-    pid_t c = run_child(child_simple_echo, s);
+    pid_t c = mpt_fork(child_simple_echo, s);
     assert_int_equal(wait_within(c, 20), 0);
     char buf[8];
     size_t len = 0;
@@ -1330,11 +1300,11 @@ static void run_queue_chaos(double seconds, size_t maxsize)
     for (int i = 0; i < QC_PRODUCERS; i++) {
         args[next_inc] = (struct qc_child){sh, next_inc};
         prod_inc[i] = next_inc;
-        prod[i] = run_child(qc_producer, &args[next_inc++]);
+        prod[i] = mpt_fork(qc_producer, &args[next_inc++]);
     }
     struct qc_child cons_arg = {sh, 0};
     for (int i = 0; i < QC_CONSUMERS; i++)
-        cons[i] = run_child(qc_consumer, &cons_arg);
+        cons[i] = mpt_fork(qc_consumer, &cons_arg);
     double end = mp__now() + seconds;
     while (mp__now() < end && next_inc < QC_INCARNATIONS) {
         usleep(5000 + mpt_rand(&rng) % 40000);
@@ -1349,7 +1319,7 @@ static void run_queue_chaos(double seconds, size_t maxsize)
             producer_kills++;
             args[next_inc] = (struct qc_child){sh, next_inc};
             prod_inc[i] = next_inc;
-            prod[i] = run_child(qc_producer, &args[next_inc++]);
+            prod[i] = mpt_fork(qc_producer, &args[next_inc++]);
         } else {
             int i = (int)((r >> 8) % QC_CONSUMERS);
             kill(cons[i], SIGKILL);
@@ -1357,7 +1327,7 @@ static void run_queue_chaos(double seconds, size_t maxsize)
             if (st != 1000 + SIGKILL && bad_status == 0)
                 bad_status = 100 + st;
             consumer_kills++;
-            cons[i] = run_child(qc_consumer, &cons_arg);
+            cons[i] = mpt_fork(qc_consumer, &cons_arg);
         }
     }
     atomic_store(&sh->stop, 1);
@@ -1415,38 +1385,40 @@ static void test_chaos_kills(void **state)
 int main(void)
 {
     const struct CMUnitTest unit[] = {
-        cmocka_unit_test_setup_teardown(test_fifo_and_size, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_message_sizes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_slot_sizes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_zero_length, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_too_short_keeps_message, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_maxsize_and_timeouts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_blocking_wakeups, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_busy_fenced_wakeups, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_producer_exit_and_join_before_drain, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_overflow_order_with_slow_consumer, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_mpmc_small, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_producer_mid_put, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_producer_with_waiting_consumer, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_kill_producer_nowait_consumers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_producer_large_and_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_consumer_mid_get, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_in_overflow, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_joinable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_simple_queue, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_free_with_messages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_64_mib_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_and_size, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_message_sizes, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_slot_sizes, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_zero_length, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_too_short_keeps_message, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_maxsize_and_timeouts, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_blocking_wakeups, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_busy_fenced_wakeups, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_producer_exit_and_join_before_drain, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_overflow_order_with_slow_consumer, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_mpmc_small, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_threads, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_producer_mid_put, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_producer_with_waiting_consumer, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_producer_nowait_consumers, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_producer_large_and_bounded, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_consumer_mid_get, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_kill_in_overflow, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_close, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_joinable, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_simple_queue, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_free_with_messages, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_64_mib_message, mpt_setup, mpt_teardown),
     };
     const struct CMUnitTest slow[] = {
-        cmocka_unit_test_setup_teardown(test_mpmc_1e6, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_one_gib_message, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chaos_kills, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mpmc_1e6, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_one_gib_message, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_chaos_kills, mpt_setup, mpt_teardown),
     };
     if (getenv("MPT_FILTER") != NULL)
         cmocka_set_test_filter(getenv("MPT_FILTER"));

@@ -27,12 +27,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    mpt_leak_end();
-    return 0;
-}
-
 static bool shm_exists(const char *name)
 {
     char path[300];
@@ -234,13 +228,13 @@ static bool path_exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
-static int start_family(struct family *f, const char *tag)
+/*
+ * Start shm_peer with argv in a process group of its own, its stdout a
+ * pipe: *root is its pid, *out the pipe's read end.  0; -1 if no pipe could
+ * be made, 1 if the spawn failed (nothing is left open then).
+ */
+static int spawn_peer_group(char *const argv[], pid_t *root, int *out)
 {
-    char what[32];
-    snprintf(what, sizeof what, "fam%s", tag);
-    mpt_shm_name(f->shm, sizeof f->shm, what);
-    snprintf(f->sock, sizeof f->sock, "/tmp/mpt_sock%s_%d", tag, (int)getpid());
-    unlink(f->sock);
     int p[2];
     if (pipe(p) != 0)
         return -1;
@@ -252,36 +246,39 @@ static int start_family(struct family *f, const char *tag)
     posix_spawnattr_init(&at);
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
     posix_spawnattr_setpgroup(&at, 0);
-    char *argv[] = {(char *)MPT_SHM_PEER, "family", f->shm, f->sock, NULL};
-    int r = posix_spawn(&f->root, MPT_SHM_PEER, &fa, &at, argv, environ);
+    int r = posix_spawn(root, MPT_SHM_PEER, &fa, &at, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     close(p[1]);
-    char line[32] = {0};
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    if (r != 0 || poll(&pfd, 1, 20000) != 1 || read(p[0], line, sizeof line - 1) <= 0) {
+    if (r != 0) {
         close(p[0]);
+        return 1;
+    }
+    *out = p[0];
+    return 0;
+}
+
+static int start_family(struct family *f, const char *tag)
+{
+    char what[32];
+    snprintf(what, sizeof what, "fam%s", tag);
+    mpt_shm_name(f->shm, sizeof f->shm, what);
+    snprintf(f->sock, sizeof f->sock, "/tmp/mpt_sock%s_%d", tag, (int)getpid());
+    unlink(f->sock);
+    char *argv[] = {(char *)MPT_SHM_PEER, "family", f->shm, f->sock, NULL};
+    int out;
+    if (spawn_peer_group(argv, &f->root, &out) != 0)
+        return -1;
+    char line[32] = {0};
+    struct pollfd pfd = {.fd = out, .events = POLLIN};
+    if (poll(&pfd, 1, 20000) != 1 || read(out, line, sizeof line - 1) <= 0) {
+        close(out);
         return -1;
     }
-    close(p[0]);
+    close(out);
     f->child = atoi(line);
     f->tracker = find_tracker();
     return f->child > 0 && f->tracker > 0 && path_exists(f->sock) ? 0 : -1;
-}
-
-/* waitpid with a deadline: the status as mpt_wait_status, or -1. */
-static int wait_for(pid_t pid, double seconds)
-{
-    for (int i = 0; i < seconds * 100; i++) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 1000 + WTERMSIG(st);
-        if (r < 0)
-            return -1;
-        usleep(10000);
-    }
-    return -1;
 }
 
 static bool family_files_gone(const struct family *f, double seconds)
@@ -310,6 +307,31 @@ static bool registry_left(pid_t root)
     return left;
 }
 
+/* How many /dev/shm names the family of root has (mp_ROOT_...). */
+static int family_names(pid_t root)
+{
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)root);
+    return mpt_count_shm(prefix);
+}
+
+/* Wait (at most 10 s) until the trackers of root's family have run: no
+ * name and no registry of it left.  How many names are left. */
+static int names_after_trackers(pid_t root)
+{
+    for (int i = 0; i < 1000 && (family_names(root) > 0 || registry_left(root)); i++)
+        usleep(10000);
+    return family_names(root);
+}
+
+/* Wait (at most seconds) until process group pgid has no live process. */
+static bool pgroup_gone(pid_t pgid, int seconds)
+{
+    for (int i = 0; i < seconds * 100 && mpt_count_pgroup(pgid) > 0; i++)
+        usleep(10000);
+    return mpt_count_pgroup(pgid) == 0;
+}
+
 /* Kill every process of f, the tracker included (a cgroup kill). */
 static int kill_all(struct family *f)
 {
@@ -318,8 +340,9 @@ static int kill_all(struct family *f)
      * second kill arrives), and the next program would find nothing. */
     kill(f->tracker, SIGKILL);
     kill(-f->root, SIGKILL);
-    if (wait_for(f->root, 10) != 1000 + SIGKILL || wait_for(f->child, 10) != 1000 + SIGKILL ||
-        wait_for(f->tracker, 10) != 1000 + SIGKILL)
+    if (mpt_wait_timed(f->root, 10) != 1000 + SIGKILL ||
+        mpt_wait_timed(f->child, 10) != 1000 + SIGKILL ||
+        mpt_wait_timed(f->tracker, 10) != 1000 + SIGKILL)
         return -1;
     return 0;
 }
@@ -333,14 +356,15 @@ static int scenario_stale(void)
         return 10;
     kill(f.root, SIGKILL);
     kill(f.tracker, SIGKILL);
-    if (wait_for(f.root, 10) != 1000 + SIGKILL || wait_for(f.tracker, 10) != 1000 + SIGKILL)
+    if (mpt_wait_timed(f.root, 10) != 1000 + SIGKILL ||
+        mpt_wait_timed(f.tracker, 10) != 1000 + SIGKILL)
         return 11;
     if (mp_cleanup_stale() < 0)
         return 12;
     if (!shm_exists(f.shm) || !path_exists(f.sock) || !registry_left(f.root))
         return 13;
     kill(f.child, SIGKILL);
-    if (wait_for(f.child, 10) != 1000 + SIGKILL)
+    if (mpt_wait_timed(f.child, 10) != 1000 + SIGKILL)
         return 14;
     /* 0 when another program's tracker (a parallel test) removed the
      * family first; the look below says whether it is gone. */
@@ -360,9 +384,10 @@ static int scenario_tree_kill(void)
         return 20;
     if (kill(-f.root, SIGKILL) != 0)
         return 21;
-    if (wait_for(f.root, 10) != 1000 + SIGKILL || wait_for(f.child, 10) != 1000 + SIGKILL)
+    if (mpt_wait_timed(f.root, 10) != 1000 + SIGKILL ||
+        mpt_wait_timed(f.child, 10) != 1000 + SIGKILL)
         return 22;
-    if (wait_for(f.tracker, 10) != 0)
+    if (mpt_wait_timed(f.tracker, 10) != 0)
         return 23;
     if (shm_exists(f.shm) || path_exists(f.sock) || registry_left(f.root))
         return 24;
@@ -387,8 +412,8 @@ static int scenario_next_program(void)
         return 33;
     bool cleaned = family_files_gone(&dead, 10) && !registry_left(dead.root);
     kill(-next.root, SIGKILL);
-    if (wait_for(next.root, 10) < 0 || wait_for(next.child, 10) < 0 ||
-        wait_for(next.tracker, 10) != 0)
+    if (mpt_wait_timed(next.root, 10) < 0 || mpt_wait_timed(next.child, 10) < 0 ||
+        mpt_wait_timed(next.tracker, 10) != 0)
         return 34;
     if (!cleaned)
         return 35;
@@ -437,27 +462,16 @@ static int scenario_busy_tree_kills(void)
     for (int round = 0; round < 4; round++) {
         char sock[108], line[16] = {0};
         snprintf(sock, sizeof sock, "/tmp/mpt_busy%d_%d", round, (int)getpid());
-        int p[2];
-        if (pipe(p) != 0)
-            return 40;
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t at;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-        posix_spawn_file_actions_addclose(&fa, p[0]);
-        posix_spawnattr_init(&at);
-        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
-        posix_spawnattr_setpgroup(&at, 0);
         char *argv[] = {(char *)MPT_SHM_PEER, "busy", sock, NULL};
         pid_t root;
-        int r = posix_spawn(&root, MPT_SHM_PEER, &fa, &at, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&at);
-        close(p[1]);
-        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-        bool ready = r == 0 && poll(&pfd, 1, 30000) == 1 &&
-                     read(p[0], line, sizeof line - 1) > 0;
-        close(p[0]);
+        int out, r = spawn_peer_group(argv, &root, &out);
+        if (r < 0)
+            return 40;
+        if (r > 0)
+            return 41;
+        struct pollfd pfd = {.fd = out, .events = POLLIN};
+        bool ready = poll(&pfd, 1, 30000) == 1 && read(out, line, sizeof line - 1) > 0;
+        close(out);
         if (!ready || strcmp(line, "ready\n") != 0)
             return 41;
         pid_t tracker = find_tracker();
@@ -466,19 +480,15 @@ static int scenario_busy_tree_kills(void)
         usleep((useconds_t)(mpt_rand(&rng) % 200000));
         if (kill(-root, SIGKILL) != 0)
             return 43;
-        if (wait_for(root, 10) != 1000 + SIGKILL)
+        if (mpt_wait_timed(root, 10) != 1000 + SIGKILL)
             return 44;
         /* Only the tracker may outlive the kill, and it ends by itself. */
-        if (wait_for(tracker, 10) != 0)
+        if (mpt_wait_timed(tracker, 10) != 0)
             return 45;
-        for (int i = 0; i < 500 && mpt_count_pgroup(root) > 0; i++)
-            usleep(10000);
-        if (mpt_count_pgroup(root) != 0)
+        if (!pgroup_gone(root, 5))
             return 46;
         mpt_kill_children(); /* reaps the family's zombies, killed already */
-        char prefix[32];
-        snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)root);
-        if (mpt_count_shm(prefix) != 0 || path_exists(sock) || registry_left(root))
+        if (family_names(root) != 0 || path_exists(sock) || registry_left(root))
             return 47;
     }
     return 0;
@@ -517,18 +527,12 @@ static int random_group_kill(pid_t root, int out, int ms, const char *method, do
     /* The peer prints only at its end: anything here means it ended. */
     bool early = poll(&pfd, 1, ms) != 0 && read(out, line, sizeof line) != 0;
     close(out);
-    if (early || kill(-root, SIGKILL) != 0 || wait_for(root, 10) != 1000 + SIGKILL)
+    if (early || kill(-root, SIGKILL) != 0 || mpt_wait_timed(root, 10) != 1000 + SIGKILL)
         return 70;
-    for (int i = 0; i < 1000 && mpt_count_pgroup(root) > 0; i++)
-        usleep(10000);
-    if (mpt_count_pgroup(root) != 0)
+    if (!pgroup_gone(root, 10))
         return 71;
-    char prefix[32];
-    snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)root);
     /* The root's tracker (of the forkserver's socket) ends last. */
-    for (int i = 0; i < 1000 && (mpt_count_shm(prefix) > 0 || registry_left(root)); i++)
-        usleep(10000);
-    int after = mpt_count_shm(prefix);
+    int after = names_after_trackers(root);
     printf("shared memory random kills (%s), then kill -9 of the process group after %d ms: "
            "%d names left after the trackers ran; %.1f s\n",
            method, ms, after, mp__now() - t0);
@@ -552,41 +556,30 @@ static int random_kills_under(const char *method, const char *disable, uint64_t 
 {
     char seed_text[32], line[256] = {0};
     snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)seed);
-    int p[2];
-    if (pipe(p) != 0)
-        return 60;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    posix_spawn_file_actions_addclose(&fa, p[0]);
-    posix_spawnattr_init(&at);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&at, 0);
     char *argv[] = {(char *)MPT_SHM_PEER, "random-kills", seed_text, NULL};
     pid_t root;
+    int out;
     double t0 = mp__now();
     setenv("MP_START_METHOD", method, 1);
     char *had = getenv("MP_DISABLE") ? strdup(getenv("MP_DISABLE")) : NULL;
     if (disable != NULL)
         setenv("MP_DISABLE", disable, 1);
-    int r = posix_spawn(&root, MPT_SHM_PEER, &fa, &at, argv, environ);
+    int r = spawn_peer_group(argv, &root, &out);
     if (had != NULL)
         setenv("MP_DISABLE", had, 1);
     else
         unsetenv("MP_DISABLE");
     free(had);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(p[1]);
-    if (r != 0)
+    if (r < 0)
+        return 60;
+    if (r > 0)
         return 61;
     if (group_kill_ms > 0)
-        return random_group_kill(root, p[0], group_kill_ms, method, t0);
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    ssize_t n = poll(&pfd, 1, 60000) == 1 ? read(p[0], line, sizeof line - 1) : -1;
-    close(p[0]);
-    int st = wait_for(root, 30);
+        return random_group_kill(root, out, group_kill_ms, method, t0);
+    struct pollfd pfd = {.fd = out, .events = POLLIN};
+    ssize_t n = poll(&pfd, 1, 60000) == 1 ? read(out, line, sizeof line - 1) : -1;
+    close(out);
+    int st = mpt_wait_timed(root, 30);
     if (st != 0) {
         printf("shm_peer random-kills exited with %d: %s\n", st, n > 0 ? line : "");
         return 62;
@@ -599,12 +592,8 @@ static int random_kills_under(const char *method, const char *disable, uint64_t 
             "left %d",
             &kills, &in_create, &created, &unlinked, &reads, &stuck, &torn, &left) != 8)
         return 63;
-    char prefix[32];
-    snprintf(prefix, sizeof prefix, "mp_%x_", (unsigned)root);
     /* The trackers (one per writer) run once the family has ended. */
-    for (int i = 0; i < 1000 && (mpt_count_shm(prefix) > 0 || registry_left(root)); i++)
-        usleep(10000);
-    int after = mpt_count_shm(prefix);
+    int after = names_after_trackers(root);
     printf("shared memory random kills (%s%s%s): %d kills (%d inside mp_shared_memory_new), "
            "%llu segments created, %llu unlinked by their creators, %d left by killed ones at "
            "the end, %d after the tracker ran; %llu record reads, %llu torn, %llu given up (a "
@@ -673,36 +662,23 @@ static int count_entries(const char *dir)
 
 static int sock_churn_round(const char *dir, const char *method, int ms)
 {
-    int p[2];
-    if (pipe(p) != 0)
-        return 80;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    posix_spawn_file_actions_addclose(&fa, p[0]);
-    posix_spawnattr_init(&at);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&at, 0);
     char *argv[] = {(char *)MPT_SHM_PEER, "sock-churn", (char *)dir, NULL};
     pid_t root;
+    int out;
     setenv("MP_START_METHOD", method, 1);
-    int r = posix_spawn(&root, MPT_SHM_PEER, &fa, &at, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(p[1]);
-    if (r != 0) {
-        close(p[0]);
+    int r = spawn_peer_group(argv, &root, &out);
+    if (r < 0)
+        return 80;
+    if (r > 0)
         return 81;
-    }
     /* A negative ms counts from the start, a positive one from "ready". */
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+    struct pollfd pfd = {.fd = out, .events = POLLIN};
     char line[16] = {0};
-    bool ok = ms < 0 || (poll(&pfd, 1, 30000) == 1 && read(p[0], line, sizeof line - 1) > 0 &&
+    bool ok = ms < 0 || (poll(&pfd, 1, 30000) == 1 && read(out, line, sizeof line - 1) > 0 &&
                          strcmp(line, "ready\n") == 0);
     usleep((useconds_t)(ms < 0 ? -ms : ms) * 1000);
-    int st = kill(-root, SIGKILL) == 0 ? wait_for(root, 10) : -2;
-    close(p[0]); /* after the kill: "ready" must not meet a closed pipe */
+    int st = kill(-root, SIGKILL) == 0 ? mpt_wait_timed(root, 10) : -2;
+    close(out); /* after the kill: "ready" must not meet a closed pipe */
     if (st != 1000 + SIGKILL) {
         printf("sock churn (%s, kill after %d ms): the peer ended with %d\n", method, ms, st);
         fflush(stdout);
@@ -892,20 +868,6 @@ static int run_python(const char *python, const char *script, const char *arg, c
     return mpt_wait_status(pid);
 }
 
-static bool find_python3(char *out, size_t n)
-{
-    const char *path = getenv("PATH");
-    while (path != NULL && *path) {
-        const char *end = strchr(path, ':');
-        size_t len = end ? (size_t)(end - path) : strlen(path);
-        if (len > 0 && (size_t)snprintf(out, n, "%.*s/python3", (int)len, path) < n &&
-            access(out, X_OK) == 0)
-            return true;
-        path += len + (end != NULL);
-    }
-    return false;
-}
-
 /* Python attaches to (and its tracker must not unlink) what C made. */
 static const char PY_READ[] = "import sys\n"
                               "from multiprocessing import resource_tracker\n"
@@ -930,7 +892,7 @@ static const char PY_MAKE[] =
 static void test_shareable_list_python(void **state)
 {
     char python[512];
-    if (!find_python3(python, sizeof python)) {
+    if (!mpt_find_python3(python, sizeof python)) {
         print_message("python3 is not on PATH: skipping\n");
         skip();
     }
@@ -971,13 +933,6 @@ static void test_shareable_list_python(void **state)
     assert_item(l, 6, "'short'");
     assert_int_equal(mp_shareable_list_unlink(l), 0);
     mp_shareable_list_free(l);
-}
-
-static bool shm_exists2(const char *name)
-{
-    char path[300];
-    snprintf(path, sizeof path, "/dev/shm/%s", name);
-    return access(path, F_OK) == 0;
 }
 
 struct smm_arg {
@@ -1035,11 +990,11 @@ static void test_shm_manager(void **state)
         mp_process_free(p);
     }
     assert_item(l, 0, "4");
-    assert_true(shm_exists2(sname));
-    assert_true(shm_exists2(lname));
+    assert_true(shm_exists(sname));
+    assert_true(shm_exists(lname));
     assert_int_equal(mp_shm_manager_shutdown(m), 0);
-    assert_false(shm_exists2(sname));
-    assert_false(shm_exists2(lname));
+    assert_false(shm_exists(sname));
+    assert_false(shm_exists(lname));
     /* Mappings stay valid; the manager hands out nothing more. */
     memset(mp_shared_memory_buf(s), 1, 1000);
     assert_null(mp_shm_manager_shared_memory(m, 10));
@@ -1065,34 +1020,38 @@ static void test_shm_manager_killed(void **state)
     assert_int_equal(fscanf(f, "%255s %255s", a, b), 2);
     fclose(f);
     unlink(file);
-    for (int i = 0; i < 500 && (shm_exists2(a) || shm_exists2(b)); i++)
+    for (int i = 0; i < 500 && (shm_exists(a) || shm_exists(b)); i++)
         usleep(10000);
-    assert_false(shm_exists2(a));
-    assert_false(shm_exists2(b));
+    assert_false(shm_exists(a));
+    assert_false(shm_exists(b));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_create_generated_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_attach_by_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_freed_and_closed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fork_child_shares, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unrelated_program_attaches, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tracker_unlinks_after_sigkill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_generated_name, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_attach_by_name, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_freed_and_closed, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_fork_child_shares, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_unrelated_program_attaches, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_tracker_unlinks_after_sigkill, setup,
+                                        mpt_teardown),
         cmocka_unit_test_setup_teardown(test_stale_family_cleaned_live_untouched, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_tree_kill_leaves_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_next_program_cleans_dead_family, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cleanup_stale_spares_own_family, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_busy_tree_kills_leave_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_kills, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_socket_files_random_kills, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shareable_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shareable_list_python, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_manager, setup_methods, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_manager_killed, setup, teardown),
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_tree_kill_leaves_nothing, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_next_program_cleans_dead_family, setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_cleanup_stale_spares_own_family, setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_busy_tree_kills_leave_nothing, setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_random_kills, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_socket_files_random_kills, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_shareable_list, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_shareable_list_python, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_shm_manager, setup_methods, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_shm_manager_killed, setup, mpt_teardown),
     };
     if (getenv("MPT_FILTER") != NULL)
         cmocka_set_test_filter(getenv("MPT_FILTER"));

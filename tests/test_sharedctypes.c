@@ -12,30 +12,6 @@
 #include <unistd.h>
 #include <wchar.h>
 
-typedef int (*child_fn)(void *arg);
-
-static pid_t fork_child(child_fn fn, void *arg)
-{
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(fn(arg));
-    assert_true(pid > 0);
-    return pid;
-}
-
-static int setup(void **state)
-{
-    assert_int_equal(mp__heap_init(), 0);
-    mpt_leak_begin();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    mpt_leak_end();
-    return 0;
-}
-
 static void test_typecodes(void **state)
 {
     static const struct {
@@ -227,7 +203,7 @@ static void test_value_counter_across_processes(void **state)
         struct counter_args c = {.v = vals[k], .iterations = M};
         pid_t pids[N];
         for (int i = 0; i < N; i++)
-            pids[i] = fork_child(increment, &c);
+            pids[i] = mpt_fork(increment, &c);
         for (int i = 0; i < N; i++)
             assert_int_equal(mpt_wait_status(pids[i]), 0);
         long total;
@@ -251,7 +227,7 @@ static int hold_value_lock(void *arg)
 static void test_value_owner_dead(void **state)
 {
     mp_value *v = mp_value_new(.typecode = 'i');
-    pid_t pid = fork_child(hold_value_lock, v);
+    pid_t pid = mpt_fork(hold_value_lock, v);
     for (int i = 0; i < 2000 && MP_VALUE(v, int) != 77; i++)
         usleep(1000);
     assert_int_equal(MP_VALUE(v, int), 77);
@@ -375,7 +351,7 @@ static void test_array_across_processes(void **state)
     for (int i = 0; i < 10; i++)
         init[i] = i;
     mp_array *a = mp_array_new(.typecode = 'i', .size = 10, .init = init);
-    pid_t pid = fork_child(negate, a);
+    pid_t pid = mpt_fork(negate, a);
     assert_int_equal(mpt_wait_status(pid), 0);
     int out[10];
     assert_int_equal(mp_array_read(a, 0, 10, out, sizeof out[0]), 0);
@@ -538,11 +514,7 @@ static void test_struct_and_wchar(void **state)
                                        .ctx = mp_get_context(methods[m]));
         assert_non_null(p);
         assert_int_equal(mp_process_start(p), 0);
-        assert_int_equal(mp_process_join(p, 60), 0);
-        int code = -1;
-        assert_int_equal(mp_process_exitcode(p, &code), 0);
-        assert_int_equal(code, 0);
-        mp_process_free(p);
+        mpt_join_ok(p, 60);
 
         struct point pt;
         assert_int_equal(MP_VALUE_GET(o.pt, &pt), 0);
@@ -601,16 +573,17 @@ static void test_struct_and_wchar(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_typecodes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_value_conversions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_value_locks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_value_counter_across_processes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_value_owner_dead, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_array_basic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_array_bad_options, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_array_across_processes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_and_freed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_struct_and_wchar, setup_methods, teardown),
+        cmocka_unit_test_setup_teardown(test_typecodes, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_value_conversions, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_value_locks, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_value_counter_across_processes, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_value_owner_dead, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_array_basic, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_array_bad_options, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_array_across_processes, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_and_freed, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_struct_and_wchar, setup_methods, mpt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,18 +13,8 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* Children report through their exit status: 0 is success, anything else
- * names the check that failed. */
-typedef int (*child_fn)(void *arg);
-
-static pid_t fork_child(child_fn fn, void *arg)
-{
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(fn(arg));
-    assert_true(pid > 0);
-    return pid;
-}
+/* Children (mpt_fork) report through their exit status: 0 is success,
+ * anything else names the check that failed. */
 
 /* Wait until *flag >= v (another process sets it); false after 20 s. */
 static bool wait_flag(_Atomic int *flag, int v)
@@ -65,19 +55,6 @@ static struct shared *shared_new(void)
     struct shared *s = mp_shared_alloc(sizeof *s);
     assert_non_null(s);
     return s;
-}
-
-static int setup(void **state)
-{
-    assert_int_equal(mp__heap_init(), 0);
-    mpt_leak_begin();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    mpt_leak_end();
-    return 0;
 }
 
 /* ---- Lock --------------------------------------------------------------- */
@@ -137,7 +114,7 @@ static void test_lock_timeout_across_processes(void **state)
 {
     struct shared *s = shared_new();
     s->lock = mp_lock_new();
-    pid_t pid = fork_child(hold_until_flag2, s);
+    pid_t pid = mpt_fork(hold_until_flag2, s);
     assert_true(wait_flag(&s->flag, 1));
     assert_int_equal(mp_lock_locked(s->lock), 1);
     assert_int_equal(mp_lock_is_mine(s->lock), 0);
@@ -182,7 +159,7 @@ static void counter_run(mp_lock *l)
     s->iterations = M;
     pid_t pids[N];
     for (int i = 0; i < N; i++)
-        pids[i] = fork_child(count_under_lock, s);
+        pids[i] = mpt_fork(count_under_lock, s);
     for (int i = 0; i < N; i++)
         assert_int_equal(mpt_wait_status(pids[i]), 0);
     assert_int_equal(s->counter, (long)N * M);
@@ -253,7 +230,7 @@ static void test_release_by_other_process(void **state)
     s->rlock = mp_rlock_new();
     assert_int_equal(mp_lock_acquire(s->lock, MP_FOREVER), 0);
     assert_int_equal(mp_lock_acquire(s->rlock, MP_FOREVER), 0);
-    pid_t pid = fork_child(release_not_mine, s);
+    pid_t pid = mpt_fork(release_not_mine, s);
     assert_int_equal(mpt_wait_status(pid), 0);
     assert_int_equal(mp_lock_release(s->lock), 0);
     assert_int_equal(mp_lock_release(s->rlock), 0);
@@ -310,7 +287,7 @@ static void owner_death_run(bool reap_first)
     struct shared *s = shared_new();
     s->lock = mp_lock_new();
     s->rlock = mp_rlock_new();
-    pid_t pid = fork_child(hold_and_hang, s);
+    pid_t pid = mpt_fork(hold_and_hang, s);
     assert_true(wait_flag(&s->flag, 1));
     assert_int_equal(mp_lock_acquire(s->lock, 0), MP_ETIMEDOUT);
     kill(pid, SIGKILL);
@@ -328,7 +305,7 @@ static void owner_death_run(bool reap_first)
     assert_int_equal(mp_lock_release(s->rlock), 0);
     assert_int_equal(mp_lock_acquire(s->lock, 0), 0);
     assert_int_equal(mp_lock_release(s->lock), 0);
-    pid = fork_child(acquire_ok, s);
+    pid = mpt_fork(acquire_ok, s);
     assert_int_equal(mpt_wait_status(pid), 0);
     assert_int_equal(mp_lock_acquire(s->rlock, 0), 0);
     assert_int_equal(mp_lock_release(s->rlock), 0);
@@ -362,9 +339,9 @@ static void test_owner_killed_while_waited_on(void **state)
     struct shared *s = shared_new();
     s->lock = mp_lock_new();
     s->rlock = mp_rlock_new();
-    pid_t holder = fork_child(hold_and_hang, s);
+    pid_t holder = mpt_fork(hold_and_hang, s);
     assert_true(wait_flag(&s->flag, 1));
-    pid_t waiter = fork_child(blocked_acquire, s);
+    pid_t waiter = mpt_fork(blocked_acquire, s);
     assert_true(wait_flag(&s->flag2, 1));
     usleep(50000);
     kill(holder, SIGKILL);
@@ -576,11 +553,11 @@ static void many_waiters_holder_killed(void)
     struct shared *s = shared_new();
     s->lock = mp_lock_new();
     s->rlock = mp_rlock_new();
-    pid_t holder = fork_child(hold_and_hang, s);
+    pid_t holder = mpt_fork(hold_and_hang, s);
     assert_true(wait_flag(&s->flag, 1));
     pid_t w[W];
     for (int i = 0; i < W; i++)
-        w[i] = fork_child(blocked_acquire_report, s);
+        w[i] = mpt_fork(blocked_acquire_report, s);
     assert_true(wait_flag(&s->flag2, W));
     usleep(200000); /* let them fall asleep */
     kill(holder, SIGKILL);
@@ -631,7 +608,7 @@ static void waiter_holder_thread_exits(void)
         usleep(1000);
     pid_t w[2];
     for (int i = 0; i < 2; i++)
-        w[i] = fork_child(blocked_acquire_report, s);
+        w[i] = mpt_fork(blocked_acquire_report, s);
     assert_true(wait_flag(&s->flag2, 2));
     usleep(200000);
     atomic_store(&e.go, 1);
@@ -705,7 +682,7 @@ static void test_fork_child_tokens(void **state)
     /* From the main thread. */
     assert_int_equal(mp_lock_acquire(s->lock, MP_FOREVER), 0);
     s->id = (int)mp__token_cache;
-    pid_t pid = fork_child(child_token, s);
+    pid_t pid = mpt_fork(child_token, s);
     assert_int_equal(mpt_wait_status(pid), 0);
     assert_int_equal(mp_lock_is_mine(s->lock), 1);
     assert_int_equal(mp_lock_release(s->lock), 0);
@@ -758,7 +735,7 @@ static void test_lock_counter_threads(void **state)
         s->iterations = M;
         pid_t pids[P];
         for (int i = 0; i < P; i++)
-            pids[i] = fork_child(count_threads, s);
+            pids[i] = mpt_fork(count_threads, s);
         for (int i = 0; i < P; i++)
             assert_int_equal(mpt_wait_status(pids[i]), 0);
         assert_int_equal(s->counter, (long)P * 3 * M);
@@ -795,7 +772,7 @@ static void test_semaphore_limit(void **state)
     s->iterations = 200;
     pid_t pids[N];
     for (int i = 0; i < N; i++)
-        pids[i] = fork_child(use_semaphore, s);
+        pids[i] = mpt_fork(use_semaphore, s);
     for (int i = 0; i < N; i++)
         assert_int_equal(mpt_wait_status(pids[i]), 0);
     assert_true(atomic_load(&s->max_holders) <= 3);
@@ -860,7 +837,7 @@ static void test_semaphore_wakes_other_process(void **state)
     s->sem = mp_semaphore_new(.value = 0);
     pid_t pids[3];
     for (int i = 0; i < 3; i++)
-        pids[i] = fork_child(sem_waiter, s);
+        pids[i] = mpt_fork(sem_waiter, s);
     assert_true(wait_flag(&s->flag, 1));
     usleep(50000);
     for (int i = 0; i < 3; i++)
@@ -895,7 +872,7 @@ static void start_waiters(struct shared *s, pid_t *pids, int n)
 {
     for (int i = 0; i < n; i++) {
         s->id = i;
-        pids[i] = fork_child(cond_waiter, s);
+        pids[i] = mpt_fork(cond_waiter, s);
         assert_true(wait_flag(&s->flag, i + 1));
         /* It counted itself under the lock; once we get the lock it is in
          * the queue. */
@@ -1018,7 +995,7 @@ static void test_condition_wait_for(void **state)
     assert_int_equal(mp_condition_wait_for(s->cond, counter_reached, s, 0.2), MP_ETIMEDOUT);
     assert_true(mp__now() - t0 >= 0.2);
     assert_int_equal(mp_condition_wait_for(s->cond, counter_reached, s, 0), MP_ETIMEDOUT);
-    pid_t pid = fork_child(bump_counter, s);
+    pid_t pid = mpt_fork(bump_counter, s);
     assert_int_equal(mp_condition_wait_for(s->cond, counter_reached, s, 20.0), 0);
     assert_int_equal(s->counter, 3);
     assert_int_equal(mp_lock_count(mp_condition_get_lock(s->cond)), 1);
@@ -1044,7 +1021,7 @@ static void test_condition_dead_waiter_skipped(void **state)
 {
     struct shared *s = shared_new();
     s->cond = mp_condition_new();
-    pid_t dead = fork_child(cond_wait_forever, s);
+    pid_t dead = mpt_fork(cond_wait_forever, s);
     assert_true(wait_flag(&s->flag, 1));
     assert_int_equal(mp_condition_acquire(s->cond, MP_FOREVER), 0);
     assert_int_equal(mp_condition_release(s->cond), 0);
@@ -1053,7 +1030,7 @@ static void test_condition_dead_waiter_skipped(void **state)
     /* A live waiter queued behind the dead one gets the notify. */
     pid_t live;
     s->id = 7;
-    live = fork_child(cond_waiter, s);
+    live = mpt_fork(cond_waiter, s);
     assert_true(wait_flag(&s->flag, 2));
     assert_int_equal(mp_condition_acquire(s->cond, MP_FOREVER), 0);
     assert_int_equal(mp_condition_notify(s->cond, 1), 1);
@@ -1089,7 +1066,7 @@ static void test_event_across_processes(void **state)
     assert_int_equal(mp_event_is_set(s->event), 0);
     pid_t pids[N];
     for (int i = 0; i < N; i++)
-        pids[i] = fork_child(event_waiter, s);
+        pids[i] = mpt_fork(event_waiter, s);
     assert_true(wait_flag(&s->flag2, N));
     usleep(50000);
     assert_int_equal(mp_event_set(s->event), 0);
@@ -1125,7 +1102,7 @@ static void test_event_set_then_clear(void **state)
     s->event = mp_event_new();
     pid_t pids[2];
     for (int i = 0; i < 2; i++)
-        pids[i] = fork_child(event_wait_once, s);
+        pids[i] = mpt_fork(event_wait_once, s);
     assert_true(wait_flag(&s->flag, 2));
     usleep(50000);
     assert_int_equal(mp_event_set(s->event), 0);
@@ -1175,7 +1152,7 @@ static void test_barrier_indexes_and_action(void **state)
     s->iterations = CYCLES;
     pid_t pids[N];
     for (int i = 0; i < N; i++)
-        pids[i] = fork_child(barrier_cycles, s);
+        pids[i] = mpt_fork(barrier_cycles, s);
     for (int i = 0; i < N; i++)
         assert_int_equal(mpt_wait_status(pids[i]), 0);
     assert_int_equal(atomic_load(&s->actions), CYCLES);
@@ -1201,7 +1178,7 @@ static void test_barrier_timeout_breaks(void **state)
     struct shared *s = shared_new();
     s->barrier = mp_barrier_new(.parties = 3);
     s->timeout = 20.0;
-    pid_t pid = fork_child(barrier_wait_expect, s);
+    pid_t pid = mpt_fork(barrier_wait_expect, s);
     assert_true(wait_flag(&s->flag, 1));
     for (int i = 0; i < 200 && mp_barrier_n_waiting(s->barrier) != 1; i++)
         usleep(5000);
@@ -1244,7 +1221,7 @@ static void test_barrier_abort_reset_action(void **state)
     s->timeout = MP_FOREVER;
     pid_t pids[2];
     for (int i = 0; i < 2; i++)
-        pids[i] = fork_child(barrier_wait_expect, s);
+        pids[i] = mpt_fork(barrier_wait_expect, s);
     for (int i = 0; i < 400 && mp_barrier_n_waiting(s->barrier) != 2; i++)
         usleep(5000);
     assert_int_equal(mp_barrier_n_waiting(s->barrier), 2);
@@ -1259,7 +1236,7 @@ static void test_barrier_abort_reset_action(void **state)
      * usable again afterwards. */
     atomic_store(&s->flag, 0);
     for (int i = 0; i < 2; i++)
-        pids[i] = fork_child(barrier_wait_expect, s);
+        pids[i] = mpt_fork(barrier_wait_expect, s);
     for (int i = 0; i < 400 && mp_barrier_n_waiting(s->barrier) != 2; i++)
         usleep(5000);
     assert_int_equal(mp_barrier_n_waiting(s->barrier), 2);
@@ -1272,7 +1249,7 @@ static void test_barrier_abort_reset_action(void **state)
     /* A failing action breaks the barrier for everybody. */
     s->barrier = mp_barrier_new(.parties = 2, .action = failing_action);
     atomic_store(&s->flag, 0);
-    pids[0] = fork_child(barrier_wait_expect, s);
+    pids[0] = mpt_fork(barrier_wait_expect, s);
     assert_int_equal(mp_barrier_wait(s->barrier, 20.0), MP_EBROKEN);
     assert_int_equal(mpt_wait_status(pids[0]), 0);
     assert_int_equal(mp_barrier_broken(s->barrier), 1);
@@ -1297,7 +1274,7 @@ static void test_barrier_dead_party(void **state)
     s->barrier = mp_barrier_new(.parties = 2);
     s->timeout = 20.0;
     /* A party is killed while it waits: it still counts as arrived. */
-    pid_t dead = fork_child(barrier_wait_index, s);
+    pid_t dead = mpt_fork(barrier_wait_index, s);
     assert_true(wait_flag(&s->flag, 1));
     for (int i = 0; i < 400 && mp_barrier_n_waiting(s->barrier) != 1; i++)
         usleep(5000);
@@ -1307,7 +1284,7 @@ static void test_barrier_dead_party(void **state)
     /* It never leaves the drained cycle: the next waiters forget it after
      * a second and the barrier works again. */
     double t0 = mp__now();
-    pid_t pid = fork_child(barrier_wait_index, s);
+    pid_t pid = mpt_fork(barrier_wait_index, s);
     int idx = mp_barrier_wait(s->barrier, 10.0);
     assert_true(idx == 0 || idx == 1);
     assert_int_equal(mpt_wait_status(pid), 0);
@@ -1353,7 +1330,7 @@ static void test_barrier_action_dies(void **state)
     assert_int_equal(mp_barrier_reset(s->barrier), 0);
     assert_int_equal(mp_barrier_broken(s->barrier), 0);
     assert_int_equal(mp_barrier_n_waiting(s->barrier), 0);
-    pid = fork_child(barrier_wait_index, s);
+    pid = mpt_fork(barrier_wait_index, s);
     int idx = mp_barrier_wait(s->barrier, 10.0);
     assert_true(idx == 0 || idx == 1);
     assert_int_equal(mpt_wait_status(pid), 0);
@@ -1476,7 +1453,7 @@ static void test_free_held_lock(void **state)
     struct shared *s = shared_new();
     s->lock = mp_lock_new();
     s->rlock = mp_rlock_new();
-    pid_t pid = fork_child(hold_and_hang, s);
+    pid_t pid = mpt_fork(hold_and_hang, s);
     assert_true(wait_flag(&s->flag, 1));
     kill(pid, SIGKILL);
     assert_int_equal(mpt_wait_status(pid), 1000 + SIGKILL);
@@ -1593,7 +1570,7 @@ static void test_lock_chaos_kills(void **state)
     int next = 0, kills = 0;
     for (int i = 0; i < LC_WORKERS; i++) {
         args[next] = (struct lc_arg){sh, next};
-        pids[i] = fork_child(lc_worker, &args[next++]);
+        pids[i] = mpt_fork(lc_worker, &args[next++]);
     }
     double end = mp__now() + 2.0;
     while (mp__now() < end && next < LC_INCARNATIONS) {
@@ -1603,7 +1580,7 @@ static void test_lock_chaos_kills(void **state)
         assert_int_equal(mpt_wait_status(pids[i]), 1000 + SIGKILL);
         kills++;
         args[next] = (struct lc_arg){sh, next};
-        pids[i] = fork_child(lc_worker, &args[next++]);
+        pids[i] = mpt_fork(lc_worker, &args[next++]);
     }
     atomic_store(&sh->stop, 1);
     for (int i = 0; i < LC_WORKERS; i++)
@@ -1630,46 +1607,58 @@ static void test_lock_chaos_kills(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_lock_basic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_chaos_kills, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_self_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_timeout_across_processes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_counter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rlock_counter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_release_by_other_thread, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_release_by_other_process, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rlock_recursion, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_owner_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_owner_killed_and_reaped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_owner_killed_while_waited_on, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_owner_thread_exits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_recycling, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_reused_slot_is_not_owner, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_table_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_waiters_holder_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_waiter_holder_thread_exits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_waitv_fallback, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fork_child_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_counter_threads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_semaphore_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_semaphore_basic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bounded_semaphore, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_semaphore_wakes_other_process, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_condition_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_condition_notify_counts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_condition_timeout_and_misuse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_condition_wait_for, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_condition_dead_waiter_skipped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_event_across_processes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_event_set_then_clear, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_barrier_indexes_and_action, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_barrier_timeout_breaks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_barrier_abort_reset_action, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_barrier_dead_party, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_barrier_action_dies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_free_held_lock, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_free_lock_held_by_other_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_basic, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_chaos_kills, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_self_timeout, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_timeout_across_processes, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_counter, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_rlock_counter, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_release_by_other_thread, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_release_by_other_process, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_rlock_recursion, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_owner_killed, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_owner_killed_and_reaped, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_owner_killed_while_waited_on, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_owner_thread_exits, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_token_recycling, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_token_reused_slot_is_not_owner, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_token_table_full, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_many_waiters_holder_killed, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_waiter_holder_thread_exits, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_no_waitv_fallback, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_fork_child_tokens, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_counter_threads, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_semaphore_limit, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_semaphore_basic, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_bounded_semaphore, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_semaphore_wakes_other_process, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_condition_order, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_condition_notify_counts, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_condition_timeout_and_misuse, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_condition_wait_for, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_condition_dead_waiter_skipped, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_event_across_processes, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_event_set_then_clear, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_indexes_and_action, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_timeout_breaks, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_abort_reset_action, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_dead_party, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_action_dies, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_arguments, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_free_held_lock, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_free_lock_held_by_other_thread, mpt_setup,
+                                        mpt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

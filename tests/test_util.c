@@ -300,15 +300,8 @@ static void test_logger_in_child(void **state)
 {
     mp_logger *lg = mp_get_logger();
     mp_logger_set_level(lg, MP_LOG_ERROR);
-    mp_process *p = mp_process_new(.target = child_sets_level, .arg = &lg,
-                                   .arg_size = sizeof lg);
-    assert_int_equal(mp_process_start(p), 0);
-    assert_int_equal(mp_process_join(p, MP_FOREVER), 0);
-    int code;
-    assert_int_equal(mp_process_exitcode(p, &code), 0);
-    assert_int_equal(code, 0);
+    mpt_run_ok(child_sets_level, &lg, sizeof lg, MP_FOREVER);
     assert_int_equal(mp_logger_get_level(lg), MP_LOG_ERROR); /* the parent's own */
-    mp_process_free(p);
 }
 
 /* ---- the life-cycle messages ------------------------------------------------ */
@@ -613,15 +606,7 @@ static void test_finalizer_object_child(void **state)
 {
     char *log = mp_shared_alloc(16);
     memset(log, 0, 16);
-    mp_process *p = mp_process_new(.target = fin_object_child, .arg = &log,
-                                   .arg_size = sizeof log);
-    assert_non_null(p);
-    assert_int_equal(mp_process_start(p), 0);
-    assert_int_equal(mp_process_join(p, 60), 0);
-    int code = -1;
-    assert_int_equal(mp_process_exitcode(p, &code), 0);
-    assert_int_equal(code, 0);
-    mp_process_free(p);
+    mpt_run_ok(fin_object_child, &log, sizeof log, 60);
     assert_string_equal(log, "DAC");
     mp_shared_free(log);
 }
