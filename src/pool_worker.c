@@ -324,11 +324,9 @@ static bool claim_reserved(struct mp_pool *pool, mp__pjob *j, uint64_t hi, uint3
         }
         uint64_t c = MP__LDR(&j->next), n;
         do {
-            if (c >= hi) {
-                rec->res_job = NULL;
-                rec->cur_job = NULL;
+            /* res_job stays set until the caller has counted what it ran. */
+            if (c >= hi)
                 return false;
-            }
             n = (hi - c) / (4 * (uint64_t)pool->nworkers);
             n = n < 1 ? 1 : n > RES_MAX ? RES_MAX : n;
             n = n > budget ? budget : n;
@@ -527,7 +525,9 @@ static uint64_t run_reserved(struct mp_pool *pool, mp__pjob *j, uint64_t hi, uin
     }
     mp__pool_chunks_counted(pool, j, rec, uncounted);
     rec->cur_job = NULL;
-    /* Stopped by terminate: the rest is cancelled, forget it. */
+    /* Only now: a death before this line finds the reservation, and the
+     * pool's thread marks j dirty for the chunks not yet counted.  (After
+     * terminate, the rest of the reservation is cancelled.) */
     MP__ST(&rec->res_job, NULL);
     return done;
 }
