@@ -117,6 +117,17 @@ int lm_queue_1m(const bench_ctx *ctx, bench_result *out)
  * among the 64 slots the arena keeps blocks of up to 1 MiB in for reuse. */
 #define ZC_MAXSIZE 62
 
+/* A stream of ops over a Queue of maxsize ZC_MAXSIZE. */
+static int zc_stream(const bench_ctx *ctx, const bench_stream_ops *ops, bench_result *out)
+{
+    mp_queue *q = mp_queue_new(.maxsize = ZC_MAXSIZE);
+    if (q == NULL)
+        return bench_fail(out, "mp_queue_new: %s", mp_strerror(mp_last_error()));
+    int rc = bench_run_stream(ctx, ops, q, out);
+    mp_queue_free(q);
+    return rc;
+}
+
 static int zc_produce(void *arg, const _Atomic uint32_t *stop)
 {
     mp_queue *q = arg;
@@ -161,12 +172,7 @@ int lm_queue_1m_zero_copy(const bench_ctx *ctx, bench_result *out)
      * Queue alone (lm_queue_ptr_bounded) made 0.4-0.7 M msg/s with
      * maxsize 14 and 3-3.8 M with 62 in the same minutes; beyond 64 blocks
      * in flight the arena punches them and faults them in again. */
-    mp_queue *q = mp_queue_new(.maxsize = ZC_MAXSIZE);
-    if (q == NULL)
-        return bench_fail(out, "mp_queue_new: %s", mp_strerror(mp_last_error()));
-    int rc = bench_run_stream(ctx, &ops, q, out);
-    mp_queue_free(q);
-    return rc;
+    return zc_stream(ctx, &ops, out);
 }
 
 static int ptr_produce(void *arg, const _Atomic uint32_t *stop)
@@ -203,12 +209,7 @@ static int ptr_consume(void *arg, uint64_t *msgs, uint64_t *bytes)
 int lm_queue_ptr_bounded(const bench_ctx *ctx, bench_result *out)
 {
     static const bench_stream_ops ops = {ptr_produce, ptr_consume};
-    mp_queue *q = mp_queue_new(.maxsize = ZC_MAXSIZE);
-    if (q == NULL)
-        return bench_fail(out, "mp_queue_new: %s", mp_strerror(mp_last_error()));
-    int rc = bench_run_stream(ctx, &ops, q, out);
-    mp_queue_free(q);
-    return rc;
+    return zc_stream(ctx, &ops, out);
 }
 
 /* ---- ping-pong ---------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /* futex.c: shared futex wait/wake and robust process-shared mutexes. */
 #include "internal/mp.h"
 #include "internal/sync.h"
+#include "internal/util.h"
 
 #include "internal/linux.h"
 #include <fcntl.h>
@@ -108,14 +109,8 @@ static int usable_cpus(void)
 static int runnable_tasks(void)
 {
     char buf[128];
-    int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (mp__read_text("/proc/loadavg", buf, sizeof buf) <= 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     /* "0.50 0.40 0.30 3/512 1234": the count before the slash. */
     const char *p = buf;
     for (int field = 0; field < 3; field++) {

@@ -371,28 +371,28 @@ static int pool_map_async(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struc
     return ares_publish(s, x, r);
 }
 
-static int pool_close(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
+/* close or terminate: no arguments, None or ValueError. */
+static int pool_stop(struct mgr_obj *o, mp_val *a, struct mgr_reply *r, const char *name,
+                     int (*stop)(mp_pool *))
 {
-    if (mp__args(r, "close", a, 0, 0) != 0)
+    if (mp__args(r, name, a, 0, 0) != 0)
         return r->code;
     struct hpool *h = o->obj;
-    int e = mp_pool_close(h->pool);
+    int e = stop(h->pool);
     if (e != 0)
-        return mp__reply_error(r, e, "ValueError", "close: %s", mp_strerror(e));
+        return mp__reply_error(r, e, "ValueError", "%s: %s", name, mp_strerror(e));
     mp__reply_none(r);
     return 0;
 }
 
+static int pool_close(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
+{
+    return pool_stop(o, a, r, "close", mp_pool_close);
+}
+
 static int pool_terminate(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
-    if (mp__args(r, "terminate", a, 0, 0) != 0)
-        return r->code;
-    struct hpool *h = o->obj;
-    int e = mp_pool_terminate(h->pool);
-    if (e != 0)
-        return mp__reply_error(r, e, "ValueError", "terminate: %s", mp_strerror(e));
-    mp__reply_none(r);
-    return 0;
+    return pool_stop(o, a, r, "terminate", mp_pool_terminate);
 }
 
 static void *join_thread(void *arg)

@@ -353,8 +353,12 @@ int mp__pool_push(struct mp_pool *pool, mp__pjob *j, uint64_t hi, int nwake)
     return r;
 }
 
+bool mp__pool_requeue_full;
+
 int mp__pool_requeue(struct mp_pool *pool, mp__pjob *j, uint64_t lo, uint64_t hi)
 {
+    if (mp__pool_requeue_full)
+        return -EAGAIN;
     while (lo < hi && MP__LD(mp__chunk_state(j, lo)) != mp__chunk_free(j, lo))
         lo++;
     if (lo == hi)

@@ -1176,14 +1176,8 @@ static int child_run(mp_process *p)
 static bool traced(void)
 {
     char buf[2048];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (mp__read_text("/proc/self/status", buf, sizeof buf) <= 0)
         return true; /* cannot tell: do not wait forever */
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return true;
-    buf[n] = '\0';
     const char *t = strstr(buf, "TracerPid:");
     return t == NULL || strtol(t + sizeof "TracerPid:" - 1, NULL, 10) != 0;
 }

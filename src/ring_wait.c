@@ -6,6 +6,7 @@
  */
 #include "internal/mp.h"
 #include "internal/ring.h"
+#include "internal/util.h"
 
 #include <fcntl.h>
 #include "internal/linux.h"
@@ -92,14 +93,9 @@ bool mp__pid_dead(pid_t pid)
         return errno == ESRCH;
     char path[40], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
+    ssize_t n = mp__read_text(path, buf, sizeof buf);
     if (n <= 0)
-        return false;
-    buf[n] = '\0';
+        return n == -ENOENT;
     const char *p = strrchr(buf, ')');
     return p != NULL && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }

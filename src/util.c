@@ -10,6 +10,8 @@
 #include "internal/mp.h"
 #include "internal/util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -498,6 +500,20 @@ static atomic_bool exiting;
 bool mp__util_exiting(void)
 {
     return atomic_load(&exiting);
+}
+
+ssize_t mp__read_text(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, size - 1);
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return -e;
+    buf[n] = '\0';
+    return n;
 }
 
 void mp__flush_std_streams(void)

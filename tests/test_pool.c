@@ -1236,6 +1236,28 @@ static void test_worker_killed_map(void **state)
         if (i != 1000)
             assert_int_equal(bout[i], i * 3);
     }
+    /* The ring full (forced): the run's unclaimed items fail as lost
+     * instead, the others are whole, and the map still completes. */
+    mp__pool_requeue_full = true;
+    r = mp_pool_map(p, killer, bin, 8, N, bout, 8, .chunksize = 1, .status = bst,
+                    .arg = &victim, .arg_size = sizeof victim);
+    mp__pool_requeue_full = false;
+    assert_int_equal(r, MP_EWORKERLOST);
+    int lost = 0, lo = N, hi = -1;
+    for (int i = 0; i < N; i++) {
+        if (bst[i] == 0) {
+            assert_int_equal(bout[i], i * 3);
+            continue;
+        }
+        assert_int_equal(bst[i], MP_EWORKERLOST);
+        lost++;
+        lo = i < lo ? i : lo;
+        hi = i > hi ? i : hi;
+    }
+    /* The victim and what followed it in its reservation (at most 64). */
+    assert_int_equal(bst[1000], MP_EWORKERLOST);
+    assert_int_equal(lo, 1000);
+    assert_true(lost == hi - lo + 1 && lost <= 64);
     free(bin);
     free(bout);
     free(bst);

@@ -448,6 +448,8 @@ int mp__pool_push(struct mp_pool *pool, mp__pjob *j, uint64_t hi, int nwake);
  * cancelled), or -EAGAIN when the ring is full.
  */
 int mp__pool_requeue(struct mp_pool *pool, mp__pjob *j, uint64_t lo, uint64_t hi);
+/* Tests: mp__pool_requeue acts as if the ring were full. */
+extern bool mp__pool_requeue_full;
 
 /* Drop a reference on j; free it once nothing can reach it any more. */
 void mp__pool_job_release(mp__pjob *j);

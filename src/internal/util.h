@@ -62,6 +62,10 @@ void mp__run_after_forkers(void);
 /* Flush stdout and stderr (Python's _flush_std_streams), ignoring errors. */
 void mp__flush_std_streams(void);
 
+/* Read the small file at path (a /proc file) into buf, NUL-terminated:
+ * its length (at most size - 1), or -errno if it cannot be opened or read. */
+ssize_t mp__read_text(const char *path, char *buf, size_t size);
+
 /* Run (and unregister) the mp_atexit handlers, the last registered first. */
 void mp__run_atexit(void);
 
