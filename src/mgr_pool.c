@@ -132,20 +132,10 @@ static int ares_wait_op(void *obj, void *extra, double t)
     return mp_event_wait(a->done, t);
 }
 
-static int timeout_arg(struct mgr_reply *r, const mp_val *args, size_t i, double *t)
-{
-    *t = MP_FOREVER;
-    if (args->seq.len <= i || args->seq.items[i]->type == MP_VAL_NONE)
-        return 0;
-    if (mp_val_as_float(args->seq.items[i], t) != 0 || *t < 0)
-        return mp__reply_error(r, MP_EINVAL, "ValueError", "bad timeout");
-    return 0;
-}
-
 static int ares_wait(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     double t;
-    if (mp__args(r, "wait", a, 0, 1) != 0 || timeout_arg(r, a, 0, &t) != 0)
+    if (mp__args(r, "wait", a, 0, 1) != 0 || mp__mgr_timeout_args(r, a, -1, 0, &t) != 0)
         return r->code;
     int e = mp__mgr_timed(s, o, t, MP_ETIMEDOUT, ares_wait_op, NULL);
     if (e == MP_ETIMEDOUT || e == 0) {
@@ -181,7 +171,7 @@ static int ares_successful(struct mgr_srv *s, struct mgr_obj *o, mp_val *a,
 static int ares_get(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     double t;
-    if (mp__args(r, "get", a, 0, 1) != 0 || timeout_arg(r, a, 0, &t) != 0)
+    if (mp__args(r, "get", a, 0, 1) != 0 || mp__mgr_timeout_args(r, a, -1, 0, &t) != 0)
         return r->code;
     int e = mp__mgr_timed(s, o, t, MP_ETIMEDOUT, ares_wait_op, NULL);
     if (e != 0)

@@ -71,13 +71,8 @@ static int fail(struct mgr_reply *r, int code, const char *what)
 
 /* ---- arguments ------------------------------------------------------------- */
 
-/*
- * The (block, timeout) arguments of acquire, get and put at positions
- * ib and it (-1: not taken): block false means do not wait; timeout None
- * means forever.  Python rejects a negative timeout; MP_FOREVER (-1) is
- * accepted as None.
- */
-static int timeout_args(struct mgr_reply *r, const mp_val *a, int ib, int it, double *t)
+/* Python rejects a negative timeout; MP_FOREVER (-1) is accepted as None. */
+int mp__mgr_timeout_args(struct mgr_reply *r, const mp_val *a, int ib, int it, double *t)
 {
     *t = MP_FOREVER;
     size_t n = a->seq.len;
@@ -189,7 +184,7 @@ static int lock_acquire_op(void *obj, void *extra, double t)
 static int lock_acquire(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     double t;
-    if (mp__args(r, "acquire", a, 0, 2) != 0 || timeout_args(r, a, 0, 1, &t) != 0)
+    if (mp__args(r, "acquire", a, 0, 2) != 0 || mp__mgr_timeout_args(r, a, 0, 1, &t) != 0)
         return r->code;
     int e = timed(s, o, t, MP_ETIMEDOUT, lock_acquire_op, NULL);
     if (e == MP_EOWNERDEAD)
@@ -253,7 +248,7 @@ static int sem_acquire_op(void *obj, void *extra, double t)
 static int sem_acquire(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     double t;
-    if (mp__args(r, "acquire", a, 0, 2) != 0 || timeout_args(r, a, 0, 1, &t) != 0)
+    if (mp__args(r, "acquire", a, 0, 2) != 0 || mp__mgr_timeout_args(r, a, 0, 1, &t) != 0)
         return r->code;
     int e = timed(s, o, t, MP_ETIMEDOUT, sem_acquire_op, NULL);
     return e != 0 ? fail(r, e, "acquire") : ok_bool(r, true);
@@ -323,7 +318,7 @@ static int cond_acquire_op(void *obj, void *extra, double t)
 static int cond_acquire(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     double t;
-    if (mp__args(r, "acquire", a, 0, 2) != 0 || timeout_args(r, a, 0, 1, &t) != 0)
+    if (mp__args(r, "acquire", a, 0, 2) != 0 || mp__mgr_timeout_args(r, a, 0, 1, &t) != 0)
         return r->code;
     int e = timed(s, o, t, MP_ETIMEDOUT, cond_acquire_op, NULL);
     return e != 0 ? fail(r, e, "acquire") : ok_bool(r, true);
@@ -342,7 +337,7 @@ static int cond_release(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct 
 static int cond_wait(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     double t;
-    if (mp__args(r, "wait", a, 0, 1) != 0 || timeout_args(r, a, -1, 0, &t) != 0)
+    if (mp__args(r, "wait", a, 0, 1) != 0 || mp__mgr_timeout_args(r, a, -1, 0, &t) != 0)
         return r->code;
     mp__watch wb;
     int e = mp__condition_wait_watched(o->obj, t, watch_of(s, o, &wb));
@@ -428,7 +423,7 @@ static int event_clear(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct m
 static int event_wait(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     double t;
-    if (mp__args(r, "wait", a, 0, 1) != 0 || timeout_args(r, a, -1, 0, &t) != 0)
+    if (mp__args(r, "wait", a, 0, 1) != 0 || mp__mgr_timeout_args(r, a, -1, 0, &t) != 0)
         return r->code;
     int e = timed(s, o, t, MP_ETIMEDOUT, event_wait_op, NULL);
     /* Python's Event.wait returns False on a timeout; that is no error. */
@@ -460,7 +455,7 @@ static const struct mgr_method event_methods[] = {
 static int barrier_wait(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     double t;
-    if (mp__args(r, "wait", a, 0, 1) != 0 || timeout_args(r, a, -1, 0, &t) != 0)
+    if (mp__args(r, "wait", a, 0, 1) != 0 || mp__mgr_timeout_args(r, a, -1, 0, &t) != 0)
         return r->code;
     mp__watch wb;
     int e = mp__barrier_wait_watched(o->obj, t, watch_of(s, o, &wb));
@@ -518,7 +513,7 @@ static int barrier_create(struct mgr_srv *s, mp_val *a, void **obj, struct mgr_r
     if (a->seq.len >= 2 && a->seq.items[1]->type != MP_VAL_NONE)
         return mp__reply_error(r, MP_EINVAL, "TypeError",
                                "a managed Barrier takes no action (functions cannot be sent)");
-    if (a->seq.len == 3 && timeout_args(r, a, -1, 2, &t) != 0)
+    if (a->seq.len == 3 && mp__mgr_timeout_args(r, a, -1, 2, &t) != 0)
         return r->code;
     if (parties < 1 || parties > INT32_MAX)
         return mp__reply_error(r, MP_EINVAL, "ValueError", "parties must be > 0");
@@ -601,7 +596,7 @@ static int do_get(struct mgr_srv *s, struct mgr_obj *o, double t, struct mgr_rep
 static int queue_put(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     double t;
-    if (mp__args(r, "put", a, 1, 3) != 0 || timeout_args(r, a, 1, 2, &t) != 0)
+    if (mp__args(r, "put", a, 1, 3) != 0 || mp__mgr_timeout_args(r, a, 1, 2, &t) != 0)
         return r->code;
     return do_put(s, o, a->seq.items[0], t, r);
 }
@@ -617,7 +612,7 @@ static int queue_put_nowait(struct mgr_srv *s, struct mgr_obj *o, mp_val *a,
 static int queue_get(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     double t;
-    if (mp__args(r, "get", a, 0, 2) != 0 || timeout_args(r, a, 0, 1, &t) != 0)
+    if (mp__args(r, "get", a, 0, 2) != 0 || mp__mgr_timeout_args(r, a, 0, 1, &t) != 0)
         return r->code;
     return do_get(s, o, t, r);
 }
@@ -673,7 +668,7 @@ static int queue_join_op(void *obj, void *extra, double t)
 static int queue_join(struct mgr_srv *s, struct mgr_obj *o, mp_val *a, struct mgr_reply *r)
 {
     double t;
-    if (mp__args(r, "join", a, 0, 1) != 0 || timeout_args(r, a, -1, 0, &t) != 0)
+    if (mp__args(r, "join", a, 0, 1) != 0 || mp__mgr_timeout_args(r, a, -1, 0, &t) != 0)
         return r->code;
     int e = timed(s, o, t, MP_ETIMEDOUT, queue_join_op, NULL);
     return e != 0 ? fail(r, e, "join") : ok_none(r);

@@ -203,6 +203,14 @@ struct mgr_reply {
 void mp__reply_val(struct mgr_reply *r, mp_val *owned);
 void mp__reply_borrow(struct mgr_reply *r, const mp_val *v);
 void mp__reply_none(struct mgr_reply *r);
+/*
+ * The block and timeout arguments of a blocking method (mgr_sync.c), at
+ * indexes ib and it (-1: not taken), into *t: block false means 0, timeout
+ * None means MP_FOREVER.  0, or the error reply's code (TypeError,
+ * ValueError for a negative timeout).
+ */
+int mp__mgr_timeout_args(struct mgr_reply *r, const mp_val *a, int ib, int it, double *t);
+
 int mp__reply_error(struct mgr_reply *r, int code, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
