@@ -3574,6 +3574,10 @@ static void test_mgr_pool(void **state)
     assert_true(mp__now() - t0 < 0.25);
     assert_null(res);
     assert_int_equal(mp_asyncproxy_wait(ar, 0.01), MP_ETIMEDOUT);
+    /* What another program might send: the server checks the timeout. */
+    assert_int_equal(mp_asyncproxy_get(ar, -5, &res, &n), MP_EINVAL);
+    assert_remote(mp_proxy_call(ar, "get", MP_TUPLE(MP_FLOAT(-5)), NULL), "ValueError", NULL);
+    assert_remote(mp_proxy_call(ar, "wait", MP_TUPLE(MP_STR("x")), NULL), "TypeError", NULL);
     assert_int_equal(mp_asyncproxy_get(ar, MP_FOREVER, &res, &n), 0);
     assert_int_equal(n, 5);
     assert_memory_equal(res, "slept", 5);
