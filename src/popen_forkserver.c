@@ -88,29 +88,45 @@ static void chan_drop(void)
     chan_fs = NULL;
 }
 
-/* Open the channel to the caller's server (chan_lock held). */
-static int chan_open(bool restart)
+/*
+ * Whether a failed connect or handshake says the server is gone.  A killed
+ * server refuses connections once its socket is closed, but while its last
+ * thread is still exiting the kernel queues a connection and then resets it.
+ */
+static bool server_gone(int r)
 {
-    struct mp__forkserver *fs = chan_fs;
-    chan_drop();
-    int r = mp__forkserver_get(&fs, restart);
-    if (r != 0)
-        return r;
+    return r == -ECONNREFUSED || r == -ENOENT || r == -ECONNRESET || r == -EPIPE ||
+           r == MP_EAUTH;
+}
+
+/* Connect to fs and pass the handshake: the fd, or a negative code. */
+static int chan_connect(struct mp__forkserver *fs)
+{
     int sock = mp__forkserver_connect(fs);
-    if ((sock == -ECONNREFUSED || sock == -ENOENT) && !restart) {
-        /* The server is gone (killed): start another one. */
-        r = mp__forkserver_get(&fs, true);
-        if (r != 0)
-            return r;
-        sock = mp__forkserver_connect(fs);
-    }
     if (sock < 0)
         return sock;
-    r = mp__forkserver_auth(sock, fs, false);
+    int r = mp__forkserver_auth(sock, fs, false);
     if (r != 0) {
         close(sock);
         return r;
     }
+    return sock;
+}
+
+/* Open the channel to the caller's server (chan_lock held), starting
+ * another one if it is gone. */
+static int chan_open(void)
+{
+    struct mp__forkserver *fs = chan_fs;
+    chan_drop();
+    int r = mp__forkserver_get(&fs, false);
+    int sock = r == 0 ? chan_connect(fs) : r;
+    if (r == 0 && server_gone(sock)) {
+        r = mp__forkserver_get(&fs, true);
+        sock = r == 0 ? chan_connect(fs) : r;
+    }
+    if (sock < 0)
+        return sock;
     chan_fd = sock;
     chan_fs = fs;
     return 0;
@@ -120,7 +136,7 @@ int mp_forkserver_ensure_running(void)
 {
     pthread_once(&chan_once, chan_register);
     pthread_mutex_lock(&chan_lock);
-    int r = chan_fd >= 0 ? 0 : chan_open(false);
+    int r = chan_fd >= 0 ? 0 : chan_open();
     pthread_mutex_unlock(&chan_lock);
     return r;
 }
@@ -328,13 +344,13 @@ static int fs_launch(mp_process *p, mp__popen *po)
     pthread_mutex_lock(&chan_lock);
     struct mp__fs_reply rep;
     int sentinel = -1, pidfd = -1;
-    int r = chan_fd >= 0 ? 0 : chan_open(false);
+    int r = chan_fd >= 0 ? 0 : chan_open();
     if (r == 0)
         r = exchange(p, &rep, &sentinel, &pidfd);
     if (r == -EPIPE) {
         /* The channel broke (the server died?): once more on a fresh
          * channel, with a new server if the old one refuses it. */
-        r = chan_open(false);
+        r = chan_open();
         if (r == 0)
             r = exchange(p, &rep, &sentinel, &pidfd);
         if (r == -EPIPE)

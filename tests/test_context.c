@@ -32,6 +32,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -812,6 +813,80 @@ static void test_forkserver_restart(void **state)
     rmdir(dir);
 }
 
+/*
+ * A stand-in for a server that is dying: it listens at the server's path,
+ * says so on ready, and when a client connects it either exits without
+ * accepting (the kernel resets the queued connection) or accepts and hangs
+ * up before the handshake.
+ */
+struct dying_server {
+    const char *path;
+    int ready;
+    bool accept_first;
+};
+
+static int dying_server_main(void *arg)
+{
+    const struct dying_server *d = arg;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", d->path);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 4) != 0)
+        return 2;
+    if (write(d->ready, "r", 1) != 1)
+        return 3;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 60000) != 1)
+        return 4;
+    if (d->accept_first)
+        close(accept(fd, NULL, NULL));
+    return 0;
+}
+
+/* Kill fs's server and put a dying stand-in at its path: a process started
+ * then must get a new server. */
+static void start_past_dying_server(struct mp__forkserver *fs, bool accept_first)
+{
+    pid_t server = mp__forkserver_pid(fs);
+    assert_int_equal(kill(server, SIGKILL), 0);
+    double t0 = mp__now();
+    while (!ended(server) && mp__now() - t0 < 10)
+        sleep_s(0.01);
+    char sock[160];
+    snprintf(sock, sizeof sock, "%s/sock", mp__forkserver_dir(fs));
+    unlink(sock);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    struct dying_server d = {.path = sock, .ready = ready[1], .accept_first = accept_first};
+    pid_t stand_in = mpt_fork(dying_server_main, &d);
+    close(ready[1]);
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    int v = 9;
+    assert_int_equal(run_code(mp_process_new(.target = ret_arg, .arg = &v,
+                                             .arg_size = sizeof v,
+                                             .ctx = ctx_of("forkserver"))),
+                     9);
+    assert_int_equal(mpt_wait_timed(stand_in, 30), 0);
+    struct mp__forkserver *again = NULL;
+    assert_int_equal(mp__forkserver_get(&again, false), 0);
+    assert_ptr_not_equal(again, fs);
+    unlink(sock);
+    rmdir(mp__forkserver_dir(fs));
+}
+
+/* A server whose socket still takes connections as it dies is replaced
+ * too: the connection is reset, or closed before the handshake. */
+static void test_forkserver_dying(void **state)
+{
+    for (int i = 0; i < 2; i++) {
+        struct mp__forkserver *fs = NULL;
+        assert_int_equal(mp__forkserver_get(&fs, false), 0);
+        start_past_dying_server(fs, i == 1);
+    }
+}
+
 /* Wait for an event, then return 7. */
 static int wait_event_then(void *arg, size_t n)
 {
@@ -1409,6 +1484,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_set_executable, setup, mpt_teardown),
         cmocka_unit_test_setup_teardown(test_arena_taken, setup, mpt_teardown),
         cmocka_unit_test_setup_teardown(test_forkserver_restart, setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_forkserver_dying, setup, mpt_teardown),
         cmocka_unit_test_setup_teardown(test_forkserver_dies, setup, mpt_teardown),
         cmocka_unit_test_setup_teardown(test_preload, setup, mpt_teardown),
         cmocka_unit_test_setup_teardown(test_forkserver_lifetime, setup, mpt_teardown),
