@@ -12,7 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-int mp__futex_wait(uint32_t *word, uint32_t expected, const mp__deadline *d)
+int mp__futex_sleep(uint32_t *word, uint32_t expected, const mp__deadline *d)
 {
     const struct timespec *at = NULL;
     if (d != NULL && !d->forever) {
@@ -28,7 +28,7 @@ int mp__futex_wait(uint32_t *word, uint32_t expected, const mp__deadline *d)
     long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, at, NULL,
                      FUTEX_BITSET_MATCH_ANY);
     if (r == 0)
-        return 0;
+        return 1;
     switch (errno) {
     case EAGAIN:
         return 0;
@@ -39,6 +39,12 @@ int mp__futex_wait(uint32_t *word, uint32_t expected, const mp__deadline *d)
     default:
         return mp__errno();
     }
+}
+
+int mp__futex_wait(uint32_t *word, uint32_t expected, const mp__deadline *d)
+{
+    int r = mp__futex_sleep(word, expected, d);
+    return r == 1 ? 0 : r;
 }
 
 int mp__futex_wait_watched(uint32_t *word, uint32_t expected, const mp__deadline *d,

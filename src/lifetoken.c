@@ -73,6 +73,11 @@ static inline _Atomic uint32_t *life_word(struct slot *s)
     return (_Atomic uint32_t *)(void *)((char *)&s->life + LIFE_WORD_OFFSET);
 }
 
+_Atomic uint32_t *mp__robust_word(pthread_mutex_t *m)
+{
+    return (_Atomic uint32_t *)(void *)((char *)m + LIFE_WORD_OFFSET);
+}
+
 static inline uint32_t next_gen(uint32_t g)
 {
     return g % GEN_MASK + 1;
@@ -255,7 +260,8 @@ bool mp__token_dead(uint32_t token)
     return (v & FUTEX_OWNER_DIED) || (v & FUTEX_TID_MASK) == 0;
 }
 
-/* FUTEX_WAITV on both words: 0, MP_ETIMEDOUT, or -ENOSYS. */
+/* FUTEX_WAITV on both words: 1 (woken), 0 (a word differed, or a signal),
+ * MP_ETIMEDOUT, or -ENOSYS. */
 static int wait_both(uint32_t *word, uint32_t expected, _Atomic uint32_t *life,
                      uint32_t life_val, const mp__deadline *d)
 {
@@ -269,7 +275,7 @@ static int wait_both(uint32_t *word, uint32_t expected, _Atomic uint32_t *life,
         mp__futex_wake((uint32_t *)life, INT32_MAX);
     }
     if (r >= 0)
-        return 0;
+        return 1;
     switch (errno) {
     case ETIMEDOUT:
         return MP_ETIMEDOUT;
@@ -293,8 +299,10 @@ static int wait_slice(uint32_t *word, uint32_t expected, const mp__deadline *d)
     bool last = !d->forever &&
                 (d->at.tv_sec < slice.at.tv_sec ||
                  (d->at.tv_sec == slice.at.tv_sec && d->at.tv_nsec <= slice.at.tv_nsec));
-    int r = mp__futex_wait(word, expected, last ? d : &slice);
-    return r == MP_ETIMEDOUT && last ? MP_ETIMEDOUT : 0;
+    int r = mp__futex_sleep(word, expected, last ? d : &slice);
+    if (r == MP_ETIMEDOUT)
+        return last ? MP_ETIMEDOUT : 0;
+    return r == 1 ? 1 : 0;
 }
 
 int mp__token_wait(uint32_t *word, uint32_t expected, uint32_t holder, const mp__deadline *d)

@@ -14,6 +14,7 @@
 #include "internal/mp.h"
 #include "internal/sync.h"
 #include "internal/lifetoken.h"
+#include "internal/linux.h"
 
 #include <limits.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #define LOCK_MAGIC MP__MAGIC('l', 'o', 'c', 'k')
+#define LOCK_ORPHAN_MAGIC MP__MAGIC('l', 'o', 'c', 'o') /* freed, hold registered */
 #define SEM_MAGIC MP__MAGIC('s', 'e', 'm', 'a')
 #define COND_MAGIC MP__MAGIC('c', 'o', 'n', 'd')
 #define EVENT_MAGIC MP__MAGIC('e', 'v', 'n', 't')
@@ -85,6 +87,24 @@ static bool thread_gone(pid_t tid)
  * line before writing it: under contention that was two transfers of the
  * line between the processes' caches instead of one (locked Value, two
  * processes: 0.72x a raw mutex before, see docs/performance.md).
+ *
+ * Registered holds.  A waiter must wake when the holder releases the lock
+ * and when the holder dies.  Asleep on the word alone it would miss the
+ * death, so by default it sleeps on two words at once (FUTEX_WAITV on the
+ * word and the holder's life word, mp__token_wait), which costs the kernel
+ * a second futex key on every sleep.  A thread that takes the lock after
+ * sleeping for it (so the lock is contended) also locks the lock's own
+ * robust mutex `life`, which puts it on the thread's robust list, and
+ * records its token in `reg`.  Later waiters sleep on life's futex word
+ * alone: the release unlocks it (changing the word) and wakes them, and
+ * the kernel marks it FUTEX_OWNER_DIED and wakes one of them if the holder
+ * dies.  The word is the lock's own, locked only while one hold lasts, so
+ * a waiter can never sleep on a later hold's word by mistake: a FUTEX_WAITERS
+ * bit on it was set during the hold it belongs to, whose release sees it.
+ * Only the holder that registered may touch `life`; a release looks at
+ * `reg` after the word is free, and `word_sleepers` says whether anyone
+ * sleeps on the word itself (the waiters bit alone would make every release
+ * of a registered hold wake the word in vain).
  */
 
 enum lock_kind { KIND_LOCK = 0, KIND_RLOCK = 1 };
@@ -98,7 +118,14 @@ struct mp_lock {
      * because a caller that does not hold the lock may read it). */
     _Atomic uint32_t extra;
     _Alignas(64) _Atomic uint32_t word; /* the futex word */
+    _Atomic uint32_t reg;               /* token of the holder that holds life */
+    _Atomic uint32_t word_sleepers;     /* threads asleep (or about to be) on word */
+    pthread_mutex_t life;               /* robust; see "Registered holds" */
 };
+
+_Static_assert(offsetof(struct mp_lock, life) + sizeof(pthread_mutex_t) <=
+                   offsetof(struct mp_lock, word) + 64,
+               "the lock's words share one cache line");
 
 static inline uint32_t lock_extra(const mp_lock *l)
 {
@@ -122,6 +149,11 @@ static mp_lock *lock_create(enum lock_kind kind)
     mp_lock *l = mp__obj_create(sizeof *l, 0);
     if (l == NULL)
         return NULL;
+    int r = mp__robust_mutex_init(&l->life);
+    if (r != 0) {
+        mp__obj_free(l);
+        return mp__fail_null(r);
+    }
     l->kind = kind;
     __atomic_store_n(&l->hdr.magic, LOCK_MAGIC, __ATOMIC_RELEASE);
     return l;
@@ -158,6 +190,106 @@ static bool lock_mine(const mp_lock *l)
     return me != 0 && lock_holder(l) == me;
 }
 
+/* A thread keeps at most this many registered holds at once, so that its
+ * robust list stays short (the kernel walks 2048 entries at most, and its
+ * life token's mutex is among them) and ThreadSanitizer, which follows 64
+ * held mutexes per thread, can follow it. */
+#define REG_MAX 32
+
+static __thread uint32_t reg_owner; /* the token reg_count counts for */
+static __thread uint32_t reg_count;
+
+/* Register the caller's hold of l (it slept for it): see "Registered
+ * holds".  Nothing happens when it cannot (limit, or life still held by
+ * the previous holder, which is finishing its release). */
+static void lock_register(mp_lock *l, uint32_t me)
+{
+    if (reg_owner != me) {
+        reg_owner = me; /* a new thread, or a forked child's */
+        reg_count = 0;
+    }
+    if (reg_count >= REG_MAX)
+        return;
+    int r = pthread_mutex_trylock(&l->life);
+    if (r == EOWNERDEAD) {
+        /* A registered holder died: its sleepers were woken and have
+         * found its token dead. */
+        pthread_mutex_consistent(&l->life);
+        r = 0;
+    }
+    if (r != 0)
+        return;
+    reg_count++;
+    atomic_store(&l->reg, me);
+}
+
+/*
+ * End the caller's registered hold, after the word was freed: first reg,
+ * so that no new waiter picks life; then the waiters bit, then the unlock
+ * (life's word changes under the sleepers), then the wake-up.
+ */
+static void lock_unregister(mp_lock *l)
+{
+    atomic_store(&l->reg, 0);
+    uint32_t old = atomic_fetch_and(mp__robust_word(&l->life), ~(uint32_t)FUTEX_WAITERS);
+    pthread_mutex_unlock(&l->life);
+    if (reg_count > 0)
+        reg_count--;
+    if (old & FUTEX_WAITERS)
+        mp__futex_wake((uint32_t *)mp__robust_word(&l->life), INT32_MAX);
+}
+
+/*
+ * Sleep on life while the holder's registered hold (word w) lasts.  As
+ * mp__token_wait (1 woken, 0 did not sleep, MP_ETIMEDOUT), or 2 when the
+ * hold is not registered (sleep on the word instead).
+ */
+static int lock_sleep_life(mp_lock *l, uint32_t w, uint32_t holder, const mp__deadline *d)
+{
+    if (atomic_load(&l->reg) != holder)
+        return 2;
+    _Atomic uint32_t *life = mp__robust_word(&l->life);
+    uint32_t v = atomic_load(life);
+    if ((v & FUTEX_TID_MASK) == 0 || (v & FUTEX_OWNER_DIED))
+        return 2;
+    if (!(v & FUTEX_WAITERS) && !atomic_compare_exchange_strong(life, &v, v | FUTEX_WAITERS))
+        return 0; /* it changed: look again */
+    v |= FUTEX_WAITERS;
+    /* The bit is set: a release from here on sees it and wakes us. */
+    if (atomic_load(&l->word) != w || atomic_load(&l->reg) != holder)
+        return 0;
+    int r = mp__futex_sleep((uint32_t *)life, v, d);
+    if (atomic_load(life) & FUTEX_OWNER_DIED) {
+        /* The kernel wakes one waiter of a dead thread's mutex: pass it on. */
+        mp__futex_wake((uint32_t *)life, INT32_MAX);
+    }
+    return r == MP_ETIMEDOUT || r == 1 ? r : 0;
+}
+
+/* Unlock life if a dead registered holder left it marked owner-died (or,
+ * with the C library's bookkeeping, locked).  So the memory can be reused
+ * for another lock with no trace of the hold (ThreadSanitizer keeps one). */
+static void lock_life_repair(mp_lock *l)
+{
+    int r = pthread_mutex_trylock(&l->life);
+    if (r == EOWNERDEAD) {
+        pthread_mutex_consistent(&l->life);
+        r = 0;
+    }
+    if (r == 0)
+        pthread_mutex_unlock(&l->life);
+}
+
+/* Sleep on the word (and the holder's life word), counted in
+ * word_sleepers: as mp__token_wait. */
+static int lock_sleep_word(mp_lock *l, uint32_t w, uint32_t holder, const mp__deadline *d)
+{
+    atomic_fetch_add(&l->word_sleepers, 1);
+    int r = mp__token_wait((uint32_t *)&l->word, w, holder, d);
+    atomic_fetch_sub(&l->word_sleepers, 1);
+    return r;
+}
+
 /*
  * Take a lock the caller (token me) does not hold.  0, MP_EOWNERDEAD (the
  * holder died: the lock is the caller's now), or MP_ETIMEDOUT.
@@ -166,6 +298,7 @@ static int lock_take(mp_lock *l, const mp__deadline *d, uint32_t me)
 {
     uint32_t want = me; /* with the waiters bit once this thread slept */
     bool nowait = d->nowait;
+    bool woken = false; /* the last wait slept until a release woke it */
     /*
      * No spinning before the sleep: with two processes hammering one lock,
      * spins of 30 and 200 pauses measured slower than none (the spinner
@@ -175,16 +308,30 @@ static int lock_take(mp_lock *l, const mp__deadline *d, uint32_t me)
     uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
     for (;;) {
         if (w == 0) {
-            if (atomic_compare_exchange_weak_explicit(&l->word, &w, want, memory_order_acquire,
-                                                      memory_order_relaxed))
-                return 0;
-            continue;
+            if (!atomic_compare_exchange_weak_explicit(&l->word, &w, want,
+                                                       memory_order_acquire,
+                                                       memory_order_relaxed))
+                continue;
+            /*
+             * Register only after a real sleep: the lock is handed over
+             * (held long enough for a waiter to fall asleep).  Under a
+             * storm of short holds a waiter's waits mostly find the word
+             * changed, and registering every hold it wins cost more than
+             * it saved (two processes hammering one lock: 0.8x).
+             */
+            if (woken)
+                lock_register(l, me);
+            return 0;
         }
         uint32_t holder = w & ~LOCK_WAITERS;
         if (mp__token_dead(holder)) {
             /* Keep the waiters bit: others may sleep on the word. */
             if (atomic_compare_exchange_strong(&l->word, &w, me | (w & LOCK_WAITERS))) {
                 lock_set_extra(l, 0); /* the dead holder's levels */
+                /* Its registration too (life was marked dead with it). */
+                uint32_t dead = holder;
+                if (atomic_compare_exchange_strong(&l->reg, &dead, 0))
+                    lock_life_repair(l);
                 return MP_EOWNERDEAD;
             }
             continue;
@@ -197,8 +344,12 @@ static int lock_take(mp_lock *l, const mp__deadline *d, uint32_t me)
             w |= LOCK_WAITERS;
         }
         want = me | LOCK_WAITERS;
+        int r = lock_sleep_life(l, w, holder, d);
+        if (r == 2)
+            r = lock_sleep_word(l, w, holder, d);
+        woken = r == 1;
         /* After the deadline, one last look at the word, then give up. */
-        if (mp__token_wait((uint32_t *)&l->word, w, holder, d) == MP_ETIMEDOUT)
+        if (r == MP_ETIMEDOUT)
             nowait = true;
         w = atomic_load_explicit(&l->word, memory_order_relaxed);
     }
@@ -254,13 +405,27 @@ int mp__lock_acquire(mp_lock *l, double timeout)
     return lock_acquire_slow(l, timeout, me);
 }
 
+/*
+ * Free the word (held with the waiters bit, or about to be given up
+ * whatever it holds), then end a registered hold and wake a sleeper of the
+ * word.  The exchange orders the word's release before the look at
+ * word_sleepers, as a sleeper's count comes before its sleep (which
+ * compares the word): one of the two sees the other.
+ */
+static void lock_free_word(mp_lock *l, uint32_t me)
+{
+    atomic_exchange(&l->word, 0);
+    if (me != 0 && atomic_load(&l->reg) == me)
+        lock_unregister(l);
+    if (atomic_load(&l->word_sleepers) > 0)
+        mp__futex_wake((uint32_t *)&l->word, 1);
+}
+
 /* Give the lock back, whatever level the caller holds it at. */
 static void lock_drop(mp_lock *l)
 {
     lock_set_extra(l, 0);
-    uint32_t old = atomic_exchange_explicit(&l->word, 0, memory_order_release);
-    if (MP__UNLIKELY(old & LOCK_WAITERS))
-        mp__futex_wake((uint32_t *)&l->word, 1);
+    lock_free_word(l, mp__token_cache);
 }
 
 static int __attribute__((noinline)) lock_release_slow(mp_lock *l, uint32_t me)
@@ -272,17 +437,29 @@ static int __attribute__((noinline)) lock_release_slow(mp_lock *l, uint32_t me)
         lock_set_extra(l, n - 1);
         return 0;
     }
-    /* The word is ours with the waiters bit: no one else may change it. */
-    atomic_store_explicit(&l->word, 0, memory_order_release);
-    mp__futex_wake((uint32_t *)&l->word, 1);
+    lock_free_word(l, me);
     return 0;
+}
+
+/* A release of a lock freed while the caller held it registered: end the
+ * hold, free the memory, and report the lock as freed. */
+static int __attribute__((noinline)) lock_release_orphan(mp_lock *l, int r)
+{
+    uint32_t me = mp__token_cache;
+    if (mp__obj_check(l, LOCK_ORPHAN_MAGIC) == 0 && me != 0 && atomic_load(&l->reg) == me) {
+        lock_set_extra(l, 0);
+        lock_free_word(l, me);
+        pthread_mutex_destroy(&l->life);
+        mp__obj_free(l);
+    }
+    return r;
 }
 
 int mp__lock_release(mp_lock *l)
 {
     int r = lock_check(l);
     if (MP__UNLIKELY(r != 0))
-        return r;
+        return lock_release_orphan(l, r);
     /*
      * Held once and no waiter: one compare-and-swap from our own token, with
      * no read of the word before it (a read would fetch the line shared and
@@ -319,6 +496,16 @@ int mp__lock_is_mine(const mp_lock *l)
 
 int mp_lock_is_mine(const mp_lock *l) __attribute__((alias("mp__lock_is_mine")));
 
+uint32_t mp__lock_reg(const mp_lock *l)
+{
+    return atomic_load(&l->reg);
+}
+
+bool mp__lock_life_waited(const mp_lock *l)
+{
+    return (atomic_load(mp__robust_word((pthread_mutex_t *)&l->life)) & FUTEX_WAITERS) != 0;
+}
+
 int mp_lock_count(const mp_lock *l)
 {
     int r = mp__obj_check(l, LOCK_MAGIC);
@@ -336,6 +523,17 @@ void mp_lock_free(mp_lock *l)
         return;
     if (lock_mine(l))
         lock_drop(l);
+    uint32_t reg = atomic_load(&l->reg);
+    if (reg != 0 && !mp__token_dead(reg)) {
+        /* Another thread's registered hold: life is on that thread's
+         * robust list, so the memory stays until its release (which then
+         * returns MP_EINVAL) or, if it never comes, for good. */
+        __atomic_store_n(&l->hdr.magic, LOCK_ORPHAN_MAGIC, __ATOMIC_RELEASE);
+        return;
+    }
+    if (reg != 0)
+        lock_life_repair(l); /* its registered holder died */
+    pthread_mutex_destroy(&l->life);
     mp__obj_free(l);
 }
 

@@ -1,13 +1,17 @@
 /* test_synchronize.c: Lock, RLock, Semaphore, Condition, Event, Barrier. */
 #include "internal/mp.h"
 #include "internal/lifetoken.h"
+#include "internal/sync.h"
 #include "mptest.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1504,6 +1508,317 @@ static void test_free_lock_held_by_other_thread(void **state)
     mp_lock_free(l);
 }
 
+/* ---- registered holds (synchronize.c, "Registered holds") ----------------- */
+
+/* True once thread tid of process pid sleeps in the kernel (state S), 20 s
+ * at most. */
+static bool task_sleeps(pid_t pid, pid_t tid)
+{
+    char path[96], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+    for (int i = 0; i < 20000; i++) {
+        FILE *f = fopen(path, "r");
+        size_t k = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[k] = '\0';
+        const char *p = strrchr(buf, ')');
+        if (p != NULL && p[1] == ' ' && p[2] == 'S')
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+static bool life_waited_soon(const mp_lock *l)
+{
+    for (int i = 0; i < 20000 && !mp__lock_life_waited(l); i++)
+        usleep(1000);
+    return mp__lock_life_waited(l);
+}
+
+struct reg_shared {
+    mp_lock *l;
+    _Atomic int phase;
+    _Atomic pid_t tid;
+    _Atomic int deaths; /* MP_EOWNERDEAD results */
+};
+
+/* Take the lock (the parent holds it, so this sleeps), report whether the
+ * hold is registered, then hang until killed or, with phase 9, release. */
+static int reg_take_and_hold(void *arg)
+{
+    struct reg_shared *s = arg;
+    atomic_store(&s->tid, (pid_t)syscall(SYS_gettid));
+    atomic_store(&s->phase, 1);
+    if (mp_lock_acquire(s->l, 30.0) != 0)
+        return 1;
+    bool reg = mp__lock_reg(s->l) == mp__token_cache;
+    atomic_store(&s->phase, reg ? 2 : 3);
+    while (atomic_load(&s->phase) != 9)
+        usleep(1000);
+    return mp_lock_release(s->l) == 0 ? 0 : 4;
+}
+
+/* Wait for the registered holder's death: the lock well before the
+ * timeout, with MP_EOWNERDEAD for exactly one of the waiters. */
+static int reg_wait_for_death(void *arg)
+{
+    struct reg_shared *s = arg;
+    double t0 = mp__now();
+    int r = mp_lock_acquire(s->l, 60.0);
+    if (r == MP_EOWNERDEAD)
+        atomic_fetch_add(&s->deaths, 1);
+    else if (r != 0)
+        return 1;
+    if (mp__now() - t0 > 30.0)
+        return 2;
+    return mp_lock_release(s->l) == 0 ? 0 : 3;
+}
+
+/* Wait for the registered holder's release: the lock well before the
+ * timeout. */
+static int reg_wait_for_release(void *arg)
+{
+    struct reg_shared *s = arg;
+    double t0 = mp__now();
+    if (mp_lock_acquire(s->l, 60.0) != 0)
+        return 1;
+    if (mp__now() - t0 > 30.0)
+        return 2;
+    return mp_lock_release(s->l) == 0 ? 0 : 3;
+}
+
+/* The parent holds s->l; a child takes it after sleeping: its hold is
+ * registered.  The child's pid. */
+static pid_t start_registered_holder(struct reg_shared *s)
+{
+    atomic_store(&s->phase, 0);
+    assert_int_equal(mp_lock_acquire(s->l, 0), 0);
+    pid_t pid = mpt_fork(reg_take_and_hold, s);
+    assert_true(wait_flag(&s->phase, 1));
+    assert_true(task_sleeps(pid, atomic_load(&s->tid)));
+    assert_int_equal(mp_lock_release(s->l), 0);
+    assert_true(wait_flag(&s->phase, 2));
+    assert_int_equal(atomic_load(&s->phase), 2);
+    assert_int_not_equal(mp__lock_reg(s->l), 0);
+    return pid;
+}
+
+static void test_registered_holder_killed(void **state)
+{
+    struct reg_shared *s = mp_shared_alloc(sizeof *s);
+    assert_non_null(s);
+    s->l = mp_lock_new();
+    /* A waiter of a registered hold sleeps on the lock's life mutex; the
+     * holder's release wakes it, */
+    pid_t holder = start_registered_holder(s);
+    pid_t waiter = mpt_fork(reg_wait_for_release, s);
+    assert_true(life_waited_soon(s->l));
+    atomic_store(&s->phase, 9);
+    assert_int_equal(mpt_wait_timed(waiter, 45), 0);
+    assert_int_equal(mpt_wait_timed(holder, 30), 0);
+    /* and so does its death: the kernel wakes one sleeper, which wakes
+     * the others. */
+    holder = start_registered_holder(s);
+    pid_t waiters[3];
+    for (int i = 0; i < 3; i++) {
+        waiters[i] = mpt_fork(reg_wait_for_death, s);
+        assert_true(task_sleeps(waiters[i], waiters[i]));
+    }
+    assert_true(life_waited_soon(s->l));
+    kill(holder, SIGKILL);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(mpt_wait_timed(waiters[i], 45), 0);
+    assert_int_equal(atomic_load(&s->deaths), 1);
+    assert_int_equal(mpt_wait_status(holder), 1000 + SIGKILL);
+    /* The dead holder's life mutex is taken over by the next registration,
+     * and the lock hands over as before. */
+    holder = start_registered_holder(s);
+    atomic_store(&s->phase, 9);
+    assert_int_equal(mpt_wait_timed(holder, 30), 0);
+    assert_int_equal(mp_lock_acquire(s->l, 0), 0);
+    assert_int_equal(mp_lock_release(s->l), 0);
+    assert_int_equal(mp__lock_reg(s->l), 0);
+    mp_lock_free(s->l);
+    mp_shared_free(s);
+}
+
+struct reg_thread {
+    mp_lock *l;
+    _Atomic int phase;
+    _Atomic pid_t tid;
+    int result;
+};
+
+/* Take the lock after sleeping and leave with it held, at phase 5. */
+static void *reg_take_and_exit(void *arg)
+{
+    struct reg_thread *t = arg;
+    atomic_store(&t->tid, (pid_t)syscall(SYS_gettid));
+    atomic_store(&t->phase, 1);
+    t->result = mp_lock_acquire(t->l, 30.0);
+    atomic_store(&t->phase, mp__lock_reg(t->l) == mp__token_cache ? 2 : 3);
+    while (atomic_load(&t->phase) != 5)
+        usleep(1000);
+    return NULL;
+}
+
+static void *reg_wait_thread(void *arg)
+{
+    struct reg_thread *t = arg;
+    t->result = mp_lock_acquire(t->l, 60.0);
+    if (t->result == MP_EOWNERDEAD)
+        mp_lock_release(t->l);
+    return NULL;
+}
+
+static void test_registered_holder_thread_exits(void **state)
+{
+    struct reg_thread h = {.l = mp_lock_new()};
+    struct reg_thread w = {.l = h.l};
+    assert_int_equal(mp_lock_acquire(h.l, 0), 0);
+    pthread_t th, tw;
+    assert_int_equal(pthread_create(&th, NULL, reg_take_and_exit, &h), 0);
+    while (atomic_load(&h.phase) < 1)
+        usleep(1000);
+    assert_true(task_sleeps(getpid(), atomic_load(&h.tid)));
+    assert_int_equal(mp_lock_release(h.l), 0);
+    while (atomic_load(&h.phase) < 2)
+        usleep(1000);
+    assert_int_equal(h.result, 0);
+    assert_int_equal(atomic_load(&h.phase), 2);
+    assert_int_equal(pthread_create(&tw, NULL, reg_wait_thread, &w), 0);
+    assert_true(life_waited_soon(h.l));
+    atomic_store(&h.phase, 5); /* the holder returns with the lock held */
+    pthread_join(th, NULL);
+    pthread_join(tw, NULL);
+    assert_int_equal(w.result, MP_EOWNERDEAD);
+    assert_int_equal(mp_lock_acquire(h.l, 0), 0);
+    assert_int_equal(mp_lock_release(h.l), 0);
+    mp_lock_free(h.l);
+}
+
+static void *reg_take_hold_release(void *arg)
+{
+    struct reg_thread *t = arg;
+    atomic_store(&t->tid, (pid_t)syscall(SYS_gettid));
+    atomic_store(&t->phase, 1);
+    int r = mp_lock_acquire(t->l, 30.0);
+    atomic_store(&t->phase, r == 0 && mp__lock_reg(t->l) == mp__token_cache ? 2 : 3);
+    while (atomic_load(&t->phase) != 5)
+        usleep(1000);
+    t->result = mp_lock_release(t->l);
+    return NULL;
+}
+
+static void test_free_registered_lock_held_by_other_thread(void **state)
+{
+    /* The holder's robust list holds the lock's life mutex: the memory
+     * stays until its release, which says the lock is gone and ends the
+     * hold (AddressSanitizer and the robust list would catch a lock freed
+     * under it). */
+    struct reg_thread h = {.l = mp_lock_new()};
+    assert_int_equal(mp_lock_acquire(h.l, 0), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reg_take_hold_release, &h), 0);
+    while (atomic_load(&h.phase) < 1)
+        usleep(1000);
+    assert_true(task_sleeps(getpid(), atomic_load(&h.tid)));
+    assert_int_equal(mp_lock_release(h.l), 0);
+    while (atomic_load(&h.phase) < 2)
+        usleep(1000);
+    assert_int_equal(atomic_load(&h.phase), 2);
+    mp_lock_free(h.l);
+    assert_int_equal(mp_lock_locked(h.l), MP_EINVAL);
+    assert_int_equal(mp_lock_acquire(h.l, 0), MP_EINVAL);
+    atomic_store(&h.phase, 5);
+    pthread_join(t, NULL);
+    assert_int_equal(h.result, MP_EINVAL);
+    /* Robust mutexes still work for other threads. */
+    mp_lock *l = mp_lock_new();
+    assert_int_equal(mp_lock_acquire(l, 0), 0);
+    assert_int_equal(mp_lock_release(l), 0);
+    mp_lock_free(l);
+}
+
+#define REG_LOCKS 40
+
+struct reg_many {
+    mp_lock *l[REG_LOCKS];
+    _Atomic int taking; /* 1 + the index being taken */
+    _Atomic pid_t tid;
+    _Atomic int go;
+    int registered, again, failures;
+};
+
+static void *reg_take_many(void *arg)
+{
+    struct reg_many *m = arg;
+    atomic_store(&m->tid, (pid_t)syscall(SYS_gettid));
+    for (int i = 0; i < REG_LOCKS; i++) {
+        atomic_store(&m->taking, i + 1);
+        if (mp_lock_acquire(m->l[i], 30.0) != 0)
+            m->failures++;
+        m->registered += mp__lock_reg(m->l[i]) == mp__token_cache;
+    }
+    atomic_store(&m->taking, REG_LOCKS + 1);
+    while (!atomic_load(&m->go))
+        usleep(1000);
+    for (int i = 0; i < REG_LOCKS; i++)
+        m->failures += mp_lock_release(m->l[i]) != 0;
+    /* Registering works again once the holds ended. */
+    atomic_store(&m->taking, REG_LOCKS + 2);
+    while (atomic_load(&m->go) != 2)
+        usleep(1000);
+    atomic_store(&m->taking, REG_LOCKS + 3);
+    if (mp_lock_acquire(m->l[0], 30.0) != 0)
+        m->failures++;
+    m->again = mp__lock_reg(m->l[0]) == mp__token_cache;
+    m->failures += mp_lock_release(m->l[0]) != 0;
+    return NULL;
+}
+
+static void test_registered_holds_bounded(void **state)
+{
+    /* A thread registers at most 32 holds at once (its robust list stays
+     * short); the other contended locks work as unregistered ones. */
+    struct reg_many *m = calloc(1, sizeof *m);
+    assert_non_null(m);
+    for (int i = 0; i < REG_LOCKS; i++) {
+        m->l[i] = mp_lock_new();
+        assert_int_equal(mp_lock_acquire(m->l[i], 0), 0);
+    }
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reg_take_many, m), 0);
+    for (int i = 0; i < REG_LOCKS; i++) {
+        while (atomic_load(&m->taking) < i + 1)
+            usleep(100);
+        assert_true(task_sleeps(getpid(), atomic_load(&m->tid)));
+        assert_int_equal(mp_lock_release(m->l[i]), 0);
+    }
+    while (atomic_load(&m->taking) < REG_LOCKS + 1)
+        usleep(1000);
+    assert_int_equal(m->registered, 32);
+    assert_int_equal(mp_lock_acquire(m->l[0], 0), MP_ETIMEDOUT);
+    atomic_store(&m->go, 1);
+    while (atomic_load(&m->taking) < REG_LOCKS + 2)
+        usleep(100);
+    /* Hold l[0] again so that the thread's last acquire sleeps. */
+    assert_int_equal(mp_lock_acquire(m->l[0], 0), 0);
+    atomic_store(&m->go, 2);
+    while (atomic_load(&m->taking) < REG_LOCKS + 3)
+        usleep(100);
+    assert_true(task_sleeps(getpid(), atomic_load(&m->tid)));
+    assert_int_equal(mp_lock_release(m->l[0]), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(m->failures, 0);
+    assert_int_equal(m->again, 1);
+    for (int i = 0; i < REG_LOCKS; i++)
+        mp_lock_free(m->l[i]);
+    free(m);
+}
+
 /* ---- chaos: lock holders killed at random -------------------------------- */
 
 #define LC_WORKERS 4
@@ -1660,6 +1975,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_arguments, mpt_setup, mpt_teardown),
         cmocka_unit_test_setup_teardown(test_free_held_lock, mpt_setup, mpt_teardown),
         cmocka_unit_test_setup_teardown(test_free_lock_held_by_other_thread, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_registered_holder_killed, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_registered_holder_thread_exits, mpt_setup,
+                                        mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_free_registered_lock_held_by_other_thread,
+                                        mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_registered_holds_bounded, mpt_setup,
                                         mpt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

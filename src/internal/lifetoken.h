@@ -50,12 +50,22 @@ bool mp__token_dead(uint32_t token);
 
 /*
  * Sleep while *word == expected and the thread with token holder lives,
- * until woken or d expires.  Returns 0 (look at the word again; wake-ups
- * may be spurious) or MP_ETIMEDOUT.  Uses FUTEX_WAITV on the word and the
+ * until woken or d expires.  Returns 1 when it slept and was woken, 0 when
+ * it did not sleep (look at the word again either way; wake-ups may be
+ * spurious), or MP_ETIMEDOUT.  Uses FUTEX_WAITV on the word and the
  * holder's life word; without it, sleeps on the word in slices and looks at
  * the holder between slices.
  */
 int mp__token_wait(uint32_t *word, uint32_t expected, uint32_t holder, const mp__deadline *d);
+
+/*
+ * The futex word inside a robust mutex made by mp__robust_mutex_init: the
+ * word the kernel marks FUTEX_OWNER_DIED (and wakes one waiter of, if
+ * FUTEX_WAITERS is set) when the thread holding the mutex dies.  Valid
+ * once mp__token_claim has succeeded in this process (it checks the C
+ * library's layout).
+ */
+_Atomic uint32_t *mp__robust_word(pthread_mutex_t *m);
 
 /* Tests set this to force the sliced sleep that replaces FUTEX_WAITV on
  * kernels without it (ENOSYS).  Also set when the kernel says ENOSYS. */

@@ -120,6 +120,10 @@ uint64_t mp__now_ns(void);
  */
 int mp__futex_wait(uint32_t *word, uint32_t expected, const mp__deadline *d);
 
+/* mp__futex_wait that tells a wake-up from a word that already differed:
+ * 1 when the thread slept and was woken, else as mp__futex_wait. */
+int mp__futex_sleep(uint32_t *word, uint32_t expected, const mp__deadline *d);
+
 /* Wake at most n waiters (INT32_MAX for all); returns how many woke. */
 int mp__futex_wake(uint32_t *word, int n);
 

@@ -16,6 +16,12 @@ int mp__lock_acquire(mp_lock *l, double timeout);
 int mp__lock_release(mp_lock *l);
 int mp__lock_is_mine(const mp_lock *l);
 
+/* For tests: the token of the thread whose hold of l is registered (0 if
+ * none), and whether a waiter has asked to be woken on the lock's life
+ * mutex (so sleeps there, or is about to). */
+uint32_t mp__lock_reg(const mp_lock *l);
+bool mp__lock_life_waited(const mp_lock *l);
+
 /*
  * A watch on a long wait: the sleep is cut into slices of slice_ns, and
  * between slices gone(arg) is asked; true ends the wait with MP_EEOF (the
