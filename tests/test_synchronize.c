@@ -1487,6 +1487,23 @@ static void *hold_until_go(void *arg)
     return NULL;
 }
 
+/* Free l, which another thread holds: it is gone for this one. */
+static void free_held_elsewhere(mp_lock *l)
+{
+    mp_lock_free(l);
+    assert_int_equal(mp_lock_locked(l), MP_EINVAL);
+    assert_int_equal(mp_lock_acquire(l, 0), MP_EINVAL);
+}
+
+/* Other robust mutexes still work after a thread's exit. */
+static void new_lock_works(void)
+{
+    mp_lock *l = mp_lock_new();
+    assert_int_equal(mp_lock_acquire(l, 0), 0);
+    assert_int_equal(mp_lock_release(l), 0);
+    mp_lock_free(l);
+}
+
 static void test_free_lock_held_by_other_thread(void **state)
 {
     /* The object is marked freed, its memory stays (see mp_lock_free). */
@@ -1495,17 +1512,11 @@ static void test_free_lock_held_by_other_thread(void **state)
     assert_int_equal(pthread_create(&t, NULL, hold_until_go, &h), 0);
     while (!atomic_load(&h.held))
         usleep(1000);
-    mp_lock_free(h.l);
-    assert_int_equal(mp_lock_locked(h.l), MP_EINVAL);
-    assert_int_equal(mp_lock_acquire(h.l, 0), MP_EINVAL);
+    free_held_elsewhere(h.l);
     atomic_store(&h.go, 1);
     pthread_join(t, NULL);
     assert_int_equal(h.release_result, MP_EINVAL);
-    /* Other robust mutexes still work after that thread's exit. */
-    mp_lock *l = mp_lock_new();
-    assert_int_equal(mp_lock_acquire(l, 0), 0);
-    assert_int_equal(mp_lock_release(l), 0);
-    mp_lock_free(l);
+    new_lock_works();
 }
 
 /* ---- registered holds (synchronize.c, "Registered holds") ----------------- */
@@ -1646,22 +1657,39 @@ static void test_registered_holder_killed(void **state)
 
 struct reg_thread {
     mp_lock *l;
+    bool release; /* at phase 5: release, or leave with the lock held */
     _Atomic int phase;
     _Atomic pid_t tid;
     int result;
 };
 
-/* Take the lock after sleeping and leave with it held, at phase 5. */
-static void *reg_take_and_exit(void *arg)
+/* Take the lock (it sleeps: the main thread holds it), say whether the
+ * hold is registered (phase 2 or 3), then at phase 5 release it or not. */
+static void *reg_thread_main(void *arg)
 {
     struct reg_thread *t = arg;
     atomic_store(&t->tid, (pid_t)syscall(SYS_gettid));
     atomic_store(&t->phase, 1);
-    t->result = mp_lock_acquire(t->l, 30.0);
-    atomic_store(&t->phase, mp__lock_reg(t->l) == mp__token_cache ? 2 : 3);
+    int r = mp_lock_acquire(t->l, 30.0);
+    atomic_store(&t->phase, r == 0 && mp__lock_reg(t->l) == mp__token_cache ? 2 : 3);
     while (atomic_load(&t->phase) != 5)
         usleep(1000);
+    t->result = t->release ? mp_lock_release(t->l) : r;
     return NULL;
+}
+
+/* Start a thread whose hold of h->l is registered. */
+static void start_registered_thread(struct reg_thread *h, pthread_t *t)
+{
+    assert_int_equal(mp_lock_acquire(h->l, 0), 0);
+    assert_int_equal(pthread_create(t, NULL, reg_thread_main, h), 0);
+    while (atomic_load(&h->phase) < 1)
+        usleep(1000);
+    assert_true(task_sleeps(getpid(), atomic_load(&h->tid)));
+    assert_int_equal(mp_lock_release(h->l), 0);
+    while (atomic_load(&h->phase) < 2)
+        usleep(1000);
+    assert_int_equal(atomic_load(&h->phase), 2);
 }
 
 static void *reg_wait_thread(void *arg)
@@ -1677,39 +1705,18 @@ static void test_registered_holder_thread_exits(void **state)
 {
     struct reg_thread h = {.l = mp_lock_new()};
     struct reg_thread w = {.l = h.l};
-    assert_int_equal(mp_lock_acquire(h.l, 0), 0);
     pthread_t th, tw;
-    assert_int_equal(pthread_create(&th, NULL, reg_take_and_exit, &h), 0);
-    while (atomic_load(&h.phase) < 1)
-        usleep(1000);
-    assert_true(task_sleeps(getpid(), atomic_load(&h.tid)));
-    assert_int_equal(mp_lock_release(h.l), 0);
-    while (atomic_load(&h.phase) < 2)
-        usleep(1000);
-    assert_int_equal(h.result, 0);
-    assert_int_equal(atomic_load(&h.phase), 2);
+    start_registered_thread(&h, &th);
     assert_int_equal(pthread_create(&tw, NULL, reg_wait_thread, &w), 0);
     assert_true(life_waited_soon(h.l));
     atomic_store(&h.phase, 5); /* the holder returns with the lock held */
     pthread_join(th, NULL);
     pthread_join(tw, NULL);
+    assert_int_equal(h.result, 0);
     assert_int_equal(w.result, MP_EOWNERDEAD);
     assert_int_equal(mp_lock_acquire(h.l, 0), 0);
     assert_int_equal(mp_lock_release(h.l), 0);
     mp_lock_free(h.l);
-}
-
-static void *reg_take_hold_release(void *arg)
-{
-    struct reg_thread *t = arg;
-    atomic_store(&t->tid, (pid_t)syscall(SYS_gettid));
-    atomic_store(&t->phase, 1);
-    int r = mp_lock_acquire(t->l, 30.0);
-    atomic_store(&t->phase, r == 0 && mp__lock_reg(t->l) == mp__token_cache ? 2 : 3);
-    while (atomic_load(&t->phase) != 5)
-        usleep(1000);
-    t->result = mp_lock_release(t->l);
-    return NULL;
 }
 
 static void test_free_registered_lock_held_by_other_thread(void **state)
@@ -1718,28 +1725,14 @@ static void test_free_registered_lock_held_by_other_thread(void **state)
      * stays until its release, which says the lock is gone and ends the
      * hold (AddressSanitizer and the robust list would catch a lock freed
      * under it). */
-    struct reg_thread h = {.l = mp_lock_new()};
-    assert_int_equal(mp_lock_acquire(h.l, 0), 0);
+    struct reg_thread h = {.l = mp_lock_new(), .release = true};
     pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, reg_take_hold_release, &h), 0);
-    while (atomic_load(&h.phase) < 1)
-        usleep(1000);
-    assert_true(task_sleeps(getpid(), atomic_load(&h.tid)));
-    assert_int_equal(mp_lock_release(h.l), 0);
-    while (atomic_load(&h.phase) < 2)
-        usleep(1000);
-    assert_int_equal(atomic_load(&h.phase), 2);
-    mp_lock_free(h.l);
-    assert_int_equal(mp_lock_locked(h.l), MP_EINVAL);
-    assert_int_equal(mp_lock_acquire(h.l, 0), MP_EINVAL);
+    start_registered_thread(&h, &t);
+    free_held_elsewhere(h.l);
     atomic_store(&h.phase, 5);
     pthread_join(t, NULL);
     assert_int_equal(h.result, MP_EINVAL);
-    /* Robust mutexes still work for other threads. */
-    mp_lock *l = mp_lock_new();
-    assert_int_equal(mp_lock_acquire(l, 0), 0);
-    assert_int_equal(mp_lock_release(l), 0);
-    mp_lock_free(l);
+    new_lock_works();
 }
 
 #define REG_LOCKS 40
