@@ -17,6 +17,7 @@
 #include "internal/linux.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
@@ -120,6 +121,7 @@ struct mp_lock {
     _Alignas(64) _Atomic uint32_t word; /* the futex word */
     _Atomic uint32_t reg;               /* token of the holder that holds life */
     _Atomic uint32_t word_sleepers;     /* threads asleep (or about to be) on word */
+    _Atomic uint32_t releasing;         /* reg's token while its release runs */
     pthread_mutex_t life;               /* robust; see "Registered holds" */
 };
 
@@ -226,17 +228,17 @@ static void lock_register(mp_lock *l, uint32_t me)
 /*
  * End the caller's registered hold, after the word was freed: first reg,
  * so that no new waiter picks life; then the waiters bit, then the unlock
- * (life's word changes under the sleepers), then the wake-up.
+ * (life's word changes under the sleepers).  True when sleepers of life
+ * must be woken.
  */
-static void lock_unregister(mp_lock *l)
+static bool lock_unregister(mp_lock *l)
 {
     atomic_store(&l->reg, 0);
     uint32_t old = atomic_fetch_and(mp__robust_word(&l->life), ~(uint32_t)FUTEX_WAITERS);
     pthread_mutex_unlock(&l->life);
     if (reg_count > 0)
         reg_count--;
-    if (old & FUTEX_WAITERS)
-        mp__futex_wake((uint32_t *)mp__robust_word(&l->life), INT32_MAX);
+    return (old & FUTEX_WAITERS) != 0;
 }
 
 /*
@@ -407,18 +409,37 @@ int mp__lock_acquire(mp_lock *l, double timeout)
 
 /*
  * Free the word (held with the waiters bit, or about to be given up
- * whatever it holds), then end a registered hold and wake a sleeper of the
- * word.  The exchange orders the word's release before the look at
+ * whatever it holds), then end a registered hold and wake the sleepers of
+ * the word.  The exchange orders the word's release before the look at
  * word_sleepers, as a sleeper's count comes before its sleep (which
  * compares the word): one of the two sees the other.
+ *
+ * All of them, not one: a sleeper of the word also watches the life of the
+ * holder it fell asleep under, and no other.  Woken one at a time, the
+ * others would sleep on through the next holder's death (nothing wakes the
+ * word then), and through the death of the one woken before it takes the
+ * lock.  Woken all, each looks again and sleeps under the new holder.
  */
 static void lock_free_word(mp_lock *l, uint32_t me)
 {
+    /*
+     * Once the word is free, another thread may take the lock, give it
+     * back and free it: a registered release, which still has life to
+     * unlock, says so in `releasing`, which mp_lock_free waits for.  The
+     * wake-ups at the end only name the addresses.
+     */
+    bool registered = me != 0 && atomic_load(&l->reg) == me;
+    if (registered)
+        atomic_store(&l->releasing, me);
     atomic_exchange(&l->word, 0);
-    if (me != 0 && atomic_load(&l->reg) == me)
-        lock_unregister(l);
-    if (atomic_load(&l->word_sleepers) > 0)
-        mp__futex_wake((uint32_t *)&l->word, 1);
+    bool wake_life = registered && lock_unregister(l);
+    bool wake_word = atomic_load(&l->word_sleepers) > 0;
+    if (registered)
+        atomic_store(&l->releasing, 0);
+    if (wake_life)
+        mp__futex_wake((uint32_t *)mp__robust_word(&l->life), INT32_MAX);
+    if (wake_word)
+        mp__futex_wake((uint32_t *)&l->word, INT32_MAX);
 }
 
 /* Give the lock back, whatever level the caller holds it at. */
@@ -523,6 +544,10 @@ void mp_lock_free(mp_lock *l)
         return;
     if (lock_mine(l))
         lock_drop(l);
+    /* A registered release that has freed the word may still be at life
+     * (lock_free_word); its thread's death ends it too. */
+    for (uint32_t t; (t = atomic_load(&l->releasing)) != 0 && !mp__token_dead(t);)
+        sched_yield();
     uint32_t reg = atomic_load(&l->reg);
     if (reg != 0 && !mp__token_dead(reg)) {
         /* Another thread's registered hold: life is on that thread's

@@ -1655,6 +1655,57 @@ static void test_registered_holder_killed(void **state)
     mp_shared_free(s);
 }
 
+/* Take the lock: the first to get it (the heir) records its pid and hangs,
+ * to be killed; the other must learn of that death well before its
+ * timeout. */
+static int next_holder_or_heir(void *arg)
+{
+    struct reg_shared *s = arg;
+    double t0 = mp__now();
+    int r = mp_lock_acquire(s->l, 60.0);
+    if (r == 0 && atomic_fetch_add(&s->phase, 1) == 0) {
+        atomic_store(&s->tid, getpid());
+        for (;;)
+            pause();
+    }
+    if (r != MP_EOWNERDEAD)
+        return 1;
+    if (mp__now() - t0 > 30.0)
+        return 2;
+    return mp_lock_release(s->l) == 0 ? 0 : 3;
+}
+
+static void test_lock_heir_dies_holding(void **state)
+{
+    /*
+     * Two waiters asleep under one holder; its release hands the lock to
+     * one of them, which dies holding it.  The other, asleep since before
+     * the handover, must learn of that death too (when it fell asleep it
+     * watched the first holder's life, not the heir's).
+     */
+    struct reg_shared *s = mp_shared_alloc(sizeof *s);
+    assert_non_null(s);
+    s->l = mp_lock_new();
+    assert_int_equal(mp_lock_acquire(s->l, 0), 0);
+    pid_t w[2];
+    for (int i = 0; i < 2; i++) {
+        w[i] = mpt_fork(next_holder_or_heir, s);
+        assert_true(task_sleeps(w[i], w[i]));
+    }
+    assert_int_equal(mp_lock_release(s->l), 0);
+    for (int i = 0; i < 20000 && atomic_load(&s->tid) == 0; i++)
+        usleep(1000);
+    pid_t heir = atomic_load(&s->tid);
+    assert_true(heir == w[0] || heir == w[1]);
+    kill(heir, SIGKILL);
+    assert_int_equal(mpt_wait_timed(heir == w[0] ? w[1] : w[0], 45), 0);
+    assert_int_equal(mpt_wait_status(heir), 1000 + SIGKILL);
+    assert_int_equal(mp_lock_acquire(s->l, 0), 0);
+    assert_int_equal(mp_lock_release(s->l), 0);
+    mp_lock_free(s->l);
+    mp_shared_free(s);
+}
+
 struct reg_thread {
     mp_lock *l;
     bool release; /* at phase 5: release, or leave with the lock held */
@@ -1971,6 +2022,7 @@ int main(void)
                                         mpt_teardown),
         cmocka_unit_test_setup_teardown(test_registered_holder_killed, mpt_setup,
                                         mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_heir_dies_holding, mpt_setup, mpt_teardown),
         cmocka_unit_test_setup_teardown(test_registered_holder_thread_exits, mpt_setup,
                                         mpt_teardown),
         cmocka_unit_test_setup_teardown(test_free_registered_lock_held_by_other_thread,
