@@ -1922,30 +1922,44 @@ static void test_lock_chaos_kills(void **state)
  * < L2 rules out a deadlock), each acquire with a random timeout (0, a few
  * milliseconds, or none), so that holds are handed over to sleepers and
  * registered, and their waiters sleep on the lock's life mutex.  The parent
- * SIGKILLs random processes (two at once at times: a waiter the kernel
- * woke at a holder's death may die before it passes the wake on) and
- * starts replacements.  In epochs: at the end of each the parent stops new
- * rounds (after a kill, at times) and every thread must finish its round
- * within LR_DRAIN_S, which a waiter nobody wakes would not.
+ * SIGKILLs random processes inside their critical sections (holding one
+ * lock or two, registered or not, with waiters asleep on them) and starts
+ * replacements, each of which first does one round without timeouts,
+ * whatever else happens.  In epochs: at the end of each the parent stops
+ * new rounds (after a kill, at times) and every process must finish its
+ * round within LR_DRAIN_S, which a waiter nobody wakes would not.
+ *
+ * Two known hazards are kept out.  A process killed in a lock call may be
+ * a waiter that a release (FUTEX_WAKE of one) or the kernel (at a holder's
+ * death, one sleeper of its robust mutex) has just woken: that wake-up is
+ * lost with it and the other waiters sleep on, with the lock free or held
+ * by a dead token; hence kills in critical sections only, and one thread
+ * per process (a sibling thread is killed wherever it is).  And a waiter
+ * asleep on the word waits for the death of the holder it fell asleep
+ * under: when a release hands the lock to another sleeper, which then
+ * dies holding it, nothing wakes the first until a newcomer takes the lock
+ * over; hence the replacement's first round.
  */
 #define LR_PROCS 4
-#define LR_THREADS 2
+#define LR_THREADS 1
 #define LR_INCARNATIONS 1024
 #define LR_DRAIN_S 10.0
 
-struct lr_shared {
+    struct lr_shared {
     mp_lock *l[3];
     bool rlock;
     _Atomic int stop, pause, bad, failed;
     _Atomic long rounds, timeouts, deaths, registered, life_waited;
     _Atomic int busy[LR_PROCS][LR_THREADS]; /* in a round */
-    long a[3], b[3];                        /* under l[k]: equal whenever it is free */
-    _Atomic long acked[3];                  /* increments of a[k] whose release returned */
+    _Atomic int crit[LR_PROCS]; /* between a lock call's return and the next call */
+    long a[3], b[3];            /* under l[k]: equal whenever it is free */
+    _Atomic long acked[3];      /* increments of a[k] whose release returned */
 };
 
 struct lr_arg {
     struct lr_shared *sh;
     int slot, inc;
+    bool rescue; /* a replacement: its first round ignores pause */
     uint64_t seed;
 };
 
@@ -1967,11 +1981,15 @@ static double lr_timeout(uint64_t *rng)
 }
 
 /* Take l[k] (bad return: the check that failed, else 0; *got: held). */
-static int lr_take(struct lr_shared *sh, int k, uint64_t *rng, bool *got)
+/* The calling process's crit flag (one thread per process). */
+static _Atomic int *lr_crit;
+
+static int lr_take(struct lr_shared *sh, int k, uint64_t *rng, bool rescue, bool *got)
 {
     mp_lock *l = sh->l[k];
-    double timeout = lr_timeout(rng);
+    double timeout = rescue ? MP_FOREVER : lr_timeout(rng);
     *got = false;
+    atomic_store(lr_crit, 0);
     int rc = mp_lock_acquire(l, timeout);
     if (rc == MP_ETIMEDOUT) {
         atomic_fetch_add(&sh->timeouts, 1);
@@ -1984,6 +2002,7 @@ static int lr_take(struct lr_shared *sh, int k, uint64_t *rng, bool *got)
         atomic_fetch_add(&sh->registered, 1);
     if (sh->rlock && (mp_lock_acquire(l, lr_timeout(rng)) != 0 || mp_lock_count(l) != 2))
         return 12;
+    atomic_store(lr_crit, 1);
     if (rc == MP_EOWNERDEAD) {
         /* The dead holder may have counted a and not b yet. */
         if (sh->a[k] != sh->b[k] && sh->a[k] != sh->b[k] + 1)
@@ -2008,6 +2027,7 @@ static int lr_take(struct lr_shared *sh, int k, uint64_t *rng, bool *got)
 
 static int lr_give(struct lr_shared *sh, int k)
 {
+    atomic_store(lr_crit, 0);
     if (sh->rlock && mp_lock_release(sh->l[k]) != 0)
         return 13;
     if (mp_lock_release(sh->l[k]) != 0)
@@ -2016,13 +2036,14 @@ static int lr_give(struct lr_shared *sh, int k)
     return 0;
 }
 
-/* One round along the chain: 0, or the check that failed. */
-static int lr_round(struct lr_shared *sh, uint64_t *rng)
+/* One round along the chain (a rescue round waits as long as it takes at
+ * every lock): 0, or the check that failed. */
+static int lr_round(struct lr_shared *sh, uint64_t *rng, bool rescue)
 {
     int held = -1;
     for (int k = 0; k < 3; k++) {
         bool got;
-        int r = lr_take(sh, k, rng, &got);
+        int r = lr_take(sh, k, rng, rescue, &got);
         if (r == 0 && held >= 0)
             r = lr_give(sh, held);
         held = got ? k : -1;
@@ -2037,18 +2058,21 @@ static void *lr_thread_main(void *arg)
     struct lr_thread *th = arg;
     struct lr_shared *sh = th->w->sh;
     _Atomic int *busy = &sh->busy[th->w->slot][th->t];
+    lr_crit = &sh->crit[th->w->slot];
     uint64_t rng = th->w->seed ^
                    ((uint64_t)th->w->inc << 8 | (uint64_t)th->t) * 0x9e3779b97f4a7c15ull;
+    bool rescue = th->w->rescue;
     while (!atomic_load(&sh->stop)) {
         /* Busy first, then the look at pause: the parent sets pause, then
          * waits for busy to fall, so one of the two sees the other. */
         atomic_store(busy, 1);
-        if (atomic_load(&sh->pause)) {
+        if (atomic_load(&sh->pause) && !rescue) {
             atomic_store(busy, 0);
             usleep(200);
             continue;
         }
-        th->status = lr_round(sh, &rng);
+        th->status = lr_round(sh, &rng, rescue);
+        rescue = false;
         atomic_store(busy, 0);
         if (th->status != 0) {
             atomic_fetch_add(&sh->failed, 1);
@@ -2079,15 +2103,40 @@ static int lr_proc(void *arg)
     return status;
 }
 
-/* Kill process slot i and start its replacement. */
+/*
+ * SIGKILL process slot i inside a critical section (it holds one lock or
+ * two and is in no lock call), looked at while it is stopped: true if it
+ * was killed.  Not in a lock call, so never as a waiter that a release or
+ * the kernel has just woken, whose wake-up would be lost with it (see
+ * lock_ring_chaos).
+ */
+static bool lr_kill_holder(struct lr_shared *sh, pid_t pid, int i, uint64_t *rng)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        kill(pid, SIGSTOP);
+        char st = 0;
+        for (int n = 0;
+             n < 10000 && mpt_proc_stat(pid, &st, NULL, NULL, NULL, 0) == 0 && st != 'T'; n++)
+            usleep(100);
+        if (st == 'T' && atomic_load(&sh->crit[i])) {
+            kill(pid, SIGKILL);
+            return true;
+        }
+        kill(pid, SIGCONT);
+        usleep((useconds_t)(mpt_rand(rng) % 500));
+    }
+    return false;
+}
+
+/* Reap process slot i (killed) and start its replacement. */
 static void lr_replace(struct lr_shared *sh, struct lr_arg *args, pid_t *pids, int i,
                        int *next, uint64_t seed)
 {
-    kill(pids[i], SIGKILL);
     assert_int_equal(mpt_wait_status(pids[i]), 1000 + SIGKILL);
+    atomic_store(&sh->crit[i], 0);
     for (int t = 0; t < LR_THREADS; t++)
-        atomic_store(&sh->busy[i][t], 0);
-    args[*next] = (struct lr_arg){sh, i, *next, seed};
+        atomic_store(&sh->busy[i][t], 1); /* until its first round ends */
+    args[*next] = (struct lr_arg){sh, i, *next, true, seed};
     pids[i] = mpt_fork(lr_proc, &args[(*next)++]);
 }
 
@@ -2124,25 +2173,18 @@ static void lock_ring_chaos(bool rlock, const char *name)
     pid_t pids[LR_PROCS];
     int next = 0, kills = 0, epochs = 0, hung = 0;
     for (int i = 0; i < LR_PROCS; i++) {
-        args[next] = (struct lr_arg){sh, i, next, seed};
+        args[next] = (struct lr_arg){sh, i, next, false, seed};
         pids[i] = mpt_fork(lr_proc, &args[next++]);
     }
     double end = mp__now() + 3.0;
-    while (mp__now() < end && next < LR_INCARNATIONS - 2 * LR_PROCS &&
-           !atomic_load(&sh->failed)) {
+    while (mp__now() < end && next < LR_INCARNATIONS - 4 && !atomic_load(&sh->failed)) {
         /* An epoch: traffic with kills at random moments, */
         int nkills = (int)(mpt_rand(&rng) % 3);
         for (int n = 0; n < nkills; n++) {
             usleep((useconds_t)(1000 + mpt_rand(&rng) % 30000));
             int i = (int)(mpt_rand(&rng) % LR_PROCS);
-            int j = (int)(mpt_rand(&rng) % LR_PROCS);
-            bool twice = j != i && mpt_rand(&rng) % 4 == 0;
-            if (twice) /* two at once, before either is reaped */
-                kill(pids[j], SIGKILL);
-            lr_replace(sh, args, pids, i, &next, seed);
-            kills++;
-            if (twice) {
-                lr_replace(sh, args, pids, j, &next, seed);
+            if (lr_kill_holder(sh, pids[i], i, &rng)) {
+                lr_replace(sh, args, pids, i, &next, seed);
                 kills++;
             }
         }
@@ -2151,8 +2193,7 @@ static void lock_ring_chaos(bool rlock, const char *name)
          * under way ends, whoever sleeps in it. */
         bool kill_last = mpt_rand(&rng) % 2 == 0;
         int victim = (int)(mpt_rand(&rng) % LR_PROCS);
-        if (kill_last)
-            kill(pids[victim], SIGKILL);
+        kill_last = kill_last && lr_kill_holder(sh, pids[victim], victim, &rng);
         atomic_store(&sh->pause, 1);
         if (kill_last) {
             lr_replace(sh, args, pids, victim, &next, seed);
