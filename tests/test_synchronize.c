@@ -1924,8 +1924,8 @@ static void test_lock_chaos_kills(void **state)
  * registered, and their waiters sleep on the lock's life mutex.  The parent
  * SIGKILLs random processes inside their critical sections (holding one
  * lock or two, registered or not, with waiters asleep on them) and starts
- * replacements, each of which first does one round without timeouts,
- * whatever else happens.  In epochs: at the end of each the parent stops
+ * replacements, each of which first takes and gives back each lock without
+ * a timeout, whatever else happens.  In epochs: at the end of each the parent stops
  * new rounds (after a kill, at times) and every process must finish its
  * round within LR_DRAIN_S, which a waiter nobody wakes would not.
  *
@@ -1938,14 +1938,14 @@ static void test_lock_chaos_kills(void **state)
  * asleep on the word waits for the death of the holder it fell asleep
  * under: when a release hands the lock to another sleeper, which then
  * dies holding it, nothing wakes the first until a newcomer takes the lock
- * over; hence the replacement's first round.
+ * over; hence the replacement's rescue round.
  */
 #define LR_PROCS 4
 #define LR_THREADS 1
 #define LR_INCARNATIONS 1024
 #define LR_DRAIN_S 10.0
 
-    struct lr_shared {
+struct lr_shared {
     mp_lock *l[3];
     bool rlock;
     _Atomic int stop, pause, bad, failed;
@@ -2036,14 +2036,24 @@ static int lr_give(struct lr_shared *sh, int k)
     return 0;
 }
 
-/* One round along the chain (a rescue round waits as long as it takes at
- * every lock): 0, or the check that failed. */
+/* One round along the chain, or a rescue round (each lock taken and given
+ * back without a timeout): 0, or the check that failed. */
 static int lr_round(struct lr_shared *sh, uint64_t *rng, bool rescue)
 {
+    /* Each lock on its own, the last first: a lock's holder may wait for
+     * the next one, whose holder died. */
+    for (int k = 2; rescue && k >= 0; k--) {
+        bool got;
+        int r = lr_take(sh, k, rng, true, &got);
+        if (r != 0 || !got || (r = lr_give(sh, k)) != 0)
+            return r != 0 ? r : 15;
+    }
+    if (rescue)
+        return 0;
     int held = -1;
     for (int k = 0; k < 3; k++) {
         bool got;
-        int r = lr_take(sh, k, rng, rescue, &got);
+        int r = lr_take(sh, k, rng, false, &got);
         if (r == 0 && held >= 0)
             r = lr_give(sh, held);
         held = got ? k : -1;
