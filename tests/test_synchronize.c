@@ -1965,11 +1965,364 @@ static void test_lock_chaos_kills(void **state)
     mp_shared_free(sh);
 }
 
+/* ---- chaos: three locks passed along a chain, holders killed ------------- */
+
+/*
+ * Processes of LR_THREADS threads each pass three locks along a chain (take
+ * L0; take L1, let L0 go; take L2, let L1 go; let L2 go: the order L0 < L1
+ * < L2 rules out a deadlock), each acquire with a random timeout (0, a few
+ * milliseconds, or none), so that holds are handed over to sleepers and
+ * registered, and their waiters sleep on the lock's life mutex.  The parent
+ * SIGKILLs random processes inside their critical sections (holding one
+ * lock or two, registered or not, with waiters asleep on them) and starts
+ * replacements, each of which first takes and gives back each lock without
+ * a timeout, whatever else happens.  In epochs: at the end of each the parent stops
+ * new rounds (after a kill, at times) and every process must finish its
+ * round within LR_DRAIN_S, which a waiter nobody wakes would not.
+ *
+ * Two known hazards are kept out.  A process killed in a lock call may be
+ * a waiter that a release (FUTEX_WAKE of one) or the kernel (at a holder's
+ * death, one sleeper of its robust mutex) has just woken: that wake-up is
+ * lost with it and the other waiters sleep on, with the lock free or held
+ * by a dead token; hence kills in critical sections only, and one thread
+ * per process (a sibling thread is killed wherever it is).  And a waiter
+ * asleep on the word waits for the death of the holder it fell asleep
+ * under: when a release hands the lock to another sleeper, which then
+ * dies holding it, nothing wakes the first until a newcomer takes the lock
+ * over; hence the replacement's rescue round.
+ */
+#define LR_PROCS 4
+#define LR_THREADS 1
+#define LR_INCARNATIONS 1024
+#define LR_DRAIN_S 10.0
+
+struct lr_shared {
+    mp_lock *l[3];
+    bool rlock;
+    _Atomic int stop, pause, bad, failed;
+    _Atomic long rounds, timeouts, deaths, registered, life_waited;
+    _Atomic int busy[LR_PROCS][LR_THREADS]; /* in a round */
+    _Atomic int crit[LR_PROCS]; /* between a lock call's return and the next call */
+    long a[3], b[3];            /* under l[k]: equal whenever it is free */
+    _Atomic long acked[3];      /* increments of a[k] whose release returned */
+};
+
+struct lr_arg {
+    struct lr_shared *sh;
+    int slot, inc;
+    bool rescue; /* a replacement: its first round ignores pause */
+    uint64_t seed;
+};
+
+struct lr_thread {
+    struct lr_arg *w;
+    int t, status;
+};
+
+static double lr_timeout(uint64_t *rng)
+{
+    switch (mpt_rand(rng) % 3) {
+    case 0:
+        return 0;
+    case 1:
+        return (double)(mpt_rand(rng) % 5000 + 1) * 1e-6;
+    default:
+        return MP_FOREVER;
+    }
+}
+
+/* Take l[k] (bad return: the check that failed, else 0; *got: held). */
+/* The calling process's crit flag (one thread per process). */
+static _Atomic int *lr_crit;
+
+static int lr_take(struct lr_shared *sh, int k, uint64_t *rng, bool rescue, bool *got)
+{
+    mp_lock *l = sh->l[k];
+    double timeout = rescue ? MP_FOREVER : lr_timeout(rng);
+    *got = false;
+    atomic_store(lr_crit, 0);
+    int rc = mp_lock_acquire(l, timeout);
+    if (rc == MP_ETIMEDOUT) {
+        atomic_fetch_add(&sh->timeouts, 1);
+        return timeout == MP_FOREVER ? 10 : 0;
+    }
+    if (rc != 0 && rc != MP_EOWNERDEAD)
+        return 11;
+    *got = true;
+    if (mp__lock_reg(l) == mp__token_cache)
+        atomic_fetch_add(&sh->registered, 1);
+    if (sh->rlock && (mp_lock_acquire(l, lr_timeout(rng)) != 0 || mp_lock_count(l) != 2))
+        return 12;
+    atomic_store(lr_crit, 1);
+    if (rc == MP_EOWNERDEAD) {
+        /* The dead holder may have counted a and not b yet. */
+        if (sh->a[k] != sh->b[k] && sh->a[k] != sh->b[k] + 1)
+            atomic_fetch_add(&sh->bad, 1);
+        sh->b[k] = sh->a[k];
+        atomic_fetch_add(&sh->deaths, 1);
+    } else if (sh->a[k] != sh->b[k]) {
+        atomic_fetch_add(&sh->bad, 1);
+    }
+    sh->a[k]++;
+    uint64_t r = mpt_rand(rng);
+    if (r % 4 == 0)
+        usleep((useconds_t)(r >> 8) % 300); /* long enough for waiters to sleep */
+    else
+        for (uint64_t n = (r >> 8) % 500; n > 0; n--)
+            __asm__ volatile("" ::: "memory");
+    if (mp__lock_life_waited(l))
+        atomic_fetch_add(&sh->life_waited, 1);
+    sh->b[k]++;
+    return 0;
+}
+
+static int lr_give(struct lr_shared *sh, int k)
+{
+    atomic_store(lr_crit, 0);
+    if (sh->rlock && mp_lock_release(sh->l[k]) != 0)
+        return 13;
+    if (mp_lock_release(sh->l[k]) != 0)
+        return 14;
+    atomic_fetch_add(&sh->acked[k], 1);
+    return 0;
+}
+
+/* One round along the chain, or a rescue round (each lock taken and given
+ * back without a timeout): 0, or the check that failed. */
+static int lr_round(struct lr_shared *sh, uint64_t *rng, bool rescue)
+{
+    /* Each lock on its own, the last first: a lock's holder may wait for
+     * the next one, whose holder died. */
+    for (int k = 2; rescue && k >= 0; k--) {
+        bool got;
+        int r = lr_take(sh, k, rng, true, &got);
+        if (r != 0 || !got || (r = lr_give(sh, k)) != 0)
+            return r != 0 ? r : 15;
+    }
+    if (rescue)
+        return 0;
+    int held = -1;
+    for (int k = 0; k < 3; k++) {
+        bool got;
+        int r = lr_take(sh, k, rng, false, &got);
+        if (r == 0 && held >= 0)
+            r = lr_give(sh, held);
+        held = got ? k : -1;
+        if (r != 0 || !got)
+            return r != 0 ? r : held >= 0 ? lr_give(sh, held) : 0;
+    }
+    return lr_give(sh, held);
+}
+
+static void *lr_thread_main(void *arg)
+{
+    struct lr_thread *th = arg;
+    struct lr_shared *sh = th->w->sh;
+    _Atomic int *busy = &sh->busy[th->w->slot][th->t];
+    lr_crit = &sh->crit[th->w->slot];
+    uint64_t rng = th->w->seed ^
+                   ((uint64_t)th->w->inc << 8 | (uint64_t)th->t) * 0x9e3779b97f4a7c15ull;
+    bool rescue = th->w->rescue;
+    while (!atomic_load(&sh->stop)) {
+        /* Busy first, then the look at pause: the parent sets pause, then
+         * waits for busy to fall, so one of the two sees the other. */
+        atomic_store(busy, 1);
+        if (atomic_load(&sh->pause) && !rescue) {
+            atomic_store(busy, 0);
+            usleep(200);
+            continue;
+        }
+        th->status = lr_round(sh, &rng, rescue);
+        rescue = false;
+        atomic_store(busy, 0);
+        if (th->status != 0) {
+            atomic_fetch_add(&sh->failed, 1);
+            break;
+        }
+        atomic_fetch_add(&sh->rounds, 1);
+    }
+    return NULL;
+}
+
+static int lr_proc(void *arg)
+{
+    struct lr_arg *w = arg;
+    struct lr_thread th[LR_THREADS];
+    pthread_t tid[LR_THREADS];
+    for (int t = 0; t < LR_THREADS; t++) {
+        th[t] = (struct lr_thread){w, t, 0};
+        if (t > 0 && pthread_create(&tid[t], NULL, lr_thread_main, &th[t]) != 0)
+            return 20;
+    }
+    lr_thread_main(&th[0]);
+    int status = th[0].status;
+    for (int t = 1; t < LR_THREADS; t++) {
+        pthread_join(tid[t], NULL);
+        if (status == 0)
+            status = th[t].status;
+    }
+    return status;
+}
+
+/*
+ * SIGKILL process slot i inside a critical section (it holds one lock or
+ * two and is in no lock call), looked at while it is stopped: true if it
+ * was killed.  Not in a lock call, so never as a waiter that a release or
+ * the kernel has just woken, whose wake-up would be lost with it (see
+ * lock_ring_chaos).
+ */
+static bool lr_kill_holder(struct lr_shared *sh, pid_t pid, int i, uint64_t *rng)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        kill(pid, SIGSTOP);
+        char st = 0;
+        for (int n = 0;
+             n < 10000 && mpt_proc_stat(pid, &st, NULL, NULL, NULL, 0) == 0 && st != 'T'; n++)
+            usleep(100);
+        if (st == 'T' && atomic_load(&sh->crit[i])) {
+            kill(pid, SIGKILL);
+            return true;
+        }
+        kill(pid, SIGCONT);
+        usleep((useconds_t)(mpt_rand(rng) % 500));
+    }
+    return false;
+}
+
+/* Reap process slot i (killed) and start its replacement. */
+static void lr_replace(struct lr_shared *sh, struct lr_arg *args, pid_t *pids, int i,
+                       int *next, uint64_t seed)
+{
+    assert_int_equal(mpt_wait_status(pids[i]), 1000 + SIGKILL);
+    atomic_store(&sh->crit[i], 0);
+    for (int t = 0; t < LR_THREADS; t++)
+        atomic_store(&sh->busy[i][t], 1); /* until its first round ends */
+    args[*next] = (struct lr_arg){sh, i, *next, true, seed};
+    pids[i] = mpt_fork(lr_proc, &args[(*next)++]);
+}
+
+/* True once no thread is in a round (LR_DRAIN_S at most). */
+static bool lr_drained(struct lr_shared *sh)
+{
+    for (int n = 0; n < (int)(LR_DRAIN_S * 1000); n++) {
+        int busy = 0;
+        for (int i = 0; i < LR_PROCS; i++)
+            for (int t = 0; t < LR_THREADS; t++)
+                busy += atomic_load(&sh->busy[i][t]);
+        if (busy == 0)
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+static void lock_ring_chaos(bool rlock, const char *name)
+{
+    if (mpt_valgrind())
+        skip();
+    uint64_t seed = mpt_seed(name);
+    uint64_t rng = seed;
+    struct lr_shared *sh = mp_shared_alloc(sizeof *sh);
+    assert_non_null(sh);
+    memset(sh, 0, sizeof *sh);
+    sh->rlock = rlock;
+    for (int k = 0; k < 3; k++) {
+        sh->l[k] = rlock ? mp_rlock_new() : mp_lock_new();
+        assert_non_null(sh->l[k]);
+    }
+    static struct lr_arg args[LR_INCARNATIONS];
+    pid_t pids[LR_PROCS];
+    int next = 0, kills = 0, epochs = 0, hung = 0;
+    for (int i = 0; i < LR_PROCS; i++) {
+        args[next] = (struct lr_arg){sh, i, next, false, seed};
+        pids[i] = mpt_fork(lr_proc, &args[next++]);
+    }
+    double end = mp__now() + 3.0;
+    while (mp__now() < end && next < LR_INCARNATIONS - 4 && !atomic_load(&sh->failed)) {
+        /* An epoch: traffic with kills at random moments, */
+        int nkills = (int)(mpt_rand(&rng) % 3);
+        for (int n = 0; n < nkills; n++) {
+            usleep((useconds_t)(1000 + mpt_rand(&rng) % 30000));
+            int i = (int)(mpt_rand(&rng) % LR_PROCS);
+            if (lr_kill_holder(sh, pids[i], i, &rng)) {
+                lr_replace(sh, args, pids, i, &next, seed);
+                kills++;
+            }
+        }
+        usleep((useconds_t)(1000 + mpt_rand(&rng) % 20000));
+        /* then no new rounds (right after a kill, at times): every round
+         * under way ends, whoever sleeps in it. */
+        bool kill_last = mpt_rand(&rng) % 2 == 0;
+        int victim = (int)(mpt_rand(&rng) % LR_PROCS);
+        kill_last = kill_last && lr_kill_holder(sh, pids[victim], victim, &rng);
+        atomic_store(&sh->pause, 1);
+        if (kill_last) {
+            lr_replace(sh, args, pids, victim, &next, seed);
+            kills++;
+        }
+        if (!lr_drained(sh)) {
+            hung++;
+            break;
+        }
+        epochs++;
+        atomic_store(&sh->pause, 0);
+    }
+    atomic_store(&sh->stop, 1);
+    atomic_store(&sh->pause, 0);
+    int statuses[LR_PROCS];
+    for (int i = 0; i < LR_PROCS; i++) {
+        statuses[i] = mpt_wait_timed(pids[i], LR_DRAIN_S);
+        if (statuses[i] == -1) {
+            kill(pids[i], SIGKILL);
+            mpt_wait_status(pids[i]);
+        }
+    }
+    printf("[ CHAOS    ] %s: %ld rounds, %d epochs, %d kills, %ld deaths, %ld timeouts, "
+           "%ld registered, %ld life-waited, %d hung\n",
+           name, atomic_load(&sh->rounds), epochs, kills, atomic_load(&sh->deaths),
+           atomic_load(&sh->timeouts), atomic_load(&sh->registered),
+           atomic_load(&sh->life_waited), hung);
+    assert_int_equal(hung, 0);
+    for (int i = 0; i < LR_PROCS; i++)
+        assert_true(statuses[i] == 0 || statuses[i] == 1000 + SIGKILL);
+    assert_int_equal(atomic_load(&sh->failed), 0);
+    assert_int_equal(atomic_load(&sh->bad), 0);
+    for (int k = 0; k < 3; k++) {
+        int rc = mp_lock_acquire(sh->l[k], 10.0);
+        assert_true(rc == 0 || rc == MP_EOWNERDEAD);
+        if (rc == MP_EOWNERDEAD)
+            sh->b[k] = sh->a[k];
+        assert_int_equal(sh->a[k], sh->b[k]);
+        long acked = atomic_load(&sh->acked[k]);
+        assert_true(sh->a[k] >= acked && sh->a[k] - acked <= kills);
+        assert_int_equal(mp_lock_release(sh->l[k]), 0);
+        mp_lock_free(sh->l[k]);
+    }
+    assert_true(atomic_load(&sh->rounds) > 0);
+    assert_true(atomic_load(&sh->registered) > 0);
+    assert_true(atomic_load(&sh->life_waited) > 0);
+    mp_shared_free(sh);
+}
+
+static void test_lock_ring_chaos(void **state)
+{
+    (void)state;
+    lock_ring_chaos(false, "lock ring chaos");
+}
+
+static void test_rlock_ring_chaos(void **state)
+{
+    (void)state;
+    lock_ring_chaos(true, "rlock ring chaos");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lock_basic, mpt_setup, mpt_teardown),
         cmocka_unit_test_setup_teardown(test_lock_chaos_kills, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_ring_chaos, mpt_setup, mpt_teardown),
+        cmocka_unit_test_setup_teardown(test_rlock_ring_chaos, mpt_setup, mpt_teardown),
         cmocka_unit_test_setup_teardown(test_lock_self_timeout, mpt_setup, mpt_teardown),
         cmocka_unit_test_setup_teardown(test_lock_timeout_across_processes, mpt_setup,
                                         mpt_teardown),
