@@ -1980,16 +1980,16 @@ static void test_lock_chaos_kills(void **state)
  * new rounds (after a kill, at times) and every process must finish its
  * round within LR_DRAIN_S, which a waiter nobody wakes would not.
  *
- * Two known hazards are kept out.  A process killed in a lock call may be
- * a waiter that a release (FUTEX_WAKE of one) or the kernel (at a holder's
- * death, one sleeper of its robust mutex) has just woken: that wake-up is
- * lost with it and the other waiters sleep on, with the lock free or held
- * by a dead token; hence kills in critical sections only, and one thread
- * per process (a sibling thread is killed wherever it is).  And a waiter
- * asleep on the word waits for the death of the holder it fell asleep
- * under: when a release hands the lock to another sleeper, which then
- * dies holding it, nothing wakes the first until a newcomer takes the lock
- * over; hence the replacement's rescue round.
+ * One known hazard is kept out.  A process killed in a lock call may be a
+ * waiter that the kernel (at a holder's death, one sleeper of its robust
+ * mutex) has just woken: that wake-up is lost with it and the other
+ * waiters sleep on, with the lock held by a dead token; hence kills in
+ * critical sections only, and one thread per process (a sibling thread is
+ * killed wherever it is).  (Releases wake every sleeper, so a release's
+ * wake-up is not lost that way, and a sleeper of the word no longer
+ * oversleeps the death of a holder it did not fall asleep under:
+ * test_lock_heir_dies_holding; the replacements' rescue round stays as a
+ * second check.)
  */
 #define LR_PROCS 4
 #define LR_THREADS 1
