@@ -201,6 +201,16 @@ int mp__robust_mutex_init(pthread_mutex_t *m)
     return -r;
 }
 
+int mp__robust_trylock(pthread_mutex_t *m)
+{
+    int r = pthread_mutex_trylock(m);
+    if (r == EOWNERDEAD) {
+        pthread_mutex_consistent(m);
+        r = 0;
+    }
+    return r;
+}
+
 int mp__robust_lock(pthread_mutex_t *m)
 {
     int r = pthread_mutex_lock(m);

@@ -193,12 +193,7 @@ static struct chunk *chunk_get(struct table *t, int i)
 static uint32_t slot_try(uint32_t index)
 {
     struct slot *s = slot_at(index);
-    int r = pthread_mutex_trylock(&s->life);
-    if (r == EOWNERDEAD) {
-        pthread_mutex_consistent(&s->life);
-        r = 0;
-    }
-    if (r != 0)
+    if (mp__robust_trylock(&s->life) != 0)
         return 0;
     /*
      * Ours now.  Move the generation on before anything else, exactly as a
@@ -302,7 +297,7 @@ static int wait_slice(uint32_t *word, uint32_t expected, const mp__deadline *d)
     int r = mp__futex_sleep(word, expected, last ? d : &slice);
     if (r == MP_ETIMEDOUT)
         return last ? MP_ETIMEDOUT : 0;
-    return r == 1 ? 1 : 0;
+    return r == 1;
 }
 
 int mp__token_wait(uint32_t *word, uint32_t expected, uint32_t holder, const mp__deadline *d)

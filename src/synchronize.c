@@ -93,8 +93,9 @@ static bool thread_gone(pid_t tid)
  * and when the holder dies.  Asleep on the word alone it would miss the
  * death, so by default it sleeps on two words at once (FUTEX_WAITV on the
  * word and the holder's life word, mp__token_wait), which costs the kernel
- * a second futex key on every sleep.  A thread that takes the lock after
- * sleeping for it (so the lock is contended) also locks the lock's own
+ * a second futex key on every sleep.  A thread that takes the lock right
+ * after a sleep that a release ended (the lock is being handed over) also
+ * locks the lock's own
  * robust mutex `life`, which puts it on the thread's robust list, and
  * records its token in `reg`.  Later waiters sleep on life's futex word
  * alone: the release unlocks it (changing the word) and wakes them, and
@@ -102,10 +103,9 @@ static bool thread_gone(pid_t tid)
  * dies.  The word is the lock's own, locked only while one hold lasts, so
  * a waiter can never sleep on a later hold's word by mistake: a FUTEX_WAITERS
  * bit on it was set during the hold it belongs to, whose release sees it.
- * Only the holder that registered may touch `life`; a release looks at
- * `reg` after the word is free, and `word_sleepers` says whether anyone
- * sleeps on the word itself (the waiters bit alone would make every release
- * of a registered hold wake the word in vain).
+ * Only the holder that registered may touch `life`.  `word_sleepers` says
+ * whether anyone sleeps on the word itself (the waiters bit alone would
+ * make every release of a registered hold wake the word in vain).
  */
 
 enum lock_kind { KIND_LOCK = 0, KIND_RLOCK = 1 };
@@ -212,14 +212,9 @@ static void lock_register(mp_lock *l, uint32_t me)
     }
     if (reg_count >= REG_MAX)
         return;
-    int r = pthread_mutex_trylock(&l->life);
-    if (r == EOWNERDEAD) {
-        /* A registered holder died: its sleepers were woken and have
-         * found its token dead. */
-        pthread_mutex_consistent(&l->life);
-        r = 0;
-    }
-    if (r != 0)
+    /* Taken over if a registered holder died: its sleepers were woken and
+     * have found its token dead. */
+    if (mp__robust_trylock(&l->life) != 0)
         return;
     reg_count++;
     atomic_store(&l->reg, me);
@@ -273,12 +268,7 @@ static int lock_sleep_life(mp_lock *l, uint32_t w, uint32_t holder, const mp__de
  * for another lock with no trace of the hold (ThreadSanitizer keeps one). */
 static void lock_life_repair(mp_lock *l)
 {
-    int r = pthread_mutex_trylock(&l->life);
-    if (r == EOWNERDEAD) {
-        pthread_mutex_consistent(&l->life);
-        r = 0;
-    }
-    if (r == 0)
+    if (mp__robust_trylock(&l->life) == 0)
         pthread_mutex_unlock(&l->life);
 }
 

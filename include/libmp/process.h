@@ -120,7 +120,8 @@ MP_EXTERN mp_process *mp_process_new_opts(const mp_process_options *opts);
  * taken in the spawned image; -ENOEXEC when mp_set_executable names another
  * build or a program that never answers (60 s); -ECHILD when the spawned
  * program ended before answering; MP_EAUTH when a new forkserver, started
- * after the old one failed the handshake, fails it too; -EMFILE / -ENFILE when no fd is left for the child's
+ * after the old one failed the handshake, fails it too; -EMFILE / -ENFILE
+ * when no fd is left for the child's
  * sentinel (or the forkserver's answer).  After any error no child of p
  * is left running (one that had started is killed and reaped, or had
  * already ended) and p can be started again.  The child runs its target with the

@@ -181,6 +181,10 @@ int mp__robust_mutex_init(pthread_mutex_t *m);
 int mp__robust_lock(pthread_mutex_t *m);
 void mp__robust_unlock(pthread_mutex_t *m);
 
+/* Try to lock a robust mutex, taking it over (made consistent) from an
+ * owner that died: 0 when the caller holds it now, else EBUSY. */
+int mp__robust_trylock(pthread_mutex_t *m);
+
 /* ---- the shared arena (heap.c) ----------------------------------------- */
 
 /*
